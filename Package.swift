@@ -1,0 +1,77 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "earshot",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "earshot", targets: ["earshot"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(
+            name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .target(name: "EarshotRealtime", swiftSettings: strict),
+        .target(name: "EarshotDSP", dependencies: ["CFFTW", "EarshotRealtime"], swiftSettings: strict),
+        .target(name: "EarshotCapture", dependencies: ["CALSA", "EarshotRealtime"], swiftSettings: strict),
+        .target(
+            name: "EarshotPipeline",
+            dependencies: ["EarshotDSP", "EarshotCapture", "EarshotRealtime"],
+            swiftSettings: strict),
+        .target(
+            name: "EarshotSinks",
+            dependencies: [
+                "EarshotPipeline",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "EarshotDaemon",
+            dependencies: [
+                "EarshotSinks",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "earshot",
+            dependencies: [
+                "EarshotDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "EarshotTestKit",
+            dependencies: ["EarshotPipeline", "EarshotCapture"],
+            swiftSettings: strict),
+
+        .testTarget(name: "EarshotRealtimeTests", dependencies: ["EarshotRealtime"]),
+        .testTarget(
+            name: "EarshotDSPTests", dependencies: ["EarshotDSP", "EarshotTestKit"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "EarshotCaptureTests", dependencies: ["EarshotCapture", "EarshotTestKit"]),
+        .testTarget(name: "EarshotPipelineTests", dependencies: ["EarshotPipeline", "EarshotTestKit"]),
+        .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotTestKit"]),
+        .testTarget(name: "EarshotDaemonTests", dependencies: ["EarshotDaemon", "EarshotTestKit"]),
+        .testTarget(
+            name: "EarshotEndToEndTests", dependencies: ["EarshotTestKit"]),
+    ]
+)

@@ -25,7 +25,8 @@ let package = Package(
             name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(
             name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
-        .target(name: "EarshotRealtime", swiftSettings: strict),
+        .target(name: "CEarshotSupport"),
+        .target(name: "EarshotRealtime", dependencies: ["CEarshotSupport"], swiftSettings: strict),
         .target(name: "EarshotDSP", dependencies: ["CFFTW", "EarshotRealtime"], swiftSettings: strict),
         .target(name: "EarshotCapture", dependencies: ["CALSA", "EarshotRealtime"], swiftSettings: strict),
         .target(

@@ -1,0 +1,84 @@
+/// Interleaved PCM sample encodings Earshot reads, from ALSA or from WAV files.
+public enum SampleFormat: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// 32-bit IEEE float, little endian. ALSA: `SND_PCM_FORMAT_FLOAT_LE`.
+    case float32 = "FLOAT_LE"
+    /// 32-bit signed integer, little endian. ALSA: `SND_PCM_FORMAT_S32_LE`.
+    case s32 = "S32_LE"
+    /// 24-bit signed integer packed in 3 bytes, little endian. ALSA: `SND_PCM_FORMAT_S24_3LE`.
+    case s24Packed = "S24_3LE"
+    /// 24-bit signed integer in the low bits of 4 bytes, little endian. ALSA: `SND_PCM_FORMAT_S24_LE`.
+    case s24In32 = "S24_LE"
+    /// 16-bit signed integer, little endian. ALSA: `SND_PCM_FORMAT_S16_LE`.
+    case s16 = "S16_LE"
+
+    /// Bytes one sample of one channel occupies.
+    public var bytesPerSample: Int {
+        switch self {
+        case .float32, .s32, .s24In32: 4
+        case .s24Packed: 3
+        case .s16: 2
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Converts interleaved PCM to mono Float32 in [-1, 1): integer formats are divided by 2^(bits-1)
+/// (so `Int16.min` → −1.0), several channels are averaged (downmix) or one is picked.
+///
+/// The live capture path and `earshot analyze` both go through this, so the same bytes give the same
+/// floats bit for bit. Real-time safe: no allocation, no locks.
+///
+/// - Parameters:
+///   - source: `frames * channels * format.bytesPerSample` bytes, interleaved.
+///   - channel: the 0-based channel to keep, or `nil` to average all channels.
+///   - destination: room for `frames` floats.
+@inlinable
+public func convertToMono(
+    _ source: UnsafeRawPointer, format: SampleFormat, frames: Int, channels: Int, channel: Int?,
+    into destination: UnsafeMutablePointer<Float>
+) {
+    let stride = channels * format.bytesPerSample
+    if let channel {
+        let offset = channel * format.bytesPerSample
+        for f in 0..<frames {
+            destination[f] = decodeSample(source + (f * stride + offset), format: format)
+        }
+    } else if channels == 1 {
+        for f in 0..<frames { destination[f] = decodeSample(source + f * stride, format: format) }
+    } else {
+        let scale = 1 / Float(channels)
+        for f in 0..<frames {
+            var acc: Float = 0
+            var p = source + f * stride
+            for _ in 0..<channels {
+                acc += decodeSample(p, format: format)
+                p += format.bytesPerSample
+            }
+            destination[f] = acc * scale
+        }
+    }
+}
+
+/// Decodes one little-endian sample at `p`.
+@inlinable @inline(__always)
+public func decodeSample(_ p: UnsafeRawPointer, format: SampleFormat) -> Float {
+    switch format {
+    case .float32:
+        return Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+    case .s32:
+        return Float(Int32(littleEndian: p.loadUnaligned(as: Int32.self))) * (1 / 2_147_483_648)
+    case .s24In32:
+        // Sign-extend the low 24 bits.
+        let raw = Int32(littleEndian: p.loadUnaligned(as: Int32.self))
+        return Float((raw << 8) >> 8) * (1 / 8_388_608)
+    case .s24Packed:
+        let b0 = Int32(p.load(fromByteOffset: 0, as: UInt8.self))
+        let b1 = Int32(p.load(fromByteOffset: 1, as: UInt8.self))
+        let b2 = Int32(p.load(fromByteOffset: 2, as: UInt8.self))
+        let v = ((b0 | (b1 << 8) | (b2 << 16)) << 8) >> 8
+        return Float(v) * (1 / 8_388_608)
+    case .s16:
+        return Float(Int16(littleEndian: p.loadUnaligned(as: Int16.self))) * (1 / 32_768)
+    }
+}

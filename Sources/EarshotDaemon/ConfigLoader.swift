@@ -27,7 +27,7 @@ public struct ConfigValidationOptions: Sendable, Equatable {
 public struct ConfigBuilder: Sendable {
     /// The configuration so far (not yet cross-validated).
     public private(set) var config: EarshotConfig
-    private var origins: [String: ConfigOrigin] = [:]
+    private(set) var origins: [String: ConfigOrigin] = [:]
 
     /// Environment variables starting with `EARSHOT_` that are not configuration keys.
     public static let reservedEnvironmentVariables: Set<String> = ["EARSHOT_CONFIG"]

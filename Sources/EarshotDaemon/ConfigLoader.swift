@@ -96,7 +96,7 @@ public struct ConfigBuilder: Sendable {
             return make(problem, nil, nil)
         case .duplicatedKeysInMapping(let duplicates, let context):
             return ConfigError(.syntax, origin: .file(path: file, line: context.mark.line), key: nil,
-                               message: "duplicate key \(duplicates.sorted().joined(separator: ", "))")
+                               message: "duplicate key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) in the mapping starting on this line")
         default:
             return make("\(error)", nil, nil)
         }
@@ -237,11 +237,11 @@ public struct ConfigBuilder: Sendable {
     public mutating func set(_ path: String, to value: String, origin: ConfigOrigin) throws(ConfigError) {
         guard let key = ConfigSchema.byPath[path] else {
             var message = "unknown key"
-            if let near = closest(to: path, among: ConfigSchema.keys.map(\.path)) {
-                message += "; did you mean \(near)?"
-            } else if ConfigSchema.sections.contains(path) {
-                message = "\(path) is a section; set one of its keys: "
+            if ConfigSchema.sections.contains(path) {
+                message = "a section, not a key; set one of: "
                     + ConfigSchema.children(of: path).map { path + "." + $0 }.joined(separator: ", ")
+            } else if let near = closest(to: path, among: ConfigSchema.keys.map(\.path)) {
+                message += "; did you mean \(near)?"
             }
             throw ConfigError(.unknownKey, origin: origin, key: path, message: message)
         }

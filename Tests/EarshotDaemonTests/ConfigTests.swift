@@ -276,6 +276,7 @@ struct ConfigTests {
         #expect(cross?.description == "--set analysis.n_fft=256: analysis.n_fft: 256 is smaller than analysis.hop (480)")
         let (_, section) = try errorFor("", overrides: ["analysis.onset=1"])
         #expect(section?.code == .unknownKey)
+        #expect(section?.description.hasPrefix("--set analysis.onset=1: analysis.onset: a section, not a key; set one of: analysis.onset.pre_max_frames,") == true)
     }
 
     @Test func precedenceDefaultsFileEnvironmentFlags() throws {

@@ -2,7 +2,7 @@
 public struct CaptureConfig: Sendable, Hashable {
     /// ALSA PCM name (`default`, `hw:CARD=Mic,DEV=0`, `plughw:…`, `pulse`, any name from the config).
     public var device: String
-    /// Exact sample rate; the device must support it (use `plughw:`/`pulse` to resample).
+    /// Exact sample rate, 8000…384000 Hz; the device must support it (use `plughw:`/`pulse` to resample).
     public var sampleRate: Int
     /// Channels to open the device with.
     public var channels: Int
@@ -54,7 +54,9 @@ public struct CaptureConfig: Sendable, Hashable {
         func bad(_ p: String, _ v: String, _ s: String) -> CaptureError {
             CaptureError(code: .invalidConfig, device: device, parameter: p, requested: v, supported: s)
         }
-        if sampleRate < 1 { throw bad("sampleRate", "\(sampleRate)", "must be positive") }
+        if !(8_000...384_000).contains(sampleRate) {
+            throw bad("sampleRate", "\(sampleRate) Hz", "must be in 8000…384000 Hz")
+        }
         if channels < 1 { throw bad("channels", "\(channels)", "must be ≥ 1") }
         if let channel, channel < 0 || channel >= channels {
             throw bad("channel", "\(channel)", "must be in 0..<\(channels)")

@@ -18,8 +18,9 @@ public struct ALSAFilePlugin: Sendable {
     public let rawFile: URL
     public let configFile: URL
 
-    /// Writes `bytes` to `<directory>/samples.raw` and an asoundrc defining `pcm.<pcmName>`.
-    public init(directory: URL, bytes: [UInt8], pcmName: String = "testcap") throws {
+    /// Writes `bytes` to `<directory>/samples.raw` and an asoundrc defining `pcm.<pcmName>`, followed by
+    /// `extraConfig` (more PCM definitions, e.g. a constrained one for error tests).
+    public init(directory: URL, bytes: [UInt8], pcmName: String = "testcap", extraConfig: String = "") throws {
         self.pcmName = pcmName
         self.directory = directory
         rawFile = directory.appendingPathComponent("samples.raw")
@@ -33,6 +34,7 @@ public struct ALSAFilePlugin: Sendable {
                 infile "\(rawFile.path)"
                 format "raw"
             }
+            \(extraConfig)
 
             """
         try conf.write(to: configFile, atomically: true, encoding: .utf8)

@@ -62,6 +62,7 @@ public final class CaptureThread: @unchecked Sendable {
     private let launched = Atomic<Bool>(false)
     private let scheduling = Atomic<Int>(0)
     private let faultStallNs = Atomic<Int>(0)
+    private let faultErrno = Atomic<Int32>(0)
     private let _negotiated = Mutex<CaptureNegotiated?>(nil)
     private let lifecycle = Mutex<RealtimeThread.Handle?>(nil)
 
@@ -151,6 +152,14 @@ public final class CaptureThread: @unchecked Sendable {
     @_spi(Testing)
     public func injectStall(milliseconds: Int) {
         faultStallNs.store(milliseconds * 1_000_000, ordering: .releasing)
+    }
+
+    /// Testing only: makes the next `snd_pcm_readi` report `-errno` instead of reading (a seam for rare
+    /// errnos such as `EPIPE`/`ESTRPIPE` that the devices available to tests never produce); the recovery
+    /// that follows runs against the real device.
+    @_spi(Testing)
+    public func injectReadError(errno: Int32) {
+        faultErrno.store(errno, ordering: .releasing)
     }
 
     // MARK: - Capture thread
@@ -286,7 +295,10 @@ public final class CaptureThread: @unchecked Sendable {
                 var rem = timespec()
                 while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
             }
-            let n = snd_pcm_readi(h, bytes + filled * frameBytes, snd_pcm_uframes_t(period - filled))
+            let injected = faultErrno.exchange(0, ordering: .acquiring)
+            let n =
+                injected != 0
+                ? -Int(injected) : snd_pcm_readi(h, bytes + filled * frameBytes, snd_pcm_uframes_t(period - filled))
             if n < 0 {
                 let err = Int32(n)
                 if err == -EAGAIN {

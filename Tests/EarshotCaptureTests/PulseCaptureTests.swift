@@ -142,6 +142,38 @@ extension CaptureTests {
             }
         }
 
+        /// A 500 ms stall followed by an overrun (`-EPIPE` injected through the test seam, since no device here
+        /// produces one): the real `snd_pcm_recover` + `snd_pcm_start` run on the pulse PCM (which restarts
+        /// the stream and drops the server's backlog), one stamp is flagged `xrun`, and its gap is measured
+        /// from timestamps.
+        @Test func overrunAfterStallFlagsOneGap() throws {
+            let (server, dir) = try Self.makeServer()
+            defer { server.stop(); try? FileManager.default.removeItem(at: dir) }
+            let h = CaptureHarness(config: Self.pulseConfig())
+            h.thread.start()
+            defer { h.thread.stop() }
+            #expect(h.run(until: 10) { h.thread.state == .running })
+            h.run(seconds: 1)
+            h.thread.injectReadError(errno: EPIPE)
+            h.thread.injectStall(milliseconds: 500)
+            h.run(seconds: 3)
+            #expect(h.thread.state == .running)
+            h.thread.stop()
+            h.drain()
+            #expect(h.thread.xruns == 1)
+            #expect(h.capturedEvents.contains { $0.kind == .xrun && $0.errno == EPIPE })
+            let flagged = h.capturedStamps.filter { $0.discontinuity != 0 && $0.discontinuity != CaptureStamp.Discontinuity.start }
+            #expect(flagged.count == 1)
+            let f = try #require(flagged.first)
+            #expect(f.discontinuity == CaptureStamp.Discontinuity.xrun)
+            print("pulse overrun: gap \(f.gapSamples) samples (\(Double(f.gapSamples) / 48.0) ms) for a 500 ms stall")
+            // The gap covers at least the stall (within one period); the pulse stream restart after
+            // snd_pcm_prepare adds its own start-up latency on top.
+            #expect(f.gapSamples >= 24_000 - 480)
+            #expect(f.gapSamples <= 24_000 + 48_000)
+            #expect(Int(h.thread.gapSamples) == Int(f.gapSamples))
+        }
+
         @Test func serverDeathIsLossThenRecovery() throws {
             let (server, dir) = try Self.makeServer()
             defer { server.stop(); try? FileManager.default.removeItem(at: dir) }

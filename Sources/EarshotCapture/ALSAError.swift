@@ -24,9 +24,9 @@ public struct ALSAError: Error, RawRepresentable, Sendable, Hashable, CustomStri
     /// Try again (`-EAGAIN`).
     public static let tryAgain = ALSAError(rawValue: -11)
 
-    /// Errors after which the device is treated as gone (closed and reopened with backoff) rather than
-    /// recovered in place: `ENODEV`, `EBADFD`, `EIO`, `ENOENT`, `ENXIO`, `ECONNREFUSED`, `ECONNRESET`,
-    /// `EPIPE`/`ESTRPIPE` that `snd_pcm_recover` could not fix, and anything else unexpected.
+    /// Whether the capture thread handles this error on the open PCM (`EPIPE` overrun, `ESTRPIPE` suspend,
+    /// `EAGAIN`). Everything else (`ENODEV`, `EBADFD`, `EIO`, …, and a failed recovery) counts as device loss:
+    /// the PCM is closed and reopened with backoff.
     public var isRecoverableInPlace: Bool { rawValue == -32 || rawValue == -86 || rawValue == -11 }
 }
 

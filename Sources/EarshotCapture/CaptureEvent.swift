@@ -8,7 +8,7 @@ public enum CaptureEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConv
     case suspended
     /// The device was lost (error in `errno`, `ETIMEDOUT` for a stall); it was closed and will be reopened.
     case lost
-    /// The device was reopened after a loss. `value` = gap in samples (filled in on the first period).
+    /// The device was reopened after a loss. `value` = reconnects so far; the gap is in the next stamp.
     case recovered
     /// Opening failed; the next attempt follows in `value` milliseconds. `errno` says why.
     case retrying

@@ -1,0 +1,370 @@
+import EarshotRealtime
+import Synchronization
+internal import CALSA
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads an ALSA capture device on its own named pthread (`es-capture`) into a sample ring, one
+/// ``CaptureStamp`` and one wake-up per period, surviving overruns, suspends and device loss.
+///
+/// ## Threads and real-time rules
+/// - `start()`/`stop()` and the accessors may be called from any thread.
+/// - The capture thread opens the device (setup may allocate), then loops with no allocation, no lock, no
+///   logging and no Swift `Array`/`String`: `snd_pcm_readi` (nonblocking) of one period into a preallocated
+///   byte buffer → ``convertToMono(_:format:frames:channels:channel:into:)`` → `samples.write` →
+///   `stamps.write` → `wake.signal()`. When no period is ready it sleeps in `snd_pcm_wait` with a timeout
+///   of about one period, so `stop()` returns within roughly one period.
+/// - Everything worth logging goes through ``events`` (single producer: the capture thread; single consumer:
+///   the supervisor that drains and logs it).
+///
+/// ## Capture time of a period
+/// After the read that completes a period, `snd_pcm_htimestamp(pcm, &avail, &ts)` gives the time `ts`
+/// (CLOCK_MONOTONIC: `tstamp_type` is set to monotonic) of the last pointer update, at which `avail` frames
+/// had been captured but not yet read. The newest captured frame is therefore at `ts`, and the period's first
+/// frame, `avail + periodFrames` frames older, at `ts − (avail + periodFrames) / rate`. If the device reports
+/// a zero or implausible timestamp (more than 1 s from now), `clock_gettime(CLOCK_MONOTONIC)` at the read
+/// replaces `ts` (``CaptureTimestampSource/clockAtRead``). `snd_pcm_status` `delay` is not used: the
+/// PulseAudio plugin reports a delay that starts at several hundred ms and decays to 0 over seconds without
+/// any data backlog (measured), while `avail` is consistent.
+///
+/// Known limitation (measured with the PulseAudio plugin): the `pulse` device never reports an overrun on
+/// capture; when the reader stalls, the server keeps the backlog and `avail` is clamped to buffer − 1, so no
+/// samples are lost but the periods read while catching up carry times up to (stall − buffer) too late.
+///
+/// ## Device loss
+/// Errors other than `-EAGAIN`/`-EINTR`, `-EPIPE` (overrun, recovered in place with `snd_pcm_recover` +
+/// `snd_pcm_start`) and `-ESTRPIPE` (suspend: `snd_pcm_resume` until it stops returning `-EAGAIN`, else
+/// `snd_pcm_prepare`) mean the device is gone: `ENODEV`, `EBADFD`, `EIO` (the PulseAudio plugin when its
+/// server dies), or no data for `stallTimeout` (reported as `ETIMEDOUT`). The PCM is closed, a ``CaptureEventKind/lost`` event
+/// posted, and opening is retried after `reconnectInitial`, doubling up to `reconnectMax`; every failed
+/// attempt posts ``CaptureEventKind/retrying`` with the errno (`ECONNREFUSED` while the PulseAudio server is
+/// down, `ENOENT`/`ENODEV` for a missing card). A device absent at start is waited for the same way; to fail
+/// fast on configuration mistakes call ``probe(_:)`` first.
+public final class CaptureThread: @unchecked Sendable {
+    public let config: CaptureConfig
+    public let samples: SPSCRing<Float>
+    public let stamps: SPSCRing<CaptureStamp>
+    public let wake: WakeSignal
+    /// Events for off-RT logging (capture thread produces, one supervisor consumes).
+    public let events: SPSCRing<CaptureEvent>
+
+    private let _state = Atomic<UInt8>(CaptureState.stopped.rawValue)
+    private let _periods = Atomic<Int>(0)
+    private let _frames = Atomic<Int>(0)
+    private let _xruns = Atomic<Int>(0)
+    private let _suspends = Atomic<Int>(0)
+    private let _reconnects = Atomic<Int>(0)
+    private let _gapSamples = Atomic<Int>(0)
+    private let _timestampSource = Atomic<UInt8>(0)
+    private let stopRequested = Atomic<Bool>(false)
+    private let launched = Atomic<Bool>(false)
+    private let scheduling = Atomic<Int>(0)
+    private let faultStallNs = Atomic<Int>(0)
+    private let faultErrno = Atomic<Int32>(0)
+    private let _negotiated = Mutex<CaptureNegotiated?>(nil)
+    private let lifecycle = Mutex<RealtimeThread.Handle?>(nil)
+
+    /// - Parameters:
+    ///   - config: device and stream parameters.
+    ///   - samples: mono Float32 samples, written one period at a time (capture thread is the producer).
+    ///   - stamps: one stamp per period, in `samples` coordinates.
+    ///   - wake: signalled once per period.
+    ///   - eventCapacity: size of the ``events`` ring (oldest events are overwritten).
+    public init(
+        config: CaptureConfig, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal,
+        eventCapacity: Int = 256
+    ) {
+        self.config = config
+        self.samples = samples
+        self.stamps = stamps
+        self.wake = wake
+        self.events = SPSCRing<CaptureEvent>(minimumCapacity: eventCapacity)
+    }
+
+    // MARK: - Accessors (any thread)
+
+    public var state: CaptureState { CaptureState(rawValue: _state.load(ordering: .acquiring)) ?? .stopped }
+    /// Periods delivered to the ring.
+    public var periods: Int { _periods.load(ordering: .relaxed) }
+    /// Sample frames delivered to the ring.
+    public var frames: Int { _frames.load(ordering: .relaxed) }
+    /// Overruns recovered.
+    public var xruns: Int { _xruns.load(ordering: .relaxed) }
+    /// Suspends recovered.
+    public var suspends: Int { _suspends.load(ordering: .relaxed) }
+    /// Successful reopens after a loss.
+    public var reconnects: Int { _reconnects.load(ordering: .relaxed) }
+    /// Total samples lost in gaps (xrun, suspend, reconnect), measured from timestamps.
+    public var gapSamples: Int { _gapSamples.load(ordering: .relaxed) }
+    /// How the most recent stamps were timed.
+    public var timestampSource: CaptureTimestampSource {
+        CaptureTimestampSource(rawValue: _timestampSource.load(ordering: .relaxed)) ?? .unknown
+    }
+    /// Parameters of the current (or last) open device; `nil` before the first successful open.
+    public var negotiated: CaptureNegotiated? { _negotiated.withLock { $0 } }
+
+    // MARK: - Lifecycle
+
+    /// Opens `config.device` with the same negotiation as the capture thread, then closes it.
+    ///
+    /// Call at start-up to fail fast: throws ``CaptureError`` with ``CaptureError/Code/deviceNotFound``
+    /// (unknown name; lists the devices), ``CaptureError/Code/parameterNotSupported`` (format, rate,
+    /// channels, period, buffer; names what the device supports), ``CaptureError/Code/invalidConfig``, or
+    /// ``CaptureError/Code/deviceUnavailable`` (defined but absent now, e.g. PulseAudio not running or a USB
+    /// card not yet plugged — ``CaptureError/isTransient``: the capture thread would wait for it). Opens in
+    /// nonblocking mode and never reads, so it does not hang.
+    public static func probe(_ config: CaptureConfig) throws(CaptureError) -> CaptureNegotiated {
+        let pcm = try ALSAPCM.open(config)
+        return pcm.negotiated
+    }
+
+    /// Starts the capture thread (no-op if already started).
+    public func start() {
+        lifecycle.withLock { handle in
+            guard handle == nil else { return }
+            stopRequested.store(false, ordering: .releasing)
+            launched.store(false, ordering: .releasing)
+            _state.store(CaptureState.starting.rawValue, ordering: .releasing)
+            let (thread, sched) = RealtimeThread.start(name: "es-capture", fifoPriority: config.fifoPriority) {
+                [self] in self.run()
+            }
+            scheduling.store((sched.fifoApplied ? 1 : 0) | (Int(sched.error) << 8), ordering: .relaxed)
+            launched.store(true, ordering: .releasing)
+            handle = thread
+        }
+    }
+
+    /// Stops the capture thread and waits for it (about one period; or one `snd_pcm_open` attempt).
+    public func stop() {
+        let handle = lifecycle.withLock { h -> RealtimeThread.Handle? in
+            let x = h
+            h = nil
+            return x
+        }
+        guard let handle else { return }
+        stopRequested.store(true, ordering: .releasing)
+        RealtimeThread.join(handle)
+    }
+
+    /// Testing only: makes the capture thread sleep `milliseconds` before its next read, as if descheduled.
+    @_spi(Testing)
+    public func injectStall(milliseconds: Int) {
+        faultStallNs.store(milliseconds * 1_000_000, ordering: .releasing)
+    }
+
+    /// Testing only: makes the next `snd_pcm_readi` report `-errno` instead of reading (a seam for rare
+    /// errnos such as `EPIPE`/`ESTRPIPE` that the devices available to tests never produce); the recovery
+    /// that follows runs against the real device.
+    @_spi(Testing)
+    public func injectReadError(errno: Int32) {
+        faultErrno.store(errno, ordering: .releasing)
+    }
+
+    // MARK: - Capture thread
+
+    @inline(__always)
+    private func post(_ kind: CaptureEventKind, errno: Int32 = 0, value: Int64 = 0) {
+        events.write(CaptureEvent(kind: kind, errno: errno, monotonicNs: Clock.monotonicNanoseconds(), value: value))
+    }
+
+    private var isStopping: Bool { stopRequested.load(ordering: .acquiring) }
+
+    /// Sleeps `seconds` in slices; returns `false` if `stop()` was requested meanwhile.
+    private func sleepInterruptibly(_ seconds: Double) -> Bool {
+        let end = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
+        while Clock.monotonicNanoseconds() < end {
+            if isStopping { return false }
+            usleep(10_000)
+        }
+        return !isStopping
+    }
+
+    private func run() {
+        while !launched.load(ordering: .acquiring) { usleep(100) }
+        if config.fifoPriority > 0 {
+            let s = scheduling.load(ordering: .relaxed)
+            post(.schedulingApplied, errno: Int32(s >> 8), value: Int64(s & 1))
+        }
+        if config.lockMemory {
+            post(.memoryLocked, errno: RealtimeThread.lockMemory())
+        }
+        var everOpened = false
+        var lastEndNs: Int64 = 0
+        var pending: UInt32 = CaptureStamp.Discontinuity.start
+        var delay = config.reconnectInitial
+        while !isStopping {
+            let pcm: ALSAPCM
+            do {
+                pcm = try ALSAPCM.open(config)
+            } catch {
+                post(.retrying, errno: error.alsaError?.errno ?? EINVAL, value: Int64(delay * 1000))
+                if !sleepInterruptibly(delay) { break }
+                delay = min(delay * 2, config.reconnectMax)
+                continue
+            }
+            delay = config.reconnectInitial
+            _negotiated.withLock { $0 = pcm.negotiated }
+            if everOpened {
+                _reconnects.add(1, ordering: .relaxed)
+                pending |= CaptureStamp.Discontinuity.reconnect
+                post(.recovered, value: Int64(reconnects))
+            } else {
+                post(.opened, value: Int64(pcm.negotiated.periodFrames))
+            }
+            everOpened = true
+            let lossErrno = stream(pcm, lastEndNs: &lastEndNs, pending: &pending)
+            if lossErrno == 0 { break }  // stop requested
+            _state.store(CaptureState.lost.rawValue, ordering: .releasing)
+            post(.lost, errno: lossErrno)
+            // `pcm` is released (snd_pcm_close) at the end of this iteration, before the backoff sleep.
+            if isStopping { break }
+        }
+        _state.store(CaptureState.stopped.rawValue, ordering: .releasing)
+        post(.stopped)
+    }
+
+    /// Streams from an open PCM until stop (returns 0) or loss (returns the positive errno).
+    private func stream(_ pcm: ALSAPCM, lastEndNs: inout Int64, pending: inout UInt32) -> Int32 {
+        let neg = pcm.negotiated
+        let h = pcm.handle
+        let period = neg.periodFrames
+        let frameBytes = neg.channels * neg.format.bytesPerSample
+        let format = neg.format
+        let channels = neg.channels
+        let channel = config.channel
+        let rate = Int64(neg.sampleRate)
+        // Per-open allocation (not the steady state).
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: period * frameBytes, alignment: 64)
+        defer { bytes.deallocate() }
+        memset(bytes, 0, period * frameBytes)
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: period)
+        defer { floats.deallocate() }
+        let waitMs = Int32(max(5, min(100, Int64(period) * 1000 / rate)))
+        let stallNs = Int64(config.stallTimeout * 1e9)
+        let periodNs = Int64(period) * 1_000_000_000 / rate
+
+        var rc = snd_pcm_start(h)
+        if rc < 0 && rc != -EBADFD { return -rc }
+        var filled = 0
+        var lastDataNs = Clock.monotonicNanoseconds()
+        var firstPeriod = true
+
+        // In-place recovery; returns 0 when recovered, else the errno that means "lost".
+        func recover(_ err: Int32) -> Int32 {
+            switch err {
+            case -EAGAIN, -EINTR:
+                return 0
+            case -EPIPE:
+                _xruns.add(1, ordering: .relaxed)
+                post(.xrun, errno: EPIPE, value: Int64(xruns))
+                let r = snd_pcm_recover(h, err, 1)
+                if r < 0 { return -r }
+                _ = snd_pcm_start(h)
+                pending |= CaptureStamp.Discontinuity.xrun
+                filled = 0
+                lastDataNs = Clock.monotonicNanoseconds()
+                return 0
+            case -ESTRPIPE:
+                _suspends.add(1, ordering: .relaxed)
+                post(.suspended, errno: ESTRPIPE)
+                var r = snd_pcm_resume(h)
+                while r == -EAGAIN && !isStopping {
+                    usleep(10_000)
+                    r = snd_pcm_resume(h)
+                }
+                if r < 0 {
+                    r = snd_pcm_prepare(h)
+                    if r < 0 { return -r }
+                }
+                _ = snd_pcm_start(h)
+                pending |= CaptureStamp.Discontinuity.suspend
+                filled = 0
+                lastDataNs = Clock.monotonicNanoseconds()
+                return 0
+            default:
+                return -err
+            }
+        }
+
+        while !isStopping {
+            let stall = faultStallNs.exchange(0, ordering: .acquiring)
+            if stall > 0 {
+                var req = timespec(tv_sec: stall / 1_000_000_000, tv_nsec: stall % 1_000_000_000)
+                var rem = timespec()
+                while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
+            }
+            let injected = faultErrno.exchange(0, ordering: .acquiring)
+            let n =
+                injected != 0
+                ? -Int(injected) : snd_pcm_readi(h, bytes + filled * frameBytes, snd_pcm_uframes_t(period - filled))
+            if n < 0 {
+                let err = Int32(n)
+                if err == -EAGAIN {
+                    if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
+                    let w = snd_pcm_wait(h, waitMs)
+                    if w < 0 {
+                        let lost = recover(w)
+                        if lost != 0 { return lost }
+                    }
+                    continue
+                }
+                let lost = recover(err)
+                if lost != 0 { return lost }
+                continue
+            }
+            if n == 0 { continue }
+            filled += n
+            lastDataNs = Clock.monotonicNanoseconds()
+            if filled < period { continue }
+            filled = 0
+
+            // Capture time of the period's first frame (see the type's documentation).
+            var avail: snd_pcm_uframes_t = 0
+            var ts = timespec()
+            rc = snd_pcm_htimestamp(h, &avail, &ts)
+            let nowNs = Clock.monotonicNanoseconds()
+            var tNs = Int64(ts.tv_sec) &* 1_000_000_000 &+ Int64(ts.tv_nsec)
+            var source = CaptureTimestampSource.deviceTimestamp
+            if rc < 0 || tNs == 0 || tNs > nowNs + 1_000_000_000 || tNs < nowNs - 1_000_000_000 {
+                tNs = nowNs
+                source = .clockAtRead
+                let a = snd_pcm_avail_update(h)
+                avail = a > 0 ? snd_pcm_uframes_t(a) : 0
+            }
+            let firstNs = tNs - (Int64(avail) + Int64(period)) * 1_000_000_000 / rate
+
+            convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
+            // Zero-fill for the next read: a device that returns frames without writing them (the `file`
+            // plugin past the end of its infile) then yields silence, not stale samples.
+            memset(bytes, 0, period * frameBytes)
+
+            var gap: Int64 = 0
+            let gapFlags = CaptureStamp.Discontinuity.xrun | CaptureStamp.Discontinuity.suspend
+                | CaptureStamp.Discontinuity.reconnect
+            if pending & gapFlags != 0 && lastEndNs != 0 {
+                gap = max(0, ((firstNs - lastEndNs) * rate + 500_000_000) / 1_000_000_000)
+                _gapSamples.add(Int(gap), ordering: .relaxed)
+            }
+            let stamp = CaptureStamp(
+                firstSample: Int64(samples.written), frames: Int32(period), monotonicNs: firstNs,
+                wallNs: firstNs &+ Clock.wallMinusMonotonicNanoseconds(), discontinuity: pending,
+                gapSamples: gap)
+            pending = 0
+            samples.write(UnsafeBufferPointer(start: floats, count: period))
+            stamps.write(stamp)
+            lastEndNs = firstNs + periodNs
+            _periods.add(1, ordering: .relaxed)
+            _frames.add(period, ordering: .relaxed)
+            if firstPeriod {
+                firstPeriod = false
+                _timestampSource.store(source.rawValue, ordering: .relaxed)
+                _state.store(CaptureState.running.rawValue, ordering: .releasing)
+                post(.timestampSource, value: Int64(source.rawValue))
+            }
+            wake.signal()
+        }
+        return 0
+    }
+}

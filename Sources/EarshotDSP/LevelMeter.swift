@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// IEC 61672-1 frequency weighting.
+public enum FrequencyWeighting: Sendable, Hashable {
+    case a, c, z
+}
+
+/// Sound level meter: A/C/Z frequency weighting (IIR biquads, `Double` state) followed by
+/// exponential time weighting Fast (τ = 0.125 s) and Slow (τ = 1 s) of the squared signal,
+/// per sample. Levels are `10*log10(max(meanSquare, 1e-20))` dBFS, the RMS convention
+/// (a settled 1 kHz full-scale sine reads −3.01 dBFS on LAF).
+///
+/// Filter design: the analog IEC 61672-1 poles (20.598997, 107.65265, 737.86223, 12194.217 Hz)
+/// as first-order sections. High-pass sections use the bilinear transform (their corners are far
+/// below Nyquist); the 12194 Hz low-pass pair uses matched poles `exp(−ωT)` with the zero placed
+/// so the magnitude matches the analog one at DC and at Nyquist, which avoids the bilinear
+/// frequency warping. Sections are paired into biquads and the cascade is normalized to 0 dB at
+/// 1 kHz. At 48 kHz the error vs the analytic weighting is < 0.01 dB below 1 kHz, −0.8 dB at
+/// 10 kHz and −1.5 dB at 16 kHz (class 1 allows −3.6 and −17).
+///
+/// Real-time safe: ``process(_:)`` does no allocation, takes no lock. One thread at a time.
+public final class LevelMeter: @unchecked Sendable {
+    public let sampleRate: Int
+
+    /// Biquad coefficients (a0 = 1).
+    public struct Biquad: Sendable, Hashable {
+        public var b0, b1, b2, a1, a2: Double
+    }
+
+    struct State {
+        var aState = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  // 3 biquads × 2 (DF2T)
+        var cState = (0.0, 0.0, 0.0, 0.0)            // 2 biquads × 2
+        var aFast = 0.0, aSlow = 0.0, cFast = 0.0, zFast = 0.0
+    }
+
+    /// A-weighting biquads (3) and C-weighting biquads (2), gain included in the first.
+    public let aSections: [Biquad]
+    public let cSections: [Biquad]
+    let coef: UnsafeMutablePointer<Biquad>  // 0..<3 A, 3..<5 C
+    let state: UnsafeMutablePointer<State>
+    let fastAlpha: Double
+    let slowAlpha: Double
+
+    /// Analog IEC 61672-1 pole frequencies in Hz.
+    public static let poleHz = (f1: 20.598997, f2: 107.65265, f3: 737.86223, f4: 12194.217)
+
+    /// - Parameter sampleRate: Hz (8 k – 192 k).
+    public init(sampleRate: Int) {
+        self.sampleRate = sampleRate
+        let fs = Double(sampleRate)
+        let t = 1 / fs
+        func w(_ f: Double) -> Double { 2 * Double.pi * f }
+        typealias First = (b0: Double, b1: Double, a1: Double)
+        func hp(_ f: Double) -> First {
+            let c = 2 * fs, wc = w(f)
+            return (c / (c + wc), -c / (c + wc), (wc - c) / (c + wc))
+        }
+        func lp(_ f: Double) -> First {
+            let wc = w(f), p = exp(-wc * t), on = Double.pi * fs
+            let tp = (wc * wc / (wc * wc + on * on)).squareRoot()
+            let sum = 1 - p, diff = tp * (1 + p)
+            return ((sum + diff) / 2, (sum - diff) / 2, -p)
+        }
+        func pair(_ x: First, _ y: First) -> Biquad {
+            Biquad(
+                b0: x.b0 * y.b0, b1: x.b0 * y.b1 + x.b1 * y.b0, b2: x.b1 * y.b1,
+                a1: x.a1 + y.a1, a2: x.a1 * y.a1)
+        }
+        let p = Self.poleHz
+        var a = [pair(hp(p.f1), hp(p.f1)), pair(hp(p.f2), hp(p.f3)), pair(lp(p.f4), lp(p.f4))]
+        var c = [pair(hp(p.f1), hp(p.f1)), pair(lp(p.f4), lp(p.f4))]
+        let ga = 1 / Self.magnitude(a, frequency: 1000, sampleRate: fs)
+        let gc = 1 / Self.magnitude(c, frequency: 1000, sampleRate: fs)
+        a[0].b0 *= ga; a[0].b1 *= ga; a[0].b2 *= ga
+        c[0].b0 *= gc; c[0].b1 *= gc; c[0].b2 *= gc
+        aSections = a
+        cSections = c
+        coef = .allocate(capacity: 5)
+        (coef).initialize(from: a + c, count: 5)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State())
+        fastAlpha = 1 - exp(-1 / (0.125 * fs))
+        slowAlpha = 1 - exp(-1 / (1.0 * fs))
+    }
+
+    deinit {
+        coef.deallocate()
+        state.deallocate()
+    }
+
+    /// Clears filter and time-weighting states (levels restart from silence).
+    public func reset() { state.pointee = State() }
+
+    static func magnitude(_ secs: [Biquad], frequency: Double, sampleRate: Double) -> Double {
+        let om = 2 * Double.pi * frequency / sampleRate
+        var mag = 1.0
+        for s in secs {
+            // |b0 + b1 e^-jw + b2 e^-2jw| / |1 + a1 e^-jw + a2 e^-2jw|
+            let nr = s.b0 + s.b1 * cos(om) + s.b2 * cos(2 * om)
+            let ni = -s.b1 * sin(om) - s.b2 * sin(2 * om)
+            let dr = 1 + s.a1 * cos(om) + s.a2 * cos(2 * om)
+            let di = -s.a1 * sin(om) - s.a2 * sin(2 * om)
+            mag *= ((nr * nr + ni * ni) / (dr * dr + di * di)).squareRoot()
+        }
+        return mag
+    }
+
+    /// The digital filter's magnitude response in dB (for tests and documentation; not real-time).
+    public func responseDb(_ weighting: FrequencyWeighting, frequency: Double) -> Double {
+        switch weighting {
+        case .a: 20 * log10(Self.magnitude(aSections, frequency: frequency, sampleRate: Double(sampleRate)))
+        case .c: 20 * log10(Self.magnitude(cSections, frequency: frequency, sampleRate: Double(sampleRate)))
+        case .z: 0
+        }
+    }
+
+    /// The IEC 61672-1 analytic weighting in dB, normalized to 0 dB at 1 kHz.
+    public static func analyticDb(_ weighting: FrequencyWeighting, frequency f: Double) -> Double {
+        let p = poleHz
+        func r(_ f: Double) -> Double {
+            let f2 = f * f
+            switch weighting {
+            case .a:
+                return p.f4 * p.f4 * f2 * f2
+                    / ((f2 + p.f1 * p.f1) * ((f2 + p.f2 * p.f2) * (f2 + p.f3 * p.f3)).squareRoot()
+                        * (f2 + p.f4 * p.f4))
+            case .c:
+                return p.f4 * p.f4 * f2 / ((f2 + p.f1 * p.f1) * (f2 + p.f4 * p.f4))
+            case .z:
+                return 1
+            }
+        }
+        return 20 * log10(r(f) / r(1000))
+    }
+
+    @inline(__always)
+    static func step(_ c: Biquad, _ x: Double, _ s0: inout Double, _ s1: inout Double) -> Double {
+        let y = c.b0 * x + s0
+        s0 = c.b1 * x - c.a1 * y + s1
+        s1 = c.b2 * x - c.a2 * y
+        return y
+    }
+
+    /// Runs `samples` (the new samples, in order) through the filters and time weightings.
+    /// Real-time safe.
+    public func process(_ samples: UnsafeBufferPointer<Float>) {
+        guard let x = samples.baseAddress else { return }
+        var st = state.pointee
+        let c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3], c4 = coef[4]
+        let fa = fastAlpha, sa = slowAlpha
+        for i in 0..<samples.count {
+            let v = Double(x[i])
+            var ya = Self.step(c0, v, &st.aState.0, &st.aState.1)
+            ya = Self.step(c1, ya, &st.aState.2, &st.aState.3)
+            ya = Self.step(c2, ya, &st.aState.4, &st.aState.5)
+            var yc = Self.step(c3, v, &st.cState.0, &st.cState.1)
+            yc = Self.step(c4, yc, &st.cState.2, &st.cState.3)
+            let a2 = ya * ya, c2v = yc * yc, z2 = v * v
+            st.aFast += (a2 - st.aFast) * fa
+            st.aSlow += (a2 - st.aSlow) * sa
+            st.cFast += (c2v - st.cFast) * fa
+            st.zFast += (z2 - st.zFast) * fa
+        }
+        state.pointee = st
+    }
+
+    @inline(__always)
+    static func db(_ ms: Double) -> Float {
+        let v = Float(10 * log10(max(ms, 1e-20)))
+        return v.isFinite ? v : -200
+    }
+
+    /// Current levels (dBFS) at the last processed sample into `features` (laf, las, lcf, lzf).
+    public func read(into features: inout FrameFeatures) {
+        let st = state.pointee
+        features.laf = Self.db(st.aFast)
+        features.las = Self.db(st.aSlow)
+        features.lcf = Self.db(st.cFast)
+        features.lzf = Self.db(st.zFast)
+    }
+}

@@ -1,0 +1,91 @@
+internal import CFFTW
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One frame of a short-time Fourier transform: periodic Hann window, single-precision FFTW
+/// r2c, and the power and magnitude spectra of bins `0 ... nFFT/2`.
+///
+/// `init` allocates every buffer (FFTW-aligned) and makes the FFTW plan under the global planner
+/// lock. ``process(frame:power:magnitude:)`` only computes: no allocation, no lock, no ARC.
+/// One instance must be used by one thread at a time (it owns scratch buffers).
+public final class STFT: @unchecked Sendable {
+    /// Frame length in samples (even).
+    public let nFFT: Int
+    /// `nFFT/2 + 1`.
+    public let binCount: Int
+    /// Sum of the window samples (`nFFT/2` for the periodic Hann window).
+    public let windowSum: Double
+
+    let window: UnsafeMutablePointer<Float>
+    let input: UnsafeMutablePointer<Float>
+    let output: UnsafeMutablePointer<fftwf_complex>
+    let plan: OpaquePointer
+
+    /// Allocates the buffers and plans the transform.
+    /// - Parameters:
+    ///   - nFFT: frame length; even, ≥ 16.
+    ///   - measure: plan with `FFTW_MEASURE` (slower init, possibly faster transform) instead of `FFTW_ESTIMATE`.
+    public init(nFFT: Int, measure: Bool = false) {
+        precondition(nFFT >= 16 && nFFT % 2 == 0, "nFFT must be even and >= 16")
+        self.nFFT = nFFT
+        self.binCount = nFFT / 2 + 1
+        window = .allocate(capacity: nFFT)
+        var sum = 0.0
+        for n in 0..<nFFT {
+            // scipy.signal.get_window('hann', nFFT) (periodic, fftbins=True).
+            let w = 0.5 - 0.5 * cos(2.0 * Double.pi * Double(n) / Double(nFFT))
+            window[n] = Float(w)
+            sum += w
+        }
+        windowSum = sum
+        input = fftwf_alloc_real(nFFT)!
+        output = fftwf_alloc_complex(nFFT / 2 + 1)!
+        input.initialize(repeating: 0, count: nFFT)
+        let flags = UInt32(measure ? FFTW_MEASURE : FFTW_ESTIMATE) | UInt32(FFTW_DESTROY_INPUT)
+        let n32 = Int32(nFFT)
+        let (inp, out) = (input, output)
+        nonisolated(unsafe) var made: OpaquePointer? = nil
+        fftwPlannerLock.withLock { _ in
+            made = fftwf_plan_dft_r2c_1d(n32, inp, out, flags)
+        }
+        plan = made!
+    }
+
+    deinit {
+        let p = plan
+        fftwPlannerLock.withLock { _ in fftwf_destroy_plan(p) }
+        fftwf_free(input)
+        fftwf_free(output)
+        window.deallocate()
+    }
+
+    /// Windows `frame`, transforms it and writes `|X_k|²` and `|X_k|` for `k = 0 ... nFFT/2`.
+    ///
+    /// Real-time safe: no allocation, no lock. Single-threaded per instance.
+    /// - Parameters:
+    ///   - frame: exactly `nFFT` samples.
+    ///   - power: `binCount` values, receives `|X_k|²`.
+    ///   - magnitude: `binCount` values, receives `|X_k|`.
+    public func process(
+        frame: UnsafeBufferPointer<Float>, power: UnsafeMutableBufferPointer<Float>,
+        magnitude: UnsafeMutableBufferPointer<Float>
+    ) {
+        precondition(frame.count == nFFT && power.count == binCount && magnitude.count == binCount)
+        let x = frame.baseAddress!
+        for n in 0..<nFFT { input[n] = x[n] * window[n] }
+        fftwf_execute(plan)
+        let p = power.baseAddress!
+        let m = magnitude.baseAddress!
+        for k in 0..<binCount {
+            let re = output[k].0
+            let im = output[k].1
+            let pk = re * re + im * im
+            p[k] = pk
+            m[k] = pk.squareRoot()
+        }
+    }
+}

@@ -1,0 +1,388 @@
+import Foundation
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Checks that look at the running system rather than at the values alone.
+public struct ConfigValidationOptions: Sendable, Equatable {
+    /// Check that the directories of `socket.path` and `metrics.textfile` exist and that
+    /// `socket.group` names an existing group. Turn off for `check-config` on another machine, for
+    /// socket activation (systemd made the socket), or in tests of unrelated keys.
+    public var checkSystem: Bool
+
+    public init(checkSystem: Bool = true) {
+        self.checkSystem = checkSystem
+    }
+}
+
+/// Applies configuration layers in precedence order — defaults < file < environment < `--set` — and
+/// remembers where each value came from, so that errors (including cross-field ones, checked in
+/// ``validated(_:)``) point at the file line, variable or flag that set the offending key.
+///
+/// Per-key type and range errors are thrown as each layer is applied.
+public struct ConfigBuilder: Sendable {
+    /// The configuration so far (not yet cross-validated).
+    public private(set) var config: EarshotConfig
+    private(set) var origins: [String: ConfigOrigin] = [:]
+
+    /// Environment variables starting with `EARSHOT_` that are not configuration keys.
+    public static let reservedEnvironmentVariables: Set<String> = ["EARSHOT_CONFIG"]
+
+    /// Starts from `base` (the defaults unless given).
+    public init(base: EarshotConfig = .defaults) {
+        self.config = base
+    }
+
+    /// Where the current value of `key` (a dotted path) came from.
+    public func origin(of key: String) -> ConfigOrigin {
+        origins[key] ?? .defaults
+    }
+
+    // MARK: File
+
+    /// Applies the YAML file at `path`. A missing file is an error only when `required`.
+    public mutating func applyFile(at path: String, required: Bool = true) throws(ConfigError) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            if required {
+                throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil, message: "no such file")
+            }
+            return
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil,
+                              message: "cannot read: \(error.localizedDescription)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil, message: "not valid UTF-8")
+        }
+        try applyYAML(text, file: path)
+    }
+
+    /// Applies YAML text; `file` is the name used in errors.
+    public mutating func applyYAML(_ text: String, file: String) throws(ConfigError) {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw Self.syntaxError(error, file: file)
+        } catch {
+            throw ConfigError(.syntax, origin: .file(path: file, line: nil), key: nil, message: "\(error)")
+        }
+        guard let root else { return }  // empty or comments only: defaults
+        if case .scalar(let s) = root, isNullText(s.string), s.style == .plain { return }
+        try walk(root, section: "", file: file)
+    }
+
+    private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
+        func make(_ problem: String, _ mark: Mark?, _ context: YamlError.Context?) -> ConfigError {
+            var message = "YAML syntax error: \(problem)"
+            if let mark { message += " (column \(mark.column))" }
+            if let context { message += " \(context.text) starting at line \(context.mark.line)" }
+            return ConfigError(.syntax, origin: .file(path: file, line: mark?.line), key: nil, message: message)
+        }
+        switch error {
+        case .scanner(let context, let problem, let mark, _),
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            return make(problem, mark, context)
+        case .reader(let problem, _, _, _):
+            return make(problem, nil, nil)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigError(.syntax, origin: .file(path: file, line: context.mark.line), key: nil,
+                               message: "duplicate key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) in the mapping starting on this line")
+        default:
+            return make("\(error)", nil, nil)
+        }
+    }
+
+    private mutating func walk(_ node: Node, section: String, file: String) throws(ConfigError) {
+        let where_ = section.isEmpty ? "the top level" : section
+        guard case .mapping(let mapping) = node else {
+            if case .scalar(let s) = node, s.style == .plain, isNullText(s.string) { return }  // `metrics:` alone
+            throw ConfigError(.wrongType, origin: .file(path: file, line: node.mark?.line),
+                              key: section.isEmpty ? nil : section,
+                              message: "expected a mapping of keys at \(where_), got \(Self.shapeName(node))")
+        }
+        var seen: [String: Int] = [:]
+        for (keyNode, valueNode) in mapping {
+            let line = keyNode.mark?.line
+            guard case .scalar(let keyScalar) = keyNode else {
+                throw ConfigError(.wrongType, origin: .file(path: file, line: line), key: section.isEmpty ? nil : section,
+                                  message: "keys must be plain names, got \(Self.shapeName(keyNode))")
+            }
+            let name = keyScalar.string
+            let path = section.isEmpty ? name : section + "." + name
+            if let first = seen[name] {
+                throw ConfigError(.syntax, origin: .file(path: file, line: line), key: path,
+                                  message: "duplicate key (first set on line \(first))")
+            }
+            seen[name] = line ?? 0
+            if let key = ConfigSchema.byPath[path] {
+                let raw = Self.rawValue(valueNode)
+                try apply(key, raw, origin: .file(path: file, line: line), elementOrigin: { .file(path: file, line: $0) })
+            } else if ConfigSchema.sections.contains(path) {
+                try walk(valueNode, section: path, file: file)
+            } else {
+                throw ConfigError(.unknownKey, origin: .file(path: file, line: line), key: path,
+                                  message: Self.unknownKeyMessage(name: name, section: section))
+            }
+        }
+    }
+
+    private static func unknownKeyMessage(name: String, section: String) -> String {
+        let siblings = ConfigSchema.children(of: section)
+        let prefix = section.isEmpty ? "" : section + "."
+        if let near = closest(to: name, among: siblings) {
+            return "unknown key; did you mean \(prefix + near)?"
+        }
+        // A valid key put in the wrong section (e.g. `hop` under `capture`).
+        let everywhere = (ConfigSchema.keys.map(\.path) + ConfigSchema.sections).filter {
+            $0.split(separator: ".").last.map(String.init) == name
+        }
+        if let moved = everywhere.sorted().first {
+            return "unknown key; did you mean \(moved)?"
+        }
+        let valid = siblings.joined(separator: ", ")
+        return "unknown key (valid keys\(section.isEmpty ? "" : " in " + section): \(valid))"
+    }
+
+    private static func shapeName(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return s.style == .plain && isNullText(s.string) ? "null" : "\"\(s.string)\""
+        case .sequence: return "a list"
+        case .mapping: return "a mapping"
+        case .alias: return "an alias"
+        }
+    }
+
+    private static func rawValue(_ node: Node) -> RawValue {
+        let line = node.mark?.line
+        switch node {
+        case .scalar(let s):
+            let quoted = s.style == .singleQuoted || s.style == .doubleQuoted
+                || s.style == .literal || s.style == .folded
+            return RawValue(shape: .scalar(s.string, quoted: quoted), line: line, isText: false)
+        case .sequence(let seq):
+            var items: [(text: String, quoted: Bool, line: Int?)] = []
+            for element in seq {
+                guard case .scalar(let s) = element else {
+                    return RawValue(shape: .other("a list containing \(shapeName(element))"), line: line, isText: false)
+                }
+                let quoted = s.style != .plain && s.style != .any
+                items.append((s.string, quoted, element.mark?.line))
+            }
+            return RawValue(shape: .sequence(items), line: line, isText: false)
+        case .mapping:
+            return RawValue(shape: .mapping, line: line, isText: false)
+        case .alias:
+            return RawValue(shape: .other("an alias"), line: line, isText: false)
+        }
+    }
+
+    private mutating func apply(_ key: ConfigKey, _ raw: RawValue, origin: ConfigOrigin,
+                                elementOrigin: (Int) -> ConfigOrigin) throws(ConfigError) {
+        do throws(ValueProblem) {
+            try key.apply(&config, raw)
+        } catch {
+            let at = error.line.map(elementOrigin) ?? origin
+            throw ConfigError(error.code, origin: at, key: key.path, message: error.message)
+        }
+        origins[key.path] = origin
+    }
+
+    // MARK: Environment
+
+    /// Applies every `EARSHOT_<SECTION>_<KEY>` variable (e.g. `EARSHOT_ANALYSIS_HOP=240`).
+    ///
+    /// An `EARSHOT_*` variable that matches no key is an error (typo safety), except
+    /// ``reservedEnvironmentVariables``. Variables are applied in name order.
+    public mutating func applyEnvironment(_ environment: [String: String]) throws(ConfigError) {
+        for name in environment.keys.sorted() where name.hasPrefix("EARSHOT_") {
+            if Self.reservedEnvironmentVariables.contains(name) { continue }
+            let value = environment[name]!
+            guard let key = ConfigSchema.byEnvironmentName[name] else {
+                var message = "no configuration key matches this variable"
+                if let near = closest(to: name, among: ConfigSchema.keys.map(\.environmentName)) {
+                    message += "; did you mean \(near)?"
+                }
+                throw ConfigError(.unknownKey, origin: .environment(variable: name), key: nil, message: message)
+            }
+            try apply(key, .text(value), origin: .environment(variable: name), elementOrigin: { _ in .environment(variable: name) })
+        }
+    }
+
+    // MARK: Command line
+
+    /// Applies `key.path=value` settings (the executable's repeated `--set` flag), in order.
+    public mutating func applyOverrides(_ settings: [String]) throws(ConfigError) {
+        for setting in settings {
+            guard let eq = setting.firstIndex(of: "=") else {
+                throw ConfigError(.wrongType, origin: .commandLine(argument: setting), key: nil,
+                                  message: "expected KEY=VALUE, e.g. analysis.hop=240")
+            }
+            let path = String(setting[..<eq].trimmingSpaces)
+            let value = String(setting[setting.index(after: eq)...])
+            try set(path, to: value, origin: .commandLine(argument: setting))
+        }
+    }
+
+    /// Sets one key (dotted path) from text, with the same parsing and checks as the environment.
+    public mutating func set(_ path: String, to value: String, origin: ConfigOrigin) throws(ConfigError) {
+        guard let key = ConfigSchema.byPath[path] else {
+            var message = "unknown key"
+            if ConfigSchema.sections.contains(path) {
+                message = "a section, not a key; set one of: "
+                    + ConfigSchema.children(of: path).map { path + "." + $0 }.joined(separator: ", ")
+            } else if let near = closest(to: path, among: ConfigSchema.keys.map(\.path)) {
+                message += "; did you mean \(near)?"
+            }
+            throw ConfigError(.unknownKey, origin: origin, key: path, message: message)
+        }
+        try apply(key, .text(value), origin: origin, elementOrigin: { _ in origin })
+    }
+
+    // MARK: Cross-field validation
+
+    /// The configuration after the cross-field checks (and, unless disabled, the system checks).
+    public func validated(_ options: ConfigValidationOptions = .init()) throws(ConfigError) -> EarshotConfig {
+        let c = config
+        let a = c.analysis
+        // Each check names a primary key; if the user did not set it but did set the other one, the
+        // error points at the other one (that is the line the user has to change).
+        func fail(_ primary: String, _ primaryMessage: String,
+                  _ secondary: String, _ secondaryMessage: String) -> ConfigError {
+            if origins[primary] == nil, origins[secondary] != nil {
+                return ConfigError(.invalidCombination, origin: origin(of: secondary), key: secondary, message: secondaryMessage)
+            }
+            return ConfigError(.invalidCombination, origin: origin(of: primary), key: primary, message: primaryMessage)
+        }
+        let n = formatNumber
+        if a.hop > a.nFFT {
+            throw fail("analysis.hop", "\(a.hop) is larger than analysis.n_fft (\(a.nFFT))",
+                       "analysis.n_fft", "\(a.nFFT) is smaller than analysis.hop (\(a.hop))")
+        }
+        let nyquist = Double(c.capture.sampleRate) / 2
+        if a.fmax > nyquist {
+            throw fail("analysis.fmax", "\(n(a.fmax)) is above the Nyquist frequency (\(n(nyquist)) Hz = capture.sample_rate / 2)",
+                       "capture.sample_rate", "\(c.capture.sampleRate) puts the Nyquist frequency (\(n(nyquist)) Hz) below analysis.fmax (\(n(a.fmax)))")
+        }
+        if a.fmin >= a.fmax {
+            throw fail("analysis.fmin", "\(n(a.fmin)) must be below analysis.fmax (\(n(a.fmax)))",
+                       "analysis.fmax", "\(n(a.fmax)) must be above analysis.fmin (\(n(a.fmin)))")
+        }
+        if a.nMels > a.nFFT / 2 + 1 {
+            throw fail("analysis.n_mels", "\(a.nMels) is more than the \(a.nFFT / 2 + 1) FFT bins of analysis.n_fft (\(a.nFFT))",
+                       "analysis.n_fft", "\(a.nFFT) gives \(a.nFFT / 2 + 1) FFT bins, fewer than analysis.n_mels (\(a.nMels))")
+        }
+        if a.nMFCC > a.nMels {
+            throw fail("analysis.n_mfcc", "\(a.nMFCC) is larger than analysis.n_mels (\(a.nMels))",
+                       "analysis.n_mels", "\(a.nMels) is smaller than analysis.n_mfcc (\(a.nMFCC))")
+        }
+        if let ch = c.capture.channel, ch >= c.capture.channels {
+            throw fail("capture.channel", "\(ch) does not exist with capture.channels \(c.capture.channels) (0-based: at most \(c.capture.channels - 1))",
+                       "capture.channels", "\(c.capture.channels) channels leave no channel \(ch) (capture.channel)")
+        }
+        if c.capture.reconnectMaxSeconds < c.capture.reconnectInitialSeconds {
+            throw fail("capture.reconnect_max_s", "\(n(c.capture.reconnectMaxSeconds)) is below capture.reconnect_initial_s (\(n(c.capture.reconnectInitialSeconds)))",
+                       "capture.reconnect_initial_s", "\(n(c.capture.reconnectInitialSeconds)) is above capture.reconnect_max_s (\(n(c.capture.reconnectMaxSeconds)))")
+        }
+        if c.metrics.enabled, c.metrics.listen == nil, c.metrics.textfile == nil {
+            throw fail("metrics.enabled", "true, but neither metrics.listen nor metrics.textfile is set",
+                       "metrics.listen", "null leaves no metrics output while metrics.enabled is true (set metrics.textfile or disable metrics)")
+        }
+        if options.checkSystem {
+            try checkDirectory(of: c.socket.path, key: "socket.path")
+            if c.metrics.enabled, let textfile = c.metrics.textfile {
+                try checkDirectory(of: textfile, key: "metrics.textfile")
+            }
+            if let group = c.socket.group, !groupExists(group) {
+                throw ConfigError(.outOfRange, origin: origin(of: "socket.group"), key: "socket.group",
+                                  message: "group \"\(group)\" does not exist")
+            }
+        }
+        return c
+    }
+
+    private func checkDirectory(of path: String, key: String) throws(ConfigError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            throw ConfigError(.missingPath, origin: origin(of: key), key: key,
+                              message: "directory \(directory) of \(path) does not exist")
+        }
+    }
+
+    private func groupExists(_ name: String) -> Bool {
+        var group = group()
+        var result: UnsafeMutablePointer<group>? = nil
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        let rc = getgrnam_r(name, &group, &buffer, buffer.count, &result)
+        return rc == 0 && result != nil
+    }
+}
+
+extension EarshotConfig {
+    /// The default config file path.
+    public static let defaultPath = "/etc/earshot/earshot.yaml"
+
+    /// Which file to read: `--config` if given (must exist), else `$EARSHOT_CONFIG` (must exist), else
+    /// ``defaultPath`` (may be missing: then the defaults apply).
+    public static func configFile(flag: String?, environment: [String: String]) -> (path: String, required: Bool) {
+        if let flag { return (flag, true) }
+        if let env = environment["EARSHOT_CONFIG"], !env.isEmpty { return (env, true) }
+        return (defaultPath, false)
+    }
+
+    /// Loads the configuration: defaults < file < `EARSHOT_*` environment < `--set` overrides, then validates.
+    /// - Parameters:
+    ///   - configPath: the `--config` flag, or `nil` (see ``configFile(flag:environment:)``).
+    ///   - environment: usually `ProcessInfo.processInfo.environment`.
+    ///   - overrides: `key.path=value` strings from repeated `--set` flags.
+    ///   - options: system checks (directories, group).
+    public static func load(
+        configPath: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        overrides: [String] = [],
+        options: ConfigValidationOptions = .init()
+    ) throws(ConfigError) -> EarshotConfig {
+        var builder = ConfigBuilder()
+        let file = configFile(flag: configPath, environment: environment)
+        try builder.applyFile(at: file.path, required: file.required)
+        try builder.applyEnvironment(environment)
+        try builder.applyOverrides(overrides)
+        return try builder.validated(options)
+    }
+
+    /// Parses YAML text on top of the defaults (no environment, no overrides) and validates it.
+    public static func parse(yaml: String, file: String = "<string>",
+                             options: ConfigValidationOptions = .init()) throws(ConfigError) -> EarshotConfig {
+        var builder = ConfigBuilder()
+        try builder.applyYAML(yaml, file: file)
+        return try builder.validated(options)
+    }
+
+    /// Every key path in document order (`capture.device`, …, `logging.level`).
+    public static var keyPaths: [String] { ConfigSchema.keys.map(\.path) }
+
+    /// The `EARSHOT_*` variable for a key path (`analysis.hop` → `EARSHOT_ANALYSIS_HOP`).
+    public static func environmentVariable(for keyPath: String) -> String? {
+        ConfigSchema.byPath[keyPath]?.environmentName
+    }
+
+    /// The value of `keyPath` rendered as YAML (`480`, `"default"`, `null`, `[1, 10, 60]`).
+    public func renderedValue(of keyPath: String) -> String? {
+        ConfigSchema.byPath[keyPath]?.render(self)
+    }
+
+    /// The effective configuration as flat `key.path: value` lines (for `check-config` and logs).
+    public var flatDescription: String {
+        ConfigSchema.keys.map { "\($0.path): \($0.render(self))" }.joined(separator: "\n")
+    }
+}

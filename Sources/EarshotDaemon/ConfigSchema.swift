@@ -1,0 +1,510 @@
+// The table of every configuration key: its dotted path, its environment variable, how a raw value is
+// parsed and range-checked onto `EarshotConfig`, and how the current value renders back (for diffs and
+// `check-config` output). YAML, `EARSHOT_*` variables and `--set` all go through this one table, so they
+// accept exactly the same values.
+
+/// A value before typing: a YAML node's shape, or the text of an environment variable / `--set`.
+struct RawValue {
+    enum Shape {
+        /// `quoted`: the YAML scalar was single- or double-quoted (so it is a string, never a number).
+        case scalar(String, quoted: Bool)
+        case sequence([(text: String, quoted: Bool, line: Int?)])
+        case mapping
+        case other(String)
+    }
+    var shape: Shape
+    var line: Int?
+    /// Text from an environment variable or `--set`: lists may be written `1,10,60` or `[1, 10, 60]`.
+    var isText: Bool
+
+    static func text(_ string: String) -> RawValue {
+        RawValue(shape: .scalar(string, quoted: false), line: nil, isText: true)
+    }
+}
+
+/// A problem with one value; the loader adds origin and key.
+struct ValueProblem: Error {
+    var code: ConfigError.Code
+    var message: String
+    /// Line of a list element, when more precise than the key's line.
+    var line: Int? = nil
+
+    static func type(_ expected: String, _ raw: RawValue) -> ValueProblem {
+        ValueProblem(code: .wrongType, message: "expected \(expected), got \(describe(raw))")
+    }
+    static func range(_ message: String) -> ValueProblem {
+        ValueProblem(code: .outOfRange, message: message)
+    }
+}
+
+func describe(_ raw: RawValue) -> String {
+    switch raw.shape {
+    case .scalar(let s, let quoted):
+        if quoted { return "the string \"\(s)\"" }
+        if isNullText(s) { return "null" }
+        return "\"\(s)\""
+    case .sequence: return "a list"
+    case .mapping: return "a mapping"
+    case .other(let what): return what
+    }
+}
+
+func isNullText(_ s: String) -> Bool {
+    s.isEmpty || s == "~" || s == "null" || s == "Null" || s == "NULL"
+}
+
+/// Formats a number the way a user writes it: `48000`, `0.85`, `-20`.
+func formatNumber(_ value: Double) -> String {
+    if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
+    return String(value)
+}
+
+/// An inclusive or exclusive numeric bound pair used for range checks and their messages.
+struct Bounds {
+    var min: Double?
+    var max: Double?
+    var minExclusive = false
+
+    func check(_ v: Double) throws(ValueProblem) {
+        let lowOK = min.map { minExclusive ? v > $0 : v >= $0 } ?? true
+        let highOK = max.map { v <= $0 } ?? true
+        if lowOK && highOK { return }
+        let got = formatNumber(v)
+        switch (min, max) {
+        case (let lo?, let hi?) where !minExclusive:
+            throw .range("\(got) is out of range: must be between \(formatNumber(lo)) and \(formatNumber(hi))")
+        case (let lo?, let hi?):
+            throw .range("\(got) is out of range: must be greater than \(formatNumber(lo)) and at most \(formatNumber(hi))")
+        case (let lo?, nil):
+            throw .range("\(got) is out of range: must be \(minExclusive ? "greater than" : "at least") \(formatNumber(lo))")
+        case (nil, let hi?):
+            throw .range("\(got) is out of range: must be at most \(formatNumber(hi))")
+        case (nil, nil):
+            return
+        }
+    }
+}
+
+// MARK: - Scalar parsing (strict, identical for YAML plain scalars and environment text)
+
+func scalarText(_ raw: RawValue, expected: String) throws(ValueProblem) -> (String, quoted: Bool) {
+    guard case .scalar(let s, let quoted) = raw.shape else { throw .type(expected, raw) }
+    return (s, quoted)
+}
+
+func parseInt(_ raw: RawValue) throws(ValueProblem) -> Int {
+    let (s, quoted) = try scalarText(raw, expected: "an integer")
+    let body = s.hasPrefix("+") ? String(s.dropFirst()) : s
+    guard !quoted, !isNullText(s), let v = Int(body) else { throw .type("an integer", raw) }
+    return v
+}
+
+func parseDouble(_ raw: RawValue) throws(ValueProblem) -> Double {
+    let (s, quoted) = try scalarText(raw, expected: "a number")
+    let body = s.hasPrefix("+") ? String(s.dropFirst()) : s
+    guard !quoted, !isNullText(s), !body.lowercased().hasPrefix("0x"), let v = Double(body), v.isFinite else {
+        throw .type("a number", raw)
+    }
+    return v
+}
+
+func parseBool(_ raw: RawValue) throws(ValueProblem) -> Bool {
+    let (s, quoted) = try scalarText(raw, expected: "true or false")
+    if !quoted {
+        switch s {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default: break
+        }
+    }
+    throw .type("true or false", raw)
+}
+
+func parseString(_ raw: RawValue) throws(ValueProblem) -> String {
+    let (s, quoted) = try scalarText(raw, expected: "a string")
+    if !quoted && isNullText(s) { throw .type("a string", raw) }
+    return s
+}
+
+func isNull(_ raw: RawValue) -> Bool {
+    if case .scalar(let s, false) = raw.shape, isNullText(s) { return true }
+    return false
+}
+
+func parseDoubleList(_ raw: RawValue) throws(ValueProblem) -> [(Double, Int?)] {
+    switch raw.shape {
+    case .sequence(let items):
+        var out: [(Double, Int?)] = []
+        for item in items {
+            let element = RawValue(shape: .scalar(item.text, quoted: item.quoted), line: item.line, isText: false)
+            do throws(ValueProblem) {
+                out.append((try parseDouble(element), item.line))
+            } catch {
+                throw ValueProblem(code: .wrongType, message: "expected a list of numbers, got \(describe(element)) in the list", line: item.line)
+            }
+        }
+        return out
+    case .scalar(let s, false) where raw.isText:
+        var body = Substring(s.trimmingSpaces)
+        if body.hasPrefix("[") && body.hasSuffix("]") { body = body.dropFirst().dropLast() }
+        if body.trimmingSpaces.isEmpty { return [] }
+        var out: [(Double, Int?)] = []
+        for part in body.split(separator: ",", omittingEmptySubsequences: false) {
+            let element = RawValue.text(String(part.trimmingSpaces))
+            do throws(ValueProblem) {
+                out.append((try parseDouble(element), nil))
+            } catch {
+                throw ValueProblem(code: .wrongType, message: "expected a list of numbers such as 1,10,60, got \(describe(element)) in the list")
+            }
+        }
+        return out
+    default:
+        throw .type("a list of numbers", raw)
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: Substring {
+        let s = self[...]
+        guard let first = s.firstIndex(where: { !$0.isWhitespace }) else { return Substring() }
+        let last = s.lastIndex(where: { !$0.isWhitespace })!
+        return Substring(s[first...last])
+    }
+}
+
+// MARK: - Keys
+
+/// One configuration key.
+struct ConfigKey: Sendable {
+    /// Dotted snake_case path, e.g. `analysis.onset.delta`.
+    let path: String
+    /// Value kind for messages and docs: `integer`, `number`, `boolean`, `string`, `list`, one-of.
+    let kind: String
+    let apply: @Sendable (inout EarshotConfig, RawValue) throws(ValueProblem) -> Void
+    let render: @Sendable (EarshotConfig) -> String
+
+    /// `EARSHOT_` + the path upper-cased with dots as underscores.
+    var environmentName: String {
+        "EARSHOT_" + path.uppercased().replacingDots
+    }
+}
+
+extension String {
+    fileprivate var replacingDots: String { String(map { $0 == "." ? "_" : $0 }) }
+}
+
+typealias Path<T> = any WritableKeyPath<EarshotConfig, T> & Sendable
+
+extension ConfigKey {
+    static func int(_ path: String, _ kp: Path<Int>, _ bounds: Bounds,
+                    check: (@Sendable (Int) throws(ValueProblem) -> Void)? = nil) -> ConfigKey {
+        ConfigKey(path: path, kind: "integer", apply: { (c, raw) throws(ValueProblem) in
+            let v = try parseInt(raw)
+            try bounds.check(Double(v))
+            try check?(v)
+            c[keyPath: kp] = v
+        }, render: { String($0[keyPath: kp]) })
+    }
+
+    static func optionalInt(_ path: String, _ kp: Path<Int?>, _ bounds: Bounds) -> ConfigKey {
+        ConfigKey(path: path, kind: "integer or null", apply: { (c, raw) throws(ValueProblem) in
+            if isNull(raw) { c[keyPath: kp] = nil; return }
+            let v: Int
+            do throws(ValueProblem) { v = try parseInt(raw) } catch { throw .type("an integer or null", raw) }
+            try bounds.check(Double(v))
+            c[keyPath: kp] = v
+        }, render: { $0[keyPath: kp].map { String($0) } ?? "null" })
+    }
+
+    static func double(_ path: String, _ kp: Path<Double>, _ bounds: Bounds) -> ConfigKey {
+        ConfigKey(path: path, kind: "number", apply: { (c, raw) throws(ValueProblem) in
+            let v = try parseDouble(raw)
+            try bounds.check(v)
+            c[keyPath: kp] = v
+        }, render: { formatNumber($0[keyPath: kp]) })
+    }
+
+    static func optionalDouble(_ path: String, _ kp: Path<Double?>, _ bounds: Bounds) -> ConfigKey {
+        ConfigKey(path: path, kind: "number or null", apply: { (c, raw) throws(ValueProblem) in
+            if isNull(raw) { c[keyPath: kp] = nil; return }
+            let v: Double
+            do throws(ValueProblem) { v = try parseDouble(raw) } catch { throw .type("a number or null", raw) }
+            try bounds.check(v)
+            c[keyPath: kp] = v
+        }, render: { $0[keyPath: kp].map(formatNumber) ?? "null" })
+    }
+
+    static func bool(_ path: String, _ kp: Path<Bool>) -> ConfigKey {
+        ConfigKey(path: path, kind: "boolean", apply: { (c, raw) throws(ValueProblem) in
+            c[keyPath: kp] = try parseBool(raw)
+        }, render: { String($0[keyPath: kp]) })
+    }
+
+    static func string(_ path: String, _ kp: Path<String>,
+                       check: @escaping @Sendable (String) throws(ValueProblem) -> Void) -> ConfigKey {
+        ConfigKey(path: path, kind: "string", apply: { (c, raw) throws(ValueProblem) in
+            let v = try parseString(raw)
+            try check(v)
+            c[keyPath: kp] = v
+        }, render: { yamlQuoted($0[keyPath: kp]) })
+    }
+
+    static func optionalString(_ path: String, _ kp: Path<String?>,
+                               check: @escaping @Sendable (String) throws(ValueProblem) -> Void) -> ConfigKey {
+        ConfigKey(path: path, kind: "string or null", apply: { (c, raw) throws(ValueProblem) in
+            if isNull(raw) { c[keyPath: kp] = nil; return }
+            let v: String
+            do throws(ValueProblem) { v = try parseString(raw) } catch { throw .type("a string or null", raw) }
+            try check(v)
+            c[keyPath: kp] = v
+        }, render: { $0[keyPath: kp].map(yamlQuoted) ?? "null" })
+    }
+
+    static func choice<E: RawRepresentable & CaseIterable & Sendable>(
+        _ path: String, _ kp: Path<E>
+    ) -> ConfigKey where E.RawValue == String {
+        let names = E.allCases.map(\.rawValue)
+        let list = names.map { "\"\($0)\"" }.joined(separator: ", ")
+        return ConfigKey(path: path, kind: "one of \(list)", apply: { (c, raw) throws(ValueProblem) in
+            let s: String
+            do throws(ValueProblem) { s = try parseString(raw) } catch { throw .type("one of \(list)", raw) }
+            guard let v = E(rawValue: s) else {
+                throw .range("\"\(s)\" is not one of \(list)")
+            }
+            c[keyPath: kp] = v
+        }, render: { yamlQuoted($0[keyPath: kp].rawValue) })
+    }
+}
+
+func yamlQuoted(_ s: String) -> String {
+    "\"" + s.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\""
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var out = ""
+        for ch in self { if ch == target { out += replacement } else { out.append(ch) } }
+        return out
+    }
+}
+
+// MARK: - Value checks
+
+/// Whether `n` has no prime factor above 7 (sizes FFTW handles with its fast codelets).
+func isFFTWFriendly(_ n: Int) -> Bool {
+    guard n > 0 else { return false }
+    var m = n
+    for p in [2, 3, 5, 7] { while m % p == 0 { m /= p } }
+    return m == 1
+}
+
+func checkFFTSize(_ n: Int) throws(ValueProblem) {
+    guard !isFFTWFriendly(n) else { return }
+    var below = n - 1
+    while below > 1 && !isFFTWFriendly(below) { below -= 1 }
+    var above = n + 1
+    while !isFFTWFriendly(above) { above += 1 }
+    throw .range("\(n) is not FFTW-friendly: use a size whose only prime factors are 2, 3, 5 and 7 (nearest: \(below) or \(above))")
+}
+
+func checkAbsolutePath(_ path: String) throws(ValueProblem) {
+    guard path.hasPrefix("/") else { throw .range("\"\(path)\" must be an absolute path") }
+    guard !path.hasSuffix("/") else { throw .range("\"\(path)\" names a directory, not a file") }
+}
+
+func checkSocketPath(_ path: String) throws(ValueProblem) {
+    try checkAbsolutePath(path)
+    // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+    guard path.utf8.count <= 107 else {
+        throw .range("\"\(path)\" is \(path.utf8.count) bytes long; a Unix socket path must be at most 107 bytes")
+    }
+}
+
+func parseOctalMode(_ text: String) throws(ValueProblem) -> UInt32 {
+    let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text
+    guard (3...4).contains(digits.count), digits.allSatisfy({ ("0"..."7").contains($0) }),
+        let v = UInt32(digits, radix: 8)
+    else {
+        throw .range("\"\(text)\" is not an octal file mode such as \"0660\"")
+    }
+    guard v <= 0o777 else { throw .range("\"\(text)\" sets special bits; only permission bits (at most 0777) are allowed") }
+    return v
+}
+
+/// Splits `host:port` / `[v6]:port`; nil when malformed.
+func splitListenAddress(_ s: String) -> (host: String, port: Int)? {
+    let host: Substring
+    let portText: Substring
+    if s.hasPrefix("[") {
+        guard let close = s.firstIndex(of: "]") else { return nil }
+        host = s[s.index(after: s.startIndex)..<close]
+        let rest = s[s.index(after: close)...]
+        guard rest.hasPrefix(":") else { return nil }
+        portText = rest.dropFirst()
+    } else {
+        guard let colon = s.lastIndex(of: ":") else { return nil }
+        host = s[..<colon]
+        portText = s[s.index(after: colon)...]
+        if host.contains(":") { return nil }
+    }
+    guard !host.isEmpty, !host.contains(where: \.isWhitespace), let port = Int(portText), (1...65535).contains(port) else {
+        return nil
+    }
+    return (String(host), port)
+}
+
+// MARK: - The table
+
+enum ConfigSchema {
+    static let keys: [ConfigKey] = [
+        // capture
+        .string("capture.device", \.capture.device) { (s) throws(ValueProblem) in
+            if s.trimmingSpaces.isEmpty { throw .range("must not be empty") }
+        },
+        .int("capture.sample_rate", \.capture.sampleRate, Bounds(min: 8000, max: 192_000)),
+        .int("capture.channels", \.capture.channels, Bounds(min: 1, max: 64)),
+        .optionalInt("capture.channel", \.capture.channel, Bounds(min: 0, max: 63)),
+        .choice("capture.format", \.capture.format),
+        .optionalInt("capture.period_frames", \.capture.periodFrames, Bounds(min: 16, max: 1_048_576)),
+        .int("capture.buffer_periods", \.capture.bufferPeriods, Bounds(min: 4, max: 1024)),
+        .int("capture.realtime_priority", \.capture.realtimePriority, Bounds(min: 0, max: 99)),
+        .bool("capture.mlock", \.capture.mlock),
+        .double("capture.reconnect_initial_s", \.capture.reconnectInitialSeconds, Bounds(min: 0, max: 3600, minExclusive: true)),
+        .double("capture.reconnect_max_s", \.capture.reconnectMaxSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
+        // analysis
+        .int("analysis.n_fft", \.analysis.nFFT, Bounds(min: 16, max: 65_536), check: { (n) throws(ValueProblem) in try checkFFTSize(n) }),
+        .int("analysis.hop", \.analysis.hop, Bounds(min: 1, max: 65_536)),
+        .int("analysis.n_mels", \.analysis.nMels, Bounds(min: 1, max: 1024)),
+        .double("analysis.fmin", \.analysis.fmin, Bounds(min: 0)),
+        .double("analysis.fmax", \.analysis.fmax, Bounds(min: 0, minExclusive: true)),
+        .int("analysis.n_mfcc", \.analysis.nMFCC, Bounds(min: 0, max: 1024)),
+        .optionalDouble("analysis.logmel_floor_db", \.analysis.logmelFloorDB, Bounds(min: 0, max: 400, minExclusive: true)),
+        .double("analysis.rolloff", \.analysis.rolloff, Bounds(min: 0, max: 0.9999, minExclusive: true)),
+        .int("analysis.onset.pre_max_frames", \.analysis.onset.preMaxFrames, Bounds(min: 0, max: 1000)),
+        .int("analysis.onset.post_max_frames", \.analysis.onset.postMaxFrames, Bounds(min: 0, max: 100)),
+        .int("analysis.onset.pre_avg_frames", \.analysis.onset.preAvgFrames, Bounds(min: 0, max: 1000)),
+        .double("analysis.onset.delta", \.analysis.onset.delta, Bounds(min: 0)),
+        .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(min: 0, max: 100_000)),
+        // levels
+        .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(min: -200, max: 200)),
+        // socket
+        .string("socket.path", \.socket.path) { (s) throws(ValueProblem) in try checkSocketPath(s) },
+        ConfigKey(path: "socket.mode", kind: "octal string", apply: { (c, raw) throws(ValueProblem) in
+            let s: String
+            do throws(ValueProblem) { s = try parseString(raw) } catch { throw .type("an octal mode string such as \"0660\"", raw) }
+            c.socket.mode = try parseOctalMode(s)
+        }, render: { yamlQuoted($0.socket.modeString) }),
+        .optionalString("socket.group", \.socket.group) { (s) throws(ValueProblem) in
+            if s.isEmpty || s.contains(where: { $0.isWhitespace || $0 == ":" }) {
+                throw .range("\"\(s)\" is not a valid group name")
+            }
+        },
+        .int("socket.max_clients", \.socket.maxClients, Bounds(min: 1, max: 65_536)),
+        .int("socket.queue_messages", \.socket.queueMessages, Bounds(min: 1, max: 1_048_576)),
+        .double("socket.stall_limit_s", \.socket.stallLimitSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
+        .int("socket.max_line_bytes", \.socket.maxLineBytes, Bounds(min: 256, max: 16_777_216)),
+        // rolling
+        ConfigKey(path: "rolling.windows_s", kind: "list of numbers", apply: { (c, raw) throws(ValueProblem) in
+            let items = try parseDoubleList(raw)
+            guard !items.isEmpty else { throw .range("must list at least one window") }
+            guard items.count <= 16 else { throw .range("\(items.count) windows; at most 16 are allowed") }
+            var previous = 0.0
+            for (v, line) in items {
+                guard v > 0, v <= 86_400 else {
+                    throw ValueProblem(code: .outOfRange, message: "window \(formatNumber(v)) is out of range: must be greater than 0 and at most 86400 seconds", line: line)
+                }
+                guard v > previous else {
+                    throw ValueProblem(code: .outOfRange, message: "windows must be strictly increasing: \(formatNumber(v)) follows \(formatNumber(previous))", line: line)
+                }
+                previous = v
+            }
+            c.rolling.windowsSeconds = items.map(\.0)
+        }, render: { "[" + $0.rolling.windowsSeconds.map(formatNumber).joined(separator: ", ") + "]" }),
+        .double("rolling.backfill_s", \.rolling.backfillSeconds, Bounds(min: 0, max: 86_400)),
+        // alerts
+        .bool("alerts.level.enabled", \.alerts.level.enabled),
+        .choice("alerts.level.weighting", \.alerts.level.weighting),
+        .double("alerts.level.threshold_db", \.alerts.level.thresholdDB, Bounds(min: -300, max: 300)),
+        .double("alerts.level.min_duration_ms", \.alerts.level.minDurationMs, Bounds(min: 0, max: 3_600_000)),
+        .double("alerts.level.hysteresis_db", \.alerts.level.hysteresisDB, Bounds(min: 0, max: 200)),
+        .double("alerts.level.rearm_ms", \.alerts.level.rearmMs, Bounds(min: 0, max: 3_600_000)),
+        .bool("alerts.onset.enabled", \.alerts.onset.enabled),
+        .double("alerts.onset.min_strength", \.alerts.onset.minStrength, Bounds(min: 0)),
+        .double("alerts.onset.min_interval_ms", \.alerts.onset.minIntervalMs, Bounds(min: 0, max: 3_600_000)),
+        .int("alerts.onset.max_per_minute", \.alerts.onset.maxPerMinute, Bounds(min: 0, max: 60_000)),
+        // metrics
+        .bool("metrics.enabled", \.metrics.enabled),
+        .optionalString("metrics.listen", \.metrics.listen) { (s) throws(ValueProblem) in
+            guard splitListenAddress(s) != nil else {
+                throw .range("\"\(s)\" is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464, port 1-65535)")
+            }
+        },
+        .optionalString("metrics.textfile", \.metrics.textfile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .double("metrics.textfile_interval_s", \.metrics.textfileIntervalSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
+        // budgets
+        .optionalDouble("budgets.capture_ms", \.budgets.captureMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
+        .optionalDouble("budgets.dsp_ms", \.budgets.dspMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
+        .optionalDouble("budgets.sinks_ms", \.budgets.sinksMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
+        .optionalDouble("budgets.end_to_end_ms", \.budgets.endToEndMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
+        .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(min: 0, max: 86_400)),
+        // logging
+        .choice("logging.level", \.logging.level),
+    ]
+
+    static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
+    static let byEnvironmentName: [String: ConfigKey] =
+        Dictionary(uniqueKeysWithValues: keys.map { ($0.environmentName, $0) })
+
+    /// Every section path (`capture`, `analysis.onset`, `alerts`, …).
+    static let sections: Set<String> = {
+        var out = Set<String>()
+        for key in keys {
+            var parts = key.path.split(separator: ".").dropLast()
+            while !parts.isEmpty {
+                out.insert(parts.joined(separator: "."))
+                parts = parts.dropLast()
+            }
+        }
+        return out
+    }()
+
+    /// Names valid directly under `section` ("" = the document root).
+    static func children(of section: String) -> [String] {
+        let prefix = section.isEmpty ? "" : section + "."
+        var names: [String] = []
+        for path in keys.map(\.path) + sections.sorted() where path.hasPrefix(prefix) {
+            let rest = path.dropFirst(prefix.count)
+            if !rest.contains("."), !names.contains(String(rest)) { names.append(String(rest)) }
+        }
+        return names
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}
+
+/// The candidate closest to `word`, if it is close enough to be a plausible typo.
+func closest(to word: String, among candidates: [String]) -> String? {
+    let lowered = word.lowercased()
+    var best: (String, Int)?
+    for c in candidates {
+        let d = editDistance(lowered, c.lowercased())
+        if best == nil || d < best!.1 { best = (c, d) }
+    }
+    guard let (name, d) = best else { return nil }
+    return d <= Swift.max(2, word.count / 3) ? name : nil
+}

@@ -1,0 +1,81 @@
+import EarshotDSP
+import Testing
+
+@Suite("AnalyzerConfig")
+struct ConfigTests {
+    @Test("defaults are valid")
+    func defaults() throws {
+        try AnalyzerConfig().validate()
+        #expect(AnalyzerConfig().frameDuration == 0.01)
+    }
+
+    static let bad: [(String, @Sendable (inout AnalyzerConfig) -> Void)] = [
+        ("sampleRate", { $0.sampleRate = 7_999 }),
+        ("sampleRate", { $0.sampleRate = 192_001 }),
+        ("nFFT", { $0.nFFT = 8 }),
+        ("nFFT", { $0.nFFT = 1023 }),
+        ("nFFT", { $0.nFFT = 2 * 11 * 64 }),
+        ("hop", { $0.hop = 0 }),
+        ("hop", { $0.hop = 2048 }),
+        ("fMin", { $0.fMin = -1 }),
+        ("fMax", { $0.fMax = 0 }),
+        ("fMax", { $0.fMax = 30_000 }),
+        ("nMels", { $0.nMels = 0 }),
+        ("nMels", { $0.nMels = 514 }),
+        ("nMFCC", { $0.nMFCC = -1 }),
+        ("nMFCC", { $0.nMFCC = 65 }),
+        ("logMelFloorDb", { $0.logMelFloorDb = .nan }),
+        ("rolloffPercent", { $0.rolloffPercent = 1 }),
+        ("rolloffPercent", { $0.rolloffPercent = 0 }),
+        ("onset.preMaxFrames", { $0.onset.preMaxFrames = -1 }),
+        ("onset.postMaxFrames", { $0.onset.postMaxFrames = 2 }),
+        ("onset.preAvgFrames", { $0.onset.preAvgFrames = -3 }),
+        ("onset.delta", { $0.onset.delta = -1 }),
+        ("onset.delta", { $0.onset.delta = .infinity }),
+        ("onset.waitFrames", { $0.onset.waitFrames = -1 }),
+    ]
+
+    @Test("validate names the bad field", arguments: 0..<bad.count)
+    func names(_ i: Int) {
+        var c = AnalyzerConfig()
+        Self.bad[i].1(&c)
+        do {
+            try c.validate()
+            Issue.record("expected \(Self.bad[i].0) to be rejected")
+        } catch {
+            #expect(error.field == Self.bad[i].0, "\(error)")
+        }
+        #expect(throws: AnalyzerConfigError.self) { _ = try FrameAnalyzer(config: c) }
+    }
+
+    @Test("non-default valid configs")
+    func valid() throws {
+        var c = AnalyzerConfig()
+        c.sampleRate = 16_000; c.nFFT = 512; c.hop = 160; c.nMels = 40; c.fMax = 8_000
+        try c.validate()
+        c.nFFT = 2 * 3 * 5 * 7 * 4; c.hop = c.nFFT
+        try c.validate()
+    }
+}
+
+@Suite("NaN-free")
+struct NaNFreeTests {
+    @Test("silence (and a floor) never produces NaN or infinity", arguments: [nil, Float(-100)])
+    func silence(_ floor: Float?) throws {
+        var config = AnalyzerConfig()
+        config.logMelFloorDb = floor
+        let run = try AnalyzerRun(config: config, samples: [Float](repeating: 0, count: 48_000))
+        #expect(run.features.count == 98)
+        for (t, f) in run.features.enumerated() {
+            let all = [f.rmsDbfs, f.peakDbfs, f.zcr, f.centroidHz, f.bandwidthHz, f.rolloffHz, f.flatness,
+                       f.flux, f.onsetStrength, f.laf, f.las, f.lcf, f.lzf]
+            #expect(all.allSatisfy { $0.isFinite }, "frame \(t)")
+            #expect(run.logmel[t].allSatisfy { $0.isFinite } && run.mfcc[t].allSatisfy { $0.isFinite })
+            #expect(f.rmsDbfs == -200 && f.peakDbfs == -200 && f.zcr == 0)
+            #expect(f.centroidHz == 0 && f.bandwidthHz == 0 && f.rolloffHz == 0 && f.flatness == 1)
+            #expect(f.flux == 0 && f.onsetStrength == 0)
+            #expect(run.logmel[t].allSatisfy { $0 == (floor ?? -100) })
+        }
+        #expect(run.onsets.isEmpty)
+    }
+}

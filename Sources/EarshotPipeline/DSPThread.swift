@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import EarshotCapture
+import EarshotDSP
+import EarshotRealtime
+
+/// The hop-synchronous DSP thread (`es-dsp`): drains the capture thread's sample and stamp rings, frames
+/// the samples with a ``FrameProcessor`` and publishes each frame on a ``FrameBus``.
+///
+/// Time comes only from capture stamps: a sample at ring position `p` inside the period of stamp `s` was
+/// captured at `s.monotonicNs + (p − s.firstSample) / rate`. The frame timeline (``FrameHeader/firstSample``)
+/// is the ring position plus every device gap reported by the stamps, so it advances with real time across
+/// xruns and reconnects. Samples the ring dropped because this thread fell behind are a discontinuity
+/// flagged ``FrameFlags/ringOverrun`` with their count.
+///
+/// Loop: wait on the capture thread's wake signal (≤ 100 ms), drain every available stamp, read exactly its
+/// samples, push them. No allocation, lock or logging inside the loop.
+public final class DSPThread: @unchecked Sendable {
+    public let processor: FrameProcessor<FrameBus>
+    public let samples: SPSCRing<Float>
+    public let stamps: SPSCRing<CaptureStamp>
+    public let wake: WakeSignal
+    let scratch: AlignedBuffer<Float>
+    let stampScratch: UnsafeMutableBufferPointer<CaptureStamp>
+    var handle: RealtimeThread.Handle?
+    let running = Atomic<Bool>(false)
+    let _frames = Atomic<Int>(0)
+    let _lastFrameMonotonicNs = Atomic<Int64>(0)
+    let _ringOverrunSamples = Atomic<Int>(0)
+    let _discontinuities = Atomic<Int>(0)
+    let _stallUntilNs = Atomic<Int64>(0)
+    let _stalled = Atomic<Bool>(false)
+    /// Sum of device gaps seen so far (timeline = ring position + this).
+    var timelineOffset: Int64 = 0
+    var seenFirstStamp = false
+
+    public init(processor: FrameProcessor<FrameBus>, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal, maxPeriodFrames: Int) {
+        self.processor = processor
+        self.samples = samples
+        self.stamps = stamps
+        self.wake = wake
+        scratch = AlignedBuffer(count: max(maxPeriodFrames, samples.capacity))
+        stampScratch = .allocate(capacity: 1)
+    }
+
+    deinit { stampScratch.deallocate() }
+
+    /// Frames published.
+    public var frames: Int { _frames.load(ordering: .relaxed) }
+    /// CLOCK_MONOTONIC time the last frame was published (0 before the first): the watchdog's evidence.
+    public var lastFrameMonotonicNs: Int64 { _lastFrameMonotonicNs.load(ordering: .acquiring) }
+    /// Samples dropped by the sample ring because this thread fell behind.
+    public var ringOverrunSamples: Int { _ringOverrunSamples.load(ordering: .relaxed) }
+    /// Discontinuities marked on frames (device gaps and ring overruns).
+    public var discontinuities: Int { _discontinuities.load(ordering: .relaxed) }
+
+    /// Starts the thread (optionally SCHED_FIFO, best effort).
+    @discardableResult
+    public func start(fifoPriority: Int32 = 0) -> RealtimeThread.SchedulingResult {
+        running.store(true, ordering: .releasing)
+        let (h, sched) = RealtimeThread.start(name: "es-dsp", fifoPriority: fifoPriority) { [self] in loop() }
+        handle = h
+        return sched
+    }
+
+    /// Stops and joins the thread; samples still in the ring stay there (a restart continues with them).
+    public func stop() {
+        running.store(false, ordering: .releasing)
+        wake.signal()
+        if let h = handle { RealtimeThread.join(h); handle = nil }
+    }
+
+    /// Test-only fault switch: the loop stops consuming for `milliseconds` (the watchdog must notice).
+    @_spi(Testing) public func injectStall(milliseconds: Int) {
+        _stallUntilNs.store(Clock.monotonicNanoseconds() + Int64(milliseconds) * 1_000_000, ordering: .releasing)
+    }
+
+    func loop() {
+        while running.load(ordering: .acquiring) {
+            let until = _stallUntilNs.load(ordering: .acquiring)
+            if until != 0 {
+                if Clock.monotonicNanoseconds() < until { usleep(10_000); continue }
+                _stallUntilNs.store(0, ordering: .relaxed)
+            }
+            _ = wake.wait(timeoutNanoseconds: 100_000_000)
+            drain()
+        }
+    }
+
+    /// Processes everything available. Also usable without the thread (tests, single-threaded drivers).
+    public func drain() {
+        let rate = Double(processor.config.sampleRate)
+        let nsPerSample = 1e9 / rate
+        while running.load(ordering: .relaxed) || handle == nil {
+            let r = stamps.read(into: stampScratch)
+            guard r.count == 1 else { return }
+            let s = stampScratch[0]
+            let deviceGap = s.discontinuity & (CaptureStamp.Discontinuity.xrun | CaptureStamp.Discontinuity.suspend | CaptureStamp.Discontinuity.reconnect)
+            if deviceGap != 0 || (seenFirstStamp && s.discontinuity & CaptureStamp.Discontinuity.start != 0) {
+                var flags: UInt32 = 0
+                if s.discontinuity & CaptureStamp.Discontinuity.xrun != 0 { flags |= FrameFlags.xrun }
+                if s.discontinuity & CaptureStamp.Discontinuity.suspend != 0 { flags |= FrameFlags.suspend }
+                if s.discontinuity & CaptureStamp.Discontinuity.reconnect != 0 { flags |= FrameFlags.reconnect }
+                processor.discontinuity(flags: flags, gapSamples: s.gapSamples)
+                timelineOffset &+= max(0, s.gapSamples)
+                _discontinuities.add(1, ordering: .relaxed)
+            }
+            seenFirstStamp = true
+            let end = s.firstSample &+ Int64(s.frames)
+            var pos = Int64(samples.consumed)
+            if pos < s.firstSample {  // samples without a stamp (stamp ring overrun): drop them
+                pos &+= Int64(samples.skip(Int(s.firstSample &- pos)))
+            }
+            let want = Int(end &- pos)
+            if want <= 0 { continue }  // already consumed through an overrun skip
+            let dst = UnsafeMutableBufferPointer(start: scratch.pointer, count: want)
+            let got = samples.read(into: dst)
+            if got.count == 0 && got.lost == 0 { return }  // stamp ahead of samples: cannot happen, be safe
+            if got.lost > 0 {
+                processor.discontinuity(flags: FrameFlags.ringOverrun, gapSamples: Int64(got.lost))
+                _ringOverrunSamples.add(got.lost, ordering: .relaxed)
+                _discontinuities.add(1, ordering: .relaxed)
+            }
+            let start = pos &+ Int64(got.lost)
+            if got.count == 0 { continue }
+            let offsetNs = Int64((Double(start &- s.firstSample) * nsPerSample).rounded())
+            let before = processor.nextSeq
+            processor.push(
+                UnsafeBufferPointer(start: scratch.pointer, count: got.count),
+                firstSample: start &+ timelineOffset, monotonicNs: s.monotonicNs &+ offsetNs, wallNs: s.wallNs &+ offsetNs)
+            let made = Int(processor.nextSeq &- before)
+            if made > 0 {
+                _frames.add(made, ordering: .relaxed)
+                _lastFrameMonotonicNs.store(Clock.monotonicNanoseconds(), ordering: .releasing)
+            }
+        }
+    }
+}

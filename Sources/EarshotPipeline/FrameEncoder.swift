@@ -1,0 +1,263 @@
+import EarshotDSP
+
+/// A per-frame feature as named on the wire and in `earshot analyze` output.
+public enum Feature: String, CaseIterable, Sendable, Hashable {
+    case rmsDbfs = "rms_dbfs"
+    case peakDbfs = "peak_dbfs"
+    case laf, las, lcf, lzf
+    case zcr
+    case centroidHz = "centroid_hz"
+    case bandwidthHz = "bandwidth_hz"
+    case rolloffHz = "rolloff_hz"
+    case flatness
+    case flux
+    case onsetStrength = "onset_strength"
+    case logmel
+    case mfcc
+
+    /// Unit shown in the protocol's feature catalogue (`levelUnit` for the weighted levels).
+    public func unit(levelUnit: String) -> String {
+        switch self {
+        case .rmsDbfs, .peakDbfs: "dBFS"
+        case .laf, .las, .lcf, .lzf: levelUnit
+        case .zcr: "crossings/sample"
+        case .centroidHz, .bandwidthHz, .rolloffHz: "Hz"
+        case .flatness: "ratio"
+        case .flux: "normalized magnitude"
+        case .onsetStrength, .logmel: "dB"
+        case .mfcc: "dB (DCT-II ortho of log-mel)"
+        }
+    }
+
+    /// One-line description for the catalogue and the README.
+    public var summary: String {
+        switch self {
+        case .rmsDbfs: "RMS over the frame's n_fft samples, 20*log10(rms); full-scale sine = -3.01"
+        case .peakDbfs: "sample peak over the frame, 20*log10(max|x|)"
+        case .laf: "A-weighted level, time weighting Fast (125 ms), at the frame's last sample"
+        case .las: "A-weighted level, time weighting Slow (1 s)"
+        case .lcf: "C-weighted level, Fast"
+        case .lzf: "unweighted (Z) level, Fast"
+        case .zcr: "zero-crossing rate (librosa, center=False)"
+        case .centroidHz: "spectral centroid (librosa)"
+        case .bandwidthHz: "spectral bandwidth, p=2 (librosa)"
+        case .rolloffHz: "spectral roll-off frequency at roll_percent"
+        case .flatness: "spectral flatness (librosa, power=2)"
+        case .flux: "positive spectral flux of |X|, normalized by the window sum"
+        case .onsetStrength: "librosa onset_strength of log-mel (lag 1, max_size 1)"
+        case .logmel: "log-mel power, 10*log10(max(mel,1e-10)), slaney mel bank, one value per band"
+        case .mfcc: "MFCC, orthonormal DCT-II of the log-mel"
+        }
+    }
+
+    /// Parses a comma-separated list (`all` = everything); unknown names are reported by name.
+    public static func parseList(_ text: String) throws(FeatureListError) -> Set<Feature> {
+        var out = Set<Feature>()
+        for raw in text.split(separator: ",") {
+            let name = String(raw.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+            if name == "all" { out.formUnion(Feature.allCases); continue }
+            guard let f = Feature(rawValue: name) else { throw FeatureListError(name: name) }
+            out.insert(f)
+        }
+        if out.isEmpty { throw FeatureListError(name: text) }
+        return out
+    }
+}
+
+public struct FeatureListError: Error, CustomStringConvertible, Sendable {
+    public var name: String
+    public var description: String {
+        "unknown feature '\(name)'; known: \(Feature.allCases.map(\.rawValue).joined(separator: ", ")), all"
+    }
+}
+
+
+/// Serializes frames as NDJSON (`{"type":"frame",...}` / `{"type":"onset",...}`) or CSV, once per frame,
+/// into a reused ``ByteWriter``: fixed precision, no `Float.description`.
+///
+/// Precision: levels and dB vectors 3 decimals (±0.0005 dB), MFCC 3 decimals, frequencies 2 decimals,
+/// `zcr` 6 decimals, `flatness`/`flux` 6 significant digits, `t` 6 decimals (µs).
+public struct FrameEncoder: Sendable {
+    public var features: Set<Feature>
+    /// Added to the weighted levels (`laf`…`lzf`): the microphone calibration, `dB SPL = dBFS + offset`.
+    public var levelOffsetDb: Float
+    /// `"dBFS"` or `"dB SPL"`.
+    public var levelUnit: String
+    let order: [Feature]
+    let levelUnitJSON: [UInt8]
+
+    public init(features: Set<Feature> = Set(Feature.allCases), levelOffsetDb: Float = 0, levelUnit: String = "dBFS") {
+        self.features = features
+        self.levelOffsetDb = levelOffsetDb
+        self.levelUnit = levelUnit
+        order = Feature.allCases.filter { features.contains($0) }
+        let w = ByteWriter(capacity: 64)
+        w.jsonString(levelUnit)
+        levelUnitJSON = Array(w.bytes)
+    }
+
+    /// NDJSON line of a frame (with the trailing newline), and the onset line it decided, if any.
+    public func encodeJSON(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>, mfcc: UnsafeBufferPointer<Float>, into w: ByteWriter) {
+        w.ascii("{\"type\":\"frame\",\"seq\":")
+        w.int(h.seq)
+        w.ascii(",\"t\":")
+        writeTime(h.wallNs, w)
+        if h.flags & FrameFlags.discontinuity != 0 {
+            w.ascii(",\"discontinuity\":true,\"gap_samples\":")
+            w.int(h.gapSamples)
+            w.ascii(",\"cause\":\"")
+            writeCause(h.flags, w)
+            w.byte(0x22)
+        }
+        var wroteLevel = false
+        for f in order {
+            switch f {
+            case .logmel:
+                w.ascii(",\"logmel\":[")
+                vector(logmel, w)
+                w.byte(0x5D)
+            case .mfcc:
+                w.ascii(",\"mfcc\":[")
+                vector(mfcc, w)
+                w.byte(0x5D)
+            default:
+                w.byte(0x2C); w.byte(0x22)
+                writeName(f, w)
+                w.byte(0x22); w.byte(0x3A)
+                scalar(f, h.features, w)
+                if !wroteLevel, f == .laf || f == .las || f == .lcf || f == .lzf { wroteLevel = true }
+            }
+        }
+        if wroteLevel {
+            w.ascii(",\"level_unit\":")
+            levelUnitJSON.withUnsafeBufferPointer { w.append($0) }
+        }
+        w.ascii("}\n")
+        if h.hasOnset { encodeOnsetJSON(h, into: w) }
+    }
+
+    /// `{"type":"onset","seq":S,"t":T,"strength":X,"delay_ms":D,"detected_seq":S2}` line.
+    public func encodeOnsetJSON(_ h: FrameHeader, into w: ByteWriter) {
+        w.ascii("{\"type\":\"onset\",\"seq\":")
+        w.int(h.onset.frameIndex)
+        w.ascii(",\"t\":")
+        writeTime(h.onsetWallNs, w)
+        w.ascii(",\"strength\":")
+        w.fixed(h.onset.strength, decimals: 3)
+        w.ascii(",\"delay_ms\":")
+        w.fixed(h.onsetDelayMs, decimals: 3)
+        w.ascii(",\"detected_seq\":")
+        w.int(h.onset.detectedAtFrame)
+        w.ascii("}\n")
+    }
+
+    /// CSV header: `seq,t,<scalars>,logmel_0…,mfcc_0…,discontinuity,gap_samples,onset_seq`.
+    public func csvHeader(nMels: Int, nMFCC: Int, into w: ByteWriter) {
+        w.ascii("seq,t")
+        for f in order {
+            switch f {
+            case .logmel: for i in 0..<nMels { w.ascii(",logmel_"); w.int(Int64(i)) }
+            case .mfcc: for i in 0..<nMFCC { w.ascii(",mfcc_"); w.int(Int64(i)) }
+            default: w.byte(0x2C); writeName(f, w)
+            }
+        }
+        w.ascii(",discontinuity,gap_samples,onset_seq\n")
+    }
+
+    /// One CSV row; `onset_seq` holds the seq of an onset decided by this frame, else is empty.
+    public func encodeCSV(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>, mfcc: UnsafeBufferPointer<Float>, into w: ByteWriter) {
+        w.int(h.seq)
+        w.byte(0x2C)
+        writeTime(h.wallNs, w)
+        for f in order {
+            switch f {
+            case .logmel: for v in logmel { w.byte(0x2C); w.fixed(v, decimals: 3) }
+            case .mfcc: for v in mfcc { w.byte(0x2C); w.fixed(v, decimals: 3) }
+            default: w.byte(0x2C); scalar(f, h.features, w)
+            }
+        }
+        w.ascii(h.flags & FrameFlags.discontinuity != 0 ? ",1," : ",0,")
+        w.int(h.gapSamples)
+        w.byte(0x2C)
+        if h.hasOnset { w.int(h.onset.frameIndex) }
+        w.byte(0x0A)
+    }
+
+    @inline(__always)
+    func writeTime(_ ns: Int64, _ w: ByteWriter) {
+        // Exact: integer seconds and microseconds, no floating point.
+        var us = ns / 1000
+        if ns % 1000 >= 500 { us += 1 } else if ns % 1000 <= -500 { us -= 1 }
+        if us < 0 { w.byte(0x2D); us = -us }
+        w.reserve(32)
+        w.unsigned(UInt64(us / 1_000_000), minDigits: 1)
+        let frac = us % 1_000_000
+        if frac != 0 {
+            w.byte(0x2E)
+            var f = frac, d = 6
+            while f % 10 == 0 { f /= 10; d -= 1 }
+            w.reserve(8)
+            w.unsigned(UInt64(f), minDigits: d)
+        }
+    }
+
+    @inline(__always)
+    func vector(_ v: UnsafeBufferPointer<Float>, _ w: ByteWriter) {
+        var first = true
+        for x in v {
+            if !first { w.byte(0x2C) }
+            first = false
+            w.fixed(x, decimals: 3)
+        }
+    }
+
+    @inline(__always)
+    func scalar(_ f: Feature, _ x: FrameFeatures, _ w: ByteWriter) {
+        switch f {
+        case .rmsDbfs: w.fixed(x.rmsDbfs, decimals: 3)
+        case .peakDbfs: w.fixed(x.peakDbfs, decimals: 3)
+        case .laf: w.fixed(x.laf + levelOffsetDb, decimals: 3)
+        case .las: w.fixed(x.las + levelOffsetDb, decimals: 3)
+        case .lcf: w.fixed(x.lcf + levelOffsetDb, decimals: 3)
+        case .lzf: w.fixed(x.lzf + levelOffsetDb, decimals: 3)
+        case .zcr: w.fixed(x.zcr, decimals: 6)
+        case .centroidHz: w.fixed(x.centroidHz, decimals: 2)
+        case .bandwidthHz: w.fixed(x.bandwidthHz, decimals: 2)
+        case .rolloffHz: w.fixed(x.rolloffHz, decimals: 2)
+        case .flatness: w.significant(Double(x.flatness), digits: 6)
+        case .flux: w.significant(Double(x.flux), digits: 6)
+        case .onsetStrength: w.fixed(x.onsetStrength, decimals: 3)
+        case .logmel, .mfcc: break
+        }
+    }
+
+    @inline(__always)
+    func writeName(_ f: Feature, _ w: ByteWriter) {
+        switch f {
+        case .rmsDbfs: w.ascii("rms_dbfs")
+        case .peakDbfs: w.ascii("peak_dbfs")
+        case .laf: w.ascii("laf")
+        case .las: w.ascii("las")
+        case .lcf: w.ascii("lcf")
+        case .lzf: w.ascii("lzf")
+        case .zcr: w.ascii("zcr")
+        case .centroidHz: w.ascii("centroid_hz")
+        case .bandwidthHz: w.ascii("bandwidth_hz")
+        case .rolloffHz: w.ascii("rolloff_hz")
+        case .flatness: w.ascii("flatness")
+        case .flux: w.ascii("flux")
+        case .onsetStrength: w.ascii("onset_strength")
+        case .logmel: w.ascii("logmel")
+        case .mfcc: w.ascii("mfcc")
+        }
+    }
+
+    func writeCause(_ flags: UInt32, _ w: ByteWriter) {
+        if flags & FrameFlags.reconnect != 0 { w.ascii("reconnect") }
+        else if flags & FrameFlags.suspend != 0 { w.ascii("suspend") }
+        else if flags & FrameFlags.xrun != 0 { w.ascii("xrun") }
+        else if flags & FrameFlags.ringOverrun != 0 { w.ascii("overrun") }
+        else if flags & FrameFlags.replan != 0 { w.ascii("reload") }
+        else { w.ascii("restart") }
+    }
+}

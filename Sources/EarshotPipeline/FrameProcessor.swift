@@ -1,0 +1,151 @@
+import EarshotDSP
+import EarshotRealtime
+
+/// Where ``FrameProcessor`` puts its frames. The processor asks for the vector buffers before it analyses
+/// a frame (so the analyzer writes straight into their final place, e.g. a ``FrameBus`` slot) and hands
+/// over the header when the frame is complete.
+public protocol FrameOutput: AnyObject {
+    /// Buffers for the next frame's log-mel (`nMels`) and MFCC (`nMFCC`) values.
+    func nextFrameBuffers() -> (logmel: UnsafeMutableBufferPointer<Float>, mfcc: UnsafeMutableBufferPointer<Float>)
+    /// The frame whose vectors were just written into the buffers of the last ``nextFrameBuffers()``.
+    func emit(_ header: FrameHeader)
+}
+
+extension FrameBus: FrameOutput {
+    public func nextFrameBuffers() -> (logmel: UnsafeMutableBufferPointer<Float>, mfcc: UnsafeMutableBufferPointer<Float>) {
+        beginWrite()
+        return (nextLogmel, nextMFCC)
+    }
+    public func emit(_ header: FrameHeader) { publish(header) }
+}
+
+/// Hop-synchronous framing shared by the live DSP thread and `earshot analyze`: every `hop` new samples
+/// produce exactly one frame, whatever size the incoming chunks have; frame `i` after a (re)start covers
+/// samples `[i*hop, i*hop + nFFT)` of the contiguous run, as librosa frames with `center=False`.
+///
+/// A discontinuity (xrun, suspend, reconnect, ring overrun) drops the partial frame, resets the analyzer's
+/// memory (flux, onset strength, picker, level meters) and marks the next frame with
+/// ``FrameFlags/discontinuity`` and the number of samples lost.
+///
+/// Real-time safe after `init`: no allocation, no lock; two `clock_gettime` (vDSO) per frame when
+/// `measureTiming` is on.
+public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
+    public private(set) var analyzer: FrameAnalyzer
+    public let output: Output
+    public let measureTiming: Bool
+    let window: AlignedBuffer<Float>
+    var fill = 0
+    var freshAfterReset = true
+    /// `seq` of the next frame.
+    public private(set) var nextSeq: Int64 = 0
+    /// Timeline index of `window[0]`.
+    var windowStart: Int64 = 0
+    var pendingFlags: UInt32 = 0
+    var pendingGap: Int64 = 0
+    /// seq − analyzer.frameIndex, so onset frame indices map to seq after a re-plan.
+    var seqOffset: Int64 = 0
+    var anchorSample: Int64 = 0
+    var anchorMonotonicNs: Int64 = 0
+    var anchorWallNs: Int64 = 0
+    var nsPerSample: Double
+    var header = FrameHeader()
+
+    public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool) {
+        self.analyzer = analyzer
+        self.output = output
+        self.measureTiming = measureTiming
+        window = AlignedBuffer(count: analyzer.config.nFFT)
+        window.clear()
+        nsPerSample = 1e9 / Double(analyzer.config.sampleRate)
+    }
+
+    public var config: AnalyzerConfig { analyzer.config }
+
+    /// Replaces the analyzer (configuration reload that changes DSP parameters). The next frame is a
+    /// discontinuity flagged ``FrameFlags/replan``; `seq` keeps counting. Call on the DSP thread.
+    public func replace(analyzer newAnalyzer: FrameAnalyzer) {
+        analyzer = newAnalyzer
+        nsPerSample = 1e9 / Double(newAnalyzer.config.sampleRate)
+        seqOffset = nextSeq - newAnalyzer.frameIndex
+        discontinuity(flags: FrameFlags.replan, gapSamples: 0)
+    }
+
+    /// Time jumped: forget the partial frame and the analyzer's memory; the next frame carries `flags`
+    /// (plus ``FrameFlags/discontinuity``) and `gapSamples` (accumulated if several happen before it).
+    public func discontinuity(flags: UInt32, gapSamples: Int64) {
+        fill = 0
+        freshAfterReset = true
+        analyzer.reset()
+        seqOffset = nextSeq - analyzer.frameIndex
+        pendingFlags |= flags | FrameFlags.discontinuity
+        pendingGap &+= max(0, gapSamples)
+    }
+
+    /// Feeds contiguous samples.
+    /// - Parameters:
+    ///   - samples: mono Float32 samples.
+    ///   - firstSample: timeline index of `samples[0]` (lost samples included).
+    ///   - monotonicNs: capture time (CLOCK_MONOTONIC) of `samples[0]`.
+    ///   - wallNs: UNIX time of `samples[0]`.
+    public func push(_ samples: UnsafeBufferPointer<Float>, firstSample: Int64, monotonicNs: Int64, wallNs: Int64) {
+        anchorSample = firstSample
+        anchorMonotonicNs = monotonicNs
+        anchorWallNs = wallNs
+        let nFFT = analyzer.config.nFFT
+        let hop = analyzer.config.hop
+        guard var src = samples.baseAddress else { return }
+        var remaining = samples.count
+        var srcSample = firstSample
+        let win = window.pointer
+        while remaining > 0 {
+            if fill == 0 { windowStart = srcSample }
+            let n = min(remaining, nFFT - fill)
+            (win + fill).update(from: src, count: n)
+            fill += n; src += n; remaining -= n; srcSample &+= Int64(n)
+            if fill == nFFT {
+                emitFrame(nFFT: nFFT, hop: hop)
+                // Slide by one hop.
+                win.update(from: win + hop, count: nFFT - hop)
+                fill = nFFT - hop
+                windowStart &+= Int64(hop)
+            }
+        }
+    }
+
+    func emitFrame(nFFT: Int, hop: Int) {
+        let start = measureTiming ? Clock.monotonicNanoseconds() : 0
+        let buffers = output.nextFrameBuffers()
+        let seq = nextSeq
+        let newSamples = freshAfterReset ? nFFT : hop
+        header.seq = seq
+        header.firstSample = windowStart
+        let offset = Double(windowStart &- anchorSample) * nsPerSample
+        header.monotonicNs = anchorMonotonicNs &+ Int64(offset.rounded())
+        header.wallNs = anchorWallNs &+ Int64(offset.rounded())
+        header.lastSampleMonotonicNs = header.monotonicNs &+ Int64((Double(nFFT - 1) * nsPerSample).rounded())
+        header.flags = pendingFlags
+        header.gapSamples = pendingGap
+        let onset = analyzer.process(
+            frame: UnsafeBufferPointer(start: window.pointer, count: nFFT), newSampleCount: newSamples,
+            features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)
+        if let onset {
+            header.hasOnset = true
+            header.onset = onset
+            let onsetSeq = onset.frameIndex &+ seqOffset
+            header.onset.frameIndex = onsetSeq
+            header.onset.detectedAtFrame = onset.detectedAtFrame &+ seqOffset
+            let framesBack = Double(seq &- onsetSeq)
+            header.onsetWallNs = header.wallNs &- Int64((framesBack * Double(hop) * nsPerSample).rounded())
+            header.onsetDelayMs = Float((framesBack * Double(hop) + Double(nFFT)) * nsPerSample / 1e6)
+        } else {
+            header.hasOnset = false
+        }
+        header.dspStartNs = start
+        header.dspEndNs = measureTiming ? Clock.monotonicNanoseconds() : 0
+        pendingFlags = 0
+        pendingGap = 0
+        freshAfterReset = false
+        nextSeq = seq &+ 1
+        output.emit(header)
+    }
+}

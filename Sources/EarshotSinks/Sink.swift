@@ -36,3 +36,16 @@ public protocol Sink: AnyObject, Sendable {
     /// Frames this sink lost because it fell behind.
     var dropped: Int { get }
 }
+
+/// The socket protocol's streams.
+public enum StreamKind: String, Sendable, CaseIterable, Hashable {
+    case frame, rolling, onset, alert, status, stats
+}
+
+/// Where non-frame messages go (rolling results, alerts, status, stats): implemented by the socket
+/// publisher. Thread-safe, never blocks the caller (bounded; excess is dropped and counted).
+public protocol MessagePublisher: AnyObject, Sendable {
+    /// `line` is one complete NDJSON object including the trailing `\n`; `wallNs` is the message's
+    /// capture time `t` (used for rolling backfill).
+    func publish(_ stream: StreamKind, line: [UInt8], wallNs: Int64)
+}

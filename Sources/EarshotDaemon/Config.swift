@@ -38,6 +38,9 @@ public struct EarshotConfig: Sendable, Equatable {
         public var periodFrames: Int? = nil
         /// ALSA buffer size in periods (at least 4).
         public var bufferPeriods = 8
+        /// Seconds of audio the capture → DSP sample ring holds (how long the DSP thread may stall
+        /// before samples are dropped and the next frame is flagged).
+        public var ringSeconds = 4.0
         /// 0: normal scheduling; 1–99: SCHED_FIFO priority of the capture and DSP threads (best effort).
         public var realtimePriority = 0
         /// `mlockall(MCL_CURRENT|MCL_FUTURE)` at start (best effort).
@@ -94,7 +97,7 @@ public struct EarshotConfig: Sendable, Equatable {
             /// Frames averaged before the candidate for the adaptive threshold.
             public var preAvgFrames = 10
             /// Threshold above the local mean, in onset-strength units.
-            public var delta = 0.5
+            public var delta = 2.0
             /// Minimum frames between two onsets.
             public var waitFrames = 5
             public init() {}

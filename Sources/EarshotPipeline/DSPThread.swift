@@ -89,11 +89,19 @@ public final class DSPThread: @unchecked Sendable {
         }
     }
 
-    /// Processes everything available. Also usable without the thread (tests, single-threaded drivers).
-    public func drain() {
+    /// After ``stop()``: processes what is still in the rings (shutdown flush). Not concurrent with the thread.
+    public func drainRemaining() {
+        draining = true
+        drain()
+        draining = false
+    }
+    var draining = false
+
+    /// Processes everything available (DSP thread).
+    func drain() {
         let rate = Double(processor.config.sampleRate)
         let nsPerSample = 1e9 / rate
-        while running.load(ordering: .relaxed) || handle == nil {
+        while running.load(ordering: .relaxed) || draining {
             let r = stamps.read(into: stampScratch)
             guard r.count == 1 else { return }
             let s = stampScratch[0]

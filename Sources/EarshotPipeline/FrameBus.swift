@@ -101,6 +101,18 @@ public final class FrameBus: @unchecked Sendable {
         mfcc + (position & mask) * nMFCC
     }
 
+    /// Copies the most recently published frame's header (for status lines; any thread).
+    /// - Returns: false before the first frame.
+    public func latestHeader(into header: inout FrameHeader) -> Bool {
+        while true {
+            let p = published.load(ordering: .acquiring)
+            guard p > 0 else { return false }
+            header = headers[(p &- 1) & mask]
+            atomicMemoryFence(ordering: .acquiring)
+            if reserved.load(ordering: .relaxed) &- capacity <= p &- 1 { return true }
+        }
+    }
+
     // MARK: consumers
 
     /// Attaches a consumer that starts with the next published frame.

@@ -83,6 +83,9 @@ public struct FrameEncoder: Sendable {
     public var levelOffsetDb: Float
     /// `"dBFS"` or `"dB SPL"`.
     public var levelUnit: String
+    /// Adds `"dsp_us"` (DSP time of the frame) and `"ready_ms"` (capture of the frame's last sample →
+    /// frame ready) to NDJSON frames — `earshot run --stdout --timing`, for latency measurements.
+    public var timing = false
     let order: [Feature]
     let levelUnitJSON: [UInt8]
 
@@ -131,6 +134,12 @@ public struct FrameEncoder: Sendable {
         if wroteLevel {
             w.ascii(",\"level_unit\":")
             levelUnitJSON.withUnsafeBufferPointer { w.append($0) }
+        }
+        if timing {
+            w.ascii(",\"dsp_us\":")
+            w.fixed(Double(h.dspEndNs &- h.dspStartNs) / 1e3, decimals: 2)
+            w.ascii(",\"ready_ms\":")
+            w.fixed(Double(h.dspEndNs &- h.lastSampleMonotonicNs) / 1e6, decimals: 3)
         }
         w.ascii("}\n")
         if h.hasOnset { encodeOnsetJSON(h, into: w) }

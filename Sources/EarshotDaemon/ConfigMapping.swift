@@ -1,0 +1,48 @@
+public import EarshotCapture
+public import EarshotDSP
+public import EarshotPipeline
+
+extension EarshotConfig {
+    /// The DSP parameters of `analysis.*` at `capture.sample_rate`.
+    public var analyzerConfig: AnalyzerConfig {
+        var a = AnalyzerConfig()
+        a.sampleRate = capture.sampleRate
+        a.nFFT = analysis.nFFT
+        a.hop = analysis.hop
+        a.nMels = analysis.nMels
+        a.fMin = analysis.fmin
+        a.fMax = analysis.fmax
+        a.nMFCC = analysis.nMFCC
+        a.logMelFloorDb = analysis.logmelFloorDB.map { Float($0) }
+        a.rolloffPercent = analysis.rolloff
+        a.onset.preMaxFrames = analysis.onset.preMaxFrames
+        a.onset.postMaxFrames = analysis.onset.postMaxFrames
+        a.onset.preAvgFrames = analysis.onset.preAvgFrames
+        a.onset.delta = Float(analysis.onset.delta)
+        a.onset.waitFrames = analysis.onset.waitFrames
+        return a
+    }
+
+    /// The capture parameters of `capture.*` (period defaults to the hop).
+    public var captureConfig: CaptureConfig {
+        let format: EarshotCapture.SampleFormat? = switch capture.format {
+        case .auto: nil
+        case .floatLE: .float32
+        case .s32LE: .s32
+        case .s24_3LE: .s24Packed
+        case .s24LE: .s24In32
+        case .s16LE: .s16
+        }
+        return CaptureConfig(
+            device: capture.device, sampleRate: capture.sampleRate, channels: capture.channels,
+            channel: capture.channel, format: format, periodFrames: capture.periodFrames ?? analysis.hop,
+            bufferPeriods: capture.bufferPeriods, fifoPriority: Int32(capture.realtimePriority),
+            lockMemory: capture.mlock, reconnectInitial: capture.reconnectInitialSeconds,
+            reconnectMax: capture.reconnectMaxSeconds)
+    }
+
+    /// The frame encoder for `levels.*` (weighted levels offset by the calibration).
+    public func frameEncoder(features: Set<Feature> = Set(Feature.allCases)) -> FrameEncoder {
+        FrameEncoder(features: features, levelOffsetDb: Float(levels.calibrationDB ?? 0), levelUnit: levels.unit)
+    }
+}

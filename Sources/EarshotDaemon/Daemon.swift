@@ -1,0 +1,351 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EarshotCapture
+import EarshotDSP
+import EarshotPipeline
+import EarshotRealtime
+import EarshotSinks
+import Foundation
+public import Logging
+
+/// How `earshot run` was asked to run (everything that is not in the configuration file).
+public struct DaemonOptions: Sendable {
+    /// Also write frames to stdout in this format (`--stdout`).
+    public var stdout: FrameFormat?
+    /// Features written to stdout.
+    public var stdoutFeatures: Set<EarshotPipeline.Feature> = Set(EarshotPipeline.Feature.allCases)
+    /// Add per-frame timing fields to stdout frames.
+    public var timing = false
+    /// Serve the Unix socket (off with `--no-socket`).
+    public var socket = true
+    /// The `--config` flag (nil: `$EARSHOT_CONFIG` or the default path) and `--set` overrides, kept for reloads.
+    public var configPath: String?
+    public var overrides: [String] = []
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Stop after this many seconds (tests, demos); nil = until SIGTERM/SIGINT.
+    public var duration: Double?
+    /// Supervisor tick (signals, events, watchdog, status).
+    public var tickMilliseconds: Int32 = 100
+
+    public init() {}
+}
+
+/// The live daemon: capture → DSP → sinks, supervised from the calling thread.
+///
+/// The supervisor (the thread that calls ``run()``) never touches samples: it polls the signal descriptor
+/// every tick, turns capture events into log lines and `status` messages, feeds systemd (`READY=1`,
+/// `STATUS=`, `WATCHDOG=1` only while frames flow), reloads on SIGHUP and shuts down on SIGTERM/SIGINT.
+public final class Daemon {
+    public let logger: Logger
+    public private(set) var config: EarshotConfig
+    public let options: DaemonOptions
+    let notifier: SystemdNotifier
+    var pipeline: LivePipeline
+    var sinks: [any Sink] = []
+    var stdoutSink: StdoutSink?
+    var readySent = false
+    var lastWatchdogNs: Int64 = 0
+    var lastStatusNs: Int64 = 0
+    var startNs: Int64 = 0
+    var deviceLostAtNs: Int64 = 0
+    var xrunsLogged = 0
+    var lastXrunLogNs: Int64 = 0
+    var suppressedXrunLogs = 0
+    var retryLogs = 0
+    var latest = FrameHeader()
+
+    /// Frames older than this mean "not flowing" for the watchdog.
+    public static let staleFrameSeconds = 2.0
+
+    /// Builds the pipeline for `config` and probes the device.
+    /// - Throws: ``DaemonStartError`` for a device that cannot work (unknown name, impossible parameters) —
+    ///   a device that is merely absent now is waited for instead.
+    public init(config: EarshotConfig, options: DaemonOptions, logger: Logger) throws(DaemonStartError) {
+        self.config = config
+        self.options = options
+        self.logger = logger
+        notifier = SystemdNotifier(environment: options.environment)
+        pipeline = try Self.makePipeline(config: config, logger: logger)
+    }
+
+    static func makePipeline(config: EarshotConfig, logger: Logger) throws(DaemonStartError) -> LivePipeline {
+        let captureConfig = config.captureConfig
+        do {
+            let negotiated = try CaptureThread.probe(captureConfig)
+            logger.info("capture device ready", metadata: [
+                "device": "\(negotiated.device)", "format": "\(negotiated.format)", "rate": "\(negotiated.sampleRate)",
+                "channels": "\(negotiated.channels)", "period_frames": "\(negotiated.periodFrames)",
+                "buffer_frames": "\(negotiated.bufferFrames)"])
+        } catch {
+            if error.isTransient {
+                logger.warning("capture device not available yet, waiting for it: \(error)")
+            } else {
+                throw DaemonStartError(message: "\(error)", exitCode: 69)
+            }
+        }
+        let analyzer: FrameAnalyzer
+        do { analyzer = try FrameAnalyzer(config: config.analyzerConfig) } catch {
+            throw DaemonStartError(message: "\(error)", exitCode: 78)
+        }
+        return LivePipeline(capture: captureConfig, analyzer: analyzer, ringSeconds: config.capture.ringSeconds)
+    }
+
+    var streamInfo: StreamInfo {
+        let a = pipeline.analyzerConfig
+        return StreamInfo(
+            sampleRate: a.sampleRate, nFFT: a.nFFT, hop: a.hop, nMels: a.nMels, nMFCC: a.nMFCC,
+            melBandEdgesHz: pipeline.dsp.processor.analyzer.melBandEdgesHz, levelUnit: config.levels.unit,
+            levelOffsetDb: Float(config.levels.calibrationDB ?? 0), device: config.capture.device,
+            onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
+    }
+
+    func startSinks() throws(DaemonStartError) {
+        let info = streamInfo
+        if let format = options.stdout {
+            var encoder = config.frameEncoder(features: options.stdoutFeatures)
+            encoder.timing = options.timing
+            let s = StdoutSink(format: format, encoder: encoder)
+            stdoutSink = s
+            sinks.append(s)
+        }
+        for sink in sinks {
+            do { try sink.start(bus: pipeline.bus, stream: info) } catch {
+                throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)", exitCode: 70)
+            }
+        }
+    }
+
+    func stopSinks() {
+        for sink in sinks { sink.stop() }
+    }
+
+    /// Runs until SIGTERM/SIGINT (or `options.duration`); returns the process exit code.
+    public func run() -> Int32 {
+        let signalFD = SignalEvents.install()
+        do { try startSinks() } catch {
+            logger.critical("\(error.message)")
+            return error.exitCode
+        }
+        pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
+        startNs = Clock.monotonicNanoseconds()
+        logger.info("earshot \(EarshotVersion.string) started", metadata: [
+            "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
+            "n_fft": "\(config.analysis.nFFT)", "hop": "\(config.analysis.hop)", "n_mels": "\(config.analysis.nMels)"])
+        var pfd = pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)
+        while true {
+            _ = poll(&pfd, 1, options.tickMilliseconds)
+            let pending = SignalEvents.take()
+            if pending.contains(.terminate) { break }
+            if let d = options.duration, Double(Clock.monotonicNanoseconds() - startNs) / 1e9 >= d { break }
+            if pending.contains(.reload) { reload() }
+            tick()
+        }
+        return shutdown()
+    }
+
+    /// Stops capture, flushes the sinks, removes the socket. Returns 0.
+    func shutdown() -> Int32 {
+        notifier.stopping()
+        logger.info("stopping")
+        pipeline.stop()
+        drainCaptureEvents()
+        stopSinks()
+        logger.info("stopped", metadata: ["frames": "\(pipeline.dsp.frames)", "xruns": "\(pipeline.xruns)"])
+        return 0
+    }
+
+    // MARK: supervision
+
+    func tick() {
+        drainCaptureEvents()
+        let now = Clock.monotonicNanoseconds()
+        let flowing = framesFlowing(now: now)
+        if !readySent {
+            let waitingForDevice = pipeline.capture.state != .running && now - startNs > 5_000_000_000
+            if pipeline.dsp.frames > 0 || waitingForDevice {
+                readySent = true
+                notifier.ready(status: statusLine())
+                logger.info(pipeline.dsp.frames > 0 ? "ready: frames are flowing" : "ready: still waiting for the capture device")
+            }
+        }
+        if let interval = notifier.watchdogInterval, readySent {
+            let intervalNs = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+            if now - lastWatchdogNs >= intervalNs, healthyForWatchdog(now: now, flowing: flowing) {
+                notifier.watchdog()
+                lastWatchdogNs = now
+            }
+        }
+        if now - lastStatusNs >= 5_000_000_000 {
+            lastStatusNs = now
+            notifier.status(statusLine())
+        }
+    }
+
+    /// Frames were published within ``staleFrameSeconds``.
+    func framesFlowing(now: Int64) -> Bool {
+        let last = pipeline.dsp.lastFrameMonotonicNs
+        return last != 0 && Double(now - last) / 1e9 < Self.staleFrameSeconds
+    }
+
+    /// Watchdog pings continue while frames flow, or while the capture thread is legitimately waiting for
+    /// an absent/lost device (it is retrying with backoff, not stuck). A capture device that is "running"
+    /// but yields no frames, or a DSP thread that stopped publishing, stops the pings.
+    func healthyForWatchdog(now: Int64, flowing: Bool) -> Bool {
+        if flowing { return true }
+        switch pipeline.capture.state {
+        case .starting, .lost: return true
+        case .running, .stopped: return false
+        }
+    }
+
+    /// `device=… state=… level=… frames=… xruns=… subscribers=…`
+    public func statusLine() -> String {
+        var parts = ["device=\(config.capture.device)", "state=\(pipeline.capture.state)"]
+        if pipeline.bus.latestHeader(into: &latest) {
+            let level = latest.features.laf + Float(config.levels.calibrationDB ?? 0)
+            parts.append(String(format: "level=%.1f %@", level, config.levels.unit))
+        }
+        parts.append("frames=\(pipeline.dsp.frames)")
+        parts.append("xruns=\(pipeline.xruns)")
+        parts.append("reconnects=\(pipeline.reconnects)")
+        return parts.joined(separator: " ")
+    }
+
+    func drainCaptureEvents() {
+        var event = CaptureEvent(kind: .stopped, monotonicNs: 0)
+        while true {
+            let r = withUnsafeMutablePointer(to: &event) { p in
+                pipeline.capture.events.readAvailable(into: UnsafeMutableBufferPointer(start: p, count: 1))
+            }
+            if r.lost > 0 { logger.warning("capture events lost: \(r.lost)") }
+            guard r.count == 1 else { return }
+            handle(event)
+        }
+    }
+
+    func handle(_ e: CaptureEvent) {
+        let device = config.capture.device
+        let err = e.errno != 0 ? String(cString: strerror(e.errno)) : ""
+        switch e.kind {
+        case .opened:
+            logger.info("capture started", metadata: ["device": "\(device)", "period_frames": "\(e.value)"])
+        case .xrun:
+            let now = Clock.monotonicNanoseconds()
+            if now - lastXrunLogNs >= 10_000_000_000 {
+                logger.warning("capture overrun (xrun) recovered", metadata: [
+                    "device": "\(device)", "xruns_total": "\(e.value)", "suppressed": "\(suppressedXrunLogs)"])
+                lastXrunLogNs = now
+                suppressedXrunLogs = 0
+            } else {
+                suppressedXrunLogs += 1
+            }
+        case .suspended:
+            logger.warning("capture device was suspended and resumed", metadata: ["device": "\(device)"])
+        case .lost:
+            deviceLostAtNs = e.monotonicNs
+            retryLogs = 0
+            logger.error("capture device lost, reconnecting with backoff", metadata: [
+                "device": "\(device)", "error": "\(err)", "errno": "\(e.errno)"])
+        case .recovered:
+            let down = deviceLostAtNs > 0 ? Double(e.monotonicNs - deviceLostAtNs) / 1e9 : 0
+            logger.notice("capture device recovered", metadata: [
+                "device": "\(device)", "down_s": "\(String(format: "%.1f", down))", "reconnects_total": "\(e.value)"])
+            deviceLostAtNs = 0
+        case .retrying:
+            retryLogs += 1
+            // The loss was logged once; repeat the reason only at growing intervals.
+            if retryLogs == 1 || retryLogs & (retryLogs - 1) == 0 {
+                logger.info("capture device still unavailable", metadata: [
+                    "device": "\(device)", "error": "\(err)", "attempts": "\(retryLogs)", "next_retry_ms": "\(e.value)"])
+            }
+        case .schedulingApplied:
+            if e.value == 1 {
+                logger.info("capture thread runs SCHED_FIFO", metadata: ["priority": "\(config.capture.realtimePriority)"])
+            } else {
+                logger.warning("SCHED_FIFO not applied (needs CAP_SYS_NICE or LimitRTPRIO)", metadata: ["error": "\(err)"])
+            }
+        case .memoryLocked:
+            if e.errno == 0 { logger.info("memory locked (mlockall)") } else {
+                logger.warning("mlockall failed (needs LimitMEMLOCK)", metadata: ["error": "\(err)"])
+            }
+        case .timestampSource:
+            let src = CaptureTimestampSource(rawValue: UInt8(truncatingIfNeeded: e.value))
+            if src == .clockAtRead {
+                logger.notice("device gives no usable timestamps; timing periods at read time", metadata: ["device": "\(device)"])
+            }
+        case .stopped:
+            logger.debug("capture thread stopped")
+        }
+    }
+
+    // MARK: reload
+
+    /// SIGHUP: re-read the configuration; apply it or keep the running one.
+    func reload() {
+        notifier.reloading()
+        defer { notifier.ready(status: statusLine()) }
+        let next: EarshotConfig
+        do {
+            next = try EarshotConfig.load(configPath: options.configPath, environment: options.environment, overrides: options.overrides)
+        } catch {
+            logger.error("reload failed, keeping the running configuration: \(error)")
+            return
+        }
+        let changes = next.changes(from: config)
+        if changes.isEmpty {
+            logger.info("reload: configuration unchanged")
+            return
+        }
+        logger.notice("reloading configuration", metadata: ["changed": "\(changes.keys.joined(separator: ","))"])
+        let old = config
+        let a = next.analyzerConfig, b = old.analyzerConfig
+        let shapeChanged = a.sampleRate != b.sampleRate || a.nMels != b.nMels || a.nMFCC != b.nMFCC
+            || next.capture.ringSeconds != old.capture.ringSeconds
+        if shapeChanged {
+            // Frame shape changes: a new pipeline and bus; sinks restart on it.
+            let newPipeline: LivePipeline
+            do { newPipeline = try Self.makePipeline(config: next, logger: logger) } catch {
+                logger.error("reload failed, keeping the running configuration: \(error.message)")
+                return
+            }
+            pipeline.stop()
+            drainCaptureEvents()
+            stopSinks()
+            sinks.removeAll()
+            config = next
+            pipeline = newPipeline
+            do { try startSinks() } catch { logger.critical("\(error.message)") }
+            pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
+            logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
+            return
+        }
+        if changes.replansDSP {
+            do {
+                let analyzer = try FrameAnalyzer(config: a)
+                pipeline.replan(analyzer: analyzer)
+                logger.notice("reload: DSP re-planned")
+            } catch {
+                logger.error("reload failed, keeping the running configuration: \(error)")
+                return
+            }
+        }
+        if changes.reopensCapture {
+            pipeline.reopen(capture: next.captureConfig)
+            logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
+        }
+        config = next
+        applyLiveSettings()
+        logger.notice("reload applied")
+    }
+
+    /// Settings that take effect without restarting anything (thresholds, encoders).
+    func applyLiveSettings() {}
+}
+
+/// The daemon could not start; `exitCode` is what the process should return.
+public struct DaemonStartError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var exitCode: Int32
+    public var description: String { message }
+}

@@ -1,0 +1,79 @@
+import EarshotCapture
+import EarshotDSP
+import EarshotRealtime
+
+/// Live capture → ring → DSP thread → ``FrameBus``: the real-time half of the daemon.
+///
+/// The sample ring holds `ringSeconds` of audio, so the DSP thread may be stopped briefly (re-plan on reload)
+/// or descheduled without losing samples; beyond that the ring drops the oldest samples and the next frame
+/// is flagged. Reopening the device (``reopen(capture:)``) keeps the rings, so the timeline continues and
+/// the first frame after it is a discontinuity.
+public final class LivePipeline: @unchecked Sendable {
+    public private(set) var captureConfig: CaptureConfig
+    public private(set) var capture: CaptureThread
+    public let dsp: DSPThread
+    public let bus: FrameBus
+    public let samples: SPSCRing<Float>
+    public let stamps: SPSCRing<CaptureStamp>
+    public let wake = WakeSignal()
+    /// Counters carried over from capture threads replaced by ``reopen(capture:)``.
+    public private(set) var previousXruns = 0
+    public private(set) var previousReconnects = 0
+
+    /// - Parameters:
+    ///   - busCapacity: frames each sink may fall behind before losing its oldest (default ~10 s at 10 ms).
+    ///   - ringSeconds: audio the sample ring holds.
+    public init(capture config: CaptureConfig, analyzer: FrameAnalyzer, busCapacity: Int = 1024, ringSeconds: Double = 4) {
+        precondition(config.sampleRate == analyzer.config.sampleRate, "capture and analyzer sample rates differ")
+        captureConfig = config
+        let ringSamples = max(Int(Double(config.sampleRate) * ringSeconds), config.periodFrames * config.bufferPeriods * 4)
+        samples = SPSCRing<Float>(minimumCapacity: ringSamples)
+        stamps = SPSCRing<CaptureStamp>(minimumCapacity: max(64, ringSamples / max(1, config.periodFrames / 4)))
+        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC)
+        capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
+        let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true)
+        dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: config.periodFrames * 4)
+    }
+
+    public var analyzerConfig: AnalyzerConfig { dsp.processor.config }
+
+    /// Starts the DSP thread, then capture.
+    public func start(dspFifoPriority: Int32 = 0) {
+        dsp.start(fifoPriority: dspFifoPriority)
+        capture.start()
+    }
+
+    /// Stops capture, lets the DSP thread finish what is in the ring, stops it.
+    public func stop() {
+        capture.stop()
+        wake.signal()
+        dsp.stop()
+        dsp.drainRemaining()
+    }
+
+    /// Replaces the capture thread with one for `config` (device parameters changed). The sample rate must
+    /// stay the analyzer's.
+    public func reopen(capture config: CaptureConfig) {
+        precondition(config.sampleRate == analyzerConfig.sampleRate)
+        capture.stop()
+        previousXruns += capture.xruns
+        previousReconnects += capture.reconnects
+        captureConfig = config
+        capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
+        capture.start()
+    }
+
+    /// Replaces the analyzer (DSP parameters changed, same sample rate, mel and MFCC counts); capture keeps
+    /// running and the samples that arrive meanwhile wait in the ring.
+    public func replan(analyzer: FrameAnalyzer) {
+        precondition(analyzer.config.nMels == bus.nMels && analyzer.config.nMFCC == bus.nMFCC && analyzer.config.sampleRate == analyzerConfig.sampleRate)
+        dsp.stop()
+        dsp.processor.replace(analyzer: analyzer)
+        dsp.start()
+    }
+
+    /// Total xruns across capture threads.
+    public var xruns: Int { previousXruns + capture.xruns }
+    /// Total reconnects across capture threads.
+    public var reconnects: Int { previousReconnects + capture.reconnects }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import EarshotCapture
+import EarshotDaemon
+import EarshotDSP
+import EarshotPipeline
+import Foundation
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Analyze a WAV file with the live pipeline, as fast as the CPU allows.",
+        discussion: """
+            Writes one NDJSON object per frame ({"type":"frame",...}) plus onset events ({"type":"onset",...}),
+            or CSV with --format csv. Frame times `t` are seconds from the start of the file.
+            The file's own sample rate is used; with --sample-rate, a file at another rate is refused (exit 65).
+            Reads PCM 16/24/32-bit integer and 32-bit float WAV, any channel count (averaged, or --channel N).
+            Exit codes: 65 unusable input (not PCM, truncated, not WAV, rate mismatch), 66 missing file,
+            64 bad option, 78 bad --config.
+            """)
+
+    @Argument(help: "The WAV file.") var file: String
+    @Option(help: "ndjson or csv.") var format: String = "ndjson"
+    @Option(help: "Comma-separated features to write (\(Feature.allCases.map(\.rawValue).joined(separator: ",")), or all).")
+    var features: String = "all"
+    @Option(help: "0-based channel to analyze instead of the average of all channels.") var channel: Int?
+    @Option(help: "Require this sample rate (Hz): a file at another rate is refused.") var sampleRate: Int?
+    @Option(help: "Take analysis.* and levels.* from this config file.") var config: String?
+    @Option(name: .customLong("set"), help: "Override a config key (key.path=value), repeatable.")
+    var overrides: [String] = []
+    @Option(name: .shortAndLong, help: "Write to this file instead of stdout.") var output: String?
+
+    func run() throws {
+        guard let fmt = FrameFormat(rawValue: format) else {
+            fail("--format must be ndjson or csv, not '\(format)'"); throw ExitCode(ExitStatus.usage)
+        }
+        let selected: Set<Feature>
+        do { selected = try Feature.parseList(features) } catch {
+            fail("--features: \(error)"); throw ExitCode(ExitStatus.usage)
+        }
+        guard FileManager.default.fileExists(atPath: file) else {
+            fail("\(file): no such file"); throw ExitCode(ExitStatus.noInput)
+        }
+        let wav: WAVFile
+        do { wav = try WAVFile(path: file) } catch {
+            fail("\(error)"); throw ExitCode(ExitStatus.dataError)
+        }
+        if let sampleRate, sampleRate != wav.sampleRate {
+            fail("\(file): sample rate \(wav.sampleRate) Hz differs from the required \(sampleRate) Hz; resample it first (e.g. sox \(file) -r \(sampleRate) out.wav) or drop --sample-rate")
+            throw ExitCode(ExitStatus.dataError)
+        }
+        if let channel, channel < 0 || channel >= wav.channels {
+            fail("--channel \(channel): \(file) has \(wav.channels) channel(s), numbered from 0")
+            throw ExitCode(ExitStatus.usage)
+        }
+        var settings: EarshotConfig
+        do {
+            var builder = ConfigBuilder()
+            if let config { try builder.applyFile(at: config, required: true) }
+            try builder.applyOverrides(overrides)
+            settings = try builder.validated(.init(checkSystem: false))
+        } catch {
+            fail("\(error)"); throw ExitCode(error.exitCode)
+        }
+        settings.capture.sampleRate = wav.sampleRate
+        let analyzerConfig = settings.analyzerConfig
+        let analyzer: FrameAnalyzer
+        do { analyzer = try FrameAnalyzer(config: analyzerConfig) } catch {
+            fail("\(error) (at the file's sample rate \(wav.sampleRate) Hz; adjust analysis.* with --set)")
+            throw ExitCode(ExitStatus.usage)
+        }
+        var fd = STDOUT_FILENO
+        if let output {
+            fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { fail("\(output): \(String(cString: strerror(errno)))"); throw ExitCode(ExitStatus.ioError) }
+        }
+        defer { if fd != STDOUT_FILENO { close(fd) } }
+        let out = EncodingOutput(
+            encoder: settings.frameEncoder(features: selected), format: fmt,
+            nMels: analyzerConfig.nMels, nMFCC: analyzerConfig.nMFCC, fileDescriptor: fd)
+        let processor = FrameProcessor(analyzer: analyzer, output: out, measureTiming: false)
+        do { try OfflineAnalysis.run(wav: wav, channel: channel, processor: processor) } catch {
+            out.flush()
+            fail("\(error)"); throw ExitCode(ExitStatus.dataError)
+        }
+        guard out.flush() else {
+            if out.writeError == EPIPE { return }
+            fail("write failed: \(String(cString: strerror(out.writeError)))"); throw ExitCode(ExitStatus.ioError)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import EarshotDaemon
+import EarshotPipeline
+import Foundation
+import Logging
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: capture from ALSA, analyze, publish.",
+        discussion: """
+            Configuration: defaults < the YAML file (--config, else $EARSHOT_CONFIG, else /etc/earshot/earshot.yaml
+            if present) < EARSHOT_* environment variables < --set key.path=value < the flags below.
+            Exit codes: 78 configuration error, 69 capture device unusable (unknown name, impossible format),
+            0 after SIGTERM/SIGINT.
+            """)
+
+    @Option(help: "Configuration file.") var config: String?
+    @Option(name: .customLong("set"), help: "Override a config key (key.path=value), repeatable.")
+    var overrides: [String] = []
+    @Option(help: "ALSA capture device (capture.device), e.g. default, pulse, hw:CARD=Mic,DEV=0.") var device: String?
+    @Option(help: "Unix socket path (socket.path).") var socket: String?
+    @Flag(help: "Do not serve the Unix socket.") var noSocket = false
+    @Flag(help: "Also write every frame as NDJSON to stdout (debugging, pipes).") var stdout = false
+    @Option(help: "Format of --stdout: ndjson or csv.") var stdoutFormat: String = "ndjson"
+    @Option(help: "Features written by --stdout (comma-separated or all).") var features: String = "all"
+    @Flag(help: "With --stdout: add dsp_us (DSP time) and ready_ms (last sample captured → frame ready) to frames.")
+    var timing = false
+    @Option(help: "Stop after this many seconds.") var duration: Double?
+    @Option(help: "Log level (logging.level): trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+
+    func run() throws {
+        var env = ProcessInfo.processInfo.environment
+        for name in ConfigBuilder.reservedEnvironmentVariables { env.removeValue(forKey: name) }
+        var sets = overrides
+        if let device { sets.append("capture.device=\(device)") }
+        if let socket { sets.append("socket.path=\(socket)") }
+        if let logLevel { sets.append("logging.level=\(logLevel)") }
+        let settings: EarshotConfig
+        do {
+            var builder = ConfigBuilder()
+            let file = EarshotConfig.configFile(flag: config, environment: ProcessInfo.processInfo.environment)
+            try builder.applyFile(at: file.path, required: file.required)
+            try builder.applyEnvironment(ProcessInfo.processInfo.environment)
+            try builder.applyOverrides(sets)
+            settings = try builder.validated(.init(checkSystem: !noSocket))
+        } catch {
+            fail("\(error)")
+            throw ExitCode(error.exitCode)
+        }
+        var options = DaemonOptions()
+        if stdout {
+            guard let f = FrameFormat(rawValue: stdoutFormat) else {
+                fail("--stdout-format must be ndjson or csv"); throw ExitCode(ExitStatus.usage)
+            }
+            options.stdout = f
+            do { options.stdoutFeatures = try Feature.parseList(features) } catch {
+                fail("--features: \(error)"); throw ExitCode(ExitStatus.usage)
+            }
+        }
+        options.socket = !noSocket
+        options.timing = timing
+        options.configPath = config
+        options.overrides = sets
+        options.duration = duration
+        bootstrapLogging(level: settings.logging.level)
+        let logger = Logger(label: "earshot")
+        let daemon: Daemon
+        do { daemon = try Daemon(config: settings, options: options, logger: logger) } catch {
+            logger.critical("\(error.message)")
+            fail(error.message)
+            throw ExitCode(error.exitCode)
+        }
+        let code = daemon.run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+nonisolated(unsafe) var loggingBootstrapped = false
+
+/// Logs go to stderr; under systemd (`JOURNAL_STREAM`) with `<N>` priority prefixes.
+func bootstrapLogging(level: Logger.Level) {
+    guard !loggingBootstrapped else { return }
+    loggingBootstrapped = true
+    LoggingSystem.bootstrap { label in JournalLogHandler(label: label, level: level) }
+}

@@ -151,7 +151,8 @@ public final class ByteWriter: @unchecked Sendable {
     @inline(__always)
     public func fixed(_ v: Float, decimals: Int) { fixed(Double(v), decimals: decimals) }
 
-    /// Appends `v` with `digits` significant digits: fixed notation for 1e-4 ≤ |v| < 1e15, else
+    /// Appends `v` with `digits` significant digits (integer parts print whole): fixed notation for
+    /// 1e-4 ≤ |v| < 1e15, else
     /// `d.ddddde±X`.
     public func significant(_ v: Double, digits: Int) {
         guard v.isFinite else { ascii("null"); return }

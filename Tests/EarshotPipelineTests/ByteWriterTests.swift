@@ -1,0 +1,57 @@
+import EarshotPipeline
+import Foundation
+import Testing
+
+@Suite("ByteWriter number formatting")
+struct ByteWriterTests {
+    func text(_ body: (ByteWriter) -> Void) -> String {
+        let w = ByteWriter(capacity: 8)
+        body(w)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    @Test func fixedDecimals() {
+        #expect(text { $0.fixed(-3.0103 as Double, decimals: 3) } == "-3.01")
+        #expect(text { $0.fixed(0.0004 as Double, decimals: 3) } == "0")
+        #expect(text { $0.fixed(-0.0004 as Double, decimals: 3) } == "0")
+        #expect(text { $0.fixed(12.5 as Double, decimals: 2) } == "12.5")
+        #expect(text { $0.fixed(-200 as Double, decimals: 3) } == "-200")
+        #expect(text { $0.fixed(0.0625 as Double, decimals: 6) } == "0.0625")
+        let r = text { $0.fixed(1.0005 as Double, decimals: 3) }
+        #expect(r == "1.001" || r == "1")
+        #expect(text { $0.fixed(Double.nan as Double, decimals: 3) } == "null")
+        #expect(text { $0.fixed(Double.infinity, decimals: 3) } == "null")
+    }
+
+    @Test func significantDigits() {
+        #expect(text { $0.significant(0.0738145123, digits: 6) } == "0.0738145")
+        #expect(text { $0.significant(3.58819e-11, digits: 6) } == "3.58819e-11")
+        #expect(text { $0.significant(1, digits: 6) } == "1")
+        #expect(text { $0.significant(0, digits: 6) } == "0")
+        #expect(text { $0.significant(123456789, digits: 6) } == "123456789")  // integers print whole
+        let s = text { $0.significant(9.9999996e-5, digits: 6) }
+        #expect(s == "1e-4" || s == "0.0001")
+    }
+
+    /// Every printed value parses back within half a unit of the last printed place, across magnitudes.
+    @Test func roundTripRandom() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let v = Double.random(in: -1...1, using: &rng) * pow(10, Double(Int.random(in: -12...12, using: &rng)))
+            let f = text { $0.fixed(v as Double, decimals: 3) }
+            #expect(abs(Double(f)! - v) <= 0.0005 + 1e-12 * abs(v), "\(v) → \(f)")
+            let s = text { $0.significant(v, digits: 6) }
+            #expect(abs(Double(s)! - v) <= abs(v) * 5e-6 + 1e-300, "\(v) → \(s)")
+        }
+    }
+
+    @Test func integersAndStrings() {
+        #expect(text { $0.int(Int64.min) } == "-9223372036854775808")
+        #expect(text { $0.int(0) } == "0")
+        #expect(text { $0.jsonString("a\"b\\c\n\u{1}é") } == "\"a\\\"b\\\\c\\n\\u0001é\"")
+        let big = text { w in for i in 0..<10_000 { w.int(Int64(i)) } }
+        var expected = 0
+        for i in 0..<10_000 { expected += String(i).count }
+        #expect(big.count == expected)
+    }
+}

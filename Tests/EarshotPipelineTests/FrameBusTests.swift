@@ -1,0 +1,107 @@
+import EarshotPipeline
+import Foundation
+import Synchronization
+import Testing
+
+@Suite("FrameBus fan-out")
+struct FrameBusTests {
+    /// Publishes frame `i` with every vector element derived from `i`, so a torn copy is detectable.
+    static func publish(_ bus: FrameBus, _ i: Int64) {
+        let buffers = bus.nextFrameBuffers()
+        for k in 0..<buffers.logmel.count { buffers.logmel[k] = Float(i) + Float(k) * 0.5 }
+        for k in 0..<buffers.mfcc.count { buffers.mfcc[k] = -Float(i) }
+        var h = FrameHeader()
+        h.seq = i
+        h.firstSample = i * 480
+        h.features.rmsDbfs = Float(i)
+        bus.emit(h)
+    }
+
+    static func check(_ f: FrameCopy) -> Bool {
+        let i = f.header.seq
+        guard f.header.firstSample == i * 480, f.header.features.rmsDbfs == Float(i) else { return false }
+        for k in 0..<f.logmel.count where f.logmel[k] != Float(i) + Float(k) * 0.5 { return false }
+        for k in 0..<f.mfcc.count where f.mfcc[k] != -Float(i) { return false }
+        return true
+    }
+
+    @Test func singleThreadOrderAndDrops() {
+        let bus = FrameBus(capacity: 8, nMels: 4, nMFCC: 2)
+        let fast = bus.attach()!
+        let slow = bus.attach()!
+        let f = FrameCopy(nMels: 4, nMFCC: 2)
+        for i in 0..<5 { Self.publish(bus, Int64(i)) }
+        for i in 0..<5 {
+            #expect(fast.next(into: f) == .frame(lost: 0))
+            #expect(f.header.seq == Int64(i) && Self.check(f))
+        }
+        #expect(fast.next(into: f) == .empty(lost: 0))
+        for i in 5..<20 { Self.publish(bus, Int64(i)) }
+        // slow is 20 frames behind with capacity 8: loses the 12 oldest, then reads 12…19 in order.
+        #expect(slow.next(into: f) == .frame(lost: 12))
+        #expect(f.header.seq == 12 && Self.check(f))
+        #expect(slow.dropped == 12)
+        var seqs: [Int64] = []
+        while case .frame = slow.next(into: f) { seqs.append(f.header.seq) }
+        #expect(seqs == Array(13...19))
+        // fast is 15 behind: also loses 7, independently.
+        #expect(fast.next(into: f) == .frame(lost: 7))
+        #expect(fast.dropped == 7)
+    }
+
+    @Test func attachLimitAndDetach() {
+        let bus = FrameBus(capacity: 4, nMels: 1, nMFCC: 1)
+        var consumers = (0..<FrameBus.maxConsumers).compactMap { _ in bus.attach() }
+        #expect(consumers.count == FrameBus.maxConsumers)
+        #expect(bus.attach() == nil)
+        consumers.removeLast()  // deinit detaches
+        #expect(bus.attach() != nil)
+    }
+
+    final class Result: @unchecked Sendable { var received = 0; var lost = 0; var torn = 0; var outOfOrder = 0 }
+    final class Flag: Sendable { let done = Atomic<Bool>(false); let finished = Atomic<Int>(0) }
+
+    static func consume(_ c: FrameBus.Consumer, slow: Bool, _ r: Result, _ flag: Flag) {
+        let f = FrameCopy(nMels: 64, nMFCC: 13)
+        var last: Int64 = -1
+        while true {
+            switch c.next(into: f) {
+            case .frame(let lost):
+                r.lost += lost
+                r.received += 1
+                if !check(f) { r.torn += 1 }
+                if f.header.seq != last + 1 + Int64(lost) { r.outOfOrder += 1 }
+                last = f.header.seq
+                if slow && r.received % 100 == 0 { usleep(200) }
+            case .empty(let lost):
+                r.lost += lost
+                last += Int64(lost)
+                if flag.done.load(ordering: .acquiring) && c.backlog == 0 { flag.finished.add(1, ordering: .releasing); return }
+                c.notifier.wait(timeoutMilliseconds: 10)
+            }
+        }
+    }
+
+    /// A real producer thread at full speed and two consumer threads, one fast and one that sleeps:
+    /// every frame either arrives intact and in order or is counted as dropped; the slow one does not
+    /// hold back the producer or the other consumer.
+    @Test func twoThreadsNoTornFrames() async throws {
+        let bus = FrameBus(capacity: 64, nMels: 64, nMFCC: 13)
+        let total: Int64 = 200_000
+        let flag = Flag()
+        let fastC = bus.attach()!, slowC = bus.attach()!
+        let fastR = Result(), slowR = Result()
+        Thread { Self.consume(fastC, slow: false, fastR, flag) }.start()
+        Thread { Self.consume(slowC, slow: true, slowR, flag) }.start()
+        for i in 0..<total { Self.publish(bus, i) }
+        flag.done.store(true, ordering: .releasing)
+        while flag.finished.load(ordering: .acquiring) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        for r in [fastR, slowR] {
+            #expect(r.torn == 0)
+            #expect(r.outOfOrder == 0)
+            #expect(r.received + r.lost == Int(total))
+        }
+        #expect(slowR.lost > 0)  // it did fall behind, and it was counted
+        #expect(slowC.dropped == slowR.lost && fastC.dropped == fastR.lost)
+    }
+}

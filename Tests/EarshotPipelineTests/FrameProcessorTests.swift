@@ -1,0 +1,127 @@
+import EarshotDSP
+import EarshotPipeline
+import Foundation
+import Testing
+
+/// Collects frames in memory (test output).
+final class CollectingOutput: FrameOutput {
+    let logmel: UnsafeMutableBufferPointer<Float>
+    let mfcc: UnsafeMutableBufferPointer<Float>
+    var headers: [FrameHeader] = []
+    var logmels: [[Float]] = []
+
+    init(nMels: Int, nMFCC: Int) {
+        logmel = .allocate(capacity: nMels); logmel.initialize(repeating: 0)
+        mfcc = .allocate(capacity: nMFCC); mfcc.initialize(repeating: 0)
+    }
+    deinit { logmel.deallocate(); mfcc.deallocate() }
+
+    func nextFrameBuffers() -> (logmel: UnsafeMutableBufferPointer<Float>, mfcc: UnsafeMutableBufferPointer<Float>) { (logmel, mfcc) }
+    func emit(_ header: FrameHeader) { headers.append(header); logmels.append(Array(logmel)) }
+}
+
+func testSignal(seconds: Double, sampleRate: Int = 48_000, seed: UInt64 = 1) -> [Float] {
+    var state = seed
+    let n = Int(seconds * Double(sampleRate))
+    var out = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        let noise = Float(Int64(bitPattern: state >> 11) % 1000) / 1000 * 0.05
+        let t = Float(i) / Float(sampleRate)
+        out[i] = 0.3 * sinf(2 * .pi * 440 * t) + noise + (i % 12_000 < 48 ? 0.8 : 0)
+    }
+    return out
+}
+
+func process(_ samples: [Float], chunks: [Int], config: AnalyzerConfig = AnalyzerConfig()) throws -> CollectingOutput {
+    let out = CollectingOutput(nMels: config.nMels, nMFCC: config.nMFCC)
+    let p = FrameProcessor(analyzer: try FrameAnalyzer(config: config), output: out, measureTiming: false)
+    var pos = 0, k = 0
+    samples.withUnsafeBufferPointer { all in
+        while pos < all.count {
+            let n = min(chunks[k % chunks.count], all.count - pos)
+            p.push(UnsafeBufferPointer(rebasing: all[pos..<pos + n]), firstSample: Int64(pos),
+                   monotonicNs: Int64(pos) * 1_000_000_000 / 48_000, wallNs: Int64(pos) * 1_000_000_000 / 48_000)
+            pos += n; k += 1
+        }
+    }
+    return out
+}
+
+@Suite("FrameProcessor framing")
+struct FrameProcessorTests {
+    /// Frame count and content do not depend on how the samples are chunked (period size).
+    @Test func chunkingInvariance() throws {
+        let x = testSignal(seconds: 1.5)
+        let whole = try process(x, chunks: [x.count])
+        let expected = (x.count - 1024) / 480 + 1
+        #expect(whole.headers.count == expected)
+        for chunks in [[1], [480], [1024], [7, 333, 2000], [44_100]] {
+            let other = try process(x, chunks: chunks)
+            #expect(other.headers.count == expected)
+            for i in 0..<expected {
+                #expect(other.headers[i].seq == Int64(i))
+                #expect(other.headers[i].firstSample == Int64(i * 480))
+                #expect(other.headers[i].features.rmsDbfs == whole.headers[i].features.rmsDbfs)
+                #expect(other.headers[i].features.laf == whole.headers[i].features.laf)
+                #expect(other.logmels[i] == whole.logmels[i])
+            }
+        }
+    }
+
+    /// Frame i covers samples [i*hop, i*hop+nFFT): its RMS equals the RMS of exactly that slice.
+    @Test func framingMatchesCenterFalse() throws {
+        let x = testSignal(seconds: 0.5)
+        let out = try process(x, chunks: [333])
+        for i in [0, 1, 17, out.headers.count - 1] {
+            let slice = x[(i * 480)..<(i * 480 + 1024)]
+            let rms = sqrt(slice.map { Double($0) * Double($0) }.reduce(0, +) / 1024)
+            #expect(abs(Double(out.headers[i].features.rmsDbfs) - 20 * log10(rms)) < 1e-3)
+        }
+    }
+
+    /// Times derive from the sample index; a discontinuity drops the partial frame, restarts framing at the
+    /// new position, flags the next frame with the gap and keeps seq counting.
+    @Test func discontinuity() throws {
+        let config = AnalyzerConfig()
+        let out = CollectingOutput(nMels: config.nMels, nMFCC: config.nMFCC)
+        let p = FrameProcessor(analyzer: try FrameAnalyzer(config: config), output: out, measureTiming: false)
+        let x = testSignal(seconds: 0.2)
+        x.withUnsafeBufferPointer { b in
+            p.push(UnsafeBufferPointer(rebasing: b[0..<5000]), firstSample: 0, monotonicNs: 1_000_000_000, wallNs: 5_000_000_000)
+            p.discontinuity(flags: FrameFlags.xrun, gapSamples: 4800)
+            p.push(UnsafeBufferPointer(rebasing: b[5000..<9000]), firstSample: 9800, monotonicNs: 1_204_166_667, wallNs: 5_204_166_667)
+        }
+        // 5000 samples → frames at 0..3840 (9 frames); then 4000 samples from 9800 → frames at 9800 + k*480, k = 0..6.
+        #expect(out.headers.count == 9 + 7)
+        let first = out.headers[9]
+        #expect(first.seq == 9)
+        #expect(first.firstSample == 9800)
+        #expect(first.isDiscontinuity && first.flags & FrameFlags.xrun != 0)
+        #expect(first.gapSamples == 4800)
+        #expect(first.features.flux == 0 && first.features.onsetStrength == 0)
+        #expect(abs(first.wallNs - 5_204_166_667) < 2)
+        #expect(!out.headers[10].isDiscontinuity && out.headers[10].gapSamples == 0)
+        #expect(abs(out.headers[3].wallNs - (5_000_000_000 + 3 * 10_000_000)) < 2)
+        #expect(out.headers[3].lastSampleMonotonicNs - out.headers[3].monotonicNs == Int64((1023.0 / 48_000 * 1e9).rounded()))
+    }
+
+    /// The onset of a click is reported with its own seq and time and the picker's look-ahead delay.
+    @Test func onsetsCarrySeqTimeAndDelay() throws {
+        var x = [Float](repeating: 0, count: 48_000)
+        for c in [12_000, 30_000] { for i in 0..<64 { x[c + i] = i % 2 == 0 ? 0.9 : -0.9 } }
+        let out = try process(x, chunks: [480])
+        let onsets = out.headers.filter(\.hasOnset)
+        #expect(onsets.count == 2)
+        for h in onsets {
+            #expect(h.onset.detectedAtFrame == h.seq)
+            #expect(h.onset.frameIndex < h.seq)
+            let expectedDelay = (Double(h.seq - h.onset.frameIndex) * 480 + 1024) / 48.0
+            #expect(abs(Double(h.onsetDelayMs) - expectedDelay) < 1e-3)
+            #expect(h.onsetWallNs == out.headers[Int(h.onset.frameIndex)].wallNs)
+        }
+        // The click at sample 12000 is in frames whose window covers it; the first such frame starts at ≥ 12000−1023.
+        let firstOnsetSample = onsets[0].onset.frameIndex * 480
+        #expect(firstOnsetSample > 12_000 - 1024 && firstOnsetSample <= 12_000)
+    }
+}

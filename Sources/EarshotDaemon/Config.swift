@@ -80,8 +80,8 @@ public struct EarshotConfig: Sendable, Equatable {
         /// Hz, at most sample_rate / 2.
         public var fmax = 8000.0
         public var nMFCC = 13
-        /// `nil`: no floor; otherwise log-mel values are clipped to (frame max − this many dB), like
-        /// librosa's `top_db`.
+        /// `nil`: no floor; otherwise an absolute floor in dB (`logmel = max(logmel, floor)`). There is no
+        /// whole-signal `top_db`: it would not be causal.
         public var logmelFloorDB: Double? = nil
         /// Spectral roll-off fraction (0 < r < 1).
         public var rolloff = 0.85

@@ -379,7 +379,7 @@ enum ConfigSchema {
         .double("analysis.fmin", \.analysis.fmin, Bounds(min: 0)),
         .double("analysis.fmax", \.analysis.fmax, Bounds(min: 0, minExclusive: true)),
         .int("analysis.n_mfcc", \.analysis.nMFCC, Bounds(min: 0, max: 1024)),
-        .optionalDouble("analysis.logmel_floor_db", \.analysis.logmelFloorDB, Bounds(min: 0, max: 400, minExclusive: true)),
+        .optionalDouble("analysis.logmel_floor_db", \.analysis.logmelFloorDB, Bounds(min: -200, max: 100)),
         .double("analysis.rolloff", \.analysis.rolloff, Bounds(min: 0, max: 0.9999, minExclusive: true)),
         .int("analysis.onset.pre_max_frames", \.analysis.onset.preMaxFrames, Bounds(min: 0, max: 1000)),
         .int("analysis.onset.post_max_frames", \.analysis.onset.postMaxFrames, Bounds(min: 0, max: 100)),

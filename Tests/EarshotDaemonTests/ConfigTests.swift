@@ -63,7 +63,7 @@ struct ConfigTests {
               reconnect_max_s: 5.5
             analysis:
               n_fft: 2048
-              logmel_floor_db: 80
+              logmel_floor_db: -80
             socket:
               mode: 0640
               group: audio
@@ -87,7 +87,7 @@ struct ConfigTests {
         #expect(c.capture.mlock)
         #expect(c.capture.reconnectMaxSeconds == 5.5)
         #expect(c.analysis.nFFT == 2048)
-        #expect(c.analysis.logmelFloorDB == 80)
+        #expect(c.analysis.logmelFloorDB == -80)
         #expect(c.socket.mode == 0o640 && c.socket.modeString == "0640")
         #expect(c.socket.group == "audio")
         #expect(c.rolling.windowsSeconds == [0.5, 5])

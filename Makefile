@@ -1,0 +1,60 @@
+# Earshot — the two commands a new user needs are `make demo` and `make test` (see README.md).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+SYSCONFDIR ?= $(DESTDIR)/etc
+UNITDIR ?= $(DESTDIR)/etc/systemd/system
+SWIFT ?= swift
+
+.PHONY: all build release demo test deps install uninstall bench clean verify-units
+
+all: build
+
+deps:
+	sh scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Runs the real daemon on a box without a sound card: a generated recording is played in real time
+# through ALSA's file plugin, published on a socket in a temp dir, and shown with `earshot tail`.
+demo: release
+	.build/release/earshot demo $(DEMO_ARGS)
+
+# Installs what is missing, builds (the end-to-end tests run the built binary), runs every test.
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test --no-parallel
+
+verify-units:
+	systemd-analyze verify systemd/earshot.service systemd/earshot.socket systemd/earshot@.service
+
+install: release
+	install -d $(BINDIR) $(UNITDIR) $(SYSCONFDIR)/earshot $(DESTDIR)$(PREFIX)/share/doc/earshot
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/earshot/README.md
+	install -m 0755 .build/release/earshot $(BINDIR)/earshot
+	sed 's|/usr/local/bin/earshot|$(PREFIX)/bin/earshot|g' systemd/earshot.service > $(UNITDIR)/earshot.service
+	sed 's|/usr/local/bin/earshot|$(PREFIX)/bin/earshot|g' systemd/earshot@.service > $(UNITDIR)/earshot@.service
+	install -m 0644 systemd/earshot.socket $(UNITDIR)/earshot.socket
+	chmod 0644 $(UNITDIR)/earshot.service $(UNITDIR)/earshot@.service
+	@if [ -e $(SYSCONFDIR)/earshot/earshot.yaml ]; then \
+		echo "keeping existing $(SYSCONFDIR)/earshot/earshot.yaml (new example: $(SYSCONFDIR)/earshot/earshot.yaml.example)"; \
+		install -m 0644 config/earshot.yaml $(SYSCONFDIR)/earshot/earshot.yaml.example; \
+	else \
+		install -m 0644 config/earshot.yaml $(SYSCONFDIR)/earshot/earshot.yaml; \
+	fi
+	@echo "installed; now: systemctl daemon-reload && systemctl enable --now earshot"
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/earshot
+	rm -f $(BINDIR)/earshot $(UNITDIR)/earshot.service $(UNITDIR)/earshot@.service $(UNITDIR)/earshot.socket
+	@echo "kept $(SYSCONFDIR)/earshot/ (remove it by hand if you want)"
+
+bench: release
+	bash bench/run.sh
+
+clean:
+	rm -rf .build

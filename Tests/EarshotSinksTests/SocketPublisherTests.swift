@@ -423,4 +423,32 @@ import Testing
         #expect(alertClient.readObject()?["type"] as? String == "pong")
         #expect(env.publisher.publishDropped == 0)
     }
+
+    @Test func tailClientPrintsLiveViewAndRawLines() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let lines = LineBox()
+        let rc = try TailClient.run(socketPath: env.path, streams: ["frame", "onset"], every: 1, json: false, maxSeconds: 0.8) {
+            lines.append($0)
+        }
+        #expect(rc == 0)
+        let all = lines.lines
+        #expect(all.first?.hasPrefix("connected: earshot 9.9.9-test") == true)
+        let frames = all.filter { $0.contains("LAF") }
+        #expect(frames.count > 50)
+        #expect(frames.allSatisfy { $0.contains("dBFS  |") && $0.hasSuffix("|") && $0.contains("█") })
+        #expect(all.contains { $0.contains("* onset strength=") })
+        let raw = LineBox()
+        #expect(try TailClient.run(socketPath: env.path, streams: ["frame"], every: 10, json: true, maxSeconds: 0.5) { raw.append($0) } == 0)
+        let seqs = raw.lines.compactMap { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["seq"] as? Int }
+        #expect(seqs.count > 5 && seqs.allSatisfy { $0 % 10 == 0 })
+        #expect(try TailClient.run(socketPath: env.dir + "/missing.sock", streams: ["frame"], every: 1, json: true, maxSeconds: 1) { _ in } == 69)
+        #expect("\(TailClient.ConnectError(path: "/x.sock", errnoText: "No such file or directory"))"
+            == "cannot connect to /x.sock: No such file or directory (is the daemon running?)")
+    }
+}
+
+final class LineBox: @unchecked Sendable {
+    var lines: [String] = []
+    func append(_ s: String) { lines.append(s) }
 }

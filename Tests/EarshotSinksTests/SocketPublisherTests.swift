@@ -446,6 +446,29 @@ import Testing
         #expect("\(TailClient.ConnectError(path: "/x.sock", errnoText: "No such file or directory"))"
             == "cannot connect to /x.sock: No such file or directory (is the daemon running?)")
     }
+
+    @Test func pythonLogmelExampleReadsWindows() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/earshot_logmel_client.py").path
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import numpy"]
+        try probe.run(); probe.waitUntilExit()
+        try #require(probe.terminationStatus == 0, "python3 with numpy is needed for this test")
+        let env = try makeEnv()
+        defer { env.stop() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script, "--socket", env.path, "--frames", "50", "--windows", "2"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 0)
+        #expect(text.contains("n_mels 64"))
+        #expect(text.contains("window 2: shape=(50, 64) dtype=float32"))
+    }
 }
 
 final class LineBox: @unchecked Sendable {

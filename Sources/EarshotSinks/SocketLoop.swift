@@ -1,0 +1,480 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EarshotPipeline
+import EarshotRealtime
+import Logging
+import Synchronization
+
+/// The I/O thread's state and `poll(2)` loop of a ``SocketPublisher``. Everything here runs on that thread.
+final class SocketLoop: @unchecked Sendable {
+    unowned let owner: SocketPublisher
+    let config: SocketPublisher.Configuration
+    let listener: SocketListener
+    let consumer: FrameBus.Consumer
+    var logger: Logger { owner.logger }
+    var stream: StreamInfo
+
+    var clients: [Int32: SocketClient] = [:]
+    var nextClientID = 1
+    /// Full-feature encoder and the `fields` encoders made on demand.
+    var encoder: FrameEncoder
+    var fieldEncoders: [Set<Feature>: FrameEncoder] = [:]
+    var hello: OutMessage
+    /// `rolling` lines kept for `backfill_s`, oldest first.
+    var backfill: [(wallNs: Int64, message: OutMessage)] = []
+    var backfillHead = 0
+    let frame: FrameCopy
+    let writer = ByteWriter(capacity: 1 << 16)
+    let readBuffer: UnsafeMutableRawBufferPointer
+    /// Accepting is paused until this time after `EMFILE`/`ENFILE`.
+    var acceptPausedUntilNs: Int64 = 0
+    let stallLimitNs: Int64
+    static let closingGraceNs: Int64 = 2_000_000_000
+    static let maxBackfillLines = 200_000
+
+    init(owner: SocketPublisher, listener: SocketListener, consumer: FrameBus.Consumer, stream: StreamInfo) {
+        self.owner = owner
+        self.config = owner.configuration
+        self.listener = listener
+        self.consumer = consumer
+        self.stream = stream
+        encoder = FrameEncoder(features: config.features, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
+        hello = OutMessage(Self.helloLine(stream: stream, config: config, version: owner.daemonVersion), stream: nil)
+        frame = FrameCopy(nMels: consumer.bus.nMels, nMFCC: consumer.bus.nMFCC)
+        readBuffer = .allocate(byteCount: 65_536, alignment: 8)
+        stallLimitNs = Int64(max(0, config.stallLimitSeconds) * 1e9)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    // MARK: loop
+
+    func run() {
+        var fds: [pollfd] = []
+        var order: [Int32] = []
+        while owner.running.load(ordering: .acquiring) {
+            let now = Clock.monotonicNanoseconds()
+            fds.removeAll(keepingCapacity: true)
+            order.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: owner.wake.fileDescriptor, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
+            let accepting = now >= acceptPausedUntilNs
+            fds.append(pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0))
+            for (fd, c) in clients {
+                var ev: Int32 = 0
+                // Back-pressure: a client with a long reply backlog is not read until it drains.
+                if c.closingDeadlineNs != nil || c.queuedCount - c.dataCount < config.queueMessages { ev |= Int32(POLLIN) }
+                if !c.isEmpty { ev |= Int32(POLLOUT) }
+                fds.append(pollfd(fd: fd, events: Int16(ev), revents: 0))
+                order.append(fd)
+            }
+            let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), 100) }
+            if r < 0 && errno != EINTR {
+                logger.error("poll failed: \(String(cString: strerror(errno)))")
+                usleep(10_000)
+                continue
+            }
+            let after = Clock.monotonicNanoseconds()
+            if fds[0].revents != 0 { owner.wake.consume(); drainInbox(now: after) }
+            if fds[1].revents != 0 { consumer.notifier.consume() }
+            // Always look at the bus: a wake-up may have been consumed while frames were still queued.
+            drainBus(now: after)
+            if fds[2].revents != 0 { acceptAll(now: after) }
+            for (k, fd) in order.enumerated() {
+                let re = Int32(fds[3 + k].revents)
+                guard re != 0, let c = clients[fd] else { continue }
+                if re & Int32(POLLIN) != 0 || re & Int32(POLLHUP | POLLERR) != 0 {
+                    if !readInput(c, now: after) { disconnect(c, reason: "closed"); continue }
+                }
+            }
+            flushAll(now: after)
+        }
+        shutdown()
+    }
+
+    func shutdown() {
+        for c in Array(clients.values) { disconnect(c, reason: "shutdown", log: false) }
+        listener.close()
+        logger.info("socket closed", metadata: ["path": "\(config.path)"])
+    }
+
+    // MARK: clients
+
+    func acceptAll(now: Int64) {
+        while true {
+            // accept4 is not visible without _GNU_SOURCE; the daemon does not fork, so CLOEXEC right after is fine.
+            let fd = accept(listener.fd, nil, nil)
+            if fd >= 0 {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            }
+            if fd < 0 {
+                let err = errno
+                if err == EINTR || err == ECONNABORTED { continue }
+                if err == EAGAIN || err == EWOULDBLOCK { return }
+                if err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM {
+                    acceptPausedUntilNs = now + 100_000_000
+                    logger.warning("accept failed, pausing 100 ms: \(String(cString: strerror(err)))")
+                    return
+                }
+                logger.error("accept failed: \(String(cString: strerror(err)))")
+                return
+            }
+            owner._connectionsTotal.add(1, ordering: .relaxed)
+            let c = SocketClient(fd: fd, id: nextClientID)
+            nextClientID += 1
+            clients[fd] = c
+            owner._clients.store(clients.count, ordering: .relaxed)
+            c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+            if clients.count > config.maxClients {
+                sendError(c, ProtocolError(code: "too_many_clients", message: "server has \(config.maxClients) clients"), now: now)
+                c.closingDeadlineNs = now + Self.closingGraceNs
+                logger.warning("client refused: too many clients", metadata: ["max": "\(config.maxClients)"])
+            } else {
+                logger.debug("client connected", metadata: ["client": "\(c.id)"])
+            }
+        }
+    }
+
+    func disconnect(_ c: SocketClient, reason: String, log: Bool = true) {
+        clients[c.fd] = nil
+        close(c.fd)
+        owner._clients.store(clients.count, ordering: .relaxed)
+        if log {
+            if reason == "stalled" {
+                logger.warning("client disconnected: stalled", metadata: [
+                    "client": "\(c.id)", "queued": "\(c.queuedCount)", "limit_s": "\(config.stallLimitSeconds)",
+                ])
+            } else {
+                logger.debug("client disconnected", metadata: ["client": "\(c.id)", "reason": "\(reason)"])
+            }
+        }
+    }
+
+    /// Reads what is available. Returns false when the connection is gone.
+    func readInput(_ c: SocketClient, now: Int64) -> Bool {
+        // One read per wake-up bounds the work a single client can cause per loop iteration.
+        let n = recv(c.fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
+        if n == 0 { return false }
+        if n < 0 {
+            let err = errno
+            return err == EAGAIN || err == EWOULDBLOCK || err == EINTR
+        }
+        if c.closingDeadlineNs != nil { return true }  // discarding input after a fatal error
+        let chunk = UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n).bindMemory(to: UInt8.self)
+        var start = 0
+        for i in 0..<n where chunk[i] == 0x0A {
+            if c.input.isEmpty {
+                handleLine(c, UnsafeBufferPointer(rebasing: chunk[start..<i]), now: now)
+            } else {
+                c.input.append(contentsOf: chunk[start..<i])
+                let line = c.input
+                c.input.removeAll(keepingCapacity: true)
+                line.withUnsafeBufferPointer { handleLine(c, $0, now: now) }
+            }
+            start = i + 1
+            if c.closingDeadlineNs != nil { return true }
+        }
+        if start < n { c.input.append(contentsOf: chunk[start..<n]) }
+        if c.input.count > config.maxLineBytes {
+            lineTooLong(c, length: c.input.count, now: now)
+        }
+        return true
+    }
+
+    func lineTooLong(_ c: SocketClient, length: Int, now: Int64) {
+        owner._protocolErrors.add(1, ordering: .relaxed)
+        sendError(c, ProtocolError(
+            code: "line_too_long",
+            message: "command line longer than \(config.maxLineBytes) bytes; closing the connection"), now: now)
+        c.input = []
+        c.closingDeadlineNs = now + Self.closingGraceNs
+        logger.notice("client disconnected: command line too long", metadata: ["client": "\(c.id)", "bytes": "\(length)"])
+    }
+
+    func handleLine(_ c: SocketClient, _ raw: UnsafeBufferPointer<UInt8>, now: Int64) {
+        var line = raw
+        if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
+        if line.count > config.maxLineBytes { lineTooLong(c, length: line.count, now: now); return }
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank lines are ignored
+        switch ProtocolCommand.parse(line, enabledFeatures: config.features) {
+        case .failure(let e):
+            owner._protocolErrors.add(1, ordering: .relaxed)
+            sendError(c, e, now: now)
+        case .success(let cmd):
+            execute(cmd, c, now: now)
+        }
+    }
+
+    func sendError(_ c: SocketClient, _ e: ProtocolError, now: Int64) {
+        c.enqueue(OutMessage(e.line(), stream: nil), maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+    }
+
+    func reply(_ c: SocketClient, now: Int64, _ build: (ByteWriter) -> Void) {
+        let w = ByteWriter(capacity: 512)
+        build(w)
+        c.enqueue(OutMessage(Array(w.bytes), stream: nil), maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+    }
+
+    func writeID(_ id: ProtocolJSON?, _ w: ByteWriter) {
+        if let id { w.ascii(",\"id\":"); id.write(into: w) }
+    }
+
+    func writeStreams(_ set: Set<StreamKind>, _ w: ByteWriter) {
+        w.byte(0x5B)
+        var first = true
+        for k in StreamKind.allCases where set.contains(k) {
+            if !first { w.byte(0x2C) }
+            first = false
+            w.jsonString(k.rawValue)
+        }
+        w.byte(0x5D)
+    }
+
+    func execute(_ cmd: ProtocolCommand, _ c: SocketClient, now: Int64) {
+        switch cmd {
+        case .ping(let id):
+            reply(c, now: now) { w in
+                w.ascii("{\"type\":\"pong\"")
+                writeID(id, w)
+                w.ascii(",\"t\":")
+                w.fixed(Double(Clock.wallNanoseconds()) / 1e9, decimals: 6)
+                w.ascii("}\n")
+            }
+        case .unsubscribe(let streams, let id):
+            c.subscriptions.subtract(streams)
+            reply(c, now: now) { w in
+                w.ascii("{\"type\":\"unsubscribed\",\"streams\":")
+                writeStreams(c.subscriptions, w)
+                writeID(id, w)
+                w.ascii("}\n")
+            }
+        case .subscribe(let streams, let every, let fields, let backfillSeconds, let id):
+            c.subscriptions.formUnion(streams)
+            if streams.contains(.frame) {
+                c.every = every ?? 1
+                c.fields = fields == config.features ? nil : fields
+            }
+            var replay: [OutMessage] = []
+            if let s = backfillSeconds, s > 0, streams.contains(.rolling) {
+                replay = backfillLines(seconds: min(s, config.backfillSeconds))
+            }
+            reply(c, now: now) { w in
+                w.ascii("{\"type\":\"subscribed\",\"streams\":")
+                writeStreams(c.subscriptions, w)
+                w.ascii(",\"every\":")
+                w.int(Int64(c.every))
+                w.ascii(",\"fields\":")
+                if let f = c.fields {
+                    w.byte(0x5B)
+                    for (k, name) in Feature.allCases.filter({ f.contains($0) }).map(\.rawValue).enumerated() {
+                        if k > 0 { w.byte(0x2C) }
+                        w.jsonString(name)
+                    }
+                    w.byte(0x5D)
+                } else {
+                    w.ascii("null")
+                }
+                w.ascii(",\"backfill\":")
+                w.int(Int64(replay.count))
+                writeID(id, w)
+                w.ascii("}\n")
+            }
+            for m in replay { deliver(m, to: c, now: now) }
+        }
+    }
+
+    // MARK: data
+
+    func deliver(_ m: OutMessage, to c: SocketClient, now: Int64) {
+        let d = c.enqueue(m, maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+        if d > 0 { owner._droppedTotal.add(d, ordering: .relaxed) }
+    }
+
+    func drainBus(now: Int64) {
+        var budget = 4096  // bound the time spent before serving sockets again
+        while budget > 0, case .frame(let lost) = consumer.next(into: frame) {
+            budget -= 1
+            if lost > 0 { owner._busDropped.add(lost, ordering: .relaxed) }
+            owner._frames.add(1, ordering: .relaxed)
+            if clients.isEmpty { continue }
+            var header = frame.header
+            let hasOnset = header.hasOnset
+            header.hasOnset = false
+            var shared: OutMessage? = nil
+            var filtered: [Set<Feature>: OutMessage] = [:]
+            var onset: OutMessage? = nil
+            for c in clients.values where c.closingDeadlineNs == nil {
+                if c.subscriptions.contains(.frame), c.every == 1 || header.seq % Int64(c.every) == 0 {
+                    let m: OutMessage
+                    if let f = c.fields {
+                        if let cached = filtered[f] {
+                            m = cached
+                        } else {
+                            let enc = fieldEncoders[f] ?? {
+                                let e = FrameEncoder(features: f, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
+                                fieldEncoders[f] = e
+                                return e
+                            }()
+                            m = encodeFrame(header, with: enc)
+                            filtered[f] = m
+                        }
+                    } else {
+                        if shared == nil { shared = encodeFrame(header, with: encoder) }
+                        m = shared!
+                    }
+                    deliver(m, to: c, now: now)
+                }
+                if hasOnset, c.subscriptions.contains(.onset) {
+                    if onset == nil {
+                        writer.reset()
+                        encoder.encodeOnsetJSON(frame.header, into: writer)
+                        onset = OutMessage(Array(writer.bytes), stream: .onset)
+                    }
+                    deliver(onset!, to: c, now: now)
+                }
+            }
+        }
+        if budget == 0 { owner.wake.notify() }  // come back soon for the rest
+    }
+
+    func encodeFrame(_ header: FrameHeader, with enc: FrameEncoder) -> OutMessage {
+        writer.reset()
+        enc.encodeJSON(header, logmel: UnsafeBufferPointer(frame.logmel), mfcc: UnsafeBufferPointer(frame.mfcc), into: writer)
+        return OutMessage(Array(writer.bytes), stream: .frame)
+    }
+
+    func drainInbox(now: Int64) {
+        let (messages, newStream) = owner.inbox.withLock { box in
+            let m = box.messages
+            box.messages.removeAll(keepingCapacity: true)
+            let s = box.stream
+            box.stream = nil
+            return (m, s)
+        }
+        if let newStream { applyStream(newStream, now: now) }
+        for (kind, line, wallNs) in messages {
+            let m = OutMessage(line, stream: kind)
+            if kind == .rolling { remember(m, wallNs: wallNs) }
+            for c in clients.values where c.closingDeadlineNs == nil && c.subscriptions.contains(kind) {
+                deliver(m, to: c, now: now)
+            }
+        }
+    }
+
+    func applyStream(_ info: StreamInfo, now: Int64) {
+        stream = info
+        encoder = FrameEncoder(features: config.features, levelOffsetDb: info.levelOffsetDb, levelUnit: info.levelUnit)
+        fieldEncoders.removeAll()
+        hello = OutMessage(Self.helloLine(stream: info, config: config, version: owner.daemonVersion), stream: nil)
+        for c in clients.values where c.closingDeadlineNs == nil {
+            c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+        }
+        logger.info("socket stream updated; hello resent", metadata: ["clients": "\(clients.count)"])
+    }
+
+    func remember(_ m: OutMessage, wallNs: Int64) {
+        backfill.append((wallNs, m))
+        let newest = wallNs
+        let horizon = newest &- Int64(config.backfillSeconds * 1e9)
+        while backfillHead < backfill.count,
+              backfill[backfillHead].wallNs < horizon || backfill.count - backfillHead > Self.maxBackfillLines {
+            backfillHead += 1
+        }
+        if backfillHead > 1024, backfillHead * 2 > backfill.count {
+            backfill.removeFirst(backfillHead)
+            backfillHead = 0
+        }
+    }
+
+    /// Rolling lines whose time is within `seconds` of the newest one, oldest first (at most half a queue).
+    func backfillLines(seconds: Double) -> [OutMessage] {
+        guard backfillHead < backfill.count else { return [] }
+        let horizon = backfill[backfill.count - 1].wallNs &- Int64(seconds * 1e9)
+        var i = backfill.count
+        let limit = max(1, config.queueMessages / 2)
+        while i > backfillHead, backfill[i - 1].wallNs >= horizon, backfill.count - (i - 1) <= limit { i -= 1 }
+        return backfill[i...].map(\.message)
+    }
+
+    func flushAll(now: Int64) {
+        for c in Array(clients.values) {
+            if !c.isEmpty {
+                switch c.flush(nowNs: now) {
+                case .failed(let err):
+                    disconnect(c, reason: String(cString: strerror(err)))
+                    continue
+                case .drained, .wouldBlock: break
+                }
+            }
+            if let deadline = c.closingDeadlineNs {
+                if c.isEmpty || now >= deadline { disconnect(c, reason: "protocol error") }
+                continue
+            }
+            if !c.pendingDropped.isEmpty, c.dataCount < config.queueMessages {
+                // Report drops once there is room again (notices are replies: never dropped themselves).
+                for k in StreamKind.allCases {
+                    guard let n = c.pendingDropped[k] else { continue }
+                    reply(c, now: now) { w in
+                        w.ascii("{\"type\":\"dropped\",\"count\":")
+                        w.int(Int64(n))
+                        w.ascii(",\"stream\":")
+                        w.jsonString(k.rawValue)
+                        w.ascii("}\n")
+                    }
+                }
+                c.pendingDropped.removeAll()
+                if case .failed(let err) = c.flush(nowNs: now) { disconnect(c, reason: String(cString: strerror(err))); continue }
+            }
+            if stallLimitNs >= 0, c.isStalled(nowNs: now, limitNs: stallLimitNs) {
+                owner._disconnectedStalled.add(1, ordering: .relaxed)
+                disconnect(c, reason: "stalled")
+            }
+        }
+    }
+
+    // MARK: hello
+
+    static func helloLine(stream s: StreamInfo, config: SocketPublisher.Configuration, version: String) -> [UInt8] {
+        let w = ByteWriter(capacity: 8192)
+        w.ascii("{\"type\":\"hello\",\"protocol\":1,\"daemon_version\":")
+        w.jsonString(version)
+        w.ascii(",\"sample_rate\":"); w.int(Int64(s.sampleRate))
+        w.ascii(",\"n_fft\":"); w.int(Int64(s.nFFT))
+        w.ascii(",\"hop\":"); w.int(Int64(s.hop))
+        w.ascii(",\"n_mels\":"); w.int(Int64(s.nMels))
+        w.ascii(",\"n_mfcc\":"); w.int(Int64(s.nMFCC))
+        w.ascii(",\"mel_band_edges_hz\":[")
+        for (i, e) in s.melBandEdgesHz.enumerated() {
+            if i > 0 { w.byte(0x2C) }
+            w.fixed(e, decimals: 2)
+        }
+        w.ascii("],\"level_unit\":"); w.jsonString(s.levelUnit)
+        w.ascii(",\"device\":"); w.jsonString(s.device)
+        w.ascii(",\"onset_lookahead_ms\":"); w.fixed(s.onsetLookAheadMs, decimals: 3)
+        w.ascii(",\"features\":[")
+        var first = true
+        for f in Feature.allCases where config.features.contains(f) {
+            if !first { w.byte(0x2C) }
+            first = false
+            w.ascii("{\"name\":"); w.jsonString(f.rawValue)
+            w.ascii(",\"unit\":"); w.jsonString(f.unit(levelUnit: s.levelUnit))
+            w.ascii(",\"summary\":"); w.jsonString(f.summary)
+            w.byte(0x7D)
+        }
+        w.ascii("],\"streams\":[")
+        for (i, k) in StreamKind.allCases.enumerated() {
+            if i > 0 { w.byte(0x2C) }
+            w.jsonString(k.rawValue)
+        }
+        w.ascii("],\"limits\":{\"max_line_bytes\":"); w.int(Int64(config.maxLineBytes))
+        w.ascii(",\"queue_messages\":"); w.int(Int64(config.queueMessages))
+        w.ascii(",\"queue_bytes\":"); w.int(Int64(config.queueBytes))
+        w.ascii(",\"stall_limit_s\":"); w.fixed(config.stallLimitSeconds, decimals: 3)
+        w.ascii(",\"backfill_s\":"); w.fixed(config.backfillSeconds, decimals: 3)
+        w.ascii(",\"max_clients\":"); w.int(Int64(config.maxClients))
+        w.ascii("}}\n")
+        return Array(w.bytes)
+    }
+}

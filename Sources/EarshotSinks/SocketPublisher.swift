@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import EarshotPipeline
+import EarshotRealtime
+public import Logging
+import Synchronization
+
+/// The NDJSON subscriber socket (protocol v1, `docs/protocol.md`): a listening Unix stream socket served by
+/// one I/O thread (`es-socket`) running a `poll(2)` loop over the listener, every client, the frame bus
+/// consumer's eventfd and an internal eventfd for ``publish(_:line:wallNs:)``, ``updateStream(_:)`` and
+/// ``stop()``.
+///
+/// - Each frame is serialized once and the bytes are shared by every subscriber; a `fields` filter costs one
+///   extra encoding per frame per distinct field set, `every: N` costs nothing.
+/// - Every client has a bounded output queue (`queueMessages` data messages and `queueBytes`). When it is
+///   full the oldest data messages are dropped, counted, and reported to the client with
+///   `{"type":"dropped","count":N,"stream":S}` once its queue has room again. A client that makes no write
+///   progress for `stallLimitSeconds` is disconnected. Writes are non-blocking `sendmsg` batches, so no client
+///   can slow another one, the DSP thread or a publisher.
+/// - Thread rules: `start`/`stop`/`updateStream` from a control thread; `publish` from any thread (bounded
+///   queue under a short lock, never waits on I/O); the counters from anywhere. Never call from a real-time
+///   thread. The logger is only used on the calling control thread and on the I/O thread.
+public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable {
+    /// Settings (from the `socket.*` and `rolling.backfill_s` configuration).
+    public struct Configuration: Sendable, Equatable {
+        public var path: String
+        public var mode: UInt32
+        /// Group owning the socket; nil keeps the daemon's group. An unknown group is logged, not fatal.
+        public var group: String?
+        public var maxClients: Int
+        /// Data messages queued per client before the oldest are dropped.
+        public var queueMessages: Int
+        /// Bytes queued per client before the oldest data messages are dropped.
+        public var queueBytes: Int
+        /// Seconds a client with queued output may make no write progress before it is disconnected.
+        public var stallLimitSeconds: Double
+        /// Longest accepted command line (bytes, newline excluded).
+        public var maxLineBytes: Int
+        /// Seconds of `rolling` lines kept for `backfill_s`.
+        public var backfillSeconds: Double
+        /// Features in `frame` lines (and in the `hello` catalogue).
+        public var features: Set<Feature>
+        /// Messages ``publish(_:line:wallNs:)`` may have pending for the I/O thread before it drops.
+        public var publishQueueMessages: Int
+
+        public init(
+            path: String = "/run/earshot/earshot.sock", mode: UInt32 = 0o660, group: String? = nil,
+            maxClients: Int = 128, queueMessages: Int = 4096, queueBytes: Int = 16 << 20,
+            stallLimitSeconds: Double = 10, maxLineBytes: Int = 65_536, backfillSeconds: Double = 600,
+            features: Set<Feature> = Set(Feature.allCases), publishQueueMessages: Int = 8192
+        ) {
+            self.path = path; self.mode = mode; self.group = group; self.maxClients = maxClients
+            self.queueMessages = queueMessages; self.queueBytes = queueBytes
+            self.stallLimitSeconds = stallLimitSeconds; self.maxLineBytes = maxLineBytes
+            self.backfillSeconds = backfillSeconds; self.features = features
+            self.publishQueueMessages = publishQueueMessages
+        }
+    }
+
+    public let name = "socket"
+    public let configuration: Configuration
+    public let daemonVersion: String
+    let logger: Logger
+
+    // Counters (relaxed atomics, read from anywhere).
+    let _clients = Atomic<Int>(0)
+    let _connectionsTotal = Atomic<Int>(0)
+    let _droppedTotal = Atomic<Int>(0)
+    let _disconnectedStalled = Atomic<Int>(0)
+    let _protocolErrors = Atomic<Int>(0)
+    let _busDropped = Atomic<Int>(0)
+    let _publishDropped = Atomic<Int>(0)
+    let _frames = Atomic<Int>(0)
+    let running = Atomic<Bool>(false)
+
+    /// Connected clients.
+    public var clients: Int { _clients.load(ordering: .relaxed) }
+    /// Connections accepted since start.
+    public var connectionsTotal: Int { _connectionsTotal.load(ordering: .relaxed) }
+    /// Data messages dropped from client queues (all clients, all streams).
+    public var droppedTotal: Int { _droppedTotal.load(ordering: .relaxed) }
+    /// Clients disconnected because they stopped reading.
+    public var disconnectedStalled: Int { _disconnectedStalled.load(ordering: .relaxed) }
+    /// Commands answered with an error.
+    public var protocolErrors: Int { _protocolErrors.load(ordering: .relaxed) }
+    /// Frames the bus consumer lost (the I/O thread fell more than the bus capacity behind).
+    public var dropped: Int { _busDropped.load(ordering: .relaxed) }
+    /// Messages ``publish(_:line:wallNs:)`` dropped because the I/O thread's inbox was full.
+    public var publishDropped: Int { _publishDropped.load(ordering: .relaxed) }
+    /// Frames taken from the bus.
+    public var frames: Int { _frames.load(ordering: .relaxed) }
+
+    // Cross-thread inbox.
+    struct Inbox {
+        var messages: [(StreamKind, [UInt8], Int64)] = []
+        var stream: StreamInfo? = nil
+    }
+    let inbox = Mutex(Inbox())
+    let wake = EventNotifier()
+
+    // Owned by the control thread until start, then by the I/O thread.
+    var listener: SocketListener?
+    var consumer: FrameBus.Consumer?
+    var thread: RealtimeThread.Handle?
+    var loop: SocketLoop?
+
+    /// - Parameters:
+    ///   - configuration: socket path, permissions and limits.
+    ///   - logger: used off the real-time threads only.
+    ///   - daemonVersion: sent in `hello`.
+    public init(configuration: Configuration, logger: Logger, daemonVersion: String) {
+        self.configuration = configuration
+        self.logger = logger
+        self.daemonVersion = daemonVersion
+    }
+
+    deinit { stop() }
+
+    /// Binds the socket (or takes systemd's), attaches to `bus` and starts the I/O thread.
+    /// - Throws: ``SocketPublisherError`` (e.g. "another earshot is listening on PATH").
+    public func start(bus: FrameBus, stream: StreamInfo) throws {
+        guard !running.load(ordering: .acquiring), thread == nil else {
+            throw SocketPublisherError(.alreadyStarted, "socket publisher already started")
+        }
+        let (listener, warning) = try SocketListener.open(
+            path: configuration.path, mode: configuration.mode, group: configuration.group)
+        if let warning { logger.warning("\(warning)") }
+        guard let consumer = bus.attach() else {
+            listener.close()
+            throw SocketPublisherError(.tooManyConsumers, "too many sinks attached to the frame bus (max \(FrameBus.maxConsumers))")
+        }
+        self.listener = listener
+        self.consumer = consumer
+        let loop = SocketLoop(owner: self, listener: listener, consumer: consumer, stream: stream)
+        self.loop = loop
+        running.store(true, ordering: .releasing)
+        logger.info("socket listening", metadata: [
+            "path": "\(configuration.path)", "systemd": "\(listener.ownedPath == nil)",
+        ])
+        let (h, _) = RealtimeThread.start(name: "es-socket", fifoPriority: 0) { [loop] in loop.run() }
+        thread = h
+    }
+
+    /// Closes every connection and the listener, removes the socket path (if we created it). Idempotent.
+    public func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        wake.notify()
+        if let thread { RealtimeThread.join(thread) }
+        thread = nil
+        loop = nil
+        listener = nil
+        consumer?.detach()
+        consumer = nil
+    }
+
+    /// Queues a message for the subscribers of `stream` (rolling, alert, status, stats). Any thread; never
+    /// waits for I/O. When the inbox is full the message is dropped and counted in ``publishDropped``.
+    /// - Parameters:
+    ///   - line: one NDJSON object including the trailing `\n`.
+    ///   - wallNs: the message's time `t` (rolling lines are kept for `backfill_s` by it).
+    public func publish(_ stream: StreamKind, line: [UInt8], wallNs: Int64) {
+        let limit = configuration.publishQueueMessages
+        let wasEmpty: Bool? = inbox.withLock { box in
+            guard box.messages.count < limit else { return nil }
+            box.messages.append((stream, line, wallNs))
+            return box.messages.count == 1
+        }
+        switch wasEmpty {
+        case .none: _publishDropped.add(1, ordering: .relaxed)
+        case .some(true): wake.notify()
+        case .some(false): break
+        }
+    }
+
+    /// Replaces the stream description (configuration reload) and sends a fresh `hello` to every client.
+    public func updateStream(_ info: StreamInfo) {
+        inbox.withLock { $0.stream = info }
+        wake.notify()
+    }
+}

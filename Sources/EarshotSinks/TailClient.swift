@@ -1,0 +1,205 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EarshotPipeline
+import EarshotRealtime
+
+/// `earshot tail`: connects to the daemon's socket, subscribes, and prints the stream (raw NDJSON, or a
+/// readable live view with a level bar).
+public enum TailClient {
+    /// Connecting to the socket failed; the description names the path and the errno text.
+    public struct ConnectError: Error, CustomStringConvertible, Sendable {
+        public var path: String
+        public var errnoText: String
+        public var description: String {
+            "cannot connect to \(path): \(errnoText) (is the daemon running?)"
+        }
+    }
+
+    /// Connects, subscribes to `streams` and prints messages until EOF or `maxSeconds`.
+    /// - Parameters:
+    ///   - socketPath: the daemon's socket.
+    ///   - streams: stream names (`frame`, `onset`, `rolling`, `alert`, `status`, `stats`).
+    ///   - every: frame decimation (`every: N`).
+    ///   - json: print the raw NDJSON lines instead of the live view.
+    ///   - maxSeconds: stop after this long (nil: until the daemon closes the connection).
+    ///   - output: receives each printed line (without newline).
+    /// - Returns: 0 on EOF or timeout; 69 (EX_UNAVAILABLE) after printing a clear message to stderr when the
+    ///   socket cannot be reached.
+    /// - Throws: ``ConnectError`` never (reported through the return code); errors writing the command.
+    public static func run(
+        socketPath: String, streams: [String], every: Int, json: Bool, maxSeconds: Double?,
+        output: (String) -> Void = { print($0) }
+    ) throws -> Int32 {
+        let fd: Int32
+        do {
+            fd = try connect(socketPath)
+        } catch {
+            let message = Array("earshot tail: \(error)\n".utf8)
+            _ = message.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            return 69
+        }
+        defer { close(fd) }
+        var cmd = "{\"op\":\"subscribe\",\"streams\":["
+        cmd += streams.map { "\"\($0.filter { $0 != "\"" && $0 != "\\" })\"" }.joined(separator: ",")
+        cmd += "],\"every\":\(max(1, every))}\n"
+        let bytes = Array(cmd.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ConnectError(path: socketPath, errnoText: String(cString: strerror(errno)))
+            }
+            off += n
+        }
+        let deadline = maxSeconds.map { Clock.monotonicNanoseconds() + Int64($0 * 1e9) }
+        var view = LiveView()
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            var timeout: Int32 = -1
+            if let deadline {
+                let left = deadline - Clock.monotonicNanoseconds()
+                if left <= 0 { return 0 }
+                timeout = Int32(min(left / 1_000_000 + 1, 1000))
+            }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, timeout)
+            if r < 0 { if errno == EINTR { continue }; return 0 }
+            if r == 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 { if errno == EINTR || errno == EAGAIN { continue }; return 0 }
+            if n == 0 { return 0 }
+            pending.append(contentsOf: chunk[..<n])
+            var start = 0
+            while let nl = pending[start...].firstIndex(of: 0x0A) {
+                let line = pending[start..<nl]
+                start = nl + 1
+                if json {
+                    output(String(decoding: line, as: UTF8.self))
+                } else if let text = view.render(line) {
+                    output(text)
+                }
+            }
+            pending.removeFirst(start)
+        }
+    }
+
+    static func connect(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ConnectError(path: path, errnoText: String(cString: strerror(errno))) }
+        let rc: Int32
+        do {
+            rc = try SocketListener.withAddress(path) { Glibc.connect(fd, $0, $1) }
+        } catch {
+            close(fd)
+            throw ConnectError(path: path, errnoText: error.message)
+        }
+        if rc != 0 {
+            let text = String(cString: strerror(errno))
+            close(fd)
+            throw ConnectError(path: path, errnoText: text)
+        }
+        return fd
+    }
+
+    /// Renders protocol messages as one readable line each.
+    struct LiveView {
+        var levelUnit = "dBFS"
+
+        mutating func render(_ line: ArraySlice<UInt8>) -> String? {
+            guard let msg = try? ProtocolJSON.parse(line), let type = msg["type"]?.stringValue else {
+                return String(decoding: line, as: UTF8.self)
+            }
+            let t = msg["t"]?.doubleValue
+            let time = t.map(Self.clock) ?? "            "
+            switch type {
+            case "hello":
+                levelUnit = msg["level_unit"]?.stringValue ?? levelUnit
+                let sr = msg["sample_rate"]?.intValue ?? 0, hop = msg["hop"]?.intValue ?? 0
+                return "connected: earshot \(msg["daemon_version"]?.stringValue ?? "?") device=\(msg["device"]?.stringValue ?? "?") "
+                    + "\(sr) Hz hop=\(hop) n_mels=\(msg["n_mels"]?.intValue ?? 0) level_unit=\(levelUnit)"
+            case "frame":
+                let unit = msg["level_unit"]?.stringValue ?? levelUnit
+                let (name, value): (String, Double?) =
+                    if let v = msg["laf"]?.doubleValue { ("LAF", v) }
+                    else if let v = msg["rms_dbfs"]?.doubleValue { ("RMS", v) }
+                    else { ("---", nil) }
+                let (lo, hi) = unit == "dBFS" || name == "RMS" ? (-90.0, 0.0) : (20.0, 110.0)
+                let shownUnit = name == "RMS" ? "dBFS" : unit
+                let text = value.map { Self.pad(Self.format($0, 1), 6) } ?? "   n/a"
+                var s = "\(time)  \(name) \(text) \(shownUnit)  \(Self.bar(value, lo: lo, hi: hi, width: 30))"
+                if msg["discontinuity"] == .bool(true) {
+                    s += "  (gap \(msg["gap_samples"]?.intValue ?? 0) samples, \(msg["cause"]?.stringValue ?? "?"))"
+                }
+                return s
+            case "onset":
+                return "\(time)  * onset strength=\(Self.format(msg["strength"]?.doubleValue ?? 0, 2)) delay=\(Self.format(msg["delay_ms"]?.doubleValue ?? 0, 1)) ms"
+            case "alert":
+                let kind = msg["alert"]?.stringValue ?? "?"
+                let state = msg["state"]?.stringValue.map { " \($0)" } ?? ""
+                return "\(time)  ! alert \(kind)\(state) \(Self.rest(msg, skipping: ["type", "alert", "state", "t"]))"
+            case "status":
+                return "\(time)  # status \(msg["event"]?.stringValue ?? "?") \(Self.rest(msg, skipping: ["type", "event", "t"]))"
+            case "rolling":
+                let w = msg["window_s"]?.doubleValue ?? 0
+                return "\(time)  ~ \(Self.format(w, 0)) s  Leq \(Self.format(msg["leq"]?.doubleValue ?? .nan, 1))  "
+                    + "Lmax \(Self.format(msg["lmax"]?.doubleValue ?? .nan, 1))  L90 \(Self.format(msg["l90"]?.doubleValue ?? .nan, 1))  "
+                    + "onsets \(msg["onsets"]?.intValue ?? 0)"
+            case "dropped":
+                return "             (dropped \(msg["count"]?.intValue ?? 0) \(msg["stream"]?.stringValue ?? "") messages: reading too slowly)"
+            case "error":
+                return "error \(msg["code"]?.stringValue ?? "?"): \(msg["message"]?.stringValue ?? "")"
+            case "subscribed", "pong", "stats", "unsubscribed":
+                return type == "stats" ? "\(time)  stats \(Self.rest(msg, skipping: ["type", "t"]))" : nil
+            default:
+                return String(decoding: line, as: UTF8.self)
+            }
+        }
+
+        static func rest(_ msg: ProtocolJSON, skipping: Set<String>) -> String {
+            guard case .object(let o) = msg else { return "" }
+            return o.keys.sorted().filter { !skipping.contains($0) }.map { key in
+                let w = ByteWriter(capacity: 64)
+                o[key]!.write(into: w)
+                return "\(key)=\(String(decoding: w.bytes, as: UTF8.self))"
+            }.joined(separator: " ")
+        }
+
+        static func bar(_ value: Double?, lo: Double, hi: Double, width: Int) -> String {
+            guard let value, value.isFinite else { return "|" + String(repeating: "·", count: width) + "|" }
+            let f = min(1, max(0, (value - lo) / (hi - lo)))
+            let n = Int((f * Double(width)).rounded())
+            return "|" + String(repeating: "█", count: n) + String(repeating: "·", count: width - n) + "|"
+        }
+
+        static func format(_ v: Double, _ decimals: Int) -> String {
+            guard v.isFinite else { return "n/a" }
+            let w = ByteWriter(capacity: 32)
+            w.fixed(v, decimals: decimals)
+            var s = String(decoding: w.bytes, as: UTF8.self)
+            if decimals > 0 {
+                let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+                let frac = parts.count > 1 ? String(parts[1]) : ""
+                s = String(parts[0]) + "." + frac + String(repeating: "0", count: decimals - frac.count)
+            }
+            return s
+        }
+
+        static func pad(_ s: String, _ width: Int) -> String {
+            s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
+        }
+
+        /// Local time of day `HH:MM:SS.mmm`.
+        static func clock(_ t: Double) -> String {
+            var secs = time_t(t.rounded(.down))
+            var tm = tm()
+            localtime_r(&secs, &tm)
+            let ms = Int((t - t.rounded(.down)) * 1000)
+            func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+            let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
+            return "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(msText)"
+        }
+    }
+}

@@ -1,0 +1,477 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EarshotPipeline
+@testable import EarshotSinks
+import Foundation
+import Testing
+
+/// Real FrameBus + FrameProcessor on generated audio, a real socket in a temp dir, real client sockets.
+/// Serialized: the fd-count test must not see other tests' sockets.
+@Suite(.serialized) struct SocketPublisherTests {
+    struct Env {
+        let dir: String
+        let path: String
+        let feeder: AudioFeeder
+        let publisher: SocketPublisher
+        func stop() {
+            publisher.stop()
+            feeder.stop()
+            rmdir(dir)
+        }
+    }
+
+    func makeEnv(feed: Bool = true, _ tweak: (inout SocketPublisher.Configuration) -> Void = { _ in }) throws -> Env {
+        let dir = makeTempDir()
+        let path = dir + "/s.sock"
+        var config = SocketPublisher.Configuration(path: path, mode: 0o600)
+        tweak(&config)
+        let feeder = try AudioFeeder()
+        let publisher = SocketPublisher(configuration: config, logger: testLogger(), daemonVersion: "9.9.9-test")
+        try publisher.start(bus: feeder.bus, stream: feeder.info)
+        if feed { feeder.start() }
+        return Env(dir: dir, path: path, feeder: feeder, publisher: publisher)
+    }
+
+    @Test func helloDescribesTheStream() throws {
+        let env = try makeEnv(feed: false)
+        defer { env.stop() }
+        var st = stat()
+        #expect(stat(env.path, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        let c = try TestClient(path: env.path)
+        let hello = try #require(c.readObject())
+        #expect(hello["type"] as? String == "hello")
+        #expect(hello["protocol"] as? Int == 1)
+        #expect(hello["daemon_version"] as? String == "9.9.9-test")
+        #expect(hello["sample_rate"] as? Int == 48_000)
+        #expect(hello["n_fft"] as? Int == 1024)
+        #expect(hello["hop"] as? Int == 480)
+        #expect(hello["n_mels"] as? Int == 64)
+        #expect(hello["n_mfcc"] as? Int == 13)
+        #expect((hello["mel_band_edges_hz"] as? [Double])?.count == 66)
+        #expect(hello["level_unit"] as? String == "dBFS")
+        #expect(hello["device"] as? String == "test")
+        #expect(hello["onset_lookahead_ms"] as? Double == 31.33)
+        let features = try #require(hello["features"] as? [[String: Any]])
+        #expect(features.compactMap { $0["name"] as? String } == Feature.allCases.map(\.rawValue))
+        #expect(features.allSatisfy { ($0["unit"] as? String) != nil && ($0["summary"] as? String) != nil })
+        #expect(hello["streams"] as? [String] == ["frame", "rolling", "onset", "alert", "status", "stats"])
+
+        // updateStream (config reload) sends a fresh hello to connected clients.
+        var info = env.feeder.info
+        info.levelUnit = "dB SPL"
+        env.publisher.updateStream(info)
+        let again = try #require(c.read(type: "hello"))
+        #expect(again["level_unit"] as? String == "dB SPL")
+    }
+
+    @Test func subscribeDeliversEveryFrameInOrderWithOnsets() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let a = try TestClient(path: env.path)
+        let b = try TestClient(path: env.path)
+        for c in [a, b] { c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\",\"onset\"],\"id\":7}\n") }
+        for c in [a, b] {
+            let ack = try #require(c.read(type: "subscribed"))
+            #expect(ack["id"] as? Int == 7)
+            #expect(ack["streams"] as? [String] == ["frame", "onset"])
+        }
+        var linesA: [Int: [UInt8]] = [:]
+        var seqs: [Int] = []
+        var onsets = 0
+        while seqs.count < 400, let line = a.readLine() {
+            let o = try #require((try JSONSerialization.jsonObject(with: Data(line))) as? [String: Any])
+            if o["type"] as? String == "onset" { onsets += 1; #expect(o["strength"] as? Double != nil); continue }
+            let seq = try #require(o["seq"] as? Int)
+            seqs.append(seq)
+            linesA[seq] = line
+            #expect((o["logmel"] as? [Double])?.count == 64)
+            #expect((o["mfcc"] as? [Double])?.count == 13)
+            #expect(o["laf"] as? Double != nil)
+        }
+        #expect(seqs.count == 400)
+        #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 + 1 }, "frames must arrive in order without gaps")
+        #expect(onsets >= 3, "4 s of audio with a click every 0.3 s")
+        // The second client receives the very same bytes (each frame serialized once).
+        var same = 0
+        while same < 50, let line = b.readLine() {
+            if let seq = ((try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any])?["seq"] as? Int,
+               let other = linesA[seq], line.starts(with: Array("{\"type\":\"frame\"".utf8)) {
+                #expect(other == line)
+                same += 1
+            }
+        }
+        #expect(same == 50)
+        #expect(env.publisher.droppedTotal == 0)
+    }
+
+    @Test func everyAndFieldsFilterFrames() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let c = try TestClient(path: env.path)
+        c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"every\":4,\"fields\":[\"laf\",\"logmel\"]}\n")
+        let ack = try #require(c.read(type: "subscribed"))
+        #expect(ack["every"] as? Int == 4)
+        #expect(ack["fields"] as? [String] == ["laf", "logmel"])
+        let d = try TestClient(path: env.path)
+        d.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"fields\":[\"rms_dbfs\"]}\n")
+        _ = try #require(d.read(type: "subscribed"))
+        var seqs: [Int] = []
+        while seqs.count < 60, let o = c.readObject() {
+            guard o["type"] as? String == "frame" else { continue }
+            seqs.append(try #require(o["seq"] as? Int))
+            let keys = Set(o.keys).subtracting(["discontinuity", "gap_samples", "cause"])
+            #expect(keys == ["type", "seq", "t", "laf", "logmel", "level_unit"])
+        }
+        #expect(seqs.count == 60)
+        #expect(seqs.allSatisfy { $0 % 4 == 0 })
+        #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 + 4 })
+        let o = try #require(d.read(type: "frame"))
+        #expect(Set(o.keys).subtracting(["discontinuity", "gap_samples", "cause"]) == ["type", "seq", "t", "rms_dbfs"])
+    }
+
+    @Test func pingPongAndUnsubscribe() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let c = try TestClient(path: env.path)
+        _ = try #require(c.read(type: "hello"))
+        c.send("{\"op\":\"ping\",\"id\":\"abc\"}\r\n\n  \n{\"op\":\"ping\",\"id\":42}\n")
+        let p1 = try #require(c.readObject())
+        #expect(p1["type"] as? String == "pong" && p1["id"] as? String == "abc")
+        let t = try #require(p1["t"] as? Double)
+        #expect(abs(t - Date().timeIntervalSince1970) < 5)
+        let p2 = try #require(c.readObject())
+        #expect(p2["type"] as? String == "pong" && p2["id"] as? Int == 42)
+        c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"]}\n")
+        _ = try #require(c.read(type: "frame"))
+        c.send("{\"op\":\"unsubscribe\",\"streams\":[\"frame\"],\"id\":1}\n")
+        let un = try #require(c.read(type: "unsubscribed"))
+        #expect(un["streams"] as? [String] == [])
+        c.send("{\"op\":\"ping\",\"id\":2}\n")
+        let pong = try #require(c.read(type: "pong"))
+        #expect(pong["id"] as? Int == 2)
+        // After the pong nothing else arrives: no more frames.
+        var tv = timeval(tv_sec: 0, tv_usec: 300_000)
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        #expect(c.readLine() == nil)
+    }
+
+    @Test func hostileInputGetsErrorsAndDisturbsNobody() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let watcher = try TestClient(path: env.path)
+        watcher.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"]}\n")
+        _ = try #require(watcher.read(type: "subscribed"))
+        let first = try #require(watcher.read(type: "frame")?["seq"] as? Int)
+
+        let c = try TestClient(path: env.path)
+        _ = try #require(c.read(type: "hello"))
+        var rng = SystemRandomNumberGenerator()
+        let starts = Array("x{[\"1-tn]}".utf8)
+        var errors = 0
+        for _ in 0..<20 {
+            var batch: [UInt8] = []
+            for _ in 0..<500 {
+                batch.append(starts.randomElement(using: &rng)!)
+                for _ in 0..<Int.random(in: 0...80, using: &rng) {
+                    var b = UInt8.random(in: 1...255, using: &rng)
+                    if b == 0x0A { b = 0x41 }
+                    batch.append(b)
+                }
+                batch.append(0x0A)
+            }
+            c.sendBytes(batch)
+            for _ in 0..<500 {
+                let o = try #require(c.readObject())
+                #expect(o["type"] as? String == "error")
+                if o["type"] as? String == "error" { errors += 1 }
+            }
+        }
+        #expect(errors == 10_000)
+        let cases: [([UInt8], String)] = [
+            ([0x7B, 0x22, 0xC3, 0x28, 0x22, 0x7D], "invalid_utf8"),
+            (Array("{\"op\":\"dance\",\"id\":5}".utf8), "unknown_op"),
+            (Array("[1,2]".utf8), "not_object"),
+            (Array("{\"id\":1}".utf8), "missing_op"),
+            (Array("{\"op\":\"subscribe\",\"streams\":\"frame\"}".utf8), "invalid_type"),
+            (Array("{\"op\":\"subscribe\",\"streams\":[\"nope\"]}".utf8), "unknown_stream"),
+            (Array("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"every\":\"2\"}".utf8), "invalid_type"),
+            (Array("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"every\":2.5}".utf8), "invalid_type"),
+            (Array("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"every\":0}".utf8), "invalid_value"),
+            (Array("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"fields\":[\"nope\"]}".utf8), "unknown_field"),
+            (Array("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"backfill_s\":true}".utf8), "invalid_type"),
+            (Array("{\"op\":1}".utf8), "invalid_type"),
+            (Array("{\"op\":\"ping\"".utf8), "invalid_json"),
+        ]
+        for (line, code) in cases {
+            c.sendBytes(line + [0x0A])
+            let o = try #require(c.readObject())
+            #expect(o["type"] as? String == "error")
+            #expect(o["code"] as? String == code, "\(String(decoding: line, as: UTF8.self))")
+            #expect((o["message"] as? String)?.isEmpty == false)
+        }
+        c.send("{\"op\":\"ping\",\"id\":\"still-here\"}\n")
+        #expect(c.read(type: "pong")?["id"] as? String == "still-here")
+        #expect(env.publisher.protocolErrors == 10_000 + cases.count)
+        // The watcher lost nothing meanwhile.
+        var last = first
+        var gaps = 0
+        while last < first + 300, let o = watcher.readObject() {
+            guard let seq = o["seq"] as? Int else { continue }
+            if seq != last + 1 { gaps += 1 }
+            last = seq
+        }
+        #expect(last >= first + 300)
+        #expect(gaps == 0)
+        #expect(env.publisher.droppedTotal == 0)
+        #expect(env.publisher.clients == 2)
+    }
+
+    @Test func overlongLineGetsErrorThenDisconnect() throws {
+        let env = try makeEnv(feed: false) { $0.maxLineBytes = 4096 }
+        defer { env.stop() }
+        let c = try TestClient(path: env.path)
+        _ = try #require(c.read(type: "hello"))
+        let flags = fcntl(c.fd, F_GETFL)
+        _ = fcntl(c.fd, F_SETFL, flags | O_NONBLOCK)
+        let big = [UInt8](repeating: 0x61, count: 1 << 20)
+        var off = 0
+        let deadline = Date().addingTimeInterval(5)
+        while off < big.count, Date() < deadline {
+            let n = big.withUnsafeBufferPointer { send(c.fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { off += n; continue }
+            if errno == EAGAIN { usleep(1000); continue }
+            break  // EPIPE / ECONNRESET: the server closed, as it should
+        }
+        _ = fcntl(c.fd, F_SETFL, flags)
+        let o = try #require(c.readObject())
+        #expect(o["type"] as? String == "error")
+        #expect(o["code"] as? String == "line_too_long")
+        #expect(c.readLine() == nil, "connection closed after the error")
+        #expect(waitUntil { env.publisher.clients == 0 })
+    }
+
+    @Test func stalledClientIsDroppedAndDisconnectedOthersUnaffected() throws {
+        let env = try makeEnv {
+            $0.queueMessages = 64
+            $0.stallLimitSeconds = 0.5
+        }
+        defer { env.stop() }
+        let stalled = try TestClient(path: env.path)
+        stalled.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"]}\n")
+        let good = try TestClient(path: env.path)
+        good.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"]}\n")
+        _ = try #require(good.read(type: "subscribed"))
+        var last: Int? = nil
+        var gaps = 0
+        var count = 0
+        let deadline = Date().addingTimeInterval(10)
+        while env.publisher.disconnectedStalled == 0 || count < 200, Date() < deadline, let o = good.readObject() {
+            guard let seq = o["seq"] as? Int else { continue }
+            if let last, seq != last + 1 { gaps += 1 }
+            last = seq
+            count += 1
+        }
+        #expect(env.publisher.disconnectedStalled == 1)
+        #expect(env.publisher.droppedTotal > 0)
+        #expect(gaps == 0, "the reading client must lose nothing")
+        #expect(env.publisher.clients == 1)
+        // The stalled client gets what was buffered, then EOF (or a reset).
+        var lines = 0
+        while stalled.readLine() != nil { lines += 1 }
+        #expect(lines > 1)
+    }
+
+    @Test func slowReaderGetsDroppedNoticesMatchingItsGaps() throws {
+        let env = try makeEnv {
+            $0.queueMessages = 32
+            $0.stallLimitSeconds = 5
+        }
+        defer { env.stop() }
+        let c = try TestClient(path: env.path)
+        c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"fields\":[\"laf\"]}\n")
+        usleep(1_500_000)
+        var missing = 0
+        var reported = 0
+        var last: Int? = nil
+        var afterLastNotice = 0
+        var notices = 0
+        let deadline = Date().addingTimeInterval(8)
+        // The kernel socket buffer delivers its (gapless) backlog first; keep reading until the notice came
+        // and the client has caught up.
+        while notices == 0 || afterLastNotice < 200, Date() < deadline, let o = c.readObject() {
+            switch o["type"] as? String {
+            case "dropped":
+                #expect(o["stream"] as? String == "frame")
+                reported += try #require(o["count"] as? Int)
+                notices += 1
+                afterLastNotice = 0
+            case "frame":
+                let seq = try #require(o["seq"] as? Int)
+                if let last { missing += seq - last - 1 }
+                last = seq
+                afterLastNotice += 1
+            default: break
+            }
+        }
+        #expect(notices >= 1)
+        #expect(reported > 0)
+        #expect(missing == reported, "every gap is reported by a dropped notice")
+        #expect(env.publisher.droppedTotal == reported)
+        #expect(env.publisher.disconnectedStalled == 0)
+    }
+
+    @Test func thousandConnectionsLeakNoDescriptors() throws {
+        let env = try makeEnv(feed: false)
+        defer { env.stop() }
+        // Warm up (first-use allocations in the loop may open nothing, but be fair).
+        do { let c = try TestClient(path: env.path); _ = c.readLine() }
+        #expect(waitUntil { env.publisher.clients == 0 })
+        let before = openFileDescriptorCount()
+        for i in 0..<1000 {
+            let c = try TestClient(path: env.path)
+            if i % 2 == 0 { _ = c.readLine() }  // half read their hello, half leave it unread
+        }
+        #expect(waitUntil { env.publisher.clients == 0 })
+        #expect(env.publisher.connectionsTotal == 1001)
+        #expect(openFileDescriptorCount() == before)
+    }
+
+    @Test func tooManyClientsAreRefused() throws {
+        let env = try makeEnv(feed: false) { $0.maxClients = 2 }
+        defer { env.stop() }
+        let a = try TestClient(path: env.path), b = try TestClient(path: env.path)
+        _ = try #require(a.read(type: "hello")); _ = try #require(b.read(type: "hello"))
+        let c = try TestClient(path: env.path)
+        #expect(c.read(type: "error")?["code"] as? String == "too_many_clients")
+        #expect(c.readLine() == nil)
+        a.send("{\"op\":\"ping\"}\n")
+        #expect(a.read(type: "pong") != nil)
+    }
+
+    @Test func staleSocketIsReplacedLiveOneRefused() throws {
+        let dir = makeTempDir()
+        defer { rmdir(dir) }
+        let path = dir + "/s.sock"
+        // A stale socket file: bound, then closed without unlink.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(try SocketListener.withAddress(path) { bind(fd, $0, $1) } == 0)
+        close(fd)
+        #expect(access(path, F_OK) == 0)
+        let feeder = try AudioFeeder()
+        let config = SocketPublisher.Configuration(path: path, group: "no-such-group-earshot")
+        let a = SocketPublisher(configuration: config, logger: testLogger(), daemonVersion: "t")
+        try a.start(bus: feeder.bus, stream: feeder.info)
+        let c = try TestClient(path: path)
+        #expect(c.read(type: "hello") != nil)
+
+        let b = SocketPublisher(configuration: config, logger: testLogger(), daemonVersion: "t")
+        #expect {
+            try b.start(bus: feeder.bus, stream: feeder.info)
+        } throws: { error in
+            (error as? SocketPublisherError)?.code == .addressInUse
+                && "\(error)" == "another earshot is listening on \(path)"
+        }
+        c.send("{\"op\":\"ping\"}\n")
+        #expect(c.read(type: "pong") != nil, "the live publisher is unaffected")
+        a.stop()
+        #expect(access(path, F_OK) != 0, "stop removes the socket path")
+        #expect(c.readLine() == nil)
+
+        // Something that is not a socket is never removed.
+        let file = dir + "/plain"
+        _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        defer { unlink(file) }
+        let d = SocketPublisher(configuration: .init(path: file), logger: testLogger(), daemonVersion: "t")
+        #expect(throws: SocketPublisherError.self) { try d.start(bus: feeder.bus, stream: feeder.info) }
+        #expect(access(file, F_OK) == 0)
+    }
+
+    @Test func publishedMessagesAndRollingBackfill() throws {
+        let env = try makeEnv(feed: false) { $0.backfillSeconds = 10 }
+        defer { env.stop() }
+        let base: Int64 = 1_700_000_000_000_000_000
+        func rolling(_ i: Int) -> [UInt8] {
+            Array("{\"type\":\"rolling\",\"window_s\":1,\"t\":\(1_700_000_000 + i),\"i\":\(i)}\n".utf8)
+        }
+        let alertClient = try TestClient(path: env.path)
+        alertClient.send("{\"op\":\"subscribe\",\"streams\":[\"alert\"]}\n")
+        _ = try #require(alertClient.read(type: "subscribed"))
+        for i in 0..<30 { env.publisher.publish(.rolling, line: rolling(i), wallNs: base + Int64(i) * 1_000_000_000) }
+        env.publisher.publish(.alert, line: Array("{\"type\":\"alert\",\"alert\":\"level\",\"state\":\"start\"}\n".utf8), wallNs: base)
+        #expect(alertClient.read(type: "alert")?["state"] as? String == "start")
+
+        let c = try TestClient(path: env.path)
+        c.send("{\"op\":\"subscribe\",\"streams\":[\"rolling\"],\"backfill_s\":5,\"id\":\"b\"}\n")
+        let ack = try #require(c.read(type: "subscribed"))
+        #expect(ack["backfill"] as? Int == 6)
+        #expect(ack["id"] as? String == "b")
+        var got: [Int] = []
+        for _ in 0..<6 { got.append(try #require(c.readObject()?["i"] as? Int)) }
+        #expect(got == Array(24..<30))
+        env.publisher.publish(.rolling, line: rolling(30), wallNs: base + 30_000_000_000)
+        env.publisher.publish(.status, line: Array("{\"type\":\"status\",\"event\":\"reload\"}\n".utf8), wallNs: base)
+        #expect(c.readObject()?["i"] as? Int == 30)
+
+        // backfill_s beyond the configured horizon is capped to it (10 s: lines 20...30).
+        let d = try TestClient(path: env.path)
+        d.send("{\"op\":\"subscribe\",\"streams\":[\"rolling\",\"status\"],\"backfill_s\":1000}\n")
+        #expect(d.read(type: "subscribed")?["backfill"] as? Int == 11)
+        #expect(d.readObject()?["i"] as? Int == 20)
+        // The alert-only client saw no rolling or status line.
+        alertClient.send("{\"op\":\"ping\"}\n")
+        #expect(alertClient.readObject()?["type"] as? String == "pong")
+        #expect(env.publisher.publishDropped == 0)
+    }
+
+    @Test func tailClientPrintsLiveViewAndRawLines() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let lines = LineBox()
+        let rc = try TailClient.run(socketPath: env.path, streams: ["frame", "onset"], every: 1, json: false, maxSeconds: 0.8) {
+            lines.append($0)
+        }
+        #expect(rc == 0)
+        let all = lines.lines
+        #expect(all.first?.hasPrefix("connected: earshot 9.9.9-test") == true)
+        let frames = all.filter { $0.contains("LAF") }
+        #expect(frames.count > 50)
+        #expect(frames.allSatisfy { $0.contains("dBFS  |") && $0.hasSuffix("|") && $0.contains("█") })
+        #expect(all.contains { $0.contains("* onset strength=") })
+        let raw = LineBox()
+        #expect(try TailClient.run(socketPath: env.path, streams: ["frame"], every: 10, json: true, maxSeconds: 0.5) { raw.append($0) } == 0)
+        let seqs = raw.lines.compactMap { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["seq"] as? Int }
+        #expect(seqs.count > 5 && seqs.allSatisfy { $0 % 10 == 0 })
+        #expect(try TailClient.run(socketPath: env.dir + "/missing.sock", streams: ["frame"], every: 1, json: true, maxSeconds: 1) { _ in } == 69)
+        #expect("\(TailClient.ConnectError(path: "/x.sock", errnoText: "No such file or directory"))"
+            == "cannot connect to /x.sock: No such file or directory (is the daemon running?)")
+    }
+
+    @Test func pythonLogmelExampleReadsWindows() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/earshot_logmel_client.py").path
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import numpy"]
+        try probe.run(); probe.waitUntilExit()
+        try #require(probe.terminationStatus == 0, "python3 with numpy is needed for this test")
+        let env = try makeEnv()
+        defer { env.stop() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script, "--socket", env.path, "--frames", "50", "--windows", "2"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 0)
+        #expect(text.contains("n_mels 64"))
+        #expect(text.contains("window 2: shape=(50, 64) dtype=float32"))
+    }
+}
+
+final class LineBox: @unchecked Sendable {
+    var lines: [String] = []
+    func append(_ s: String) { lines.append(s) }
+}

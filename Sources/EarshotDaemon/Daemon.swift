@@ -44,6 +44,7 @@ public final class Daemon {
     var pipeline: LivePipeline
     var sinks: [any Sink] = []
     var stdoutSink: StdoutSink?
+    var socket: SocketPublisher?
     var readySent = false
     var lastWatchdogNs: Int64 = 0
     var lastStatusNs: Int64 = 0
@@ -53,6 +54,7 @@ public final class Daemon {
     var lastXrunLogNs: Int64 = 0
     var suppressedXrunLogs = 0
     var retryLogs = 0
+    var lastDiscontinuities = 0
     var latest = FrameHeader()
 
     /// Frames older than this mean "not flowing" for the watchdog.
@@ -100,8 +102,24 @@ public final class Daemon {
             onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
     }
 
+    var socketConfiguration: SocketPublisher.Configuration {
+        let s = config.socket
+        return SocketPublisher.Configuration(
+            path: s.path, mode: s.mode, group: s.group, maxClients: s.maxClients, queueMessages: s.queueMessages,
+            stallLimitSeconds: s.stallLimitSeconds, maxLineBytes: s.maxLineBytes,
+            backfillSeconds: config.rolling.backfillSeconds)
+    }
+
     func startSinks() throws(DaemonStartError) {
         let info = streamInfo
+        if options.socket, socket == nil {
+            let publisher = SocketPublisher(configuration: socketConfiguration, logger: logger, daemonVersion: EarshotVersion.string)
+            do { try publisher.start(bus: pipeline.bus, stream: info) } catch {
+                throw DaemonStartError(message: "\(error)", exitCode: 69)
+            }
+            socket = publisher
+            logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
+        }
         if let format = options.stdout {
             var encoder = config.frameEncoder(features: options.stdoutFeatures)
             encoder.timing = options.timing
@@ -118,6 +136,27 @@ public final class Daemon {
 
     func stopSinks() {
         for sink in sinks { sink.stop() }
+    }
+
+    /// Sends a `status` message to socket subscribers.
+    func publishStatus(_ event: String, _ fields: [(String, String)] = []) {
+        guard let socket else { return }
+        let w = ByteWriter(capacity: 256)
+        w.ascii("{\"type\":\"status\",\"event\":")
+        w.jsonString(event)
+        w.ascii(",\"t\":")
+        let now = Clock.monotonicNanoseconds() &+ Clock.wallMinusMonotonicNanoseconds()
+        w.fixed(Double(now) / 1e9, decimals: 6)
+        w.ascii(",\"device\":")
+        w.jsonString(config.capture.device)
+        for (k, v) in fields {
+            w.ascii(",")
+            w.jsonString(k)
+            w.ascii(":")
+            w.append(v)  // already JSON
+        }
+        w.ascii("}\n")
+        socket.publish(.status, line: Array(w.bytes), wallNs: now)
     }
 
     /// Runs until SIGTERM/SIGINT (or `options.duration`); returns the process exit code.
@@ -151,6 +190,8 @@ public final class Daemon {
         pipeline.stop()
         drainCaptureEvents()
         stopSinks()
+        socket?.stop()
+        socket = nil
         logger.info("stopped", metadata: ["frames": "\(pipeline.dsp.frames)", "xruns": "\(pipeline.xruns)"])
         return 0
     }
@@ -159,6 +200,12 @@ public final class Daemon {
 
     func tick() {
         drainCaptureEvents()
+        let discontinuities = pipeline.dsp.discontinuities
+        if discontinuities != lastDiscontinuities {
+            publishStatus("discontinuity", [("count", "\(discontinuities - lastDiscontinuities)"), ("total", "\(discontinuities)"),
+                                            ("ring_overrun_samples", "\(pipeline.dsp.ringOverrunSamples)")])
+            lastDiscontinuities = discontinuities
+        }
         let now = Clock.monotonicNanoseconds()
         let flowing = framesFlowing(now: now)
         if !readySent {
@@ -209,6 +256,7 @@ public final class Daemon {
         parts.append("frames=\(pipeline.dsp.frames)")
         parts.append("xruns=\(pipeline.xruns)")
         parts.append("reconnects=\(pipeline.reconnects)")
+        if let socket { parts.append("subscribers=\(socket.clients)") }
         return parts.joined(separator: " ")
     }
 
@@ -240,6 +288,7 @@ public final class Daemon {
             } else {
                 suppressedXrunLogs += 1
             }
+            publishStatus("xrun", [("xruns", "\(e.value)")])
         case .suspended:
             logger.warning("capture device was suspended and resumed", metadata: ["device": "\(device)"])
         case .lost:
@@ -247,11 +296,13 @@ public final class Daemon {
             retryLogs = 0
             logger.error("capture device lost, reconnecting with backoff", metadata: [
                 "device": "\(device)", "error": "\(err)", "errno": "\(e.errno)"])
+            publishStatus("device_lost", [("error", jsonString(err)), ("errno", "\(e.errno)")])
         case .recovered:
             let down = deviceLostAtNs > 0 ? Double(e.monotonicNs - deviceLostAtNs) / 1e9 : 0
             logger.notice("capture device recovered", metadata: [
                 "device": "\(device)", "down_s": "\(String(format: "%.1f", down))", "reconnects_total": "\(e.value)"])
             deviceLostAtNs = 0
+            publishStatus("device_recovered", [("down_s", String(format: "%.3f", down)), ("reconnects", "\(e.value)")])
         case .retrying:
             retryLogs += 1
             // The loss was logged once; repeat the reason only at growing intervals.
@@ -316,7 +367,9 @@ public final class Daemon {
             config = next
             pipeline = newPipeline
             do { try startSinks() } catch { logger.critical("\(error.message)") }
+            do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
+            publishStatus("reload", [("rebuilt", "true")])
             logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
             return
         }
@@ -336,11 +389,19 @@ public final class Daemon {
         }
         config = next
         applyLiveSettings()
+        socket?.updateStream(streamInfo)
+        publishStatus("reload", [("changed", "\(changes.keys.count)")])
         logger.notice("reload applied")
     }
 
     /// Settings that take effect without restarting anything (thresholds, encoders).
     func applyLiveSettings() {}
+}
+
+func jsonString(_ s: String) -> String {
+    let w = ByteWriter(capacity: s.utf8.count + 8)
+    w.jsonString(s)
+    return String(decoding: w.bytes, as: UTF8.self)
 }
 
 /// The daemon could not start; `exitCode` is what the process should return.

@@ -11,7 +11,7 @@ final class SocketLoop: @unchecked Sendable {
     unowned let owner: SocketPublisher
     let config: SocketPublisher.Configuration
     let listener: SocketListener
-    let consumer: FrameBus.Consumer
+    var consumer: FrameBus.Consumer
     var logger: Logger { owner.logger }
     var stream: StreamInfo
 
@@ -24,7 +24,7 @@ final class SocketLoop: @unchecked Sendable {
     /// `rolling` lines kept for `backfill_s`, oldest first.
     var backfill: [(wallNs: Int64, message: OutMessage)] = []
     var backfillHead = 0
-    let frame: FrameCopy
+    var frame: FrameCopy
     let writer = ByteWriter(capacity: 1 << 16)
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Accepting is paused until this time after `EMFILE`/`ENFILE`.
@@ -346,12 +346,20 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func drainInbox(now: Int64) {
-        let (messages, newStream) = owner.inbox.withLock { box in
+        let (messages, newStream, newConsumer) = owner.inbox.withLock { box in
             let m = box.messages
             box.messages.removeAll(keepingCapacity: true)
             let s = box.stream
             box.stream = nil
-            return (m, s)
+            let c = box.consumer
+            box.consumer = nil
+            return (m, s, c)
+        }
+        if let newConsumer {
+            // Configuration reload rebuilt the pipeline: read the new bus from now on.
+            consumer.detach()
+            consumer = newConsumer
+            frame = FrameCopy(nMels: newConsumer.bus.nMels, nMFCC: newConsumer.bus.nMFCC)
         }
         if let newStream { applyStream(newStream, now: now) }
         for (kind, line, wallNs) in messages {

@@ -95,6 +95,7 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     struct Inbox {
         var messages: [(StreamKind, [UInt8], Int64)] = []
         var stream: StreamInfo? = nil
+        var consumer: FrameBus.Consumer? = nil
     }
     let inbox = Mutex(Inbox())
     let wake = EventNotifier()
@@ -171,6 +172,21 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         case .some(true): wake.notify()
         case .some(false): break
         }
+    }
+
+    /// Moves to another frame bus (a reload rebuilt the pipeline with a new frame shape) and sends a fresh
+    /// `hello`; clients stay connected.
+    public func switchBus(_ bus: FrameBus, stream info: StreamInfo) throws {
+        guard let consumer = bus.attach() else {
+            throw SocketPublisherError(.tooManyConsumers, "too many sinks attached to the frame bus (max \(FrameBus.maxConsumers))")
+        }
+        inbox.withLock { box in
+            box.consumer?.detach()
+            box.consumer = consumer
+            box.stream = info
+        }
+        self.consumer = consumer
+        wake.notify()
     }
 
     /// Replaces the stream description (configuration reload) and sends a fresh `hello` to every client.

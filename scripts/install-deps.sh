@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages Earshot needs to build and test, if any are missing.
 # Build: libasound2-dev (ALSA), libfftw3-dev (FFTW single precision), pkg-config.
-# Tests: pulseaudio, pulseaudio-utils, libasound2-plugins (ALSA "pulse" device), alsa-utils.
+# Tests: pulseaudio, pulseaudio-utils, libasound2-plugins (ALSA "pulse" device), alsa-utils,
+# systemd (systemd-analyze verify/security on the units).
 set -eu
-PACKAGES="libasound2-dev libfftw3-dev pkg-config pulseaudio pulseaudio-utils libasound2-plugins alsa-utils"
+PACKAGES="libasound2-dev libfftw3-dev pkg-config pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import EarshotCapture
 import EarshotDSP
-import EarshotPipeline
+@_spi(Testing) import EarshotPipeline
 import EarshotRealtime
 import EarshotSinks
 import Foundation
@@ -55,6 +55,9 @@ public final class Daemon {
     var suppressedXrunLogs = 0
     var retryLogs = 0
     var lastDiscontinuities = 0
+    /// Test-only fault (`EARSHOT_TEST_FAULT=dsp_stall=AFTER_S:DURATION_S`): the DSP thread stops consuming
+    /// for DURATION_S seconds, AFTER_S seconds after start — the watchdog tests need a stuck pipeline.
+    var pendingDSPStall: (afterNs: Int64, milliseconds: Int)?
     var latest = FrameHeader()
 
     /// Frames older than this mean "not flowing" for the watchdog.
@@ -69,6 +72,12 @@ public final class Daemon {
         self.logger = logger
         notifier = SystemdNotifier(environment: options.environment)
         pipeline = try Self.makePipeline(config: config, logger: logger)
+        if let fault = options.environment["EARSHOT_TEST_FAULT"], fault.hasPrefix("dsp_stall=") {
+            let parts = fault.dropFirst("dsp_stall=".count).split(separator: ":").compactMap { Double($0) }
+            if parts.count == 2 {
+                pendingDSPStall = (Int64(parts[0] * 1e9), Int(parts[1] * 1000))
+            }
+        }
     }
 
     static func makePipeline(config: EarshotConfig, logger: Logger) throws(DaemonStartError) -> LivePipeline {
@@ -207,6 +216,11 @@ public final class Daemon {
             lastDiscontinuities = discontinuities
         }
         let now = Clock.monotonicNanoseconds()
+        if let stall = pendingDSPStall, now - startNs >= stall.afterNs {
+            pendingDSPStall = nil
+            logger.warning("test fault: stalling the DSP thread", metadata: ["ms": "\(stall.milliseconds)"])
+            pipeline.dsp.injectStall(milliseconds: stall.milliseconds)
+        }
         let flowing = framesFlowing(now: now)
         if !readySent {
             let waitingForDevice = pipeline.capture.state != .running && now - startNs > 5_000_000_000

@@ -29,8 +29,6 @@ struct Run: ParsableCommand {
     @Option(help: "Log level (logging.level): trace, debug, info, notice, warning, error, critical.") var logLevel: String?
 
     func run() throws {
-        var env = ProcessInfo.processInfo.environment
-        for name in ConfigBuilder.reservedEnvironmentVariables { env.removeValue(forKey: name) }
         var sets = overrides
         if let device { sets.append("capture.device=\(device)") }
         if let socket { sets.append("socket.path=\(socket)") }

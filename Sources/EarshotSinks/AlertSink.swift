@@ -18,7 +18,7 @@ import Synchronization
 ///   between the first frame at or above the threshold and the current frame's start), a
 ///   `alert=level state=start level_db=… threshold_db=… t=… seq=…` line is logged at `.warning`; `t` and
 ///   `seq` are those of the **first** frame above the threshold, `level_db` is the level of the deciding
-///   frame. The decision therefore comes `minDurationMs` (rounded up to a hop) after `t`.
+///   frame, whose `seq` is `decided_seq`. The decision therefore comes `minDurationMs` (rounded up to a hop) after `t`.
 /// - *end*: once the level has stayed < `thresholdDB − hysteresisDB` for `minDurationMs`,
 ///   `alert=level state=end level_db=… threshold_db=… t=… seq=… duration_s=… max_db=…` at `.notice`; `t`/`seq`
 ///   are the first frame below the release level, `duration_s` = end `t` − start `t`, `max_db` the highest
@@ -218,7 +218,7 @@ public final class AlertSink: Sink, @unchecked Sendable {
                 releaseNs = nil
                 candidateNs = nil
                 _levelAlerts.add(1, ordering: .relaxed)
-                emitLevel(state: "start", level: level, t: start, seq: candidateSeq, duration: nil, max: nil)
+                emitLevel(state: "start", level: level, t: start, seq: candidateSeq, decidedSeq: h.seq, duration: nil, max: nil)
             }
         case .active:
             activeMax = max(activeMax, level)
@@ -228,14 +228,15 @@ public final class AlertSink: Sink, @unchecked Sendable {
                 levelState = .idle
                 releaseNs = nil
                 rearmUntilNs = end + Int64(c.rearmMs * 1e6)
-                emitLevel(state: "end", level: level, t: end, seq: releaseSeq,
+                emitLevel(state: "end", level: level, t: end, seq: releaseSeq, decidedSeq: h.seq,
                           duration: Double(end - activeStartNs) / 1e9, max: activeMax)
                 activeMax = -.infinity
             }
         }
     }
 
-    func emitLevel(state: StaticString, level: Double, t: Int64, seq: Int64, duration: Double?, max: Double?) {
+    func emitLevel(state: StaticString, level: Double, t: Int64, seq: Int64, decidedSeq: Int64, duration: Double?,
+                   max: Double?) {
         let threshold = config.level.thresholdDB
         let text = ByteWriter(capacity: 256)
         let json = ByteWriter(capacity: 256)
@@ -249,6 +250,7 @@ public final class AlertSink: Sink, @unchecked Sendable {
         field("threshold_db", threshold, 1)
         field("t", Double(t) / 1e9, 3)
         field("seq", Double(seq), 0)
+        field("decided_seq", Double(decidedSeq), 0)
         if let duration { field("duration_s", duration, 3) }
         if let max { field("max_db", max, 1) }
         json.ascii(",\"weighting\":"); json.jsonString(config.level.weighting.rawValue)

@@ -31,7 +31,7 @@ public struct StageLatency: Sendable, Equatable {
     /// Exact sum of all recorded latencies, seconds (Prometheus `_sum`).
     public var sumSeconds: Double
     /// Cumulative counts at ``LatencyTracker/bucketBoundsSeconds`` (Prometheus `_bucket{le=…}`; `+Inf` is
-    /// `total.count`), from the HdrHistogram (±0.1 % value resolution).
+    /// `total.count`), exact (counted at record time, not derived from the HdrHistogram).
     public var cumulativeBucketCounts: [Int]
 }
 
@@ -60,6 +60,8 @@ public final class StageRecorder: Sendable {
         var interval = Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 60_000_000_000,
                                          numberOfSignificantValueDigits: .three)
         var sumNs: Double = 0
+        /// Values per ``LatencyTracker/bucketBoundsSeconds`` bucket (non-cumulative; exact).
+        var buckets = [Int](repeating: 0, count: LatencyTracker.bucketBoundsSeconds.count)
         var overBudget = 0
         var lastWarnNs: Int64 = .min
         var suppressedWarnings = 0
@@ -67,6 +69,9 @@ public final class StageRecorder: Sendable {
     let state = Mutex(State())
 
     enum BudgetKind: Sendable { case capture, dsp, sink, endToEnd }
+
+    /// ``LatencyTracker/bucketBoundsSeconds`` in ns.
+    let boundsNs: [UInt64] = LatencyTracker.bucketBoundsSeconds.map { UInt64(($0 * 1e9).rounded()) }
 
     init(stage: String, budgetKind: BudgetKind, shared: LatencyShared, endToEnd: StageRecorder? = nil) {
         self.stage = stage; self.budgetKind = budgetKind; self.shared = shared; self.endToEnd = endToEnd
@@ -95,6 +100,9 @@ public final class StageRecorder: Sendable {
             _ = s.total.record(v)
             _ = s.interval.record(v)
             s.sumNs += Double(v)
+            var b = 0
+            while b < boundsNs.count && v > boundsNs[b] { b += 1 }
+            if b < boundsNs.count { s.buckets[b] += 1 }
             guard over else { return nil }
             s.overBudget += 1
             if s.lastWarnNs == .min || nowNs &- s.lastWarnNs >= intervalNs {
@@ -112,14 +120,13 @@ public final class StageRecorder: Sendable {
         }
     }
 
-    func snapshot(resetInterval: Bool, bounds: [Double]) -> StageLatency {
+    func snapshot(resetInterval: Bool) -> StageLatency {
         state.withLock { s in
+            var cumulative = s.buckets
+            for i in cumulative.indices.dropFirst() { cumulative[i] += cumulative[i - 1] }
             let r = StageLatency(
                 stage: stage, total: Self.summary(s.total), interval: Self.summary(s.interval),
-                overBudget: s.overBudget, sumSeconds: s.sumNs / 1e9,
-                cumulativeBucketCounts: bounds.map { b in
-                    Int(s.total.count(within: 0...UInt64(b * 1e9)))
-                })
+                overBudget: s.overBudget, sumSeconds: s.sumNs / 1e9, cumulativeBucketCounts: cumulative)
             if resetInterval { s.interval.reset() }
             return r
         }
@@ -233,11 +240,10 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
     /// Every stage: `capture`, `dsp`, each `sink:<name>` in creation order, `end_to_end`.
     /// - Parameter resetInterval: start a new interval for the `interval` summaries.
     public func snapshot(resetInterval: Bool = false) -> LatencySnapshot {
-        let bounds = Self.bucketBoundsSeconds
-        var stages = [captureStage.snapshot(resetInterval: resetInterval, bounds: bounds),
-                      dspStage.snapshot(resetInterval: resetInterval, bounds: bounds)]
-        for r in sinkRecorders.withLock({ $0 }) { stages.append(r.snapshot(resetInterval: resetInterval, bounds: bounds)) }
-        stages.append(endToEndStage.snapshot(resetInterval: resetInterval, bounds: bounds))
+        var stages = [captureStage.snapshot(resetInterval: resetInterval),
+                      dspStage.snapshot(resetInterval: resetInterval)]
+        for r in sinkRecorders.withLock({ $0 }) { stages.append(r.snapshot(resetInterval: resetInterval)) }
+        stages.append(endToEndStage.snapshot(resetInterval: resetInterval))
         return LatencySnapshot(stages: stages)
     }
 

@@ -43,7 +43,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
 ///   `rms_dbfs`, in the level unit (calibration applied).
 /// - `earshot_rolling_leq_db{window}` (gauge): Leq of the latest closed rolling window (`window="1s"`, …).
 /// - `earshot_stage_latency_seconds{stage}` (histogram): per-stage latency (`capture`, `dsp`,
-///   `sink:<name>`, `end_to_end`), from the ``LatencyTracker``'s HdrHistograms.
+///   `sink:<name>`, `end_to_end`), exact bucket counts kept by the ``LatencyTracker``.
 /// - `earshot_over_budget_total{stage}` (counter): frames over the stage's latency budget.
 /// - `earshot_device_up` (gauge): 1 while the capture device is open and delivering.
 /// - `earshot_reconnects_total` (counter): capture device reopen attempts that succeeded.

@@ -19,7 +19,7 @@ struct LatencyTests {
         #expect(abs(dsp.total.p99Ms - 0.99) < 0.001)
         #expect(abs(dsp.total.maxMs - 1.0) < 0.001)
         #expect(abs(dsp.sumSeconds - 0.5005) < 1e-9)
-        // Buckets: ≤100 µs: 100 values, ≤250 µs: 250, ≤500 µs: 500, ≤1 ms: 1000 (HDR resolution 0.1 %).
+        // Buckets (exact): ≤100 µs: 100 values, ≤250 µs: 250, ≤500 µs: 500, ≤1 ms: 1000.
         #expect(Array(dsp.cumulativeBucketCounts.prefix(5)) == [100, 250, 500, 1000, 1000])
     }
 

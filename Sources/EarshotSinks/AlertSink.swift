@@ -1,0 +1,331 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import EarshotPipeline
+import EarshotDSP
+import EarshotRealtime
+public import Logging
+import Synchronization
+
+/// Level and onset alerts: one `key=value` log line each (journal-friendly) plus the same alert as NDJSON on
+/// the socket's `alert` stream.
+///
+/// All timing is audio time (the frames' `wallNs`), so a recording analysed offline raises the same alerts
+/// at the same `t` as live capture did.
+///
+/// **Level alerts** (on the configured weighting, calibration applied; thresholds in the level unit):
+/// - *start*: once the level has stayed ≥ `thresholdDB` on every frame for `minDurationMs` (measured
+///   between the first frame at or above the threshold and the current frame's start), a
+///   `alert=level state=start level_db=… threshold_db=… t=… seq=…` line is logged at `.warning`; `t` and
+///   `seq` are those of the **first** frame above the threshold, `level_db` is the level of the deciding
+///   frame, whose `seq` is `decided_seq`. The decision therefore comes `minDurationMs` (rounded up to a hop) after `t`.
+/// - *end*: once the level has stayed < `thresholdDB − hysteresisDB` for `minDurationMs`,
+///   `alert=level state=end level_db=… threshold_db=… t=… seq=… duration_s=… max_db=…` at `.notice`; `t`/`seq`
+///   are the first frame below the release level, `duration_s` = end `t` − start `t`, `max_db` the highest
+///   level during the alert.
+/// - *re-arm*: after an end, frames earlier than end `t` + `rearmMs` cannot begin a new start.
+/// - A discontinuity (gap) restarts the start/end qualification: durations are never bridged across a gap.
+///
+/// **Onset alerts**: an onset with strength ≥ `minStrength` logs `alert=onset strength=… t=… seq=…
+/// suppressed=N` at `.warning` (`t`, `seq` = the onset frame). Onsets closer than `minIntervalMs` to the
+/// previous alerted onset are debounced (ignored, not counted). More than `maxPerMinute` alerts in any
+/// 60 s of audio time are suppressed and counted: `suppressed` on the next emitted alert is the count since
+/// the previous emitted one, and every `summaryIntervalSeconds` with suppressions an
+/// `alert=onset_summary suppressed=N emitted=M period_s=P` line is logged at `.notice`.
+///
+/// Threading: the evaluation runs on the sink's own thread (`es-alerts`); ``update(configuration:)`` may
+/// be called from any thread and is picked up at the next frame. No allocation per frame (only per alert).
+public final class AlertSink: Sink, @unchecked Sendable {
+    /// Mirrors the daemon's `alerts.*` section.
+    public struct Configuration: Sendable, Equatable {
+        public var level: Level
+        public var onset: Onset
+        /// Seconds (audio time) between `onset_summary` lines, emitted only when alerts were suppressed.
+        public var summaryIntervalSeconds: Double
+
+        public init(level: Level = Level(), onset: Onset = Onset(), summaryIntervalSeconds: Double = 60) {
+            self.level = level; self.onset = onset; self.summaryIntervalSeconds = summaryIntervalSeconds
+        }
+
+        /// `alerts.level.*`.
+        public struct Level: Sendable, Equatable {
+            public var enabled: Bool
+            public var weighting: LevelWeighting
+            /// dB in the level unit (dBFS or dB SPL).
+            public var thresholdDB: Double
+            public var minDurationMs: Double
+            public var hysteresisDB: Double
+            public var rearmMs: Double
+            public init(enabled: Bool = true, weighting: LevelWeighting = .laf, thresholdDB: Double = -20,
+                        minDurationMs: Double = 200, hysteresisDB: Double = 3, rearmMs: Double = 1000) {
+                self.enabled = enabled; self.weighting = weighting; self.thresholdDB = thresholdDB
+                self.minDurationMs = minDurationMs; self.hysteresisDB = hysteresisDB; self.rearmMs = rearmMs
+            }
+        }
+
+        /// `alerts.onset.*`.
+        public struct Onset: Sendable, Equatable {
+            public var enabled: Bool
+            public var minStrength: Double
+            public var minIntervalMs: Double
+            /// 0 = unlimited.
+            public var maxPerMinute: Int
+            public init(enabled: Bool = false, minStrength: Double = 5, minIntervalMs: Double = 100,
+                        maxPerMinute: Int = 60) {
+                self.enabled = enabled; self.minStrength = minStrength; self.minIntervalMs = minIntervalMs
+                self.maxPerMinute = maxPerMinute
+            }
+        }
+    }
+
+    public let name = "alerts"
+    let logger: Logger
+    let publisher: (any MessagePublisher)?
+    /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.
+    public var latencyRecorder: StageRecorder?
+
+    let pending: Mutex<Configuration>
+    let generation = Atomic<Int>(0)
+    var appliedGeneration = -1
+    var config: Configuration
+    var levelOffset = 0.0
+
+    let running = Atomic<Bool>(false)
+    let _dropped = Atomic<Int>(0)
+    let _levelAlerts = Atomic<Int>(0)
+    let _onsetAlerts = Atomic<Int>(0)
+    let _suppressed = Atomic<Int>(0)
+    var thread: RealtimeThread.Handle?
+    var consumer: FrameBus.Consumer?
+
+    // Level state (sink thread only).
+    enum LevelState { case idle, active }
+    var levelState = LevelState.idle
+    var candidateNs: Int64? = nil
+    var candidateSeq: Int64 = 0
+    var activeStartNs: Int64 = 0
+    var activeMax = -Double.infinity
+    var releaseNs: Int64? = nil
+    var releaseSeq: Int64 = 0
+    var rearmUntilNs: Int64 = .min
+
+    // Onset state (sink thread only).
+    var recentOnsetAlerts: [Int64] = []  // ring of emitted alert times, capacity maxPerMinute
+    var recentHead = 0
+    var recentCount = 0
+    var lastOnsetAlertNs: Int64 = .min
+    var suppressedSinceLast = 0
+    var summaryStartNs: Int64 = .min
+    var summarySuppressed = 0
+    var summaryEmitted = 0
+
+    /// - Parameters:
+    ///   - configuration: the initial thresholds.
+    ///   - logger: receives the alert lines.
+    ///   - publisher: the socket's `alert` stream, or nil.
+    public init(configuration: Configuration = Configuration(), logger: Logger, publisher: (any MessagePublisher)?) {
+        self.logger = logger
+        self.publisher = publisher
+        pending = Mutex(configuration)
+        config = configuration
+    }
+
+    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+    /// Level alerts started so far.
+    public var levelAlerts: Int { _levelAlerts.load(ordering: .relaxed) }
+    /// Onset alerts emitted so far.
+    public var onsetAlerts: Int { _onsetAlerts.load(ordering: .relaxed) }
+    /// Onset alerts suppressed by the rate limit so far.
+    public var suppressedOnsetAlerts: Int { _suppressed.load(ordering: .relaxed) }
+
+    /// The configuration in force (or about to be, after the next frame).
+    public var configuration: Configuration { pending.withLock { $0 } }
+
+    /// Replaces thresholds and limits; thread-safe (SIGHUP reload). Applied before the next frame is
+    /// evaluated. An ongoing level alert is kept and ends against the new release level; disabling level
+    /// alerts drops the state silently.
+    public func update(configuration: Configuration) {
+        pending.withLock { $0 = configuration }
+        generation.add(1, ordering: .releasing)
+    }
+
+    public func start(bus: FrameBus, stream: StreamInfo) throws {
+        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
+        levelOffset = Double(stream.levelOffsetDb)
+        self.consumer = consumer
+        running.store(true, ordering: .releasing)
+        let (h, _) = RealtimeThread.start(name: "es-alerts") { [self] in
+            let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
+            var stopping = false
+            while true {
+                while case .frame(let lost) = consumer.next(into: frame) {
+                    latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
+                    if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
+                    evaluate(frame.header)
+                }
+                if stopping { return }
+                if !running.load(ordering: .acquiring) { stopping = true; continue }
+                consumer.notifier.wait(timeoutMilliseconds: 200)
+            }
+        }
+        thread = h
+    }
+
+    public func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        consumer?.notifier.notify()
+        if let thread { RealtimeThread.join(thread) }
+        thread = nil
+        consumer?.detach()
+        consumer = nil
+    }
+
+    func refreshConfiguration() {
+        let g = generation.load(ordering: .acquiring)
+        guard g != appliedGeneration else { return }
+        appliedGeneration = g
+        config = pending.withLock { $0 }
+        if !config.level.enabled { levelState = .idle; candidateNs = nil; releaseNs = nil }
+        let cap = max(config.onset.maxPerMinute, 0)
+        if cap != recentOnsetAlerts.count {
+            recentOnsetAlerts = Array(repeating: 0, count: cap)
+            recentHead = 0; recentCount = 0
+        }
+    }
+
+    /// Evaluates one frame. Sink thread only.
+    func evaluate(_ h: FrameHeader) {
+        refreshConfiguration()
+        if config.level.enabled { evaluateLevel(h) }
+        if config.onset.enabled && h.hasOnset { evaluateOnset(h) }
+        if config.onset.enabled { maybeSummary(h.wallNs) }
+    }
+
+    func evaluateLevel(_ h: FrameHeader) {
+        let c = config.level
+        let level = Double(c.weighting.dbfs(h)) + levelOffset
+        let t = h.wallNs
+        let holdNs = Int64(c.minDurationMs * 1e6)
+        if h.isDiscontinuity { candidateNs = nil; releaseNs = nil }
+        switch levelState {
+        case .idle:
+            guard level >= c.thresholdDB, t >= rearmUntilNs else { candidateNs = nil; return }
+            if candidateNs == nil { candidateNs = t; candidateSeq = h.seq; activeMax = level }
+            activeMax = max(activeMax, level)
+            if let start = candidateNs, t - start >= holdNs {
+                levelState = .active
+                activeStartNs = start
+                releaseNs = nil
+                candidateNs = nil
+                _levelAlerts.add(1, ordering: .relaxed)
+                emitLevel(state: "start", level: level, t: start, seq: candidateSeq, decidedSeq: h.seq, duration: nil, max: nil)
+            }
+        case .active:
+            activeMax = max(activeMax, level)
+            guard level < c.thresholdDB - c.hysteresisDB else { releaseNs = nil; return }
+            if releaseNs == nil { releaseNs = t; releaseSeq = h.seq }
+            if let end = releaseNs, t - end >= holdNs {
+                levelState = .idle
+                releaseNs = nil
+                rearmUntilNs = end + Int64(c.rearmMs * 1e6)
+                emitLevel(state: "end", level: level, t: end, seq: releaseSeq, decidedSeq: h.seq,
+                          duration: Double(end - activeStartNs) / 1e9, max: activeMax)
+                activeMax = -.infinity
+            }
+        }
+    }
+
+    func emitLevel(state: StaticString, level: Double, t: Int64, seq: Int64, decidedSeq: Int64, duration: Double?,
+                   max: Double?) {
+        let threshold = config.level.thresholdDB
+        let text = ByteWriter(capacity: 256)
+        let json = ByteWriter(capacity: 256)
+        text.ascii("alert=level state="); text.ascii(state)
+        json.ascii("{\"type\":\"alert\",\"alert\":\"level\",\"state\":\""); json.ascii(state); json.byte(0x22)
+        func field(_ key: StaticString, _ v: Double, _ decimals: Int) {
+            text.byte(0x20); text.ascii(key); text.byte(0x3D); text.fixed(v, decimals: decimals)
+            json.ascii(",\""); json.ascii(key); json.ascii("\":"); json.fixed(v, decimals: decimals)
+        }
+        field("level_db", level, 1)
+        field("threshold_db", threshold, 1)
+        field("t", Double(t) / 1e9, 3)
+        field("seq", Double(seq), 0)
+        field("decided_seq", Double(decidedSeq), 0)
+        if let duration { field("duration_s", duration, 3) }
+        if let max { field("max_db", max, 1) }
+        json.ascii(",\"weighting\":"); json.jsonString(config.level.weighting.rawValue)
+        json.ascii("}\n")
+        let line = String(decoding: text.bytes, as: UTF8.self)
+        if duration == nil {  // start
+            logger.warning("\(line)")
+        } else {
+            logger.notice("\(line)")
+        }
+        publisher?.publish(.alert, line: Array(json.bytes), wallNs: t)
+    }
+
+    func evaluateOnset(_ h: FrameHeader) {
+        let c = config.onset
+        let strength = Double(h.onset.strength)
+        guard strength >= c.minStrength else { return }
+        let t = h.onsetWallNs
+        if lastOnsetAlertNs != .min && t - lastOnsetAlertNs < Int64(c.minIntervalMs * 1e6) { return }
+        if c.maxPerMinute > 0 {
+            // Forget alerts older than 60 s.
+            while recentCount > 0 {
+                let oldest = recentOnsetAlerts[(recentHead - recentCount + recentOnsetAlerts.count) % recentOnsetAlerts.count]
+                if t - oldest >= 60_000_000_000 { recentCount -= 1 } else { break }
+            }
+            if recentCount >= c.maxPerMinute {
+                suppressedSinceLast += 1
+                summarySuppressed += 1
+                _suppressed.add(1, ordering: .relaxed)
+                return
+            }
+            recentOnsetAlerts[recentHead] = t
+            recentHead = (recentHead + 1) % recentOnsetAlerts.count
+            recentCount += 1
+        }
+        lastOnsetAlertNs = t
+        summaryEmitted += 1
+        _onsetAlerts.add(1, ordering: .relaxed)
+        let text = ByteWriter(capacity: 128)
+        let json = ByteWriter(capacity: 160)
+        text.ascii("alert=onset strength="); text.fixed(strength, decimals: 2)
+        text.ascii(" t="); text.fixed(Double(t) / 1e9, decimals: 3)
+        text.ascii(" seq="); text.int(h.onset.frameIndex)
+        text.ascii(" suppressed="); text.int(Int64(suppressedSinceLast))
+        json.ascii("{\"type\":\"alert\",\"alert\":\"onset\",\"strength\":"); json.fixed(strength, decimals: 2)
+        json.ascii(",\"t\":"); json.fixed(Double(t) / 1e9, decimals: 3)
+        json.ascii(",\"seq\":"); json.int(h.onset.frameIndex)
+        json.ascii(",\"suppressed\":"); json.int(Int64(suppressedSinceLast))
+        json.ascii("}\n")
+        suppressedSinceLast = 0
+        logger.warning("\(String(decoding: text.bytes, as: UTF8.self))")
+        publisher?.publish(.alert, line: Array(json.bytes), wallNs: t)
+    }
+
+    func maybeSummary(_ t: Int64) {
+        if summaryStartNs == .min { summaryStartNs = t; return }
+        let period = Int64(config.summaryIntervalSeconds * 1e9)
+        guard period > 0, t - summaryStartNs >= period else { return }
+        if summarySuppressed > 0 {
+            let text = ByteWriter(capacity: 128)
+            let json = ByteWriter(capacity: 160)
+            text.ascii("alert=onset_summary suppressed="); text.int(Int64(summarySuppressed))
+            text.ascii(" emitted="); text.int(Int64(summaryEmitted))
+            text.ascii(" period_s="); text.fixed(config.summaryIntervalSeconds, decimals: 3)
+            text.ascii(" t="); text.fixed(Double(t) / 1e9, decimals: 3)
+            json.ascii("{\"type\":\"alert\",\"alert\":\"onset_summary\",\"suppressed\":"); json.int(Int64(summarySuppressed))
+            json.ascii(",\"emitted\":"); json.int(Int64(summaryEmitted))
+            json.ascii(",\"period_s\":"); json.fixed(config.summaryIntervalSeconds, decimals: 3)
+            json.ascii(",\"t\":"); json.fixed(Double(t) / 1e9, decimals: 3)
+            json.ascii("}\n")
+            logger.notice("\(String(decoding: text.bytes, as: UTF8.self))")
+            publisher?.publish(.alert, line: Array(json.bytes), wallNs: t)
+        }
+        summaryStartNs = t
+        summarySuppressed = 0
+        summaryEmitted = 0
+    }
+}

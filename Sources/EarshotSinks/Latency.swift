@@ -1,0 +1,369 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import EarshotPipeline
+import EarshotRealtime
+import Histogram
+public import Logging
+import Synchronization
+
+/// Latency of one stage, aggregated: counts and HdrHistogram percentiles, in milliseconds.
+public struct LatencySummary: Sendable, Equatable {
+    public var count: Int
+    public var p50Ms: Double
+    public var p99Ms: Double
+    public var maxMs: Double
+    public init(count: Int, p50Ms: Double, p99Ms: Double, maxMs: Double) {
+        self.count = count; self.p50Ms = p50Ms; self.p99Ms = p99Ms; self.maxMs = maxMs
+    }
+}
+
+/// One stage in a ``LatencySnapshot``.
+public struct StageLatency: Sendable, Equatable {
+    /// `capture`, `dsp`, `sink:<name>` or `end_to_end`.
+    public var stage: String
+    /// Since the tracker started.
+    public var total: LatencySummary
+    /// Since the previous `snapshot(resetInterval: true)` (what the `stats` line reports).
+    public var interval: LatencySummary
+    /// Frames over this stage's budget since start.
+    public var overBudget: Int
+    /// Exact sum of all recorded latencies, seconds (Prometheus `_sum`).
+    public var sumSeconds: Double
+    /// Cumulative counts at ``LatencyTracker/bucketBoundsSeconds`` (Prometheus `_bucket{le=…}`; `+Inf` is
+    /// `total.count`), exact (counted at record time, not derived from the HdrHistogram).
+    public var cumulativeBucketCounts: [Int]
+}
+
+/// All stages at one instant.
+public struct LatencySnapshot: Sendable, Equatable {
+    public var stages: [StageLatency]
+    public func stage(_ name: String) -> StageLatency? { stages.first { $0.stage == name } }
+}
+
+/// Records one latency stage: its own HdrHistogram (1 µs … 60 s, 3 significant digits) behind its own
+/// mutex, its budget and the rate-limited over-budget warning.
+///
+/// `record` is cheap (a mutex, an array increment, a clock read when over budget) and thread-safe, but it
+/// takes a lock: call it from sink threads, never from the capture or DSP thread.
+public final class StageRecorder: Sendable {
+    /// `capture`, `dsp`, `sink:<name>` or `end_to_end`.
+    public let stage: String
+    let shared: LatencyShared
+    let budgetKind: BudgetKind
+    /// Where hand-offs of a sink stage feed the end-to-end value (nil for the other stages).
+    let endToEnd: StageRecorder?
+
+    struct State {
+        var total = Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 60_000_000_000,
+                                      numberOfSignificantValueDigits: .three)
+        var interval = Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 60_000_000_000,
+                                         numberOfSignificantValueDigits: .three)
+        var sumNs: Double = 0
+        /// Values per ``LatencyTracker/bucketBoundsSeconds`` bucket (non-cumulative; exact).
+        var buckets = [Int](repeating: 0, count: LatencyTracker.bucketBoundsSeconds.count)
+        var overBudget = 0
+        var lastWarnNs: Int64 = .min
+        var suppressedWarnings = 0
+    }
+    let state = Mutex(State())
+
+    enum BudgetKind: Sendable { case capture, dsp, sink, endToEnd }
+
+    /// ``LatencyTracker/bucketBoundsSeconds`` in ns.
+    let boundsNs: [UInt64] = LatencyTracker.bucketBoundsSeconds.map { UInt64(($0 * 1e9).rounded()) }
+
+    init(stage: String, budgetKind: BudgetKind, shared: LatencyShared, endToEnd: StageRecorder? = nil) {
+        self.stage = stage; self.budgetKind = budgetKind; self.shared = shared; self.endToEnd = endToEnd
+    }
+
+    /// Records a sink's hand-off latency for `header` (`dspEndNs` → `dequeuedAtNs`) and feeds the
+    /// end-to-end stage. Frames without DSP stamps (offline) are ignored. Sink threads only.
+    public func record(_ header: FrameHeader, dequeuedAtNs: Int64) {
+        guard header.dspEndNs > 0 else { return }
+        record(nanoseconds: dequeuedAtNs &- header.dspEndNs)
+        if let endToEnd, header.lastSampleMonotonicNs > 0 {
+            let done = shared.handOff(seq: header.seq, endToEndNs: dequeuedAtNs &- header.lastSampleMonotonicNs)
+            if let evicted = done.evicted { endToEnd.record(nanoseconds: evicted) }
+            if let finished = done.finished { endToEnd.record(nanoseconds: finished) }
+        }
+    }
+
+    /// Records one latency value (negative values are recorded as 0), checks the budget.
+    public func record(nanoseconds: Int64) {
+        let v = UInt64(max(0, min(nanoseconds, 60_000_000_000)))
+        let budgetNs = shared.budgetNanoseconds(budgetKind)
+        let over = budgetNs.map { nanoseconds > $0 } ?? false
+        let nowNs = over ? Clock.monotonicNanoseconds() : 0
+        let intervalNs = shared.warnInterval.load(ordering: .relaxed)
+        let warn: (total: Int, suppressed: Int)? = state.withLock { s in
+            _ = s.total.record(v)
+            _ = s.interval.record(v)
+            s.sumNs += Double(v)
+            var b = 0
+            while b < boundsNs.count && v > boundsNs[b] { b += 1 }
+            if b < boundsNs.count { s.buckets[b] += 1 }
+            guard over else { return nil }
+            s.overBudget += 1
+            if s.lastWarnNs == .min || nowNs &- s.lastWarnNs >= intervalNs {
+                s.lastWarnNs = nowNs
+                let suppressed = s.suppressedWarnings
+                s.suppressedWarnings = 0
+                return (s.overBudget, suppressed)
+            }
+            s.suppressedWarnings += 1
+            return nil
+        }
+        if let warn, let budgetNs {
+            shared.logger.warning(
+                "budget exceeded stage=\(stage) took_ms=\(formatMs(nanoseconds)) budget_ms=\(formatMs(budgetNs)) over_budget_total=\(warn.total) suppressed=\(warn.suppressed)")
+        }
+    }
+
+    func snapshot(resetInterval: Bool) -> StageLatency {
+        state.withLock { s in
+            var cumulative = s.buckets
+            for i in cumulative.indices.dropFirst() { cumulative[i] += cumulative[i - 1] }
+            let r = StageLatency(
+                stage: stage, total: Self.summary(s.total), interval: Self.summary(s.interval),
+                overBudget: s.overBudget, sumSeconds: s.sumNs / 1e9, cumulativeBucketCounts: cumulative)
+            if resetInterval { s.interval.reset() }
+            return r
+        }
+    }
+
+    static func summary(_ h: Histogram<UInt64>) -> LatencySummary {
+        guard h.totalCount > 0 else { return LatencySummary(count: 0, p50Ms: 0, p99Ms: 0, maxMs: 0) }
+        return LatencySummary(count: Int(h.totalCount), p50Ms: Double(h.valueAtPercentile(50)) / 1e6,
+                              p99Ms: Double(h.valueAtPercentile(99)) / 1e6, maxMs: Double(h.max) / 1e6)
+    }
+}
+
+func formatMs(_ ns: Int64) -> String {
+    let w = ByteWriter(capacity: 32)
+    w.fixed(Double(ns) / 1e6, decimals: 3)
+    return String(decoding: w.bytes, as: UTF8.self)
+}
+
+/// Per-stage latency of the pipeline with budgets (ARCHITECTURE.md "Latency budgets").
+///
+/// Stages:
+/// - `capture`: `lastSampleMonotonicNs` → `dspStartNs` (the frame's last sample reaching the DSP);
+/// - `dsp`: `dspStartNs` → `dspEndNs`;
+/// - `sink:<name>`: `dspEndNs` → the moment sink `<name>` dequeued the frame, recorded by the sink through
+///   the ``StageRecorder`` from ``makeRecorder(sink:)``;
+/// - `end_to_end`: `lastSampleMonotonicNs` → the **last** sink hand-off of the frame. A frame's end-to-end
+///   value is final when every recorder has handed it off, or, if some sink dropped it, when its slot in a
+///   4096-frame table is reused (~41 s at a 10 ms hop).
+///
+/// `capture` and `dsp` are read from the frames by the tracker's own bus consumer (thread `es-latency`);
+/// frames without stamps (offline analysis: `dspStartNs == 0`) are skipped. Nothing here runs on the capture
+/// or DSP thread. A frame over its stage budget increments the stage's counter and logs at most one
+/// `budget exceeded stage=… took_ms=… budget_ms=… over_budget_total=N suppressed=M` warning per stage per
+/// ``Configuration/warnIntervalSeconds`` (`suppressed` counts the warnings skipped since the previous one).
+public final class LatencyTracker: Sink, @unchecked Sendable {
+    /// Mirrors the daemon's `budgets.*` section (milliseconds, `nil` = no budget).
+    public struct Configuration: Sendable, Equatable {
+        public var captureMs: Double?
+        public var dspMs: Double?
+        /// Applies to every `sink:<name>` stage.
+        public var sinksMs: Double?
+        public var endToEndMs: Double?
+        /// Minimum seconds between two over-budget warnings for the same stage.
+        public var warnIntervalSeconds: Double
+
+        public init(captureMs: Double? = nil, dspMs: Double? = 2, sinksMs: Double? = 5, endToEndMs: Double? = 20,
+                    warnIntervalSeconds: Double = 10) {
+            self.captureMs = captureMs; self.dspMs = dspMs; self.sinksMs = sinksMs; self.endToEndMs = endToEndMs
+            self.warnIntervalSeconds = warnIntervalSeconds
+        }
+    }
+
+    /// Upper bounds (seconds) of the `earshot_stage_latency_seconds` histogram buckets.
+    public static let bucketBoundsSeconds: [Double] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    ]
+
+    public let name = "latency"
+    let shared: LatencyShared
+    let _configuration: Mutex<Configuration>
+
+    /// The `capture`, `dsp` and `end_to_end` recorders.
+    public let captureStage: StageRecorder
+    public let dspStage: StageRecorder
+    public let endToEndStage: StageRecorder
+    let sinkRecorders = Mutex<[StageRecorder]>([])
+
+    let running = Atomic<Bool>(false)
+    let _dropped = Atomic<Int>(0)
+    var thread: RealtimeThread.Handle?
+    var consumer: FrameBus.Consumer?
+
+    /// - Parameters:
+    ///   - configuration: budgets.
+    ///   - logger: receives the over-budget warnings.
+    public init(configuration: Configuration = Configuration(), logger: Logger) {
+        shared = LatencyShared(logger: logger)
+        _configuration = Mutex(configuration)
+        captureStage = StageRecorder(stage: "capture", budgetKind: .capture, shared: shared)
+        dspStage = StageRecorder(stage: "dsp", budgetKind: .dsp, shared: shared)
+        endToEndStage = StageRecorder(stage: "end_to_end", budgetKind: .endToEnd, shared: shared)
+        shared.apply(configuration)
+    }
+
+    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+
+    public var configuration: Configuration { _configuration.withLock { $0 } }
+
+    /// Applies new budgets (SIGHUP reload). Thread-safe; takes effect for the next recorded value.
+    public func update(configuration: Configuration) {
+        _configuration.withLock { $0 = configuration }
+        shared.apply(configuration)
+    }
+
+    /// A recorder for sink `name`'s hand-off (stage `sink:<name>`). Call once per sink before frames flow;
+    /// every recorder made here is expected to hand off every frame for the end-to-end stage.
+    public func makeRecorder(sink name: String) -> StageRecorder {
+        let r = StageRecorder(stage: "sink:" + name, budgetKind: .sink, shared: shared, endToEnd: endToEndStage)
+        sinkRecorders.withLock { $0.append(r) }
+        shared.expectedHandOffs.add(1, ordering: .relaxed)
+        return r
+    }
+
+    /// Records the `capture` and `dsp` stages of one frame (the tracker's thread; public for offline tools).
+    public func recordPipelineStages(_ h: FrameHeader) {
+        guard h.dspStartNs > 0, h.dspEndNs > 0 else { return }
+        if h.lastSampleMonotonicNs > 0 { captureStage.record(nanoseconds: h.dspStartNs &- h.lastSampleMonotonicNs) }
+        dspStage.record(nanoseconds: h.dspEndNs &- h.dspStartNs)
+    }
+
+    /// Every stage: `capture`, `dsp`, each `sink:<name>` in creation order, `end_to_end`.
+    /// - Parameter resetInterval: start a new interval for the `interval` summaries.
+    public func snapshot(resetInterval: Bool = false) -> LatencySnapshot {
+        var stages = [captureStage.snapshot(resetInterval: resetInterval),
+                      dspStage.snapshot(resetInterval: resetInterval)]
+        for r in sinkRecorders.withLock({ $0 }) { stages.append(r.snapshot(resetInterval: resetInterval)) }
+        stages.append(endToEndStage.snapshot(resetInterval: resetInterval))
+        return LatencySnapshot(stages: stages)
+    }
+
+    /// The `stats` line: `{"type":"stats","t":…,<counters>,"latency_ms":{"dsp":{"count":…,"p50":…,"p99":…,
+    /// "max":…},…},"over_budget":{"dsp":N,…}}\n`. Latency figures cover the interval since the previous
+    /// call (stages without frames in it are omitted from `latency_ms`); `over_budget` totals are since
+    /// start.
+    /// - Parameter counters: extra integer fields, e.g. `[("frames", 1234), ("xruns", 0)]`.
+    public func statsJSON(counters: [(String, Int)]) -> [UInt8] {
+        let snap = snapshot(resetInterval: true)
+        let w = ByteWriter(capacity: 1024)
+        w.ascii("{\"type\":\"stats\",\"t\":"); w.fixed(Double(Clock.wallNanoseconds()) / 1e9, decimals: 6)
+        for (k, v) in counters { w.byte(0x2C); w.jsonString(k); w.byte(0x3A); w.int(Int64(v)) }
+        w.ascii(",\"latency_ms\":{")
+        var first = true
+        for s in snap.stages where s.interval.count > 0 {
+            if !first { w.byte(0x2C) }
+            first = false
+            w.jsonString(s.stage)
+            w.ascii(":{\"count\":"); w.int(Int64(s.interval.count))
+            w.ascii(",\"p50\":"); w.fixed(s.interval.p50Ms, decimals: 3)
+            w.ascii(",\"p99\":"); w.fixed(s.interval.p99Ms, decimals: 3)
+            w.ascii(",\"max\":"); w.fixed(s.interval.maxMs, decimals: 3)
+            w.byte(0x7D)
+        }
+        w.ascii("},\"over_budget\":{")
+        for (i, s) in snap.stages.enumerated() {
+            if i > 0 { w.byte(0x2C) }
+            w.jsonString(s.stage); w.byte(0x3A); w.int(Int64(s.overBudget))
+        }
+        w.ascii("}}\n")
+        return Array(w.bytes)
+    }
+
+    public func start(bus: FrameBus, stream: StreamInfo) throws {
+        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
+        self.consumer = consumer
+        running.store(true, ordering: .releasing)
+        let (h, _) = RealtimeThread.start(name: "es-latency") { [self] in
+            let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
+            var stopping = false
+            while true {
+                while case .frame(let lost) = consumer.next(into: frame) {
+                    if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
+                    recordPipelineStages(frame.header)
+                }
+                if stopping { return }
+                if !running.load(ordering: .acquiring) { stopping = true; continue }
+                consumer.notifier.wait(timeoutMilliseconds: 200)
+            }
+        }
+        thread = h
+    }
+
+    public func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        consumer?.notifier.notify()
+        if let thread { RealtimeThread.join(thread) }
+        thread = nil
+        consumer?.detach()
+        consumer = nil
+    }
+}
+
+/// Budgets, the logger and the end-to-end hand-off table, shared by a tracker's recorders.
+final class LatencyShared: Sendable {
+    let logger: Logger
+    /// Budgets in ns (−1 = none).
+    let captureBudget = Atomic<Int64>(-1)
+    let dspBudget = Atomic<Int64>(-1)
+    let sinkBudget = Atomic<Int64>(-1)
+    let endToEndBudget = Atomic<Int64>(-1)
+    let warnInterval = Atomic<Int64>(10_000_000_000)
+    /// Sinks handing off each frame (the end-to-end stage waits for this many hand-offs).
+    let expectedHandOffs = Atomic<Int>(0)
+
+    struct Slot { var seq: Int64 = -1; var maxNs: Int64 = 0; var handOffs = 0 }
+    static let slotCount = 4096
+    let slots = Mutex<[Slot]>(Array(repeating: Slot(), count: LatencyShared.slotCount))
+
+    init(logger: Logger) { self.logger = logger }
+
+    func apply(_ c: LatencyTracker.Configuration) {
+        func ns(_ ms: Double?) -> Int64 { ms.map { Int64(($0 * 1e6).rounded()) } ?? -1 }
+        captureBudget.store(ns(c.captureMs), ordering: .relaxed)
+        dspBudget.store(ns(c.dspMs), ordering: .relaxed)
+        sinkBudget.store(ns(c.sinksMs), ordering: .relaxed)
+        endToEndBudget.store(ns(c.endToEndMs), ordering: .relaxed)
+        warnInterval.store(Int64(c.warnIntervalSeconds * 1e9), ordering: .relaxed)
+    }
+
+    func budgetNanoseconds(_ kind: StageRecorder.BudgetKind) -> Int64? {
+        let v = switch kind {
+        case .capture: captureBudget.load(ordering: .relaxed)
+        case .dsp: dspBudget.load(ordering: .relaxed)
+        case .sink: sinkBudget.load(ordering: .relaxed)
+        case .endToEnd: endToEndBudget.load(ordering: .relaxed)
+        }
+        return v < 0 ? nil : v
+    }
+
+    /// Folds one hand-off into frame `seq`'s end-to-end value.
+    /// - Returns: the frame's value once all expected sinks handed it off, and the value of an unfinished
+    ///   older frame whose slot this one reused (a sink dropped it).
+    func handOff(seq: Int64, endToEndNs: Int64) -> (finished: Int64?, evicted: Int64?) {
+        let expected = expectedHandOffs.load(ordering: .relaxed)
+        return slots.withLock { slots in
+            var result: (finished: Int64?, evicted: Int64?) = (nil, nil)
+            let i = Int(seq & Int64(Self.slotCount - 1))
+            if slots[i].seq != seq {
+                if slots[i].seq >= 0 && slots[i].handOffs > 0 { result.evicted = slots[i].maxNs }
+                slots[i] = Slot(seq: seq, maxNs: endToEndNs, handOffs: 0)
+            }
+            slots[i].handOffs += 1
+            slots[i].maxNs = max(slots[i].maxNs, endToEndNs)
+            if slots[i].handOffs >= expected {
+                result.finished = slots[i].maxNs
+                slots[i].seq = -1
+            }
+            return result
+        }
+    }
+}

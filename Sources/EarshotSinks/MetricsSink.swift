@@ -1,0 +1,319 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import EarshotPipeline
+import EarshotDSP
+import EarshotRealtime
+public import Logging
+public import Prometheus
+import Synchronization
+
+/// Counters owned by other components (capture, socket publisher, sinks), handed to
+/// ``MetricsSink/update(_:)`` periodically by the daemon. Totals since the daemon started.
+public struct MetricsSnapshot: Sendable, Equatable {
+    public var xruns: Int
+    public var reconnects: Int
+    /// Samples lost because the DSP thread fell behind the capture ring.
+    public var ringOverrunSamples: Int
+    public var socketClients: Int
+    public var deviceUp: Bool
+    /// Frames each sink lost because it fell behind, by sink name.
+    public var sinkDroppedFrames: [String: Int]
+
+    public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
+                deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:]) {
+        self.xruns = xruns; self.reconnects = reconnects; self.ringOverrunSamples = ringOverrunSamples
+        self.socketClients = socketClients; self.deviceUp = deviceUp; self.sinkDroppedFrames = sinkDroppedFrames
+    }
+}
+
+/// Prometheus exposition of the daemon's health and levels (off by default): `GET /metrics` on a loopback
+/// `host:port` (``MetricsHTTPServer``) and/or a node_exporter textfile-collector file rewritten atomically
+/// (write `<path>.tmp`, `fsync`, `rename`) every ``Configuration/textfileIntervalSeconds``.
+///
+/// The sink owns its ``registry`` (swift-prometheus' `PrometheusCollectorRegistry`) and never calls
+/// `MetricsSystem.bootstrap`. Metrics (also in `docs/metrics.md`):
+/// - `earshot_frames_total` (counter): frames analysed (read by this sink).
+/// - `earshot_xruns_total` (counter): ALSA capture overruns recovered.
+/// - `earshot_discontinuities_total` (counter): frames flagged as following a gap.
+/// - `earshot_sink_dropped_frames_total{sink}` (counter): frames a sink lost by falling behind.
+/// - `earshot_socket_clients` (gauge): connected socket subscribers.
+/// - `earshot_onsets_total` (counter): onsets detected.
+/// - `earshot_level_db{weighting}` (gauge): the latest frame's level for `laf`, `las`, `lcf`, `lzf`,
+///   `rms_dbfs`, in the level unit (calibration applied).
+/// - `earshot_rolling_leq_db{window}` (gauge): Leq of the latest closed rolling window (`window="1s"`, …).
+/// - `earshot_stage_latency_seconds{stage}` (histogram): per-stage latency (`capture`, `dsp`,
+///   `sink:<name>`, `end_to_end`), exact bucket counts kept by the ``LatencyTracker``.
+/// - `earshot_over_budget_total{stage}` (counter): frames over the stage's latency budget.
+/// - `earshot_device_up` (gauge): 1 while the capture device is open and delivering.
+/// - `earshot_reconnects_total` (counter): capture device reopen attempts that succeeded.
+/// - `earshot_ring_overrun_samples_total` (counter): samples dropped by the capture → DSP ring.
+///
+/// Threading: frames are read on `es-metrics` (counter increments and gauge stores: atomics, no
+/// allocation); `update(_:)` from any thread; HTTP on `es-metrics-http`.
+public final class MetricsSink: Sink, @unchecked Sendable {
+    /// Mirrors the daemon's `metrics.*` section.
+    public struct Configuration: Sendable, Equatable {
+        public var enabled: Bool
+        /// `host:port` (`[::1]:9464` for IPv6; port 0 = any free port); nil disables HTTP.
+        public var listen: String?
+        /// node_exporter textfile path (`*.prom`); nil disables it.
+        public var textfile: String?
+        public var textfileIntervalSeconds: Double
+
+        public init(enabled: Bool = false, listen: String? = "127.0.0.1:9464", textfile: String? = nil,
+                    textfileIntervalSeconds: Double = 15) {
+            self.enabled = enabled; self.listen = listen; self.textfile = textfile
+            self.textfileIntervalSeconds = textfileIntervalSeconds
+        }
+    }
+
+    public let name = "metrics"
+    public let configuration: Configuration
+    public let registry = PrometheusCollectorRegistry()
+    let logger: Logger
+    let rolling: RollingAggregator?
+    let latency: LatencyTracker?
+    /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.
+    public var latencyRecorder: StageRecorder?
+
+    let frames: Counter
+    let discontinuities: Counter
+    let onsets: Counter
+    let xruns: Counter
+    let reconnects: Counter
+    let ringOverrun: Counter
+    let socketClients: Gauge
+    let deviceUp: Gauge
+    let levels: [(LevelWeighting, Gauge)]
+    let rollingLeq: [(Double, Gauge)]
+
+    /// Totals last copied into counters, to turn absolute totals into increments.
+    struct Mirror {
+        var totals: [String: Int] = [:]
+        var counters: [String: Counter] = [:]
+    }
+    let mirror = Mutex(Mirror())
+
+    let running = Atomic<Bool>(false)
+    let _dropped = Atomic<Int>(0)
+    var thread: RealtimeThread.Handle?
+    var consumer: FrameBus.Consumer?
+    var server: MetricsHTTPServer?
+    var levelOffset: Float = 0
+    let textfileErrors = Atomic<Int>(0)
+
+    /// - Parameters:
+    ///   - configuration: where to expose the metrics.
+    ///   - logger: textfile write failures (rate limited to the first and every 100th).
+    ///   - rolling: source of `earshot_rolling_leq_db`, if running.
+    ///   - latency: source of the latency histogram and over-budget counters, if running.
+    public init(configuration: Configuration, logger: Logger, rolling: RollingAggregator? = nil,
+                latency: LatencyTracker? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        self.rolling = rolling
+        self.latency = latency
+        let registry = self.registry
+        func d(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "earshot", metricName: name, unitName: unit, helpText: help)
+        }
+        frames = registry.makeCounter(descriptor: d("frames", "total", "Frames analysed."))
+        discontinuities = registry.makeCounter(descriptor: d("discontinuities", "total", "Frames following a gap in the sample stream."))
+        onsets = registry.makeCounter(descriptor: d("onsets", "total", "Onsets detected."))
+        xruns = registry.makeCounter(descriptor: d("xruns", "total", "ALSA capture overruns recovered."))
+        reconnects = registry.makeCounter(descriptor: d("reconnects", "total", "Capture device reconnects."))
+        ringOverrun = registry.makeCounter(descriptor: d("ring_overrun_samples", "total", "Samples dropped by the capture to DSP ring."))
+        socketClients = registry.makeGauge(descriptor: d("socket_clients", "", "Connected socket subscribers."))
+        deviceUp = registry.makeGauge(descriptor: d("device_up", "", "1 while the capture device delivers audio."))
+        let levelDescriptor = d("level", "db", "Level of the latest frame in the level unit, by weighting.")
+        levels = LevelWeighting.allCases.map { w in
+            (w, registry.makeGauge(descriptor: levelDescriptor, labels: [("weighting", w.rawValue)]))
+        }
+        let leqDescriptor = d("rolling_leq", "db", "Leq of the latest closed rolling window.")
+        rollingLeq = (rolling?.configuration.windowsSeconds ?? []).map { w in
+            (w, registry.makeGauge(descriptor: leqDescriptor, labels: [("window", MetricsSink.windowLabel(w))]))
+        }
+    }
+
+    static func windowLabel(_ seconds: Double) -> String {
+        let w = ByteWriter(capacity: 32)
+        w.significant(seconds, digits: 6)
+        return String(decoding: w.bytes, as: UTF8.self) + "s"
+    }
+
+    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+
+    /// The port `/metrics` is served on (the bound one when configured with port 0), nil without HTTP.
+    public var httpPort: Int? { server?.port }
+
+    /// Starts reading frames, the HTTP server and the textfile writer. Does nothing when disabled.
+    public func start(bus: FrameBus, stream: StreamInfo) throws {
+        guard configuration.enabled else { return }
+        levelOffset = stream.levelOffsetDb
+        if let listen = configuration.listen {
+            let server = try MetricsHTTPServer(listen: listen) { [weak self] in self?.render() ?? [] }
+            server.start()
+            self.server = server
+        }
+        guard let consumer = bus.attach() else { server?.stop(); server = nil; throw SinkError.tooManyConsumers }
+        self.consumer = consumer
+        running.store(true, ordering: .releasing)
+        thread = RealtimeThread.start(name: "es-metrics") { [self] in loop(consumer: consumer, bus: bus) }.thread
+    }
+
+    /// Stops the threads (writing the textfile one last time). Idempotent.
+    public func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        consumer?.notifier.notify()
+        if let thread { RealtimeThread.join(thread) }
+        thread = nil
+        consumer?.detach()
+        consumer = nil
+        server?.stop()
+        server = nil
+    }
+
+    func loop(consumer: FrameBus.Consumer, bus: FrameBus) {
+        let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
+        let intervalNs = Int64(configuration.textfileIntervalSeconds * 1e9)
+        var nextTextfileNs = Clock.monotonicNanoseconds()
+        var stopping = false
+        while true {
+            while case .frame(let lost) = consumer.next(into: frame) {
+                latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
+                if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
+                observe(frame.header)
+            }
+            let now = Clock.monotonicNanoseconds()
+            if configuration.textfile != nil && (now >= nextTextfileNs || stopping) {
+                writeTextfileLogged()
+                nextTextfileNs = now + intervalNs
+            }
+            if stopping { return }
+            if !running.load(ordering: .acquiring) { stopping = true; continue }
+            var waitMs: Int64 = 200
+            if configuration.textfile != nil { waitMs = max(1, min(waitMs, (nextTextfileNs - now) / 1_000_000)) }
+            consumer.notifier.wait(timeoutMilliseconds: Int32(waitMs))
+        }
+    }
+
+    /// Per-frame updates (atomics only).
+    func observe(_ h: FrameHeader) {
+        frames.increment()
+        if h.isDiscontinuity { discontinuities.increment() }
+        if h.hasOnset { onsets.increment() }
+        for (w, g) in levels { g.set(to: Double(w.dbfs(h) + levelOffset)) }
+    }
+
+    /// Copies the other components' totals into the metrics. Thread-safe; call every few seconds.
+    public func update(_ s: MetricsSnapshot) {
+        socketClients.set(to: Double(s.socketClients))
+        deviceUp.set(to: s.deviceUp ? 1.0 : 0.0)
+        mirror.withLock { m in
+            Self.advance(xruns, key: "xruns", to: s.xruns, &m)
+            Self.advance(reconnects, key: "reconnects", to: s.reconnects, &m)
+            Self.advance(ringOverrun, key: "ring_overrun", to: s.ringOverrunSamples, &m)
+            for (sink, n) in s.sinkDroppedFrames {
+                let key = "sink_dropped:" + sink
+                let c = m.counters[key] ?? registry.makeCounter(
+                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_dropped_frames", unitName: "total",
+                                                     helpText: "Frames a sink lost because it fell behind."),
+                    labels: [("sink", sink)])
+                m.counters[key] = c
+                Self.advance(c, key: key, to: n, &m)
+            }
+        }
+    }
+
+    /// Moves `counter` to the absolute `total` (a smaller total, e.g. after a component restart, resets it).
+    static func advance(_ counter: Counter, key: String, to total: Int, _ m: inout Mirror) {
+        let last = m.totals[key] ?? 0
+        if total < last { counter.reset(); if total > 0 { counter.increment(by: Int64(total)) } }
+        else if total > last { counter.increment(by: Int64(total - last)) }
+        m.totals[key] = total
+    }
+
+    /// Pulls the rolling and latency figures into their metrics.
+    func refreshDerived() -> LatencySnapshot? {
+        if let rolling {
+            for (w, g) in rollingLeq {
+                if let r = rolling.latest(windowSeconds: w) { g.set(to: r.leq) }
+            }
+        }
+        guard let latency else { return nil }
+        let snap = latency.snapshot()
+        mirror.withLock { m in
+            for s in snap.stages {
+                let key = "over_budget:" + s.stage
+                let c = m.counters[key] ?? registry.makeCounter(
+                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "over_budget", unitName: "total",
+                                                     helpText: "Frames over the stage's latency budget."),
+                    labels: [("stage", s.stage)])
+                m.counters[key] = c
+                Self.advance(c, key: key, to: s.overBudget, &m)
+            }
+        }
+        return snap
+    }
+
+    /// The Prometheus text exposition (what `/metrics` returns and the textfile holds).
+    public func render() -> [UInt8] {
+        let snap = refreshDerived()
+        var out = registry.emitToBuffer()
+        if let snap {
+            let w = ByteWriter(capacity: 4096)
+            w.ascii("# HELP earshot_stage_latency_seconds Per-stage pipeline latency.\n")
+            w.ascii("# TYPE earshot_stage_latency_seconds histogram\n")
+            let bounds = LatencyTracker.bucketBoundsSeconds
+            for s in snap.stages {
+                for (b, n) in zip(bounds, s.cumulativeBucketCounts) {
+                    w.ascii("earshot_stage_latency_seconds_bucket{stage="); w.jsonString(s.stage)
+                    w.ascii(",le=\""); w.significant(b, digits: 6); w.ascii("\"} "); w.int(Int64(n)); w.byte(0x0A)
+                }
+                w.ascii("earshot_stage_latency_seconds_bucket{stage="); w.jsonString(s.stage)
+                w.ascii(",le=\"+Inf\"} "); w.int(Int64(s.total.count)); w.byte(0x0A)
+                w.ascii("earshot_stage_latency_seconds_sum{stage="); w.jsonString(s.stage)
+                w.ascii("} "); w.significant(s.sumSeconds, digits: 9); w.byte(0x0A)
+                w.ascii("earshot_stage_latency_seconds_count{stage="); w.jsonString(s.stage)
+                w.ascii("} "); w.int(Int64(s.total.count)); w.byte(0x0A)
+            }
+            out.append(contentsOf: w.bytes)
+        }
+        return out
+    }
+
+    /// Writes the textfile now: `<path>.tmp` (not `*.prom`, so node_exporter ignores it), `fsync`, `rename`.
+    public func writeTextfile() throws(MetricsServerError) {
+        guard let path = configuration.textfile else { return }
+        let body = render()
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw MetricsServerError(operation: "open \(tmp)", errno: errno) }
+        var off = 0
+        while off < body.count {
+            let n = body.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno; close(fd); unlink(tmp)
+                throw MetricsServerError(operation: "write \(tmp)", errno: e)
+            }
+            off += n
+        }
+        fsync(fd)
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let e = errno; unlink(tmp)
+            throw MetricsServerError(operation: "rename \(tmp) → \(path)", errno: e)
+        }
+    }
+
+    func writeTextfileLogged() {
+        do throws(MetricsServerError) {
+            try writeTextfile()
+        } catch {
+            let n = textfileErrors.add(1, ordering: .relaxed).newValue
+            if n == 1 || n % 100 == 0 { logger.error("metrics textfile failed: \(error) (failures=\(n))") }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import EarshotPipeline
+import EarshotDSP
+import EarshotRealtime
+import Synchronization
+
+/// The per-frame level a rolling window or a level alert is computed from.
+public enum LevelWeighting: String, Sendable, Equatable, CaseIterable {
+    /// A-weighted, Fast (125 ms): ``FrameFeatures/laf``.
+    case laf
+    /// A-weighted, Slow (1 s).
+    case las
+    /// C-weighted, Fast.
+    case lcf
+    /// Unweighted (Z), Fast.
+    case lzf
+    /// Frame RMS over `n_fft` samples (``FrameFeatures/rmsDbfs``).
+    case rmsDbfs = "rms_dbfs"
+
+    /// The frame's level in dBFS for this weighting (calibration not applied).
+    @inline(__always)
+    public func dbfs(_ header: FrameHeader) -> Float {
+        switch self {
+        case .laf: header.features.laf
+        case .las: header.features.las
+        case .lcf: header.features.lcf
+        case .lzf: header.features.lzf
+        case .rmsDbfs: header.features.rmsDbfs
+        }
+    }
+}
+
+/// Results of one closed tumbling window.
+public struct RollingResult: Sendable, Equatable {
+    /// Window length, seconds.
+    public var windowSeconds: Double
+    /// Nominal window start `k * W` and end `(k + 1) * W`, UNIX nanoseconds.
+    public var startNs: Int64
+    public var endNs: Int64
+    /// `seq` of the first and last frame in the window.
+    public var seqFirst: Int64
+    public var seqLast: Int64
+    /// Frames in the window (fewer than `W / hop` for a partial window: after start, a gap, or at stop).
+    public var frames: Int
+    /// Onsets decided by frames of this window.
+    public var onsets: Int
+    /// Frames flagged ``FrameFlags/discontinuity`` in this window.
+    public var discontinuities: Int
+    /// Energy mean `10*log10(mean(10^(L/10)))`, level unit.
+    public var leq: Double
+    public var lmax: Double
+    public var lmin: Double
+    /// Exceedance levels: `l10` is exceeded 10 % of the time (the 90th percentile), `l50` the median,
+    /// `l90` the 10th percentile (linear interpolation between order statistics, numpy's default).
+    public var l10: Double
+    public var l50: Double
+    public var l90: Double
+    /// Arithmetic mean of the spectral centroid, Hz.
+    public var centroidHzMean: Double
+    /// Arithmetic mean of each log-mel band's dB values (a mean of dB, not an energy mean).
+    public var logmelMean: [Float]
+    /// `false` for the partial window flushed by ``RollingAggregator/stop()``.
+    public var complete: Bool
+
+    public var t: Double { Double(startNs) / 1e9 }
+    public var tEnd: Double { Double(endNs) / 1e9 }
+}
+
+/// Tumbling-window level statistics (the `rolling` stream): Leq, Lmax, Lmin, L10/L50/L90, onset count,
+/// mean centroid and mean log-mel per window, for each configured window length.
+///
+/// Alignment: windows are aligned to the frames' capture time `wallNs` (the protocol's `t`): window `k` of
+/// length `W` holds the frames whose first sample was captured in `[k*W, (k+1)*W)` UNIX time, so live
+/// windows start on whole seconds/minutes of the wall clock. Offline (`wallNs = firstSample / sampleRate`)
+/// this is the same as aligning on the stream timeline, so `earshot analyze` gives identical windows.
+/// A window is closed, published and made the ``latest(windowSeconds:)`` result when the first frame of a
+/// later window arrives (a step of the clock backwards also closes it). A gap (discontinuity) does not
+/// close a window by itself; the frames after it are counted in whichever window their time falls in, and
+/// the window reports how many discontinuities it contains.
+///
+/// Threading: frames are read on the sink's own thread (`es-rolling`). All per-window storage is
+/// preallocated from the configuration (at most `ceil(W * sampleRate / hop) + 2` frames per window); the
+/// per-frame path does no allocation. Allocation happens once per closed window (the published line and the
+/// result's `logmelMean`).
+public final class RollingAggregator: Sink, @unchecked Sendable {
+    /// Mirrors the daemon's `rolling.*` section (`windows_s`) plus the level choice.
+    public struct Configuration: Sendable, Equatable {
+        /// Window lengths in seconds (each > 0).
+        public var windowsSeconds: [Double]
+        /// Per-frame level used for Leq/Lmax/Lmin/Lxx.
+        public var weighting: LevelWeighting
+
+        public init(windowsSeconds: [Double] = [1, 10, 60], weighting: LevelWeighting = .laf) {
+            self.windowsSeconds = windowsSeconds
+            self.weighting = weighting
+        }
+    }
+
+    public let name = "rolling"
+    public let configuration: Configuration
+    let publisher: (any MessagePublisher)?
+    /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.
+    public var latencyRecorder: StageRecorder?
+
+    let running = Atomic<Bool>(false)
+    let _dropped = Atomic<Int>(0)
+    var thread: RealtimeThread.Handle?
+    var consumer: FrameBus.Consumer?
+    var windows: [Window] = []
+    var levelOffset: Double = 0
+    var levelUnit = "dBFS"
+    let latestResults = Mutex<[RollingResult?]>([])
+
+    /// - Parameters:
+    ///   - configuration: window lengths and weighting.
+    ///   - publisher: where `{"type":"rolling",...}` lines go (the socket publisher); nil to only keep
+    ///     ``latest(windowSeconds:)``.
+    public init(configuration: Configuration = Configuration(), publisher: (any MessagePublisher)?) {
+        precondition(configuration.windowsSeconds.allSatisfy { $0 > 0 }, "rolling windows must be > 0 s")
+        self.configuration = configuration
+        self.publisher = publisher
+    }
+
+    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+
+    /// The most recent closed window of each configured length, in configuration order.
+    public func latest() -> [RollingResult] {
+        latestResults.withLock { $0.compactMap { $0 } }
+    }
+
+    /// The most recent closed window of length `windowSeconds`, if any.
+    public func latest(windowSeconds: Double) -> RollingResult? {
+        latestResults.withLock { $0.first { $0?.windowSeconds == windowSeconds } ?? nil }
+    }
+
+    public func start(bus: FrameBus, stream: StreamInfo) throws {
+        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
+        prepare(stream: stream, nMels: bus.nMels)
+        self.consumer = consumer
+        running.store(true, ordering: .releasing)
+        let (h, _) = RealtimeThread.start(name: "es-rolling") { [self] in loop(consumer: consumer, bus: bus) }
+        thread = h
+    }
+
+    /// Drains what is queued, publishes the partial windows (`"complete":false`), stops. Idempotent.
+    public func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        consumer?.notifier.notify()
+        if let thread { RealtimeThread.join(thread) }
+        thread = nil
+        consumer?.detach()
+        consumer = nil
+    }
+
+    /// Allocates the windows for `stream` (called by `start`; tests call it to drive ``ingest`` directly).
+    func prepare(stream: StreamInfo, nMels: Int) {
+        levelOffset = Double(stream.levelOffsetDb)
+        levelUnit = stream.levelUnit
+        let framesPerSecond = Double(stream.sampleRate) / Double(stream.hop)
+        windows = configuration.windowsSeconds.map { w in
+            Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels)
+        }
+        latestResults.withLock { $0 = Array(repeating: nil, count: windows.count) }
+    }
+
+    func loop(consumer: FrameBus.Consumer, bus: FrameBus) {
+        let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
+        var stopping = false
+        while true {
+            while case .frame(let lost) = consumer.next(into: frame) {
+                latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
+                if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
+                ingest(frame.header, logmel: UnsafeBufferPointer(frame.logmel))
+            }
+            if stopping { flush(); return }
+            if !running.load(ordering: .acquiring) { stopping = true; continue }
+            consumer.notifier.wait(timeoutMilliseconds: 200)
+        }
+    }
+
+    /// Adds one frame to every window, closing the windows it has moved past. Sink thread only.
+    func ingest(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>) {
+        let level = Double(configuration.weighting.dbfs(h)) + levelOffset
+        for w in windows {
+            let k = floorDiv(h.wallNs, w.lengthNs)
+            if w.count > 0 && k != w.index { close(w, complete: true) }
+            if w.count == 0 { w.begin(index: k, seq: h.seq) }
+            w.add(h, level: level, logmel: logmel)
+        }
+    }
+
+    /// Publishes every non-empty window as partial.
+    func flush() {
+        for w in windows where w.count > 0 { close(w, complete: false) }
+    }
+
+    func close(_ w: Window, complete: Bool) {
+        let result = w.finish(complete: complete)
+        if let i = windows.firstIndex(where: { $0 === w }) {
+            latestResults.withLock { $0[i] = result }
+        }
+        if let publisher {
+            publisher.publish(.rolling, line: Self.encode(result, levelUnit: levelUnit, weighting: configuration.weighting),
+                              wallNs: result.startNs)
+        }
+    }
+
+    /// `{"type":"rolling",...}\n`.
+    static func encode(_ r: RollingResult, levelUnit: String, weighting: LevelWeighting) -> [UInt8] {
+        let w = ByteWriter(capacity: 512 + r.logmelMean.count * 10)
+        w.ascii("{\"type\":\"rolling\",\"window_s\":"); w.significant(r.windowSeconds, digits: 6)
+        w.ascii(",\"t\":"); w.fixed(r.t, decimals: 6)
+        w.ascii(",\"t_end\":"); w.fixed(r.tEnd, decimals: 6)
+        w.ascii(",\"seq_first\":"); w.int(r.seqFirst)
+        w.ascii(",\"seq_last\":"); w.int(r.seqLast)
+        w.ascii(",\"frames\":"); w.int(Int64(r.frames))
+        w.ascii(",\"complete\":"); if r.complete { w.ascii("true") } else { w.ascii("false") }
+        w.ascii(",\"level_unit\":"); w.jsonString(levelUnit)
+        w.ascii(",\"weighting\":"); w.jsonString(weighting.rawValue)
+        w.ascii(",\"leq\":"); w.fixed(r.leq, decimals: 3)
+        w.ascii(",\"lmax\":"); w.fixed(r.lmax, decimals: 3)
+        w.ascii(",\"lmin\":"); w.fixed(r.lmin, decimals: 3)
+        w.ascii(",\"l10\":"); w.fixed(r.l10, decimals: 3)
+        w.ascii(",\"l50\":"); w.fixed(r.l50, decimals: 3)
+        w.ascii(",\"l90\":"); w.fixed(r.l90, decimals: 3)
+        w.ascii(",\"onsets\":"); w.int(Int64(r.onsets))
+        w.ascii(",\"discontinuities\":"); w.int(Int64(r.discontinuities))
+        w.ascii(",\"centroid_hz_mean\":"); w.fixed(r.centroidHzMean, decimals: 2)
+        w.ascii(",\"logmel_mean\":[")
+        for (i, v) in r.logmelMean.enumerated() {
+            if i > 0 { w.byte(0x2C) }
+            w.fixed(v, decimals: 3)
+        }
+        w.ascii("]}\n")
+        return Array(w.bytes)
+    }
+
+    /// One window length's accumulator; storage preallocated for `capacity` frames.
+    final class Window {
+        let seconds: Double
+        let lengthNs: Int64
+        let capacity: Int
+        let nMels: Int
+        let levels: UnsafeMutableBufferPointer<Double>
+        let logmelSum: UnsafeMutableBufferPointer<Double>
+        var index: Int64 = 0
+        var count = 0
+        var seqFirst: Int64 = 0
+        var seqLast: Int64 = 0
+        var energySum = 0.0
+        var lmax = -Double.infinity
+        var lmin = Double.infinity
+        var centroidSum = 0.0
+        var onsets = 0
+        var discontinuities = 0
+        /// Frames beyond capacity (only if frame times are denser than the hop promises): they still count
+        /// in Leq/Lmax/Lmin/means but not in the percentiles.
+        var overflow = 0
+
+        init(seconds: Double, capacity: Int, nMels: Int) {
+            self.seconds = seconds
+            lengthNs = Int64((seconds * 1e9).rounded())
+            self.capacity = capacity
+            self.nMels = nMels
+            levels = .allocate(capacity: capacity); levels.initialize(repeating: 0)
+            logmelSum = .allocate(capacity: max(nMels, 1)); logmelSum.initialize(repeating: 0)
+        }
+
+        deinit { levels.deallocate(); logmelSum.deallocate() }
+
+        func begin(index k: Int64, seq: Int64) {
+            index = k; count = 0; overflow = 0; seqFirst = seq; seqLast = seq
+            energySum = 0; lmax = -.infinity; lmin = .infinity; centroidSum = 0; onsets = 0; discontinuities = 0
+            for i in 0..<logmelSum.count { logmelSum[i] = 0 }
+        }
+
+        @inline(__always)
+        func add(_ h: FrameHeader, level: Double, logmel: UnsafeBufferPointer<Float>) {
+            if count - overflow < capacity { levels[count - overflow] = level } else { overflow += 1 }
+            count += 1
+            seqLast = h.seq
+            energySum += pow(10, level / 10)
+            if level > lmax { lmax = level }
+            if level < lmin { lmin = level }
+            centroidSum += Double(h.features.centroidHz)
+            if h.hasOnset { onsets += 1 }
+            if h.isDiscontinuity { discontinuities += 1 }
+            let n = min(nMels, logmel.count)
+            for i in 0..<n { logmelSum[i] += Double(logmel[i]) }
+        }
+
+        func finish(complete: Bool) -> RollingResult {
+            let n = count - overflow
+            let sorted = UnsafeMutableBufferPointer(rebasing: levels[0..<n])
+            heapSort(sorted)
+            let d = Double(count)
+            let result = RollingResult(
+                windowSeconds: seconds, startNs: index &* lengthNs, endNs: (index &+ 1) &* lengthNs,
+                seqFirst: seqFirst, seqLast: seqLast, frames: count, onsets: onsets,
+                discontinuities: discontinuities, leq: 10 * log10(energySum / d), lmax: lmax, lmin: lmin,
+                l10: percentile(UnsafeBufferPointer(sorted), 90), l50: percentile(UnsafeBufferPointer(sorted), 50),
+                l90: percentile(UnsafeBufferPointer(sorted), 10), centroidHzMean: centroidSum / d,
+                logmelMean: (0..<nMels).map { Float(logmelSum[$0] / d) }, complete: complete)
+            count = 0
+            return result
+        }
+    }
+}
+
+/// `floor(a / b)` for b > 0.
+@inline(__always)
+func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && a < 0) ? q - 1 : q
+}
+
+/// The `p`-th percentile (0…100) of ascending `sorted` with linear interpolation (numpy `linear`).
+func percentile(_ sorted: UnsafeBufferPointer<Double>, _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    let pos = p / 100 * Double(sorted.count - 1)
+    let lo = Int(pos.rounded(.down))
+    let hi = min(lo + 1, sorted.count - 1)
+    let frac = pos - Double(lo)
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// In-place ascending heap sort: O(n log n), no scratch allocation (the standard library's sort may
+/// allocate a merge buffer).
+func heapSort(_ a: UnsafeMutableBufferPointer<Double>) {
+    let n = a.count
+    guard n > 1 else { return }
+    func siftDown(_ start: Int, _ end: Int) {
+        var root = start
+        while true {
+            var child = 2 * root + 1
+            if child >= end { return }
+            if child + 1 < end && a[child] < a[child + 1] { child += 1 }
+            if a[root] < a[child] { a.swapAt(root, child); root = child } else { return }
+        }
+    }
+    var i = n / 2 - 1
+    while i >= 0 { siftDown(i, n); i -= 1 }
+    var end = n - 1
+    while end > 0 { a.swapAt(0, end); siftDown(0, end); end -= 1 }
+}

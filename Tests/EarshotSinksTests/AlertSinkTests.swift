@@ -1,0 +1,134 @@
+import EarshotPipeline
+import Foundation
+import Logging
+import Testing
+
+@testable import EarshotSinks
+
+private typealias K = SinkTestKit2
+
+private func frames(_ ranges: [(Range<Int64>, Float)]) -> [FrameHeader] {
+    ranges.flatMap { r, level in r.map { K.header(seq: $0, level: level) } }
+}
+
+/// Runs an AlertSink on a real bus over `headers` and returns the captured logs and published lines.
+private func run(_ configuration: AlertSink.Configuration, _ headers: [FrameHeader], offset: Float = 0)
+    throws -> (K.LogStore, K.Publisher, AlertSink)
+{
+    let bus = FrameBus(capacity: 8192, nMels: K.nMels, nMFCC: 2)
+    let logs = K.LogStore()
+    let pub = K.Publisher()
+    let sink = AlertSink(configuration: configuration, logger: logs.logger(), publisher: pub)
+    try sink.start(bus: bus, stream: K.stream(levelOffsetDb: offset))
+    K.publish(headers, on: bus)
+    sink.stop()
+    #expect(sink.dropped == 0)
+    return (logs, pub, sink)
+}
+
+private func t(_ seq: Int64) -> String {
+    let ns = K.t0 + seq * K.hopNs
+    return String(format: "%.3f", Double(ns) / 1e9).replacingOccurrences(of: #"\.?0+$"#, with: "", options: .regularExpression)
+}
+
+@Suite("AlertSink")
+struct AlertSinkTests {
+    static let level = AlertSink.Configuration(
+        level: .init(enabled: true, weighting: .laf, thresholdDB: -20, minDurationMs: 200, hysteresisDB: 3, rearmMs: 1000),
+        onset: .init(enabled: false))
+
+    @Test func levelStartEndHysteresisAndRearm() throws {
+        let input = frames([
+            (0..<10, -30), (10..<25, -10),  // 150 ms blip: shorter than the hold, no alert
+            (25..<50, -30),
+            (50..<150, -10),   // above: start decided 200 ms after frame 50, i.e. at frame 70
+            (150..<250, -22),  // below threshold but above the release level (−23): alert continues
+            (250..<300, -30),  // below release: end decided at frame 270, t = frame 250
+            (300..<500, -10),  // above again, but re-arm holds until t(250) + 1 s = t(350)
+        ])
+        let (logs, pub, sink) = try run(Self.level, input)
+        let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }
+        #expect(alerts.count == 3, "\(alerts.map(\.message))")
+        guard alerts.count == 3 else { return }
+        let start = K.fields(alerts[0].message)
+        #expect(alerts[0].level == .warning)
+        #expect(start["state"] == "start" && start["seq"] == "50" && start["t"] == t(50))
+        #expect(start["decided_seq"] == "70")  // exactly the hold (200 ms = 20 hops) after the first frame
+        #expect(start["level_db"] == "-10" && start["threshold_db"] == "-20")
+        let end = K.fields(alerts[1].message)
+        #expect(alerts[1].level == .notice)
+        #expect(end["state"] == "end" && end["seq"] == "250" && end["t"] == t(250) && end["decided_seq"] == "270")
+        #expect(end["duration_s"] == "2" && end["max_db"] == "-10")
+        let rearmed = K.fields(alerts[2].message)
+        #expect(rearmed["state"] == "start" && rearmed["seq"] == "350" && rearmed["decided_seq"] == "370")
+        #expect(sink.levelAlerts == 2)
+
+        let lines = pub.lines(.alert)
+        #expect(lines.count == 3)
+        let o = try #require(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(o["type"] as? String == "alert" && o["alert"] as? String == "level" && o["state"] as? String == "start")
+        #expect(o["level_db"] as? Double == -10 && o["threshold_db"] as? Double == -20 && o["seq"] as? Int == 50)
+        #expect(abs((o["t"] as? Double ?? 0) - Double(K.t0 + 50 * K.hopNs) / 1e9) < 1e-3)
+    }
+
+    @Test func calibratedThresholdAndGapRestartsQualification() throws {
+        var c = Self.level
+        c.level.thresholdDB = 74  // dB SPL with a 94 dB offset: −20 dBFS
+        var input = frames([(0..<15, -10)])
+        // A gap after 150 ms above: the 100 ms after it must not be added to the 150 ms before it.
+        var gap = K.header(seq: 40, level: -10)
+        gap.flags = FrameFlags.discontinuity
+        input.append(gap)
+        input += frames([(41..<50, -10), (50..<60, -40)])
+        let (logs, _, _) = try run(c, input, offset: 94)
+        #expect(logs.messages(containing: "alert=level").isEmpty)
+        let (logs2, _, _) = try run(c, frames([(0..<30, -10)]), offset: 94)
+        #expect(logs2.messages(containing: "state=start").count == 1)
+        #expect(logs2.messages(containing: "level_db=84 threshold_db=74").count == 1)
+    }
+
+    @Test func onsetRateLimitAndSuppressedCounts() throws {
+        let c = AlertSink.Configuration(
+            level: .init(enabled: false),
+            onset: .init(enabled: true, minStrength: 5, minIntervalMs: 100, maxPerMinute: 3),
+            summaryIntervalSeconds: 60)
+        var input = frames([(0..<200, -60), (5990..<6110, -60)])
+        func onset(_ seq: Int64, _ s: Float) { input[input.firstIndex { $0.seq == seq }!] = K.withOnset(input.first { $0.seq == seq }!, strength: s) }
+        for seq in stride(from: Int64(0), to: 200, by: 20) { onset(seq, 9) }  // 10 strong onsets, 200 ms apart
+        onset(10, 2)   // too weak
+        onset(25, 9)   // 50 ms after the previous alert: debounced, not counted
+        onset(6100, 8)
+        let (logs, pub, sink) = try run(c, input)
+        let onsets = logs.all.filter { $0.message.hasPrefix("alert=onset ") }
+        #expect(onsets.map { K.fields($0.message)["seq"] } == ["0", "20", "40", "6100"])
+        #expect(onsets.map { K.fields($0.message)["suppressed"] } == ["0", "0", "0", "7"])
+        #expect(onsets.allSatisfy { $0.level == .warning })
+        #expect(K.fields(onsets[3].message)["strength"] == "8")
+        let summary = logs.all.filter { $0.message.hasPrefix("alert=onset_summary") }
+        #expect(summary.count == 1)
+        #expect(summary.first?.level == .notice)
+        #expect(K.fields(summary.first?.message ?? "")["suppressed"] == "7")
+        #expect(K.fields(summary.first?.message ?? "")["emitted"] == "3")
+        #expect(sink.onsetAlerts == 4 && sink.suppressedOnsetAlerts == 7)
+        #expect(pub.lines(.alert).count == 5)
+        #expect(pub.lines(.alert).last?.contains("\"suppressed\":7") == true)
+    }
+
+    @Test func liveUpdateChangesTheThreshold() throws {
+        let logs = K.LogStore()
+        var c = Self.level
+        c.level.thresholdDB = -5
+        let sink = AlertSink(configuration: c, logger: logs.logger(), publisher: nil)
+        for h in frames([(0..<50, -10)]) { sink.evaluate(h) }
+        #expect(logs.all.isEmpty)
+        var lower = c
+        lower.level.thresholdDB = -15
+        let updated = lower
+        let updater = Thread { sink.update(configuration: updated) }
+        updater.start()
+        while sink.configuration.level.thresholdDB != -15 { usleep(1000) }
+        for h in frames([(50..<100, -10)]) { sink.evaluate(h) }
+        let start = try #require(logs.messages(containing: "state=start").first)
+        #expect(K.fields(start)["seq"] == "50" && K.fields(start)["threshold_db"] == "-15")
+    }
+}

@@ -1,0 +1,101 @@
+import EarshotPipeline
+import Foundation
+import Logging
+import Testing
+
+@testable import EarshotSinks
+
+private typealias K = SinkTestKit2
+
+@Suite("LatencyTracker")
+struct LatencyTests {
+    @Test func percentilesOfKnownValues() throws {
+        let tracker = LatencyTracker(configuration: .init(captureMs: nil, dspMs: nil, sinksMs: nil, endToEndMs: nil),
+                                     logger: K.LogStore().logger())
+        for us in 1...1000 { tracker.dspStage.record(nanoseconds: Int64(us) * 1000) }
+        let dsp = try #require(tracker.snapshot().stage("dsp"))
+        #expect(dsp.total.count == 1000)
+        #expect(abs(dsp.total.p50Ms - 0.5) < 0.001)
+        #expect(abs(dsp.total.p99Ms - 0.99) < 0.001)
+        #expect(abs(dsp.total.maxMs - 1.0) < 0.001)
+        #expect(abs(dsp.sumSeconds - 0.5005) < 1e-9)
+        // Buckets (exact): ≤100 µs: 100 values, ≤250 µs: 250, ≤500 µs: 500, ≤1 ms: 1000.
+        #expect(Array(dsp.cumulativeBucketCounts.prefix(5)) == [100, 250, 500, 1000, 1000])
+    }
+
+    @Test func impossibleBudgetCountsAndRateLimitsWarnings() throws {
+        let logs = K.LogStore()
+        let tracker = LatencyTracker(
+            configuration: .init(captureMs: nil, dspMs: 0.000001, sinksMs: nil, endToEndMs: nil, warnIntervalSeconds: 3600),
+            logger: logs.logger())
+        let bus = FrameBus(capacity: 1024, nMels: K.nMels, nMFCC: 2)
+        try tracker.start(bus: bus, stream: K.stream())
+        K.publish((Int64(0)..<100).map { seq in
+            var h = K.header(seq: seq, level: -30)
+            h.lastSampleMonotonicNs = 1_000_000_000 + seq * K.hopNs
+            h.dspStartNs = h.lastSampleMonotonicNs + 300_000
+            h.dspEndNs = h.dspStartNs + 1_500_000
+            return h
+        }, on: bus)
+        tracker.stop()
+        let warnings = logs.messages(containing: "budget exceeded")
+        #expect(warnings.count == 1)
+        let w = K.fields(warnings.first ?? "")
+        #expect(w["stage"] == "dsp" && w["took_ms"] == "1.5" && w["budget_ms"] == "0")
+        #expect(w["over_budget_total"] == "1")
+        #expect(logs.all.first?.level == .warning)
+        let snap = tracker.snapshot()
+        #expect(snap.stage("dsp")?.overBudget == 100)
+        #expect(snap.stage("capture")?.overBudget == 0)  // no capture budget
+        #expect(abs((snap.stage("capture")?.total.p50Ms ?? 0) - 0.3) < 0.001)
+        // A shorter interval lets the next one through, carrying the suppressed count.
+        var c = tracker.configuration
+        c.warnIntervalSeconds = 0
+        tracker.update(configuration: c)
+        tracker.dspStage.record(nanoseconds: 2_000_000)
+        let second = K.fields(logs.messages(containing: "budget exceeded").last ?? "")
+        #expect(second["over_budget_total"] == "101" && second["suppressed"] == "99" && second["took_ms"] == "2")
+    }
+
+    @Test func endToEndIsTheLastHandOff() throws {
+        let tracker = LatencyTracker(configuration: .init(captureMs: nil, dspMs: nil, sinksMs: 1, endToEndMs: nil),
+                                     logger: K.LogStore().logger())
+        let a = tracker.makeRecorder(sink: "a")
+        let b = tracker.makeRecorder(sink: "b")
+        var h = K.header(seq: 7, level: 0)
+        h.lastSampleMonotonicNs = 10_000_000
+        h.dspStartNs = 11_000_000
+        h.dspEndNs = 12_000_000
+        a.record(h, dequeuedAtNs: 12_500_000)
+        #expect(tracker.snapshot().stage("end_to_end")?.total.count == 0)  // waits for b
+        b.record(h, dequeuedAtNs: 14_000_000)
+        let snap = tracker.snapshot()
+        #expect(abs((snap.stage("end_to_end")?.total.maxMs ?? 0) - 4.0) < 0.005)
+        #expect(abs((snap.stage("sink:a")?.total.maxMs ?? 0) - 0.5) < 0.001)
+        #expect(snap.stage("sink:b")?.overBudget == 1 && snap.stage("sink:a")?.overBudget == 0)
+        // Frame 7 + 4096 reuses the slot of a frame only `a` handed off: that one is finalized with a's value.
+        var h2 = h; h2.seq = 8
+        a.record(h2, dequeuedAtNs: 13_000_000)
+        var h3 = h; h3.seq = 8 + 4096
+        a.record(h3, dequeuedAtNs: 12_100_000)
+        #expect(tracker.snapshot().stage("end_to_end")?.total.count == 2)
+        #expect(snap.stages.map(\.stage) == ["capture", "dsp", "sink:a", "sink:b", "end_to_end"])
+    }
+
+    @Test func statsLine() throws {
+        let tracker = LatencyTracker(configuration: .init(dspMs: 1), logger: K.LogStore().logger())
+        tracker.dspStage.record(nanoseconds: 500_000)
+        tracker.dspStage.record(nanoseconds: 3_000_000)
+        let line = tracker.statsJSON(counters: [("frames", 2), ("xruns", 0)])
+        #expect(line.last == 0x0A)
+        let o = try #require(JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+        #expect(o["type"] as? String == "stats" && o["frames"] as? Int == 2 && o["xruns"] as? Int == 0)
+        let lat = try #require(o["latency_ms"] as? [String: [String: Double]])
+        #expect(lat.keys.sorted() == ["dsp"])
+        #expect(abs((lat["dsp"]?["p50"] ?? 0) - 0.5) < 0.001 && abs((lat["dsp"]?["max"] ?? 0) - 3) < 0.005)
+        #expect((o["over_budget"] as? [String: Int])?["dsp"] == 1)
+        // The interval restarts: the next line has no dsp latency.
+        let next = try #require(JSONSerialization.jsonObject(with: Data(tracker.statsJSON(counters: []))) as? [String: Any])
+        #expect((next["latency_ms"] as? [String: Any])?.isEmpty == true)
+    }
+}

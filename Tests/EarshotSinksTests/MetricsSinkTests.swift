@@ -1,0 +1,191 @@
+import EarshotPipeline
+import Foundation
+import Logging
+import Testing
+
+@testable import EarshotSinks
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private typealias K = SinkTestKit2
+
+/// Sends `chunks` (with a pause between them) to 127.0.0.1:`port` and reads until the server closes.
+private func exchange(port: Int, _ chunks: [String], pauseMs: UInt32 = 30, halfClose: Bool = false) throws -> String {
+    let fd = try connectTo(port: port)
+    defer { close(fd) }
+    for (i, c) in chunks.enumerated() {
+        if i > 0 { usleep(pauseMs * 1000) }
+        _ = c.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    }
+    if halfClose { shutdown(fd, Int32(SHUT_WR)) }
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+private func connectTo(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #expect(fd >= 0)
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_port = in_port_t(UInt16(port).bigEndian)
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    try #require(rc == 0)
+    var tv = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    return fd
+}
+
+/// The value of the sample line starting with `prefix ` (name plus labels).
+private func value(_ text: String, _ prefix: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(prefix + " ") {
+        return Double(line.dropFirst(prefix.count + 1))
+    }
+    return nil
+}
+
+private func tempPath(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("earshot-metrics-\(UUID().uuidString.prefix(8))")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}
+
+@Suite("MetricsSink")
+struct MetricsSinkTests {
+    @Test func disabledByDefaultAndDoesNothing() throws {
+        #expect(MetricsSink.Configuration().enabled == false)
+        let sink = MetricsSink(configuration: .init(), logger: K.LogStore().logger())
+        let bus = FrameBus(capacity: 16, nMels: K.nMels, nMFCC: 2)
+        try sink.start(bus: bus, stream: K.stream())
+        #expect(sink.httpPort == nil)
+        K.publish([K.header(seq: 0, level: -10)], on: bus)
+        sink.stop()
+        #expect(value(String(decoding: sink.render(), as: UTF8.self), "earshot_frames_total") == 0)
+    }
+
+    @Test func scrapeOverHTTP() throws {
+        let logs = K.LogStore()
+        let rolling = RollingAggregator(configuration: .init(windowsSeconds: [1]), publisher: nil)
+        let latency = LatencyTracker(configuration: .init(dspMs: 1), logger: logs.logger())
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: "127.0.0.1:0"), logger: logs.logger(),
+                               rolling: rolling, latency: latency)
+        let bus = FrameBus(capacity: 1024, nMels: K.nMels, nMFCC: 2)
+        try rolling.start(bus: bus, stream: K.stream(levelOffsetDb: 94, unit: "dB SPL"))
+        try sink.start(bus: bus, stream: K.stream(levelOffsetDb: 94, unit: "dB SPL"))
+        let port = try #require(sink.httpPort)
+        #expect(port > 0)
+        var frames = (Int64(0)..<150).map { K.header(seq: $0, level: -30) }
+        frames[10] = K.withOnset(frames[10], strength: 7)
+        frames[149].flags = FrameFlags.discontinuity
+        frames[149].features.las = -50
+        K.publish(frames, on: bus)
+        defer { sink.stop(); rolling.stop() }
+        // Wait until both sinks have consumed everything.
+        let deadline = Date().addingTimeInterval(5)
+        while (value(String(decoding: sink.render(), as: UTF8.self), "earshot_frames_total") ?? 0) < 150
+            || rolling.latest(windowSeconds: 1) == nil, Date() < deadline { usleep(2000) }
+        latency.dspStage.record(nanoseconds: 500_000)
+        latency.dspStage.record(nanoseconds: 2_000_000)
+        sink.update(MetricsSnapshot(xruns: 3, reconnects: 1, ringOverrunSamples: 4800, socketClients: 2, deviceUp: true,
+                                    sinkDroppedFrames: ["socket": 5, "alerts": 0]))
+        sink.update(MetricsSnapshot(xruns: 4, reconnects: 1, ringOverrunSamples: 4800, socketClients: 1, deviceUp: true,
+                                    sinkDroppedFrames: ["socket": 7, "alerts": 0]))
+
+        let response = try exchange(port: port, ["GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"])
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(response.contains("Content-Type: text/plain; version=0.0.4"))
+        let body = String(response[response.range(of: "\r\n\r\n")!.upperBound...])
+        #expect(value(body, "earshot_frames_total") == 150)
+        #expect(value(body, "earshot_onsets_total") == 1)
+        #expect(value(body, "earshot_discontinuities_total") == 1)
+        #expect(value(body, "earshot_xruns_total") == 4)
+        #expect(value(body, "earshot_reconnects_total") == 1)
+        #expect(value(body, "earshot_ring_overrun_samples_total") == 4800)
+        #expect(value(body, "earshot_socket_clients") == 1)
+        #expect(value(body, "earshot_device_up") == 1)
+        #expect(value(body, #"earshot_sink_dropped_frames_total{sink="socket"}"#) == 7)
+        #expect(value(body, #"earshot_sink_dropped_frames_total{sink="alerts"}"#) == 0)
+        #expect(value(body, #"earshot_level_db{weighting="laf"}"#) == 64)  // −30 dBFS + 94
+        #expect(value(body, #"earshot_level_db{weighting="las"}"#) == 44)
+        #expect(value(body, #"earshot_rolling_leq_db{window="1s"}"#) == 64)
+        #expect(value(body, #"earshot_over_budget_total{stage="dsp"}"#) == 1)
+        #expect(value(body, #"earshot_stage_latency_seconds_bucket{stage="dsp",le="0.0005"}"#) == 1)
+        #expect(value(body, #"earshot_stage_latency_seconds_bucket{stage="dsp",le="+Inf"}"#) == 2)
+        #expect(value(body, #"earshot_stage_latency_seconds_count{stage="dsp"}"#) == 2)
+        #expect(abs((value(body, #"earshot_stage_latency_seconds_sum{stage="dsp"}"#) ?? 0) - 0.0025) < 1e-9)
+        #expect(body.contains("# TYPE earshot_stage_latency_seconds histogram"))
+        #expect(body.contains("# TYPE earshot_frames_total counter"))
+        #expect(body.contains("# HELP earshot_level_db "))
+        let full = body.components(separatedBy: "\n").filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        for line in full { #expect(line.wholeMatch(of: /[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+|[a-z_]+(\{[^}]*\})? [+-]Inf/) != nil, "\(line)") }
+    }
+
+    @Test func robustAgainstPartialGarbageAndWrongPaths() throws {
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: "127.0.0.1:0"), logger: K.LogStore().logger())
+        let bus = FrameBus(capacity: 16, nMels: K.nMels, nMFCC: 2)
+        try sink.start(bus: bus, stream: K.stream())
+        defer { sink.stop() }
+        let port = try #require(sink.httpPort)
+        // A request split into pieces (partial reads), with a query string.
+        let split = try exchange(port: port, ["GE", "T /metrics?x=1 HT", "TP/1.0\r\nHost: a\r\n", "\r\n"])
+        #expect(split.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(split.contains("earshot_frames_total"))
+        #expect(try exchange(port: port, ["GET / HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 404"))
+        #expect(try exchange(port: port, ["POST /metrics HTTP/1.1\r\n\r\n"]).hasPrefix("HTTP/1.1 405"))
+        #expect(try exchange(port: port, ["\u{1}\u{2}garbage\u{FF}\n\n"]).hasPrefix("HTTP/1.1 400"))
+        let huge = "GET /metrics HTTP/1.1\r\nX: " + String(repeating: "a", count: 20_000)
+        #expect(try exchange(port: port, [huge]).hasPrefix("HTTP/1.1 431"))
+        // A client that connects and says nothing stays connected while others are served, and one that
+        // disconnects mid-request gets nothing.
+        let idle = try connectTo(port: port)
+        defer { close(idle) }
+        #expect(try exchange(port: port, ["GET /met"], halfClose: true) == "")
+        let head = try exchange(port: port, ["HEAD /metrics HTTP/1.1\r\n\r\n"])
+        #expect(head.hasPrefix("HTTP/1.1 200") && !head.contains("earshot_frames_total"))
+        // Still serving.
+        #expect(try exchange(port: port, ["GET /metrics HTTP/1.1\r\n\r\n"]).contains("earshot_device_up"))
+    }
+
+    @Test func textfileIsWrittenAtomically() throws {
+        let path = tempPath("earshot.prom")
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: nil, textfile: path, textfileIntervalSeconds: 0.005),
+                               logger: K.LogStore().logger())
+        let bus = FrameBus(capacity: 1024, nMels: K.nMels, nMFCC: 2)
+        try sink.start(bus: bus, stream: K.stream())
+        #expect(sink.httpPort == nil)
+        K.publish((Int64(0)..<20).map { K.header(seq: $0, level: -30) }, on: bus)
+        // Reads racing the rewrites always see a whole file (rename is atomic).
+        var reads = 0
+        let deadline = Date().addingTimeInterval(2)
+        while reads < 200 && Date() < deadline {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                reads += 1
+                #expect(text.hasSuffix("\n") && text.contains("earshot_ring_overrun_samples_total"))
+            }
+        }
+        #expect(reads >= 50)
+        sink.stop()
+        let final = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(value(final, "earshot_frames_total") == 20)
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
+    }
+
+    @Test func parseListenAddresses() {
+        #expect(MetricsHTTPServer.parseListen("127.0.0.1:9464")! == ("127.0.0.1", 9464))
+        #expect(MetricsHTTPServer.parseListen("[::1]:9464")! == ("::1", 9464))
+        #expect(MetricsHTTPServer.parseListen("localhost:0")! == ("localhost", 0))
+        #expect(MetricsHTTPServer.parseListen("::1:9464") == nil)
+        #expect(MetricsHTTPServer.parseListen("host") == nil)
+        #expect(MetricsHTTPServer.parseListen("h:70000") == nil)
+        #expect(throws: MetricsServerError.self) { try MetricsHTTPServer(listen: "nonsense:1") { [] } }
+    }
+}

@@ -1,0 +1,140 @@
+import EarshotPipeline
+import Foundation
+import Testing
+
+@testable import EarshotSinks
+
+private typealias K = SinkTestKit2
+
+/// An aggregator driven synchronously (no thread): `prepare` + `ingest`, as its thread does.
+private func makeAggregator(windows: [Double], weighting: LevelWeighting = .laf, offset: Float = 0,
+                            unit: String = "dBFS") -> (RollingAggregator, K.Publisher) {
+    let pub = K.Publisher()
+    let agg = RollingAggregator(configuration: .init(windowsSeconds: windows, weighting: weighting), publisher: pub)
+    agg.prepare(stream: K.stream(levelOffsetDb: offset, unit: unit), nMels: K.nMels)
+    return (agg, pub)
+}
+
+private func feed(_ agg: RollingAggregator, _ headers: [FrameHeader], logmel: [Float] = [-10, -20, -30, -40]) {
+    logmel.withUnsafeBufferPointer { lm in
+        for h in headers { agg.ingest(h, logmel: lm) }
+    }
+}
+
+private func json(_ line: String) throws -> [String: Any] {
+    #expect(line.hasSuffix("\n"))
+    let obj = try JSONSerialization.jsonObject(with: Data(line.utf8))
+    return try #require(obj as? [String: Any])
+}
+
+@Suite("RollingAggregator")
+struct RollingAggregatorTests {
+    @Test func leqIsTheEnergyMean() throws {
+        let (agg, pub) = makeAggregator(windows: [1])
+        // 1 s = 100 frames: 50 at −20 dB, 50 at −40 dB, interleaved; then one frame of the next window.
+        feed(agg, (0..<100).map { K.header(seq: $0, level: $0 % 2 == 0 ? -20 : -40) })
+        #expect(agg.latest(windowSeconds: 1) == nil)
+        feed(agg, [K.header(seq: 100, level: 0)])
+        let r = try #require(agg.latest(windowSeconds: 1))
+        // Hand calculation: 10*log10((10^-2 + 10^-4) / 2) = 10*log10(0.00505) = −22.967 dB.
+        #expect(abs(r.leq - (-22.967)) < 0.001)
+        #expect(r.lmax == -20 && r.lmin == -40)
+        #expect(r.frames == 100 && r.seqFirst == 0 && r.seqLast == 99)
+        #expect(r.complete)
+        let line = try #require(pub.lines(.rolling).first)
+        let o = try json(line)
+        #expect(o["type"] as? String == "rolling")
+        #expect(o["leq"] as? Double == -22.967)
+        #expect(o["level_unit"] as? String == "dBFS")
+        #expect(o["window_s"] as? Double == 1)
+        #expect(o["frames"] as? Int == 100)
+        #expect(o["logmel_mean"] as? [Double] == [-10, -20, -30, -40])
+        #expect(o["centroid_hz_mean"] as? Double == 1000)
+    }
+
+    @Test func percentilesAreExceedanceLevels() throws {
+        let (agg, _) = makeAggregator(windows: [1])
+        // Levels −100 … −1 dB in a scrambled order (37 is coprime with 100).
+        feed(agg, (0..<100).map { K.header(seq: Int64($0), level: Float(-100 + ($0 * 37) % 100)) })
+        feed(agg, [K.header(seq: 100, level: 0)])
+        let r = try #require(agg.latest(windowSeconds: 1))
+        // numpy.percentile(range(-100, 0), [90, 50, 10]) = −10.9, −50.5, −90.1
+        #expect(abs(r.l10 - (-10.9)) < 1e-9)
+        #expect(abs(r.l50 - (-50.5)) < 1e-9)
+        #expect(abs(r.l90 - (-90.1)) < 1e-9)
+        #expect(r.lmax == -1 && r.lmin == -100)
+    }
+
+    @Test func calibrationAndWeightingSelectTheLevel() throws {
+        let (agg, pub) = makeAggregator(windows: [1], weighting: .lcf, offset: 94, unit: "dB SPL")
+        var frames = (0..<101).map { K.header(seq: $0, level: -30) }
+        for i in frames.indices { frames[i].features.lcf = -40; frames[i].features.laf = 0 }
+        feed(agg, frames)
+        let r = try #require(agg.latest(windowSeconds: 1))
+        #expect(abs(r.leq - 54) < 1e-9)
+        let o = try json(try #require(pub.lines(.rolling).first))
+        #expect(o["level_unit"] as? String == "dB SPL")
+        #expect(o["weighting"] as? String == "lcf")
+    }
+
+    @Test func windowsAreAlignedToWallTime() throws {
+        let (agg, pub) = makeAggregator(windows: [1, 10])
+        // Start half a second into a second: the first 1 s window is partial (50 frames).
+        let start = K.t0 + 500_000_000
+        feed(agg, (0..<300).map { K.header(seq: $0, level: -30, wallNs: start + $0 * K.hopNs) })
+        let ones = pub.lines(.rolling).map { try! json($0) }.filter { $0["window_s"] as? Double == 1 }
+        // Frames span t0+0.5 … t0+3.49: [t0, t0+1), [t0+1, t0+2), [t0+2, t0+3) are closed, [t0+3, t0+4) is open.
+        #expect(ones.count == 3)
+        let first = ones[0]
+        #expect(first["t"] as? Double == Double(K.t0 / 1_000_000_000))
+        #expect(first["t_end"] as? Double == Double(K.t0 / 1_000_000_000) + 1)
+        #expect(first["frames"] as? Int == 50)
+        #expect(first["seq_first"] as? Int == 0 && first["seq_last"] as? Int == 49)
+        #expect(ones[1]["frames"] as? Int == 100)
+        #expect(ones[1]["seq_first"] as? Int == 50 && ones[1]["seq_last"] as? Int == 149)
+        #expect(ones[2]["t"] as? Double == Double(K.t0 / 1_000_000_000) + 2)
+        #expect(agg.latest(windowSeconds: 10) == nil)
+        agg.flush()
+        let ten = try #require(agg.latest(windowSeconds: 10))
+        #expect(!ten.complete && ten.frames == 300 && ten.startNs == K.t0)
+    }
+
+    @Test func discontinuitiesAndOnsetsAreCounted() throws {
+        let (agg, _) = makeAggregator(windows: [1])
+        var frames = (0..<30).map { K.header(seq: $0, level: -30) }
+        frames[5] = K.withOnset(frames[5], strength: 9)
+        frames[6] = K.withOnset(frames[6], strength: 9)
+        // 50 frames lost: the next frame is 0.8 s in, flagged; the window keeps going to its end.
+        for i in 0..<20 {
+            var h = K.header(seq: Int64(80 + i), level: -30)
+            if i == 0 { h.flags = FrameFlags.discontinuity | FrameFlags.xrun; h.gapSamples = 50 * 480 }
+            frames.append(h)
+        }
+        // A second gap that jumps straight into the next window closes this one.
+        var late = K.header(seq: 250, level: -30)
+        late.flags = FrameFlags.discontinuity
+        frames.append(late)
+        feed(agg, frames)
+        let r = try #require(agg.latest(windowSeconds: 1))
+        #expect(r.frames == 50 && r.discontinuities == 1 && r.onsets == 2)
+        #expect(r.seqFirst == 0 && r.seqLast == 99)
+        agg.flush()
+        let next = try #require(agg.latest(windowSeconds: 1))
+        #expect(next.frames == 1 && next.discontinuities == 1 && next.startNs == K.t0 + 2_000_000_000)
+    }
+
+    @Test func runsAsASinkOnTheBus() throws {
+        let bus = FrameBus(capacity: 1024, nMels: K.nMels, nMFCC: 2)
+        let pub = K.Publisher()
+        let agg = RollingAggregator(configuration: .init(windowsSeconds: [1]), publisher: pub)
+        try agg.start(bus: bus, stream: K.stream())
+        K.publish((0..<250).map { K.header(seq: $0, level: $0 < 100 ? -20 : -40) }, on: bus)
+        agg.stop()
+        let lines = pub.lines(.rolling).map { try! json($0) }
+        #expect(lines.count == 3)  // two complete windows + the partial one flushed at stop
+        #expect(lines.map { $0["leq"] as? Double } == [-20, -40, -40])
+        #expect(lines.map { $0["complete"] as? Bool } == [true, true, false])
+        #expect(lines[0]["logmel_mean"] as? [Double] == [-50, -51, -52, -53])
+        #expect(agg.dropped == 0)
+    }
+}

@@ -45,6 +45,14 @@ public final class Daemon {
     var sinks: [any Sink] = []
     var stdoutSink: StdoutSink?
     var socket: SocketPublisher?
+    var rolling: RollingAggregator?
+    var alerts: AlertSink?
+    var latency: LatencyTracker?
+    var metrics: MetricsSink?
+    var lastStatsNs: Int64 = 0
+    var lastMetricsNs: Int64 = 0
+    /// Seconds between two `stats` messages on the socket.
+    public static let statsIntervalSeconds = 5.0
     var readySent = false
     var lastWatchdogNs: Int64 = 0
     var lastStatusNs: Int64 = 0
@@ -129,10 +137,30 @@ public final class Daemon {
             socket = publisher
             logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
         }
+        let tracker = LatencyTracker(configuration: latencyConfiguration, logger: logger)
+        latency = tracker
+        sinks.append(tracker)
+        let roll = RollingAggregator(
+            configuration: .init(windowsSeconds: config.rolling.windowsSeconds, weighting: LevelWeighting(config.alerts.level.weighting)),
+            publisher: socket)
+        roll.latencyRecorder = tracker.makeRecorder(sink: "rolling")
+        rolling = roll
+        sinks.append(roll)
+        let alertSink = AlertSink(configuration: alertConfiguration, logger: logger, publisher: socket)
+        alertSink.latencyRecorder = tracker.makeRecorder(sink: "alerts")
+        alerts = alertSink
+        sinks.append(alertSink)
+        if config.metrics.enabled {
+            let m = MetricsSink(configuration: metricsConfiguration, logger: logger, rolling: roll, latency: tracker)
+            m.latencyRecorder = tracker.makeRecorder(sink: "metrics")
+            metrics = m
+            sinks.append(m)
+        }
         if let format = options.stdout {
             var encoder = config.frameEncoder(features: options.stdoutFeatures)
             encoder.timing = options.timing
             let s = StdoutSink(format: format, encoder: encoder)
+            s.latencyRecorder = tracker.makeRecorder(sink: "stdout")
             stdoutSink = s
             sinks.append(s)
         }
@@ -145,6 +173,64 @@ public final class Daemon {
 
     func stopSinks() {
         for sink in sinks { sink.stop() }
+        sinks.removeAll()
+        rolling = nil; alerts = nil; latency = nil; metrics = nil; stdoutSink = nil
+    }
+
+    var alertConfiguration: AlertSink.Configuration {
+        let l = config.alerts.level, o = config.alerts.onset
+        return AlertSink.Configuration(
+            level: .init(enabled: l.enabled, weighting: LevelWeighting(l.weighting), thresholdDB: l.thresholdDB,
+                         minDurationMs: l.minDurationMs, hysteresisDB: l.hysteresisDB, rearmMs: l.rearmMs),
+            onset: .init(enabled: o.enabled, minStrength: o.minStrength, minIntervalMs: o.minIntervalMs,
+                         maxPerMinute: o.maxPerMinute))
+    }
+
+    var latencyConfiguration: LatencyTracker.Configuration {
+        let b = config.budgets
+        return LatencyTracker.Configuration(captureMs: b.captureMs, dspMs: b.dspMs, sinksMs: b.sinksMs,
+                                            endToEndMs: b.endToEndMs, warnIntervalSeconds: b.warnIntervalSeconds)
+    }
+
+    var metricsConfiguration: MetricsSink.Configuration {
+        let m = config.metrics
+        return MetricsSink.Configuration(enabled: m.enabled, listen: m.listen, textfile: m.textfile,
+                                         textfileIntervalSeconds: m.textfileIntervalSeconds)
+    }
+
+    /// Counters for `stats` messages and metrics.
+    var counters: [(String, Int)] {
+        var c: [(String, Int)] = [
+            ("frames", pipeline.dsp.frames), ("xruns", pipeline.xruns), ("reconnects", pipeline.reconnects),
+            ("discontinuities", pipeline.dsp.discontinuities), ("ring_overrun_samples", pipeline.dsp.ringOverrunSamples),
+            ("capture_gap_samples", pipeline.capture.gapSamples),
+        ]
+        if let socket {
+            c += [("subscribers", socket.clients), ("connections_total", socket.connectionsTotal),
+                  ("socket_dropped_messages", socket.droppedTotal), ("socket_stalled_disconnects", socket.disconnectedStalled),
+                  ("protocol_errors", socket.protocolErrors)]
+        }
+        for sink in sinks { c.append(("dropped_frames_\(sink.name)", sink.dropped)) }
+        if let socket { c.append(("dropped_frames_socket", socket.dropped)) }
+        if let alerts { c += [("level_alerts", alerts.levelAlerts), ("onset_alerts", alerts.onsetAlerts),
+                              ("onset_alerts_suppressed", alerts.suppressedOnsetAlerts)] }
+        return c
+    }
+
+    func publishStats(now: Int64) {
+        guard let latency else { return }
+        let line = latency.statsJSON(counters: counters)
+        socket?.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
+    }
+
+    func updateMetrics() {
+        guard let metrics else { return }
+        var dropped: [String: Int] = [:]
+        for sink in sinks { dropped[sink.name] = sink.dropped }
+        if let socket { dropped["socket"] = socket.dropped }
+        metrics.update(MetricsSnapshot(
+            xruns: pipeline.xruns, reconnects: pipeline.reconnects, ringOverrunSamples: pipeline.dsp.ringOverrunSamples,
+            socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped))
     }
 
     /// Sends a `status` message to socket subscribers.
@@ -236,6 +322,14 @@ public final class Daemon {
                 notifier.watchdog()
                 lastWatchdogNs = now
             }
+        }
+        if now - lastStatsNs >= Int64(Self.statsIntervalSeconds * 1e9) {
+            lastStatsNs = now
+            publishStats(now: now)
+        }
+        if now - lastMetricsNs >= 1_000_000_000 {
+            lastMetricsNs = now
+            updateMetrics()
         }
         if now - lastStatusNs >= 5_000_000_000 {
             lastStatusNs = now
@@ -402,20 +496,42 @@ public final class Daemon {
             logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
         }
         config = next
-        applyLiveSettings()
+        applyLiveSettings(from: old)
         socket?.updateStream(streamInfo)
         publishStatus("reload", [("changed", "\(changes.keys.count)")])
         logger.notice("reload applied")
     }
 
-    /// Settings that take effect without restarting anything (thresholds, encoders).
-    func applyLiveSettings() {}
+    /// Settings that take effect without restarting capture or DSP: alert thresholds and budgets live;
+    /// rolling windows and metrics by restarting those sinks on the running bus.
+    func applyLiveSettings(from old: EarshotConfig) {
+        alerts?.update(configuration: alertConfiguration)
+        latency?.update(configuration: latencyConfiguration)
+        if old.rolling != config.rolling || old.metrics != config.metrics || old.alerts.level.weighting != config.alerts.level.weighting
+            || old.levels != config.levels {
+            // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
+            stopSinks()
+            do { try startSinks() } catch { logger.error("reload: cannot restart sinks: \(error.message)") }
+        }
+    }
 }
 
 func jsonString(_ s: String) -> String {
     let w = ByteWriter(capacity: s.utf8.count + 8)
     w.jsonString(s)
     return String(decoding: w.bytes, as: UTF8.self)
+}
+
+extension LevelWeighting {
+    init(_ w: EarshotConfig.Weighting) {
+        switch w {
+        case .laf: self = .laf
+        case .las: self = .las
+        case .lcf: self = .lcf
+        case .lzf: self = .lzf
+        case .rms: self = .rmsDbfs
+        }
+    }
 }
 
 /// The daemon could not start; `exitCode` is what the process should return.

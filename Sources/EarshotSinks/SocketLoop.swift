@@ -298,6 +298,7 @@ final class SocketLoop: @unchecked Sendable {
             budget -= 1
             if lost > 0 { owner._busDropped.add(lost, ordering: .relaxed) }
             owner._frames.add(1, ordering: .relaxed)
+            owner.latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
             if clients.isEmpty { continue }
             var header = frame.header
             let hasOnset = header.hasOnset

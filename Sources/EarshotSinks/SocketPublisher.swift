@@ -91,6 +91,9 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     /// Frames taken from the bus.
     public var frames: Int { _frames.load(ordering: .relaxed) }
 
+    /// Records the DSP → socket hand-off of every frame (set before ``start(bus:stream:)``).
+    public var latencyRecorder: StageRecorder?
+
     // Cross-thread inbox.
     struct Inbox {
         var messages: [(StreamKind, [UInt8], Int64)] = []

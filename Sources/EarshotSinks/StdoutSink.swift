@@ -26,6 +26,8 @@ public final class StdoutSink: Sink, @unchecked Sendable {
     }
 
     public var dropped: Int { _dropped.load(ordering: .relaxed) }
+    /// Records the DSP → stdout hand-off of every frame (set before ``start(bus:stream:)``).
+    public var latencyRecorder: StageRecorder?
     /// Frames written.
     public var frames: Int { _frames.load(ordering: .relaxed) }
 
@@ -56,6 +58,7 @@ public final class StdoutSink: Sink, @unchecked Sendable {
         while true {
             while case .frame(let lost) = consumer.next(into: frame) {
                 if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
+                latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
                 switch format {
                 case .ndjson: encoder.encodeJSON(frame.header, logmel: UnsafeBufferPointer(frame.logmel), mfcc: UnsafeBufferPointer(frame.mfcc), into: w)
                 case .csv: encoder.encodeCSV(frame.header, logmel: UnsafeBufferPointer(frame.logmel), mfcc: UnsafeBufferPointer(frame.mfcc), into: w)

@@ -31,7 +31,9 @@ import Glibc
 ///
 /// Known limitation (measured with the PulseAudio plugin): the `pulse` device never reports an overrun on
 /// capture; when the reader stalls, the server keeps the backlog and `avail` is clamped to buffer − 1, so no
-/// samples are lost but the periods read while catching up carry times up to (stall − buffer) too late.
+/// samples are lost and the device timestamps of the periods read while catching up are up to
+/// (stall − buffer) too late. A contiguous period is therefore never stamped more than one period (+1/64)
+/// after the previous one: the backlog keeps sample-clock times.
 ///
 /// ## Device loss
 /// Errors other than `-EAGAIN`/`-EINTR`, `-EPIPE` (overrun, recovered in place with `snd_pcm_recover` +
@@ -333,7 +335,15 @@ public final class CaptureThread: @unchecked Sendable {
                 let a = snd_pcm_avail_update(h)
                 avail = a > 0 ? snd_pcm_uframes_t(a) : 0
             }
-            let firstNs = tNs - (Int64(avail) + Int64(period)) * 1_000_000_000 / rate
+            var firstNs = tNs - (Int64(avail) + Int64(period)) * 1_000_000_000 / rate
+            // Contiguous periods are one period apart on the sample clock. A device that clamps `avail` (the
+            // pulse plugin while the reader catches up after a stall) makes `firstNs` too late for every period
+            // of the backlog, which would give them all about the same time. So a contiguous period may start
+            // at most one period plus 1/64 of one (device clock tolerance) after the previous one: the backlog
+            // keeps sample-clock times, and a device clock slower than CLOCK_MONOTONIC is still followed.
+            if pending == 0 && lastEndNs != 0 {
+                firstNs = min(firstNs, lastEndNs + periodNs / 64)
+            }
 
             convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
             // Zero-fill for the next read: a device that returns frames without writing them (the `file`

@@ -263,6 +263,7 @@ public final class Daemon {
         }
         pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
         startNs = Clock.monotonicNanoseconds()
+        lastStatsNs = startNs
         logger.info("earshot \(EarshotVersion.string) started", metadata: [
             "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
             "n_fft": "\(config.analysis.nFFT)", "hop": "\(config.analysis.hop)", "n_mels": "\(config.analysis.nMels)"])

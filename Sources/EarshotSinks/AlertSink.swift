@@ -90,13 +90,10 @@ public final class AlertSink: Sink, @unchecked Sendable {
     var config: Configuration
     var levelOffset = 0.0
 
-    let running = Atomic<Bool>(false)
-    let _dropped = Atomic<Int>(0)
+    let reader = BusReader(threadName: "es-alerts")
     let _levelAlerts = Atomic<Int>(0)
     let _onsetAlerts = Atomic<Int>(0)
     let _suppressed = Atomic<Int>(0)
-    var thread: RealtimeThread.Handle?
-    var consumer: FrameBus.Consumer?
 
     // Level state (sink thread only).
     enum LevelState { case idle, active }
@@ -130,7 +127,7 @@ public final class AlertSink: Sink, @unchecked Sendable {
         config = configuration
     }
 
-    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+    public var dropped: Int { reader.dropped }
     /// Level alerts started so far.
     public var levelAlerts: Int { _levelAlerts.load(ordering: .relaxed) }
     /// Onset alerts emitted so far.
@@ -150,35 +147,11 @@ public final class AlertSink: Sink, @unchecked Sendable {
     }
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
-        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
         levelOffset = Double(stream.levelOffsetDb)
-        self.consumer = consumer
-        running.store(true, ordering: .releasing)
-        let (h, _) = RealtimeThread.start(name: "es-alerts") { [self] in
-            let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
-            var stopping = false
-            while true {
-                while case .frame(let lost) = consumer.next(into: frame) {
-                    latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
-                    if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
-                    evaluate(frame.header)
-                }
-                if stopping { return }
-                if !running.load(ordering: .acquiring) { stopping = true; continue }
-                consumer.notifier.wait(timeoutMilliseconds: 200)
-            }
-        }
-        thread = h
+        try reader.start(bus: bus, recorder: latencyRecorder) { [self] frame in evaluate(frame.header) }
     }
 
-    public func stop() {
-        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        consumer?.notifier.notify()
-        if let thread { RealtimeThread.join(thread) }
-        thread = nil
-        consumer?.detach()
-        consumer = nil
-    }
+    public func stop() { reader.stop() }
 
     func refreshConfiguration() {
         let g = generation.load(ordering: .acquiring)

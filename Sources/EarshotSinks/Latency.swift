@@ -194,10 +194,7 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
     public let endToEndStage: StageRecorder
     let sinkRecorders = Mutex<[StageRecorder]>([])
 
-    let running = Atomic<Bool>(false)
-    let _dropped = Atomic<Int>(0)
-    var thread: RealtimeThread.Handle?
-    var consumer: FrameBus.Consumer?
+    let reader = BusReader(threadName: "es-latency")
 
     /// - Parameters:
     ///   - configuration: budgets.
@@ -211,7 +208,7 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
         shared.apply(configuration)
     }
 
-    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+    public var dropped: Int { reader.dropped }
 
     public var configuration: Configuration { _configuration.withLock { $0 } }
 
@@ -279,33 +276,10 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
     }
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
-        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
-        self.consumer = consumer
-        running.store(true, ordering: .releasing)
-        let (h, _) = RealtimeThread.start(name: "es-latency") { [self] in
-            let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
-            var stopping = false
-            while true {
-                while case .frame(let lost) = consumer.next(into: frame) {
-                    if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
-                    recordPipelineStages(frame.header)
-                }
-                if stopping { return }
-                if !running.load(ordering: .acquiring) { stopping = true; continue }
-                consumer.notifier.wait(timeoutMilliseconds: 200)
-            }
-        }
-        thread = h
+        try reader.start(bus: bus, recorder: nil) { [self] frame in recordPipelineStages(frame.header) }
     }
 
-    public func stop() {
-        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        consumer?.notifier.notify()
-        if let thread { RealtimeThread.join(thread) }
-        thread = nil
-        consumer?.detach()
-        consumer = nil
-    }
+    public func stop() { reader.stop() }
 }
 
 /// Budgets, the logger and the end-to-end hand-off table, shared by a tracker's recorders.

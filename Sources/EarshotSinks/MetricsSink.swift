@@ -95,12 +95,11 @@ public final class MetricsSink: Sink, @unchecked Sendable {
     }
     let mirror = Mutex(Mirror())
 
-    let running = Atomic<Bool>(false)
-    let _dropped = Atomic<Int>(0)
-    var thread: RealtimeThread.Handle?
-    var consumer: FrameBus.Consumer?
+    let reader = BusReader(threadName: "es-metrics")
     var server: MetricsHTTPServer?
     var levelOffset: Float = 0
+    /// When the textfile is due next (sink thread only).
+    var nextTextfileNs: Int64 = 0
     let textfileErrors = Atomic<Int>(0)
 
     /// - Parameters:
@@ -142,7 +141,7 @@ public final class MetricsSink: Sink, @unchecked Sendable {
         return String(decoding: w.bytes, as: UTF8.self) + "s"
     }
 
-    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+    public var dropped: Int { reader.dropped }
 
     /// The port `/metrics` is served on (the bound one when configured with port 0), nil without HTTP.
     public var httpPort: Int? { server?.port }
@@ -156,46 +155,31 @@ public final class MetricsSink: Sink, @unchecked Sendable {
             server.start()
             self.server = server
         }
-        guard let consumer = bus.attach() else { server?.stop(); server = nil; throw SinkError.tooManyConsumers }
-        self.consumer = consumer
-        running.store(true, ordering: .releasing)
-        thread = RealtimeThread.start(name: "es-metrics") { [self] in loop(consumer: consumer, bus: bus) }.thread
+        let intervalNs = Int64(configuration.textfileIntervalSeconds * 1e9)
+        nextTextfileNs = Clock.monotonicNanoseconds()
+        do {
+            try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in observe(frame.header) },
+                             afterDrain: { [self] stopping in
+                guard configuration.textfile != nil else { return 200 }
+                let now = Clock.monotonicNanoseconds()
+                if now >= nextTextfileNs || stopping {
+                    writeTextfileLogged()
+                    nextTextfileNs = now + intervalNs
+                }
+                return Int32(max(1, min(200, (nextTextfileNs - now) / 1_000_000)))
+            })
+        } catch {
+            server?.stop()
+            server = nil
+            throw error
+        }
     }
 
     /// Stops the threads (writing the textfile one last time). Idempotent.
     public func stop() {
-        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        consumer?.notifier.notify()
-        if let thread { RealtimeThread.join(thread) }
-        thread = nil
-        consumer?.detach()
-        consumer = nil
+        reader.stop()
         server?.stop()
         server = nil
-    }
-
-    func loop(consumer: FrameBus.Consumer, bus: FrameBus) {
-        let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
-        let intervalNs = Int64(configuration.textfileIntervalSeconds * 1e9)
-        var nextTextfileNs = Clock.monotonicNanoseconds()
-        var stopping = false
-        while true {
-            while case .frame(let lost) = consumer.next(into: frame) {
-                latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
-                if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
-                observe(frame.header)
-            }
-            let now = Clock.monotonicNanoseconds()
-            if configuration.textfile != nil && (now >= nextTextfileNs || stopping) {
-                writeTextfileLogged()
-                nextTextfileNs = now + intervalNs
-            }
-            if stopping { return }
-            if !running.load(ordering: .acquiring) { stopping = true; continue }
-            var waitMs: Int64 = 200
-            if configuration.textfile != nil { waitMs = max(1, min(waitMs, (nextTextfileNs - now) / 1_000_000)) }
-            consumer.notifier.wait(timeoutMilliseconds: Int32(waitMs))
-        }
     }
 
     /// Per-frame updates (atomics only).

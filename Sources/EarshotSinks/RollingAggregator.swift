@@ -104,10 +104,7 @@ public final class RollingAggregator: Sink, @unchecked Sendable {
     /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.
     public var latencyRecorder: StageRecorder?
 
-    let running = Atomic<Bool>(false)
-    let _dropped = Atomic<Int>(0)
-    var thread: RealtimeThread.Handle?
-    var consumer: FrameBus.Consumer?
+    let reader = BusReader(threadName: "es-rolling")
     var windows: [Window] = []
     var levelOffset: Double = 0
     var levelUnit = "dBFS"
@@ -123,7 +120,7 @@ public final class RollingAggregator: Sink, @unchecked Sendable {
         self.publisher = publisher
     }
 
-    public var dropped: Int { _dropped.load(ordering: .relaxed) }
+    public var dropped: Int { reader.dropped }
 
     /// The most recent closed window of each configured length, in configuration order.
     public func latest() -> [RollingResult] {
@@ -136,23 +133,17 @@ public final class RollingAggregator: Sink, @unchecked Sendable {
     }
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
-        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
         prepare(stream: stream, nMels: bus.nMels)
-        self.consumer = consumer
-        running.store(true, ordering: .releasing)
-        let (h, _) = RealtimeThread.start(name: "es-rolling") { [self] in loop(consumer: consumer, bus: bus) }
-        thread = h
+        try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in
+            ingest(frame.header, logmel: UnsafeBufferPointer(frame.logmel))
+        }, afterDrain: { [self] stopping in
+            if stopping { flush() }
+            return 200
+        })
     }
 
     /// Drains what is queued, publishes the partial windows (`"complete":false`), stops. Idempotent.
-    public func stop() {
-        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        consumer?.notifier.notify()
-        if let thread { RealtimeThread.join(thread) }
-        thread = nil
-        consumer?.detach()
-        consumer = nil
-    }
+    public func stop() { reader.stop() }
 
     /// Allocates the windows for `stream` (called by `start`; tests call it to drive ``ingest`` directly).
     func prepare(stream: StreamInfo, nMels: Int) {
@@ -163,21 +154,6 @@ public final class RollingAggregator: Sink, @unchecked Sendable {
             Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels)
         }
         latestResults.withLock { $0 = Array(repeating: nil, count: windows.count) }
-    }
-
-    func loop(consumer: FrameBus.Consumer, bus: FrameBus) {
-        let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
-        var stopping = false
-        while true {
-            while case .frame(let lost) = consumer.next(into: frame) {
-                latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
-                if lost > 0 { _dropped.add(lost, ordering: .relaxed) }
-                ingest(frame.header, logmel: UnsafeBufferPointer(frame.logmel))
-            }
-            if stopping { flush(); return }
-            if !running.load(ordering: .acquiring) { stopping = true; continue }
-            consumer.notifier.wait(timeoutMilliseconds: 200)
-        }
     }
 
     /// Adds one frame to every window, closing the windows it has moved past. Sink thread only.

@@ -6,6 +6,8 @@ import Testing
 
 /// The daemon as a service (issue 5): sd_notify and the watchdog, reload, shutdown, config errors, budgets,
 /// and the demo — all against the real binary.
+let isCIEnvironment = ProcessInfo.processInfo.environment["CI"] == "true"
+
 extension EndToEnd {
     @Suite("earshot as a service") struct Service {
         struct Rig {
@@ -138,6 +140,32 @@ extension EndToEnd {
             #expect(Date().timeIntervalSince(t0) < 2)
             #expect(!FileManager.default.fileExists(atPath: rig.socketPath), "socket file left behind")
             #expect(client.readLine(timeout: 2) == nil || true)
+        }
+
+        /// systemd socket activation (`LISTEN_FDS`/`LISTEN_PID`, through `systemd-socket-activate`): the daemon
+        /// serves the passed socket instead of binding `socket.path`, and leaves it in place on exit.
+        @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate") || isCIEnvironment,
+                       "systemd-socket-activate not installed"))
+        func socketActivation() throws {
+            let rig = try Rig("activate")
+            defer { rig.cleanup() }
+            let activated = rig.dir.appendingPathComponent("activated.sock").path
+            var args = ["-l", activated]
+            for (k, v) in rig.device.environment { args += ["-E", "\(k)=\(v)"] }
+            args += [try EarshotBinary.require(), "run", "--config", rig.config.path]
+            let daemon = try DaemonProcess(executable: "/usr/bin/systemd-socket-activate", arguments: args, environment: rig.environment())
+            defer { daemon.killAndReap() }
+            #expect(daemon.wait(until: 10) { _ in FileManager.default.fileExists(atPath: activated) })
+            let client = try SocketLineClient(path: activated)  // the first connection launches the daemon
+            let hello = client.readLine(timeout: 15)
+            #expect(hello?.contains("\"type\":\"hello\"") == true, "stderr: \(daemon.stderr)")
+            client.send(#"{"op":"subscribe","streams":["frame"],"every":10}"#)
+            #expect(client.readUntil(timeout: 10) { $0.contains("\"type\":\"frame\"") } != nil)
+            #expect(!FileManager.default.fileExists(atPath: rig.socketPath), "bound socket.path despite socket activation")
+            #expect(daemon.stderr.contains("systemd=true"), "\(daemon.stderr)")
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(timeout: 5) == .exited(0))
+            #expect(FileManager.default.fileExists(atPath: activated), "systemd's socket must not be unlinked")
         }
 
         /// Every class of configuration error exits 78 naming the file, line and key (check-config and run).

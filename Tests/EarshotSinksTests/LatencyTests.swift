@@ -15,9 +15,10 @@ struct LatencyTests {
         for us in 1...1000 { tracker.dspStage.record(nanoseconds: Int64(us) * 1000) }
         let dsp = try #require(tracker.snapshot().stage("dsp"))
         #expect(dsp.total.count == 1000)
-        #expect(abs(dsp.total.p50Ms - 0.5) < 0.001)
-        #expect(abs(dsp.total.p99Ms - 0.99) < 0.001)
-        #expect(abs(dsp.total.maxMs - 1.0) < 0.001)
+        // HdrHistogram with 2 significant digits: values within 1 %.
+        #expect(abs(dsp.total.p50Ms - 0.5) < 0.005)
+        #expect(abs(dsp.total.p99Ms - 0.99) < 0.0099)
+        #expect(abs(dsp.total.maxMs - 1.0) < 0.01)
         #expect(abs(dsp.sumSeconds - 0.5005) < 1e-9)
         // Buckets (exact): ≤100 µs: 100 values, ≤250 µs: 250, ≤500 µs: 500, ≤1 ms: 1000.
         #expect(Array(dsp.cumulativeBucketCounts.prefix(5)) == [100, 250, 500, 1000, 1000])
@@ -70,8 +71,8 @@ struct LatencyTests {
         #expect(tracker.snapshot().stage("end_to_end")?.total.count == 0)  // waits for b
         b.record(h, dequeuedAtNs: 14_000_000)
         let snap = tracker.snapshot()
-        #expect(abs((snap.stage("end_to_end")?.total.maxMs ?? 0) - 4.0) < 0.005)
-        #expect(abs((snap.stage("sink:a")?.total.maxMs ?? 0) - 0.5) < 0.001)
+        #expect(abs((snap.stage("end_to_end")?.total.maxMs ?? 0) - 4.0) < 0.04)
+        #expect(abs((snap.stage("sink:a")?.total.maxMs ?? 0) - 0.5) < 0.005)
         #expect(snap.stage("sink:b")?.overBudget == 1 && snap.stage("sink:a")?.overBudget == 0)
         // Frame 7 + 4096 reuses the slot of a frame only `a` handed off: that one is finalized with a's value.
         var h2 = h; h2.seq = 8
@@ -92,7 +93,7 @@ struct LatencyTests {
         #expect(o["type"] as? String == "stats" && o["frames"] as? Int == 2 && o["xruns"] as? Int == 0)
         let lat = try #require(o["latency_ms"] as? [String: [String: Double]])
         #expect(lat.keys.sorted() == ["dsp"])
-        #expect(abs((lat["dsp"]?["p50"] ?? 0) - 0.5) < 0.001 && abs((lat["dsp"]?["max"] ?? 0) - 3) < 0.005)
+        #expect(abs((lat["dsp"]?["p50"] ?? 0) - 0.5) < 0.005 && abs((lat["dsp"]?["max"] ?? 0) - 3) < 0.03)
         #expect((o["over_budget"] as? [String: Int])?["dsp"] == 1)
         // The interval restarts: the next line has no dsp latency.
         let next = try #require(JSONSerialization.jsonObject(with: Data(tracker.statsJSON(counters: []))) as? [String: Any])

@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
         .systemLibrary(
@@ -58,6 +59,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+        // Counts heap allocations on the real-time path (run with LD_PRELOAD=libMallocInterposerSwift.so by
+        // EarshotEndToEndTests); a test tool, not installed.
+        .executableTarget(
+            name: "earshot-alloc-check",
+            dependencies: [
+                "EarshotPipeline", "EarshotCapture", "EarshotTestKit",
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ],
+            path: "Tests/AllocationCheck",
             swiftSettings: strict),
         .target(
             name: "EarshotTestKit",

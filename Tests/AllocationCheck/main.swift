@@ -1,0 +1,122 @@
+// Counts heap allocations made while the real-time path runs: the DSP thread (ring → framing → analysis →
+// FrameBus publish with eventfd wake-ups) and the ALSA capture thread reading the `file` plugin.
+// Must run with LD_PRELOAD=<build dir>/libMallocInterposerSwift.so; prints one JSON line per phase.
+#if canImport(Glibc)
+import Glibc
+#endif
+import EarshotCapture
+import EarshotDSP
+@_spi(Testing) import EarshotPipeline
+import EarshotRealtime
+import EarshotTestKit
+import Foundation
+import MallocInterposerSwift
+
+MallocInterposerSwift.initialize()
+
+@MainActor func report(_ phase: String, _ extra: String) {
+    let s = MallocInterposerSwift.getStatistics()
+    print("{\"phase\":\"\(phase)\",\"mallocs\":\(s.mallocCount),\"bytes\":\(s.mallocBytesCount),\"frees\":\(s.freeCount),\(extra)}")
+}
+
+@MainActor func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let end = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
+    while Clock.monotonicNanoseconds() < end {
+        if condition() { return true }
+        usleep(1_000)
+    }
+    return condition()
+}
+
+// MARK: phase 0 — control: the counter sees an allocation (proves the interposer is loaded and hooked)
+// (the allocation happens on another thread, as the real-time threads' would)
+let go = WakeSignal(), done = WakeSignal()
+let (other, _) = RealtimeThread.start(name: "es-control", fifoPriority: 0) {
+    _ = go.wait(timeoutNanoseconds: 5_000_000_000)
+    let p = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+    done.signal()
+    p.deallocate()
+}
+MallocInterposerSwift.hook()
+go.signal()
+_ = done.wait(timeoutNanoseconds: 5_000_000_000)
+MallocInterposerSwift.unhook()
+RealtimeThread.join(other)
+report("control", "\"expected_mallocs\":1")
+MallocInterposerSwift.initialize()  // resets the counters
+
+// MARK: phase 1 — DSP thread fed by hand-written periods (tone + clicks, one xrun gap, one ring overrun)
+let config = AnalyzerConfig()
+let analyzer = try FrameAnalyzer(config: config)
+let samples = SPSCRing<Float>(minimumCapacity: 1 << 16)
+let stamps = SPSCRing<CaptureStamp>(minimumCapacity: 4096)
+let wake = WakeSignal()
+let bus = FrameBus(capacity: 256, nMels: config.nMels, nMFCC: config.nMFCC)
+let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true)
+let dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: 480)
+let idleConsumer = bus.attach()!  // attached, never read: its wake-ups and drops are on the path too
+let period = (0..<480).map { Float(0.2 * sin(2 * Double.pi * 440 * Double($0) / 48_000)) }
+let click = (0..<480).map { $0 < 16 ? Float(0.9) : Float(0) }
+final class Feeder {
+    var written: Int64 = 0
+    var mono: Int64 = 1_000_000_000
+}
+let feeder = Feeder()
+
+@MainActor func feed(_ count: Int, xrunAt: Int? = nil) {
+    var written = feeder.written, mono = feeder.mono
+    defer { feeder.written = written; feeder.mono = mono }
+    for i in 0..<count {
+        let src = i % 25 == 0 ? click : period
+        src.withUnsafeBufferPointer { samples.write($0) }
+        var flags: UInt32 = written == 0 ? CaptureStamp.Discontinuity.start : 0
+        var gap: Int64 = 0
+        if i == xrunAt { flags |= CaptureStamp.Discontinuity.xrun; gap = 960; mono += 20_000_000 }
+        stamps.write(CaptureStamp(firstSample: written, frames: 480, monotonicNs: mono, wallNs: mono, discontinuity: flags, gapSamples: gap))
+        written += 480
+        mono += 10_000_000
+        wake.signal()
+    }
+}
+
+dsp.start()
+feed(200)  // warm-up: first-touch of every buffer, lazy runtime metadata
+_ = waitUntil(10) { dsp.frames >= 190 }
+let before = dsp.frames
+MallocInterposerSwift.hook()
+for batch in 0..<50 {  // 1000 periods in batches the DSP thread keeps up with, one xrun in the middle
+    feed(20, xrunAt: batch == 25 ? 10 : nil)
+    let target = before + (batch + 1) * 20 - 5
+    _ = waitUntil(20) { dsp.frames >= target }
+}
+// Ring overrun: 200 periods (96000 samples) at once into a 65536-sample ring while the DSP thread is busy.
+dsp.injectStall(milliseconds: 50)
+usleep(60_000)
+feed(200)
+_ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
+usleep(50_000)
+MallocInterposerSwift.unhook()
+report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples)")
+dsp.stop()
+_ = idleConsumer
+
+// MARK: phase 2 — the ALSA capture thread reading the file plugin (real libasound)
+let dir = try ALSAFilePlugin.makeTemporaryDirectory(prefix: "earshot-alloc")
+var raw = [UInt8]()
+for _ in 0..<200 { period.withUnsafeBytes { raw.append(contentsOf: $0) } }
+let plugin = try ALSAFilePlugin(directory: dir, bytes: raw)
+plugin.install()
+let capSamples = SPSCRing<Float>(minimumCapacity: 1 << 20)
+let capStamps = SPSCRing<CaptureStamp>(minimumCapacity: 1 << 14)
+let capture = CaptureThread(
+    config: CaptureConfig(device: plugin.pcmName, format: .float32), samples: capSamples, stamps: capStamps, wake: WakeSignal())
+capture.start()
+_ = waitUntil(10) { capture.periods >= 50 }
+let periodsBefore = capture.periods
+MallocInterposerSwift.hook()
+_ = waitUntil(10) { capture.periods >= periodsBefore + 2000 }
+MallocInterposerSwift.unhook()
+let periodsDuring = capture.periods - periodsBefore
+capture.stop()
+report("capture", "\"periods\":\(periodsDuring)")
+try? FileManager.default.removeItem(at: dir)

@@ -6,7 +6,7 @@ SYSCONFDIR ?= $(DESTDIR)/etc
 UNITDIR ?= $(DESTDIR)/etc/systemd/system
 SWIFT ?= swift
 
-.PHONY: all build release demo test deps install uninstall bench clean verify-units
+.PHONY: all build release demo test deps install install-files uninstall bench clean verify-units
 
 all: build
 
@@ -32,14 +32,18 @@ test: deps
 verify-units:
 	systemd-analyze verify systemd/earshot.service systemd/earshot.socket systemd/earshot@.service
 
-install: release
+install: release install-files
+
+# Copies the files only (BIN defaults to the release build); the tests run it with a debug binary.
+BIN ?= .build/release/earshot
+install-files:
 	install -d $(BINDIR) $(UNITDIR) $(SYSCONFDIR)/earshot $(DESTDIR)$(PREFIX)/share/doc/earshot
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/earshot/README.md
-	install -m 0755 .build/release/earshot $(BINDIR)/earshot
-	sed 's|/usr/local/bin/earshot|$(PREFIX)/bin/earshot|g' systemd/earshot.service > $(UNITDIR)/earshot.service
-	sed 's|/usr/local/bin/earshot|$(PREFIX)/bin/earshot|g' systemd/earshot@.service > $(UNITDIR)/earshot@.service
-	install -m 0644 systemd/earshot.socket $(UNITDIR)/earshot.socket
-	chmod 0644 $(UNITDIR)/earshot.service $(UNITDIR)/earshot@.service
+	install -m 0755 $(BIN) $(BINDIR)/earshot
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/earshot.service > $(UNITDIR)/earshot.service
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/earshot@.service > $(UNITDIR)/earshot@.service
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/earshot.socket > $(UNITDIR)/earshot.socket
+	chmod 0644 $(UNITDIR)/earshot.service $(UNITDIR)/earshot@.service $(UNITDIR)/earshot.socket
 	@if [ -e $(SYSCONFDIR)/earshot/earshot.yaml ]; then \
 		echo "keeping existing $(SYSCONFDIR)/earshot/earshot.yaml (new example: $(SYSCONFDIR)/earshot/earshot.yaml.example)"; \
 		install -m 0644 config/earshot.yaml $(SYSCONFDIR)/earshot/earshot.yaml.example; \

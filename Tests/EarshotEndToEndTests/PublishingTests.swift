@@ -129,7 +129,8 @@ extension EndToEnd {
         /// With `socket.queue_messages: 64` and `stall_limit_s: 2`, a client that subscribes to everything and
         /// never reads loses messages (counted in `socket_dropped_messages`) and is disconnected (logged, counted in
         /// `socket_stalled_disconnects`, EOF after its backlog) no earlier than the stall limit; a client reading
-        /// at the same time loses nothing.
+        /// at the same time loses nothing; a client that pauses 1.8 s (under the limit) gets `dropped` notices whose
+        /// counts equal the gaps in its `seq` sequence, and stays connected.
         @Test func stalledClientIsCountedAndDisconnectedOthersLoseNothing() throws {
             let rig = try PublishingRig("stall", socketYAML: "queue_messages: 64\nstall_limit_s: 2")
             defer { rig.cleanup() }
@@ -140,9 +141,19 @@ extension EndToEnd {
             let goodLog = StreamLog(name: "good", keepDetail: true)
             let readers = PollingReaders(fds: [good], logs: [goodLog], threads: 1)
             defer { readers.stop() }
+            // A third client pauses reading for 1.8 s (below the stall limit) and then reads on: it must get a
+            // `dropped` notice whose count equals the frames missing from its seq sequence.
+            let pauser = connectUnix(rig.socketPath)
+            defer { close(pauser) }
+            try #require(pauser >= 0)
+            let pauserLog = StreamLog(name: "pauser")
             #expect(sendAll(good, Self.subscribeAll(id: 1)))
             #expect(sendAll(staller, Self.subscribeAll(id: 2)))
+            #expect(sendAll(pauser, Array(#"{"op":"subscribe","streams":["frame"],"id":3}"#.utf8) + [0x0A]))
             let subscribedAt = Date()
+            Thread.sleep(forTimeInterval: 1.8)
+            let pauserReader = PollingReaders(fds: [pauser], logs: [pauserLog], threads: 1)
+            defer { pauserReader.stop() }
             let stalled = daemon.wait(until: 25) { $0.stderr.contains("client disconnected: stalled") }
             let stalledAfter = Date().timeIntervalSince(subscribedAt)
             #expect(stalled, "the non-reading client was not disconnected; stderr: \(daemon.stderr)")
@@ -156,7 +167,7 @@ extension EndToEnd {
             if let s = counted {
                 #expect(int(s["socket_stalled_disconnects"]) == 1, "\(s)")
                 #expect((int(s["socket_dropped_messages"]) ?? 0) > 0, "\(s)")
-                #expect(int(s["subscribers"]) == 1, "\(s)")
+                #expect(int(s["subscribers"]) == 2, "\(s)")
             }
             // The staller gets what the kernel buffered, then EOF; it lost frames.
             let stallerLog = StreamLog(name: "staller")
@@ -172,6 +183,13 @@ extension EndToEnd {
             let goodFrames = goodLog.frames
             #expect(waitFor(3) { goodLog.frames >= goodFrames + 100 })
             readers.stop()
+            pauserReader.stop()
+            let notices = pauserLog.messages(type: "dropped")
+            let reported = notices.reduce(0) { $0 + (int($1["count"]) ?? 0) }
+            let missing = pauserLog.gaps.reduce(0) { $0 + ($1.got - $1.after - 1) }
+            #expect(!notices.isEmpty && notices.allSatisfy { $0["stream"] as? String == "frame" }, "\(notices); \(pauserLog.summary)")
+            #expect(reported == missing && missing > 0, "dropped notices say \(reported), seq gaps add up to \(missing): \(pauserLog.summary)")
+            #expect(!pauserLog.eof, "the pausing client was disconnected")
             #expect(goodLog.gaps.isEmpty && goodLog.types["dropped"] == nil && goodLog.invalid.isEmpty, "\(goodLog.summary)")
             #expect(goodLog.discontinuityFrames == 0, "\(goodLog.summary)")
             #expect(goodLog.frames >= Int(stalledAfter * 100) - 50, "\(goodLog.summary) in \(stalledAfter) s")

@@ -106,9 +106,47 @@ final class StreamLog: @unchecked Sendable {
     private var _eof = false
     private var _eofAt: Date?
 
-    init(name: String, keepDetail: Bool = false) { self.name = name; self.keepDetail = keepDetail }
+    /// Parse every line with JSONSerialization (false: a cheap structural check of frame lines — starts with
+    /// `{"type":"frame"`, ends with `}`, `seq` read by scanning — to keep the test process light when it reads
+    /// many clients; other lines are still parsed).
+    let fullJSON: Bool
+
+    init(name: String, keepDetail: Bool = false, fullJSON: Bool = true) {
+        self.name = name; self.keepDetail = keepDetail; self.fullJSON = fullJSON
+    }
+
+    static let framePrefix = Array(#"{"type":"frame","seq":"#.utf8)
+    static let discontinuityKey = Array(#""discontinuity":"#.utf8)
+
+    private func contains(_ hay: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard hay.count >= needle.count else { return false }
+        var i = hay.startIndex
+        let last = hay.endIndex - needle.count
+        while i <= last {
+            if hay[i] == needle[0], hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
+    }
 
     func consume(_ line: ArraySlice<UInt8>) {
+        if !fullJSON, !keepDetail, line.starts(with: Self.framePrefix), line.last == 0x7D {
+            var seq = 0, i = line.startIndex + Self.framePrefix.count, digits = 0
+            while i < line.endIndex, line[i] >= 0x30, line[i] <= 0x39 { seq = seq * 10 + Int(line[i] - 0x30); i += 1; digits += 1 }
+            lock.lock(); defer { lock.unlock() }
+            _lines += 1
+            _types["frame", default: 0] += 1
+            _frames += 1
+            guard digits > 0, i < line.endIndex, line[i] == 0x2C else {
+                if _invalid.count < 5 { _invalid.append(String(decoding: line.prefix(300), as: UTF8.self)) }
+                return
+            }
+            if contains(line, Self.discontinuityKey) { _discontinuityFrames += 1 }
+            if let last = _lastSeq, seq != last + 1 { if _gaps.count < 20 { _gaps.append((last, seq)) } }
+            if _firstSeq == nil { _firstSeq = seq }
+            _lastSeq = seq
+            return
+        }
         let obj = jsonObject(line)
         lock.lock(); defer { lock.unlock() }
         _lines += 1

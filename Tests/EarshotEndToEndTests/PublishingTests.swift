@@ -36,7 +36,9 @@ extension EndToEnd {
                 try #require(fd >= 0, "connect failed: errno \(errno)")
                 fds.append(fd)
             }
-            let logs = (0..<n).map { StreamLog(name: "client\($0)", keepDetail: $0 == 0) }
+            // Client 0 parses every line as JSON; the others check frame lines structurally (keeps the test
+            // process from competing with the daemon for the 2 cores).
+            let logs = (0..<n).map { StreamLog(name: "client\($0)", keepDetail: $0 == 0, fullJSON: $0 == 0) }
             let readers = PollingReaders(fds: fds, logs: logs, threads: 4)
             defer { readers.stop() }
             for (i, fd) in fds.enumerated() { #expect(sendAll(fd, Self.subscribeAll(id: i))) }
@@ -56,7 +58,9 @@ extension EndToEnd {
                 #expect(log.gaps.isEmpty, "seq gaps: \(log.summary)")
                 #expect(log.discontinuityFrames == 0, "\(log.summary)")
                 #expect(types["dropped"] == nil && types["error"] == nil, "\(log.summary)")
-                #expect(abs(Double(log.frames) - elapsed * 100) <= 150, "frames \(log.frames) in \(elapsed) s: \(log.summary)")
+                // ≈ 100 frames/s of wall time. (The paced FIFO source slows down rather than overrunning when the
+                // machine is saturated, so this is a loose bound; the exact check is against the stream's time below.)
+                #expect(Double(log.frames) >= elapsed * 90 && Double(log.frames) <= elapsed * 100 + 50, "frames \(log.frames) in \(elapsed) s: \(log.summary)")
                 #expect((types["stats"] ?? 0) >= 6, "\(log.summary)")
                 #expect((types["rolling"] ?? 0) >= 30, "\(log.summary)")
                 let discontinuityStatus = log.messages(type: "status").filter { $0["event"] as? String == "discontinuity" }
@@ -87,8 +91,12 @@ extension EndToEnd {
             let bySeq = Dictionary(frames.map { ($0.seq, $0) }, uniquingKeysWith: { a, _ in a })
             let rolling = detail.messages(type: "rolling")
             let r1 = rolling.filter { dbl($0["window_s"]) == 1 }, r10 = rolling.filter { dbl($0["window_s"]) == 10 }
-            #expect(r1.count >= 30 && r1.count <= 37, "1 s windows: \(r1.count)")
-            #expect(r10.count >= 3 && r10.count <= 4, "10 s windows: \(r10.count)")
+            // Exactly 100 frames per second of stream time: seq n has t = t0 + n × 10 ms.
+            let span = try #require(frames.last).t - frames[0].t
+            #expect(abs(span * 100 + 1 - Double(frames.count)) <= 1.5, "\(frames.count) frames over \(span) s of stream time")
+            print("publishing fan-out: \(n) clients × \(detail.frames) frames in \(String(format: "%.1f", elapsed)) s (stream time \(String(format: "%.2f", span)) s)")
+            #expect(r1.count >= Int(span) - 1 && r1.count <= Int(span) + 7, "1 s windows: \(r1.count) over \(span) s")
+            #expect(r10.count >= Int(span / 10) - 1 && r10.count <= 4, "10 s windows: \(r10.count) over \(span) s")
             var recomputed = 0
             for (k, w) in r1.enumerated() {
                 let t = try #require(dbl(w["t"])), tEnd = try #require(dbl(w["t_end"]))
@@ -289,6 +297,63 @@ extension EndToEnd {
             #expect(daemon.isRunning)
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr)")
+        }
+
+        /// A client that floods bad commands and never reads its `error` replies: the server stops reading it
+        /// once its reply backlog passes `queue_messages`, disconnects it after `stall_limit_s` (counted), its
+        /// memory stays bounded, and a client reading frames meanwhile loses nothing.
+        @Test func commandFlooderThatNeverReadsIsDisconnected() throws {
+            let rig = try PublishingRig("flood", socketYAML: "queue_messages: 256\nstall_limit_s: 2")
+            defer { rig.cleanup() }
+            let daemon = try rig.start()
+            let observer = connectUnix(rig.socketPath), flooder = connectUnix(rig.socketPath)
+            defer { close(observer); close(flooder) }
+            try #require(observer >= 0 && flooder >= 0)
+            let observerLog = StreamLog(name: "observer")
+            let readers = PollingReaders(fds: [observer], logs: [observerLog], threads: 1)
+            defer { readers.stop() }
+            #expect(sendAll(observer, Array(#"{"op":"subscribe","streams":["frame","stats"],"fields":["laf"]}"#.utf8) + [0x0A]))
+            #expect(waitFor(5) { observerLog.frames > 10 })
+            func rssKiB() -> Int {
+                let status = (try? String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)) ?? ""
+                return status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+                    .flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+            }
+            let rssBefore = rssKiB()
+            _ = fcntl(flooder, F_SETFL, fcntl(flooder, F_GETFL) | O_NONBLOCK)
+            let chunk = [UInt8](repeating: 0, count: 1 << 16).enumerated().map { $0.offset % 2 == 0 ? 0x31 : 0x0A }  // "1\n" × 32768
+            let start = Date()
+            var sentLines = 0, closedAfter: Double? = nil
+            while closedAfter == nil, Date().timeIntervalSince(start) < 12 {
+                let n = chunk.withUnsafeBytes { send(flooder, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n > 0 { sentLines += n / 2; continue }
+                if n < 0, errno == EPIPE || errno == ECONNRESET { closedAfter = Date().timeIntervalSince(start); break }
+                // Blocked: the server stopped reading. Has it closed the connection?
+                var pfd = pollfd(fd: flooder, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&pfd, 1, 50)
+                if pfd.revents & Int16(POLLHUP | POLLERR) != 0 { closedAfter = Date().timeIntervalSince(start) }
+            }
+            let rssAfter = rssKiB()
+            #expect(closedAfter != nil, "the flooding client was not disconnected; sent \(sentLines) lines; stderr: \(daemon.stderr.suffix(2000))")
+            #expect((closedAfter ?? 0) >= 2, "disconnected after \(closedAfter ?? 0) s, before the stall limit")
+            // (The daemon logs right after closing the socket.)
+            #expect(daemon.wait(until: 2) { $0.stderr.contains("client disconnected: stalled") }, "\(daemon.stderr.suffix(2000))")
+            #expect(rssAfter - rssBefore < 64 * 1024, "daemon RSS grew from \(rssBefore) KiB to \(rssAfter) KiB")
+            var statsLine: [String: Any]?
+            #expect(waitFor(7) {
+                statsLine = observerLog.stats.last { (int($0["socket_stalled_disconnects"]) ?? 0) >= 1 }
+                return statsLine != nil
+            }, "no stats with the disconnect: \(observerLog.stats.last.map { "\($0)" } ?? "none")")
+            if let s = statsLine {
+                let errors = int(s["protocol_errors"]) ?? 0
+                #expect(errors > 256 && errors <= sentLines, "protocol_errors \(errors), lines sent \(sentLines): \(s)")
+                #expect(int(s["subscribers"]) == 1, "\(s)")
+            }
+            readers.stop()
+            #expect(observerLog.gaps.isEmpty && observerLog.types["dropped"] == nil && observerLog.invalid.isEmpty, "\(observerLog.summary)")
+            #expect(daemon.isRunning)
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr.suffix(2000))")
         }
 
         // MARK: 5: descriptor hygiene

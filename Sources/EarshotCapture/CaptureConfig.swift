@@ -25,6 +25,12 @@ public struct CaptureConfig: Sendable, Hashable {
     public var reconnectMax: Double
     /// A running device that delivers no data for this long (seconds) is treated as lost.
     public var stallTimeout: Double
+    /// Bounded latency, seconds (0 = off): when the capture thread itself was not reading for longer than
+    /// this (process stopped, not scheduled), the audio that piled up meanwhile is skipped and the next
+    /// period is flagged as an overrun with the gap measured from timestamps — what a hardware device does
+    /// when its buffer overflows. Needed for devices that never overrun because a server keeps an unbounded
+    /// backlog (the PulseAudio plugin keeps ~20 s), so that frames stay current and gaps stay visible.
+    public var maxBacklog: Double
 
     /// Formats tried in order when ``format`` is `nil`.
     public static let autoFormatOrder: [SampleFormat] = [.float32, .s32, .s24Packed, .s24In32, .s16]
@@ -33,7 +39,7 @@ public struct CaptureConfig: Sendable, Hashable {
         device: String = "default", sampleRate: Int = 48_000, channels: Int = 1, channel: Int? = nil,
         format: SampleFormat? = nil, periodFrames: Int = 480, bufferPeriods: Int = 8,
         fifoPriority: Int32 = 0, lockMemory: Bool = false, reconnectInitial: Double = 0.5,
-        reconnectMax: Double = 30, stallTimeout: Double = 5
+        reconnectMax: Double = 30, stallTimeout: Double = 5, maxBacklog: Double = 0.25
     ) {
         self.device = device
         self.sampleRate = sampleRate
@@ -47,6 +53,7 @@ public struct CaptureConfig: Sendable, Hashable {
         self.reconnectInitial = reconnectInitial
         self.reconnectMax = reconnectMax
         self.stallTimeout = stallTimeout
+        self.maxBacklog = maxBacklog
     }
 
     /// Checks the values that do not need the device. Throws ``CaptureError/Code/invalidConfig``.
@@ -63,6 +70,7 @@ public struct CaptureConfig: Sendable, Hashable {
         }
         if periodFrames < 16 { throw bad("periodFrames", "\(periodFrames)", "must be ≥ 16") }
         if bufferPeriods < 4 { throw bad("bufferPeriods", "\(bufferPeriods)", "must be ≥ 4") }
+        if !(maxBacklog >= 0) { throw bad("maxBacklog", "\(maxBacklog) s", "must be ≥ 0 (0 = off)") }
         if !(reconnectInitial > 0) || reconnectMax < reconnectInitial {
             throw bad("reconnect", "\(reconnectInitial)…\(reconnectMax)", "need 0 < initial ≤ max")
         }

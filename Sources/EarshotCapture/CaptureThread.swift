@@ -252,6 +252,9 @@ public final class CaptureThread: @unchecked Sendable {
         var filled = 0
         var lastDataNs = Clock.monotonicNanoseconds()
         var firstPeriod = true
+        /// When the last complete period was read (0 before the first): the reader's own stall detector.
+        var lastPeriodReadNs: Int64 = 0
+        let maxBacklogNs = Int64(config.maxBacklog * 1e9)
 
         // In-place recovery; returns 0 when recovered, else the errno that means "lost".
         func recover(_ err: Int32) -> Int32 {
@@ -297,6 +300,44 @@ public final class CaptureThread: @unchecked Sendable {
                 var rem = timespec()
                 while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
             }
+            // Bounded backlog: if this thread did not read for longer than `maxBacklog`, skip what piled up
+            // (at most the stall's worth, stopping when nothing more is ready) and flag an overrun; the
+            // gap is then measured from the next period's timestamp, as after a hardware xrun.
+            if maxBacklogNs > 0 && lastPeriodReadNs != 0 && pending == 0 {
+                let behindNs = Clock.monotonicNanoseconds() - lastPeriodReadNs
+                if behindNs > maxBacklogNs {
+                    let limit = Int(behindNs * rate / 1_000_000_000) + 2 * period
+                    var skipped = 0
+                    while skipped < limit {
+                        let r = snd_pcm_readi(h, bytes, snd_pcm_uframes_t(period))
+                        if r > 0 { skipped += r; continue }
+                        if r == -EAGAIN || r == -EINTR { break }
+                        let lost = recover(Int32(r))
+                        if lost != 0 { return lost }
+                        break
+                    }
+                    if skipped == 0 {
+                        // The backlog has not reached the plugin yet (its client thread was stopped too):
+                        // wait for it rather than re-arming, or it would be read as if it were current.
+                        if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
+                        let w = snd_pcm_wait(h, waitMs)
+                        if w < 0 {
+                            let lost = recover(w)
+                            if lost != 0 { return lost }
+                        }
+                        continue
+                    }
+                    skipped += filled  // a partly read period is stale too (its time is in the gap)
+                    filled = 0
+                    memset(bytes, 0, period * frameBytes)
+                    lastPeriodReadNs = Clock.monotonicNanoseconds()
+                    lastDataNs = lastPeriodReadNs
+                    _xruns.add(1, ordering: .relaxed)
+                    post(.xrun, errno: 0, value: Int64(xruns))
+                    pending |= CaptureStamp.Discontinuity.xrun
+                    continue
+                }
+            }
             let injected = faultErrno.exchange(0, ordering: .acquiring)
             let n =
                 injected != 0
@@ -321,6 +362,7 @@ public final class CaptureThread: @unchecked Sendable {
             lastDataNs = Clock.monotonicNanoseconds()
             if filled < period { continue }
             filled = 0
+            lastPeriodReadNs = lastDataNs
 
             // Capture time of the period's first frame (see the type's documentation).
             var avail: snd_pcm_uframes_t = 0

@@ -41,6 +41,9 @@ public struct EarshotConfig: Sendable, Equatable {
         /// Seconds of audio the capture → DSP sample ring holds (how long the DSP thread may stall
         /// before samples are dropped and the next frame is flagged).
         public var ringSeconds = 4.0
+        /// Milliseconds the capture thread may fall behind before the piled-up audio is skipped and the
+        /// next frame flagged as an overrun (0 = never skip).
+        public var maxBacklogMs = 250.0
         /// 0: normal scheduling; 1–99: SCHED_FIFO priority of the capture and DSP threads (best effort).
         public var realtimePriority = 0
         /// `mlockall(MCL_CURRENT|MCL_FUTURE)` at start (best effort).

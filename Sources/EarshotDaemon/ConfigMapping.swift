@@ -38,7 +38,7 @@ extension EarshotConfig {
             channel: capture.channel, format: format, periodFrames: capture.periodFrames ?? analysis.hop,
             bufferPeriods: capture.bufferPeriods, fifoPriority: Int32(capture.realtimePriority),
             lockMemory: capture.mlock, reconnectInitial: capture.reconnectInitialSeconds,
-            reconnectMax: capture.reconnectMaxSeconds)
+            reconnectMax: capture.reconnectMaxSeconds, maxBacklog: capture.maxBacklogMs / 1000)
     }
 
     /// The frame encoder for `levels.*` (weighted levels offset by the calibration).

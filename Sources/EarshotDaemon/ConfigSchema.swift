@@ -368,6 +368,7 @@ enum ConfigSchema {
         .optionalInt("capture.period_frames", \.capture.periodFrames, Bounds(min: 16, max: 1_048_576)),
         .int("capture.buffer_periods", \.capture.bufferPeriods, Bounds(min: 4, max: 1024)),
         .double("capture.ring_seconds", \.capture.ringSeconds, Bounds(min: 0.1, max: 120)),
+        .double("capture.max_backlog_ms", \.capture.maxBacklogMs, Bounds(min: 0, max: 60_000)),
         .int("capture.realtime_priority", \.capture.realtimePriority, Bounds(min: 0, max: 99)),
         .bool("capture.mlock", \.capture.mlock),
         .double("capture.reconnect_initial_s", \.capture.reconnectInitialSeconds, Bounds(min: 0, max: 3600, minExclusive: true)),

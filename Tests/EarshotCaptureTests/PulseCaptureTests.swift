@@ -20,8 +20,9 @@ extension CaptureTests {
             return (server, dir)
         }
 
-        static func pulseConfig() -> CaptureConfig {
-            CaptureConfig(device: "pulse", sampleRate: 48_000, channels: 1, reconnectInitial: 0.2, reconnectMax: 1)
+        static func pulseConfig(maxBacklog: Double = 0.25) -> CaptureConfig {
+            CaptureConfig(device: "pulse", sampleRate: 48_000, channels: 1, reconnectInitial: 0.2, reconnectMax: 1,
+                          maxBacklog: maxBacklog)
         }
 
         @Test func toneLevelAndTimestampDrift() throws {
@@ -110,15 +111,16 @@ extension CaptureTests {
             #expect(h.thread.timestampSource == .deviceTimestamp)
         }
 
-        /// The capture thread is stalled for 500 ms (test-only fault hook) with an 8-period buffer.
+        /// With the backlog bound off (`maxBacklog: 0`) the capture thread is stalled for 500 ms (test-only
+        /// fault hook) with an 8-period buffer.
         ///
         /// Measured: the `pulse` plugin never reports an overrun on capture. The server keeps the backlog
         /// (its record buffer is far larger than the ALSA buffer) and the plugin clamps `avail` to
         /// buffer − 1, so no samples are lost and no discontinuity is flagged: the stream catches up.
-        @Test func stallOnPulseLosesNoSamples() throws {
+        @Test func stallOnPulseWithoutBacklogBoundLosesNoSamples() throws {
             let (server, dir) = try Self.makeServer()
             defer { server.stop(); try? FileManager.default.removeItem(at: dir) }
-            let h = CaptureHarness(config: Self.pulseConfig())
+            let h = CaptureHarness(config: Self.pulseConfig(maxBacklog: 0))
             h.thread.start()
             defer { h.thread.stop() }
             #expect(h.run(until: 10) { h.thread.state == .running })
@@ -137,16 +139,37 @@ extension CaptureTests {
             for (a, b) in zip(h.capturedStamps, h.capturedStamps.dropFirst()) {
                 #expect(b.firstSample == a.firstSample + Int64(a.frames))
             }
-            // Either the device reported the overrun (then exactly one flagged gap ≈ 500 ms), or — the pulse
-            // plugin's actual behaviour — nothing was lost and the audio delivered covers the whole time.
+            // Nothing was lost and the audio delivered covers the whole time.
             let flagged = h.capturedStamps.filter { $0.discontinuity & CaptureStamp.Discontinuity.xrun != 0 }
-            if h.thread.xruns > 0 {
-                #expect(flagged.count == 1)
-                if let f = flagged.first { #expect(abs(Int(f.gapSamples) - 24_000) <= 480) }
-            } else {
-                #expect(flagged.isEmpty)
-                #expect(abs(delivered - seconds) < 0.1)
+            #expect(h.thread.xruns == 0)
+            #expect(flagged.isEmpty)
+            #expect(abs(delivered - seconds) < 0.1)
+        }
+
+        /// With the default backlog bound (250 ms) the same 500 ms stall behaves like a sound card's buffer
+        /// overflow: the piled-up audio is skipped, one stamp is flagged `xrun`, and its gap — measured from
+        /// the next period's timestamp — is the stall within one period.
+        @Test func stallOnPulseBeyondBacklogBoundIsOneMeasuredGap() throws {
+            let (server, dir) = try Self.makeServer()
+            defer { server.stop(); try? FileManager.default.removeItem(at: dir) }
+            let h = CaptureHarness(config: Self.pulseConfig())
+            h.thread.start()
+            defer { h.thread.stop() }
+            #expect(h.run(until: 10) { h.thread.state == .running })
+            h.run(seconds: 1)
+            h.thread.injectStall(milliseconds: 500)
+            h.run(seconds: 2)
+            h.thread.stop()
+            h.drain()
+            #expect(h.lostSamples == 0)
+            #expect(h.thread.xruns == 1)
+            let flagged = h.capturedStamps.filter { $0.discontinuity & CaptureStamp.Discontinuity.xrun != 0 }
+            #expect(flagged.count == 1)
+            if let f = flagged.first {
+                print("pulse stall beyond backlog bound: gap \(f.gapSamples) samples")
+                #expect(abs(Int(f.gapSamples) - 24_000) <= 480, "gap \(f.gapSamples) vs 24000 ± 480")
             }
+            #expect(h.capturedEvents.contains { $0.kind == .xrun })
         }
 
         /// A 500 ms stall followed by an overrun (`-EPIPE` injected through the test seam, since no device here
@@ -156,7 +179,7 @@ extension CaptureTests {
         @Test func overrunAfterStallFlagsOneGap() throws {
             let (server, dir) = try Self.makeServer()
             defer { server.stop(); try? FileManager.default.removeItem(at: dir) }
-            let h = CaptureHarness(config: Self.pulseConfig())
+            let h = CaptureHarness(config: Self.pulseConfig(maxBacklog: 0))  // the -EPIPE path alone
             h.thread.start()
             defer { h.thread.stop() }
             #expect(h.run(until: 10) { h.thread.state == .running })

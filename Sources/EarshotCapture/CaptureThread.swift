@@ -293,6 +293,14 @@ public final class CaptureThread: @unchecked Sendable {
             }
         }
 
+        // Nothing to read: sleep in snd_pcm_wait (≤ one period); 0 to go on, else the errno that means "lost"
+        // (ETIMEDOUT when no data came for `stallTimeout`).
+        func waitForData() -> Int32 {
+            if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
+            let w = snd_pcm_wait(h, waitMs)
+            return w < 0 ? recover(w) : 0
+        }
+
         while !isStopping {
             let stall = faultStallNs.exchange(0, ordering: .acquiring)
             if stall > 0 {
@@ -319,12 +327,8 @@ public final class CaptureThread: @unchecked Sendable {
                     if skipped == 0 {
                         // The backlog has not reached the plugin yet (its client thread was stopped too):
                         // wait for it rather than re-arming, or it would be read as if it were current.
-                        if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
-                        let w = snd_pcm_wait(h, waitMs)
-                        if w < 0 {
-                            let lost = recover(w)
-                            if lost != 0 { return lost }
-                        }
+                        let lost = waitForData()
+                        if lost != 0 { return lost }
                         continue
                     }
                     skipped += filled  // a partly read period is stale too (its time is in the gap)
@@ -345,12 +349,8 @@ public final class CaptureThread: @unchecked Sendable {
             if n < 0 {
                 let err = Int32(n)
                 if err == -EAGAIN {
-                    if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
-                    let w = snd_pcm_wait(h, waitMs)
-                    if w < 0 {
-                        let lost = recover(w)
-                        if lost != 0 { return lost }
-                    }
+                    let lost = waitForData()
+                    if lost != 0 { return lost }
                     continue
                 }
                 let lost = recover(err)

@@ -5,22 +5,49 @@ import Darwin
 #endif
 
 /// Time-domain statistics of one frame (stateless, real-time safe: no allocation, no lock).
+///
+/// Each statistic is one `SIMD8` pass over the frame (so ``FrameAnalyzer`` pays only for the
+/// ones requested); the tail that does not fill 8 lanes is done scalar.
 public enum FrameStatistics {
+    @inline(__always)
+    static func widen(_ v: SIMD4<Float>) -> SIMD4<Double> {
+        SIMD4(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]))
+    }
+
     /// `20*log10(max(rms, 1e-10))` with `rms = sqrt(mean(x²))` (`librosa.feature.rms(center=False)`):
-    /// a full-scale sine reads −3.01 dBFS, silence −200 dBFS. Accumulates in `Double`.
+    /// a full-scale sine reads −3.01 dBFS, silence −200 dBFS. Accumulates in `Double` lanes.
     public static func rmsDbfs(_ x: UnsafeBufferPointer<Float>) -> Float {
         guard let p = x.baseAddress, x.count > 0 else { return -200 }
-        var acc = 0.0
-        for i in 0..<x.count { acc += Double(p[i]) * Double(p[i]) }
+        let raw = UnsafeRawPointer(p)
+        var a0 = SIMD4<Double>(), a1 = SIMD4<Double>()
+        let blocks = x.count / 8
+        for b in 0..<blocks {
+            let v = raw.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+            let lo = widen(v.lowHalf), hi = widen(v.highHalf)
+            a0 += lo * lo
+            a1 += hi * hi
+        }
+        var acc = (a0 + a1).sum()
+        for i in (blocks &* 8)..<x.count { acc += Double(p[i]) * Double(p[i]) }
         let rms = (acc / Double(x.count)).squareRoot()
         return Float(20 * log10(max(rms, 1e-10)))
     }
 
-    /// `20*log10(max(max|x|, 1e-10))`.
+    /// `20*log10(max(max|x|, 1e-10))` (NaN samples are ignored).
     public static func peakDbfs(_ x: UnsafeBufferPointer<Float>) -> Float {
         guard let p = x.baseAddress else { return -200 }
+        let raw = UnsafeRawPointer(p)
+        let absMask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
+        var m8 = SIMD8<Float>()
+        let blocks = x.count / 8
+        for b in 0..<blocks {
+            let v = raw.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<UInt32>.self)
+            let a = unsafeBitCast(v & absMask, to: SIMD8<Float>.self)
+            m8.replace(with: a, where: a .> m8)
+        }
         var m: Float = 0
-        for i in 0..<x.count { m = max(m, abs(p[i])) }
+        for l in 0..<8 { m = max(m, m8[l]) }
+        for i in (blocks &* 8)..<x.count { m = max(m, abs(p[i])) }
         return Float(20 * log10(max(Double(m), 1e-10)))
     }
 
@@ -31,12 +58,23 @@ public enum FrameStatistics {
         guard let p = x.baseAddress, x.count > 1 else { return 0 }
         let threshold: Float = 1e-10
         @inline(__always) func negative(_ v: Float) -> Bool { v < -threshold }
-        var count = 0
-        var prev = negative(p[0])
-        for i in 1..<x.count {
-            let cur = negative(p[i])
-            if cur != prev { count += 1 }
-            prev = cur
+        let raw = UnsafeRawPointer(p)
+        let thr = SIMD8<Float>(repeating: -threshold)
+        let one = SIMD8<Int32>(repeating: 1)
+        var crossings = SIMD8<Int32>()
+        // Pairs (i-1, i) for i in 1..<count: vector blocks cover i = 1 + 8b ..< 9 + 8b.
+        let blocks = (x.count - 1) / 8
+        for b in 0..<blocks {
+            let prev = raw.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+            let cur = raw.loadUnaligned(fromByteOffset: b &* 32 &+ 4, as: SIMD8<Float>.self)
+            let changed = (cur .< thr) .^ (prev .< thr)
+            crossings &+= SIMD8<Int32>().replacing(with: one, where: changed)
+        }
+        var count = Int(crossings.wrappedSum())
+        var i = 1 + blocks &* 8
+        while i < x.count {
+            if negative(p[i]) != negative(p[i - 1]) { count += 1 }
+            i &+= 1
         }
         return Float(count) / Float(x.count)
     }

@@ -4,17 +4,41 @@ import Glibc
 
 /// A reusable output byte buffer with fast fixed-precision number formatting (no `String`, no `Float`
 /// description, no allocation once it has grown to its working size).
+///
+/// The buffer state lives behind a `let` pointer rather than in stored `var`s: stored class properties
+/// cost a dynamic exclusivity check (`swift_beginAccess`) on every access, several per number written.
 public final class ByteWriter: @unchecked Sendable {
-    public private(set) var base: UnsafeMutablePointer<UInt8>
-    public private(set) var capacity: Int
-    public private(set) var count: Int = 0
-
-    public init(capacity: Int = 64 * 1024) {
-        self.capacity = max(capacity, 64)
-        base = .allocate(capacity: self.capacity)
+    struct State {
+        var base: UnsafeMutablePointer<UInt8>
+        var capacity: Int
+        var count: Int
     }
 
-    deinit { base.deallocate() }
+    let state: UnsafeMutablePointer<State>
+
+    public private(set) var base: UnsafeMutablePointer<UInt8> {
+        @inline(__always) get { state.pointee.base }
+        @inline(__always) set { state.pointee.base = newValue }
+    }
+    public private(set) var capacity: Int {
+        @inline(__always) get { state.pointee.capacity }
+        @inline(__always) set { state.pointee.capacity = newValue }
+    }
+    public private(set) var count: Int {
+        @inline(__always) get { state.pointee.count }
+        @inline(__always) set { state.pointee.count = newValue }
+    }
+
+    public init(capacity: Int = 64 * 1024) {
+        let c = max(capacity, 64)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(base: .allocate(capacity: c), capacity: c, count: 0))
+    }
+
+    deinit {
+        state.pointee.base.deallocate()
+        state.deallocate()
+    }
 
     public var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
 
@@ -102,40 +126,61 @@ public final class ByteWriter: @unchecked Sendable {
         unsigned(u, minDigits: 1)
     }
 
-    /// Writes `u` with at least `minDigits` digits (zero padded). Caller reserved room.
+    /// Writes `u` with at least `minDigits` digits (zero padded). Caller reserved room (≤ 20 digits
+    /// plus the padding). Digits go straight into the buffer, last digit first (no scratch, no memmove).
     @inline(__always)
     func unsigned(_ value: UInt64, minDigits: Int) {
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch on the stack
-        withUnsafeMutableBytes(of: &tmp) { raw in
-            let t = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            var u = value
-            var i = 24
-            repeat {
-                i -= 1
-                t[i] = UInt8(truncatingIfNeeded: u % 10) &+ 0x30
-                u /= 10
-            } while u != 0
-            while 24 - i < minDigits { i -= 1; t[i] = 0x30 }
-            let n = 24 - i
-            (base + count).update(from: t + i, count: n)
-            count += n
-        }
+        var n = 1
+        var t = value
+        while t >= 10 { t /= 10; n &+= 1 }
+        if n < minDigits { n = minDigits }
+        let p = base + count
+        var u = value
+        var i = n
+        repeat {
+            i &-= 1
+            p[i] = UInt8(truncatingIfNeeded: u % 10) &+ 0x30
+            u /= 10
+        } while i > 0
+        count += n
     }
 
     static let powers: [Double] = (0...18).map { var p = 1.0; for _ in 0..<$0 { p *= 10 }; return p }
+
+    /// `10^decimals` as a switch, so an inlined call with a literal `decimals` folds to a constant
+    /// (and the divisions by it become multiplications).
+    @inline(__always)
+    static func power10(_ decimals: Int) -> UInt64 {
+        switch decimals {
+        case 0: return 1
+        case 1: return 10
+        case 2: return 100
+        case 3: return 1_000
+        case 4: return 10_000
+        case 5: return 100_000
+        case 6: return 1_000_000
+        default:
+            var p: UInt64 = 1_000_000
+            for _ in 6..<decimals { p &*= 10 }
+            return p
+        }
+    }
 
     /// Appends `v` rounded to `decimals` decimal places, trailing zeros removed (`-0` prints as `0`);
     /// non-finite values print as `null`.
     @inline(__always)
     public func fixed(_ v: Double, decimals: Int) {
         guard v.isFinite else { ascii("null"); return }
-        let scale = Self.powers[decimals]
-        let scaledD = (v * scale).rounded()
-        guard abs(scaledD) < 9.2e18 else { significant(v, digits: 15); return }
-        var scaled = Int64(scaledD)
+        let p = Self.power10(decimals)
+        let x = v * Double(p)
+        guard abs(x) < 9.2e18 else { significant(v, digits: 15); return }
+        // x.rounded() (half away from zero) without a libm call: truncate, then look at the exact
+        // fraction (x − trunc(x) is exact below 2^53; above, x is an integer).
+        var scaled = Int64(x)
+        let frac = x - Double(scaled)
+        if frac >= 0.5 { scaled &+= 1 } else if frac <= -0.5 { scaled &-= 1 }
         reserve(48)
         if scaled < 0 { base[count] = 0x2D; count += 1; scaled = -scaled }
-        let p = UInt64(scale)
         let u = UInt64(scaled)
         let ip = u / p
         var fp = u % p

@@ -132,54 +132,56 @@ public final class MelFilterbank: @unchecked Sendable {
         guard let v = values.baseAddress else { return }
         let floor = floorDb ?? -Float.infinity
         let raw = UnsafeMutableRawPointer(v)
-        let floor8 = SIMD8<Float>(repeating: floor)
+        let floor4 = SIMD4<Float>(repeating: floor)
         var i = 0
-        while i + 8 <= values.count {
-            var db = decibels(raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<Float>.self))
-            db.replace(with: floor8, where: db .< floor8)
-            raw.storeBytes(of: db, toByteOffset: i &* 4, as: SIMD8<Float>.self)
-            i &+= 8
+        while i + 4 <= values.count {
+            var db = decibels(raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD4<Float>.self))
+            db.replace(with: floor4, where: db .< floor4)
+            raw.storeBytes(of: db, toByteOffset: i &* 4, as: SIMD4<Float>.self)
+            i &+= 4
         }
         if i < values.count {
-            var tail = SIMD8<Float>(repeating: 1)
+            var tail = SIMD4<Float>(repeating: 1)
             for j in i..<values.count { tail[j &- i] = v[j] }
             var db = decibels(tail)
-            db.replace(with: floor8, where: db .< floor8)
+            db.replace(with: floor4, where: db .< floor4)
             for j in i..<values.count { v[j] = db[j &- i] }
         }
     }
 
-    /// `10*log10(max(x, 1e-10))` of eight values (NaN → −100 dB).
+    /// `10*log10(max(x, 1e-10))` of four values (NaN → −100 dB). SIMD4 is the SSE register width:
+    /// LLVM scalarizes parts of this on 8-lane vectors.
     @inline(__always)
-    static func decibels(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    static func decibels(_ x: SIMD4<Float>) -> SIMD4<Float> {
+        typealias V = SIMD4<Float>
         var x = x
-        let amin = SIMD8<Float>(repeating: 1e-10)
+        let amin = V(repeating: 1e-10)
         x.replace(with: amin, where: .!(x .>= amin))
-        let bits = unsafeBitCast(x, to: SIMD8<UInt32>.self)
+        let bits = unsafeBitCast(x, to: SIMD4<Int32>.self)
         // x = m · 2^e with m in [0.5, 1) (frexp); x is normal and positive here.
-        var e = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: bits &>> 23) &- 126)
-        var m = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: SIMD8<Float>.self)
-        let small = m .< SIMD8<Float>(repeating: 0.707106781186547524)
-        e.replace(with: e - 1, where: small)
-        m.replace(with: m + m, where: small)
-        let t = m - 1
+        let small = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: V.self) .< V(repeating: 0.707106781186547524)
+        // In [√½, 1) use 2m and e − 1 instead, so the polynomial's argument is in [√½ − 1, √2 − 1).
+        let smallBits = SIMD4<Int32>().replacing(with: -1, where: small)
+        let e = V((bits &>> 23) &- 126 &+ smallBits)
+        let m = unsafeBitCast(((bits & 0x007F_FFFF) | 0x3F00_0000) &+ (smallBits & 0x0080_0000), to: V.self)
+        let t = m - V(repeating: 1)
         let z = t * t
-        var y = SIMD8<Float>(repeating: 7.0376836292e-2)
-        y = y * t - 1.1514610310e-1
-        y = y * t + 1.1676998740e-1
-        y = y * t - 1.2420140846e-1
-        y = y * t + 1.4249322787e-1
-        y = y * t - 1.6668057665e-1
-        y = y * t + 2.0000714765e-1
-        y = y * t - 2.4999993993e-1
-        y = y * t + 3.3333331174e-1
+        var y = V(repeating: 7.0376836292e-2)
+        y = y * t + V(repeating: -1.1514610310e-1)
+        y = y * t + V(repeating: 1.1676998740e-1)
+        y = y * t + V(repeating: -1.2420140846e-1)
+        y = y * t + V(repeating: 1.4249322787e-1)
+        y = y * t + V(repeating: -1.6668057665e-1)
+        y = y * t + V(repeating: 2.0000714765e-1)
+        y = y * t + V(repeating: -2.4999993993e-1)
+        y = y * t + V(repeating: 3.3333331174e-1)
         y = y * t * z
-        y += e * -2.12194440e-4
-        y -= z * 0.5
-        let ln = t + y + e * 0.693359375
-        var db = ln * 4.342944819032518
+        y += e * V(repeating: -2.12194440e-4)
+        y -= z * V(repeating: 0.5)
+        let ln = t + y + e * V(repeating: 0.693359375)
+        var db = ln * V(repeating: 4.342944819032518)
         // At the floor, exactly −100 (as 10·log10f(1e-10) rounds to), not the polynomial's −99.99999.
-        db.replace(with: SIMD8<Float>(repeating: -100), where: x .<= amin)
+        db.replace(with: V(repeating: -100), where: x .<= amin)
         return db
     }
 }

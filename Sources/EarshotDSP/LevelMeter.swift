@@ -180,10 +180,13 @@ public final class LevelMeter: @unchecked Sendable {
         return 20 * log10(r(f) / r(1000))
     }
 
+    /// One biquad step, direct form II transposed, with the state update ordered so the feedback
+    /// path is one multiply and one subtract (`s0 = (b1·x + s1) − a1·y`): the per-sample recurrence,
+    /// not the arithmetic, bounds this loop.
     @inline(__always)
     static func step(_ c: Biquad, _ x: Double, _ s0: inout Double, _ s1: inout Double) -> Double {
         let y = c.b0 * x + s0
-        s0 = c.b1 * x - c.a1 * y + s1
+        s0 = (c.b1 * x + s1) - c.a1 * y
         s1 = c.b2 * x - c.a2 * y
         return y
     }

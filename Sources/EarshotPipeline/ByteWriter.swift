@@ -12,6 +12,8 @@ public final class ByteWriter: @unchecked Sendable {
         var base: UnsafeMutablePointer<UInt8>
         var capacity: Int
         var count: Int
+        /// ``digitTables`` (process-wide, read-only).
+        var digits: UnsafePointer<UInt64>
     }
 
     let state: UnsafeMutablePointer<State>
@@ -32,7 +34,7 @@ public final class ByteWriter: @unchecked Sendable {
     public init(capacity: Int = 64 * 1024) {
         let c = max(capacity, 64)
         state = .allocate(capacity: 1)
-        state.initialize(to: State(base: .allocate(capacity: c), capacity: c, count: 0))
+        state.initialize(to: State(base: .allocate(capacity: c), capacity: c, count: 0, digits: digitTables))
     }
 
     deinit {
@@ -182,6 +184,14 @@ public final class ByteWriter: @unchecked Sendable {
         reserve(48)
         if scaled < 0 { base[count] = 0x2D; count += 1; scaled = -scaled }
         let u = UInt64(scaled)
+        if decimals == 3 && u < 1_000_000 {
+            // Common case (dB values, log-mel, MFCC): two table entries, two 8-byte stores.
+            let ip = u / 1_000
+            let t = state.pointee.digits
+            put(t[Int(ip)])
+            put(t[1_000 &+ Int(u &- ip &* 1_000)])
+            return
+        }
         let ip = u / p
         var fp = u % p
         unsigned(ip, minDigits: 1)
@@ -195,6 +205,13 @@ public final class ByteWriter: @unchecked Sendable {
 
     @inline(__always)
     public func fixed(_ v: Float, decimals: Int) { fixed(Double(v), decimals: decimals) }
+
+    /// Stores a ``digitTables`` entry: 8 bytes written, `entry >> 56` of them kept. Caller reserved 8.
+    @inline(__always)
+    func put(_ entry: UInt64) {
+        UnsafeMutableRawPointer(base + count).storeBytes(of: entry, as: UInt64.self)
+        count &+= Int(truncatingIfNeeded: entry &>> 56)
+    }
 
     /// Appends `v` with `digits` significant digits (integer parts print whole): fixed notation for
     /// 1e-4 ≤ |v| < 1e15, else
@@ -216,3 +233,26 @@ public final class ByteWriter: @unchecked Sendable {
         int(Int64(e))
     }
 }
+
+/// Text of small numbers for ``ByteWriter/fixed(_:decimals:)`` with 3 decimals, one `UInt64` per entry:
+/// the characters in the low bytes (little endian), their count in the top byte.
+/// `0..<1000`: the integer `i` (`"0"`…`"999"`); `1000..<2000`: the fraction `f/1000` as written after
+/// the integer part (`""` for 0, else `"."` and up to 3 digits, trailing zeros removed).
+/// Built once (16 KB) when the first writer is made (not on a hot path), never freed.
+nonisolated(unsafe) let digitTables: UnsafePointer<UInt64> = {
+    let t = UnsafeMutablePointer<UInt64>.allocate(capacity: 2_000)
+    func pack(_ bytes: [UInt8]) -> UInt64 {
+        var e = UInt64(bytes.count) << 56
+        for (i, b) in bytes.enumerated() { e |= UInt64(b) << (8 * UInt64(i)) }
+        return e
+    }
+    for i in 0..<1_000 { t[i] = pack(Array(String(i).utf8)) }
+    t[1_000] = 0
+    for f in 1..<1_000 {
+        var d = Array(String(f).utf8)
+        while d.count < 3 { d.insert(0x30, at: 0) }
+        while d.last == 0x30 { d.removeLast() }
+        t[1_000 + f] = pack([0x2E] + d)
+    }
+    return UnsafePointer(t)
+}()

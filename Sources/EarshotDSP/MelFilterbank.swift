@@ -26,6 +26,8 @@ public final class MelFilterbank: @unchecked Sendable {
     let offsets: UnsafeMutablePointer<Int>
     let weights: UnsafeMutablePointer<Float>
     let weightCount: Int
+    /// Per-band SIMD4 partial sums (`nMels × 4` floats, 16-byte aligned).
+    let partial: UnsafeMutablePointer<SIMD4<Float>>
 
     /// Builds the bank. Parameters as in ``AnalyzerConfig``; `0 <= fMin < fMax <= sampleRate/2`.
     public init(sampleRate: Int, nFFT: Int, nMels: Int, fMin: Double, fMax: Double) {
@@ -73,6 +75,8 @@ public final class MelFilterbank: @unchecked Sendable {
             for k in s..<(s + count) { flat.append(dense[i][k]) }
         }
         weightCount = flat.count
+        partial = .allocate(capacity: nMels)
+        partial.initialize(repeating: SIMD4<Float>(), count: nMels)
         weights = .allocate(capacity: max(flat.count, 4))
         weights.initialize(repeating: 0, count: max(flat.count, 4))
         for (j, w) in flat.enumerated() { weights[j] = w }
@@ -83,6 +87,7 @@ public final class MelFilterbank: @unchecked Sendable {
         counts.deallocate()
         offsets.deallocate()
         weights.deallocate()
+        partial.deallocate()
     }
 
     /// The weight of FFT bin `bin` in band `band` (for tests and inspection; not real-time).
@@ -103,6 +108,7 @@ public final class MelFilterbank: @unchecked Sendable {
         let p = UnsafeRawPointer(power.baseAddress!)
         let w = UnsafeRawPointer(weights)
         let out = mel.baseAddress!
+        let lanes = UnsafeMutableRawPointer(partial)
         for m in 0..<nMels {
             let pb = p + starts[m] &* 4
             let wb = w + offsets[m] &* 4
@@ -114,12 +120,30 @@ public final class MelFilterbank: @unchecked Sendable {
                     * pb.loadUnaligned(fromByteOffset: j &* 4, as: SIMD4<Float>.self)
                 j &+= 4
             }
-            var sum = acc.sum()
             while j < c {
-                sum += wb.load(fromByteOffset: j &* 4, as: Float.self) * pb.load(fromByteOffset: j &* 4, as: Float.self)
+                acc[0] += wb.load(fromByteOffset: j &* 4, as: Float.self) * pb.load(fromByteOffset: j &* 4, as: Float.self)
                 j &+= 1
             }
-            out[m] = sum
+            lanes.storeBytes(of: acc, toByteOffset: m &* 16, as: SIMD4<Float>.self)
+        }
+        // Horizontal sums four bands at a time (a 4×4 transpose with shuffles) instead of a serial
+        // chain of scalar adds per band.
+        var m = 0
+        while m + 4 <= nMels {
+            let a0 = lanes.load(fromByteOffset: m &* 16, as: SIMD4<Float>.self)
+            let a1 = lanes.load(fromByteOffset: m &* 16 &+ 16, as: SIMD4<Float>.self)
+            let a2 = lanes.load(fromByteOffset: m &* 16 &+ 32, as: SIMD4<Float>.self)
+            let a3 = lanes.load(fromByteOffset: m &* 16 &+ 48, as: SIMD4<Float>.self)
+            let s01 = SIMD4(a0[0], a1[0], a0[1], a1[1]) + SIMD4(a0[2], a1[2], a0[3], a1[3])
+            let s23 = SIMD4(a2[0], a3[0], a2[1], a3[1]) + SIMD4(a2[2], a3[2], a2[3], a3[3])
+            let sum = SIMD4(s01[0], s01[1], s23[0], s23[1]) + SIMD4(s01[2], s01[3], s23[2], s23[3])
+            UnsafeMutableRawPointer(out).storeBytes(of: sum, toByteOffset: m &* 4, as: SIMD4<Float>.self)
+            m &+= 4
+        }
+        while m < nMels {
+            let a = lanes.load(fromByteOffset: m &* 16, as: SIMD4<Float>.self)
+            out[m] = (a[0] + a[2]) + (a[1] + a[3])
+            m &+= 1
         }
     }
 
@@ -158,12 +182,12 @@ public final class MelFilterbank: @unchecked Sendable {
         let amin = V(repeating: 1e-10)
         x.replace(with: amin, where: .!(x .>= amin))
         let bits = unsafeBitCast(x, to: SIMD4<Int32>.self)
-        // x = m · 2^e with m in [0.5, 1) (frexp); x is normal and positive here.
-        let small = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: V.self) .< V(repeating: 0.707106781186547524)
-        // In [√½, 1) use 2m and e − 1 instead, so the polynomial's argument is in [√½ − 1, √2 − 1).
-        let smallBits = SIMD4<Int32>().replacing(with: -1, where: small)
-        let e = V((bits &>> 23) &- 126 &+ smallBits)
-        let m = unsafeBitCast(((bits & 0x007F_FFFF) | 0x3F00_0000) &+ (smallBits & 0x0080_0000), to: V.self)
+        // x = m · 2^e with m in [√½, √2): offsetting the bits by those of √½ makes the exponent field
+        // carry exactly when m would leave that range (x is normal and positive here). Integer ops
+        // only, no compare/select (which made LLVM split lanes into scalar chains).
+        let k = bits &- 0x3F35_04F3
+        let e = V(k &>> 23)
+        let m = unsafeBitCast((k & 0x007F_FFFF) &+ 0x3F35_04F3, to: V.self)
         let t = m - V(repeating: 1)
         let z = t * t
         var y = V(repeating: 7.0376836292e-2)

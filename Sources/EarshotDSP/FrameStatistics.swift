@@ -15,20 +15,25 @@ public enum FrameStatistics {
     }
 
     /// `20*log10(max(rms, 1e-10))` with `rms = sqrt(mean(x²))` (`librosa.feature.rms(center=False)`):
-    /// a full-scale sine reads −3.01 dBFS, silence −200 dBFS. Accumulates in `Double` lanes.
+    /// a full-scale sine reads −3.01 dBFS, silence −200 dBFS. Squares are summed in `Float` lanes over
+    /// blocks of 64 samples (8 terms per lane) and the block sums in `Double`.
     public static func rmsDbfs(_ x: UnsafeBufferPointer<Float>) -> Float {
         guard let p = x.baseAddress, x.count > 0 else { return -200 }
         let raw = UnsafeRawPointer(p)
-        var a0 = SIMD4<Double>(), a1 = SIMD4<Double>()
-        let blocks = x.count / 8
+        var acc = 0.0
+        let blocks = x.count / 64
         for b in 0..<blocks {
-            let v = raw.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
-            let lo = widen(v.lowHalf), hi = widen(v.highHalf)
-            a0 += lo * lo
-            a1 += hi * hi
+            let base = b &* 256
+            var a0 = SIMD4<Float>(), a1 = SIMD4<Float>()
+            for j in stride(from: 0, to: 256, by: 32) {
+                let v0 = raw.loadUnaligned(fromByteOffset: base &+ j, as: SIMD4<Float>.self)
+                let v1 = raw.loadUnaligned(fromByteOffset: base &+ j &+ 16, as: SIMD4<Float>.self)
+                a0 += v0 * v0
+                a1 += v1 * v1
+            }
+            acc += Double((a0 + a1).sum())
         }
-        var acc = (a0 + a1).sum()
-        for i in (blocks &* 8)..<x.count { acc += Double(p[i]) * Double(p[i]) }
+        for i in (blocks &* 64)..<x.count { acc += Double(p[i]) * Double(p[i]) }
         let rms = (acc / Double(x.count)).squareRoot()
         return Float(20 * log10(max(rms, 1e-10)))
     }

@@ -108,16 +108,8 @@ public final class STFT: @unchecked Sendable {
             k &+= 1
         }
         guard let m = magnitude?.baseAddress else { return }
-        let mr = UnsafeMutableRawPointer(m)
-        k = 0
-        while k + 8 <= binCount {
-            let v = UnsafeRawPointer(p).loadUnaligned(fromByteOffset: k &* 4, as: SIMD8<Float>.self)
-            mr.storeBytes(of: v.squareRoot(), toByteOffset: k &* 4, as: SIMD8<Float>.self)
-            k &+= 8
-        }
-        while k < binCount {
-            m[k] = p[k].squareRoot()
-            k &+= 1
-        }
+        // A plain loop: LLVM vectorizes Float.squareRoot() into sqrtps, whereas SIMD8.squareRoot()
+        // is lowered lane by lane through sqrtf.
+        for k in 0..<binCount { m[k] = p[k].squareRoot() }
     }
 }

@@ -150,62 +150,44 @@ public final class MelFilterbank: @unchecked Sendable {
     /// `10*log10(max(x, 1e-10))` in place (`librosa.power_to_db(ref=1, amin=1e-10, top_db=None)`),
     /// then `max(·, floorDb)` when a floor is given. Real-time safe.
     ///
-    /// Eight values at a time with a vectorized natural log (Cephes `logf`: range reduction to
-    /// `[√½, √2)` and a degree-9 polynomial, error ≈ 1 ulp), times `10/ln 10`.
+    /// With a branch-free natural log (Cephes `logf`: range reduction to `[√½, √2)` on the bits and a
+    /// degree-9 polynomial, error ≈ 1 ulp) times `10/ln 10`, written as a plain loop so LLVM's loop
+    /// vectorizer turns it into SSE code (explicit `SIMD4`/`SIMD8` code got partly scalarized).
     public static func powerToDb(_ values: UnsafeMutableBufferPointer<Float>, floorDb: Float? = nil) {
         guard let v = values.baseAddress else { return }
         let floor = floorDb ?? -Float.infinity
-        let raw = UnsafeMutableRawPointer(v)
-        let floor4 = SIMD4<Float>(repeating: floor)
-        var i = 0
-        while i + 4 <= values.count {
-            var db = decibels(raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD4<Float>.self))
-            db.replace(with: floor4, where: db .< floor4)
-            raw.storeBytes(of: db, toByteOffset: i &* 4, as: SIMD4<Float>.self)
-            i &+= 4
-        }
-        if i < values.count {
-            var tail = SIMD4<Float>(repeating: 1)
-            for j in i..<values.count { tail[j &- i] = v[j] }
-            var db = decibels(tail)
-            db.replace(with: floor4, where: db .< floor4)
-            for j in i..<values.count { v[j] = db[j &- i] }
+        for i in 0..<values.count {
+            let db = decibels(v[i])
+            v[i] = db < floor ? floor : db
         }
     }
 
-    /// `10*log10(max(x, 1e-10))` of four values (NaN → −100 dB). SIMD4 is the SSE register width:
-    /// LLVM scalarizes parts of this on 8-lane vectors.
+    /// `10*log10(max(x, 1e-10))` (NaN → −100 dB); exactly −100 at the floor, as `10*log10f(1e-10)` rounds to.
     @inline(__always)
-    static func decibels(_ x: SIMD4<Float>) -> SIMD4<Float> {
-        typealias V = SIMD4<Float>
-        var x = x
-        let amin = V(repeating: 1e-10)
-        x.replace(with: amin, where: .!(x .>= amin))
-        let bits = unsafeBitCast(x, to: SIMD4<Int32>.self)
+    static func decibels(_ value: Float) -> Float {
+        let amin: Float = 1e-10
+        let x = value >= amin ? value : amin
         // x = m · 2^e with m in [√½, √2): offsetting the bits by those of √½ makes the exponent field
-        // carry exactly when m would leave that range (x is normal and positive here). Integer ops
-        // only, no compare/select (which made LLVM split lanes into scalar chains).
-        let k = bits &- 0x3F35_04F3
-        let e = V(k &>> 23)
-        let m = unsafeBitCast((k & 0x007F_FFFF) &+ 0x3F35_04F3, to: V.self)
-        let t = m - V(repeating: 1)
+        // carry exactly when m would leave that range (x is normal and positive here).
+        let k = Int32(bitPattern: x.bitPattern) &- 0x3F35_04F3
+        let e = Float(k &>> 23)
+        let m = Float(bitPattern: UInt32(bitPattern: (k & 0x007F_FFFF) &+ 0x3F35_04F3))
+        let t = m - 1
         let z = t * t
-        var y = V(repeating: 7.0376836292e-2)
-        y = y * t + V(repeating: -1.1514610310e-1)
-        y = y * t + V(repeating: 1.1676998740e-1)
-        y = y * t + V(repeating: -1.2420140846e-1)
-        y = y * t + V(repeating: 1.4249322787e-1)
-        y = y * t + V(repeating: -1.6668057665e-1)
-        y = y * t + V(repeating: 2.0000714765e-1)
-        y = y * t + V(repeating: -2.4999993993e-1)
-        y = y * t + V(repeating: 3.3333331174e-1)
+        var y: Float = 7.0376836292e-2
+        y = y * t - 1.1514610310e-1
+        y = y * t + 1.1676998740e-1
+        y = y * t - 1.2420140846e-1
+        y = y * t + 1.4249322787e-1
+        y = y * t - 1.6668057665e-1
+        y = y * t + 2.0000714765e-1
+        y = y * t - 2.4999993993e-1
+        y = y * t + 3.3333331174e-1
         y = y * t * z
-        y += e * V(repeating: -2.12194440e-4)
-        y -= z * V(repeating: 0.5)
-        let ln = t + y + e * V(repeating: 0.693359375)
-        var db = ln * V(repeating: 4.342944819032518)
-        // At the floor, exactly −100 (as 10·log10f(1e-10) rounds to), not the polynomial's −99.99999.
-        db.replace(with: V(repeating: -100), where: x .<= amin)
-        return db
+        y += e * -2.12194440e-4
+        y -= z * 0.5
+        let ln = t + y + e * 0.693359375
+        let db = ln * 4.342944819032518
+        return x <= amin ? -100 : db
     }
 }

@@ -178,12 +178,16 @@ public final class ByteWriter: @unchecked Sendable {
         guard abs(x) < 9.2e18 else { significant(v, digits: 15); return }
         // x.rounded() (half away from zero) without a libm call: truncate, then look at the exact
         // fraction (x − trunc(x) is exact below 2^53; above, x is an integer).
+        // Branch-free: the rounding direction and the sign are data-dependent (unpredictable for
+        // MFCC and for the rounding).
         var scaled = Int64(x)
         let frac = x - Double(scaled)
-        if frac >= 0.5 { scaled &+= 1 } else if frac <= -0.5 { scaled &-= 1 }
+        scaled = scaled &+ (frac >= 0.5 ? 1 : 0) &- (frac <= -0.5 ? 1 : 0)
         reserve(48)
-        if scaled < 0 { base[count] = 0x2D; count += 1; scaled = -scaled }
-        let u = UInt64(scaled)
+        let negative = scaled < 0
+        base[count] = 0x2D
+        count &+= negative ? 1 : 0
+        let u = UInt64(bitPattern: negative ? 0 &- scaled : scaled)
         if decimals == 3 && u < 1_000_000 {
             // Common case (dB values, log-mel, MFCC): two table entries, two 8-byte stores.
             let ip = u / 1_000

@@ -1,4 +1,5 @@
 internal import CFFTW
+internal import CEarshotSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -108,8 +109,8 @@ public final class STFT: @unchecked Sendable {
             k &+= 1
         }
         guard let m = magnitude?.baseAddress else { return }
-        // A plain loop: LLVM vectorizes Float.squareRoot() into sqrtps, whereas SIMD8.squareRoot()
-        // is lowered lane by lane through sqrtf.
-        for k in 0..<binCount { m[k] = p[k].squareRoot() }
+        // Float.squareRoot() and SIMD8.squareRoot() both compile to scalar sqrtss with a sqrtf call
+        // for negative inputs (errno), which blocks vectorization; the C helper uses sqrtps.
+        CEarshot_sqrt_f32(p, m, binCount)
     }
 }

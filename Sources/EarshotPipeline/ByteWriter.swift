@@ -210,6 +210,43 @@ public final class ByteWriter: @unchecked Sendable {
     @inline(__always)
     public func fixed(_ v: Float, decimals: Int) { fixed(Double(v), decimals: decimals) }
 
+    /// Appends `values` as comma-separated ``fixed(_:decimals:)`` numbers with 3 decimals (same text).
+    ///
+    /// The common case (|v| < 1000) works on a local output pointer: byte stores through `base` may
+    /// alias the writer's state, so the per-number helpers reload and store `count` around every byte.
+    public func fixed3List(_ values: UnsafeBufferPointer<Float>) {
+        reserve(values.count &* 48 &+ 8)
+        let t = state.pointee.digits
+        var p = base + count
+        var first = true
+        for v in values {
+            if !first { p.pointee = 0x2C; p += 1 }
+            first = false
+            let x = Double(v) * 1_000
+            if abs(x) < 999_999.5 {  // false for NaN and ±inf
+                var scaled = Int64(x)
+                let frac = x - Double(scaled)
+                scaled = scaled &+ (frac >= 0.5 ? 1 : 0) &- (frac <= -0.5 ? 1 : 0)
+                let negative = scaled < 0
+                p.pointee = 0x2D
+                p += negative ? 1 : 0
+                let u = UInt64(bitPattern: negative ? 0 &- scaled : scaled)
+                let ip = u / 1_000
+                let e1 = t[Int(ip)], e2 = t[1_000 &+ Int(u &- ip &* 1_000)]
+                UnsafeMutableRawPointer(p).storeBytes(of: e1, as: UInt64.self)
+                p += Int(truncatingIfNeeded: e1 &>> 56)
+                UnsafeMutableRawPointer(p).storeBytes(of: e2, as: UInt64.self)
+                p += Int(truncatingIfNeeded: e2 &>> 56)
+            } else {
+                count = p - base
+                fixed(v, decimals: 3)
+                reserve(values.count &* 48 &+ 8)  // may move the buffer; rare (|v| ≥ 1000 or non-finite)
+                p = base + count
+            }
+        }
+        count = p - base
+    }
+
     /// Stores a ``digitTables`` entry: 8 bytes written, `entry >> 56` of them kept. Caller reserved 8.
     @inline(__always)
     func put(_ entry: UInt64) {

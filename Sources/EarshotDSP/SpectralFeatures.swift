@@ -72,7 +72,9 @@ public final class SpectralFeatures: @unchecked Sendable {
 
     /// Computes centroid, bandwidth, roll-off, flatness and flux into `features`; keeps `magnitude` for the next flux.
     ///
-    /// Real-time safe. - Parameter magnitude: `binCount` values of `|X_k|`.
+    /// Convenience for callers without a power spectrum: it squares `magnitude` into a temporary buffer, which
+    /// may be heap-allocated, so it is **not** real-time safe; ``FrameAnalyzer`` uses
+    /// ``process(magnitude:power:outputs:into:)``. - Parameter magnitude: `binCount` values of `|X_k|`.
     public func process(magnitude: UnsafeBufferPointer<Float>, into features: inout FrameFeatures) {
         precondition(magnitude.count == binCount)
         let s = magnitude.baseAddress!

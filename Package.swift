@@ -28,7 +28,7 @@ let package = Package(
             name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .target(name: "CEarshotSupport"),
         .target(name: "EarshotRealtime", dependencies: ["CEarshotSupport"], swiftSettings: strict),
-        .target(name: "EarshotDSP", dependencies: ["CFFTW", "EarshotRealtime"], swiftSettings: strict),
+        .target(name: "EarshotDSP", dependencies: ["CFFTW", "CEarshotSupport", "EarshotRealtime"], swiftSettings: strict),
         .target(name: "EarshotCapture", dependencies: ["CALSA", "EarshotRealtime"], swiftSettings: strict),
         .target(
             name: "EarshotPipeline",

@@ -5,3 +5,15 @@
 int CEarshot_pthread_setname(pthread_t thread, const char *name) {
     return pthread_setname_np(thread, name);
 }
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+void CEarshot_sqrt_f32(const float *x, float *y, long n) {
+    long i = 0;
+#if defined(__SSE__)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = __builtin_sqrtf(x[i]);
+}

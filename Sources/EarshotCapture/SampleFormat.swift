@@ -45,7 +45,26 @@ public func convertToMono(
             destination[f] = decodeSample(source + (f * stride + offset), format: format)
         }
     } else if channels == 1 {
-        for f in 0..<frames { destination[f] = decodeSample(source + f * stride, format: format) }
+        // One loop per format (the switch hoisted out of the loop), so the common cases vectorize.
+        switch format {
+        case .s16:
+            for f in 0..<frames {
+                destination[f] = Float(Int16(littleEndian: source.loadUnaligned(fromByteOffset: f &* 2, as: Int16.self)))
+                    * (1 / 32_768)
+            }
+        case .float32:
+            for f in 0..<frames {
+                destination[f] = Float(
+                    bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: f &* 4, as: UInt32.self)))
+            }
+        case .s32:
+            for f in 0..<frames {
+                destination[f] = Float(Int32(littleEndian: source.loadUnaligned(fromByteOffset: f &* 4, as: Int32.self)))
+                    * (1 / 2_147_483_648)
+            }
+        case .s24In32, .s24Packed:
+            for f in 0..<frames { destination[f] = decodeSample(source + f * stride, format: format) }
+        }
     } else {
         let scale = 1 / Float(channels)
         for f in 0..<frames {

@@ -4,8 +4,13 @@
 /// `init` validates, allocates and plans. ``process(frame:newSampleCount:features:logmel:mfcc:)``
 /// is a straight chain into caller-owned buffers: no allocation, no lock, no logging, never throws.
 /// It is `Sendable` so it can be handed to the DSP thread; it must be used by one thread at a time.
+///
+/// Only the features in ``outputs`` are computed (log-mel and onset strength always are); the
+/// others read 0.
 public final class FrameAnalyzer: @unchecked Sendable {
     public let config: AnalyzerConfig
+    /// The optional features this analyzer computes (fixed at init; ``AnalyzerOutputs/all`` by default).
+    public let outputs: AnalyzerOutputs
     public let stft: STFT
     public let melBank: MelFilterbank
     public let dct: DCT
@@ -19,10 +24,14 @@ public final class FrameAnalyzer: @unchecked Sendable {
     let frames: UnsafeMutablePointer<Int64>
     let floorDb: Float
 
+    /// - Parameters:
+    ///   - config: the DSP parameters.
+    ///   - outputs: the optional features to compute (``init(config:)`` computes all).
     /// - Throws: ``AnalyzerConfigError`` naming the bad field.
-    public init(config: AnalyzerConfig) throws(AnalyzerConfigError) {
+    public init(config: AnalyzerConfig, outputs: AnalyzerOutputs) throws(AnalyzerConfigError) {
         try config.validate()
         self.config = config
+        self.outputs = outputs
         stft = STFT(nFFT: config.nFFT)
         melBank = MelFilterbank(
             sampleRate: config.sampleRate, nFFT: config.nFFT, nMels: config.nMels,
@@ -41,6 +50,12 @@ public final class FrameAnalyzer: @unchecked Sendable {
         frames = .allocate(capacity: 1)
         frames.initialize(to: 0)
         floorDb = config.logMelFloorDb ?? -Float.infinity
+    }
+
+    /// Computes everything (``AnalyzerOutputs/all``), as the live daemon needs.
+    /// - Throws: ``AnalyzerConfigError`` naming the bad field.
+    public convenience init(config: AnalyzerConfig) throws(AnalyzerConfigError) {
+        try self.init(config: config, outputs: .all)
     }
 
     deinit {
@@ -65,7 +80,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
         levelMeter.reset()
     }
 
-    /// Analyzes one frame. DSP thread only; no allocation, no lock.
+    /// Analyzes one frame (computing only ``outputs``). DSP thread only; no allocation, no lock.
     /// - Parameters:
     ///   - frame: exactly `nFFT` samples; frame `i` covers samples `[i*hop, i*hop + nFFT)`.
     ///   - newSampleCount: how many of the frame's last samples are new since the previous call
@@ -81,19 +96,36 @@ public final class FrameAnalyzer: @unchecked Sendable {
     ) -> OnsetEvent? {
         precondition(frame.count == config.nFFT && newSampleCount >= 0 && newSampleCount <= config.nFFT)
         precondition(logmel.count == config.nMels && mfcc.count == config.nMFCC)
-        features.rmsDbfs = FrameStatistics.rmsDbfs(frame)
-        features.peakDbfs = FrameStatistics.peakDbfs(frame)
-        features.zcr = FrameStatistics.zeroCrossingRate(frame)
-        stft.process(frame: frame, power: power, magnitude: magnitude)
-        spectral.process(magnitude: UnsafeBufferPointer(magnitude), into: &features)
+        let o = outputs
+        features.rmsDbfs = o.contains(.rms) ? FrameStatistics.rmsDbfs(frame) : 0
+        features.peakDbfs = o.contains(.peak) ? FrameStatistics.peakDbfs(frame) : 0
+        features.zcr = o.contains(.zcr) ? FrameStatistics.zeroCrossingRate(frame) : 0
+        let wantsMagnitude = !o.isDisjoint(with: AnalyzerOutputs.needsMagnitude)
+        stft.process(frame: frame, power: power, magnitude: wantsMagnitude ? magnitude : nil)
+        if !o.isDisjoint(with: .spectral) {
+            spectral.process(
+                magnitude: UnsafeBufferPointer(magnitude), power: UnsafeBufferPointer(power), outputs: o,
+                into: &features)
+        } else {
+            features.centroidHz = 0; features.bandwidthHz = 0; features.rolloffHz = 0
+            features.flatness = 0; features.flux = 0
+        }
         melBank.process(power: UnsafeBufferPointer(power), into: logmel)
         MelFilterbank.powerToDb(logmel, floorDb: floorDb)
-        dct.process(UnsafeBufferPointer(logmel), into: mfcc)
+        if o.contains(.mfcc) {
+            dct.process(UnsafeBufferPointer(logmel), into: mfcc)
+        } else if mfcc.count > 0 {
+            mfcc.update(repeating: 0)
+        }
         let strength = onsetStrength.process(logmel: UnsafeBufferPointer(logmel))
         features.onsetStrength = strength
-        let newSamples = UnsafeBufferPointer(rebasing: frame[(config.nFFT - newSampleCount)...])
-        levelMeter.process(newSamples)
-        levelMeter.read(into: &features)
+        if o.contains(.levels) {
+            let newSamples = UnsafeBufferPointer(rebasing: frame[(config.nFFT - newSampleCount)...])
+            levelMeter.process(newSamples)
+            levelMeter.read(into: &features)
+        } else {
+            features.laf = 0; features.las = 0; features.lcf = 0; features.lzf = 0
+        }
         let index = frames.pointee
         frames.pointee = index + 1
         return picker.process(strength: strength, frameIndex: index)

@@ -22,6 +22,13 @@ public enum FrequencyWeighting: Sendable, Hashable {
 /// 1 kHz. At 48 kHz the error vs the analytic weighting is < 0.01 dB below 1 kHz, −0.8 dB at
 /// 10 kHz and −1.5 dB at 16 kHz (class 1 allows −3.6 and −17).
 ///
+/// Processing shares work between the weightings (the filters are linear and time-invariant, so
+/// the cascade order is free): C = `gc·H₁₁·L₄₄` runs per sample, and A = `ga·H₁₁·H₂₃·L₄₄` is C
+/// followed by the one remaining biquad `H₂₃·ga/gc` — 3 biquads per sample instead of 5. The
+/// exponential time weighting is linear too, so over a block of `N` squared samples `q` it is
+/// evaluated in closed form, `s_N = (1−α)^N s_0 + Σ_r α(1−α)^r q_{N−1−r}`, as SIMD dot products
+/// with precomputed weights instead of a per-sample recurrence (same result up to rounding).
+///
 /// Real-time safe: ``process(_:)`` does no allocation, takes no lock. One thread at a time.
 public final class LevelMeter: @unchecked Sendable {
     public let sampleRate: Int
@@ -32,16 +39,27 @@ public final class LevelMeter: @unchecked Sendable {
     }
 
     struct State {
-        var aState = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  // 3 biquads × 2 (DF2T)
-        var cState = (0.0, 0.0, 0.0, 0.0)            // 2 biquads × 2
+        var cState = (0.0, 0.0, 0.0, 0.0)  // the 2 C biquads × 2 (DF2T)
+        var aState = (0.0, 0.0)            // the A-only biquad
         var aFast = 0.0, aSlow = 0.0, cFast = 0.0, zFast = 0.0
     }
+
+    /// Samples per block of the closed-form time weighting.
+    static let block = 1024
 
     /// A-weighting biquads (3) and C-weighting biquads (2), gain included in the first.
     public let aSections: [Biquad]
     public let cSections: [Biquad]
-    let coef: UnsafeMutablePointer<Biquad>  // 0..<3 A, 3..<5 C
+    let coef: UnsafeMutablePointer<Biquad>  // 0, 1: C sections; 2: H₂₃·ga/gc (C → A)
     let state: UnsafeMutablePointer<State>
+    /// Squared A, C and Z outputs of a block, newest first (`3 × block`).
+    let squares: UnsafeMutablePointer<Double>
+    /// `α(1−α)^r`, `r < block`, Fast and Slow.
+    let fastWeights: UnsafeMutablePointer<Double>
+    let slowWeights: UnsafeMutablePointer<Double>
+    /// `(1−α)^N`, `N ≤ block`, Fast and Slow.
+    let fastDecay: UnsafeMutablePointer<Double>
+    let slowDecay: UnsafeMutablePointer<Double>
     let fastAlpha: Double
     let slowAlpha: Double
 
@@ -79,17 +97,42 @@ public final class LevelMeter: @unchecked Sendable {
         c[0].b0 *= gc; c[0].b1 *= gc; c[0].b2 *= gc
         aSections = a
         cSections = c
-        coef = .allocate(capacity: 5)
-        (coef).initialize(from: a + c, count: 5)
+        var aOnly = pair(hp(p.f2), hp(p.f3))
+        let g = ga / gc
+        aOnly.b0 *= g; aOnly.b1 *= g; aOnly.b2 *= g
+        coef = .allocate(capacity: 3)
+        coef.initialize(from: [c[0], c[1], aOnly], count: 3)
         state = .allocate(capacity: 1)
         state.initialize(to: State())
-        fastAlpha = 1 - exp(-1 / (0.125 * fs))
-        slowAlpha = 1 - exp(-1 / (1.0 * fs))
+        let fa = 1 - exp(-1 / (0.125 * fs)), sa = 1 - exp(-1 / (1.0 * fs))
+        fastAlpha = fa
+        slowAlpha = sa
+        let n = Self.block
+        squares = .allocate(capacity: 3 * n)
+        squares.initialize(repeating: 0, count: 3 * n)
+        fastWeights = .allocate(capacity: n)
+        slowWeights = .allocate(capacity: n)
+        fastDecay = .allocate(capacity: n + 1)
+        slowDecay = .allocate(capacity: n + 1)
+        for r in 0...n {
+            let df = pow(1 - fa, Double(r)), ds = pow(1 - sa, Double(r))
+            fastDecay[r] = df
+            slowDecay[r] = ds
+            if r < n {
+                fastWeights[r] = fa * df
+                slowWeights[r] = sa * ds
+            }
+        }
     }
 
     deinit {
         coef.deallocate()
         state.deallocate()
+        squares.deallocate()
+        fastWeights.deallocate()
+        slowWeights.deallocate()
+        fastDecay.deallocate()
+        slowDecay.deallocate()
     }
 
     /// Clears filter and time-weighting states (levels restart from silence).
@@ -137,10 +180,13 @@ public final class LevelMeter: @unchecked Sendable {
         return 20 * log10(r(f) / r(1000))
     }
 
+    /// One biquad step, direct form II transposed, with the state update ordered so the feedback
+    /// path is one multiply and one subtract (`s0 = (b1·x + s1) − a1·y`): the per-sample recurrence,
+    /// not the arithmetic, bounds this loop.
     @inline(__always)
     static func step(_ c: Biquad, _ x: Double, _ s0: inout Double, _ s1: inout Double) -> Double {
         let y = c.b0 * x + s0
-        s0 = c.b1 * x - c.a1 * y + s1
+        s0 = (c.b1 * x + s1) - c.a1 * y
         s1 = c.b2 * x - c.a2 * y
         return y
     }
@@ -148,24 +194,60 @@ public final class LevelMeter: @unchecked Sendable {
     /// Runs `samples` (the new samples, in order) through the filters and time weightings.
     /// Real-time safe.
     public func process(_ samples: UnsafeBufferPointer<Float>) {
-        guard let x = samples.baseAddress else { return }
+        guard var x = samples.baseAddress else { return }
+        var remaining = samples.count
         var st = state.pointee
-        let c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3], c4 = coef[4]
-        let fa = fastAlpha, sa = slowAlpha
-        for i in 0..<samples.count {
-            let v = Double(x[i])
-            var ya = Self.step(c0, v, &st.aState.0, &st.aState.1)
-            ya = Self.step(c1, ya, &st.aState.2, &st.aState.3)
-            ya = Self.step(c2, ya, &st.aState.4, &st.aState.5)
-            var yc = Self.step(c3, v, &st.cState.0, &st.cState.1)
-            yc = Self.step(c4, yc, &st.cState.2, &st.cState.3)
-            let a2 = ya * ya, c2v = yc * yc, z2 = v * v
-            st.aFast += (a2 - st.aFast) * fa
-            st.aSlow += (a2 - st.aSlow) * sa
-            st.cFast += (c2v - st.cFast) * fa
-            st.zFast += (z2 - st.zFast) * fa
+        let c0 = coef[0], c1 = coef[1], c2 = coef[2]
+        let qa = squares, qc = squares + Self.block, qz = squares + 2 * Self.block
+        while remaining > 0 {
+            let n = min(remaining, Self.block)
+            var r = n - 1
+            for i in 0..<n {
+                let v = Double(x[i])
+                var yc = Self.step(c0, v, &st.cState.0, &st.cState.1)
+                yc = Self.step(c1, yc, &st.cState.2, &st.cState.3)
+                let ya = Self.step(c2, yc, &st.aState.0, &st.aState.1)
+                qa[r] = ya * ya
+                qc[r] = yc * yc
+                qz[r] = v * v
+                r &-= 1
+            }
+            let sums = weightedSums(n)
+            st.aFast = fastDecay[n] * st.aFast + sums[0]
+            st.aSlow = slowDecay[n] * st.aSlow + sums[1]
+            st.cFast = fastDecay[n] * st.cFast + sums[2]
+            st.zFast = fastDecay[n] * st.zFast + sums[3]
+            x += n
+            remaining -= n
         }
         state.pointee = st
+    }
+
+    /// `(Σ wF·qa, Σ wS·qa, Σ wF·qc, Σ wF·qz)` over the first `n` entries.
+    @inline(__always)
+    func weightedSums(_ n: Int) -> SIMD4<Double> {
+        let qa = UnsafeRawPointer(squares), qc = UnsafeRawPointer(squares + Self.block)
+        let qz = UnsafeRawPointer(squares + 2 * Self.block)
+        let wf = UnsafeRawPointer(fastWeights), ws = UnsafeRawPointer(slowWeights)
+        var af = SIMD4<Double>(), asl = SIMD4<Double>(), cf = SIMD4<Double>(), zf = SIMD4<Double>()
+        var j = 0
+        while j + 4 <= n {
+            let o = j &* 8
+            let f = wf.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
+            let a = qa.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
+            af += f * a
+            asl += ws.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self) * a
+            cf += f * qc.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
+            zf += f * qz.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
+            j &+= 4
+        }
+        var out = SIMD4<Double>(af.sum(), asl.sum(), cf.sum(), zf.sum())
+        while j < n {
+            out += SIMD4(fastWeights[j] * squares[j], slowWeights[j] * squares[j],
+                         fastWeights[j] * squares[Self.block + j], fastWeights[j] * squares[2 * Self.block + j])
+            j &+= 1
+        }
+        return out
     }
 
     @inline(__always)

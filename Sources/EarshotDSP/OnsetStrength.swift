@@ -34,8 +34,19 @@ public final class OnsetStrength: @unchecked Sendable {
         let s = logmel.baseAddress!
         var result: Float = 0
         if hasPrevious.pointee {
-            var acc = 0.0
-            for m in 0..<nMels {
+            let cur = UnsafeRawPointer(s), prev = UnsafeRawPointer(previous)
+            let zero = SIMD8<Float>()
+            var a0 = SIMD4<Double>(), a1 = SIMD4<Double>()
+            let blocks = nMels / 8
+            for b in 0..<blocks {
+                var d = cur.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                    - prev.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                d.replace(with: zero, where: .!(d .> zero))
+                a0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
+                a1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
+            }
+            var acc = (a0 + a1).sum()
+            for m in (blocks &* 8)..<nMels {
                 let d = s[m] - previous[m]
                 if d > 0 { acc += Double(d) }
             }

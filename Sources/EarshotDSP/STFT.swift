@@ -1,4 +1,5 @@
 internal import CFFTW
+internal import CEarshotSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -63,29 +64,53 @@ public final class STFT: @unchecked Sendable {
         window.deallocate()
     }
 
-    /// Windows `frame`, transforms it and writes `|X_k|²` and `|X_k|` for `k = 0 ... nFFT/2`.
+    /// Windows `frame`, transforms it and writes `|X_k|²` and (if `magnitude` is given) `|X_k|`
+    /// for `k = 0 ... nFFT/2`.
     ///
     /// Real-time safe: no allocation, no lock. Single-threaded per instance.
     /// - Parameters:
     ///   - frame: exactly `nFFT` samples.
     ///   - power: `binCount` values, receives `|X_k|²`.
-    ///   - magnitude: `binCount` values, receives `|X_k|`.
+    ///   - magnitude: `binCount` values, receives `|X_k|`; `nil` skips the square roots.
     public func process(
         frame: UnsafeBufferPointer<Float>, power: UnsafeMutableBufferPointer<Float>,
-        magnitude: UnsafeMutableBufferPointer<Float>
+        magnitude: UnsafeMutableBufferPointer<Float>?
     ) {
-        precondition(frame.count == nFFT && power.count == binCount && magnitude.count == binCount)
-        let x = frame.baseAddress!
-        for n in 0..<nFFT { input[n] = x[n] * window[n] }
+        precondition(frame.count == nFFT && power.count == binCount && (magnitude?.count ?? binCount) == binCount)
+        let x = UnsafeRawPointer(frame.baseAddress!)
+        let w = UnsafeRawPointer(window)
+        let inp = UnsafeMutableRawPointer(input)
+        var n = 0
+        while n + 8 <= nFFT {
+            let v = x.loadUnaligned(fromByteOffset: n &* 4, as: SIMD8<Float>.self)
+                * w.loadUnaligned(fromByteOffset: n &* 4, as: SIMD8<Float>.self)
+            inp.storeBytes(of: v, toByteOffset: n &* 4, as: SIMD8<Float>.self)
+            n &+= 8
+        }
+        while n < nFFT {
+            input[n] = frame[n] * window[n]
+            n &+= 1
+        }
         fftwf_execute(plan)
         let p = power.baseAddress!
-        let m = magnitude.baseAddress!
-        for k in 0..<binCount {
-            let re = output[k].0
-            let im = output[k].1
-            let pk = re * re + im * im
-            p[k] = pk
-            m[k] = pk.squareRoot()
+        let out = UnsafeRawPointer(output)
+        let pr = UnsafeMutableRawPointer(p)
+        // Four complex bins per step: even lanes are re, odd lanes im.
+        var k = 0
+        while k + 4 <= binCount {
+            let c = out.loadUnaligned(fromByteOffset: k &* 8, as: SIMD8<Float>.self)
+            let re = c.evenHalf, im = c.oddHalf
+            pr.storeBytes(of: re * re + im * im, toByteOffset: k &* 4, as: SIMD4<Float>.self)
+            k &+= 4
         }
+        while k < binCount {
+            let re = output[k].0, im = output[k].1
+            p[k] = re * re + im * im
+            k &+= 1
+        }
+        guard let m = magnitude?.baseAddress else { return }
+        // Float.squareRoot() and SIMD8.squareRoot() both compile to scalar sqrtss with a sqrtf call
+        // for negative inputs (errno), which blocks vectorization; the C helper uses sqrtps.
+        CEarshot_sqrt_f32(p, m, binCount)
     }
 }

@@ -212,12 +212,7 @@ public struct FrameEncoder: Sendable {
 
     @inline(__always)
     func vector(_ v: UnsafeBufferPointer<Float>, _ w: ByteWriter) {
-        var first = true
-        for x in v {
-            if !first { w.byte(0x2C) }
-            first = false
-            w.fixed(x, decimals: 3)
-        }
+        w.fixed3List(v)
     }
 
     @inline(__always)

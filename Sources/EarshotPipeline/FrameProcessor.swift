@@ -27,6 +27,10 @@ extension FrameBus: FrameOutput {
 /// memory (flux, onset strength, picker, level meters) and marks the next frame with
 /// ``FrameFlags/discontinuity`` and the number of samples lost.
 ///
+/// Frames that lie entirely inside the buffer passed to ``push(_:firstSample:monotonicNs:wallNs:)`` (offline
+/// analysis reads large chunks) are analyzed in place; the others are assembled in a window that slides by
+/// one hop.
+///
 /// Real-time safe after `init`: no allocation, no lock; two `clock_gettime` (vDSO) per frame when
 /// `measureTiming` is on.
 public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
@@ -98,21 +102,36 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         var srcSample = firstSample
         let win = window.pointer
         while remaining > 0 {
+            if fill == 0 && remaining >= nFFT {
+                // The whole frame is inside the caller's buffer (offline analysis reads big chunks):
+                // analyze it in place instead of copying it into the window and sliding it.
+                windowStart = srcSample
+                emitFrame(UnsafeBufferPointer(start: src, count: nFFT), nFFT: nFFT, hop: hop)
+                src += hop; remaining -= hop; srcSample &+= Int64(hop)
+                continue
+            }
             if fill == 0 { windowStart = srcSample }
             let n = min(remaining, nFFT - fill)
             (win + fill).update(from: src, count: n)
             fill += n; src += n; remaining -= n; srcSample &+= Int64(n)
             if fill == nFFT {
-                emitFrame(nFFT: nFFT, hop: hop)
-                // Slide by one hop.
-                win.update(from: win + hop, count: nFFT - hop)
-                fill = nFFT - hop
-                windowStart &+= Int64(hop)
+                emitFrame(UnsafeBufferPointer(start: win, count: nFFT), nFFT: nFFT, hop: hop)
+                let keep = nFFT - hop
+                if samples.count - remaining >= keep {
+                    // The next frame's first samples came from this buffer: go back to reading it in place.
+                    src -= keep; remaining += keep; srcSample &-= Int64(keep)
+                    fill = 0
+                } else {
+                    // Slide by one hop.
+                    win.update(from: win + hop, count: keep)
+                    fill = keep
+                    windowStart &+= Int64(hop)
+                }
             }
         }
     }
 
-    func emitFrame(nFFT: Int, hop: Int) {
+    func emitFrame(_ frame: UnsafeBufferPointer<Float>, nFFT: Int, hop: Int) {
         let start = measureTiming ? Clock.monotonicNanoseconds() : 0
         let buffers = output.nextFrameBuffers()
         let seq = nextSeq
@@ -126,7 +145,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         header.flags = pendingFlags
         header.gapSamples = pendingGap
         let onset = analyzer.process(
-            frame: UnsafeBufferPointer(start: window.pointer, count: nFFT), newSampleCount: newSamples,
+            frame: frame, newSampleCount: newSamples,
             features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)
         if let onset {
             header.hasOnset = true

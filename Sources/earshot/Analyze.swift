@@ -63,7 +63,8 @@ struct Analyze: ParsableCommand {
         settings.capture.sampleRate = wav.sampleRate
         let analyzerConfig = settings.analyzerConfig
         let analyzer: FrameAnalyzer
-        do { analyzer = try FrameAnalyzer(config: analyzerConfig) } catch {
+        // Compute only what is written (log-mel and onset strength always).
+        do { analyzer = try FrameAnalyzer(config: analyzerConfig, outputs: AnalyzerOutputs(features: selected)) } catch {
             fail("\(error) (at the file's sample rate \(wav.sampleRate) Hz; adjust analysis.* with --set)")
             throw ExitCode(ExitStatus.usage)
         }

@@ -23,6 +23,26 @@ struct ByteWriterTests {
         #expect(text { $0.fixed(Double.infinity, decimals: 3) } == "null")
     }
 
+    /// The table-driven list writer prints exactly what a `fixed(_:decimals: 3)` loop prints,
+    /// including halves, the ±1000 boundary, −0, non-finite values and buffer growth.
+    @Test func fixed3ListMatchesFixed() {
+        var rng = SystemRandomNumberGenerator()
+        var values: [Float] = [0, -0.0, 0.0004, -0.0004, 0.0005, -0.0005, 1.0005, -3.0103, 999.9994, 999.9996,
+                               -999.9996, 1000, -1000, 123456.789, -200, .nan, .infinity, -.infinity,
+                               .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+        for _ in 0..<5_000 { values.append(Float.random(in: -1200...1200, using: &rng)) }
+        for _ in 0..<1_000 { values.append(Float(Int.random(in: -2_000_000...2_000_000, using: &rng)) / 2000) }
+        let expected = text { w in
+            for (i, v) in values.enumerated() {
+                if i > 0 { w.byte(0x2C) }
+                w.fixed(v, decimals: 3)
+            }
+        }
+        let got = text { w in values.withUnsafeBufferPointer { w.fixed3List($0) } }
+        #expect(got == expected)
+        #expect(text { w in [Float]().withUnsafeBufferPointer { w.fixed3List($0) } } == "")
+    }
+
     @Test func significantDigits() {
         #expect(text { $0.significant(0.0738145123, digits: 6) } == "0.0738145")
         #expect(text { $0.significant(3.58819e-11, digits: 6) } == "3.58819e-11")

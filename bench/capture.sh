@@ -21,7 +21,8 @@ done
 [[ -e /usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so ]] || ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 \
     || die "ALSA pulse plugin missing (apt-get install libasound2-plugins)"
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then swift build -c release >&2; fi
+# The same binary `make release`/`make install` produce (statically linked Swift runtime).
+if [[ -z "${SKIP_BUILD:-}" ]]; then swift build -c release --static-swift-stdlib --product earshot >&2; fi
 BIN=$(swift build -c release --show-bin-path)/earshot
 [[ -x $BIN ]] || die "$BIN missing (run swift build -c release)"
 

@@ -23,8 +23,8 @@ if ! python3 -c 'import numpy, soundfile, librosa' 2>/dev/null; then
 fi
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-    echo "== swift build -c release" >&2
-    swift build -c release >&2
+    echo "== swift build -c release --static-swift-stdlib --product earshot (as make release)" >&2
+    swift build -c release --static-swift-stdlib --product earshot >&2
 fi
 BIN=$(swift build -c release --show-bin-path)/earshot
 [[ -x $BIN ]] || die "$BIN missing (run swift build -c release)"

@@ -40,4 +40,6 @@ public struct AnalyzerOutputs: OptionSet, Sendable, Hashable {
 
     /// Features that need the magnitude spectrum `|X|` (the others use the power spectrum only).
     static let needsMagnitude: AnalyzerOutputs = [.centroid, .bandwidth, .rolloff, .flux]
+    /// The features that need the magnitude sums (a constant: an array literal in `process` would allocate).
+    static let centroidBandwidthRolloff: AnalyzerOutputs = [.centroid, .bandwidth, .rolloff]
 }

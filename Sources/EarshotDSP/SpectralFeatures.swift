@@ -100,7 +100,7 @@ public final class SpectralFeatures: @unchecked Sendable {
         precondition(magnitude.count == binCount && power.count == binCount)
         let n = binCount
         var centroid = 0.0, bandwidth = 0.0, rolloff = 0.0, flatness = 0.0, flux = 0.0
-        if !outputs.isDisjoint(with: [.centroid, .bandwidth, .rolloff]) {
+        if !outputs.isDisjoint(with: AnalyzerOutputs.centroidBandwidthRolloff) {
             shape(magnitude.baseAddress!, outputs, &centroid, &bandwidth, &rolloff)
         }
         if outputs.contains(.flatness) {

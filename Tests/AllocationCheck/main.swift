@@ -45,7 +45,27 @@ RealtimeThread.join(other)
 report("control", "\"expected_mallocs\":1")
 MallocInterposerSwift.initialize()  // resets the counters
 
-// MARK: phase 1 — DSP thread fed by hand-written periods (tone + clicks, one xrun gap, one ring overrun)
+// MARK: phase 1a — the analyzer alone with each output mask `earshot analyze --features` can select
+for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), ("statistics", .statistics),
+                        ("levels", .levels), ("mfcc", .mfcc), ("none", .none)] {
+    let a = try FrameAnalyzer(config: AnalyzerConfig(), outputs: outputs)
+    let frame = (0..<1024).map { Float(0.2 * sin(Double($0) * 0.05)) + ($0 % 97 == 0 ? 0.5 : 0) }
+    let logmel = UnsafeMutableBufferPointer<Float>.allocate(capacity: 64)
+    let mfcc = UnsafeMutableBufferPointer<Float>.allocate(capacity: 13)
+    var features = FrameFeatures()
+    frame.withUnsafeBufferPointer { f in
+        for _ in 0..<5 { _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc) }
+        MallocInterposerSwift.initialize()
+        MallocInterposerSwift.hook()
+        for _ in 0..<200 { _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc) }
+        MallocInterposerSwift.unhook()
+    }
+    report("analyzer_" + name, "\"frames\":200")
+    logmel.deallocate(); mfcc.deallocate()
+}
+MallocInterposerSwift.initialize()
+
+// MARK: phase 1b — DSP thread fed by hand-written periods (tone + clicks, one xrun gap, one ring overrun)
 let config = AnalyzerConfig()
 let analyzer = try FrameAnalyzer(config: config)
 let samples = SPSCRing<Float>(minimumCapacity: 1 << 16)

@@ -58,13 +58,16 @@ extension CaptureTests {
             #expect(newest.monotonicNs < nowNs && newest.monotonicNs > nowNs - 1_000_000_000)
 
             #expect(h.lostSamples == 0)
+            #expect(h.thread.xruns == 0, "no stall, so nothing may be skipped: \(h.capturedEvents.filter { $0.kind == .xrun })")
             #expect(h.thread.negotiated?.format == .float32)
             // Tone section: from the first to the last sample above half the amplitude.
             let thr: Float = 0.25
             let first = try #require(h.captured.firstIndex { abs($0) > thr })
             let last = try #require(h.captured.lastIndex { abs($0) > thr })
             let length = last - first
-            #expect(abs(length - tone.count) < 480, "tone length \(length) samples")
+            // Within two periods: the PulseAudio stream itself occasionally shifts the tone's edge by one
+            // period (seen once in ~20 runs: 490 samples, with no xrun and nothing lost in the ring).
+            #expect(abs(length - tone.count) < 960, "tone length \(length) samples")
             let margin = rate / 4
             let capturedDB = rmsDB(h.captured[(first + margin)..<(last - margin)])
             let fileFloats = tone.map { Float($0) / 32768 }

@@ -8,7 +8,9 @@ extension EndToEnd {
     /// "No allocation on the capture and DSP hot path", measured: `earshot-alloc-check` (built next to
     /// `earshot`) runs the DSP thread (rings → framing → analysis → FrameBus, with an xrun gap and a ring
     /// overrun) and the ALSA capture thread (file plugin, real libasound) under malloc-interposer, and
-    /// counts every malloc/calloc/realloc made in the process while they run. A control phase allocates
+    /// counts every malloc/calloc/realloc made in the process while they run; first the analyzer alone with
+    /// every output mask `earshot analyze --features` can select (an array literal in `process` once
+    /// allocated 4 times per frame: caught here). A control phase allocates
     /// once on another thread to prove the counter is live.
     @Suite("real-time path allocations") struct Allocations {
         @Test func captureAndDSPThreadsDoNotAllocate() throws {
@@ -31,6 +33,10 @@ extension EndToEnd {
             }
             func int(_ phase: String, _ key: String) -> Int { (phases[phase]?[key] as? NSNumber)?.intValue ?? -1 }
             #expect(int("control", "mallocs") >= 1, "the interposer did not count the control allocation: \(p.lines)")
+            for mask in ["all", "spectral", "statistics", "levels", "mfcc", "none"] {
+                #expect(int("analyzer_" + mask, "frames") == 200, "\(p.lines)")
+                #expect(int("analyzer_" + mask, "mallocs") == 0, "allocations in FrameAnalyzer.process (outputs \(mask)): \(p.lines)")
+            }
             #expect(int("dsp", "frames") >= 1000, "\(p.lines)")
             #expect(int("dsp", "discontinuities") >= 2, "the xrun gap and the ring overrun should be exercised: \(p.lines)")
             #expect(int("dsp", "mallocs") == 0, "allocations on the DSP path: \(p.lines)")

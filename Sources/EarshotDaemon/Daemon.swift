@@ -473,6 +473,7 @@ public final class Daemon {
             drainCaptureEvents()
             stopSinks()
             sinks.removeAll()
+            newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
             config = next
             pipeline = newPipeline
             do { try startSinks() } catch { logger.critical("\(error.message)") }

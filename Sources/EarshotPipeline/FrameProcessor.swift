@@ -74,6 +74,14 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         discontinuity(flags: FrameFlags.replan, gapSamples: 0)
     }
 
+    /// Continues the `seq` numbering of a pipeline this one replaces (a reload that rebuilt the pipeline):
+    /// the next frame gets `seq` and is flagged ``FrameFlags/replan``. Call before the first frame.
+    public func continueSequence(at seq: Int64) {
+        nextSeq = seq
+        seqOffset = seq - analyzer.frameIndex
+        pendingFlags |= FrameFlags.replan | FrameFlags.discontinuity
+    }
+
     /// Time jumped: forget the partial frame and the analyzer's memory; the next frame carries `flags`
     /// (plus ``FrameFlags/discontinuity``) and `gapSamples` (accumulated if several happen before it).
     public func discontinuity(flags: UInt32, gapSamples: Int64) {

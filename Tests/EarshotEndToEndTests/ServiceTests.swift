@@ -24,11 +24,12 @@ extension EndToEnd {
                 try write(extraYAML)
             }
 
-            func write(_ extraYAML: String) throws {
+            func write(_ extraYAML: String, capture captureYAML: String = "") throws {
                 try """
                     capture:
                       device: \(device.pcmName)
                       format: FLOAT_LE
+                    \(captureYAML)
                     socket:
                       path: \(socketPath)
                     \(extraYAML)
@@ -116,7 +117,7 @@ extension EndToEnd {
             let client = try SocketLineClient(path: rig.socketPath)
             let hello = try #require(client.readLine(timeout: 5))
             #expect(hello.contains("\"type\":\"hello\"") && hello.contains("\"level_unit\":\"dBFS\""))
-            client.send(#"{"op":"subscribe","streams":["frame","status"],"every":10,"fields":["laf"]}"#)
+            client.send(#"{"op":"subscribe","streams":["frame","status"],"fields":["laf"]}"#)
             #expect(client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") && $0.contains("\"level_unit\":\"dBFS\"") } != nil)
 
             try rig.write("levels:\n  calibration_db: 94\n")
@@ -126,10 +127,36 @@ extension EndToEnd {
             let calibrated = client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") }
             #expect(calibrated?.contains("\"level_unit\":\"dB SPL\"") == true, "\(calibrated ?? "no frame after reload")")
 
+            // analysis.* without a shape change: the DSP is re-planned, capture keeps running, the next frame
+            // is flagged `reload`, seq goes on.
+            let seqBefore = lastSeq(client)
+            try rig.write("levels:\n  calibration_db: 94\nanalysis:\n  onset:\n    delta: 3.0\n")
+            daemon.signal(SIGHUP)
+            let replanned = client.readUntil(timeout: 5) { $0.contains("\"cause\":\"reload\"") }
+            #expect(replanned != nil, "no frame flagged reload; \(daemon.stderr)")
+            #expect(daemon.wait(until: 3) { $0.stderr.contains("reload: DSP re-planned") })
+            #expect(!daemon.stderr.contains("capture device reopened"))
+            #expect(seq(of: replanned) ?? -1 > seqBefore)
+            // A shape change (n_mels) rebuilds the pipeline: new hello with n_mels 40, seq still increasing.
+            let seqBeforeRebuild = lastSeq(client)
+            try rig.write("levels:\n  calibration_db: 94\nanalysis:\n  n_mels: 40\n  onset:\n    delta: 3.0\n")
+            daemon.signal(SIGHUP)
+            let hello3 = client.readUntil(timeout: 5) { $0.contains("\"type\":\"hello\"") }
+            #expect(hello3?.contains("\"n_mels\":40") == true, "\(hello3 ?? "no hello after the rebuild"); \(daemon.stderr)")
+            let rebuilt = client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") }
+            #expect(seq(of: rebuilt) ?? -1 > seqBeforeRebuild, "seq restarted after the rebuild: \(rebuilt ?? "")")
+            #expect(daemon.stderr.contains("pipeline rebuilt"))
+            // capture.* reopens the device, the client stays.
+            try rig.write("levels:\n  calibration_db: 94\nanalysis:\n  n_mels: 40\n  onset:\n    delta: 3.0\n",
+                          capture: "  buffer_periods: 16")
+            daemon.signal(SIGHUP)
+            #expect(daemon.wait(until: 5) { $0.stderr.contains("capture device reopened") }, "\(daemon.stderr)")
+            #expect(client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") } != nil, "frames stopped after reopening")
+
             try rig.write("levels:\n  calibration_db: 94\n  calibraton: 3\n")
             daemon.signal(SIGHUP)
             #expect(daemon.wait(until: 5) { $0.stderr.contains("reload failed, keeping the running configuration") })
-            #expect(daemon.stderr.contains("earshot.yaml:8: levels.calibraton"), "\(daemon.stderr)")
+            #expect(daemon.stderr.contains("earshot.yaml:9: levels.calibraton"), "\(daemon.stderr)")
             let still = client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") }
             #expect(still?.contains("\"level_unit\":\"dB SPL\"") == true, "frames stopped or config changed after a bad reload")
             #expect(daemon.isRunning)
@@ -166,6 +193,20 @@ extension EndToEnd {
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 5) == .exited(0))
             #expect(FileManager.default.fileExists(atPath: activated), "systemd's socket must not be unlinked")
+        }
+
+        /// The `seq` of a frame line.
+        func seq(of line: String?) -> Int? {
+            guard let line, let r = line.range(of: "\"seq\":") else { return nil }
+            return Int(line[r.upperBound...].prefix { $0.isNumber })
+        }
+
+        /// Reads frames for a moment and returns the last seq seen.
+        func lastSeq(_ client: SocketLineClient) -> Int {
+            var last = -1
+            let end = Date().addingTimeInterval(0.3)
+            while Date() < end, let l = client.readLine(timeout: 0.1) { if let s = seq(of: l) { last = max(last, s) } }
+            return last
         }
 
         /// Every class of configuration error exits 78 naming the file, line and key (check-config and run).

@@ -1,4 +1,4 @@
-public import EarshotPipeline
+import EarshotPipeline
 import EarshotRealtime
 import Synchronization
 

@@ -45,7 +45,7 @@ struct Demo: ParsableCommand {
 
         let socketPath = dir.appendingPathComponent("earshot.sock").path
         let logPath = dir.appendingPathComponent("earshot.log").path
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let configFile = dir.appendingPathComponent("earshot.yaml")

@@ -255,6 +255,10 @@ public final class CaptureThread: @unchecked Sendable {
         /// When the last complete period was read (0 before the first): the reader's own stall detector.
         var lastPeriodReadNs: Int64 = 0
         let maxBacklogNs = Int64(config.maxBacklog * 1e9)
+        /// Loop iterations normally come at least every `waitMs`; a longer silence between two is a stall.
+        let stallThresholdNs = max(maxBacklogNs, 4 * Int64(waitMs) * 1_000_000)
+        var lastTopNs: Int64 = 0
+        var stallDetectedNs: Int64 = 0
 
         // In-place recovery; returns 0 when recovered, else the errno that means "lost".
         func recover(_ err: Int32) -> Int32 {
@@ -308,39 +312,54 @@ public final class CaptureThread: @unchecked Sendable {
                 var rem = timespec()
                 while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
             }
-            // Bounded backlog: if this thread did not read for longer than `maxBacklog`, skip what piled up
-            // (at most the stall's worth, stopping when nothing more is ready) and flag an overrun; the
-            // gap is then measured from the next period's timestamp, as after a hardware xrun.
-            if maxBacklogNs > 0 && lastPeriodReadNs != 0 && pending == 0 {
-                let behindNs = Clock.monotonicNanoseconds() - lastPeriodReadNs
-                if behindNs > maxBacklogNs {
-                    let limit = Int(behindNs * rate / 1_000_000_000) + 2 * period
-                    var skipped = 0
-                    while skipped < limit {
-                        let r = snd_pcm_readi(h, bytes, snd_pcm_uframes_t(period))
-                        if r > 0 { skipped += r; continue }
-                        if r == -EAGAIN || r == -EINTR { break }
-                        let lost = recover(Int32(r))
-                        if lost != 0 { return lost }
-                        break
-                    }
-                    if skipped == 0 {
-                        // The backlog has not reached the plugin yet (its client thread was stopped too):
-                        // wait for it rather than re-arming, or it would be read as if it were current.
-                        let lost = waitForData()
-                        if lost != 0 { return lost }
+            // Bounded backlog: if this thread itself did not run for longer than the bound (stopped, starved —
+            // measured between loop iterations, which come at least every `waitMs` while it waits for data, so
+            // a quiet device or a long period does not count), skip what piled up meanwhile and flag an
+            // overrun; the gap is then measured from the next period's timestamp, as after a hardware xrun.
+            let topNs = Clock.monotonicNanoseconds()
+            if maxBacklogNs > 0 && lastPeriodReadNs != 0 && pending == 0 && lastTopNs != 0
+                && topNs - lastTopNs > stallThresholdNs {
+                stallDetectedNs = topNs
+            }
+            lastTopNs = topNs
+            if stallDetectedNs != 0 {
+                let limit = Int((topNs - lastPeriodReadNs) * rate / 1_000_000_000) + 2 * period
+                var skipped = 0
+                while skipped < limit {
+                    let t0 = Clock.monotonicNanoseconds()
+                    let r = snd_pcm_readi(h, bytes, snd_pcm_uframes_t(period))
+                    if r > 0 {
+                        skipped += r
+                        // A read that had to wait got fresh audio: the backlog is gone (devices whose reads
+                        // block, like the `file` plugin on a FIFO, never say EAGAIN).
+                        if Clock.monotonicNanoseconds() - t0 > periodNs / 2 { break }
                         continue
                     }
-                    skipped += filled  // a partly read period is stale too (its time is in the gap)
-                    filled = 0
-                    memset(bytes, 0, period * frameBytes)
-                    lastPeriodReadNs = Clock.monotonicNanoseconds()
-                    lastDataNs = lastPeriodReadNs
-                    _xruns.add(1, ordering: .relaxed)
-                    post(.xrun, errno: 0, value: Int64(xruns))
-                    pending |= CaptureStamp.Discontinuity.xrun
+                    if r == -EAGAIN || r == -EINTR { break }
+                    let lost = recover(Int32(r))
+                    if lost != 0 { return lost }
+                    break
+                }
+                if skipped == 0 {
+                    // The backlog may not have reached the plugin yet (its client thread was stopped too):
+                    // wait for it for a while rather than reading it as if it were current.
+                    if topNs - stallDetectedNs > stallThresholdNs { stallDetectedNs = 0; continue }
+                    let lost = waitForData()
+                    if lost != 0 { return lost }
+                    lastTopNs = 0  // this wait is not a stall
                     continue
                 }
+                stallDetectedNs = 0
+                skipped += filled  // a partly read period is stale too (its time is in the gap)
+                filled = 0
+                memset(bytes, 0, period * frameBytes)
+                lastPeriodReadNs = Clock.monotonicNanoseconds()
+                lastDataNs = lastPeriodReadNs
+                lastTopNs = 0
+                _xruns.add(1, ordering: .relaxed)
+                post(.xrun, errno: 0, value: Int64(xruns))
+                pending |= CaptureStamp.Discontinuity.xrun
+                continue
             }
             let injected = faultErrno.exchange(0, ordering: .acquiring)
             let n =

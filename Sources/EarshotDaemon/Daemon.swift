@@ -23,6 +23,8 @@ public struct DaemonOptions: Sendable {
     public var configPath: String?
     public var overrides: [String] = []
     public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Validation used for reloads (the same as at start: no socket directory check with `--no-socket`).
+    public var validation = ConfigValidationOptions()
     /// Stop after this many seconds (tests, demos); nil = until SIGTERM/SIGINT.
     public var duration: Double?
     /// Supervisor tick (signals, events, watchdog, status).
@@ -445,12 +447,22 @@ public final class Daemon {
     func reload() {
         notifier.reloading()
         defer { notifier.ready(status: statusLine()) }
-        let next: EarshotConfig
+        var next: EarshotConfig
         do {
-            next = try EarshotConfig.load(configPath: options.configPath, environment: options.environment, overrides: options.overrides)
+            next = try EarshotConfig.load(configPath: options.configPath, environment: options.environment,
+                                          overrides: options.overrides, options: options.validation)
         } catch {
             logger.error("reload failed, keeping the running configuration: \(error)")
             return
+        }
+        if next.socket != config.socket {
+            // The listening socket and its client limits are set when it is bound: keep them, say so.
+            logger.warning("reload: socket.* changes take effect after a restart; keeping the running socket settings")
+            next.socket = config.socket
+        }
+        if next.rolling.backfillSeconds != config.rolling.backfillSeconds {
+            logger.warning("reload: rolling.backfill_s takes effect after a restart")
+            next.rolling.backfillSeconds = config.rolling.backfillSeconds
         }
         let changes = next.changes(from: config)
         if changes.isEmpty {
@@ -460,7 +472,7 @@ public final class Daemon {
         logger.notice("reloading configuration", metadata: ["changed": "\(changes.keys.joined(separator: ","))"])
         let old = config
         let a = next.analyzerConfig, b = old.analyzerConfig
-        let shapeChanged = a.sampleRate != b.sampleRate || a.nMels != b.nMels || a.nMFCC != b.nMFCC
+        let shapeChanged = a.sampleRate != b.sampleRate || a.nMels != b.nMels || a.nMFCC != b.nMFCC || a.nFFT != b.nFFT
             || next.capture.ringSeconds != old.capture.ringSeconds
         if shapeChanged {
             // Frame shape changes: a new pipeline and bus; sinks restart on it.
@@ -494,6 +506,7 @@ public final class Daemon {
             }
         }
         if changes.reopensCapture {
+            drainCaptureEvents()
             pipeline.reopen(capture: next.captureConfig)
             logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
         }

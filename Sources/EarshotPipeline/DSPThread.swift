@@ -35,6 +35,8 @@ public final class DSPThread: @unchecked Sendable {
     /// Sum of device gaps seen so far (timeline = ring position + this).
     var timelineOffset: Int64 = 0
     var seenFirstStamp = false
+    /// CLOCK_MONOTONIC end of the last stamp's period.
+    var lastStampEndNs: Int64 = 0
 
     public init(processor: FrameProcessor<FrameBus>, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal, maxPeriodFrames: Int) {
         self.processor = processor
@@ -106,20 +108,35 @@ public final class DSPThread: @unchecked Sendable {
             guard r.count == 1 else { return }
             let s = stampScratch[0]
             let deviceGap = s.discontinuity & (CaptureStamp.Discontinuity.xrun | CaptureStamp.Discontinuity.suspend | CaptureStamp.Discontinuity.reconnect)
-            if deviceGap != 0 || (seenFirstStamp && s.discontinuity & CaptureStamp.Discontinuity.start != 0) {
+            let restarted = seenFirstStamp && s.discontinuity & CaptureStamp.Discontinuity.start != 0
+            if deviceGap != 0 || restarted {
                 var flags: UInt32 = 0
                 if s.discontinuity & CaptureStamp.Discontinuity.xrun != 0 { flags |= FrameFlags.xrun }
                 if s.discontinuity & CaptureStamp.Discontinuity.suspend != 0 { flags |= FrameFlags.suspend }
                 if s.discontinuity & CaptureStamp.Discontinuity.reconnect != 0 { flags |= FrameFlags.reconnect }
-                processor.discontinuity(flags: flags, gapSamples: s.gapSamples)
-                timelineOffset &+= max(0, s.gapSamples)
+                var gap = s.gapSamples
+                if restarted && gap == 0 && lastStampEndNs != 0 {
+                    // A new capture thread (device reopened on reload) does not know the old one's clock:
+                    // measure the gap here from the stamps, so the timeline keeps up with real time.
+                    flags |= FrameFlags.reconnect
+                    gap = max(0, Int64((Double(s.monotonicNs &- lastStampEndNs) / nsPerSample).rounded()))
+                }
+                processor.discontinuity(flags: flags, gapSamples: gap)
+                timelineOffset &+= max(0, gap)
                 _discontinuities.add(1, ordering: .relaxed)
             }
             seenFirstStamp = true
+            lastStampEndNs = s.monotonicNs &+ Int64((Double(s.frames) * nsPerSample).rounded())
             let end = s.firstSample &+ Int64(s.frames)
             var pos = Int64(samples.consumed)
-            if pos < s.firstSample {  // samples without a stamp (stamp ring overrun): drop them
-                pos &+= Int64(samples.skip(Int(s.firstSample &- pos)))
+            if pos < s.firstSample {  // samples without a stamp (stamp ring overrun): drop them, flagged
+                let skipped = samples.skip(Int(s.firstSample &- pos))
+                pos &+= Int64(skipped)
+                if skipped > 0 {
+                    processor.discontinuity(flags: FrameFlags.ringOverrun, gapSamples: Int64(skipped))
+                    _ringOverrunSamples.add(skipped, ordering: .relaxed)
+                    _discontinuities.add(1, ordering: .relaxed)
+                }
             }
             let want = Int(end &- pos)
             if want <= 0 { continue }  // already consumed through an overrun skip

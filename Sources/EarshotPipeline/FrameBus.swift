@@ -32,7 +32,11 @@ public final class FrameBus: @unchecked Sendable {
     let reserved = Atomic<Int>(0)
     /// eventfd of each attached consumer, −1 when the entry is free.
     let wakeFDs: UnsafeMutablePointer<Atomic<Int32>>
-    let attachLock = Mutex<Void>(())
+    /// One eventfd per entry, owned by the bus for its whole life: a detached consumer's descriptor is never
+    /// closed while the producer might still be writing to the number it loaded.
+    let notifiers: [EventNotifier]
+    /// Which entries are attached (guarded by the lock).
+    let attachLock = Mutex<[Bool]>([Bool](repeating: false, count: FrameBus.maxConsumers))
 
     public init(capacity minimumCapacity: Int, nMels: Int, nMFCC: Int) {
         var c = 2
@@ -47,6 +51,7 @@ public final class FrameBus: @unchecked Sendable {
         logmel.initialize(repeating: 0, count: c * max(nMels, 1))
         mfcc = .allocate(capacity: c * max(nMFCC, 1))
         mfcc.initialize(repeating: 0, count: c * max(nMFCC, 1))
+        notifiers = (0..<Self.maxConsumers).map { _ in EventNotifier() }
         wakeFDs = .allocate(capacity: Self.maxConsumers)
         for i in 0..<Self.maxConsumers { (wakeFDs + i).initialize(to: Atomic<Int32>(-1)) }
     }
@@ -118,9 +123,11 @@ public final class FrameBus: @unchecked Sendable {
     /// Attaches a consumer that starts with the next published frame.
     /// - Returns: nil when ``maxConsumers`` are attached.
     public func attach() -> Consumer? {
-        attachLock.withLock { _ -> Consumer? in
-            let notifier = EventNotifier()
-            for i in 0..<Self.maxConsumers where wakeFDs[i].load(ordering: .relaxed) < 0 {
+        attachLock.withLock { inUse -> Consumer? in
+            for i in 0..<Self.maxConsumers where !inUse[i] {
+                inUse[i] = true
+                let notifier = notifiers[i]
+                notifier.consume()  // wake-ups left over from a previous consumer of this entry
                 wakeFDs[i].store(notifier.fileDescriptor, ordering: .releasing)
                 return Consumer(bus: self, entry: i, notifier: notifier, start: publishedCount)
             }
@@ -129,7 +136,10 @@ public final class FrameBus: @unchecked Sendable {
     }
 
     func detach(entry: Int) {
-        attachLock.withLock { _ in wakeFDs[entry].store(-1, ordering: .releasing) }
+        attachLock.withLock { inUse in
+            wakeFDs[entry].store(-1, ordering: .releasing)
+            inUse[entry] = false
+        }
     }
 
     /// One reader of the bus. Not thread-safe: use it from one thread at a time.

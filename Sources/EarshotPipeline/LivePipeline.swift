@@ -16,6 +16,8 @@ public final class LivePipeline: @unchecked Sendable {
     public let samples: SPSCRing<Float>
     public let stamps: SPSCRing<CaptureStamp>
     public let wake = WakeSignal()
+    /// SCHED_FIFO priority of the DSP thread, kept for restarts (re-plan).
+    var dspFifoPriority: Int32 = 0
     /// Counters carried over from capture threads replaced by ``reopen(capture:)``.
     public private(set) var previousXruns = 0
     public private(set) var previousReconnects = 0
@@ -39,6 +41,7 @@ public final class LivePipeline: @unchecked Sendable {
 
     /// Starts the DSP thread, then capture.
     public func start(dspFifoPriority: Int32 = 0) {
+        self.dspFifoPriority = dspFifoPriority
         dsp.start(fifoPriority: dspFifoPriority)
         capture.start()
     }
@@ -66,10 +69,12 @@ public final class LivePipeline: @unchecked Sendable {
     /// Replaces the analyzer (DSP parameters changed, same sample rate, mel and MFCC counts); capture keeps
     /// running and the samples that arrive meanwhile wait in the ring.
     public func replan(analyzer: FrameAnalyzer) {
-        precondition(analyzer.config.nMels == bus.nMels && analyzer.config.nMFCC == bus.nMFCC && analyzer.config.sampleRate == analyzerConfig.sampleRate)
+        precondition(analyzer.config.nMels == bus.nMels && analyzer.config.nMFCC == bus.nMFCC
+                     && analyzer.config.sampleRate == analyzerConfig.sampleRate && analyzer.config.nFFT == analyzerConfig.nFFT,
+                     "replan keeps the frame shape (rebuild the pipeline otherwise)")
         dsp.stop()
         dsp.processor.replace(analyzer: analyzer)
-        dsp.start()
+        dsp.start(fifoPriority: dspFifoPriority)
     }
 
     /// Total xruns across capture threads.

@@ -357,7 +357,9 @@ final class SocketLoop: @unchecked Sendable {
             return (m, s, c)
         }
         if let newConsumer {
-            // Configuration reload rebuilt the pipeline: read the new bus from now on.
+            // Configuration reload rebuilt the pipeline: deliver what the old bus still holds, then read the
+            // new bus from now on.
+            drainBus(now: now)
             consumer.detach()
             consumer = newConsumer
             frame = FrameCopy(nMels: newConsumer.bus.nMels, nMFCC: newConsumer.bus.nMFCC)

@@ -79,8 +79,12 @@ struct Demo: ParsableCommand {
         daemon.standardOutput = FileHandle.nullDevice
         try daemon.run()
         FileHandle.standardError.write(Data("earshot demo: daemon pid \(daemon.processIdentifier), socket \(socketPath), log \(logPath)\n".utf8))
-        // Ctrl-C reaches the daemon too (same process group): it shuts down, the socket closes, tail returns.
-        signal(SIGINT) { _ in }
+        // Foundation's Process puts the daemon in its own process group, so the terminal's Ctrl-C does not
+        // reach it: forward SIGINT/SIGTERM; the daemon shuts down, the socket closes, tail returns.
+        demoDaemonPID = daemon.processIdentifier
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { s in if demoDaemonPID > 0 { kill(demoDaemonPID, s == SIGHUP ? SIGHUP : SIGTERM) } }
+        }
         defer {
             if daemon.isRunning { kill(daemon.processIdentifier, SIGTERM) }
             daemon.waitUntilExit()
@@ -107,6 +111,9 @@ struct Demo: ParsableCommand {
             json: json, maxSeconds: duration.map { $0 + 5 })
     }
 }
+
+/// The demo's daemon, for the signal handlers (set once before they are installed).
+nonisolated(unsafe) var demoDaemonPID: pid_t = 0
 
 /// A deterministic synthetic recording for the demo.
 enum DemoSoundscape {

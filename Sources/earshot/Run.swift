@@ -56,6 +56,7 @@ struct Run: ParsableCommand {
             }
         }
         options.socket = !noSocket
+        options.validation = .init(checkSystem: !noSocket)
         options.timing = timing
         options.configPath = config
         options.overrides = sets

@@ -394,12 +394,13 @@ public final class Daemon {
             if now - lastXrunLogNs >= 10_000_000_000 {
                 logger.warning("capture overrun (xrun) recovered", metadata: [
                     "device": "\(device)", "xruns_total": "\(e.value)", "suppressed": "\(suppressedXrunLogs)"])
+                // Subscribers get the same rate-limited notice (each gap is on its frame anyway).
+                publishStatus("xrun", [("xruns", "\(e.value)"), ("suppressed", "\(suppressedXrunLogs)")])
                 lastXrunLogNs = now
                 suppressedXrunLogs = 0
             } else {
                 suppressedXrunLogs += 1
             }
-            publishStatus("xrun", [("xruns", "\(e.value)")])
         case .suspended:
             logger.warning("capture device was suspended and resumed", metadata: ["device": "\(device)"])
         case .lost:
@@ -407,7 +408,7 @@ public final class Daemon {
             retryLogs = 0
             logger.error("capture device lost, reconnecting with backoff", metadata: [
                 "device": "\(device)", "error": "\(err)", "errno": "\(e.errno)"])
-            publishStatus("device_lost", [("error", jsonString(err)), ("errno", "\(e.errno)")])
+            publishStatus("device_lost", [("error", ByteWriter.jsonLiteral(err)), ("errno", "\(e.errno)")])
         case .recovered:
             let down = deviceLostAtNs > 0 ? Double(e.monotonicNs - deviceLostAtNs) / 1e9 : 0
             logger.notice("capture device recovered", metadata: [
@@ -529,12 +530,6 @@ public final class Daemon {
             do { try startSinks() } catch { logger.error("reload: cannot restart sinks: \(error.message)") }
         }
     }
-}
-
-func jsonString(_ s: String) -> String {
-    let w = ByteWriter(capacity: s.utf8.count + 8)
-    w.jsonString(s)
-    return String(decoding: w.bytes, as: UTF8.self)
 }
 
 extension LevelWeighting {

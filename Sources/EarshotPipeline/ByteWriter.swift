@@ -114,6 +114,13 @@ public final class ByteWriter: @unchecked Sendable {
     }
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// `s` as a JSON string literal (quotes included), for code off the hot path that builds `String`s.
+    public static func jsonLiteral(_ s: String) -> String {
+        let w = ByteWriter(capacity: s.utf8.count + 8)
+        w.jsonString(s)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
     /// Appends a decimal integer.
     @inline(__always)
     public func int(_ v: Int64) {

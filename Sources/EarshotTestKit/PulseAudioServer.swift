@@ -29,13 +29,7 @@ public final class PulseAudioServer: @unchecked Sendable {
     }
 
     /// Path of an executable on `PATH`, or nil.
-    public static func which(_ name: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let p = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
+    public static func which(_ name: String) -> String? { Subprocess.which(name) }
 
     /// Whether `pulseaudio` and `paplay` are installed.
     public static var isAvailable: Bool { which("pulseaudio") != nil && which("paplay") != nil }
@@ -100,16 +94,7 @@ public final class PulseAudioServer: @unchecked Sendable {
 
     @discardableResult
     static func run(_ exe: String, _ args: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Subprocess.run(exe, args)
     }
 }
 

@@ -41,7 +41,9 @@ struct Demo: ParsableCommand {
                 format "raw"
             }
             """.write(to: asoundrc, atomically: true, encoding: .utf8)
-        DemoPlayer.start(samples: recording, sampleRate: rate, fifo: fifo)
+        let player = PacedFIFOWriter(samples: recording, sampleRate: rate, path: fifo, chunkSeconds: 0.02)
+        player.start()
+        defer { player.stop() }
 
         let socketPath = dir.appendingPathComponent("earshot.sock").path
         let logPath = dir.appendingPathComponent("earshot.log").path
@@ -157,41 +159,5 @@ enum DemoSoundscape {
             x[i] += Float(ramp * (0.25 * sin(2 * .pi * 120 * t) + 0.12 * sin(2 * .pi * 240 * t) + 0.06 * sin(2 * .pi * 360 * t)))
         }
         return x
-    }
-}
-
-/// Writes the recording into the FIFO at real-time pace, looping; reopens when the reader goes away.
-enum DemoPlayer {
-    static func start(samples: [Float], sampleRate: Int, fifo: String) {
-        let thread = Thread {
-            let chunk = sampleRate / 50  // 20 ms
-            while true {
-                let fd = open(fifo, O_WRONLY | O_CLOEXEC)  // blocks until the daemon opens the device
-                if fd < 0 { usleep(100_000); continue }
-                var sent = 0
-                let t0 = Date()
-                var position = 0
-                writing: while true {
-                    let n = min(chunk, samples.count - position)
-                    let ok = samples.withUnsafeBytes { raw -> Bool in
-                        var off = position * 4
-                        let end = (position + n) * 4
-                        while off < end {
-                            let w = write(fd, raw.baseAddress! + off, end - off)
-                            if w < 0 { if errno == EINTR { continue }; return false }
-                            off += w
-                        }
-                        return true
-                    }
-                    if !ok { break writing }
-                    position = (position + n) % samples.count
-                    sent += n
-                    let ahead = Double(sent) / Double(sampleRate) - Date().timeIntervalSince(t0)
-                    if ahead > 0 { usleep(UInt32(ahead * 1e6)) }
-                }
-                close(fd)
-            }
-        }
-        thread.start()
     }
 }

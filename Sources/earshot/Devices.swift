@@ -1,5 +1,6 @@
 import ArgumentParser
 import EarshotCapture
+import EarshotPipeline
 import Foundation
 
 struct Devices: ParsableCommand {
@@ -13,8 +14,9 @@ struct Devices: ParsableCommand {
         if list.isEmpty, !json { print("no ALSA capture devices found (see README: Troubleshooting)") }
         for d in list {
             if json {
-                var line = "{\"name\":\(jsonQuote(d.name)),\"description\":\(jsonQuote(d.description))"
-                if let c = d.cardID { line += ",\"card\":\(jsonQuote(c))" }
+                let q = ByteWriter.jsonLiteral
+                var line = "{\"name\":\(q(d.name)),\"description\":\(q(d.description))"
+                if let c = d.cardID { line += ",\"card\":\(q(c))" }
                 print(line + "}")
             } else {
                 let desc = d.description.replacingOccurrences(of: "\n", with: " — ")
@@ -22,20 +24,4 @@ struct Devices: ParsableCommand {
             }
         }
     }
-}
-
-func jsonQuote(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
 }

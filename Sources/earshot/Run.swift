@@ -35,12 +35,7 @@ struct Run: ParsableCommand {
         if let logLevel { sets.append("logging.level=\(logLevel)") }
         let settings: EarshotConfig
         do {
-            var builder = ConfigBuilder()
-            let file = EarshotConfig.configFile(flag: config, environment: ProcessInfo.processInfo.environment)
-            try builder.applyFile(at: file.path, required: file.required)
-            try builder.applyEnvironment(ProcessInfo.processInfo.environment)
-            try builder.applyOverrides(sets)
-            settings = try builder.validated(.init(checkSystem: !noSocket))
+            settings = try EarshotConfig.load(configPath: config, overrides: sets, options: .init(checkSystem: !noSocket))
         } catch {
             fail("\(error)")
             throw ExitCode(error.exitCode)

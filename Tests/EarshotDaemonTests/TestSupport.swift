@@ -1,3 +1,4 @@
+import EarshotTestKit
 import Foundation
 
 /// The package root (two levels above this file's directory).
@@ -28,30 +29,9 @@ struct TempDir {
 
 /// Runs a program, returning exit status and combined stdout+stderr.
 func run(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    var env = ProcessInfo.processInfo.environment
-    env["SYSTEMD_COLORS"] = "0"
-    env["SYSTEMD_PAGER"] = ""
-    process.environment = env
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    try Subprocess.run(executable, arguments, environment: ["SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""], in: directory)
 }
 
 let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
-func findExecutable(_ name: String) -> String? {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    for dir in path.split(separator: ":") + ["/usr/bin", "/bin", "/usr/sbin"] {
-        let candidate = "\(dir)/\(name)"
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return nil
-}
+func findExecutable(_ name: String) -> String? { Subprocess.which(name) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EarshotCapture
 import EarshotTestKit
 import Foundation
 import Testing
@@ -47,11 +48,23 @@ extension EndToEnd {
             #expect(ref.frames.count == n)
             #expect(ref.onsets.count >= 3, "the clicks should give onsets")
 
+            // The same bytes through a FIFO, paced at 4× real time: the plain `infile` is unpaced (the null
+            // slave reads as fast as it can), which outruns the test's own reading of the daemon's stdout
+            // and makes the stdout sink drop frames (correctly, counted) — not what this test is about.
+            let fifo = dir.appendingPathComponent("paced.fifo").path
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let pacedConf = dir.appendingPathComponent("paced.asoundrc")
+            try "pcm.\(plugin.pcmName) { type file slave.pcm \"null\" file \"/dev/null\" infile \"\(fifo)\" format \"raw\" }\n"
+                .write(to: pacedConf, atomically: true, encoding: .utf8)
+            let frameBytes = format == "S16_LE" ? 2 : 4
+            let writer = PacedFIFOWriter(bytes: raw, frameBytes: frameBytes, bytesPerSecond: 4 * rate * frameBytes, path: fifo)
+            writer.start()
+            defer { writer.stop() }
             var env = baseChildEnvironment()
-            env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(plugin.configFile.path)"
+            env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(pacedConf.path)"
             let live = try DaemonProcess(earshot: [
-                "run", "--device", plugin.pcmName, "--no-socket", "--stdout", "--duration", "1",
-                "--set", "capture.ring_seconds=120", "--set", "capture.format=\(format)",
+                "run", "--device", plugin.pcmName, "--no-socket", "--stdout", "--duration", "1.6",
+                "--set", "capture.format=\(format)",
                 "--set", "capture.sample_rate=\(rate)", "--set", "capture.channels=1",
             ], environment: env)
             let term = live.wait(timeout: 20)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EarshotCapture
 import Foundation
 import Synchronization
 import Testing
@@ -14,68 +15,28 @@ final class PacedFIFODevice: @unchecked Sendable {
     let asoundrc: URL
     let pcmName = "paced"
     let rate = 48_000
-    private let paused = Atomic<Bool>(false)
-    private let stopped = Atomic<Bool>(false)
-    private let samples: [Float]
+    private let writer: PacedFIFOWriter
 
     init(directory: URL, samples: [Float]) throws {
         self.directory = directory
-        self.samples = samples
         fifo = directory.appendingPathComponent("capture.fifo").path
         asoundrc = directory.appendingPathComponent("asoundrc")
         guard mkfifo(fifo, 0o600) == 0 else { throw POSIXError(.EIO) }
         try """
             pcm.\(pcmName) { type file slave.pcm "null" file "/dev/null" infile "\(fifo)" format "raw" }
             """.write(to: asoundrc, atomically: true, encoding: .utf8)
-        signal(SIGPIPE, SIG_IGN)
-        let t = Thread { [self] in writer() }
-        t.start()
+        writer = PacedFIFOWriter(samples: samples, sampleRate: rate, path: fifo)
+        writer.start()
     }
 
     /// Environment entries that make libasound see the device.
     var environment: [String: String] { ["ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf:\(asoundrc.path)"] }
 
-    func pause() { paused.store(true, ordering: .releasing) }
-    func resume() { paused.store(false, ordering: .releasing) }
-
-    /// Stops the writer (and unblocks a pending open by opening the read side once).
-    func stop() {
-        stopped.store(true, ordering: .releasing)
-        let fd = open(fifo, O_RDONLY | O_NONBLOCK)
-        if fd >= 0 { usleep(50_000); close(fd) }
-    }
+    func pause() { writer.pause() }
+    func resume() { writer.resume() }
+    func stop() { writer.stop() }
 
     deinit { stop() }
-
-    private func writer() {
-        let chunk = rate / 100  // 10 ms
-        while !stopped.load(ordering: .acquiring) {
-            let fd = open(fifo, O_WRONLY | O_CLOEXEC)
-            if fd < 0 { usleep(50_000); continue }
-            let t0 = Date()
-            var sent = 0, position = 0
-            var ok = true
-            while ok && !stopped.load(ordering: .acquiring) {
-                if paused.load(ordering: .acquiring) { usleep(10_000); continue }
-                let n = min(chunk, samples.count - position)
-                ok = samples.withUnsafeBytes { raw in
-                    var off = position * 4
-                    let end = (position + n) * 4
-                    while off < end {
-                        let w = write(fd, raw.baseAddress! + off, end - off)
-                        if w < 0 { if errno == EINTR { continue }; return false }
-                        off += w
-                    }
-                    return true
-                }
-                position = (position + n) % samples.count
-                sent += n
-                let ahead = Double(sent) / Double(rate) - Date().timeIntervalSince(t0)
-                if ahead > 0 { usleep(UInt32(ahead * 1e6)) } else if ahead < -0.5 { sent = Int(Date().timeIntervalSince(t0) * Double(rate)) }
-            }
-            close(fd)
-        }
-    }
 }
 
 /// A bound `AF_UNIX` datagram socket standing in for systemd's `NOTIFY_SOCKET`; collects messages with

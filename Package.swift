@@ -76,6 +76,16 @@ let package = Package(
             ],
             path: "Tests/AllocationCheck",
             swiftSettings: strict),
+        // Fuzz target bodies (one per parser/analyzer), replayed over Fuzz/corpus by EarshotFuzzTests and
+        // driven by libFuzzer through `earshot-fuzz` (`make fuzz`).
+        .target(
+            name: "EarshotFuzzTargets",
+            dependencies: ["EarshotDaemon", "EarshotSinks", "EarshotPipeline", "EarshotCapture", "EarshotDSP"],
+            swiftSettings: strict),
+        // libFuzzer driver: built only by `make fuzz` with `-sanitize=fuzzer` (which supplies main).
+        .executableTarget(
+            name: "earshot-fuzz", dependencies: ["EarshotFuzzTargets"], path: "Fuzz/Driver",
+            swiftSettings: strict),
         .target(
             name: "EarshotTestKit",
             dependencies: ["EarshotPipeline", "EarshotCapture"],
@@ -89,6 +99,7 @@ let package = Package(
         .testTarget(name: "EarshotPipelineTests", dependencies: ["EarshotPipeline", "EarshotTestKit"]),
         .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotTestKit"]),
         .testTarget(name: "EarshotDaemonTests", dependencies: ["EarshotDaemon", "EarshotTestKit"]),
+        .testTarget(name: "EarshotFuzzTests", dependencies: ["EarshotFuzzTargets"]),
         .testTarget(
             name: "EarshotEndToEndTests", dependencies: ["EarshotTestKit"]),
     ]

@@ -41,6 +41,7 @@ import numpy as np
 RATE = 48000
 HOP = 480
 N_FFT = 1024
+PERIOD_BYTES = HOP * 4  # capture.period_frames defaults to one hop
 SEQ_RE = re.compile(rb'"seq":(\d+)')
 TYPE_RE = re.compile(rb'"type":"([a-z_]+)"')
 
@@ -102,8 +103,12 @@ class Writer(threading.Thread):
                         i = 0  # the hostile block is rare
                     data = self.blocks[i]
                     left = (self.total - self.session_samples) * 4
-                    f.write(data[:left])
-                    self.session_samples += min(len(data), left) // 4
+                    data = data[:left]
+                    # Period-sized writes (one hop, 1920 bytes <= PIPE_BUF, so atomic): the pipe then always
+                    # holds whole periods. The `file` plugin pads a short read(2) of its infile with frames it
+                    # never read (alsa-lib pcm_file.c ignores the byte count), which would insert silence.
+                    for o in range(0, len(data), PERIOD_BYTES):
+                        self.session_samples += f.write(data[o:o + PERIOD_BYTES]) // 4
                     k += 1
                 self.hold = f
                 self.done.set()
@@ -259,20 +264,19 @@ logging: {{level: notice}}
               f"fds {samples[-1][2]}  threads {samples[-1][3]}", flush=True)
         writer.done.wait(a.sample_every)
     wall = time.monotonic() - started
-    # Let the daemon analyse what is in flight: wait until its frame counter stops moving.
+    # Let the daemon analyse what is in flight: wait until the DSP's frame count (in `stats`, every 5 s)
+    # stops moving.
     url = f"http://127.0.0.1:{port}/metrics"
     frames, still = -1, 0
-    while still < 3:
-        time.sleep(1)
-        text = urllib.request.urlopen(url, timeout=5).read().decode()
-        now = metric(text, "earshot_frames_total")
+    while still < 2:
+        time.sleep(5.5)
+        now = (subs[0].last_stats or {}).get("frames", -1)
         still = still + 1 if now == frames else 0
         frames = now
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
     samples.append((time.monotonic() - started, *proc_sample(daemon.pid)))
-    time.sleep(6)  # one more `stats` message
     for s in subs: s.close()
     for s in subs: s.join(3)
-    writer.stop.set()
 
     overrun = metric(text, "earshot_ring_overrun_samples_total") or 0
     discont = metric(text, "earshot_discontinuities_total") or 0
@@ -282,11 +286,13 @@ logging: {{level: notice}}
     accounted = frames * HOP + overrun + gap
     slack = (discont + 1) * N_FFT + 4096
 
+    # SIGTERM while the capture read blocks on the idle FIFO (the writer still holds it open).
     daemon.send_signal(signal.SIGTERM)
     try:
         code = daemon.wait(10)
     except subprocess.TimeoutExpired:
         daemon.kill(); code = "killed after 10 s"
+    writer.stop.set()
     warm = [s for s in samples if s[0] >= 0.25 * wall]
     base = warm[0] if warm else samples[0]
     end = samples[-1]

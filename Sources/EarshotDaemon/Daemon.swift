@@ -349,7 +349,8 @@ public final class Daemon {
     /// and one `samples_sanitized` status with the totals, at most every 10 s while it keeps happening.
     func reportSanitizedSamples(now: Int64) {
         let nonFinite = pipeline.dsp.nonFiniteSamples, clamped = pipeline.dsp.clampedSamples
-        guard nonFinite + clamped != lastSanitizedReported,
+        if nonFinite + clamped < lastSanitizedReported { lastSanitizedReported = 0 }  // a rebuilt pipeline counts from 0
+        guard nonFinite + clamped > lastSanitizedReported,
               lastSanitizedReportNs == 0 || now - lastSanitizedReportNs >= 10_000_000_000 else { return }
         logger.warning("invalid audio samples replaced (non-finite → 0, beyond ±\(Int(SampleGuard.limit)) clamped)", metadata: [
             "device": "\(config.capture.device)", "nonfinite_total": "\(nonFinite)", "clamped_total": "\(clamped)"])

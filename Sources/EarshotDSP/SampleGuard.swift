@@ -6,7 +6,7 @@
 /// above full scale, which passes untouched up to ``limit`` (+60 dBFS). With every sample at most ``limit``,
 /// `|X_k|² ≤ (limit · nFFT/2)²` stays far below `Float.greatestFiniteMagnitude` for any frame length.
 ///
-/// Real-time safe: no allocation, no lock. ``scan(_:)`` is one `SIMD8` compare pass (the common, clean case).
+/// Real-time safe: no allocation, no lock. ``scan(_:)`` is one vectorized integer pass in the common, clean case.
 public enum SampleGuard {
     /// The largest magnitude passed through unchanged: 1000, i.e. +60 dBFS.
     public static let limit: Float = 1000
@@ -22,28 +22,26 @@ public enum SampleGuard {
     }
 
     /// Counts the samples of `x` that are non-finite or beyond ±``limit``.
+    ///
+    /// The clean case is one branch-free pass that LLVM vectorizes: the bits of `|x|` order like the values,
+    /// NaN and ±inf above every finite value, so `limitBits − bits(|x|)` is negative exactly for a sample to
+    /// replace, and OR-ing those differences leaves the sign bit set if there is one. Only then are the
+    /// samples classified one by one.
     public static func scan(_ x: UnsafeBufferPointer<Float>) -> Counts {
         guard let p = x.baseAddress else { return Counts() }
+        let limitBits = Int32(bitPattern: limit.bitPattern)
         let raw = UnsafeRawPointer(p)
-        let absMask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
-        let lim = SIMD8<Float>(repeating: limit)
-        var counts = Counts()
-        let blocks = x.count / 8
-        for b in 0..<blocks {
-            let bits = raw.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<UInt32>.self)
-            let a = unsafeBitCast(bits & absMask, to: SIMD8<Float>.self)
-            // `a <= limit` is false for NaN too: one compare decides the clean case.
-            if all(a .<= lim) { continue }
-            for l in 0..<8 { classify(a[l], &counts) }
+        var any: Int32 = 0
+        for i in 0..<x.count {
+            let bits = raw.load(fromByteOffset: i &* 4, as: UInt32.self) & 0x7FFF_FFFF
+            any |= limitBits &- Int32(bitPattern: bits)
         }
-        for i in (blocks &* 8)..<x.count { classify(abs(p[i]), &counts) }
+        guard any < 0 else { return Counts() }
+        var counts = Counts()
+        for v in x where !(abs(v) <= limit) {
+            if v.isFinite { counts.clamped &+= 1 } else { counts.nonFinite &+= 1 }
+        }
         return counts
-    }
-
-    @inline(__always)
-    static func classify(_ a: Float, _ counts: inout Counts) {
-        if a <= limit { return }
-        if a.isFinite { counts.clamped &+= 1 } else { counts.nonFinite &+= 1 }
     }
 
     /// The sanitized value of one sample.

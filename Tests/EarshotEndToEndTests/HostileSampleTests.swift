@@ -52,7 +52,9 @@ extension EndToEnd {
             #expect(daemon.isRunning, "\(daemon.stderr.suffix(3000))")
             let frames = log.frameRecords
             let b = try #require(blast())
-            #expect(log.gaps.isEmpty && log.discontinuityFrames == 0, "\(log.summary)")
+            // No frame is lost (sanitizing never flags a frame: FrameProcessorTests checks that exactly; an xrun
+            // from a loaded machine could, so it is not asserted here).
+            #expect(log.gaps.isEmpty, "\(log.summary)")
             #expect(frames.allSatisfy { $0.laf.isFinite }, "a frame without a finite laf")
             #expect(frames[b].laf < 61, "the clamped blast reads at most +60 dBFS: \(frames[b])")
             let after = frames[(b + 200)..<(b + 350)].map(\.laf)

@@ -73,13 +73,17 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
 
     public var config: AnalyzerConfig { analyzer.config }
 
-    /// Replaces the analyzer (configuration reload that changes DSP parameters). The next frame is a
-    /// discontinuity flagged ``FrameFlags/replan``; `seq` keeps counting. Call on the DSP thread.
+    /// Replaces the analyzer (configuration reload that changes DSP parameters with the same `nFFT` and
+    /// sample rate — the pipeline is rebuilt otherwise). The partial frame is kept: the next frame starts
+    /// where the previous one ended plus the new hop, so no sample is lost and its `gap_samples` (0) is true.
+    /// It is a discontinuity flagged ``FrameFlags/replan`` because the analyzer's memory (level meters,
+    /// onset history) starts afresh; `seq` keeps counting. Call on the DSP thread.
     public func replace(analyzer newAnalyzer: FrameAnalyzer) {
+        precondition(newAnalyzer.config.nFFT == window.count, "replace keeps nFFT (rebuild the pipeline otherwise)")
         analyzer = newAnalyzer
         nsPerSample = 1e9 / Double(newAnalyzer.config.sampleRate)
         seqOffset = nextSeq - newAnalyzer.frameIndex
-        discontinuity(flags: FrameFlags.replan, gapSamples: 0)
+        pendingFlags |= FrameFlags.replan | FrameFlags.discontinuity
     }
 
     /// Continues the `seq` numbering of a pipeline this one replaces (a reload that rebuilt the pipeline):

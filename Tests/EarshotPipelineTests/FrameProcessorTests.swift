@@ -160,4 +160,27 @@ struct FrameProcessorTests {
         let firstOnsetSample = onsets[0].onset.frameIndex * 480
         #expect(firstOnsetSample > 12_000 - 1024 && firstOnsetSample <= 12_000)
     }
+
+    /// A re-plan (reload of DSP parameters) keeps the partial frame: the frames after it continue the
+    /// timeline without a hole, and the first one is flagged `replan` with a gap of 0 that is true.
+    @Test func replanKeepsThePartialFrame() throws {
+        let x = testSignal(seconds: 1.0)
+        let out = CollectingOutput(nMels: 64, nMFCC: 13)
+        let p = FrameProcessor(analyzer: try FrameAnalyzer(config: AnalyzerConfig()), output: out, measureTiming: false)
+        let cut = 10 * 480 + 700  // mid-frame: 700 samples of the next frame are in the window
+        x.withUnsafeBufferPointer { all in
+            p.push(UnsafeBufferPointer(rebasing: all[0..<cut]), firstSample: 0, monotonicNs: 0, wallNs: 0)
+            var changed = AnalyzerConfig()
+            changed.onset.delta = 3
+            p.replace(analyzer: try! FrameAnalyzer(config: changed))
+            p.push(UnsafeBufferPointer(rebasing: all[cut...]), firstSample: Int64(cut),
+                   monotonicNs: Int64(cut) * 20_833, wallNs: Int64(cut) * 20_833)
+        }
+        // Every hop of the signal is framed exactly as without the re-plan.
+        #expect(out.headers.count == (x.count - 1024) / 480 + 1)
+        for (i, h) in out.headers.enumerated() { #expect(h.firstSample == Int64(i * 480)) }
+        let first = try #require(out.headers.first { $0.flags & FrameFlags.replan != 0 })
+        #expect(first.seq == 10 && first.gapSamples == 0 && first.isDiscontinuity)
+        #expect(out.headers.filter { $0.flags & FrameFlags.replan != 0 }.count == 1)
+    }
 }

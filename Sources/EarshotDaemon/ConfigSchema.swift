@@ -123,7 +123,17 @@ func parseBool(_ raw: RawValue) throws(ValueProblem) -> Bool {
 func parseString(_ raw: RawValue) throws(ValueProblem) -> String {
     let (s, quoted) = try scalarText(raw, expected: "a string")
     if !quoted && isNullText(s) { throw .type("a string", raw) }
+    try checkPrintable(s)
     return s
+}
+
+/// Configured strings end up in log lines, `status` messages, file names and ALSA/socket calls: a control
+/// character (a newline forging a log line, a NUL truncating a path at bind) is refused.
+func checkPrintable(_ s: String) throws(ValueProblem) {
+    for (i, u) in s.unicodeScalars.enumerated() where u.properties.generalCategory == .control {
+        let code = String(u.value, radix: 16, uppercase: true)
+        throw .range("contains a control character (U+\(String(repeating: "0", count: max(0, 4 - code.count)) + code)) at character \(i + 1); configured strings must be printable")
+    }
 }
 
 func isNull(_ raw: RawValue) -> Bool {
@@ -353,6 +363,14 @@ func splitListenAddress(_ s: String) -> (host: String, port: Int)? {
     return (String(host), port)
 }
 
+/// Whether `host` (from ``splitListenAddress(_:)``) is a loopback address: `localhost`, `127.0.0.0/8`, `::1`.
+func isLoopbackHost(_ host: String) -> Bool {
+    if host == "localhost" || host == "::1" { return true }
+    let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4, parts[0] == "127" else { return false }
+    return parts.allSatisfy { p in !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && Int(p).map { $0 <= 255 } == true }
+}
+
 // MARK: - The table
 
 enum ConfigSchema {
@@ -441,6 +459,7 @@ enum ConfigSchema {
                 throw .range("\"\(s)\" is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464, port 1-65535)")
             }
         },
+        .bool("metrics.allow_remote", \.metrics.allowRemote),
         .optionalString("metrics.textfile", \.metrics.textfile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
         .double("metrics.textfile_interval_s", \.metrics.textfileIntervalSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
         // budgets
@@ -451,6 +470,8 @@ enum ConfigSchema {
         .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(min: 0, max: 86_400)),
         // logging
         .choice("logging.level", \.logging.level),
+        // limits
+        .int("limits.max_memory_mb", \.limits.maxMemoryMB, Bounds(min: 16, max: 16_384)),
     ]
 
     static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })

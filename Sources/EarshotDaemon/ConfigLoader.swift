@@ -371,7 +371,10 @@ public struct ConfigBuilder: Sendable {
         guard estimate.totalMB > limit else { return }
         let terms = estimate.terms.sorted { $0.bytes > $1.bytes }
         let top = terms[0]
-        let key = top.keys.first { origins[$0] != nil } ?? top.keys[0]
+        // The first key of the largest term the user set; if they set none of them but lowered the limit,
+        // the limit is the line to change.
+        let key = top.keys.first { origins[$0] != nil }
+            ?? (origins["limits.max_memory_mb"] != nil ? "limits.max_memory_mb" : top.keys[0])
         let mb = { (b: Double) in formatNumber((b / 1_048_576).rounded(.up)) }
         var message = "this configuration needs about \(mb(estimate.totalBytes)) MB of buffers, more than limits.max_memory_mb (\(c.limits.maxMemoryMB)): "
         message += terms.prefix(2).filter { $0.bytes > 1_048_576 }

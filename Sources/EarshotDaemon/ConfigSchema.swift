@@ -264,7 +264,10 @@ extension ConfigKey {
         ConfigKey(path: path, kind: "string or null", apply: { (c, raw) throws(ValueProblem) in
             if isNull(raw) { c[keyPath: kp] = nil; return }
             let v: String
-            do throws(ValueProblem) { v = try parseString(raw) } catch { throw .type("a string or null", raw) }
+            do throws(ValueProblem) { v = try parseString(raw) } catch {
+                if error.code == .outOfRange { throw error }  // a control character
+                throw .type("a string or null", raw)
+            }
             try check(v)
             c[keyPath: kp] = v
         }, render: { $0[keyPath: kp].map(yamlQuoted) ?? "null" })
@@ -277,7 +280,10 @@ extension ConfigKey {
         let list = names.map { "\"\($0)\"" }.joined(separator: ", ")
         return ConfigKey(path: path, kind: "one of \(list)", apply: { (c, raw) throws(ValueProblem) in
             let s: String
-            do throws(ValueProblem) { s = try parseString(raw) } catch { throw .type("one of \(list)", raw) }
+            do throws(ValueProblem) { s = try parseString(raw) } catch {
+                if error.code == .outOfRange { throw error }  // a control character
+                throw .type("one of \(list)", raw)
+            }
             guard let v = E(rawValue: s) else {
                 throw .range("\"\(s)\" is not one of \(list)")
             }

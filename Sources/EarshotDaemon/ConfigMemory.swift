@@ -67,11 +67,12 @@ extension EarshotConfig {
                            detail: "\(n(period)) frames × \(n(bufferPeriods)) periods × \(n(channels)) channels × 4 bytes"))
 
         // LivePipeline: the sample ring and the DSP thread's scratch of the same size.
-        let ringSamples = powerOfTwoCeil(max((rate * capture.ringSeconds).rounded(.towardZero), period * bufferPeriods * 4))
+        let ringRequested = max((rate * capture.ringSeconds).rounded(.towardZero), period * bufferPeriods * 4)
+        let ringSamples = powerOfTwoCeil(ringRequested)
         terms.append(.init(name: "sample ring", keys: ["capture.ring_seconds", periodKey, "capture.buffer_periods", "capture.sample_rate"],
                            bytes: ringSamples * 4 * 2,
                            detail: "\(n(ringSamples)) samples × 4 bytes, twice (ring and DSP scratch)"))
-        let stampCount = powerOfTwoCeil(max(64, (ringSamples / max(1, (period / 4).rounded(.towardZero))).rounded(.towardZero)))
+        let stampCount = powerOfTwoCeil(max(64, (ringRequested / max(1, (period / 4).rounded(.towardZero))).rounded(.towardZero)))
         terms.append(.init(name: "period stamps", keys: ["capture.ring_seconds", periodKey], bytes: stampCount * Double(MemoryLayout<CaptureStamp>.stride),
                            detail: "\(n(stampCount)) stamps × \(MemoryLayout<CaptureStamp>.stride) bytes"))
 

@@ -40,13 +40,23 @@ struct ValueProblem: Error {
 func describe(_ raw: RawValue) -> String {
     switch raw.shape {
     case .scalar(let s, let quoted):
-        if quoted { return "the string \"\(s)\"" }
+        if quoted { return "the string \"\(quotable(s))\"" }
         if isNullText(s) { return "null" }
-        return "\"\(s)\""
+        return "\"\(quotable(s))\""
     case .sequence: return "a list"
     case .mapping: return "a mapping"
     case .other(let what): return what
     }
+}
+
+/// `s` for an error message: control characters escaped (`\u{A}`), at most 80 characters.
+func quotable(_ s: String) -> String {
+    var out = ""
+    for (i, u) in s.unicodeScalars.enumerated() {
+        if i == 80 { out += "…"; break }
+        if u.properties.generalCategory == .control { out += "\\u{\(String(u.value, radix: 16, uppercase: true))}" } else { out.unicodeScalars.append(u) }
+    }
+    return out
 }
 
 func isNullText(_ s: String) -> Bool {
@@ -528,6 +538,7 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
 func closest(to word: String, among candidates: [String]) -> String? {
+    guard word.count <= 64 else { return nil }  // no key is that long; keeps the edit distance cheap
     let lowered = word.lowercased()
     var best: (String, Int)?
     for c in candidates {

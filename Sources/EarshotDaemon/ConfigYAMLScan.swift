@@ -62,24 +62,28 @@ enum YAMLAliasScan {
         var atLineStart = true
         var lineDepth = 0       // indentation + block indicators so far on this line
         var sawScalar = false   // a non-indicator character appeared on this line
+        var quoteSearchedTo = -1  // bytes up to here (exclusive of a break) were searched for a quote…
+        var quoteAt = -1          // …and this is the last quote found on the current line (or -1)
         while i < p.count {
             let b = p[i]
             let br = breakLength(p, i)
             if br > 0 {
                 if b == 0x0A { line += 1 }
                 i += br
-                atLineStart = true; lineDepth = 0; sawScalar = false
+                atLineStart = true; lineDepth = 0; sawScalar = false; quoteAt = -1
                 continue
             }
             let previousIsBoundary = i == 0 || !isInnerChar(p[i - 1])
             if b == 0x23, i == 0 || atLineStart || isBlank(p[i - 1]) || breakLength(p, i - 1) > 0 {  // '#'
                 // A comment, unless a quote later on the line could close a quoted scalar it is part of.
-                var j = i + 1, quote = false
+                // (Each byte of a line is searched once, however many `#` it holds.)
+                var j = max(i + 1, quoteSearchedTo)
                 while j < p.count, breakLength(p, j) == 0 {
-                    if p[j] == 0x22 || p[j] == 0x27 { quote = true; break }
+                    if p[j] == 0x22 || p[j] == 0x27 { quoteAt = j }
                     j += 1
                 }
-                if !quote {
+                quoteSearchedTo = j
+                if quoteAt <= i {
                     while i < p.count, breakLength(p, i) == 0 { i += 1 }
                     continue
                 }

@@ -424,6 +424,24 @@ struct ConfigHardeningTests {
         #expect(try errorFor(deepBlock).error?.description.contains("nesting deeper than 256") == true)
     }
 
+    /// Inputs near the 1 MiB bound stay fast: a line of 500,000 `#` with a quote at its end (the comment scan
+    /// is linear), a 1 MB unknown key (no edit-distance suggestion), a 1 MB wrong-typed value (the message
+    /// quotes 80 characters, control characters escaped).
+    @Test func largeInputsStayLinear() throws {
+        let cases = [
+            "x: a " + String(repeating: "# ", count: 500_000) + "\"\n",
+            String(repeating: "k", count: 1_000_000) + ": 1\n",
+            "capture:\n  channels: \"" + String(repeating: "\\n", count: 400_000) + "\"\n",
+        ]
+        for yaml in cases {
+            let t0 = Date()
+            let error = try errorFor(yaml).error
+            #expect(Date().timeIntervalSince(t0) < 2, "\(yaml.prefix(40)) took \(Date().timeIntervalSince(t0)) s")
+            #expect(error != nil)
+            #expect((error?.description.count ?? 0) < 1000 && error?.description.contains("\n") == false, "\(error?.description.prefix(300) ?? "")")
+        }
+    }
+
     @Test func oversizedAndNonRegularFilesAreRefused() throws {
         let dir = try TempDir()
         defer { dir.cleanUp() }

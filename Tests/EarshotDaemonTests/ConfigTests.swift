@@ -436,7 +436,7 @@ struct ConfigHardeningTests {
         for yaml in cases {
             let t0 = Date()
             let error = try errorFor(yaml).error
-            #expect(Date().timeIntervalSince(t0) < 2, "\(yaml.prefix(40)) took \(Date().timeIntervalSince(t0)) s")
+            #expect(Date().timeIntervalSince(t0) < 5, "\(yaml.prefix(40)) took \(Date().timeIntervalSince(t0)) s")
             #expect(error != nil)
             #expect((error?.description.count ?? 0) < 1000 && error?.description.contains("\n") == false, "\(error?.description.prefix(300) ?? "")")
         }

@@ -230,6 +230,45 @@ extension EndToEnd {
             #expect(daemon.wait(timeout: 5) == .exited(0))
         }
 
+        /// Resident memory of `pid`, MB.
+        static func rssMB(_ pid: pid_t) -> Double {
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                  let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+            return kb / 1024
+        }
+
+        /// Accepted extremes run: the highest frame rate (hop = sample_rate / 1000, the default period follows
+        /// it) delivers frames; a configuration near the memory limit (a day-long rolling window: 66 MB of
+        /// levels, touched at start) runs with its resident memory within the estimate check-config prints
+        /// plus the fixed runtime.
+        @Test func acceptedExtremesRunWithinTheirEstimate() throws {
+            let fast = try PublishingRig("extreme-rate", extraYAML: "analysis:\n  hop: 48\n")
+            defer { fast.cleanup() }
+            let d1 = try fast.start()
+            let sub = try Subscriber(path: fast.socketPath)
+            Thread.sleep(forTimeInterval: 2)
+            sub.stop()
+            #expect(sub.snapshot.frames.count > 1000, "frames in 2 s at 1000 frames/s: \(sub.snapshot.frames.count)")
+            d1.signal(SIGTERM)
+            #expect(d1.wait(timeout: 5) == .exited(0))
+
+            let big = try PublishingRig("extreme-memory", extraYAML: "rolling:\n  windows_s: [1, 60, 86400]\n")
+            defer { big.cleanup() }
+            let check = try DaemonProcess.run(["check-config", big.config.path])
+            #expect(check.termination == .exited(0), "\(check.stderr)")
+            let estimate = try #require(check.stderr.range(of: "about ").flatMap { r in Double(check.stderr[r.upperBound...].prefix { $0.isNumber }) },
+                                        "\(check.stderr)")
+            #expect(estimate > 66 && estimate < 256)
+            let d2 = try big.start()
+            Thread.sleep(forTimeInterval: 2)
+            let rss = Self.rssMB(d2.pid)
+            #expect(rss > 66, "the 86400 s window's levels are preallocated: RSS \(rss) MB")
+            #expect(rss < estimate + 48, "RSS \(rss) MB above the estimate \(estimate) MB + 48 MB of runtime")
+            d2.signal(SIGTERM)
+            #expect(d2.wait(timeout: 5) == .exited(0))
+        }
+
         /// The configurations that exhausted memory or trapped, through `check-config` and `run`: exit 78
         /// naming the file, line and key, quickly, and a bad SIGHUP is refused the same way while the running
         /// configuration keeps going.

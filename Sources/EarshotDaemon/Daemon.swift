@@ -530,7 +530,6 @@ public final class Daemon {
         }
         notifier.reloading()
         defer { notifier.ready(status: statusLine()) }
-        reloadSource = .some(source)
         if next.socket != config.socket {
             // The listening socket and its client limits are set when it is bound: keep them, say so.
             logger.warning("reload: socket.* changes take effect after a restart; keeping the running socket settings")
@@ -542,6 +541,7 @@ public final class Daemon {
         }
         let changes = next.changes(from: config)
         if changes.isEmpty {
+            reloadSource = .some(source)
             logger.info("reload: configuration unchanged")
             return
         }
@@ -563,6 +563,7 @@ public final class Daemon {
             sinks.removeAll()
             newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
             config = next
+            reloadSource = .some(source)
             pipeline = newPipeline
             let failed = (try? startSinks(failuresAreFatal: false)) ?? []
             do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
@@ -591,6 +592,7 @@ public final class Daemon {
             logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
         }
         config = next
+        reloadSource = .some(source)  // only once applied: a failed reload of the same bytes is tried again
         let failed = applyLiveSettings(from: old)
         socket?.updateStream(streamInfo)
         publishStatus("reload", [("changed", "\(changes.keys.count)"), ("failed_sinks", Self.jsonList(failed))])

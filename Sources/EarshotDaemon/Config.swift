@@ -35,7 +35,7 @@ public struct EarshotConfig: Sendable, Equatable {
         /// `nil`: downmix all channels; otherwise the 0-based channel analysed.
         public var channel: Int? = nil
         public var format: SampleFormat = .auto
-        /// ALSA period in frames; `nil` means one hop (`analysis.hop`).
+        /// ALSA period in frames; `nil` means one hop (`analysis.hop`, at least 16 frames).
         public var periodFrames: Int? = nil
         /// ALSA buffer size in periods (at least 4).
         public var bufferPeriods = 8

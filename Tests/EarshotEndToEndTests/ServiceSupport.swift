@@ -60,13 +60,16 @@ final class NotifyListener: @unchecked Sendable {
         guard r == 0 else { throw POSIXError(.EADDRINUSE) }
         var tv = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let t = Thread { [self] in
+        // The thread holds the listener weakly: it ends once the test drops the listener (deinit shuts the
+        // socket down), instead of keeping it and itself alive for the rest of the test process.
+        let t = Thread { [weak self, fd] in
             var buf = [UInt8](repeating: 0, count: 4096)
             while true {
                 let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 { if errno == EAGAIN || errno == EINTR { continue }; break }
+                guard let self else { return }
+                if n < 0 { if errno == EAGAIN || errno == EINTR { continue }; return }
                 let text = String(decoding: buf[0..<n], as: UTF8.self)
-                lock.lock(); _messages.append((Date().timeIntervalSince(start), text)); lock.unlock()
+                self.lock.lock(); self._messages.append((Date().timeIntervalSince(self.start), text)); self.lock.unlock()
             }
         }
         t.start()

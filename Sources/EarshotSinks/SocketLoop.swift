@@ -46,7 +46,7 @@ final class SocketLoop: @unchecked Sendable {
     /// Commands executed per client per loop iteration; the rest wait, buffered, for the next iteration.
     static let commandsPerIteration = 16
     /// Backfill lines queued per client per loop iteration.
-    static let replayLinesPerIteration = 64
+    static let replayLinesPerIteration = 256
     /// A client's commands are not read while it has this many bytes of unread replies queued.
     static let maxReplyBytes = 65_536
     /// Smallest per-client share of `queueBytesTotal`.
@@ -90,7 +90,7 @@ final class SocketLoop: @unchecked Sendable {
                 } else if acceptsCommands(c) {
                     // One read is buffered at most: read more only once every whole line in it has run.
                     if c.input.hasWholeLine { pending = true } else { ev |= Int32(POLLIN) }
-                } else if c.replayNext != nil {
+                } else if replayCanRun(c) {
                     pending = true
                 }
                 if !c.isEmpty { ev |= Int32(POLLOUT) }
@@ -120,7 +120,7 @@ final class SocketLoop: @unchecked Sendable {
             // Bounded work per client: a few commands, or a slice of a backfill replay, then the next client.
             for fd in order {
                 guard let c = clients[fd], c.closingDeadlineNs == nil else { continue }
-                if c.replayNext != nil { replayStep(c, now: after) }
+                if replayCanRun(c) { replayStep(c, now: after) }
                 if acceptsCommands(c) { runCommands(c, now: after) }
             }
             flushAll(now: after)
@@ -367,7 +367,7 @@ final class SocketLoop: @unchecked Sendable {
                 writeID(id, w)
                 w.ascii("}\n")
             }
-            if c.replayNext != nil { replayStep(c, now: now) }
+            if replayCanRun(c) { replayStep(c, now: now) }
         }
     }
 
@@ -498,12 +498,20 @@ final class SocketLoop: @unchecked Sendable {
         return i < backfill.count ? backfillBase + i : nil
     }
 
+    /// A replay continues while the client's queue is less than half full; otherwise it waits for the
+    /// client to read (POLLOUT), so a client that does not read costs nothing and loses nothing to it.
+    func replayCanRun(_ c: SocketClient) -> Bool {
+        c.replayNext != nil && c.closingDeadlineNs == nil
+            && c.dataCount < max(1, config.queueMessages / 2) && c.queuedBytes < queueBytesShare / 2
+    }
+
     /// Queues the next ``replayLinesPerIteration`` lines of the client's backfill replay. The replay runs to
     /// the newest line kept, so live lines that arrived meanwhile follow in order; then it ends.
     func replayStep(_ c: SocketClient, now: Int64) {
         guard let next = c.replayNext else { return }
         var i = max(next - backfillBase, backfillHead)
-        let end = min(backfill.count, i + Self.replayLinesPerIteration)
+        let room = max(1, config.queueMessages - c.dataCount)
+        let end = min(backfill.count, i + min(Self.replayLinesPerIteration, room))
         while i < end {
             deliver(backfill[i].message, to: c, now: now)
             i += 1

@@ -59,9 +59,11 @@ extension SocketPublisherTests {
                     while i < p.count {
                         guard let nl = memchr(p.baseAddress! + i, 0x0A, p.count - i) else { break }
                         let end = p.baseAddress!.distance(to: nl.assumingMemoryBound(to: UInt8.self))
-                        let line = UnsafeBufferPointer(rebasing: p[i..<end])
-                        if line.starts(with: subscribed) { replies.add(1) }
-                        else if line.starts(with: rolling) { replayed.add(1) }
+                        if end - i >= subscribed.count, memcmp(p.baseAddress! + i, subscribed, subscribed.count) == 0 {
+                            replies.add(1)
+                        } else if end - i >= rolling.count, memcmp(p.baseAddress! + i, rolling, rolling.count) == 0 {
+                            replayed.add(1)
+                        }
                         i = end + 1
                     }
                     carry = Array(p[i...])
@@ -70,21 +72,32 @@ extension SocketPublisherTests {
         }
         reader.start()
         flooder.sendBytes(flood)
+        // Frames completed before this were waiting for this thread (not for the server): delays are
+        // measured from the frames after it on; seq gaps on all of them.
+        let measureFrom = Date().timeIntervalSince1970
 
         // Every frame, in order, each within 50 ms of its last sample, while the flood is served.
         var maxDelay = 0.0, frames = 0, gaps = 0
         var last: Int? = nil
+        var late: [String] = []
+        var nominalLate = 0  // late against the nominal schedule (includes a feeder the scheduler ran late)
         let completion = env.feeder.completionDelay
         let end = Date().addingTimeInterval(4)
+        let goodLines = FrameLineReader(fd: good.fd, pending: good.buffer)
         while Date() < end || replies.load() < commands, Date() < end.addingTimeInterval(30) {
-            guard let o = good.readObject() else { break }
-            guard o["type"] as? String == "frame", let seq = o["seq"] as? Int, let t = o["t"] as? Double else { continue }
-            let delay = Date().timeIntervalSince1970 - (t + completion)
+            guard let line = goodLines.next() else { break }
+            guard case .frame(let seq, let t) = line else { continue }
+            let now = Date().timeIntervalSince1970
+            let done = try #require(env.feeder.completedAt(seq: seq))
+            if now - (t + completion) > 0.05 { nominalLate += 1 }
+            let delay = done < measureFrom ? 0 : now - done
+            if delay > 0.05 { late.append("#\(frames):\(Int(delay * 1000))ms") }
             maxDelay = max(maxDelay, delay)
             if let last, seq != last + 1 { gaps += 1 }
             last = seq
             frames += 1
         }
+        print("backfill flood: late frames \(late.prefix(20)) (\(late.count)); \(nominalLate) late against the nominal schedule")
         print("backfill flood: \(commands) commands in one write, \(replies.load()) replies, "
               + "\(replayed.load()) lines replayed; good subscriber: \(frames) frames, "
               + "\(gaps) gaps, max delay \(Int(maxDelay * 1000)) ms")
@@ -168,15 +181,22 @@ extension SocketPublisherTests {
             }
         }
         for t in [writer, drainer, slowReader] { t.start() }
+        let measureFrom = Date().timeIntervalSince1970  // as above: setting up kept this thread from reading
+        let sched0 = threadSchedStats()
 
         var maxDelay = 0.0, frames = 0, gaps = 0, maxRSS = 0
         var delays: [Double] = []
+        var nominalLate = 0  // late against the nominal schedule (includes a feeder the scheduler ran late)
         var last: Int? = nil
         let window = env.feeder.completionDelay
         let end = Date().addingTimeInterval(10)
-        while Date() < end, let o = good.readObject() {
-            guard o["type"] as? String == "frame", let seq = o["seq"] as? Int, let t = o["t"] as? Double else { continue }
-            let delay = Date().timeIntervalSince1970 - (t + window)
+        let goodLines = FrameLineReader(fd: good.fd, pending: good.buffer)
+        while Date() < end, let line = goodLines.next() {
+            guard case .frame(let seq, let t) = line else { continue }
+            let now = Date().timeIntervalSince1970
+            let done = try #require(env.feeder.completedAt(seq: seq))
+            if now - (t + window) > 0.05 { nominalLate += 1 }
+            let delay = done < measureFrom ? 0 : now - done
             delays.append(delay)
             maxDelay = max(maxDelay, delay)
             if let last, seq != last + 1 { gaps += 1 }
@@ -185,6 +205,13 @@ extension SocketPublisherTests {
             if frames % 50 == 0 { maxRSS = max(maxRSS, residentBytes()) }
         }
         maxRSS = max(maxRSS, residentBytes())
+        let sched1 = threadSchedStats()
+        let schedText = sched1.keys.sorted().compactMap { k -> String? in
+            let a = sched1[k]!, b = sched0[k] ?? (0, 0)
+            let cpu = (a.cpu - b.cpu) / 1_000_000, wait = (a.wait - b.wait) / 1_000_000
+            return cpu + wait < 20 ? nil : "\(k) cpu \(cpu) ms wait \(wait) ms"
+        }
+        print("fairness: threads over the 10 s: \(schedText.joined(separator: "; "))")
         let clientsDuring = env.publisher.clients
         running.store(0)
         shutdown(flooder.fd, Int32(SHUT_RDWR))
@@ -197,7 +224,7 @@ extension SocketPublisherTests {
         let rssAfter = residentBytes()
         let late = delays.enumerated().filter { $0.element > 0.05 }.map { "#\($0.offset):\(Int($0.element * 1000))ms" }
         delays.sort()
-        print("fairness: late frames \(late.prefix(20)) (\(late.count))")
+        print("fairness: late frames \(late.prefix(20)) (\(late.count)); \(nominalLate) late against the nominal schedule")
         print("fairness: \(frames) frames, \(gaps) gaps, delay p50 \(Int(delays[delays.count / 2] * 1000)) ms "
               + "max \(Int(maxDelay * 1000)) ms; flood writes \(floodWrites.load()) "
               + "(\(floodBytesRead.load() >> 20) MiB read back); clients \(clientsDuring); "
@@ -403,4 +430,73 @@ final class SharedCount: Sendable {
     func add(_ n: Int) { value.add(n, ordering: .relaxed) }
     func load() -> Int { value.load(ordering: .relaxed) }
     func store(_ v: Int) { value.store(v, ordering: .relaxed) }
+}
+
+/// Reads a subscriber's lines with little CPU (no JSON parsing): the `seq` and `t` of each frame line, so a
+/// starved test thread does not show up as server delay.
+final class FrameLineReader {
+    let fd: Int32
+    private var buffer = [UInt8](repeating: 0, count: 1 << 18)
+    private var start = 0, end = 0
+    private static let prefix = Array("{\"type\":\"frame\",\"seq\":".utf8)
+
+    /// - Parameter pending: bytes already read from `fd` by another reader.
+    init(fd: Int32, pending: [UInt8] = []) {
+        self.fd = fd
+        if pending.count > buffer.count { buffer += [UInt8](repeating: 0, count: pending.count) }
+        buffer.replaceSubrange(0..<pending.count, with: pending)
+        end = pending.count
+    }
+
+    enum Line { case frame(seq: Int, t: Double), other }
+
+    /// The next line, nil on EOF, error or the socket's receive timeout.
+    func next() -> Line? {
+        while true {
+            let found: Line?? = buffer.withUnsafeMutableBufferPointer { b in
+                let base = b.baseAddress!
+                guard end > start, let nl = memchr(base + start, 0x0A, end - start) else { return .none }
+                let lineEnd = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+                defer { start = lineEnd + 1 }
+                let p = Self.prefix
+                guard lineEnd - start > p.count + 8, memcmp(base + start, p, p.count) == 0 else { return .some(.other) }
+                base[lineEnd] = 0  // terminate for strtol/strtod
+                var after: UnsafeMutablePointer<CChar>? = nil
+                let numbers = UnsafeMutableRawPointer(base + start + p.count).assumingMemoryBound(to: CChar.self)
+                let seq = strtol(numbers, &after, 10)
+                guard let after, strncmp(after, ",\"t\":", 5) == 0 else { return .some(.other) }
+                let t = strtod(after + 5, nil)
+                return .some(.frame(seq: seq, t: t))
+            }
+            if let found { return found }
+            if start > 0 {
+                buffer.withUnsafeMutableBufferPointer { b in
+                    _ = memmove(b.baseAddress!, b.baseAddress! + start, end - start)
+                }
+                end -= start; start = 0
+            }
+            if end == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
+            let n = buffer.withUnsafeMutableBufferPointer { recv(fd, $0.baseAddress! + end, $0.count - end, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            end += n
+        }
+    }
+}
+
+/// Per-thread CPU and run-queue wait (ns) of this process, by thread name (`/proc/self/task/*/schedstat`):
+/// shows whether a delay was the scheduler's (a starved thread) or the code's.
+func threadSchedStats() -> [String: (cpu: Int, wait: Int)] {
+    var out: [String: (cpu: Int, wait: Int)] = [:]
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return out }
+    for t in tasks {
+        guard let name = try? String(contentsOfFile: "/proc/self/task/\(t)/comm", encoding: .utf8),
+              let stat = try? String(contentsOfFile: "/proc/self/task/\(t)/schedstat", encoding: .utf8) else { continue }
+        let f = stat.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard f.count >= 2 else { continue }
+        let key = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        let old = out[key] ?? (0, 0)
+        out[key] = (old.cpu + f[0], old.wait + f[1])
+    }
+    return out
 }

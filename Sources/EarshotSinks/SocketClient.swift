@@ -35,6 +35,8 @@ final class SocketClient {
     /// A `backfill_s` replay in progress: absolute index of the next backfill line to queue. Commands wait
     /// until it is done; live `rolling` lines reach the client through it meanwhile.
     var replayNext: Int? = nil
+    /// When the client's next slice of commands or replay may run (CLOCK_MONOTONIC).
+    var nextSliceNs: Int64 = 0
     /// The last write found the socket full; writing resumes when `poll` reports `POLLOUT`.
     var blocked = false
 

@@ -47,6 +47,9 @@ final class SocketLoop: @unchecked Sendable {
     static let commandsPerIteration = 16
     /// Backfill lines queued per client per loop iteration.
     static let replayLinesPerIteration = 256
+    /// A client's next slice of commands or replay comes at least this long after its previous one (at most
+    /// 3,200 commands and 51,200 backfill lines per second per client).
+    static let sliceIntervalNs: Int64 = 5_000_000
     /// A client's commands are not read while it has this many bytes of unread replies queued.
     static let maxReplyBytes = 65_536
     /// Smallest per-client share of `queueBytesTotal`.
@@ -82,22 +85,28 @@ final class SocketLoop: @unchecked Sendable {
             fds.append(pollfd(fd: consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
             let accepting = now >= acceptPausedUntilNs
             fds.append(pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0))
-            var pending = false  // a client has buffered commands or a replay to continue: do not sleep
+            var timeoutMs: Int32 = 100
             for (fd, c) in clients {
                 var ev: Int32 = 0
+                var pending = false  // buffered commands or a replay to continue: wake for its next slice
                 if c.closingDeadlineNs != nil {
                     ev |= Int32(POLLIN)  // read and discard
-                } else if acceptsCommands(c) {
-                    // One read is buffered at most: read more only once every whole line in it has run.
-                    if c.input.hasWholeLine { pending = true } else { ev |= Int32(POLLIN) }
-                } else if replayCanRun(c) {
-                    pending = true
+                } else {
+                    if acceptsCommands(c) {
+                        // One read is buffered at most: read more only once every whole line in it has run.
+                        if c.input.hasWholeLine { pending = true } else { ev |= Int32(POLLIN) }
+                    }
+                    if replayCanRun(c) { pending = true }
+                }
+                if pending {
+                    let wait = c.nextSliceNs &- now
+                    timeoutMs = min(timeoutMs, wait <= 0 ? 0 : Int32(min(100, (wait + 999_999) / 1_000_000)))
                 }
                 if !c.isEmpty { ev |= Int32(POLLOUT) }
                 fds.append(pollfd(fd: fd, events: Int16(ev), revents: 0))
                 order.append(fd)
             }
-            let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), pending ? 0 : 100) }
+            let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMs) }
             if r < 0 && errno != EINTR {
                 logger.error("poll failed: \(String(cString: strerror(errno)))")
                 usleep(10_000)
@@ -117,11 +126,15 @@ final class SocketLoop: @unchecked Sendable {
                     if !readInput(c, now: after) { disconnect(c, reason: "closed"); continue }
                 }
             }
-            // Bounded work per client: a few commands, or a slice of a backfill replay, then the next client.
+            // Bounded work per client: a slice (a few commands, or part of a backfill replay) per iteration and
+            // at most one per `sliceIntervalNs`, so a client with endless requests costs a bounded share of
+            // the thread and the loop still sleeps between frames.
             for fd in order {
-                guard let c = clients[fd], c.closingDeadlineNs == nil else { continue }
-                if replayCanRun(c) { replayStep(c, now: after) }
-                if acceptsCommands(c) { runCommands(c, now: after) }
+                guard let c = clients[fd], c.closingDeadlineNs == nil, after >= c.nextSliceNs else { continue }
+                var worked = false
+                if replayCanRun(c) { replayStep(c, now: after); worked = true }
+                if acceptsCommands(c), c.input.hasWholeLine { runCommands(c, now: after); worked = true }
+                if worked { c.nextSliceNs = after + Self.sliceIntervalNs }
             }
             flushAll(now: after)
             // Give the memory of departed clients' queues back to the system (glibc keeps freed heap for

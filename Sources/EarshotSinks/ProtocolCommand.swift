@@ -164,6 +164,8 @@ public struct CommandLineBuffer: Sendable {
     private var start = 0
     /// `bytes[start..<scanned]` holds no newline.
     private var scanned = 0
+    /// Newlines in `bytes[start...]`.
+    private var newlines = 0
 
     public init(maxLineBytes: Int) { self.maxLineBytes = max(1, maxLineBytes) }
 
@@ -179,15 +181,17 @@ public struct CommandLineBuffer: Sendable {
     /// Bytes held (taken lines excluded).
     public var count: Int { bytes.count - start }
     /// True when a newline is buffered (the next ``next()`` returns a line or `tooLong`).
-    public var hasWholeLine: Bool { bytes[scanned...].contains(0x0A) }
+    public var hasWholeLine: Bool { newlines > 0 }
 
     public mutating func append(_ chunk: UnsafeRawBufferPointer) {
         if start == bytes.count { bytes.removeAll(keepingCapacity: bytes.capacity <= 4096); start = 0; scanned = 0 }
-        bytes.append(contentsOf: chunk.bindMemory(to: UInt8.self))
+        let b = chunk.bindMemory(to: UInt8.self)
+        for byte in b where byte == 0x0A { newlines += 1 }
+        bytes.append(contentsOf: b)
     }
 
     /// Forgets everything (after a fatal error).
-    public mutating func reset() { bytes = []; start = 0; scanned = 0 }
+    public mutating func reset() { bytes = []; start = 0; scanned = 0; newlines = 0 }
 
     public mutating func next() -> Event {
         guard let nl = bytes[scanned...].firstIndex(of: 0x0A) else {
@@ -206,6 +210,7 @@ public struct CommandLineBuffer: Sendable {
         let line = Array(bytes[start..<end])
         start = nl + 1
         scanned = start
+        newlines -= 1
         return line.count > maxLineBytes ? .tooLong(line.count) : .line(line)
     }
 }

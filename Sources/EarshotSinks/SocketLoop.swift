@@ -265,6 +265,9 @@ final class SocketLoop: @unchecked Sendable {
         }
         if c.closingDeadlineNs != nil { return true }  // discarding input after a fatal error
         c.input.append(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n))
+        // A partial line is checked at once (whole lines are checked when they run): the buffer never holds
+        // more than one read plus `maxLineBytes`.
+        if !c.input.hasWholeLine, c.input.count > config.maxLineBytes { lineTooLong(c, length: c.input.count, now: now) }
         return true
     }
 

@@ -115,9 +115,11 @@ extension SocketPublisherTests {
 
     /// The socket-fairness test: one client floods 64 KiB writes of subscribe+backfill commands (reading
     /// everything back), 64 connections sit idle, 63 subscribers with distinct `fields` read 512 bytes every
-    /// 200 ms. A well-behaved subscriber gets every frame within 50 ms of its last sample, and the process
-    /// RSS (publisher, its queues and these test clients) grows by less than ``fairnessRSSBoundBytes``.
-    static let fairnessRSSBoundBytes = 96 << 20
+    /// 200 ms. A well-behaved subscriber gets every frame within 50 ms of the push that completed it, the
+    /// process RSS (publisher, its queues and these test clients) grows by less than ``fairnessRSSBoundBytes``
+    /// (the default `queue_bytes_total`; measured: 35 → 58 MiB) and comes back within 8 MiB once the
+    /// others have gone.
+    static let fairnessRSSBoundBytes = 64 << 20
 
     @Test func wellBehavedSubscriberIsServedDuringAFloodAndSlowReaders() throws {
         let env = try makeEnv(feed: false) {
@@ -236,6 +238,7 @@ extension SocketPublisherTests {
         #expect(gaps == 0)
         #expect(maxDelay < 0.050, "max per-frame delay \(maxDelay) s")
         #expect(maxRSS - rssBefore < Self.fairnessRSSBoundBytes, "RSS grew \((maxRSS - rssBefore) >> 20) MiB")
+        #expect(rssAfter - rssBefore < 8 << 20, "RSS after the clients left: \(rssAfter >> 20) MiB")
     }
 
     @Test func neverSubscribingConnectionsAreClosedAndDoNotLockOut() throws {

@@ -13,11 +13,14 @@ import Synchronization
 ///
 /// - Each frame is serialized once and the bytes are shared by every subscriber; a `fields` filter costs one
 ///   extra encoding per frame per distinct field set, `every: N` costs nothing.
-/// - Every client has a bounded output queue (`queueMessages` data messages and `queueBytes`). When it is
-///   full the oldest data messages are dropped, counted, and reported to the client with
-///   `{"type":"dropped","count":N,"stream":S}` once its queue has room again. A client that makes no write
-///   progress for `stallLimitSeconds` is disconnected. Writes are non-blocking `sendmsg` batches, so no client
-///   can slow another one, the DSP thread or a publisher.
+/// - Every client has a bounded output queue (`queueMessages` data messages and `queueBytes`, or its share of
+///   `queueBytesTotal` when that is smaller). When it is full the oldest data messages are dropped, counted,
+///   and reported to the client with `{"type":"dropped","count":N,"stream":S}` once its queue has room again.
+///   A client that makes no write progress for `stallLimitSeconds` is disconnected. Writes are non-blocking
+///   `sendmsg` batches, so no client can slow another one, the DSP thread or a publisher.
+/// - Work per client is bounded: one buffered read, a slice of commands (16) or of a backfill replay (256
+///   lines) per loop iteration and at most one slice per 5 ms. A connection without a subscription for
+///   `idleTimeoutSeconds` is closed; one uid (`SO_PEERCRED`) may hold `maxClientsPerUID` connections.
 /// - Thread rules: `start`/`stop`/`updateStream` from a control thread; `publish` from any thread (bounded
 ///   queue under a short lock, never waits on I/O); the counters from anywhere. Never call from a real-time
 ///   thread. The logger is only used on the calling control thread and on the I/O thread.

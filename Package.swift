@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "EarshotSinks",
             dependencies: [
-                "EarshotPipeline",
+                "EarshotPipeline", "CEarshotSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

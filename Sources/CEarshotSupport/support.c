@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <malloc.h>
+#include <sys/socket.h>
 #include "CEarshotSupport.h"
 
 int CEarshot_pthread_setname(pthread_t thread, const char *name) {
@@ -16,4 +18,16 @@ void CEarshot_sqrt_f32(const float *x, float *y, long n) {
     for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
 #endif
     for (; i < n; i++) y[i] = __builtin_sqrtf(x[i]);
+}
+
+int CEarshot_peer_uid(int fd, unsigned int *uid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *uid = cred.uid;
+    return 0;
+}
+
+int CEarshot_malloc_trim(void) {
+    return malloc_trim(0);
 }

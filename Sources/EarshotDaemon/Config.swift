@@ -132,6 +132,14 @@ public struct EarshotConfig: Sendable, Equatable {
         public var stallLimitSeconds = 10.0
         /// Longest accepted client command line, bytes.
         public var maxLineBytes = 65_536
+        /// Connections one peer uid may hold at once.
+        public var maxClientsPerUID = 64
+        /// Seconds a connection may hold no subscription before it is closed.
+        public var idleTimeoutSeconds = 10.0
+        /// Bytes queued per subscriber before its oldest data messages are dropped.
+        public var queueBytes = 16 << 20
+        /// Bytes all subscriber queues together may hold (each gets its share).
+        public var queueBytesTotal = 64 << 20
         public init() {}
         /// `mode` as the 4-digit octal string used in the YAML (`0660`).
         public var modeString: String { octalString(mode) }

@@ -102,16 +102,17 @@ extension EarshotConfig {
         terms.append(.init(name: "backfill", keys: ["rolling.backfill_s", "rolling.windows_s", "analysis.n_mels"], bytes: backfillLines * rollingLineBytes,
                            detail: "\(n(backfillLines)) rolling lines × \(n(rollingLineBytes)) bytes"))
 
-        // SocketLoop clients: a partial command line each, queue entries, and the encoded frames they share.
+        // SocketLoop clients: a 64 KiB read buffer and a partial command line each, the queue entries, and the
+        // queued bytes, which all queues together keep under socket.queue_bytes_total (each client gets its
+        // share, at most socket.queue_bytes).
         let clients = Double(socket.maxClients)
         let queue = Double(socket.queueMessages)
         terms.append(.init(name: "socket clients", keys: ["socket.max_clients", "socket.max_line_bytes", "socket.queue_messages"],
-                           bytes: clients * (Double(socket.maxLineBytes) + queue * MemoryEstimate.queueEntryBytes),
-                           detail: "\(n(clients)) clients × (\(socket.maxLineBytes) bytes of input + \(n(queue)) queue entries)"))
-        let frameLineBytes = MemoryEstimate.lineOverheadBytes + (nMels + nMFCC) * MemoryEstimate.bytesPerBandValue
-        terms.append(.init(name: "socket queued frames", keys: ["socket.queue_messages", "analysis.n_mels", "analysis.n_mfcc"],
-                           bytes: queue * frameLineBytes,
-                           detail: "\(n(queue)) frames × \(n(frameLineBytes)) bytes (shared by the clients)"))
+                           bytes: clients * (65_536 + Double(socket.maxLineBytes) + queue * MemoryEstimate.queueEntryBytes),
+                           detail: "\(n(clients)) clients × (64 KiB read buffer + \(socket.maxLineBytes) bytes of input + \(n(queue)) queue entries)"))
+        let queued = min(Double(socket.queueBytesTotal), clients * Double(socket.queueBytes))
+        terms.append(.init(name: "socket queued bytes", keys: ["socket.queue_bytes_total", "socket.queue_bytes"],
+                           bytes: queued, detail: "\(n(queued)) bytes of queued messages (all clients)"))
         return MemoryEstimate(terms: terms)
     }
 

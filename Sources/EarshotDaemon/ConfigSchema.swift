@@ -439,6 +439,10 @@ enum ConfigSchema {
         .int("socket.queue_messages", \.socket.queueMessages, Bounds(min: 1, max: 1_048_576)),
         .double("socket.stall_limit_s", \.socket.stallLimitSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
         .int("socket.max_line_bytes", \.socket.maxLineBytes, Bounds(min: 256, max: 16_777_216)),
+        .int("socket.max_clients_per_uid", \.socket.maxClientsPerUID, Bounds(min: 1, max: 65_536)),
+        .double("socket.idle_timeout_s", \.socket.idleTimeoutSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
+        .int("socket.queue_bytes", \.socket.queueBytes, Bounds(min: 65_536, max: 1_073_741_824)),
+        .int("socket.queue_bytes_total", \.socket.queueBytesTotal, Bounds(min: 65_536, max: 4_294_967_296)),
         // rolling
         ConfigKey(path: "rolling.windows_s", kind: "list of numbers", apply: { (c, raw) throws(ValueProblem) in
             let items = try parseDoubleList(raw)

@@ -154,8 +154,9 @@ public final class Daemon {
         let s = config.socket
         return SocketPublisher.Configuration(
             path: s.path, mode: s.mode, group: s.group, maxClients: s.maxClients, queueMessages: s.queueMessages,
-            stallLimitSeconds: s.stallLimitSeconds, maxLineBytes: s.maxLineBytes,
-            backfillSeconds: config.rolling.backfillSeconds)
+            queueBytes: s.queueBytes, stallLimitSeconds: s.stallLimitSeconds, maxLineBytes: s.maxLineBytes,
+            backfillSeconds: config.rolling.backfillSeconds, maxClientsPerUID: s.maxClientsPerUID,
+            idleTimeoutSeconds: s.idleTimeoutSeconds, queueBytesTotal: s.queueBytesTotal)
     }
 
     /// Creates and starts the sinks. At daemon start (`failuresAreFatal`) a sink that cannot start stops the

@@ -20,23 +20,33 @@ public struct MetricsServerError: Error, CustomStringConvertible, Sendable {
 ///
 /// Behaviour: one request per connection (`Connection: close`), requests are read until the blank line that
 /// ends the headers (partial reads are fine, bodies are ignored), at most ``maxRequestBytes`` (larger → 431)
-/// and at most ``clientTimeoutSeconds`` per connection (slower → closed). `GET`/`HEAD /metrics` (any query
-/// string) → 200 with the Prometheus text format; any other path → 404; another method → 405; a line that
-/// is not an HTTP request → 400. At most ``maxClients`` connections at once; more are closed on accept.
+/// and at most ``clientTimeoutSeconds`` per connection (slower → closed); the request head must arrive within
+/// ``requestTimeoutSeconds`` of the connect. `GET`/`HEAD /metrics` (any query string) → 200 with the
+/// Prometheus text format; any other path → 404; another method → 405; a line that is not an HTTP request →
+/// 400. At most ``maxClients`` connections at once and ``maxClientsPerUID`` per local peer uid (found in
+/// `/proc/net/tcp*` for a loopback peer): when a new connection would exceed either, the oldest connection
+/// of that scope still waiting for its request is closed to make room (idle connections cannot lock
+/// `/metrics` out); if every one is already being answered, the new connection is closed.
 /// Responses are written non-blocking with `MSG_NOSIGNAL`, so a client that vanishes cannot kill the daemon.
 public final class MetricsHTTPServer: @unchecked Sendable {
     /// The port actually bound (useful with port 0).
     public let port: Int
     public let host: String
     public let maxRequestBytes: Int
-    public let maxClients = 16
+    public let maxClients: Int
+    public let maxClientsPerUID: Int
     public let clientTimeoutSeconds = 5.0
+    public let requestTimeoutSeconds: Double
     let listenFD: Int32
     let wake = EventNotifier()
     let render: @Sendable () -> [UInt8]
     let running = Atomic<Bool>(false)
     var thread: RealtimeThread.Handle?
     let _requests = Atomic<Int>(0)
+    let _evicted = Atomic<Int>(0)
+
+    /// Connections closed before their request arrived to make room for a newer one (or refused).
+    public var evicted: Int { _evicted.load(ordering: .relaxed) }
 
     /// Requests answered (any status).
     public var requestsServed: Int { _requests.load(ordering: .relaxed) }
@@ -45,7 +55,14 @@ public final class MetricsHTTPServer: @unchecked Sendable {
     /// - Parameters:
     ///   - listen: `host:port`, `[v6addr]:port`; `localhost` means 127.0.0.1; port 0 picks a free one.
     ///   - render: produces the body of `/metrics`; called on the server thread.
-    public init(listen: String, maxRequestBytes: Int = 8192, render: @escaping @Sendable () -> [UInt8]) throws {
+    ///   - maxClients, maxClientsPerUID, requestTimeoutSeconds: connection limits (see the type).
+    public init(
+        listen: String, maxRequestBytes: Int = 8192, maxClients: Int = 16, maxClientsPerUID: Int = 8,
+        requestTimeoutSeconds: Double = 2, render: @escaping @Sendable () -> [UInt8]
+    ) throws {
+        self.maxClients = max(1, maxClients)
+        self.maxClientsPerUID = max(1, maxClientsPerUID)
+        self.requestTimeoutSeconds = min(max(0.01, requestTimeoutSeconds), 3600)
         guard let (host, port) = Self.parseListen(listen) else {
             throw MetricsServerError(operation: "bad listen address '\(listen)' (want host:port)", errno: 0)
         }
@@ -147,7 +164,11 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         var written = 0
         var responding = false
         let deadlineNs: Int64
-        init(fd: Int32, deadlineNs: Int64) { self.fd = fd; self.deadlineNs = deadlineNs }
+        let requestDeadlineNs: Int64
+        let uid: uid_t?
+        init(fd: Int32, deadlineNs: Int64, requestDeadlineNs: Int64, uid: uid_t?) {
+            self.fd = fd; self.deadlineNs = deadlineNs; self.requestDeadlineNs = requestDeadlineNs; self.uid = uid
+        }
     }
 
     func loop() {
@@ -185,7 +206,7 @@ public final class MetricsHTTPServer: @unchecked Sendable {
                 }
             }
             let now = Clock.monotonicNanoseconds()
-            for c in clients where now > c.deadlineNs { done.insert(c.fd) }
+            for c in clients where now > c.deadlineNs || (!c.responding && now > c.requestDeadlineNs) { done.insert(c.fd) }
             if !done.isEmpty {
                 clients.removeAll { c in
                     guard done.contains(c.fd) else { return false }
@@ -198,11 +219,73 @@ public final class MetricsHTTPServer: @unchecked Sendable {
                     if fd < 0 { break }
                     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
                     _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-                    if clients.count >= maxClients { close(fd); continue }
-                    clients.append(Client(fd: fd, deadlineNs: now + Int64(clientTimeoutSeconds * 1e9)))
+                    let uid = Self.loopbackPeerUID(fd)
+                    // Over a limit: the oldest connection in that scope still waiting for its request makes
+                    // room; if there is none, the new one is closed.
+                    if let uid, clients.count(where: { $0.uid == uid }) >= maxClientsPerUID {
+                        guard let k = clients.firstIndex(where: { $0.uid == uid && !$0.responding }) else {
+                            close(fd); _evicted.add(1, ordering: .relaxed); continue
+                        }
+                        close(clients.remove(at: k).fd); _evicted.add(1, ordering: .relaxed)
+                    }
+                    if clients.count >= maxClients {
+                        guard let k = clients.firstIndex(where: { !$0.responding }) else {
+                            close(fd); _evicted.add(1, ordering: .relaxed); continue
+                        }
+                        close(clients.remove(at: k).fd); _evicted.add(1, ordering: .relaxed)
+                    }
+                    clients.append(Client(
+                        fd: fd, deadlineNs: now + Int64(clientTimeoutSeconds * 1e9),
+                        requestDeadlineNs: now + Int64(requestTimeoutSeconds * 1e9), uid: uid))
                 }
             }
         }
+    }
+
+    /// The uid owning the other end of an accepted TCP connection when that end is on this host: the
+    /// peer's socket is the line of `/proc/net/tcp` (`tcp6`) whose local address is our peer address.
+    /// nil when it cannot be found (a remote peer, no procfs).
+    static func loopbackPeerUID(_ fd: Int32) -> uid_t? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard rc == 0 else { return nil }
+        let key: String
+        let table: String
+        func hex(_ v: UInt32, _ width: Int) -> String {
+            let h = String(v, radix: 16, uppercase: true)
+            return String(repeating: "0", count: max(0, width - h.count)) + h
+        }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            let a = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
+            key = hex(a.sin_addr.s_addr, 8) + ":" + hex(UInt32(UInt16(bigEndian: a.sin_port)), 4)
+            table = "/proc/net/tcp"
+        case AF_INET6:
+            let a = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
+            var words = ""
+            withUnsafeBytes(of: a.sin6_addr) { raw in
+                for k in 0..<4 { words += hex(raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self), 8) }
+            }
+            key = words + ":" + hex(UInt32(UInt16(bigEndian: a.sin6_port)), 4)
+            table = "/proc/net/tcp6"
+        default:
+            return nil
+        }
+        guard let f = fopen(table, "r") else { return nil }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, f) > 0, let line {
+            // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid ..."
+            let fields = String(cString: line).split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 7, fields[1] == key else { continue }
+            return uid_t(fields[7])
+        }
+        return nil
     }
 
     /// Writes what it can; returns false when the connection is finished (all sent, or an error).

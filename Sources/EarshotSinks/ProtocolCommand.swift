@@ -153,3 +153,64 @@ extension ProtocolCommand {
         }
     }
 }
+
+/// The socket's command framing: bytes in as they are read, complete lines out one at a time (without `\n`
+/// and a trailing `\r`). A line longer than `maxLineBytes`, or a partial line that already is, is reported
+/// as ``Event/tooLong(_:)``. The buffer holds at most what was read but not taken yet plus one partial line:
+/// the reader stops reading while a whole line is still waiting (``hasWholeLine``).
+public struct CommandLineBuffer: Sendable {
+    public let maxLineBytes: Int
+    private var bytes: [UInt8] = []
+    private var start = 0
+    /// `bytes[start..<scanned]` holds no newline.
+    private var scanned = 0
+    /// Newlines in `bytes[start...]`.
+    private var newlines = 0
+
+    public init(maxLineBytes: Int) { self.maxLineBytes = max(1, maxLineBytes) }
+
+    public enum Event: Equatable, Sendable {
+        /// A whole line (copied out; the buffer may be appended to meanwhile).
+        case line([UInt8])
+        /// A line of this many bytes (so far) exceeds `maxLineBytes`.
+        case tooLong(Int)
+        /// No whole line is buffered.
+        case needMore
+    }
+
+    /// Bytes held (taken lines excluded).
+    public var count: Int { bytes.count - start }
+    /// True when a newline is buffered (the next ``next()`` returns a line or `tooLong`).
+    public var hasWholeLine: Bool { newlines > 0 }
+
+    public mutating func append(_ chunk: UnsafeRawBufferPointer) {
+        if start == bytes.count { bytes.removeAll(keepingCapacity: bytes.capacity <= 4096); start = 0; scanned = 0 }
+        let b = chunk.bindMemory(to: UInt8.self)
+        for byte in b where byte == 0x0A { newlines += 1 }
+        bytes.append(contentsOf: b)
+    }
+
+    /// Forgets everything (after a fatal error).
+    public mutating func reset() { bytes = []; start = 0; scanned = 0; newlines = 0 }
+
+    public mutating func next() -> Event {
+        guard let nl = bytes[scanned...].firstIndex(of: 0x0A) else {
+            scanned = bytes.count
+            let partial = bytes.count - start
+            if start > 0 {
+                // Keep only the partial line, at the front.
+                bytes.removeFirst(start)
+                scanned -= start
+                start = 0
+            }
+            return partial > maxLineBytes ? .tooLong(partial) : .needMore
+        }
+        var end = nl
+        if end > start, bytes[end - 1] == 0x0D { end -= 1 }
+        let line = Array(bytes[start..<end])
+        start = nl + 1
+        scanned = start
+        newlines -= 1
+        return line.count > maxLineBytes ? .tooLong(line.count) : .line(line)
+    }
+}

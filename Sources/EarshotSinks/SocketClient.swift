@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EarshotPipeline
+import EarshotRealtime
 
 /// One serialized message, shared by every client queue it is put on (a frame line is encoded once).
 final class OutMessage {
@@ -17,29 +18,53 @@ final class OutMessage {
 final class SocketClient {
     let fd: Int32
     let id: Int
-    var subscriptions = Set<StreamKind>()
+    /// The peer's uid (`SO_PEERCRED`), for the per-uid connection limit; nil when it is not counted (refused).
+    var uid: uid_t? = nil
+    var subscriptions = Set<StreamKind>() {
+        didSet { if subscriptions.isEmpty != oldValue.isEmpty { idleSinceNs = subscriptions.isEmpty ? Clock.monotonicNanoseconds() : nil } }
+    }
     var every = 1
     /// nil: every enabled feature (the shared line).
     var fields: Set<Feature>? = nil
-    /// Bytes of a command line not terminated yet.
-    var input: [UInt8] = []
+    /// Command bytes read but not executed yet: whole lines waiting for their turn, then a partial line.
+    var input: CommandLineBuffer
     /// Set after a fatal protocol error: input is discarded, the queue flushed, then the socket closed.
     var closingDeadlineNs: Int64? = nil
+    /// Since when the client has had no subscription (connect, or its last `unsubscribe`); nil while subscribed.
+    private(set) var idleSinceNs: Int64?
+    /// A `backfill_s` replay in progress: absolute index of the next backfill line to queue. Commands wait
+    /// until it is done; live `rolling` lines reach the client through it meanwhile.
+    var replayNext: Int? = nil
+    /// When the client's next slice of commands or replay may run (CLOCK_MONOTONIC).
+    var nextSliceNs: Int64 = 0
+    /// The last write found the socket full; writing resumes when `poll` reports `POLLOUT`.
+    var blocked = false
 
-    // Output queue: items[head...] are pending; items[head] may be partly written (`headOffset`).
-    private var items: [OutMessage] = []
+    // Output queue: items[head...] are pending, nil slots are data messages evicted from behind replies;
+    // items[head] may be partly written (`headOffset`).
+    private var items: [OutMessage?] = []
     private var head = 0
+    /// No data message is pending before this index (eviction resumes its search here: each slot is looked
+    /// at once, so evicting behind a long run of replies costs O(1) amortized, not a shift of the replies).
+    private var dataScan = 0
+    private var holes = 0
     private(set) var headOffset = 0
     private(set) var dataCount = 0
     private(set) var queuedBytes = 0
+    /// Bytes of queued replies and notices (never dropped; commands are not read while this is large).
+    private(set) var replyBytes = 0
     /// Data messages dropped per stream and not yet reported with a `dropped` notice.
     var pendingDropped: [StreamKind: Int] = [:]
     /// When the queue last became non-empty or last made write progress (CLOCK_MONOTONIC).
     private(set) var waitingSinceNs: Int64 = 0
 
-    init(fd: Int32, id: Int) { self.fd = fd; self.id = id }
+    init(fd: Int32, id: Int, maxLineBytes: Int, nowNs: Int64) {
+        self.fd = fd; self.id = id
+        input = CommandLineBuffer(maxLineBytes: maxLineBytes)
+        idleSinceNs = nowNs
+    }
 
-    var queuedCount: Int { items.count - head }
+    var queuedCount: Int { items.count - head - holes }
     var isEmpty: Bool { head == items.count }
 
     /// Queues `m`. A data message that would exceed `maxMessages`/`maxBytes` evicts the oldest data messages
@@ -58,6 +83,8 @@ final class SocketClient {
                 return dropped + 1
             }
             dataCount += 1
+        } else {
+            replyBytes += m.bytes.count
         }
         if isEmpty { waitingSinceNs = nowNs }
         items.append(m)
@@ -65,16 +92,23 @@ final class SocketClient {
         return dropped
     }
 
-    /// Removes the oldest droppable data message, recording it in ``pendingDropped``.
+    /// Trims the data messages until the queue holds at most `maxBytes` (the share of the global budget went
+    /// down because more clients connected). Returns how many were dropped.
+    func trim(toBytes maxBytes: Int) -> Int {
+        var dropped = 0
+        while queuedBytes > maxBytes, evictOldestData() { dropped += 1 }
+        return dropped
+    }
+
+    /// Removes the oldest droppable data message, recording it in ``pendingDropped``: its slot becomes a
+    /// hole, nothing is shifted.
     private func evictOldestData() -> Bool {
-        var j = head + (headOffset > 0 ? 1 : 0)
-        while j < items.count, items[j].stream == nil { j += 1 }
-        guard j < items.count, let stream = items[j].stream else { return false }
-        let m = items[j]
-        // Shift the (few) messages in front of it by one and advance the head.
-        var k = j
-        while k > head { items[k] = items[k - 1]; k -= 1 }
-        head += 1
+        var j = max(dataScan, head + (headOffset > 0 ? 1 : 0))
+        while j < items.count, items[j]?.stream == nil { j += 1 }
+        dataScan = j
+        guard j < items.count, let m = items[j], let stream = m.stream else { return false }
+        items[j] = nil
+        holes += 1
         dataCount -= 1
         queuedBytes -= m.bytes.count
         pendingDropped[stream, default: 0] += 1
@@ -83,8 +117,20 @@ final class SocketClient {
     }
 
     private func compactIfNeeded() {
-        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
-        else if head >= 1024 && head * 2 >= items.count { items.removeFirst(head); head = 0 }
+        while head < items.count, items[head] == nil { head += 1; holes -= 1 }
+        if head == items.count {
+            items.removeAll(keepingCapacity: items.capacity <= 4096)
+            head = 0; dataScan = 0; holes = 0
+        } else if holes >= 1024 && holes * 2 >= items.count - head {
+            // Mostly holes (a client that never reads while frames keep coming): squeeze them out, O(n) once
+            // per n evictions.
+            items = items[head...].filter { $0 != nil }
+            head = 0; dataScan = 0; holes = 0
+        } else if head >= 1024 && head * 2 >= items.count {
+            items.removeFirst(head)
+            dataScan = max(0, dataScan - head)
+            head = 0
+        }
     }
 
     /// Outcome of ``flush(nowNs:)``.
@@ -93,18 +139,21 @@ final class SocketClient {
     /// Writes as much as the socket takes without blocking (`sendmsg` with up to 64 buffers per call).
     func flush(nowNs: Int64) -> FlushResult {
         while !isEmpty {
-            let n = min(64, items.count - head)
-            let written: Int = withUnsafeTemporaryAllocation(of: iovec.self, capacity: n) { iov in
-                for k in 0..<n {
-                    let m = items[head + k]
-                    let skip = k == 0 ? headOffset : 0
+            var batch = 0
+            let written: Int = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 64) { iov in
+                var k = head
+                while batch < 64, k < items.count {
+                    defer { k += 1 }
+                    guard let m = items[k] else { continue }
+                    let skip = batch == 0 ? headOffset : 0
                     m.bytes.withUnsafeBufferPointer { b in
-                        iov[k] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress! + skip), iov_len: b.count - skip)
+                        iov[batch] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress! + skip), iov_len: b.count - skip)
                     }
+                    batch += 1
                 }
                 var msg = msghdr()
                 msg.msg_iov = iov.baseAddress
-                msg.msg_iovlen = n
+                msg.msg_iovlen = batch
                 while true {
                     let r = sendmsg(fd, &msg, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
                     if r < 0 && errno == EINTR { continue }
@@ -118,6 +167,7 @@ final class SocketClient {
             }
             if written > 0 { waitingSinceNs = nowNs }
             consume(written)
+            if written == 0 { return .wouldBlock }
         }
         return .drained
     }
@@ -127,13 +177,14 @@ final class SocketClient {
     private func consume(_ count: Int) {
         var left = count
         while left > 0, head < items.count {
-            let m = items[head]
+            guard let m = items[head] else { head += 1; holes -= 1; continue }
             let remaining = m.bytes.count - headOffset
             if left >= remaining {
                 left -= remaining
                 headOffset = 0
                 queuedBytes -= m.bytes.count
-                if m.stream != nil { dataCount -= 1 }
+                if m.stream != nil { dataCount -= 1 } else { replyBytes -= m.bytes.count }
+                items[head] = nil
                 head += 1
             } else {
                 headOffset += left

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CEarshotSupport
 import EarshotPipeline
 import EarshotRealtime
 import Logging
@@ -24,14 +25,35 @@ final class SocketLoop: @unchecked Sendable {
     /// `rolling` lines kept for `backfill_s`, oldest first.
     var backfill: [(wallNs: Int64, message: OutMessage)] = []
     var backfillHead = 0
+    /// Lines removed from the front of `backfill` so far: `backfill[i]` is line number `backfillBase + i`.
+    var backfillBase = 0
     var frame: FrameCopy
     let writer = ByteWriter(capacity: 1 << 16)
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Accepting is paused until this time after `EMFILE`/`ENFILE`.
     var acceptPausedUntilNs: Int64 = 0
     let stallLimitNs: Int64
+    let idleTimeoutNs: Int64
+    /// Connections per peer uid (refused connections are not counted).
+    var clientsPerUID: [uid_t: Int] = [:]
+    /// Bytes one client may queue: `queueBytes`, or its share of `queueBytesTotal` when that is smaller.
+    var queueBytesShare: Int
+    /// When `malloc_trim` last ran, and the queue bytes of the clients gone since.
+    var lastTrimNs: Int64 = 0
+    var freedSinceTrim = 0
     static let closingGraceNs: Int64 = 2_000_000_000
     static let maxBackfillLines = 200_000
+    /// Commands executed per client per loop iteration; the rest wait, buffered, for the next iteration.
+    static let commandsPerIteration = 16
+    /// Backfill lines queued per client per loop iteration.
+    static let replayLinesPerIteration = 256
+    /// A client's next slice of commands or replay comes at least this long after its previous one (at most
+    /// 3,200 commands and 51,200 backfill lines per second per client).
+    static let sliceIntervalNs: Int64 = 5_000_000
+    /// A client's commands are not read while it has this many bytes of unread replies queued.
+    static let maxReplyBytes = 65_536
+    /// Smallest per-client share of `queueBytesTotal`.
+    static let minQueueShare = 65_536
 
     init(owner: SocketPublisher, listener: SocketListener, consumer: FrameBus.Consumer, stream: StreamInfo) {
         self.owner = owner
@@ -44,6 +66,8 @@ final class SocketLoop: @unchecked Sendable {
         frame = FrameCopy(nMels: consumer.bus.nMels, nMFCC: consumer.bus.nMFCC)
         readBuffer = .allocate(byteCount: 65_536, alignment: 8)
         stallLimitNs = Int64(max(0, config.stallLimitSeconds) * 1e9)
+        idleTimeoutNs = Int64(min(max(0, config.idleTimeoutSeconds), 1e9) * 1e9)
+        queueBytesShare = max(1, min(config.queueBytes, config.queueBytesTotal))
     }
 
     deinit { readBuffer.deallocate() }
@@ -61,15 +85,28 @@ final class SocketLoop: @unchecked Sendable {
             fds.append(pollfd(fd: consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
             let accepting = now >= acceptPausedUntilNs
             fds.append(pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0))
+            var timeoutMs: Int32 = 100
             for (fd, c) in clients {
                 var ev: Int32 = 0
-                // Back-pressure: a client with a long reply backlog is not read until it drains.
-                if c.closingDeadlineNs != nil || c.queuedCount - c.dataCount < config.queueMessages { ev |= Int32(POLLIN) }
+                var pending = false  // buffered commands or a replay to continue: wake for its next slice
+                if c.closingDeadlineNs != nil {
+                    ev |= Int32(POLLIN)  // read and discard
+                } else {
+                    if acceptsCommands(c) {
+                        // One read is buffered at most: read more only once every whole line in it has run.
+                        if c.input.hasWholeLine { pending = true } else { ev |= Int32(POLLIN) }
+                    }
+                    if replayCanRun(c) { pending = true }
+                }
+                if pending {
+                    let wait = c.nextSliceNs &- now
+                    timeoutMs = min(timeoutMs, wait <= 0 ? 0 : Int32(min(100, (wait + 999_999) / 1_000_000)))
+                }
                 if !c.isEmpty { ev |= Int32(POLLOUT) }
                 fds.append(pollfd(fd: fd, events: Int16(ev), revents: 0))
                 order.append(fd)
             }
-            let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), 100) }
+            let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMs) }
             if r < 0 && errno != EINTR {
                 logger.error("poll failed: \(String(cString: strerror(errno)))")
                 usleep(10_000)
@@ -84,11 +121,29 @@ final class SocketLoop: @unchecked Sendable {
             for (k, fd) in order.enumerated() {
                 let re = Int32(fds[3 + k].revents)
                 guard re != 0, let c = clients[fd] else { continue }
+                if re & Int32(POLLOUT) != 0 { c.blocked = false }
                 if re & Int32(POLLIN) != 0 || re & Int32(POLLHUP | POLLERR) != 0 {
                     if !readInput(c, now: after) { disconnect(c, reason: "closed"); continue }
                 }
             }
+            // Bounded work per client: a slice (a few commands, or part of a backfill replay) per iteration and
+            // at most one per `sliceIntervalNs`, so a client with endless requests costs a bounded share of
+            // the thread and the loop still sleeps between frames.
+            for fd in order {
+                guard let c = clients[fd], c.closingDeadlineNs == nil, after >= c.nextSliceNs else { continue }
+                var worked = false
+                if replayCanRun(c) { replayStep(c, now: after); worked = true }
+                if acceptsCommands(c), c.input.hasWholeLine { runCommands(c, now: after); worked = true }
+                if worked { c.nextSliceNs = after + Self.sliceIntervalNs }
+            }
             flushAll(now: after)
+            // Give the memory of departed clients' queues back to the system (glibc keeps freed heap for
+            // reuse otherwise), at most once a second.
+            if freedSinceTrim > 1 << 20, after &- lastTrimNs > 1_000_000_000 {
+                _ = CEarshot_malloc_trim()
+                lastTrimNs = after
+                freedSinceTrim = 0
+            }
         }
         shutdown()
     }
@@ -122,25 +177,72 @@ final class SocketLoop: @unchecked Sendable {
                 return
             }
             owner._connectionsTotal.add(1, ordering: .relaxed)
-            let c = SocketClient(fd: fd, id: nextClientID)
+            let c = SocketClient(fd: fd, id: nextClientID, maxLineBytes: config.maxLineBytes, nowNs: now)
             nextClientID += 1
             clients[fd] = c
             owner._clients.store(clients.count, ordering: .relaxed)
-            c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+            c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
+            let uid = Self.peerUID(fd)
+            let fromUID = uid.map { clientsPerUID[$0, default: 0] } ?? 0
             if clients.count > config.maxClients {
                 sendError(c, ProtocolError(code: "too_many_clients", message: "server has \(config.maxClients) clients"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
+                owner._refused.add(1, ordering: .relaxed)
                 logger.warning("client refused: too many clients", metadata: ["max": "\(config.maxClients)"])
+            } else if let uid, fromUID >= config.maxClientsPerUID {
+                sendError(c, ProtocolError(
+                    code: "too_many_clients",
+                    message: "uid \(uid) has \(fromUID) connections (limit \(config.maxClientsPerUID) per uid)"), now: now)
+                c.closingDeadlineNs = now + Self.closingGraceNs
+                owner._refused.add(1, ordering: .relaxed)
+                logger.warning("client refused: too many connections from one uid", metadata: [
+                    "uid": "\(uid)", "max": "\(config.maxClientsPerUID)",
+                ])
             } else {
+                if let uid { c.uid = uid; clientsPerUID[uid] = fromUID + 1 }
+                updateQueueShare(now: now)
                 logger.debug("client connected", metadata: ["client": "\(c.id)"])
             }
         }
+    }
+
+    /// The uid of the process at the other end (`SO_PEERCRED`).
+    static func peerUID(_ fd: Int32) -> uid_t? {
+        var uid: UInt32 = 0
+        return CEarshot_peer_uid(fd, &uid) == 0 ? uid : nil
+    }
+
+    /// Recomputes the per-client byte share of `queueBytesTotal` and trims queues above it.
+    func updateQueueShare(now: Int64) {
+        let counted = max(1, clients.count)
+        let share = max(1, min(config.queueBytes, max(Self.minQueueShare, config.queueBytesTotal / counted)))
+        let shrank = share < queueBytesShare
+        queueBytesShare = share
+        guard shrank else { return }
+        for c in clients.values where c.queuedBytes > share {
+            let d = c.trim(toBytes: share)
+            if d > 0 { owner._droppedTotal.add(d, ordering: .relaxed) }
+        }
+    }
+
+    /// True when the client's next commands may run: no fatal error, no replay in progress, and its unread
+    /// replies are below the back-pressure limits.
+    func acceptsCommands(_ c: SocketClient) -> Bool {
+        c.closingDeadlineNs == nil && c.replayNext == nil
+            && c.queuedCount - c.dataCount < config.queueMessages && c.replyBytes < Self.maxReplyBytes
     }
 
     func disconnect(_ c: SocketClient, reason: String, log: Bool = true) {
         clients[c.fd] = nil
         close(c.fd)
         owner._clients.store(clients.count, ordering: .relaxed)
+        if let uid = c.uid {
+            let left = clients.isEmpty ? 0 : clientsPerUID[uid, default: 1] - 1
+            clientsPerUID[uid] = left > 0 ? left : nil
+            if clients.isEmpty { clientsPerUID.removeAll() }
+        }
+        updateQueueShare(now: 0)
+        freedSinceTrim += c.queuedBytes + c.input.count
         if log {
             if reason == "stalled" {
                 logger.warning("client disconnected: stalled", metadata: [
@@ -152,9 +254,9 @@ final class SocketLoop: @unchecked Sendable {
         }
     }
 
-    /// Reads what is available. Returns false when the connection is gone.
+    /// Reads what is available (one read: at most 64 KiB, buffered until its commands have run). Returns
+    /// false when the connection is gone.
     func readInput(_ c: SocketClient, now: Int64) -> Bool {
-        // One read per wake-up bounds the work a single client can cause per loop iteration.
         let n = recv(c.fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
         if n == 0 { return false }
         if n < 0 {
@@ -162,25 +264,26 @@ final class SocketLoop: @unchecked Sendable {
             return err == EAGAIN || err == EWOULDBLOCK || err == EINTR
         }
         if c.closingDeadlineNs != nil { return true }  // discarding input after a fatal error
-        let chunk = UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n).bindMemory(to: UInt8.self)
-        var start = 0
-        for i in 0..<n where chunk[i] == 0x0A {
-            if c.input.isEmpty {
-                handleLine(c, UnsafeBufferPointer(rebasing: chunk[start..<i]), now: now)
-            } else {
-                c.input.append(contentsOf: chunk[start..<i])
-                let line = c.input
-                c.input.removeAll(keepingCapacity: true)
+        c.input.append(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n))
+        // A partial line is checked at once (whole lines are checked when they run): the buffer never holds
+        // more than one read plus `maxLineBytes`.
+        if !c.input.hasWholeLine, c.input.count > config.maxLineBytes { lineTooLong(c, length: c.input.count, now: now) }
+        return true
+    }
+
+    /// Executes up to ``commandsPerIteration`` buffered command lines (fewer when a replay starts or the
+    /// replies back up); the rest wait for the next loop iteration.
+    func runCommands(_ c: SocketClient, now: Int64) {
+        var budget = Self.commandsPerIteration
+        while budget > 0, acceptsCommands(c) {
+            switch c.input.next() {
+            case .needMore: return
+            case .tooLong(let length): lineTooLong(c, length: length, now: now); return
+            case .line(let line):
+                budget -= 1
                 line.withUnsafeBufferPointer { handleLine(c, $0, now: now) }
             }
-            start = i + 1
-            if c.closingDeadlineNs != nil { return true }
         }
-        if start < n { c.input.append(contentsOf: chunk[start..<n]) }
-        if c.input.count > config.maxLineBytes {
-            lineTooLong(c, length: c.input.count, now: now)
-        }
-        return true
     }
 
     func lineTooLong(_ c: SocketClient, length: Int, now: Int64) {
@@ -188,15 +291,12 @@ final class SocketLoop: @unchecked Sendable {
         sendError(c, ProtocolError(
             code: "line_too_long",
             message: "command line longer than \(config.maxLineBytes) bytes; closing the connection"), now: now)
-        c.input = []
+        c.input.reset()
         c.closingDeadlineNs = now + Self.closingGraceNs
         logger.notice("client disconnected: command line too long", metadata: ["client": "\(c.id)", "bytes": "\(length)"])
     }
 
-    func handleLine(_ c: SocketClient, _ raw: UnsafeBufferPointer<UInt8>, now: Int64) {
-        var line = raw
-        if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
-        if line.count > config.maxLineBytes { lineTooLong(c, length: line.count, now: now); return }
+    func handleLine(_ c: SocketClient, _ line: UnsafeBufferPointer<UInt8>, now: Int64) {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank lines are ignored
         switch ProtocolCommand.parse(line, enabledFeatures: config.features) {
         case .failure(let e):
@@ -208,13 +308,13 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func sendError(_ c: SocketClient, _ e: ProtocolError, now: Int64) {
-        c.enqueue(OutMessage(e.line(), stream: nil), maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+        c.enqueue(OutMessage(e.line(), stream: nil), maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
     }
 
     func reply(_ c: SocketClient, now: Int64, _ build: (ByteWriter) -> Void) {
         let w = ByteWriter(capacity: 512)
         build(w)
-        c.enqueue(OutMessage(Array(w.bytes), stream: nil), maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+        c.enqueue(OutMessage(Array(w.bytes), stream: nil), maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
     }
 
     func writeID(_ id: ProtocolJSON?, _ w: ByteWriter) {
@@ -256,9 +356,11 @@ final class SocketLoop: @unchecked Sendable {
                 c.every = every ?? 1
                 c.fields = fields == config.features ? nil : fields
             }
-            var replay: [OutMessage] = []
-            if let s = backfillSeconds, s > 0, streams.contains(.rolling) {
-                replay = backfillLines(seconds: min(s, config.backfillSeconds))
+            var replayCount = 0
+            if let s = backfillSeconds, s > 0, streams.contains(.rolling), let first = backfillStart(seconds: min(s, config.backfillSeconds)) {
+                // Queued a slice per loop iteration by `replayStep`, after this reply.
+                replayCount = backfillBase + backfill.count - first
+                c.replayNext = first
             }
             reply(c, now: now) { w in
                 w.ascii("{\"type\":\"subscribed\",\"streams\":")
@@ -277,18 +379,18 @@ final class SocketLoop: @unchecked Sendable {
                     w.ascii("null")
                 }
                 w.ascii(",\"backfill\":")
-                w.int(Int64(replay.count))
+                w.int(Int64(replayCount))
                 writeID(id, w)
                 w.ascii("}\n")
             }
-            for m in replay { deliver(m, to: c, now: now) }
+            if replayCanRun(c) { replayStep(c, now: now) }
         }
     }
 
     // MARK: data
 
     func deliver(_ m: OutMessage, to c: SocketClient, now: Int64) {
-        let d = c.enqueue(m, maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+        let d = c.enqueue(m, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
         if d > 0 { owner._droppedTotal.add(d, ordering: .relaxed) }
     }
 
@@ -369,6 +471,7 @@ final class SocketLoop: @unchecked Sendable {
             let m = OutMessage(line, stream: kind)
             if kind == .rolling { remember(m, wallNs: wallNs) }
             for c in clients.values where c.closingDeadlineNs == nil && c.subscriptions.contains(kind) {
+                if kind == .rolling, c.replayNext != nil { continue }  // reaches it through the replay, in order
                 deliver(m, to: c, now: now)
             }
         }
@@ -380,7 +483,7 @@ final class SocketLoop: @unchecked Sendable {
         fieldEncoders.removeAll()
         hello = OutMessage(Self.helloLine(stream: info, config: config, version: owner.daemonVersion), stream: nil)
         for c in clients.values where c.closingDeadlineNs == nil {
-            c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: config.queueBytes, nowNs: now)
+            c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
         }
         logger.info("socket stream updated; hello resent", metadata: ["clients": "\(clients.count)"])
     }
@@ -395,28 +498,52 @@ final class SocketLoop: @unchecked Sendable {
         }
         if backfillHead > 1024, backfillHead * 2 > backfill.count {
             backfill.removeFirst(backfillHead)
+            backfillBase += backfillHead
             backfillHead = 0
         }
     }
 
-    /// Rolling lines whose time is within `seconds` of the newest one, oldest first (at most half a queue).
-    func backfillLines(seconds: Double) -> [OutMessage] {
-        guard backfillHead < backfill.count else { return [] }
+    /// Line number of the oldest rolling line whose time is within `seconds` of the newest one (at most half
+    /// a queue back), or nil when there is none.
+    func backfillStart(seconds: Double) -> Int? {
+        guard backfillHead < backfill.count else { return nil }
         let horizon = backfill[backfill.count - 1].wallNs &- Int64(seconds * 1e9)
         var i = backfill.count
         let limit = max(1, config.queueMessages / 2)
         while i > backfillHead, backfill[i - 1].wallNs >= horizon, backfill.count - (i - 1) <= limit { i -= 1 }
-        return backfill[i...].map(\.message)
+        return i < backfill.count ? backfillBase + i : nil
+    }
+
+    /// A replay continues while the client's queue is less than half full; otherwise it waits for the
+    /// client to read (POLLOUT), so a client that does not read costs nothing and loses nothing to it.
+    func replayCanRun(_ c: SocketClient) -> Bool {
+        c.replayNext != nil && c.closingDeadlineNs == nil
+            && c.dataCount < max(1, config.queueMessages / 2) && c.queuedBytes < queueBytesShare / 2
+    }
+
+    /// Queues the next ``replayLinesPerIteration`` lines of the client's backfill replay. The replay runs to
+    /// the newest line kept, so live lines that arrived meanwhile follow in order; then it ends.
+    func replayStep(_ c: SocketClient, now: Int64) {
+        guard let next = c.replayNext else { return }
+        var i = max(next - backfillBase, backfillHead)
+        let room = max(1, config.queueMessages - c.dataCount)
+        let end = min(backfill.count, i + min(Self.replayLinesPerIteration, room))
+        while i < end {
+            deliver(backfill[i].message, to: c, now: now)
+            i += 1
+        }
+        c.replayNext = i < backfill.count ? backfillBase + i : nil
     }
 
     func flushAll(now: Int64) {
         for c in Array(clients.values) {
-            if !c.isEmpty {
+            if !c.isEmpty, !c.blocked {  // a full socket is retried once poll reports POLLOUT
                 switch c.flush(nowNs: now) {
                 case .failed(let err):
                     disconnect(c, reason: String(cString: strerror(err)))
                     continue
-                case .drained, .wouldBlock: break
+                case .wouldBlock: c.blocked = true
+                case .drained: break
                 }
             }
             if let deadline = c.closingDeadlineNs {
@@ -436,7 +563,22 @@ final class SocketLoop: @unchecked Sendable {
                     }
                 }
                 c.pendingDropped.removeAll()
-                if case .failed(let err) = c.flush(nowNs: now) { disconnect(c, reason: String(cString: strerror(err))); continue }
+                if !c.blocked {
+                    switch c.flush(nowNs: now) {
+                    case .failed(let err): disconnect(c, reason: String(cString: strerror(err))); continue
+                    case .wouldBlock: c.blocked = true
+                    case .drained: break
+                    }
+                }
+            }
+            if idleTimeoutNs > 0, let since = c.idleSinceNs, now &- since > idleTimeoutNs {
+                owner._idleClosed.add(1, ordering: .relaxed)
+                sendError(c, ProtocolError(
+                    code: "idle_timeout",
+                    message: "no subscription for \(config.idleTimeoutSeconds) s; closing the connection"), now: now)
+                c.closingDeadlineNs = now + Self.closingGraceNs
+                logger.debug("client disconnected: idle", metadata: ["client": "\(c.id)"])
+                continue
             }
             if stallLimitNs >= 0, c.isStalled(nowNs: now, limitNs: stallLimitNs) {
                 owner._disconnectedStalled.add(1, ordering: .relaxed)
@@ -485,6 +627,9 @@ final class SocketLoop: @unchecked Sendable {
         w.ascii(",\"stall_limit_s\":"); w.fixed(config.stallLimitSeconds, decimals: 3)
         w.ascii(",\"backfill_s\":"); w.fixed(config.backfillSeconds, decimals: 3)
         w.ascii(",\"max_clients\":"); w.int(Int64(config.maxClients))
+        w.ascii(",\"max_clients_per_uid\":"); w.int(Int64(config.maxClientsPerUID))
+        w.ascii(",\"queue_bytes_total\":"); w.int(Int64(config.queueBytesTotal))
+        w.ascii(",\"idle_timeout_s\":"); w.fixed(config.idleTimeoutSeconds, decimals: 3)
         w.ascii("}}\n")
         return Array(w.bytes)
     }

@@ -13,11 +13,14 @@ import Synchronization
 ///
 /// - Each frame is serialized once and the bytes are shared by every subscriber; a `fields` filter costs one
 ///   extra encoding per frame per distinct field set, `every: N` costs nothing.
-/// - Every client has a bounded output queue (`queueMessages` data messages and `queueBytes`). When it is
-///   full the oldest data messages are dropped, counted, and reported to the client with
-///   `{"type":"dropped","count":N,"stream":S}` once its queue has room again. A client that makes no write
-///   progress for `stallLimitSeconds` is disconnected. Writes are non-blocking `sendmsg` batches, so no client
-///   can slow another one, the DSP thread or a publisher.
+/// - Every client has a bounded output queue (`queueMessages` data messages and `queueBytes`, or its share of
+///   `queueBytesTotal` when that is smaller). When it is full the oldest data messages are dropped, counted,
+///   and reported to the client with `{"type":"dropped","count":N,"stream":S}` once its queue has room again.
+///   A client that makes no write progress for `stallLimitSeconds` is disconnected. Writes are non-blocking
+///   `sendmsg` batches, so no client can slow another one, the DSP thread or a publisher.
+/// - Work per client is bounded: one buffered read, a slice of commands (16) or of a backfill replay (256
+///   lines) per loop iteration and at most one slice per 5 ms. A connection without a subscription for
+///   `idleTimeoutSeconds` is closed; one uid (`SO_PEERCRED`) may hold `maxClientsPerUID` connections.
 /// - Thread rules: `start`/`stop`/`updateStream` from a control thread; `publish` from any thread (bounded
 ///   queue under a short lock, never waits on I/O); the counters from anywhere. Never call from a real-time
 ///   thread. The logger is only used on the calling control thread and on the I/O thread.
@@ -43,18 +46,29 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         public var features: Set<Feature>
         /// Messages ``publish(_:line:wallNs:)`` may have pending for the I/O thread before it drops.
         public var publishQueueMessages: Int
+        /// Connections one peer uid (`SO_PEERCRED`) may hold; more are refused with `too_many_clients`.
+        public var maxClientsPerUID: Int
+        /// Seconds a connection may stay without any subscription (never subscribed, or unsubscribed from
+        /// everything) before it is closed with `idle_timeout`; 0 disables.
+        public var idleTimeoutSeconds: Double
+        /// Bytes all client queues together may hold: each client may queue at most its share
+        /// (`queueBytesTotal / clients`, at least 64 KiB) when that is below `queueBytes`.
+        public var queueBytesTotal: Int
 
         public init(
             path: String = "/run/earshot/earshot.sock", mode: UInt32 = 0o660, group: String? = nil,
             maxClients: Int = 128, queueMessages: Int = 4096, queueBytes: Int = 16 << 20,
             stallLimitSeconds: Double = 10, maxLineBytes: Int = 65_536, backfillSeconds: Double = 600,
-            features: Set<Feature> = Set(Feature.allCases), publishQueueMessages: Int = 8192
+            features: Set<Feature> = Set(Feature.allCases), publishQueueMessages: Int = 8192,
+            maxClientsPerUID: Int = 64, idleTimeoutSeconds: Double = 10, queueBytesTotal: Int = 64 << 20
         ) {
             self.path = path; self.mode = mode; self.group = group; self.maxClients = maxClients
             self.queueMessages = queueMessages; self.queueBytes = queueBytes
             self.stallLimitSeconds = stallLimitSeconds; self.maxLineBytes = maxLineBytes
             self.backfillSeconds = backfillSeconds; self.features = features
             self.publishQueueMessages = publishQueueMessages
+            self.maxClientsPerUID = maxClientsPerUID; self.idleTimeoutSeconds = idleTimeoutSeconds
+            self.queueBytesTotal = queueBytesTotal
         }
     }
 
@@ -72,6 +86,8 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     let _busDropped = Atomic<Int>(0)
     let _publishDropped = Atomic<Int>(0)
     let _frames = Atomic<Int>(0)
+    let _refused = Atomic<Int>(0)
+    let _idleClosed = Atomic<Int>(0)
     let running = Atomic<Bool>(false)
 
     /// Connected clients.
@@ -88,6 +104,10 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     public var dropped: Int { _busDropped.load(ordering: .relaxed) }
     /// Messages ``publish(_:line:wallNs:)`` dropped because the I/O thread's inbox was full.
     public var publishDropped: Int { _publishDropped.load(ordering: .relaxed) }
+    /// Connections refused (`max_clients` or the per-uid limit).
+    public var refused: Int { _refused.load(ordering: .relaxed) }
+    /// Connections closed because they held no subscription for `idleTimeoutSeconds`.
+    public var idleClosed: Int { _idleClosed.load(ordering: .relaxed) }
     /// Frames taken from the bus.
     public var frames: Int { _frames.load(ordering: .relaxed) }
 

@@ -367,7 +367,7 @@ struct ConfigHardeningTests {
 
     @Test func defaultsAndShippedConfigFitTheLimit() throws {
         let estimate = EarshotConfig.defaults.memoryEstimate
-        #expect(estimate.totalMB > 10 && estimate.totalMB < 64, "\(estimate.terms)")
+        #expect(estimate.totalMB > 10 && estimate.totalMB < 160, "\(estimate.terms)")
     }
 
     @Test func hopAboveOneKilohertzFrameRateIsAConfigError() throws {

@@ -18,6 +18,9 @@ final class AudioFeeder: @unchecked Sendable {
     let running = Atomic<Bool>(false)
     var handle: RealtimeThread.Handle?
     let signal: [Float]
+    /// Wall-clock ns of each real-time push (index = hop number), for delivery delays that do not count a
+    /// feeder the scheduler ran late. Written by the feeder thread before the frame exists, read after.
+    let pushWallNs = UnsafeMutableBufferPointer<Int64>.allocate(capacity: 1 << 17)
 
     init() throws {
         let analyzer = try FrameAnalyzer(config: AnalyzerConfig())
@@ -38,26 +41,55 @@ final class AudioFeeder: @unchecked Sendable {
             t += 0.3
         }
         signal = x
+        pushWallNs.initialize(repeating: 0)
     }
 
-    func start(intervalMicroseconds: UInt32 = 2000) {
+    deinit { pushWallNs.deallocate() }
+
+    /// Feeds one hop per `intervalMicroseconds` (frame times are nominal), or with `realTime` at the
+    /// sample rate on an absolute schedule: each hop is pushed when its last sample is due, so a frame's
+    /// `t + n_fft / sample_rate` is the wall time its last sample was "captured".
+    func start(intervalMicroseconds: UInt32 = 2000, realTime: Bool = false) {
         running.store(true, ordering: .releasing)
         let (h, _) = RealtimeThread.start(name: "test-feeder") { [self] in
             let hop = processor.config.hop
             let sr = Int64(processor.config.sampleRate)
             let wall0 = Clock.wallNanoseconds()
+            let mono0 = Clock.monotonicNanoseconds()
             var position: Int64 = 0
             signal.withUnsafeBufferPointer { all in
                 while running.load(ordering: .acquiring) {
+                    if realTime {
+                        let due = mono0 + (position + Int64(hop)) * 1_000_000_000 / sr
+                        let wait = due - Clock.monotonicNanoseconds()
+                        if wait > 0 { usleep(UInt32(min(wait / 1000, 1_000_000))) }
+                    }
+                    let k = Int(position / Int64(hop))
+                    if k < pushWallNs.count { pushWallNs[k] = Clock.wallNanoseconds() }
                     let offset = Int(position % Int64(all.count - hop))
                     let chunk = UnsafeBufferPointer(rebasing: all[offset..<(offset + hop)])
                     processor.push(chunk, firstSample: position, monotonicNs: 0, wallNs: wall0 + position * 1_000_000_000 / sr)
                     position += Int64(hop)
-                    usleep(intervalMicroseconds)
+                    if !realTime { usleep(intervalMicroseconds) }
                 }
             }
         }
         handle = h
+    }
+
+    /// Seconds from a frame's `t` (its first sample) to the real-time push that completes it: the hop
+    /// holding its last sample (`ceil(n_fft / hop)` hops).
+    var completionDelay: Double {
+        let c = processor.config
+        return Double((c.nFFT + c.hop - 1) / c.hop * c.hop) / Double(c.sampleRate)
+    }
+
+    /// Wall-clock seconds when frame `seq` was complete (the push of its last hop), nil if not recorded.
+    func completedAt(seq: Int) -> Double? {
+        let c = processor.config
+        let k = seq + (c.nFFT + c.hop - 1) / c.hop - 1
+        guard k >= 0, k < pushWallNs.count, pushWallNs[k] != 0 else { return nil }
+        return Double(pushWallNs[k]) / 1e9
     }
 
     func stop() {
@@ -160,4 +192,12 @@ func testLogger() -> Logger {
     var l = Logger(label: "test.socket", factory: { _ in SwiftLogNoOpLogHandler() })
     l.logLevel = .critical
     return l
+}
+
+/// Resident set size of this process, bytes (`/proc/self/statm`).
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return -1 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return -1 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }

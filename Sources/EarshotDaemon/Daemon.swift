@@ -81,6 +81,7 @@ public final class Daemon {
         self.options = options
         self.logger = logger
         notifier = SystemdNotifier(environment: options.environment)
+        ALSALibraryLog.capture()  // libasound's error lines → drainCaptureEvents → the logger, with a level
         pipeline = try Self.makePipeline(config: config, logger: logger)
         if let fault = options.environment["EARSHOT_TEST_FAULT"], fault.hasPrefix("dsp_stall=") {
             let parts = fault.dropFirst("dsp_stall=".count).split(separator: ":").compactMap { Double($0) }
@@ -372,6 +373,11 @@ public final class Daemon {
     }
 
     func drainCaptureEvents() {
+        let alsa = ALSALibraryLog.drain()
+        if alsa.dropped > 0 { logger.warning("libasound error lines lost: \(alsa.dropped)") }
+        for l in alsa.lines {
+            logger.warning("libasound: \(l.message)", metadata: ["source": "\(l.source)", "errno": "\(l.errno)"])
+        }
         var event = CaptureEvent(kind: .stopped, monotonicNs: 0)
         while true {
             let r = withUnsafeMutablePointer(to: &event) { p in

@@ -11,4 +11,16 @@ int CEarshot_pthread_setname(pthread_t thread, const char *name);
 /// For x ≥ 0 (a negative x gives NaN). Real-time safe.
 void CEarshot_sqrt_f32(const float *x, float *y, long n);
 
+/// Receives one formatted libasound error line (see `CEarshot_alsa_error_handler`).
+typedef void (*CEarshot_alsa_error_sink)(const char *file, int line, const char *function, int err,
+                                         const char *message);
+
+/// Sets (or clears with NULL) where `CEarshot_alsa_error_handler` delivers its lines.
+void CEarshot_alsa_set_error_sink(CEarshot_alsa_error_sink sink);
+
+/// A `snd_lib_error_handler_t` (variadic, so Swift cannot write one): formats the message with
+/// `vsnprintf` into a 512-byte stack buffer (truncated, no allocation) and passes it to the sink.
+/// Returned as `void *` for `snd_lib_error_set_handler`, which EarshotCapture calls.
+void *CEarshot_alsa_error_handler(void);
+
 #endif

@@ -20,4 +20,13 @@ enum CaptureInterrupt {
 
     /// Installs the handler once per process.
     static func install() { _ = installed }
+
+    /// Unblocks the signal on the calling thread (the capture thread, first thing): a thread inherits its
+    /// creator's mask, and libdispatch worker threads, for one, block every signal.
+    static func unblockOnThisThread() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signalNumber)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
 }

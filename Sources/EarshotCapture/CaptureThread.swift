@@ -15,7 +15,11 @@ import Glibc
 ///   logging and no Swift `Array`/`String`: `snd_pcm_readi` (nonblocking) of one period into a preallocated
 ///   byte buffer → ``convertToMono(_:format:frames:channels:channel:into:)`` → `samples.write` →
 ///   `stamps.write` → `wake.signal()`. When no period is ready it sleeps in `snd_pcm_wait` with a timeout
-///   of about one period, so `stop()` returns within roughly one period.
+///   of about one period, so `stop()` returns within roughly one period. Devices whose reads block inside
+///   libasound (the `file` plugin reading a FIFO whose writer stopped, or opening one without a writer) are
+///   interrupted with a signal (``CaptureInterrupt``) by `stop()` and ``reconfigure(_:)``: `stop()` is bounded
+///   by ``stopTimeout`` whatever the device does, and a reload reopens the device on this thread, never on
+///   the caller's.
 /// - Everything worth logging goes through ``events`` (single producer: the capture thread; single consumer:
 ///   the supervisor that drains and logs it).
 ///
@@ -77,11 +81,6 @@ public final class CaptureThread: @unchecked Sendable {
     private let exited = Atomic<Bool>(false)
     /// Interrupts sent (see ``CaptureInterrupt``); the capture thread compares it around blocking calls.
     private let interrupts = Atomic<Int>(0)
-    /// When the streaming loop last went round (0 while not streaming): the monitor's stall detector.
-    private let progressNs = Atomic<Int64>(0)
-    private let stallTimeoutNs = Atomic<Int64>(5_000_000_000)
-    private let monitorWake = EventNotifier()
-    private let monitorHandle = Mutex<RealtimeThread.Handle?>(nil)
     /// How long ``stop()`` waits for the capture thread before abandoning it.
     public static let stopTimeout = 1.0
 
@@ -139,7 +138,7 @@ public final class CaptureThread: @unchecked Sendable {
         return pcm.negotiated
     }
 
-    /// Starts the capture thread and its monitor (no-op if already started).
+    /// Starts the capture thread (no-op if already started).
     public func start() {
         CaptureInterrupt.install()
         lifecycle.withLock { handle in
@@ -155,7 +154,6 @@ public final class CaptureThread: @unchecked Sendable {
             scheduling.store((sched.fifoApplied ? 1 : 0) | (Int(sched.error) << 8), ordering: .relaxed)
             launched.store(true, ordering: .releasing)
             handle = thread
-            monitorHandle.withLock { $0 = RealtimeThread.start(name: "es-capture-mon") { [self] in self.monitor() }.thread }
         }
     }
 
@@ -177,10 +175,6 @@ public final class CaptureThread: @unchecked Sendable {
         }
         guard let handle else { return true }
         stopRequested.store(true, ordering: .releasing)
-        monitorWake.notify()
-        if let m = monitorHandle.withLock({ h -> RealtimeThread.Handle? in let x = h; h = nil; return x }) {
-            RealtimeThread.join(m)  // it leaves at once when woken with stopRequested set
-        }
         let deadline = Clock.monotonicNanoseconds() + Int64(Self.stopTimeout * 1e9)
         while !exited.load(ordering: .acquiring) && Clock.monotonicNanoseconds() < deadline {
             interrupt()
@@ -195,17 +189,23 @@ public final class CaptureThread: @unchecked Sendable {
         return false
     }
 
-    /// Reopens the device with `config` (same sample rate) without stopping the thread, and without
-    /// waiting: returns at once, the capture thread closes and reopens when it next runs its loop. A thread
-    /// blocked in a read or open is interrupted (and again every 100 ms until it picks the change up), so
-    /// a stalled device never blocks the caller. The gap is reported in samples on the first period after
-    /// the reopen (``CaptureStamp/Discontinuity/reconnect``), measured from timestamps; it does not count
-    /// as a reconnect. Posts ``CaptureEventKind/opened`` when the new device delivers.
+    /// Reopens the device with `config` (same sample rate) without stopping the thread and without waiting
+    /// for the device: the capture thread closes and reopens by itself. A thread blocked in a read or open
+    /// is interrupted (every 2 ms until it has taken the request, for at most 50 ms: a signal that lands just
+    /// before the blocking call is not lost), so a stalled device never blocks the caller for longer. A
+    /// thread in a wait no signal ends takes the new configuration whenever that wait returns. The gap is
+    /// reported in samples on the first period after the reopen (``CaptureStamp/Discontinuity/reconnect``,
+    /// measured from timestamps); it does not count as a reconnect. Posts ``CaptureEventKind/opened`` once
+    /// the new device is open.
     public func reconfigure(_ config: CaptureConfig) {
         _config.withLock { $0 = config }
         reconfigureRequested.store(true, ordering: .releasing)
-        interrupt()
-        monitorWake.notify()
+        let deadline = Clock.monotonicNanoseconds() + 50_000_000
+        while isReconfiguring && threadID.load(ordering: .acquiring) != 0 && !exited.load(ordering: .acquiring)
+            && Clock.monotonicNanoseconds() < deadline {
+            interrupt()
+            usleep(2_000)
+        }
     }
 
     /// Sends the interrupt signal to the capture thread (if it is running).
@@ -214,25 +214,6 @@ public final class CaptureThread: @unchecked Sendable {
         guard t != 0, !exited.load(ordering: .acquiring) else { return }
         interrupts.add(1, ordering: .releasing)
         pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber)
-    }
-
-    /// `es-capture-mon`: repeats interrupts while a reconfiguration waits, and interrupts a streaming loop
-    /// that has not gone round for `stallTimeout` (a read blocked on a source that stopped delivering), which
-    /// the capture thread then reports as a loss (`ETIMEDOUT`) and reopens with backoff. Sleeps in `poll`
-    /// on an eventfd (no allocation, one wake-up per 100 ms at most).
-    private func monitor() {
-        while !isStopping {
-            monitorWake.wait(timeoutMilliseconds: 100)
-            if isStopping { break }
-            if reconfigureRequested.load(ordering: .acquiring) {
-                interrupt()
-                continue
-            }
-            let p = progressNs.load(ordering: .acquiring)
-            if p != 0 && Clock.monotonicNanoseconds() - p > stallTimeoutNs.load(ordering: .relaxed) {
-                interrupt()
-            }
-        }
     }
 
     /// Testing only: makes the capture thread sleep `milliseconds` before its next read, as if descheduled.
@@ -275,6 +256,7 @@ public final class CaptureThread: @unchecked Sendable {
     private static let reopenRequested: Int32 = -1
 
     private func run() {
+        CaptureInterrupt.unblockOnThisThread()
         threadID.store(UInt(pthread_self()), ordering: .releasing)
         defer { exited.store(true, ordering: .releasing) }
         while !launched.load(ordering: .acquiring) { usleep(100) }
@@ -298,7 +280,6 @@ public final class CaptureThread: @unchecked Sendable {
                 reconfigured = true
                 if everOpened { pending |= CaptureStamp.Discontinuity.reconnect }
             }
-            stallTimeoutNs.store(Int64(config.stallTimeout * 1e9), ordering: .relaxed)
             let pcm: ALSAPCM
             do {
                 pcm = try ALSAPCM.open(config)
@@ -324,7 +305,6 @@ public final class CaptureThread: @unchecked Sendable {
             }
             everOpened = true
             let lossErrno = stream(pcm, config: config, lastEndNs: &lastEndNs, pending: &pending)
-            progressNs.store(0, ordering: .releasing)
             if lossErrno == 0 { break }  // stop requested
             if lossErrno == Self.reopenRequested {
                 _state.store(CaptureState.starting.rawValue, ordering: .releasing)
@@ -373,14 +353,13 @@ public final class CaptureThread: @unchecked Sendable {
         var lastTopNs: Int64 = 0
         var stallDetectedNs: Int64 = 0
 
-        // After a blocking call returned: was it interrupted (stop, reconfiguration, or the monitor found the
-        // loop stalled)? Returns 0 to go on, else what `stream` returns. The `file` plugin ignores a failed
-        // read of its infile and returns the period anyway, so the interrupted read's data is dropped.
+        // After a blocking call returned: was it interrupted for a stop (0) or a reconfiguration
+        // (`reopenRequested`)? nil to go on. The `file` plugin ignores a failed read of its infile and returns
+        // the period anyway, so an interrupted read's data is dropped.
         func interrupted(since before: Int) -> Int32? {
             guard interrupts.load(ordering: .acquiring) != before else { return nil }
             if isStopping { return 0 }
             if isReconfiguring { return Self.reopenRequested }
-            if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
             return nil
         }
 
@@ -444,7 +423,6 @@ public final class CaptureThread: @unchecked Sendable {
             // a quiet device or a long period does not count), skip what piled up meanwhile and flag an
             // overrun; the gap is then measured from the next period's timestamp, as after a hardware xrun.
             let topNs = Clock.monotonicNanoseconds()
-            progressNs.store(topNs, ordering: .releasing)
             if maxBacklogNs > 0 && lastPeriodReadNs != 0 && pending == 0 && lastTopNs != 0
                 && topNs - lastTopNs > stallThresholdNs {
                 stallDetectedNs = topNs

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import CEarshotSupport
 
 /// Why a WAV file was refused. Every case names the problem; the CLI exits with 65 (EX_DATAERR).
 public struct WAVError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -45,6 +46,24 @@ public final class WAVFile {
         guard fd >= 0 else { throw WAVError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         try self.init(fileDescriptor: fd, name: path, ownsDescriptor: true, timeout: timeout)
     }
+
+    /// Reads a WAV held in memory, through the same descriptor path as a file (copied into a `memfd`).
+    public convenience init(bytes: UnsafeRawBufferPointer, name: String = "memory") throws(WAVError) {
+        let fd = CEarshot_memfd_create("earshot-wav")
+        guard fd >= 0 else { throw WAVError(path: name, message: "memfd_create: \(String(cString: strerror(errno)))") }
+        var off = 0
+        while off < bytes.count {
+            let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { close(fd); throw WAVError(path: name, message: "write to memfd failed") }
+            off += n
+        }
+        lseek(fd, 0, SEEK_SET)
+        try self.init(fileDescriptor: fd, name: name, ownsDescriptor: true)
+    }
+
+    /// Most channels accepted: callers size read buffers as frames × channels, so the header must not choose it.
+    public static let maxChannels = 256
 
     /// Seconds a stream may go without delivering a byte before reading fails.
     public static let defaultTimeout = 10.0
@@ -162,6 +181,9 @@ public final class WAVFile {
             default: throw fail("\(Self.encodingName(formatTag)) (format tag 0x\(String(formatTag, radix: 16))) is not PCM: convert it to PCM first")
             }
             guard channels >= 1 else { throw fail("channel count is 0") }
+            guard channels <= Self.maxChannels else {
+                throw fail("\(channels) channels is more than the \(Self.maxChannels) supported")  // bounds read buffers
+            }
             guard rate >= 1 else { throw fail("sample rate is 0") }
             guard blockAlign == channels * format.bytesPerSample else {
                 throw fail("block align \(blockAlign) does not match \(channels) channel(s) of \(bits)-bit samples")

@@ -11,6 +11,9 @@ int CEarshot_pthread_setname(pthread_t thread, const char *name);
 /// For x ≥ 0 (a negative x gives NaN). Real-time safe.
 void CEarshot_sqrt_f32(const float *x, float *y, long n);
 
+/// memfd_create(name, MFD_CLOEXEC) (needs _GNU_SOURCE): a memory-backed regular file. -1 and errno on failure.
+int CEarshot_memfd_create(const char *name);
+
 /// Receives one formatted libasound error line (see `CEarshot_alsa_error_handler`).
 typedef void (*CEarshot_alsa_error_sink)(const char *file, int line, const char *function, int err,
                                          const char *message);

@@ -35,6 +35,8 @@ public final class WAVFile {
     public let isSeekable: Bool
     private let fd: Int32
     private let ownsDescriptor: Bool
+    /// `F_GETFL` before this changed it (restored when done: stdin's flags are shared with other processes).
+    private var originalFlags: Int32 = -1
     private let timeoutMs: Int32
     /// Data bytes not read yet (`nil`: until end of input).
     private var remainingBytes: Int?
@@ -90,7 +92,7 @@ public final class WAVFile {
         /// Reads `count` (≤ 4096) bytes into `scratch`; returns how many arrived before the end of input.
         func fill(_ count: Int) throws(WAVError) -> Int {
             let n = try Self.readFully(fd: fileDescriptor, UnsafeMutableRawBufferPointer(start: scratch, count: count),
-                                       timeoutMs: tmo, name: name)
+                                       timeoutMs: tmo, name: name, stream: !regular)
             offset += n
             return n
         }
@@ -119,7 +121,7 @@ public final class WAVFile {
             let flags = fcntl(fileDescriptor, F_GETFL)
             if flags >= 0 {  // files block (never long); streams wait in poll, bounded by the timeout
                 let wanted = regular ? flags & ~O_NONBLOCK : flags | O_NONBLOCK
-                if wanted != flags { _ = fcntl(fileDescriptor, F_SETFL, wanted) }
+                if wanted != flags, fcntl(fileDescriptor, F_SETFL, wanted) == 0 { originalFlags = flags }
             }
             // Regular files: every declared size is checked against the file size. Streams: against what arrives.
             let fileSize = regular ? Int(st.st_size) : Int.max
@@ -209,12 +211,14 @@ public final class WAVFile {
             self.remainingBytes = remaining
             self.frameCount = remaining.map { $0 / blockAlign }
         } catch {
-            if ownsDescriptor { close(fileDescriptor) }
+            if ownsDescriptor { close(fileDescriptor) } else if originalFlags >= 0 { _ = fcntl(fileDescriptor, F_SETFL, originalFlags) }
             throw error
         }
     }
 
-    deinit { if ownsDescriptor { close(fd) } }
+    deinit {
+        if ownsDescriptor { close(fd) } else if originalFlags >= 0 { _ = fcntl(fd, F_SETFL, originalFlags) }
+    }
 
     /// Bytes per interleaved sample frame.
     public var bytesPerFrame: Int { channels * format.bytesPerSample }
@@ -236,7 +240,8 @@ public final class WAVFile {
         guard frames > 0 else { return 0 }
         let want = frames * bytesPerFrame
         let got = try Self.readFully(
-            fd: fd, UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want]), timeoutMs: timeoutMs, name: path)
+            fd: fd, UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want]), timeoutMs: timeoutMs, name: path,
+            stream: !isSeekable)
         dataBytesRead += got
         if got < want {
             if let remainingBytes {
@@ -258,22 +263,33 @@ public final class WAVFile {
 
     /// `read` until `buffer` is full or end of input; on a non-blocking descriptor waits in `poll` at most
     /// `timeoutMs` for each chunk of bytes.
-    static func readFully(fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32, name: String)
+    static func readFully(fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32, name: String, stream: Bool)
         throws(WAVError) -> Int
     {
+        func noData(_ name: String, _ ms: Int32) -> WAVError {
+            WAVError(path: name, message: "no data for \(Double(ms) / 1000) s (a pipe or FIFO with no writer, or one that stopped writing)")
+        }
         var got = 0
         while got < buffer.count {
             let n = Glibc.read(fd, buffer.baseAddress! + got, buffer.count - got)
             if n > 0 { got += n; continue }
-            if n == 0 { break }
+            if n == 0 {
+                // A FIFO opened without blocking reads as "end" until a writer appears: wait (bounded) for data
+                // or a hang-up before believing it. A pipe whose writer has left says POLLHUP at once.
+                guard stream else { break }
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = poll(&p, 1, timeoutMs)
+                if r == 0 { throw noData(name, timeoutMs) }
+                if r > 0 && p.revents & Int16(POLLIN) != 0 { continue }
+                if r < 0 && errno == EINTR { continue }
+                break
+            }
             let e = errno
             if e == EINTR { continue }
             if e == EAGAIN {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let r = poll(&p, 1, timeoutMs)
-                if r == 0 {
-                    throw WAVError(path: name, message: "no data for \(Double(timeoutMs) / 1000) s (a pipe or FIFO with no writer, or one that stopped writing)")
-                }
+                if r == 0 { throw noData(name, timeoutMs) }
                 if r < 0 && errno != EINTR { throw WAVError(path: name, message: "poll failed: \(String(cString: strerror(errno)))") }
                 continue
             }

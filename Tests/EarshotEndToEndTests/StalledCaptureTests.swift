@@ -78,4 +78,29 @@ extension EndToEnd.Service {
         #expect(daemon.wait(timeout: 5) == .exited(0))
         #expect(Date().timeIntervalSince(t0) < 2.0)
     }
+
+    /// libasound's own error lines (here: a `file` PCM whose infile is missing, which the daemon waits for)
+    /// reach the log through the logger, with a level and one line each, not as bare `ALSA lib …` stderr.
+    @Test func libasoundErrorLinesAreLoggedWithALevel() throws {
+        let dir = try makeTemporaryDirectory("earshot-alsalog")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = dir.appendingPathComponent("missing.fifo").path
+        let asoundrc = dir.appendingPathComponent("asoundrc")
+        try #"pcm.broken { type file slave.pcm "null" file "/dev/null" infile "\#(missing)" format "raw" }"#
+            .write(to: asoundrc, atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("earshot.yaml")
+        try "capture:\n  device: broken\n  format: FLOAT_LE\n".write(to: config, atomically: true, encoding: .utf8)
+        var env = baseChildEnvironment()
+        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
+        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
+        defer { daemon.killAndReap() }
+        #expect(daemon.wait(until: 10) { d in d.stderr.contains("libasound:") }, "\(daemon.stderr)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(timeout: 5) == .exited(0))
+        let lines = daemon.stderr.split(separator: "\n")
+        let logged = lines.filter { $0.contains("libasound:") && $0.contains(missing) }
+        #expect(!logged.isEmpty && logged.allSatisfy { $0.contains("warning") || $0.hasPrefix("<4>") }, "\(daemon.stderr)")
+        #expect(logged.allSatisfy { $0.contains("source=") && $0.contains("pcm_file.c") })
+        #expect(!lines.contains { $0.hasPrefix("ALSA lib") }, "\(daemon.stderr)")
+    }
 }

@@ -285,7 +285,8 @@ public final class CaptureThread: @unchecked Sendable {
                 pcm = try ALSAPCM.open(config)
             } catch {
                 if isStopping { break }
-                if isReconfiguring { continue }  // interrupted to pick up the new configuration
+                // Interrupted to pick up a new configuration (or by the last kick of one already taken).
+                if isReconfiguring || error.alsaError?.errno == EINTR { continue }
                 post(.retrying, errno: error.alsaError?.errno ?? EINVAL, value: Int64(delay * 1000))
                 if !sleepInterruptibly(delay) { break }
                 delay = min(delay * 2, config.reconnectMax)

@@ -286,7 +286,10 @@ public final class Daemon {
     func shutdown() -> Int32 {
         notifier.stopping()
         logger.info("stopping")
-        pipeline.stop()
+        if !pipeline.stop() {
+            logger.warning("capture thread did not stop within 1 s (device stuck); exiting without it",
+                           metadata: ["device": "\(config.capture.device)"])
+        }
         drainCaptureEvents()
         stopSinks()
         socket?.stop()

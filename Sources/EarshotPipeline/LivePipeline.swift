@@ -43,12 +43,15 @@ public final class LivePipeline: @unchecked Sendable {
         capture.start()
     }
 
-    /// Stops capture, lets the DSP thread finish what is in the ring, stops it.
-    public func stop() {
-        capture.stop()
+    /// Stops capture (bounded: ``CaptureThread/stop()``), lets the DSP thread finish what is in the ring,
+    /// stops it. Returns `false` if the capture thread was stuck and had to be left behind.
+    @discardableResult
+    public func stop() -> Bool {
+        let captureStopped = capture.stop()
         wake.signal()
         dsp.stop()
         dsp.drainRemaining()
+        return captureStopped
     }
 
     /// Reopens the device with `config` (device parameters changed; the sample rate must stay the

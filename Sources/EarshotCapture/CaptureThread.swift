@@ -47,7 +47,7 @@ import Glibc
 /// posted, and opening is retried after `reconnectInitial`, doubling up to `reconnectMax`; every failed
 /// attempt posts ``CaptureEventKind/retrying`` with the errno (`ECONNREFUSED` while the PulseAudio server is
 /// down, `ENOENT`/`ENODEV` for a missing card). A device absent at start is waited for the same way; to fail
-/// fast on configuration mistakes call ``probe(_:)`` first.
+/// fast on configuration mistakes call ``probe(_:timeout:)`` first.
 public final class CaptureThread: @unchecked Sendable {
     /// The configuration in effect (or requested by ``reconfigure(_:)`` and about to be).
     public var config: CaptureConfig { _config.withLock { $0 } }
@@ -132,10 +132,53 @@ public final class CaptureThread: @unchecked Sendable {
     /// channels, period, buffer; names what the device supports), ``CaptureError/Code/invalidConfig``, or
     /// ``CaptureError/Code/deviceUnavailable`` (defined but absent now, e.g. PulseAudio not running or a USB
     /// card not yet plugged — ``CaptureError/isTransient``: the capture thread would wait for it). Opens in
-    /// nonblocking mode and never reads, so it does not hang.
-    public static func probe(_ config: CaptureConfig) throws(CaptureError) -> CaptureNegotiated {
-        let pcm = try ALSAPCM.open(config)
-        return pcm.negotiated
+    /// nonblocking mode and never reads; an open that blocks anyway (the `file` plugin opening a FIFO that has
+    /// no writer, a plugin waiting on a stopped server) is given up after `timeout` seconds — the open runs on
+    /// a helper thread, interrupted like the capture thread, left behind if nothing ends it — and reported as
+    /// ``CaptureError/Code/deviceUnavailable`` with `ETIMEDOUT`, so the caller never hangs.
+    public static func probe(_ config: CaptureConfig, timeout: Double = probeTimeout) throws(CaptureError)
+        -> CaptureNegotiated
+    {
+        CaptureInterrupt.install()
+        let attempt = ProbeAttempt()
+        let (handle, _) = RealtimeThread.start(name: "es-capture-prb") {
+            CaptureInterrupt.unblockOnThisThread()
+            attempt.thread.store(UInt(pthread_self()), ordering: .releasing)
+            let result: Result<CaptureNegotiated, CaptureError>
+            do throws(CaptureError) { result = .success(try ALSAPCM.open(config).negotiated) } catch { result = .failure(error) }
+            attempt.result.withLock { $0 = result }
+            attempt.done.store(true, ordering: .releasing)
+        }
+        let start = Clock.monotonicNanoseconds()
+        let waitNs = Int64(max(0, timeout) * 1e9)
+        while !attempt.done.load(ordering: .acquiring) {
+            let elapsed = Clock.monotonicNanoseconds() - start
+            if elapsed > waitNs + Int64(stopTimeout * 1e9) { break }
+            if elapsed > waitNs, case let t = attempt.thread.load(ordering: .acquiring), t != 0 {
+                pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber)  // give up: interrupt the open
+            }
+            usleep(elapsed > waitNs ? 5_000 : 1_000)
+        }
+        guard attempt.done.load(ordering: .acquiring), let result = attempt.result.withLock({ $0 }) else {
+            let t = attempt.thread.load(ordering: .acquiring)
+            if t != 0 { pthread_detach(pthread_t(t)) }
+            throw CaptureError(code: .deviceUnavailable, device: config.device, alsaError: ALSAError(rawValue: -ETIMEDOUT))
+        }
+        RealtimeThread.join(handle)
+        if Clock.monotonicNanoseconds() - start > waitNs, case .failure = result {
+            // Interrupted after the timeout: say so rather than "Interrupted system call".
+            throw CaptureError(code: .deviceUnavailable, device: config.device, alsaError: ALSAError(rawValue: -ETIMEDOUT))
+        }
+        return try result.get()
+    }
+
+    /// How long ``probe(_:timeout:)`` waits for a device to open, seconds.
+    public static let probeTimeout = 2.0
+
+    private final class ProbeAttempt: @unchecked Sendable {
+        let done = Atomic<Bool>(false)
+        let thread = Atomic<UInt>(0)
+        let result = Mutex<Result<CaptureNegotiated, CaptureError>?>(nil)
     }
 
     /// Starts the capture thread (no-op if already started).

@@ -97,6 +97,30 @@ extension CaptureTests {
             #expect(exited && elapsed < CaptureThread.stopTimeout, "stop took \(elapsed) s, exited: \(exited)")
         }
 
+        /// `probe` of a device whose open blocks (a FIFO with no writer) gives up after its timeout with a
+        /// transient "unavailable … timed out" instead of hanging its caller (the daemon's start and reloads).
+        @Test func probeOfABlockingOpenTimesOut() throws {
+            let dir = try ALSAFilePlugin.makeTemporaryDirectory(prefix: "earshot-probe")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let fifo = dir.appendingPathComponent("nowriter.fifo").path
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let plugin = try ALSAFilePlugin(
+                directory: dir, bytes: [], pcmName: "unused",
+                extraConfig: #"pcm.nowriter { type file slave.pcm "null" file "/dev/null" infile "\#(fifo)" format "raw" }"#)
+            plugin.install()
+            defer { ALSAFilePlugin.uninstall() }
+            var config = Self.config()
+            config.device = "nowriter"
+            let t0 = Date()
+            var caught: CaptureError?
+            do { _ = try CaptureThread.probe(config, timeout: 0.5) } catch { caught = error }
+            let elapsed = Date().timeIntervalSince(t0)
+            let error = try #require(caught)
+            #expect(error.code == .deviceUnavailable && error.isTransient)
+            #expect(error.alsaError?.errno == ETIMEDOUT, "\(error)")
+            #expect(elapsed >= 0.5 && elapsed < 1.0, "probe took \(elapsed) s")
+        }
+
         /// `reconfigure` returns at once while the read blocks; the capture thread reopens with the new
         /// parameters by itself, and the first period after the reopen carries the gap in samples.
         @Test func reconfigureDuringAStallDoesNotBlockAndReportsTheGap() throws {

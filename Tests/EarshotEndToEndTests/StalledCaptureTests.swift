@@ -103,4 +103,29 @@ extension EndToEnd.Service {
         #expect(logged.allSatisfy { $0.contains("source=") && $0.contains("pcm_file.c") })
         #expect(!lines.contains { $0.hasPrefix("ALSA lib") }, "\(daemon.stderr)")
     }
+
+    /// A capture FIFO that nobody writes to: the start-up probe gives up after 2 s (it used to hang in
+    /// `open`), the daemon waits for the device, and SIGTERM still exits 0 at once.
+    @Test func fifoDeviceWithoutWriterDoesNotHangStartOrStop() throws {
+        let dir = try makeTemporaryDirectory("earshot-nowriter")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("nowriter.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let asoundrc = dir.appendingPathComponent("asoundrc")
+        try #"pcm.nowriter { type file slave.pcm "null" file "/dev/null" infile "\#(fifo)" format "raw" }"#
+            .write(to: asoundrc, atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("earshot.yaml")
+        try "capture:\n  device: nowriter\n  format: FLOAT_LE\n".write(to: config, atomically: true, encoding: .utf8)
+        var env = baseChildEnvironment()
+        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
+        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
+        defer { daemon.killAndReap() }
+        #expect(daemon.wait(until: 8) { d in d.stderr.contains("started") }, "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("not available yet, waiting for it"), "\(daemon.stderr)")
+        Thread.sleep(forTimeInterval: 0.5)
+        let t0 = Date()
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr)")
+        #expect(Date().timeIntervalSince(t0) < 2.0)
+    }
 }

@@ -81,7 +81,7 @@ public final class WAVFile {
         path = name
         fd = fileDescriptor
         self.ownsDescriptor = ownsDescriptor
-        let tmo = Int32(max(0, min(timeout, 86_400)) * 1000)
+        let tmo = Int32(timeout >= 0 ? min(timeout, 86_400) * 1000 : 0)  // NaN → 0 (no wait)
         timeoutMs = tmo
         func fail(_ message: String) -> WAVError { WAVError(path: name, message: message) }
         // Fixed scratch for headers and skipped chunks: what the header declares is never allocated.

@@ -48,5 +48,19 @@ extension CaptureTests {
             #expect(lines.contains { $0.message.contains("nosuch?<3>earshot: forged") }, "\(lines)")
             #expect(!lines.contains { $0.message.contains("\n") || $0.source.contains("\n") })
         }
+
+        /// The queue is bounded: 70 errors keep the newest 64, and the 6 overwritten are counted.
+        @Test func queueIsBoundedAndCountsWhatItDrops() throws {
+            ALSALibraryLog.capture()
+            _ = ALSALibraryLog.drain()
+            for i in 0..<70 {
+                _ = try? CaptureThread.probe(CaptureConfig(device: "nosuch-\(i)"))
+            }
+            let (lines, dropped) = ALSALibraryLog.drain()
+            let unknown = lines.filter { $0.message.contains("Unknown PCM nosuch-") }
+            #expect(lines.count == 64 && dropped >= 6, "\(lines.count) lines, \(dropped) dropped")
+            #expect(unknown.last?.message.contains("nosuch-69") == true, "\(String(describing: unknown.last))")
+            #expect(ALSALibraryLog.drain().lines.isEmpty)
+        }
     }
 }

@@ -6,7 +6,7 @@ SYSCONFDIR ?= $(DESTDIR)/etc
 UNITDIR ?= $(DESTDIR)/etc/systemd/system
 SWIFT ?= swift
 
-.PHONY: all build release demo test deps install install-files uninstall bench clean verify-units
+.PHONY: all build release demo test deps install install-files uninstall bench clean verify-units fuzz soak
 
 all: build
 
@@ -26,10 +26,18 @@ release: deps
 demo: release
 	.build/release/earshot demo $(DEMO_ARGS)
 
-# Installs what is missing, builds (the end-to-end tests run the built binary), runs every test.
+# Installs what is missing, builds (the end-to-end tests run the built binary), fuzzes every parser and the
+# analyzer for a short time (FUZZ_SECONDS each), runs every test.
+FUZZ_SECONDS ?= 60
 test: deps
 	$(SWIFT) build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 	$(SWIFT) test --no-parallel
+
+# libFuzzer + AddressSanitizer on the WAV reader, the command parser, the YAML loader and the analyzer,
+# FUZZ_SECONDS (default 300) each; see scripts/fuzz.sh.
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash scripts/fuzz.sh
 
 verify-units:
 	systemd-analyze verify systemd/earshot.service systemd/earshot.socket systemd/earshot@.service

@@ -14,9 +14,21 @@ public enum FrameStatistics {
         SIMD4(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]))
     }
 
+    /// `20*log10(a)` for `a > 1e-10`, else −200 (NaN too), at most ``maxDb``: finite for any input.
+    @inline(__always)
+    static func amplitudeDb(_ a: Double) -> Float {
+        guard a > 1e-10 else { return -200 }
+        return Float(min(20 * log10(a), Double(maxDb)))
+    }
+
+    /// The largest level a statistic reports, `20*log10(Float.greatestFiniteMagnitude)` ≈ 770.6 dBFS
+    /// (only reachable by calling the kernels directly: ``SampleGuard`` bounds live and offline samples).
+    public static let maxDb: Float = 770.6
+
     /// `20*log10(max(rms, 1e-10))` with `rms = sqrt(mean(x²))` (`librosa.feature.rms(center=False)`):
     /// a full-scale sine reads −3.01 dBFS, silence −200 dBFS. Squares are summed in `Float` lanes over
-    /// blocks of 64 samples (8 terms per lane) and the block sums in `Double`.
+    /// blocks of 64 samples (8 terms per lane) and the block sums in `Double`. Non-finite sums read
+    /// −200 (NaN) or ``maxDb`` (overflow).
     public static func rmsDbfs(_ x: UnsafeBufferPointer<Float>) -> Float {
         guard let p = x.baseAddress, x.count > 0 else { return -200 }
         let raw = UnsafeRawPointer(p)
@@ -35,10 +47,10 @@ public enum FrameStatistics {
         }
         for i in (blocks &* 64)..<x.count { acc += Double(p[i]) * Double(p[i]) }
         let rms = (acc / Double(x.count)).squareRoot()
-        return Float(20 * log10(max(rms, 1e-10)))
+        return amplitudeDb(rms)
     }
 
-    /// `20*log10(max(max|x|, 1e-10))` (NaN samples are ignored).
+    /// `20*log10(max(max|x|, 1e-10))` (NaN samples are ignored, infinity reads ``maxDb``).
     public static func peakDbfs(_ x: UnsafeBufferPointer<Float>) -> Float {
         guard let p = x.baseAddress else { return -200 }
         let raw = UnsafeRawPointer(p)
@@ -53,7 +65,7 @@ public enum FrameStatistics {
         var m: Float = 0
         for l in 0..<8 { m = max(m, m8[l]) }
         for i in (blocks &* 8)..<x.count { m = max(m, abs(p[i])) }
-        return Float(20 * log10(max(Double(m), 1e-10)))
+        return amplitudeDb(Double(m))
     }
 
     /// `librosa.feature.zero_crossing_rate(center=False)`: samples with `|x| ≤ 1e-10` count as +0,

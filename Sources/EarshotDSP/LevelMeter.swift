@@ -192,7 +192,8 @@ public final class LevelMeter: @unchecked Sendable {
     }
 
     /// Runs `samples` (the new samples, in order) through the filters and time weightings.
-    /// Real-time safe.
+    /// A non-finite sample counts as 0: one NaN would otherwise stay in the IIR states for good and pin
+    /// every level at the −200 floor until a reset. Real-time safe.
     public func process(_ samples: UnsafeBufferPointer<Float>) {
         guard var x = samples.baseAddress else { return }
         var remaining = samples.count
@@ -203,7 +204,8 @@ public final class LevelMeter: @unchecked Sendable {
             let n = min(remaining, Self.block)
             var r = n - 1
             for i in 0..<n {
-                let v = Double(x[i])
+                let s = x[i]
+                let v = s.isFinite ? Double(s) : 0
                 var yc = Self.step(c0, v, &st.cState.0, &st.cState.1)
                 yc = Self.step(c1, yc, &st.cState.2, &st.cState.3)
                 let ya = Self.step(c2, yc, &st.aState.0, &st.aState.1)

@@ -12,7 +12,8 @@ import Darwin
 /// - roll-off: the lowest `f_k` whose cumulative sum reaches `rolloffPercent · Σ S` (`spectral_rolloff`);
 ///   0 on an all-zero frame (every bin qualifies, the lowest is 0 Hz).
 /// - flatness: `exp(mean log P) / mean P` with `P = max(S², 1e-10)` (`spectral_flatness`, power 2,
-///   amin 1e-10); exactly 1 on an all-zero frame.
+///   amin 1e-10); exactly 1 on an all-zero frame. NaN counts as amin and +inf as the largest finite `Float`
+///   (so the exponent sum below stays an exact, small integer for any input).
 /// - flux (Earshot's definition, no librosa equivalent): the L2 norm of the positive magnitude
 ///   increase, normalized by the window sum so it reads in full-scale amplitude units independent
 ///   of nFFT: `flux_t = sqrt(Σ_k max(0, S_t[k] − S_{t−1}[k])²) / Σ_n w[n]`. 0 for the first frame
@@ -202,6 +203,7 @@ public final class SpectralFeatures: @unchecked Sendable {
     static func flatness(_ power: UnsafePointer<Float>, _ n: Int) -> Double {
         let raw = UnsafeRawPointer(power)
         let amin = SIMD8<Float>(repeating: 1e-10)
+        let pmax = SIMD8<Float>(repeating: .greatestFiniteMagnitude)
         let mantissaMask = SIMD8<UInt32>(repeating: 0x007F_FFFF)
         let one = SIMD8<UInt32>(repeating: 0x3F80_0000)
         var product = SIMD8<Float>(repeating: 1)
@@ -215,6 +217,7 @@ public final class SpectralFeatures: @unchecked Sendable {
             while b < end {
                 var p = raw.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
                 p.replace(with: amin, where: .!(p .>= amin))  // NaN too, like max(NaN, amin) → amin
+                p.replace(with: pmax, where: p .> pmax)       // +inf: its exponent field is not a power of 2
                 s0 += widen(p.lowHalf)
                 s1 += widen(p.highHalf)
                 let bits = unsafeBitCast(p, to: SIMD8<UInt32>.self)
@@ -230,10 +233,12 @@ public final class SpectralFeatures: @unchecked Sendable {
         var mantissaProduct = 1.0
         for l in 0..<8 { mantissaProduct *= Double(product[l]) }
         var powerSum = (s0 + s1).sum()
-        // Every P is a normal float (≥ 1e-10), so its biased exponent is (bits >> 23), minus 127.
+        // Every P is a finite normal float (≥ 1e-10), so its biased exponent is (bits >> 23), minus 127.
         var exponentSum = Int(exponents.wrappedSum()) - 127 * blocks * 8
         for k in (blocks &* 8)..<n {
-            let p = max(power[k], 1e-10)
+            var p = power[k]
+            if !(p >= 1e-10) { p = 1e-10 }  // NaN too (`max(NaN, x)` is NaN, whose `exponent` is Int.max)
+            if p > .greatestFiniteMagnitude { p = .greatestFiniteMagnitude }
             powerSum += Double(p)
             exponentSum += Int(p.exponent)
             mantissaProduct *= Double(p.significand)

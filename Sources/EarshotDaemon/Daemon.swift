@@ -65,6 +65,8 @@ public final class Daemon {
     var suppressedXrunLogs = 0
     var retryLogs = 0
     var lastDiscontinuities = 0
+    var lastSanitizedReported = 0
+    var lastSanitizedReportNs: Int64 = 0
     /// Test-only fault (`EARSHOT_TEST_FAULT=dsp_stall=AFTER_S:DURATION_S`): the DSP thread stops consuming
     /// for DURATION_S seconds, AFTER_S seconds after start — the watchdog tests need a stuck pipeline.
     var pendingDSPStall: (afterNs: Int64, milliseconds: Int)?
@@ -207,6 +209,7 @@ public final class Daemon {
             ("frames", pipeline.dsp.frames), ("xruns", pipeline.xruns), ("reconnects", pipeline.reconnects),
             ("discontinuities", pipeline.dsp.discontinuities), ("ring_overrun_samples", pipeline.dsp.ringOverrunSamples),
             ("capture_gap_samples", pipeline.capture.gapSamples),
+            ("nonfinite_samples", pipeline.dsp.nonFiniteSamples), ("clamped_samples", pipeline.dsp.clampedSamples),
         ]
         if let socket {
             c += [("subscribers", socket.clients), ("connections_total", socket.connectionsTotal),
@@ -233,7 +236,8 @@ public final class Daemon {
         if let socket { dropped["socket"] = socket.dropped }
         metrics.update(MetricsSnapshot(
             xruns: pipeline.xruns, reconnects: pipeline.reconnects, ringOverrunSamples: pipeline.dsp.ringOverrunSamples,
-            socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped))
+            socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped,
+            nonFiniteSamples: pipeline.dsp.nonFiniteSamples, clampedSamples: pipeline.dsp.clampedSamples))
     }
 
     /// Sends a `status` message to socket subscribers.
@@ -309,6 +313,7 @@ public final class Daemon {
             lastDiscontinuities = discontinuities
         }
         let now = Clock.monotonicNanoseconds()
+        reportSanitizedSamples(now: now)
         if let stall = pendingDSPStall, now - startNs >= stall.afterNs {
             pendingDSPStall = nil
             logger.warning("test fault: stalling the DSP thread", metadata: ["ms": "\(stall.milliseconds)"])
@@ -342,6 +347,20 @@ public final class Daemon {
             lastStatusNs = now
             notifier.status(statusLine())
         }
+    }
+
+    /// Samples the DSP input guard changed (``SampleGuard``: NaN/inf → 0, beyond ±1000 clamped): one warning
+    /// and one `samples_sanitized` status with the totals, at most every 10 s while it keeps happening.
+    func reportSanitizedSamples(now: Int64) {
+        let nonFinite = pipeline.dsp.nonFiniteSamples, clamped = pipeline.dsp.clampedSamples
+        if nonFinite + clamped < lastSanitizedReported { lastSanitizedReported = 0 }  // a rebuilt pipeline counts from 0
+        guard nonFinite + clamped > lastSanitizedReported,
+              lastSanitizedReportNs == 0 || now - lastSanitizedReportNs >= 10_000_000_000 else { return }
+        logger.warning("invalid audio samples replaced (non-finite → 0, beyond ±\(Int(SampleGuard.limit)) clamped)", metadata: [
+            "device": "\(config.capture.device)", "nonfinite_total": "\(nonFinite)", "clamped_total": "\(clamped)"])
+        publishStatus("samples_sanitized", [("nonfinite", "\(nonFinite)"), ("clamped", "\(clamped)")])
+        lastSanitizedReported = nonFinite + clamped
+        lastSanitizedReportNs = now
     }
 
     /// Frames were published within ``staleFrameSeconds``.

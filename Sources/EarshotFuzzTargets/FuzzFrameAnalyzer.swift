@@ -1,4 +1,143 @@
+import EarshotDSP
+import EarshotPipeline
+import Synchronization
+
 /// Fuzz target body (corpus: Fuzz/corpus/analyzer). Must be total: no trap, no hang, bounded memory, for any bytes.
+///
+/// Byte 0 picks the analysis (bits 0–1: one of ``FuzzAnalyzerRig/configurations``) and the path (bit 2):
+/// - clear: the samples go straight into ``FrameAnalyzer/process(frame:newSampleCount:features:logmel:mfcc:)``
+///   with no ``SampleGuard`` in front, so every kernel must be total on arbitrary floats (NaN, ±inf,
+///   `Float.greatestFiniteMagnitude`, subnormals);
+/// - set: they go through ``FrameProcessor`` (the live and offline entry, with the guard), in chunks whose
+///   sizes come from byte 1, and the framing must give exactly `1 + (n − nFFT)/hop` frames.
+///
+/// The rest is little-endian Float32 samples (at most ``FuzzAnalyzerRig/maxSamples``). Every output is checked
+/// against its documented range; a violation traps (`precondition`), which the fuzzer reports as a crash.
 public func fuzzFrameAnalyzer(_ data: UnsafeRawBufferPointer) {
-    _ = data.count  // TODO: filled in by the hardening work
+    guard data.count >= 2 else { return }
+    let selector = Int(data[0])
+    let chunkByte = Int(data[1])
+    let count = min((data.count - 2) / 4, FuzzAnalyzerRig.maxSamples)
+    var samples = [Float](repeating: 0, count: count)
+    for i in 0..<count {
+        samples[i] = Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 2 + 4 * i, as: UInt32.self)))
+    }
+    fuzzAnalyzerRigs.withLock { rigs in
+        let index = selector & 3
+        if rigs[index] == nil { rigs[index] = FuzzAnalyzerRig(FuzzAnalyzerRig.configurations[index]) }
+        let rig = rigs[index]!
+        samples.withUnsafeBufferPointer { x in
+            if selector & 4 == 0 {
+                rig.analyzeDirectly(x)
+            } else {
+                rig.analyzeThroughProcessor(x, chunk: 1 + chunkByte * 37)
+            }
+        }
+    }
 }
+
+/// One analysis set up once (FFTW planning per input would dominate the fuzzer's time), reset per input.
+final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
+    /// Short frames at the edges of the parameter space (odd sizes, few mels, a floor, partial outputs).
+    static let configurations: [(AnalyzerConfig, AnalyzerOutputs)] = {
+        var small = AnalyzerConfig()
+        small.sampleRate = 16_000; small.nFFT = 64; small.hop = 16; small.nMels = 8; small.nMFCC = 8
+        var usual = AnalyzerConfig()
+        usual.nFFT = 256; usual.hop = 120; usual.nMels = 32; usual.nMFCC = 13
+        var odd = AnalyzerConfig()
+        odd.sampleRate = 8_000; odd.nFFT = 18; odd.hop = 18; odd.nMels = 4; odd.nMFCC = 3; odd.fMax = 4_000
+        odd.logMelFloorDb = -80
+        var wide = AnalyzerConfig()
+        wide.sampleRate = 192_000; wide.nFFT = 210; wide.hop = 7; wide.nMels = 40; wide.nMFCC = 0
+        wide.fMin = 20; wide.fMax = 96_000; wide.rolloffPercent = 0.99
+        wide.onset.postMaxFrames = 0; wide.onset.preAvgFrames = 0; wide.onset.waitFrames = 0
+        return [(small, .all), (usual, .all), (odd, [.flatness, .levels, .peak]), (wide, [.spectral, .rms, .zcr])]
+    }()
+    /// 4 s at 16 kHz: bounded time per input.
+    static let maxSamples = 65_536
+
+    let analyzer: FrameAnalyzer
+    let config: AnalyzerConfig
+    let logmel: UnsafeMutableBufferPointer<Float>
+    let mfcc: UnsafeMutableBufferPointer<Float>
+    var processor: FrameProcessor<FuzzAnalyzerRig>!
+    /// Frames emitted through the processor since the last reset, and whether the guard must bound them.
+    var emitted = 0
+    var guarded = false
+
+    init(_ setup: (AnalyzerConfig, AnalyzerOutputs)) {
+        config = setup.0
+        analyzer = try! FrameAnalyzer(config: setup.0, outputs: setup.1)
+        logmel = .allocate(capacity: config.nMels); logmel.initialize(repeating: 0)
+        mfcc = .allocate(capacity: config.nMFCC); mfcc.initialize(repeating: 0)
+        processor = FrameProcessor(analyzer: analyzer, output: self, measureTiming: false)
+    }
+
+    deinit { logmel.deallocate(); mfcc.deallocate() }
+
+    func analyzeDirectly(_ x: UnsafeBufferPointer<Float>) {
+        analyzer.reset()
+        guarded = false
+        var features = FrameFeatures()
+        var start = 0
+        while start + config.nFFT <= x.count {
+            _ = analyzer.process(
+                frame: UnsafeBufferPointer(rebasing: x[start..<(start + config.nFFT)]),
+                newSampleCount: start == 0 ? config.nFFT : config.hop, features: &features, logmel: logmel, mfcc: mfcc)
+            check(features)
+            start += config.hop
+        }
+    }
+
+    func analyzeThroughProcessor(_ x: UnsafeBufferPointer<Float>, chunk: Int) {
+        processor.discontinuity(flags: 0, gapSamples: 0)  // forget the previous input's partial frame
+        guarded = true
+        emitted = 0
+        let before = processor.sanitizedSamples.total
+        var start = 0
+        while start < x.count {
+            let end = min(x.count, start + chunk)
+            processor.push(UnsafeBufferPointer(rebasing: x[start..<end]), firstSample: Int64(start), monotonicNs: 0, wallNs: 0)
+            start = end
+        }
+        let expected = x.count >= config.nFFT ? 1 + (x.count - config.nFFT) / config.hop : 0
+        precondition(emitted == expected, "framing: \(emitted) frames for \(x.count) samples, expected \(expected)")
+        let changed = processor.sanitizedSamples.total - before
+        precondition(changed == SampleGuard.scan(x).total && changed <= x.count, "sanitized count \(changed)")
+    }
+
+    func nextFrameBuffers() -> (logmel: UnsafeMutableBufferPointer<Float>, mfcc: UnsafeMutableBufferPointer<Float>) {
+        (logmel, mfcc)
+    }
+
+    func emit(_ header: FrameHeader) {
+        emitted += 1
+        check(header.features)
+    }
+
+    /// Every documented range (FrameFeatures: nothing is ever NaN or infinite).
+    func check(_ f: FrameFeatures) {
+        let nyquist = Float(config.sampleRate) / 2 * 1.0001
+        // Behind the guard no sample exceeds ±1000 (+60 dBFS); without it, up to `Float.greatestFiniteMagnitude`.
+        let top: Float = guarded ? 60.01 : FrameStatistics.maxDb
+        func within(_ v: Float, _ lo: Float, _ hi: Float, _ name: StaticString) {
+            precondition(v >= lo && v <= hi, "\(name) = \(v) outside [\(lo), \(hi)]")
+        }
+        within(f.rmsDbfs, -200, top, "rms_dbfs")
+        within(f.peakDbfs, -200, top, "peak_dbfs")
+        within(f.zcr, 0, 1, "zcr")
+        within(f.centroidHz, 0, nyquist, "centroid_hz")
+        within(f.bandwidthHz, 0, nyquist, "bandwidth_hz")
+        within(f.rolloffHz, 0, nyquist, "rolloff_hz")
+        within(f.flatness, 0, 1.0001, "flatness")
+        within(f.flux, 0, .greatestFiniteMagnitude, "flux")
+        within(f.onsetStrength, 0, .greatestFiniteMagnitude, "onset_strength")
+        for v in [f.laf, f.las, f.lcf, f.lzf] { within(v, -200, guarded ? 80 : 1_000, "level") }
+        let floor = config.logMelFloorDb ?? -100
+        for v in logmel { within(v, floor, 400, "logmel") }
+        for v in mfcc { precondition(v.isFinite, "mfcc = \(v)") }
+    }
+}
+
+/// The rigs, built on first use (one input at a time: libFuzzer is single-threaded, the corpus test serial).
+let fuzzAnalyzerRigs = Mutex<[FuzzAnalyzerRig?]>([nil, nil, nil, nil])

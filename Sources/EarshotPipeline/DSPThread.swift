@@ -30,6 +30,8 @@ public final class DSPThread: @unchecked Sendable {
     let _lastFrameMonotonicNs = Atomic<Int64>(0)
     let _ringOverrunSamples = Atomic<Int>(0)
     let _discontinuities = Atomic<Int>(0)
+    let _nonFiniteSamples = Atomic<Int>(0)
+    let _clampedSamples = Atomic<Int>(0)
     let _stallUntilNs = Atomic<Int64>(0)
     let _stalled = Atomic<Bool>(false)
     /// Sum of device gaps seen so far (timeline = ring position + this).
@@ -57,6 +59,10 @@ public final class DSPThread: @unchecked Sendable {
     public var ringOverrunSamples: Int { _ringOverrunSamples.load(ordering: .relaxed) }
     /// Discontinuities marked on frames (device gaps and ring overruns).
     public var discontinuities: Int { _discontinuities.load(ordering: .relaxed) }
+    /// Non-finite samples (NaN, ±inf) replaced by 0 where they entered the DSP (``SampleGuard``).
+    public var nonFiniteSamples: Int { _nonFiniteSamples.load(ordering: .relaxed) }
+    /// Samples beyond ±``SampleGuard/limit`` clamped where they entered the DSP.
+    public var clampedSamples: Int { _clampedSamples.load(ordering: .relaxed) }
 
     /// Starts the thread (optionally SCHED_FIFO, best effort).
     @discardableResult
@@ -156,6 +162,11 @@ public final class DSPThread: @unchecked Sendable {
                 UnsafeBufferPointer(start: scratch.pointer, count: got.count),
                 firstSample: start &+ timelineOffset, monotonicNs: s.monotonicNs &+ offsetNs, wallNs: s.wallNs &+ offsetNs)
             let made = Int(processor.nextSeq &- before)
+            let sanitized = processor.sanitizedSamples
+            if sanitized.total != 0 {
+                _nonFiniteSamples.store(sanitized.nonFinite, ordering: .relaxed)
+                _clampedSamples.store(sanitized.clamped, ordering: .relaxed)
+            }
             if made > 0 {
                 _frames.add(made, ordering: .relaxed)
                 _lastFrameMonotonicNs.store(Clock.monotonicNanoseconds(), ordering: .releasing)

@@ -31,6 +31,9 @@ extension FrameBus: FrameOutput {
 /// analysis reads large chunks) are analyzed in place; the others are assembled in a window that slides by
 /// one hop.
 ///
+/// Samples enter through ``SampleGuard``: a chunk holding a non-finite sample or one beyond ±``SampleGuard/limit``
+/// is framed from sanitized copies (``sanitizedSamples`` counts them), so no DSP kernel ever sees it.
+///
 /// Real-time safe after `init`: no allocation, no lock; two `clock_gettime` (vDSO) per frame when
 /// `measureTiming` is on.
 public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
@@ -38,6 +41,10 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     public let output: Output
     public let measureTiming: Bool
     let window: AlignedBuffer<Float>
+    /// Sanitized copies of a chunk that needed ``SampleGuard`` (`nFFT` samples at a time).
+    let sanitizeScratch: AlignedBuffer<Float>
+    /// Samples changed by ``SampleGuard`` since init (never reset: discontinuities and re-plans keep it).
+    public private(set) var sanitizedSamples = SampleGuard.Counts()
     var fill = 0
     var freshAfterReset = true
     /// `seq` of the next frame.
@@ -60,18 +67,23 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         self.measureTiming = measureTiming
         window = AlignedBuffer(count: analyzer.config.nFFT)
         window.clear()
+        sanitizeScratch = AlignedBuffer(count: analyzer.config.nFFT)
         nsPerSample = 1e9 / Double(analyzer.config.sampleRate)
     }
 
     public var config: AnalyzerConfig { analyzer.config }
 
-    /// Replaces the analyzer (configuration reload that changes DSP parameters). The next frame is a
-    /// discontinuity flagged ``FrameFlags/replan``; `seq` keeps counting. Call on the DSP thread.
+    /// Replaces the analyzer (configuration reload that changes DSP parameters with the same `nFFT` and
+    /// sample rate — the pipeline is rebuilt otherwise). The partial frame is kept: the next frame starts
+    /// where the previous one ended plus the new hop, so no sample is lost and its `gap_samples` (0) is true.
+    /// It is a discontinuity flagged ``FrameFlags/replan`` because the analyzer's memory (level meters,
+    /// onset history) starts afresh; `seq` keeps counting. Call on the DSP thread.
     public func replace(analyzer newAnalyzer: FrameAnalyzer) {
+        precondition(newAnalyzer.config.nFFT == window.count, "replace keeps nFFT (rebuild the pipeline otherwise)")
         analyzer = newAnalyzer
         nsPerSample = 1e9 / Double(newAnalyzer.config.sampleRate)
         seqOffset = nextSeq - newAnalyzer.frameIndex
-        discontinuity(flags: FrameFlags.replan, gapSamples: 0)
+        pendingFlags |= FrameFlags.replan | FrameFlags.discontinuity
     }
 
     /// Continues the `seq` numbering of a pipeline this one replaces (a reload that rebuilt the pipeline):
@@ -93,7 +105,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         pendingGap &+= max(0, gapSamples)
     }
 
-    /// Feeds contiguous samples.
+    /// Feeds contiguous samples (any values: see ``SampleGuard``).
     /// - Parameters:
     ///   - samples: mono Float32 samples.
     ///   - firstSample: timeline index of `samples[0]` (lost samples included).
@@ -103,6 +115,27 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         anchorSample = firstSample
         anchorMonotonicNs = monotonicNs
         anchorWallNs = wallNs
+        guard let base = samples.baseAddress else { return }
+        let bad = SampleGuard.scan(samples)
+        if bad.total == 0 {
+            feed(samples, firstSample: firstSample)
+            return
+        }
+        sanitizedSamples.nonFinite &+= bad.nonFinite
+        sanitizedSamples.clamped &+= bad.clamped
+        // Rare: frame sanitized copies, nFFT samples at a time (feed copies what it keeps before returning).
+        let scratch = sanitizeScratch.pointer
+        var done = 0
+        while done < samples.count {
+            let n = min(samples.count - done, sanitizeScratch.count)
+            SampleGuard.copySanitized(base + done, to: scratch, count: n)
+            feed(UnsafeBufferPointer(start: scratch, count: n), firstSample: firstSample &+ Int64(done))
+            done += n
+        }
+    }
+
+    /// Frames `samples`, whose first sample is at `firstSample` on the timeline.
+    func feed(_ samples: UnsafeBufferPointer<Float>, firstSample: Int64) {
         let nFFT = analyzer.config.nFFT
         let hop = analyzer.config.hop
         guard var src = samples.baseAddress else { return }

@@ -19,11 +19,16 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var deviceUp: Bool
     /// Frames each sink lost because it fell behind, by sink name.
     public var sinkDroppedFrames: [String: Int]
+    /// Samples the DSP input guard replaced (non-finite → 0) or clamped (beyond ±1000).
+    public var nonFiniteSamples: Int
+    public var clampedSamples: Int
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
-                deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:]) {
+                deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
+                clampedSamples: Int = 0) {
         self.xruns = xruns; self.reconnects = reconnects; self.ringOverrunSamples = ringOverrunSamples
         self.socketClients = socketClients; self.deviceUp = deviceUp; self.sinkDroppedFrames = sinkDroppedFrames
+        self.nonFiniteSamples = nonFiniteSamples; self.clampedSamples = clampedSamples
     }
 }
 
@@ -37,6 +42,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
 /// - `earshot_xruns_total` (counter): ALSA capture overruns recovered.
 /// - `earshot_discontinuities_total` (counter): frames flagged as following a gap.
 /// - `earshot_sink_dropped_frames_total{sink}` (counter): frames a sink lost by falling behind.
+/// - `earshot_sanitized_samples_total{kind}` (counter): samples the DSP input guard changed (`nonfinite`, `clamped`).
 /// - `earshot_socket_clients` (gauge): connected socket subscribers.
 /// - `earshot_onsets_total` (counter): onsets detected.
 /// - `earshot_level_db{weighting}` (gauge): the latest frame's level for `laf`, `las`, `lcf`, `lzf`,
@@ -83,6 +89,7 @@ public final class MetricsSink: Sink, @unchecked Sendable {
     let xruns: Counter
     let reconnects: Counter
     let ringOverrun: Counter
+    let sanitized: (nonFinite: Counter, clamped: Counter)
     let socketClients: Gauge
     let deviceUp: Gauge
     let levels: [(LevelWeighting, Gauge)]
@@ -123,6 +130,9 @@ public final class MetricsSink: Sink, @unchecked Sendable {
         xruns = registry.makeCounter(descriptor: d("xruns", "total", "ALSA capture overruns recovered."))
         reconnects = registry.makeCounter(descriptor: d("reconnects", "total", "Capture device reconnects."))
         ringOverrun = registry.makeCounter(descriptor: d("ring_overrun_samples", "total", "Samples dropped by the capture to DSP ring."))
+        let sanitizedDescriptor = d("sanitized_samples", "total", "Samples the DSP input guard replaced (non-finite) or clamped (beyond ±1000).")
+        sanitized = (registry.makeCounter(descriptor: sanitizedDescriptor, labels: [("kind", "nonfinite")]),
+                     registry.makeCounter(descriptor: sanitizedDescriptor, labels: [("kind", "clamped")]))
         socketClients = registry.makeGauge(descriptor: d("socket_clients", "", "Connected socket subscribers."))
         deviceUp = registry.makeGauge(descriptor: d("device_up", "", "1 while the capture device delivers audio."))
         let levelDescriptor = d("level", "db", "Level of the latest frame in the level unit, by weighting.")
@@ -198,6 +208,8 @@ public final class MetricsSink: Sink, @unchecked Sendable {
             Self.advance(xruns, key: "xruns", to: s.xruns, &m)
             Self.advance(reconnects, key: "reconnects", to: s.reconnects, &m)
             Self.advance(ringOverrun, key: "ring_overrun", to: s.ringOverrunSamples, &m)
+            Self.advance(sanitized.nonFinite, key: "sanitized:nonfinite", to: s.nonFiniteSamples, &m)
+            Self.advance(sanitized.clamped, key: "sanitized:clamped", to: s.clampedSamples, &m)
             for (sink, n) in s.sinkDroppedFrames {
                 let key = "sink_dropped:" + sink
                 let c = m.counters[key] ?? registry.makeCounter(

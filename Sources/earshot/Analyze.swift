@@ -12,7 +12,9 @@ struct Analyze: ParsableCommand {
             Writes one NDJSON object per frame ({"type":"frame",...}) plus onset events ({"type":"onset",...}),
             or CSV with --format csv. Frame times `t` are seconds from the start of the file.
             The file's own sample rate is used; with --sample-rate, a file at another rate is refused (exit 65).
-            Reads PCM 16/24/32-bit integer and 32-bit float WAV, any channel count (averaged, or --channel N).
+            Reads PCM 16/24/32-bit integer and 32-bit float WAV, up to 256 channels (averaged, or --channel N).
+            Float samples that are NaN/infinite are analyzed as 0 and those beyond ±1000 (+60 dBFS) clamped,
+            with a warning on stderr giving the counts.
             FILE may be a pipe or FIFO (read in order), or - for stdin; such an input that delivers no bytes
             for --input-timeout seconds (a FIFO nobody writes to) is an error, not a hang.
             Exit codes: 65 unusable input (not PCM, truncated, not WAV, rate mismatch, input timed out),
@@ -95,6 +97,10 @@ struct Analyze: ParsableCommand {
         guard out.flush() else {
             if out.writeError == EPIPE { return }
             fail("write failed: \(String(cString: strerror(out.writeError)))"); throw ExitCode(ExitStatus.ioError)
+        }
+        let sanitized = processor.sanitizedSamples
+        if sanitized.total > 0 {
+            fail("warning: \(file): \(sanitized.nonFinite) non-finite sample(s) analyzed as 0, \(sanitized.clamped) beyond ±\(Int(SampleGuard.limit)) clamped")
         }
     }
 }

@@ -77,6 +77,8 @@ let dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake
 let idleConsumer = bus.attach()!  // attached, never read: its wake-ups and drops are on the path too
 let period = (0..<480).map { Float(0.2 * sin(2 * Double.pi * 440 * Double($0) / 48_000)) }
 let click = (0..<480).map { $0 < 16 ? Float(0.9) : Float(0) }
+// Hostile float samples take FrameProcessor's sanitizing path (SampleGuard): it must not allocate either.
+let hostile = period.enumerated().map { $0.offset == 7 ? Float.nan : $0.offset == 300 ? 1e20 : $0.offset == 301 ? -Float.infinity : $0.element }
 final class Feeder {
     var written: Int64 = 0
     var mono: Int64 = 1_000_000_000
@@ -87,7 +89,7 @@ let feeder = Feeder()
     var written = feeder.written, mono = feeder.mono
     defer { feeder.written = written; feeder.mono = mono }
     for i in 0..<count {
-        let src = i % 25 == 0 ? click : period
+        let src = i % 25 == 0 ? click : i % 25 == 12 ? hostile : period
         src.withUnsafeBufferPointer { samples.write($0) }
         var flags: UInt32 = written == 0 ? CaptureStamp.Discontinuity.start : 0
         var gap: Int64 = 0
@@ -116,7 +118,7 @@ feed(200)
 _ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
 usleep(50_000)
 MallocInterposerSwift.unhook()
-report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples)")
+report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples)")
 dsp.stop()
 _ = idleConsumer
 

@@ -38,6 +38,7 @@ extension EndToEnd {
                 #expect(int("analyzer_" + mask, "mallocs") == 0, "allocations in FrameAnalyzer.process (outputs \(mask)): \(p.lines)")
             }
             #expect(int("dsp", "frames") >= 1000, "\(p.lines)")
+            #expect(int("dsp", "nonfinite_samples") > 0, "the sanitizing path was not exercised: \(p.lines)")
             #expect(int("dsp", "discontinuities") >= 2, "the xrun gap and the ring overrun should be exercised: \(p.lines)")
             #expect(int("dsp", "mallocs") == 0, "allocations on the DSP path: \(p.lines)")
             #expect(int("capture", "periods") >= 1000, "\(p.lines)")

@@ -69,6 +69,42 @@ struct FrameProcessorTests {
         }
     }
 
+    /// Hostile float samples (issue 9, item 1) enter through ``SampleGuard``: whatever the chunking (in place,
+    /// sample by sample, across chunk and `nFFT` piece boundaries), the frames are exactly those of the signal
+    /// with the replacements written in (NaN, ±inf → 0; beyond ±1000 → ±1000), and each sample is counted once.
+    @Test func hostileSamplesFrameAsTheirSanitizedValues() throws {
+        var dirty = testSignal(seconds: 1)
+        let bad: [(Int, Float)] = [(0, Float.nan), (1023, Float.infinity), (1024, 1e20), (5_000, -Float.infinity), (5_001, -3e38),
+                                   (20_000, 1001), (47_999, -Float.nan)]
+        for (i, v) in bad { dirty[i] = v }
+        let clean = dirty.map { $0.isFinite ? min(1000, max(-1000, $0)) : 0 }
+        let expected = try process(clean, chunks: [clean.count])
+        #expect(expected.headers.count == (clean.count - 1024) / 480 + 1)
+        let config = AnalyzerConfig()
+        for chunks in [[dirty.count], [1], [480], [7, 333, 2000], [3000]] {
+            let out = CollectingOutput(nMels: config.nMels, nMFCC: config.nMFCC)
+            let p = FrameProcessor(analyzer: try FrameAnalyzer(config: config), output: out, measureTiming: false)
+            var pos = 0, k = 0
+            dirty.withUnsafeBufferPointer { all in
+                while pos < all.count {
+                    let n = min(chunks[k % chunks.count], all.count - pos)
+                    p.push(UnsafeBufferPointer(rebasing: all[pos..<pos + n]), firstSample: Int64(pos),
+                           monotonicNs: Int64(pos) * 1_000_000_000 / 48_000, wallNs: Int64(pos) * 1_000_000_000 / 48_000)
+                    pos += n; k += 1
+                }
+            }
+            #expect(p.sanitizedSamples == SampleGuard.Counts(nonFinite: 4, clamped: 3), "chunks \(chunks)")
+            #expect(out.headers.count == expected.headers.count, "chunks \(chunks)")
+            var differing = 0
+            for (a, b) in zip(out.headers, expected.headers) where
+                a.seq != b.seq || a.firstSample != b.firstSample || abs(a.wallNs - b.wallNs) > 1 || a.flags != 0
+                || withUnsafeBytes(of: a.features, { Array($0) }) != withUnsafeBytes(of: b.features, { Array($0) }) {
+                differing += 1
+            }
+            #expect(differing == 0 && out.logmels == expected.logmels, "chunks \(chunks): \(differing) headers differ")
+        }
+    }
+
     /// Frame i covers samples [i*hop, i*hop+nFFT): its RMS equals the RMS of exactly that slice.
     @Test func framingMatchesCenterFalse() throws {
         let x = testSignal(seconds: 0.5)
@@ -123,5 +159,28 @@ struct FrameProcessorTests {
         // The click at sample 12000 is in frames whose window covers it; the first such frame starts at ≥ 12000−1023.
         let firstOnsetSample = onsets[0].onset.frameIndex * 480
         #expect(firstOnsetSample > 12_000 - 1024 && firstOnsetSample <= 12_000)
+    }
+
+    /// A re-plan (reload of DSP parameters) keeps the partial frame: the frames after it continue the
+    /// timeline without a hole, and the first one is flagged `replan` with a gap of 0 that is true.
+    @Test func replanKeepsThePartialFrame() throws {
+        let x = testSignal(seconds: 1.0)
+        let out = CollectingOutput(nMels: 64, nMFCC: 13)
+        let p = FrameProcessor(analyzer: try FrameAnalyzer(config: AnalyzerConfig()), output: out, measureTiming: false)
+        let cut = 10 * 480 + 700  // mid-frame: 700 samples of the next frame are in the window
+        x.withUnsafeBufferPointer { all in
+            p.push(UnsafeBufferPointer(rebasing: all[0..<cut]), firstSample: 0, monotonicNs: 0, wallNs: 0)
+            var changed = AnalyzerConfig()
+            changed.onset.delta = 3
+            p.replace(analyzer: try! FrameAnalyzer(config: changed))
+            p.push(UnsafeBufferPointer(rebasing: all[cut...]), firstSample: Int64(cut),
+                   monotonicNs: Int64(cut) * 20_833, wallNs: Int64(cut) * 20_833)
+        }
+        // Every hop of the signal is framed exactly as without the re-plan.
+        #expect(out.headers.count == (x.count - 1024) / 480 + 1)
+        for (i, h) in out.headers.enumerated() { #expect(h.firstSample == Int64(i * 480)) }
+        let first = try #require(out.headers.first { $0.flags & FrameFlags.replan != 0 })
+        #expect(first.seq == 10 && first.gapSamples == 0 && first.isDiscontinuity)
+        #expect(out.headers.filter { $0.flags & FrameFlags.replan != 0 }.count == 1)
     }
 }

@@ -98,7 +98,7 @@ struct MetricsSinkTests {
         sink.update(MetricsSnapshot(xruns: 3, reconnects: 1, ringOverrunSamples: 4800, socketClients: 2, deviceUp: true,
                                     sinkDroppedFrames: ["socket": 5, "alerts": 0]))
         sink.update(MetricsSnapshot(xruns: 4, reconnects: 1, ringOverrunSamples: 4800, socketClients: 1, deviceUp: true,
-                                    sinkDroppedFrames: ["socket": 7, "alerts": 0]))
+                                    sinkDroppedFrames: ["socket": 7, "alerts": 0], nonFiniteSamples: 3, clampedSamples: 1))
 
         let response = try exchange(port: port, ["GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"])
         #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
@@ -114,6 +114,8 @@ struct MetricsSinkTests {
         #expect(value(body, "earshot_device_up") == 1)
         #expect(value(body, #"earshot_sink_dropped_frames_total{sink="socket"}"#) == 7)
         #expect(value(body, #"earshot_sink_dropped_frames_total{sink="alerts"}"#) == 0)
+        #expect(value(body, #"earshot_sanitized_samples_total{kind="nonfinite"}"#) == 3)
+        #expect(value(body, #"earshot_sanitized_samples_total{kind="clamped"}"#) == 1)
         #expect(value(body, #"earshot_level_db{weighting="laf"}"#) == 64)  // −30 dBFS + 94
         #expect(value(body, #"earshot_level_db{weighting="las"}"#) == 44)
         #expect(value(body, #"earshot_rolling_leq_db{window="1s"}"#) == 64)

@@ -16,6 +16,7 @@ public struct EarshotConfig: Sendable, Equatable {
     public var metrics = Metrics()
     public var budgets = Budgets()
     public var logging = LoggingSettings()
+    public var limits = Limits()
 
     /// A configuration holding every default.
     public init() {}
@@ -34,7 +35,7 @@ public struct EarshotConfig: Sendable, Equatable {
         /// `nil`: downmix all channels; otherwise the 0-based channel analysed.
         public var channel: Int? = nil
         public var format: SampleFormat = .auto
-        /// ALSA period in frames; `nil` means one hop (`analysis.hop`).
+        /// ALSA period in frames; `nil` means one hop (`analysis.hop`, at least 16 frames).
         public var periodFrames: Int? = nil
         /// ALSA buffer size in periods (at least 4).
         public var bufferPeriods = 8
@@ -196,8 +197,11 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `metrics.*`: Prometheus exposition (off by default).
     public struct Metrics: Sendable, Equatable {
         public var enabled = false
-        /// `host:port` for `/metrics` over HTTP (`[::1]:9464` for IPv6); `nil` disables HTTP.
+        /// `host:port` for `/metrics` over HTTP (`[::1]:9464` for IPv6); `nil` disables HTTP. Loopback only
+        /// unless ``allowRemote``.
         public var listen: String? = "127.0.0.1:9464"
+        /// Accept a non-loopback `listen` address (the metrics are then reachable from the network).
+        public var allowRemote = false
         /// Path of a node_exporter textfile-collector file (`*.prom`); `nil` disables it.
         public var textfile: String? = nil
         /// Seconds between textfile rewrites.
@@ -213,6 +217,13 @@ public struct EarshotConfig: Sendable, Equatable {
         public var endToEndMs: Double? = 20
         /// Minimum seconds between two over-budget warnings for the same stage.
         public var warnIntervalSeconds = 10.0
+        public init() {}
+    }
+
+    /// `limits.*`: resource bounds checked when the configuration is loaded.
+    public struct Limits: Sendable, Equatable {
+        /// Megabytes (MiB) the buffers of a configuration may take (see ``EarshotConfig/memoryEstimate``).
+        public var maxMemoryMB = 256
         public init() {}
     }
 

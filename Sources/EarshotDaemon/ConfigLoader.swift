@@ -45,28 +45,71 @@ public struct ConfigBuilder: Sendable {
     // MARK: File
 
     /// Applies the YAML file at `path`. A missing file is an error only when `required`.
-    public mutating func applyFile(at path: String, required: Bool = true) throws(ConfigError) {
+    /// - Returns: the bytes read (nil when the file is absent and not required).
+    @discardableResult
+    public mutating func applyFile(at path: String, required: Bool = true) throws(ConfigError) -> Data? {
         guard FileManager.default.fileExists(atPath: path) else {
             if required {
                 throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil, message: "no such file")
             }
-            return
+            return nil
         }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            data = try Self.readBounded(path)
         } catch {
-            throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil,
-                              message: "cannot read: \(error.localizedDescription)")
+            throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil, message: error.message)
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(.unreadable, origin: .file(path: path, line: nil), key: nil, message: "not valid UTF-8")
         }
         try applyYAML(text, file: path)
+        return data
+    }
+
+    /// Largest configuration file accepted, bytes (the shipped one with every key is about 10 KB).
+    public static let maxFileBytes = 1 << 20
+
+    struct ReadError: Error { var message: String }
+
+    /// Reads at most ``maxFileBytes`` (+1 to detect more) from `path`; a FIFO or device is read the same way
+    /// and never trusted for its size.
+    static func readBounded(_ path: String) throws(ReadError) -> Data {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw ReadError(message: "cannot read: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ReadError(message: "cannot read: \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw ReadError(message: "not a regular file") }
+        var data = Data(count: maxFileBytes + 1)
+        var total = 0
+        while total < data.count {
+            let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(message: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            total += n
+        }
+        guard total <= maxFileBytes else {
+            throw ReadError(message: "larger than \(maxFileBytes) bytes; a configuration file is at most 1 MiB")
+        }
+        data.count = total
+        return data
     }
 
     /// Applies YAML text; `file` is the name used in errors.
     public mutating func applyYAML(_ text: String, file: String) throws(ConfigError) {
+        if text.utf8.count > Self.maxFileBytes {
+            throw ConfigError(.unreadable, origin: .file(path: file, line: nil), key: nil,
+                              message: "larger than \(Self.maxFileBytes) bytes; a configuration file is at most 1 MiB")
+        }
+        if let problem = YAMLAliasScan.firstProblem(in: text) {
+            throw ConfigError(.syntax, origin: .file(path: file, line: problem.line), key: nil, message: problem.isNesting
+                ? "YAML \(problem.token): a configuration is a few levels deep"
+                : "YAML anchors and aliases are not supported (found \"\(problem.token)\"); write each value out (in a comment or string, drop the \"\(problem.token.prefix(1))\" or follow it with a space)")
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -293,6 +336,16 @@ public struct ConfigBuilder: Sendable {
             throw fail("capture.reconnect_max_s", "\(n(c.capture.reconnectMaxSeconds)) is below capture.reconnect_initial_s (\(n(c.capture.reconnectInitialSeconds)))",
                        "capture.reconnect_initial_s", "\(n(c.capture.reconnectInitialSeconds)) is above capture.reconnect_max_s (\(n(c.capture.reconnectMaxSeconds)))")
         }
+        if Double(c.capture.sampleRate) / Double(a.hop) > Double(EarshotConfig.maxFramesPerSecond) {
+            let minHop = (c.capture.sampleRate + EarshotConfig.maxFramesPerSecond - 1) / EarshotConfig.maxFramesPerSecond
+            throw fail("analysis.hop", "\(a.hop) gives \(n(Double(c.capture.sampleRate) / Double(a.hop))) frames per second at capture.sample_rate \(c.capture.sampleRate); at most \(EarshotConfig.maxFramesPerSecond) are allowed (hop at least \(minHop))",
+                       "capture.sample_rate", "\(c.capture.sampleRate) gives more than \(EarshotConfig.maxFramesPerSecond) frames per second with analysis.hop \(a.hop) (hop at least \(minHop))")
+        }
+        if let listen = c.metrics.listen, !c.metrics.allowRemote, let host = splitListenAddress(listen)?.host, !isLoopbackHost(host) {
+            throw fail("metrics.listen", "\"\(listen)\" is not a loopback address (127.0.0.1, [::1], localhost); set metrics.allow_remote: true to serve /metrics to the network",
+                       "metrics.allow_remote", "false, and metrics.listen \"\(listen)\" is not a loopback address")
+        }
+        try checkMemory(c)
         if c.metrics.enabled, c.metrics.listen == nil, c.metrics.textfile == nil {
             throw fail("metrics.enabled", "true, but neither metrics.listen nor metrics.textfile is set",
                        "metrics.listen", "null leaves no metrics output while metrics.enabled is true (set metrics.textfile or disable metrics)")
@@ -308,6 +361,27 @@ public struct ConfigBuilder: Sendable {
             }
         }
         return c
+    }
+
+    /// Refuses a configuration whose buffers (``EarshotConfig/memoryEstimate``) exceed `limits.max_memory_mb`,
+    /// naming the keys of the largest term (the first of them the user set).
+    private func checkMemory(_ c: EarshotConfig) throws(ConfigError) {
+        let estimate = c.memoryEstimate
+        let limit = Double(c.limits.maxMemoryMB)
+        guard estimate.totalMB > limit else { return }
+        let terms = estimate.terms.sorted { $0.bytes > $1.bytes }
+        let top = terms[0]
+        // The first key of the largest term the user set; if they set none of them but lowered the limit,
+        // the limit is the line to change.
+        let key = top.keys.first { origins[$0] != nil }
+            ?? (origins["limits.max_memory_mb"] != nil ? "limits.max_memory_mb" : top.keys[0])
+        let mb = { (b: Double) in formatNumber((b / 1_048_576).rounded(.up)) }
+        var message = "this configuration needs about \(mb(estimate.totalBytes)) MB of buffers, more than limits.max_memory_mb (\(c.limits.maxMemoryMB)): "
+        message += terms.prefix(2).filter { $0.bytes > 1_048_576 }
+            .map { "\($0.name) \(mb($0.bytes)) MB (\($0.keys.joined(separator: ", ")): \($0.detail))" }
+            .joined(separator: "; ")
+        message += "; lower \(key) or raise limits.max_memory_mb"
+        throw ConfigError(.outOfRange, origin: origin(of: key), key: key, message: message)
     }
 
     private func checkDirectory(of path: String, key: String) throws(ConfigError) {
@@ -352,12 +426,20 @@ extension EarshotConfig {
         overrides: [String] = [],
         options: ConfigValidationOptions = .init()
     ) throws(ConfigError) -> EarshotConfig {
+        try loadWithSource(configPath: configPath, environment: environment, overrides: overrides, options: options).config
+    }
+
+    /// ``load(configPath:environment:overrides:options:)``, also returning the file bytes it parsed (nil: no
+    /// file), so a reload can tell an unchanged file without re-planning anything.
+    static func loadWithSource(
+        configPath: String?, environment: [String: String], overrides: [String], options: ConfigValidationOptions
+    ) throws(ConfigError) -> (config: EarshotConfig, source: Data?) {
         var builder = ConfigBuilder()
         let file = configFile(flag: configPath, environment: environment)
-        try builder.applyFile(at: file.path, required: file.required)
+        let source = try builder.applyFile(at: file.path, required: file.required)
         try builder.applyEnvironment(environment)
         try builder.applyOverrides(overrides)
-        return try builder.validated(options)
+        return (try builder.validated(options), source)
     }
 
     /// Parses YAML text on top of the defaults (no environment, no overrides) and validates it.

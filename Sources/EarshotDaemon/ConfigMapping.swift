@@ -35,7 +35,7 @@ extension EarshotConfig {
         }
         return CaptureConfig(
             device: capture.device, sampleRate: capture.sampleRate, channels: capture.channels,
-            channel: capture.channel, format: format, periodFrames: capture.periodFrames ?? analysis.hop,
+            channel: capture.channel, format: format, periodFrames: capture.periodFrames ?? max(analysis.hop, 16),
             bufferPeriods: capture.bufferPeriods, fifoPriority: Int32(capture.realtimePriority),
             lockMemory: capture.mlock, reconnectInitial: capture.reconnectInitialSeconds,
             reconnectMax: capture.reconnectMaxSeconds, maxBacklog: capture.maxBacklogMs / 1000)

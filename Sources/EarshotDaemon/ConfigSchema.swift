@@ -40,13 +40,23 @@ struct ValueProblem: Error {
 func describe(_ raw: RawValue) -> String {
     switch raw.shape {
     case .scalar(let s, let quoted):
-        if quoted { return "the string \"\(s)\"" }
+        if quoted { return "the string \"\(quotable(s))\"" }
         if isNullText(s) { return "null" }
-        return "\"\(s)\""
+        return "\"\(quotable(s))\""
     case .sequence: return "a list"
     case .mapping: return "a mapping"
     case .other(let what): return what
     }
+}
+
+/// `s` for an error message: control characters escaped (`\u{A}`), at most 80 characters.
+func quotable(_ s: String) -> String {
+    var out = ""
+    for (i, u) in s.unicodeScalars.enumerated() {
+        if i == 80 { out += "…"; break }
+        if u.properties.generalCategory == .control { out += "\\u{\(String(u.value, radix: 16, uppercase: true))}" } else { out.unicodeScalars.append(u) }
+    }
+    return out
 }
 
 func isNullText(_ s: String) -> Bool {
@@ -123,7 +133,17 @@ func parseBool(_ raw: RawValue) throws(ValueProblem) -> Bool {
 func parseString(_ raw: RawValue) throws(ValueProblem) -> String {
     let (s, quoted) = try scalarText(raw, expected: "a string")
     if !quoted && isNullText(s) { throw .type("a string", raw) }
+    try checkPrintable(s)
     return s
+}
+
+/// Configured strings end up in log lines, `status` messages, file names and ALSA/socket calls: a control
+/// character (a newline forging a log line, a NUL truncating a path at bind) is refused.
+func checkPrintable(_ s: String) throws(ValueProblem) {
+    for (i, u) in s.unicodeScalars.enumerated() where u.properties.generalCategory == .control {
+        let code = String(u.value, radix: 16, uppercase: true)
+        throw .range("contains a control character (U+\(String(repeating: "0", count: max(0, 4 - code.count)) + code)) at character \(i + 1); configured strings must be printable")
+    }
 }
 
 func isNull(_ raw: RawValue) -> Bool {
@@ -254,7 +274,10 @@ extension ConfigKey {
         ConfigKey(path: path, kind: "string or null", apply: { (c, raw) throws(ValueProblem) in
             if isNull(raw) { c[keyPath: kp] = nil; return }
             let v: String
-            do throws(ValueProblem) { v = try parseString(raw) } catch { throw .type("a string or null", raw) }
+            do throws(ValueProblem) { v = try parseString(raw) } catch {
+                if error.code == .outOfRange { throw error }  // a control character
+                throw .type("a string or null", raw)
+            }
             try check(v)
             c[keyPath: kp] = v
         }, render: { $0[keyPath: kp].map(yamlQuoted) ?? "null" })
@@ -267,7 +290,10 @@ extension ConfigKey {
         let list = names.map { "\"\($0)\"" }.joined(separator: ", ")
         return ConfigKey(path: path, kind: "one of \(list)", apply: { (c, raw) throws(ValueProblem) in
             let s: String
-            do throws(ValueProblem) { s = try parseString(raw) } catch { throw .type("one of \(list)", raw) }
+            do throws(ValueProblem) { s = try parseString(raw) } catch {
+                if error.code == .outOfRange { throw error }  // a control character
+                throw .type("one of \(list)", raw)
+            }
             guard let v = E(rawValue: s) else {
                 throw .range("\"\(s)\" is not one of \(list)")
             }
@@ -351,6 +377,14 @@ func splitListenAddress(_ s: String) -> (host: String, port: Int)? {
         return nil
     }
     return (String(host), port)
+}
+
+/// Whether `host` (from ``splitListenAddress(_:)``) is a loopback address: `localhost`, `127.0.0.0/8`, `::1`.
+func isLoopbackHost(_ host: String) -> Bool {
+    if host == "localhost" || host == "::1" { return true }
+    let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4, parts[0] == "127" else { return false }
+    return parts.allSatisfy { p in !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && Int(p).map { $0 <= 255 } == true }
 }
 
 // MARK: - The table
@@ -441,6 +475,7 @@ enum ConfigSchema {
                 throw .range("\"\(s)\" is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464, port 1-65535)")
             }
         },
+        .bool("metrics.allow_remote", \.metrics.allowRemote),
         .optionalString("metrics.textfile", \.metrics.textfile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
         .double("metrics.textfile_interval_s", \.metrics.textfileIntervalSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
         // budgets
@@ -451,6 +486,8 @@ enum ConfigSchema {
         .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(min: 0, max: 86_400)),
         // logging
         .choice("logging.level", \.logging.level),
+        // limits
+        .int("limits.max_memory_mb", \.limits.maxMemoryMB, Bounds(min: 16, max: 16_384)),
     ]
 
     static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })
@@ -501,6 +538,7 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
 func closest(to word: String, among candidates: [String]) -> String? {
+    guard word.count <= 64 else { return nil }  // no key is that long; keeps the edit distance cheap
     let lowered = word.lowercased()
     var best: (String, Int)?
     for c in candidates {

@@ -67,6 +67,18 @@ public final class Daemon {
     var lastDiscontinuities = 0
     var lastSanitizedReported = 0
     var lastSanitizedReportNs: Int64 = 0
+    /// Sinks whose last start failed (reported, left stopped) and failed starts per sink since the daemon started.
+    var sinkUp: [String: Bool] = [:]
+    var sinkFailures: [String: Int] = [:]
+    /// SIGHUP received and not yet acted on; reloads run at most once per ``reloadIntervalSeconds``.
+    var reloadPending = false
+    var lastReloadNs: Int64 = 0
+    /// The configuration file bytes the running configuration was parsed from by the last reload
+    /// (`.some(nil)`: no file); a SIGHUP with the same bytes does nothing.
+    var reloadSource: Data??
+    /// Minimum seconds between two reloads: a SIGHUP storm is coalesced into one reload per interval (one in
+    /// flight, one pending), so the DSP and the sinks keep running between them.
+    public static let reloadIntervalSeconds = 1.0
     /// Test-only fault (`EARSHOT_TEST_FAULT=dsp_stall=AFTER_S:DURATION_S`): the DSP thread stops consuming
     /// for DURATION_S seconds, AFTER_S seconds after start — the watchdog tests need a stuck pipeline.
     var pendingDSPStall: (afterNs: Int64, milliseconds: Int)?
@@ -85,13 +97,28 @@ public final class Daemon {
         notifier = SystemdNotifier(environment: options.environment)
         ALSALibraryLog.capture()  // libasound's error lines → drainCaptureEvents → the logger, with a level
         pipeline = try Self.makePipeline(config: config, logger: logger)
-        if let fault = options.environment["EARSHOT_TEST_FAULT"], fault.hasPrefix("dsp_stall=") {
-            let parts = fault.dropFirst("dsp_stall=".count).split(separator: ":").compactMap { Double($0) }
-            if parts.count == 2 {
-                pendingDSPStall = (Int64(parts[0] * 1e9), Int(parts[1] * 1000))
+        #if DEBUG
+        if let fault = options.environment["EARSHOT_TEST_FAULT"] {
+            if let stall = Self.parseDSPStallFault(fault) {
+                pendingDSPStall = stall
+            } else {
+                logger.warning("EARSHOT_TEST_FAULT ignored: expected dsp_stall=AFTER_S:DURATION_S (0–3600 s, 0–60 s)")
             }
         }
+        #endif
     }
+
+    #if DEBUG
+    /// `dsp_stall=AFTER_S:DURATION_S` with 0 ≤ AFTER_S ≤ 3600 and 0 ≤ DURATION_S ≤ 60; nil for anything else.
+    /// Debug builds only: release builds (`swift build -c release`) have no test hooks.
+    static func parseDSPStallFault(_ fault: String) -> (afterNs: Int64, milliseconds: Int)? {
+        guard fault.hasPrefix("dsp_stall=") else { return nil }
+        let parts = fault.dropFirst("dsp_stall=".count).split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let after = Double(parts[0]), let duration = Double(parts[1]),
+              (0...3600).contains(after), (0...60).contains(duration) else { return nil }
+        return (Int64(after * 1e9), Int(duration * 1000))
+    }
+    #endif
 
     static func makePipeline(config: EarshotConfig, logger: Logger) throws(DaemonStartError) -> LivePipeline {
         let captureConfig = config.captureConfig
@@ -132,7 +159,12 @@ public final class Daemon {
             backfillSeconds: config.rolling.backfillSeconds)
     }
 
-    func startSinks() throws(DaemonStartError) {
+    /// Creates and starts the sinks. At daemon start (`failuresAreFatal`) a sink that cannot start stops the
+    /// daemon; on a reload it is reported (error log, `sink_failed` status, `earshot_sink_up` 0 and
+    /// `earshot_sink_failures_total`), left stopped, and the other sinks still start.
+    /// - Returns: the names of the sinks that failed to start.
+    @discardableResult
+    func startSinks(failuresAreFatal: Bool = true) throws(DaemonStartError) -> [String] {
         let info = streamInfo
         if options.socket, socket == nil {
             let publisher = SocketPublisher(configuration: socketConfiguration, logger: logger, daemonVersion: EarshotVersion.string)
@@ -169,11 +201,33 @@ public final class Daemon {
             stdoutSink = s
             sinks.append(s)
         }
+        var failed: [String] = []
+        sinkUp = socket == nil ? [:] : ["socket": true]
         for sink in sinks {
-            do { try sink.start(bus: pipeline.bus, stream: info) } catch {
-                throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)", exitCode: 70)
+            do {
+                try sink.start(bus: pipeline.bus, stream: info)
+                sinkUp[sink.name] = true
+            } catch {
+                if failuresAreFatal {
+                    throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)", exitCode: 70)
+                }
+                failed.append(sink.name)
+                sinkUp[sink.name] = false
+                sinkFailures[sink.name, default: 0] += 1
+                logger.error("the \(sink.name) sink failed to start and stays stopped; the other sinks keep running", metadata: [
+                    "sink": "\(sink.name)", "error": "\(error)", "failures_total": "\(sinkFailures[sink.name] ?? 0)"])
+                publishStatus("sink_failed", [("sink", ByteWriter.jsonLiteral(sink.name)), ("error", ByteWriter.jsonLiteral("\(error)")),
+                                              ("failures", "\(sinkFailures[sink.name] ?? 0)")])
             }
         }
+        if !failed.isEmpty {
+            sinks.removeAll { failed.contains($0.name) }
+            if failed.contains("metrics") { metrics = nil }
+            if failed.contains("stdout") { stdoutSink = nil }
+            if failed.contains("rolling") { rolling = nil }
+            if failed.contains("alerts") { alerts = nil }
+        }
+        return failed
     }
 
     func stopSinks() {
@@ -217,6 +271,7 @@ public final class Daemon {
                   ("protocol_errors", socket.protocolErrors)]
         }
         for sink in sinks { c.append(("dropped_frames_\(sink.name)", sink.dropped)) }
+        c.append(("sink_failures", sinkFailures.values.reduce(0, +)))
         if let socket { c.append(("dropped_frames_socket", socket.dropped)) }
         if let alerts { c += [("level_alerts", alerts.levelAlerts), ("onset_alerts", alerts.onsetAlerts),
                               ("onset_alerts_suppressed", alerts.suppressedOnsetAlerts)] }
@@ -237,7 +292,8 @@ public final class Daemon {
         metrics.update(MetricsSnapshot(
             xruns: pipeline.xruns, reconnects: pipeline.reconnects, ringOverrunSamples: pipeline.dsp.ringOverrunSamples,
             socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped,
-            nonFiniteSamples: pipeline.dsp.nonFiniteSamples, clampedSamples: pipeline.dsp.clampedSamples))
+            nonFiniteSamples: pipeline.dsp.nonFiniteSamples, clampedSamples: pipeline.dsp.clampedSamples,
+            sinkUp: sinkUp, sinkFailures: sinkFailures))
     }
 
     /// Sends a `status` message to socket subscribers.
@@ -275,12 +331,24 @@ public final class Daemon {
             "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
             "n_fft": "\(config.analysis.nFFT)", "hop": "\(config.analysis.hop)", "n_mels": "\(config.analysis.nMels)"])
         var pfd = pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)
+        let reloadIntervalNs = Int64(Self.reloadIntervalSeconds * 1e9)
         while true {
-            _ = poll(&pfd, 1, options.tickMilliseconds)
+            var timeout = options.tickMilliseconds
+            if reloadPending {
+                let due = (lastReloadNs + reloadIntervalNs - Clock.monotonicNanoseconds()) / 1_000_000
+                timeout = Int32(max(0, min(Int64(timeout), due + 1)))
+            }
+            _ = poll(&pfd, 1, timeout)
             let pending = SignalEvents.take()
             if pending.contains(.terminate) { break }
             if let d = options.duration, Double(Clock.monotonicNanoseconds() - startNs) / 1e9 >= d { break }
-            if pending.contains(.reload) { reload() }
+            if pending.contains(.reload) { reloadPending = true }
+            if reloadPending, lastReloadNs == 0 || Clock.monotonicNanoseconds() - lastReloadNs >= reloadIntervalNs {
+                // Every SIGHUP that arrived until now is served by this one reload.
+                reloadPending = false
+                reload()
+                lastReloadNs = Clock.monotonicNanoseconds()
+            }
             tick()
         }
         return shutdown()
@@ -474,16 +542,22 @@ public final class Daemon {
 
     /// SIGHUP: re-read the configuration; apply it or keep the running one.
     func reload() {
-        notifier.reloading()
-        defer { notifier.ready(status: statusLine()) }
         var next: EarshotConfig
+        let source: Data?
         do {
-            next = try EarshotConfig.load(configPath: options.configPath, environment: options.environment,
-                                          overrides: options.overrides, options: options.validation)
+            (next, source) = try EarshotConfig.loadWithSource(
+                configPath: options.configPath, environment: options.environment, overrides: options.overrides,
+                options: options.validation)
         } catch {
             logger.error("reload failed, keeping the running configuration: \(error)")
             return
         }
+        if let reloadSource, reloadSource == source {
+            logger.info("reload: configuration file unchanged")
+            return
+        }
+        notifier.reloading()
+        defer { notifier.ready(status: statusLine()) }
         if next.socket != config.socket {
             // The listening socket and its client limits are set when it is bound: keep them, say so.
             logger.warning("reload: socket.* changes take effect after a restart; keeping the running socket settings")
@@ -495,6 +569,7 @@ public final class Daemon {
         }
         let changes = next.changes(from: config)
         if changes.isEmpty {
+            reloadSource = .some(source)
             logger.info("reload: configuration unchanged")
             return
         }
@@ -516,12 +591,17 @@ public final class Daemon {
             sinks.removeAll()
             newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
             config = next
+            reloadSource = .some(source)
             pipeline = newPipeline
-            do { try startSinks() } catch { logger.critical("\(error.message)") }
+            let failed = (try? startSinks(failuresAreFatal: false)) ?? []
             do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
-            publishStatus("reload", [("rebuilt", "true")])
-            logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
+            publishStatus("reload", [("rebuilt", "true"), ("failed_sinks", Self.jsonList(failed))])
+            if failed.isEmpty {
+                logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
+            } else {
+                logger.error("reload partly applied: pipeline rebuilt, but sinks failed to start: \(failed.joined(separator: ", "))")
+            }
             return
         }
         if changes.replansDSP {
@@ -540,23 +620,34 @@ public final class Daemon {
             logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
         }
         config = next
-        applyLiveSettings(from: old)
+        reloadSource = .some(source)  // only once applied: a failed reload of the same bytes is tried again
+        let failed = applyLiveSettings(from: old)
         socket?.updateStream(streamInfo)
-        publishStatus("reload", [("changed", "\(changes.keys.count)")])
-        logger.notice("reload applied")
+        publishStatus("reload", [("changed", "\(changes.keys.count)"), ("failed_sinks", Self.jsonList(failed))])
+        if failed.isEmpty {
+            logger.notice("reload applied")
+        } else {
+            logger.error("reload partly applied: sinks failed to start: \(failed.joined(separator: ", "))")
+        }
+    }
+
+    static func jsonList(_ names: [String]) -> String {
+        "[" + names.map(ByteWriter.jsonLiteral).joined(separator: ",") + "]"
     }
 
     /// Settings that take effect without restarting capture or DSP: alert thresholds and budgets live;
     /// rolling windows and metrics by restarting those sinks on the running bus.
-    func applyLiveSettings(from old: EarshotConfig) {
+    /// - Returns: the sinks that failed to restart (reported and left stopped; the others run).
+    func applyLiveSettings(from old: EarshotConfig) -> [String] {
         alerts?.update(configuration: alertConfiguration)
         latency?.update(configuration: latencyConfiguration)
         if old.rolling != config.rolling || old.metrics != config.metrics || old.alerts.level.weighting != config.alerts.level.weighting
             || old.levels != config.levels {
             // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
             stopSinks()
-            do { try startSinks() } catch { logger.error("reload: cannot restart sinks: \(error.message)") }
+            return (try? startSinks(failuresAreFatal: false)) ?? []
         }
+        return []
     }
 }
 

@@ -1,4 +1,28 @@
+import EarshotDaemon
+
 /// Fuzz target body (corpus: Fuzz/corpus/config). Must be total: no trap, no hang, bounded memory, for any bytes.
+///
+/// The bytes are a configuration file: size bound, anchor/alias and nesting scan, Yams, the per-key checks, the
+/// cross-field and memory checks (no system checks: nothing on disk is looked at), then rendering. The first
+/// line is also tried as a `--set key=value` override, which exercises the text forms of every value type.
 public func fuzzConfigLoader(_ data: UnsafeRawBufferPointer) {
-    _ = data.count  // TODO: filled in by the hardening work
+    guard let text = String(validating: data.bindMemory(to: UInt8.self), as: UTF8.self) else { return }
+    var builder = ConfigBuilder()
+    do throws(ConfigError) {
+        try builder.applyYAML(text, file: "<fuzz>")
+        let config = try builder.validated(ConfigValidationOptions(checkSystem: false))
+        _ = config.flatDescription
+        _ = config.memoryEstimate.totalBytes
+    } catch {
+        _ = error.description
+    }
+    if let firstLine = text.split(separator: "\n", maxSplits: 1).first, firstLine.contains("=") {
+        var overrides = ConfigBuilder()
+        do throws(ConfigError) {
+            try overrides.applyOverrides([String(firstLine)])
+            _ = try overrides.validated(ConfigValidationOptions(checkSystem: false))
+        } catch {
+            _ = error.description
+        }
+    }
 }

@@ -22,13 +22,18 @@ public struct MetricsSnapshot: Sendable, Equatable {
     /// Samples the DSP input guard replaced (non-finite → 0) or clamped (beyond ±1000).
     public var nonFiniteSamples: Int
     public var clampedSamples: Int
+    /// Whether each sink's last start succeeded, by sink name.
+    public var sinkUp: [String: Bool]
+    /// Failed sink starts (on reload) since the daemon started, by sink name.
+    public var sinkFailures: [String: Int]
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
-                clampedSamples: Int = 0) {
+                clampedSamples: Int = 0, sinkUp: [String: Bool] = [:], sinkFailures: [String: Int] = [:]) {
         self.xruns = xruns; self.reconnects = reconnects; self.ringOverrunSamples = ringOverrunSamples
         self.socketClients = socketClients; self.deviceUp = deviceUp; self.sinkDroppedFrames = sinkDroppedFrames
         self.nonFiniteSamples = nonFiniteSamples; self.clampedSamples = clampedSamples
+        self.sinkUp = sinkUp; self.sinkFailures = sinkFailures
     }
 }
 
@@ -54,6 +59,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
 /// - `earshot_device_up` (gauge): 1 while the capture device is open and delivering.
 /// - `earshot_reconnects_total` (counter): capture device reopen attempts that succeeded.
 /// - `earshot_ring_overrun_samples_total` (counter): samples dropped by the capture → DSP ring.
+/// - `earshot_sink_up{sink}` (gauge): 1 while the sink runs, 0 after it failed to (re)start on a reload.
+/// - `earshot_sink_failures_total{sink}` (counter): failed sink (re)starts on reload.
 ///
 /// Threading: frames are read on `es-metrics` (counter increments and gauge stores: atomics, no
 /// allocation); `update(_:)` from any thread; HTTP on `es-metrics-http`.
@@ -99,6 +106,7 @@ public final class MetricsSink: Sink, @unchecked Sendable {
     struct Mirror {
         var totals: [String: Int] = [:]
         var counters: [String: Counter] = [:]
+        var gauges: [String: Gauge] = [:]
     }
     let mirror = Mutex(Mirror())
 
@@ -215,6 +223,23 @@ public final class MetricsSink: Sink, @unchecked Sendable {
                 let c = m.counters[key] ?? registry.makeCounter(
                     descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_dropped_frames", unitName: "total",
                                                      helpText: "Frames a sink lost because it fell behind."),
+                    labels: [("sink", sink)])
+                m.counters[key] = c
+                Self.advance(c, key: key, to: n, &m)
+            }
+            for (sink, up) in s.sinkUp {
+                let g = m.gauges[sink] ?? registry.makeGauge(
+                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_up", unitName: "",
+                                                     helpText: "1 while the sink runs, 0 after it failed to start on a reload."),
+                    labels: [("sink", sink)])
+                m.gauges[sink] = g
+                g.set(to: up ? 1.0 : 0.0)
+            }
+            for (sink, n) in s.sinkFailures {
+                let key = "sink_failures:" + sink
+                let c = m.counters[key] ?? registry.makeCounter(
+                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_failures", unitName: "total",
+                                                     helpText: "Failed sink starts on reload."),
                     labels: [("sink", sink)])
                 m.counters[key] = c
                 Self.advance(c, key: key, to: n, &m)

@@ -20,7 +20,9 @@ struct CheckConfig: ParsableCommand {
             if !quiet {
                 print(config.flatDescription)
                 let source = EarshotConfig.configFile(flag: file, environment: ProcessInfo.processInfo.environment)
-                FileHandle.standardError.write(Data("earshot: \(source.path): configuration OK\n".utf8))
+                let memory = Int(config.memoryEstimate.totalMB.rounded(.up))
+                FileHandle.standardError.write(Data(
+                    "earshot: \(source.path): configuration OK (buffers: about \(memory) MB of limits.max_memory_mb \(config.limits.maxMemoryMB))\n".utf8))
             }
         } catch {
             fail("\(error)")

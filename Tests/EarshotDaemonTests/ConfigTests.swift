@@ -341,3 +341,128 @@ struct ConfigTests {
         #expect(lines.contains("capture.channel: null"))
     }
 }
+
+/// Issue 9 items 8 and 12: what validation refuses so that every accepted configuration can run.
+@Suite("Config hardening")
+struct ConfigHardeningTests {
+    @Test func memoryHungryConfigurationsAreRefusedNamingTheKey() throws {
+        // 86400 s windows at 1000 frames/s (the issue's 192 kHz / hop 16 is now refused by the frame rate).
+        let (f1, e1) = try errorFor("capture:\n  sample_rate: 192000\nanalysis:\n  hop: 192\nrolling:\n  windows_s: [86400]\n")
+        #expect(e1?.code == .outOfRange)
+        #expect(e1?.description.hasPrefix("\(f1):6: rolling.windows_s: this configuration needs about ") == true, "\(String(describing: e1))")
+        #expect(e1?.description.contains("limits.max_memory_mb (256)") == true)
+        // ALSA period × buffer periods (16 GiB in the issue).
+        let (f2, e2) = try errorFor("capture:\n  period_frames: 1048576\n  buffer_periods: 1024\n")
+        #expect(e2?.description.hasPrefix("\(f2):2: capture.period_frames: this configuration needs about ") == true, "\(String(describing: e2))")
+        // Backfill of 1024-band rolling lines; many clients with huge command buffers.
+        let (f3, e3) = try errorFor("analysis:\n  n_fft: 4096\n  n_mels: 1024\n  n_mfcc: 13\n  fmax: 24000\nrolling:\n  windows_s: [1]\n  backfill_s: 86400\n")
+        #expect(e3?.description.hasPrefix("\(f3):8: rolling.backfill_s:") == true, "\(String(describing: e3))")
+        let (f4, e4) = try errorFor("socket:\n  max_clients: 65536\n")
+        #expect(e4?.description.hasPrefix("\(f4):2: socket.max_clients:") == true, "\(String(describing: e4))")
+        // Raising the limit is the documented way out; lowering it below the defaults names it.
+        #expect(try errorFor("capture:\n  ring_seconds: 120\n  sample_rate: 192000\nanalysis:\n  hop: 480\n  fmax: 8000\nlimits:\n  max_memory_mb: 4096\n").error == nil)
+        let (f5, e5) = try errorFor("limits:\n  max_memory_mb: 16\n")
+        #expect(e5?.description.hasPrefix("\(f5):2: limits.max_memory_mb:") == true, "\(String(describing: e5))")
+    }
+
+    @Test func defaultsAndShippedConfigFitTheLimit() throws {
+        let estimate = EarshotConfig.defaults.memoryEstimate
+        #expect(estimate.totalMB > 10 && estimate.totalMB < 64, "\(estimate.terms)")
+    }
+
+    @Test func hopAboveOneKilohertzFrameRateIsAConfigError() throws {
+        let (file, error) = try errorFor("analysis:\n  hop: 1\n")
+        #expect(error?.description == "\(file):2: analysis.hop: 1 gives 48000 frames per second at capture.sample_rate 48000; at most 1000 are allowed (hop at least 48)")
+        #expect(try errorFor("analysis:\n  hop: 48\n").error == nil)
+        let (f2, e2) = try errorFor("capture:\n  sample_rate: 192000\nanalysis:\n  hop: 100\n  fmax: 8000\n")
+        #expect(e2?.description.hasPrefix("\(f2):4: analysis.hop: 100 gives 1920 frames per second") == true)
+        // The default period follows the hop but never goes below ALSA-friendly 16 frames.
+        var c = EarshotConfig.defaults
+        c.capture.sampleRate = 8000; c.analysis.hop = 8; c.analysis.fmax = 4000
+        #expect(c.captureConfig.periodFrames == 16)
+    }
+
+    @Test func controlCharactersAndNULAreRefusedInStrings() throws {
+        let (f1, e1) = try errorFor("capture:\n  device: \"pulse\\nearshot[1]: forged\"\n")
+        #expect(e1?.description == "\(f1):2: capture.device: contains a control character (U+000A) at character 6; configured strings must be printable")
+        let (f2, e2) = try errorFor("socket:\n  path: \"/tmp/a\\0b.sock\"\n")
+        #expect(e2?.description == "\(f2):2: socket.path: contains a control character (U+0000) at character 7; configured strings must be printable")
+        let (f3, e3) = try errorFor("metrics:\n  textfile: \"/tmp/x\\tb.prom\"\n")
+        #expect(e3?.description.hasPrefix("\(f3):2: metrics.textfile: contains a control character (U+0009)") == true)
+        let e4 = try errorFor("", environment: ["EARSHOT_CAPTURE_DEVICE": "a\u{1B}[31m"]).error
+        #expect(e4?.description.hasPrefix("environment EARSHOT_CAPTURE_DEVICE: capture.device: contains a control character (U+001B)") == true)
+    }
+
+    @Test func metricsListenIsLoopbackUnlessAllowed() throws {
+        let (file, error) = try errorFor("metrics:\n  enabled: true\n  listen: 0.0.0.0:9464\n")
+        #expect(error?.description.hasPrefix("\(file):3: metrics.listen: \"0.0.0.0:9464\" is not a loopback address") == true, "\(String(describing: error))")
+        #expect(try errorFor("metrics:\n  listen: 192.168.1.5:9464\n").error != nil)
+        #expect(try errorFor("metrics:\n  listen: 127.0.0.2:9464\n").error == nil)
+        #expect(try errorFor("metrics:\n  listen: \"[::1]:9464\"\n").error == nil)
+        #expect(try errorFor("metrics:\n  listen: localhost:9464\n").error == nil)
+        #expect(try errorFor("metrics:\n  listen: 0.0.0.0:9464\n  allow_remote: true\n").error == nil)
+    }
+
+    @Test func anchorsAliasesAndDeepNestingAreRefusedQuickly() throws {
+        // The issue's alias bomb, used as a mapping key: refused before Yams composes it.
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...9 { bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n" }
+        bomb += "? *a9\n: 1\n"
+        let t0 = Date()
+        let (file, error) = try errorFor(bomb)
+        #expect(Date().timeIntervalSince(t0) < 1)
+        #expect(error?.description == "\(file):1: YAML anchors and aliases are not supported (found \"&a0\"); write each value out (in a comment or string, drop the \"&\" or follow it with a space)")
+        #expect(try errorFor("capture:\n  device: *x\n").error?.code == .syntax)
+        #expect(try errorFor("capture: {device: pulse, channels: &c 2}\n").error?.code == .syntax)
+        // Comments without quotes, `&`/`*` inside words: fine.
+        #expect(try errorFor("# *all* keys & values\ncapture:\n  device: hw:CARD=A&B*C  # R&D *box*\n").error == nil)
+        // A `#` inside a quoted string does not hide an alias after the string closes.
+        #expect(try errorFor("rolling:\n  windows_s: [\"1 #\", *x]\n").error?.code == .syntax)
+        let deep = "capture: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "\n"
+        #expect(try errorFor(deep).error?.description.contains("nesting deeper than 64") == true)
+        let deepBlock = String(repeating: "- ", count: 100_000) + "x\n"
+        #expect(try errorFor(deepBlock).error?.description.contains("nesting deeper than 256") == true)
+    }
+
+    /// Inputs near the 1 MiB bound stay fast: a line of 500,000 `#` with a quote at its end (the comment scan
+    /// is linear), a 1 MB unknown key (no edit-distance suggestion), a 1 MB wrong-typed value (the message
+    /// quotes 80 characters, control characters escaped).
+    @Test func largeInputsStayLinear() throws {
+        let cases = [
+            "x: a " + String(repeating: "# ", count: 500_000) + "\"\n",
+            String(repeating: "k", count: 1_000_000) + ": 1\n",
+            "capture:\n  channels: \"" + String(repeating: "\\n", count: 400_000) + "\"\n",
+        ]
+        for yaml in cases {
+            let t0 = Date()
+            let error = try errorFor(yaml).error
+            #expect(Date().timeIntervalSince(t0) < 5, "\(yaml.prefix(40)) took \(Date().timeIntervalSince(t0)) s")
+            #expect(error != nil)
+            #expect((error?.description.count ?? 0) < 1000 && error?.description.contains("\n") == false, "\(error?.description.prefix(300) ?? "")")
+        }
+    }
+
+    @Test func oversizedAndNonRegularFilesAreRefused() throws {
+        let dir = try TempDir()
+        defer { dir.cleanUp() }
+        let big = try dir.write("big.yaml", "# " + String(repeating: "x", count: 1 << 20) + "\n")
+        do { _ = try EarshotConfig.load(configPath: big, environment: [:], options: noSystem); Issue.record("accepted") } catch {
+            #expect(error.description == "\(big): larger than 1048576 bytes; a configuration file is at most 1 MiB")
+        }
+        let fifo = dir.path + "/fifo.yaml"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        do { _ = try EarshotConfig.load(configPath: fifo, environment: [:], options: noSystem); Issue.record("accepted") } catch {
+            #expect(error.description == "\(fifo): not a regular file")
+        }
+    }
+}
+
+#if DEBUG
+/// `EARSHOT_TEST_FAULT` (debug builds only) parses totally: a huge or malformed value is ignored, not a trap.
+@Test func testFaultParsesTotally() {
+    #expect(Daemon.parseDSPStallFault("dsp_stall=2:1.5")! == (2_000_000_000, 1500))
+    for bad in ["dsp_stall=1e300:1", "dsp_stall=1:1e300", "dsp_stall=nan:1", "dsp_stall=-1:1", "dsp_stall=1", "dsp_stall=1:2:3", "x", "dsp_stall=:"] {
+        #expect(Daemon.parseDSPStallFault(bad) == nil, "\(bad)")
+    }
+}
+#endif

@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "EarshotDSP", dependencies: ["CFFTW", "CEarshotSupport", "EarshotRealtime"],
             swiftSettings: realtime),
-        .target(name: "EarshotCapture", dependencies: ["CALSA", "EarshotRealtime"], swiftSettings: realtime),
+        .target(name: "EarshotCapture", dependencies: ["CALSA", "CEarshotSupport", "EarshotRealtime"], swiftSettings: realtime),
         .target(
             name: "EarshotPipeline",
             dependencies: ["EarshotDSP", "EarshotCapture", "EarshotRealtime"],

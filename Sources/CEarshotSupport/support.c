@@ -31,3 +31,28 @@ int CEarshot_peer_uid(int fd, unsigned int *uid) {
 int CEarshot_malloc_trim(void) {
     return malloc_trim(0);
 }
+
+#include <sys/mman.h>
+
+int CEarshot_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static CEarshot_alsa_error_sink alsa_error_sink;
+
+void CEarshot_alsa_set_error_sink(CEarshot_alsa_error_sink sink) {
+    __atomic_store_n(&alsa_error_sink, sink, __ATOMIC_RELEASE);
+}
+
+static void alsa_error_handler(const char *file, int line, const char *function, int err, const char *fmt, ...) {
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt ? fmt : "", ap);
+    va_end(ap);
+    CEarshot_alsa_error_sink sink = __atomic_load_n(&alsa_error_sink, __ATOMIC_ACQUIRE);
+    if (sink) sink(file ? file : "", line, function ? function : "", err, message);
+}
+
+void *CEarshot_alsa_error_handler(void) { return (void *)alsa_error_handler; }

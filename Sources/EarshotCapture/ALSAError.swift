@@ -83,8 +83,26 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible {
     /// configuration error that will fail the same way every time.
     public var isTransient: Bool { code == .deviceUnavailable }
 
+    /// `name` with control characters escaped (`\n`, `\u{1B}`): device names come from configuration and
+    /// from libasound, and one must not be able to forge a log line.
+    public static func printable(_ name: String) -> String {
+        guard name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return name }
+        var out = ""
+        for u in name.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || u.value == 0x7F: out += "\\u{\(String(u.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
     public var description: String {
         var s: String
+        let device = Self.printable(device)
         switch code {
         case .deviceNotFound:
             s = "capture device '\(device)' not found"
@@ -109,7 +127,7 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible {
                 s += "; no capture devices found"
             } else {
                 s += "; available capture devices: "
-                s += availableDevices.map { $0.name }.joined(separator: ", ")
+                s += availableDevices.map { Self.printable($0.name) }.joined(separator: ", ")
             }
         }
         return s

@@ -19,7 +19,7 @@ extension SampleFormat {
 
 /// An open, configured capture PCM (nonblocking mode). Setup may allocate; the read methods do not.
 ///
-/// Not thread-safe: owned by the capture thread (or by ``CaptureThread/probe(_:)`` for a moment).
+/// Not thread-safe: owned by the capture thread (or by ``CaptureThread/probe(_:timeout:)`` for a moment).
 final class ALSAPCM {
     let handle: OpaquePointer
     let negotiated: CaptureNegotiated

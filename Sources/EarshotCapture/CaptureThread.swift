@@ -15,7 +15,11 @@ import Glibc
 ///   logging and no Swift `Array`/`String`: `snd_pcm_readi` (nonblocking) of one period into a preallocated
 ///   byte buffer → ``convertToMono(_:format:frames:channels:channel:into:)`` → `samples.write` →
 ///   `stamps.write` → `wake.signal()`. When no period is ready it sleeps in `snd_pcm_wait` with a timeout
-///   of about one period, so `stop()` returns within roughly one period.
+///   of about one period, so `stop()` returns within roughly one period. Devices whose reads block inside
+///   libasound (the `file` plugin reading a FIFO whose writer stopped, or opening one without a writer) are
+///   interrupted with a signal (``CaptureInterrupt``) by `stop()` and ``reconfigure(_:)``: `stop()` is bounded
+///   by ``stopTimeout`` whatever the device does, and a reload reopens the device on this thread, never on
+///   the caller's.
 /// - Everything worth logging goes through ``events`` (single producer: the capture thread; single consumer:
 ///   the supervisor that drains and logs it).
 ///
@@ -43,9 +47,10 @@ import Glibc
 /// posted, and opening is retried after `reconnectInitial`, doubling up to `reconnectMax`; every failed
 /// attempt posts ``CaptureEventKind/retrying`` with the errno (`ECONNREFUSED` while the PulseAudio server is
 /// down, `ENOENT`/`ENODEV` for a missing card). A device absent at start is waited for the same way; to fail
-/// fast on configuration mistakes call ``probe(_:)`` first.
+/// fast on configuration mistakes call ``probe(_:timeout:)`` first.
 public final class CaptureThread: @unchecked Sendable {
-    public let config: CaptureConfig
+    /// The configuration in effect (or requested by ``reconfigure(_:)`` and about to be).
+    public var config: CaptureConfig { _config.withLock { $0 } }
     public let samples: SPSCRing<Float>
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
@@ -67,6 +72,17 @@ public final class CaptureThread: @unchecked Sendable {
     private let faultErrno = Atomic<Int32>(0)
     private let _negotiated = Mutex<CaptureNegotiated?>(nil)
     private let lifecycle = Mutex<RealtimeThread.Handle?>(nil)
+    private let _config: Mutex<CaptureConfig>
+    /// A new configuration waits in `_config`; the capture thread reopens with it.
+    private let reconfigureRequested = Atomic<Bool>(false)
+    /// The capture thread's `pthread_self()` while it runs (0 before), the target of interrupts.
+    private let threadID = Atomic<UInt>(0)
+    /// Set by the capture thread as its last action.
+    private let exited = Atomic<Bool>(false)
+    /// Interrupts sent (see ``CaptureInterrupt``); the capture thread compares it around blocking calls.
+    private let interrupts = Atomic<Int>(0)
+    /// How long ``stop()`` waits for the capture thread before abandoning it.
+    public static let stopTimeout = 1.0
 
     /// - Parameters:
     ///   - config: device and stream parameters.
@@ -78,7 +94,7 @@ public final class CaptureThread: @unchecked Sendable {
         config: CaptureConfig, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal,
         eventCapacity: Int = 256
     ) {
-        self.config = config
+        _config = Mutex(config)
         self.samples = samples
         self.stamps = stamps
         self.wake = wake
@@ -116,18 +132,64 @@ public final class CaptureThread: @unchecked Sendable {
     /// channels, period, buffer; names what the device supports), ``CaptureError/Code/invalidConfig``, or
     /// ``CaptureError/Code/deviceUnavailable`` (defined but absent now, e.g. PulseAudio not running or a USB
     /// card not yet plugged — ``CaptureError/isTransient``: the capture thread would wait for it). Opens in
-    /// nonblocking mode and never reads, so it does not hang.
-    public static func probe(_ config: CaptureConfig) throws(CaptureError) -> CaptureNegotiated {
-        let pcm = try ALSAPCM.open(config)
-        return pcm.negotiated
+    /// nonblocking mode and never reads; an open that blocks anyway (the `file` plugin opening a FIFO that has
+    /// no writer, a plugin waiting on a stopped server) is given up after `timeout` seconds — the open runs on
+    /// a helper thread, interrupted like the capture thread, left behind if nothing ends it — and reported as
+    /// ``CaptureError/Code/deviceUnavailable`` with `ETIMEDOUT`, so the caller never hangs.
+    public static func probe(_ config: CaptureConfig, timeout: Double = probeTimeout) throws(CaptureError)
+        -> CaptureNegotiated
+    {
+        CaptureInterrupt.install()
+        let attempt = ProbeAttempt()
+        let (handle, _) = RealtimeThread.start(name: "es-capture-prb") {
+            CaptureInterrupt.unblockOnThisThread()
+            attempt.thread.store(UInt(pthread_self()), ordering: .releasing)
+            let result: Result<CaptureNegotiated, CaptureError>
+            do throws(CaptureError) { result = .success(try ALSAPCM.open(config).negotiated) } catch { result = .failure(error) }
+            attempt.result.withLock { $0 = result }
+            attempt.done.store(true, ordering: .releasing)
+        }
+        let start = Clock.monotonicNanoseconds()
+        let waitNs = Int64(max(0, timeout) * 1e9)
+        while !attempt.done.load(ordering: .acquiring) {
+            let elapsed = Clock.monotonicNanoseconds() - start
+            if elapsed > waitNs + Int64(stopTimeout * 1e9) { break }
+            if elapsed > waitNs, case let t = attempt.thread.load(ordering: .acquiring), t != 0 {
+                pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber)  // give up: interrupt the open
+            }
+            usleep(elapsed > waitNs ? 5_000 : 1_000)
+        }
+        guard attempt.done.load(ordering: .acquiring), let result = attempt.result.withLock({ $0 }) else {
+            let t = attempt.thread.load(ordering: .acquiring)
+            if t != 0 { pthread_detach(pthread_t(t)) }
+            throw CaptureError(code: .deviceUnavailable, device: config.device, alsaError: ALSAError(rawValue: -ETIMEDOUT))
+        }
+        RealtimeThread.join(handle)
+        if Clock.monotonicNanoseconds() - start > waitNs, case .failure = result {
+            // Interrupted after the timeout: say so rather than "Interrupted system call".
+            throw CaptureError(code: .deviceUnavailable, device: config.device, alsaError: ALSAError(rawValue: -ETIMEDOUT))
+        }
+        return try result.get()
+    }
+
+    /// How long ``probe(_:timeout:)`` waits for a device to open, seconds.
+    public static let probeTimeout = 2.0
+
+    private final class ProbeAttempt: @unchecked Sendable {
+        let done = Atomic<Bool>(false)
+        let thread = Atomic<UInt>(0)
+        let result = Mutex<Result<CaptureNegotiated, CaptureError>?>(nil)
     }
 
     /// Starts the capture thread (no-op if already started).
     public func start() {
+        CaptureInterrupt.install()
         lifecycle.withLock { handle in
             guard handle == nil else { return }
             stopRequested.store(false, ordering: .releasing)
             launched.store(false, ordering: .releasing)
+            exited.store(false, ordering: .releasing)
+            threadID.store(0, ordering: .releasing)
             _state.store(CaptureState.starting.rawValue, ordering: .releasing)
             let (thread, sched) = RealtimeThread.start(name: "es-capture", fifoPriority: config.fifoPriority) {
                 [self] in self.run()
@@ -138,16 +200,63 @@ public final class CaptureThread: @unchecked Sendable {
         }
     }
 
-    /// Stops the capture thread and waits for it (about one period; or one `snd_pcm_open` attempt).
-    public func stop() {
+    /// Stops the capture thread, bounded by ``stopTimeout`` whatever the device does.
+    ///
+    /// A read, open or wait blocked in a system call (the `file` plugin reading a FIFO whose writer stopped,
+    /// opening a FIFO without a writer, `poll`) is interrupted with ``CaptureInterrupt``'s signal, sent
+    /// every 5 ms until the thread has left (a signal that lands just before the call is not lost for long).
+    /// A thread still stuck after the timeout (a wait that no signal ends, e.g. inside a plugin's condition
+    /// variable) is detached and left behind: it only ever touches this object (kept alive by it) and its
+    /// rings, and stops at its next check.
+    /// - Returns: `false` if the thread had to be abandoned.
+    @discardableResult
+    public func stop() -> Bool {
         let handle = lifecycle.withLock { h -> RealtimeThread.Handle? in
             let x = h
             h = nil
             return x
         }
-        guard let handle else { return }
+        guard let handle else { return true }
         stopRequested.store(true, ordering: .releasing)
-        RealtimeThread.join(handle)
+        let deadline = Clock.monotonicNanoseconds() + Int64(Self.stopTimeout * 1e9)
+        while !exited.load(ordering: .acquiring) && Clock.monotonicNanoseconds() < deadline {
+            interrupt()
+            usleep(5_000)
+        }
+        if exited.load(ordering: .acquiring) {
+            RealtimeThread.join(handle)
+            return true
+        }
+        let t = threadID.load(ordering: .acquiring)
+        if t != 0 { pthread_detach(pthread_t(t)) }
+        return false
+    }
+
+    /// Reopens the device with `config` (same sample rate) without stopping the thread and without waiting
+    /// for the device: the capture thread closes and reopens by itself. A thread blocked in a read or open
+    /// is interrupted (every 2 ms until it has taken the request, for at most 50 ms: a signal that lands just
+    /// before the blocking call is not lost), so a stalled device never blocks the caller for longer. A
+    /// thread in a wait no signal ends takes the new configuration whenever that wait returns. The gap is
+    /// reported in samples on the first period after the reopen (``CaptureStamp/Discontinuity/reconnect``,
+    /// measured from timestamps); it does not count as a reconnect. Posts ``CaptureEventKind/opened`` once
+    /// the new device is open.
+    public func reconfigure(_ config: CaptureConfig) {
+        _config.withLock { $0 = config }
+        reconfigureRequested.store(true, ordering: .releasing)
+        let deadline = Clock.monotonicNanoseconds() + 50_000_000
+        while isReconfiguring && threadID.load(ordering: .acquiring) != 0 && !exited.load(ordering: .acquiring)
+            && Clock.monotonicNanoseconds() < deadline {
+            interrupt()
+            usleep(2_000)
+        }
+    }
+
+    /// Sends the interrupt signal to the capture thread (if it is running).
+    private func interrupt() {
+        let t = threadID.load(ordering: .acquiring)
+        guard t != 0, !exited.load(ordering: .acquiring) else { return }
+        interrupts.add(1, ordering: .releasing)
+        pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber)
     }
 
     /// Testing only: makes the capture thread sleep `milliseconds` before its next read, as if descheduled.
@@ -172,19 +281,29 @@ public final class CaptureThread: @unchecked Sendable {
     }
 
     private var isStopping: Bool { stopRequested.load(ordering: .acquiring) }
+    private var isReconfiguring: Bool { reconfigureRequested.load(ordering: .acquiring) }
 
-    /// Sleeps `seconds` in slices; returns `false` if `stop()` was requested meanwhile.
+    /// Sleeps `seconds` in slices; returns `false` if `stop()` was requested meanwhile (early, with `true`,
+    /// when a reconfiguration is waiting).
     private func sleepInterruptibly(_ seconds: Double) -> Bool {
         let end = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
         while Clock.monotonicNanoseconds() < end {
             if isStopping { return false }
+            if isReconfiguring { return true }
             usleep(10_000)
         }
         return !isStopping
     }
 
+    /// What ``stream(_:config:lastEndNs:pending:)`` returns when a reconfiguration asks for a reopen.
+    private static let reopenRequested: Int32 = -1
+
     private func run() {
+        CaptureInterrupt.unblockOnThisThread()
+        threadID.store(UInt(pthread_self()), ordering: .releasing)
+        defer { exited.store(true, ordering: .releasing) }
         while !launched.load(ordering: .acquiring) { usleep(100) }
+        var config = self.config
         if config.fifoPriority > 0 {
             let s = scheduling.load(ordering: .relaxed)
             post(.schedulingApplied, errno: Int32(s >> 8), value: Int64(s & 1))
@@ -196,11 +315,21 @@ public final class CaptureThread: @unchecked Sendable {
         var lastEndNs: Int64 = 0
         var pending: UInt32 = CaptureStamp.Discontinuity.start
         var delay = config.reconnectInitial
+        var reconfigured = false
         while !isStopping {
+            if reconfigureRequested.exchange(false, ordering: .acquiringAndReleasing) {
+                config = self.config
+                delay = config.reconnectInitial
+                reconfigured = true
+                if everOpened { pending |= CaptureStamp.Discontinuity.reconnect }
+            }
             let pcm: ALSAPCM
             do {
                 pcm = try ALSAPCM.open(config)
             } catch {
+                if isStopping { break }
+                // Interrupted to pick up a new configuration (or by the last kick of one already taken).
+                if isReconfiguring || error.alsaError?.errno == EINTR { continue }
                 post(.retrying, errno: error.alsaError?.errno ?? EINVAL, value: Int64(delay * 1000))
                 if !sleepInterruptibly(delay) { break }
                 delay = min(delay * 2, config.reconnectMax)
@@ -208,7 +337,10 @@ public final class CaptureThread: @unchecked Sendable {
             }
             delay = config.reconnectInitial
             _negotiated.withLock { $0 = pcm.negotiated }
-            if everOpened {
+            if reconfigured {
+                reconfigured = false
+                post(.opened, value: Int64(pcm.negotiated.periodFrames))
+            } else if everOpened {
                 _reconnects.add(1, ordering: .relaxed)
                 pending |= CaptureStamp.Discontinuity.reconnect
                 post(.recovered, value: Int64(reconnects))
@@ -216,8 +348,12 @@ public final class CaptureThread: @unchecked Sendable {
                 post(.opened, value: Int64(pcm.negotiated.periodFrames))
             }
             everOpened = true
-            let lossErrno = stream(pcm, lastEndNs: &lastEndNs, pending: &pending)
+            let lossErrno = stream(pcm, config: config, lastEndNs: &lastEndNs, pending: &pending)
             if lossErrno == 0 { break }  // stop requested
+            if lossErrno == Self.reopenRequested {
+                _state.store(CaptureState.starting.rawValue, ordering: .releasing)
+                continue  // `pcm` is released (closed) first
+            }
             _state.store(CaptureState.lost.rawValue, ordering: .releasing)
             post(.lost, errno: lossErrno)
             // `pcm` is released (snd_pcm_close) at the end of this iteration, before the backoff sleep.
@@ -227,8 +363,9 @@ public final class CaptureThread: @unchecked Sendable {
         post(.stopped)
     }
 
-    /// Streams from an open PCM until stop (returns 0) or loss (returns the positive errno).
-    private func stream(_ pcm: ALSAPCM, lastEndNs: inout Int64, pending: inout UInt32) -> Int32 {
+    /// Streams from an open PCM until stop (returns 0), a reconfiguration (``reopenRequested``) or loss
+    /// (returns the positive errno).
+    private func stream(_ pcm: ALSAPCM, config: CaptureConfig, lastEndNs: inout Int64, pending: inout UInt32) -> Int32 {
         let neg = pcm.negotiated
         let h = pcm.handle
         let period = neg.periodFrames
@@ -259,6 +396,16 @@ public final class CaptureThread: @unchecked Sendable {
         let stallThresholdNs = max(maxBacklogNs, 4 * Int64(waitMs) * 1_000_000)
         var lastTopNs: Int64 = 0
         var stallDetectedNs: Int64 = 0
+
+        // After a blocking call returned: was it interrupted for a stop (0) or a reconfiguration
+        // (`reopenRequested`)? nil to go on. The `file` plugin ignores a failed read of its infile and returns
+        // the period anyway, so an interrupted read's data is dropped.
+        func interrupted(since before: Int) -> Int32? {
+            guard interrupts.load(ordering: .acquiring) != before else { return nil }
+            if isStopping { return 0 }
+            if isReconfiguring { return Self.reopenRequested }
+            return nil
+        }
 
         // In-place recovery; returns 0 when recovered, else the errno that means "lost".
         func recover(_ err: Int32) -> Int32 {
@@ -301,11 +448,14 @@ public final class CaptureThread: @unchecked Sendable {
         // (ETIMEDOUT when no data came for `stallTimeout`).
         func waitForData() -> Int32 {
             if Clock.monotonicNanoseconds() - lastDataNs > stallNs { return ETIMEDOUT }
+            let kicks = interrupts.load(ordering: .acquiring)
             let w = snd_pcm_wait(h, waitMs)
+            if let code = interrupted(since: kicks), code != 0 { return code }  // a stop ends the loop anyway
             return w < 0 ? recover(w) : 0
         }
 
         while !isStopping {
+            if isReconfiguring { return Self.reopenRequested }
             let stall = faultStallNs.exchange(0, ordering: .acquiring)
             if stall > 0 {
                 var req = timespec(tv_sec: stall / 1_000_000_000, tv_nsec: stall % 1_000_000_000)
@@ -327,7 +477,9 @@ public final class CaptureThread: @unchecked Sendable {
                 var skipped = 0
                 while skipped < limit {
                     let t0 = Clock.monotonicNanoseconds()
+                    let kicks = interrupts.load(ordering: .acquiring)
                     let r = snd_pcm_readi(h, bytes, snd_pcm_uframes_t(period))
+                    if let code = interrupted(since: kicks) { return code }
                     if r > 0 {
                         skipped += r
                         // A read that had to wait got fresh audio: the backlog is gone (devices whose reads
@@ -362,9 +514,14 @@ public final class CaptureThread: @unchecked Sendable {
                 continue
             }
             let injected = faultErrno.exchange(0, ordering: .acquiring)
+            let kicks = interrupts.load(ordering: .acquiring)
             let n =
                 injected != 0
                 ? -Int(injected) : snd_pcm_readi(h, bytes + filled * frameBytes, snd_pcm_uframes_t(period - filled))
+            if let code = interrupted(since: kicks) {
+                memset(bytes, 0, period * frameBytes)
+                return code
+            }
             if n < 0 {
                 let err = Int32(n)
                 if err == -EAGAIN {

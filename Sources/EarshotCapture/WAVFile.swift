@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import CEarshotSupport
 
 /// Why a WAV file was refused. Every case names the problem; the CLI exits with 65 (EX_DATAERR).
 public struct WAVError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -14,68 +15,162 @@ public struct WAVError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// Refuses, by name, anything else: compressed encodings (µ-law, A-law, ADPCM, MP3, …), 8-bit and 64-bit
 /// samples, a missing `fmt `/`data` chunk, a file shorter than its header declares, and non-WAV files.
+///
+/// Total on any input: the header is read sequentially with fixed-size buffers (a chunk's declared size is
+/// checked against the file size before anything is read, and never allocated: at most 64 bytes of `fmt `
+/// are kept, other chunks are skipped), so a 48-byte file declaring a 4 GiB chunk costs 48 bytes.
+///
+/// Pipes, FIFOs and other non-seekable inputs (``init(fileDescriptor:name:ownsDescriptor:timeout:)``,
+/// `analyze -`) are read strictly in order; a data size of 0 or 0xFFFFFFFF (streaming writers) means
+/// "until end of input". Every wait for bytes from such an input is bounded by `timeout`: a FIFO without a
+/// writer, or a writer that stops, is an error naming the input after `timeout` seconds, never a hang.
 public final class WAVFile {
     public let path: String
     public let sampleRate: Int
     public let channels: Int
     public let format: SampleFormat
-    /// Sample frames in the data chunk.
-    public let frameCount: Int
+    /// Sample frames in the data chunk; `nil` for a stream whose size is open (read until end of input).
+    public let frameCount: Int?
+    /// Whether the input is a regular file (sizes checked up front) rather than a pipe/FIFO/device.
+    public let isSeekable: Bool
     private let fd: Int32
-    private let dataOffset: Int
-    private var framesRead = 0
+    private let ownsDescriptor: Bool
+    /// `F_GETFL` before this changed it (restored when done: stdin's flags are shared with other processes).
+    private var originalFlags: Int32 = -1
+    private let timeoutMs: Int32
+    /// Data bytes not read yet (`nil`: until end of input).
+    private var remainingBytes: Int?
+    private var dataBytesRead = 0
 
-    public init(path: String) throws(WAVError) {
-        self.path = path
-        func fail(_ message: String) -> WAVError { WAVError(path: path, message: message) }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw fail("cannot open: \(String(cString: strerror(errno)))") }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); throw fail("cannot stat") }
-        let fileSize = Int(st.st_size)
+    /// Opens `path`. A FIFO is opened without blocking (no writer yet is not a hang) and read as a stream.
+    public convenience init(path: String, timeout: Double = WAVFile.defaultTimeout) throws(WAVError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw WAVError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        try self.init(fileDescriptor: fd, name: path, ownsDescriptor: true, timeout: timeout)
+    }
 
-        func readExactly(_ count: Int, at offset: Int) -> [UInt8]? {
-            var bytes = [UInt8](repeating: 0, count: count)
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
-            return n == count ? bytes : nil
+    /// Reads a WAV held in memory, through the same descriptor path as a file (copied into a `memfd`).
+    public convenience init(bytes: UnsafeRawBufferPointer, name: String = "memory") throws(WAVError) {
+        let fd = CEarshot_memfd_create("earshot-wav")
+        guard fd >= 0 else { throw WAVError(path: name, message: "memfd_create: \(String(cString: strerror(errno)))") }
+        var off = 0
+        while off < bytes.count {
+            let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { close(fd); throw WAVError(path: name, message: "write to memfd failed") }
+            off += n
         }
-        func u16(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
-        func u32(_ b: [UInt8], _ o: Int) -> Int { u16(b, o) | u16(b, o + 2) << 16 }
+        lseek(fd, 0, SEEK_SET)
+        try self.init(fileDescriptor: fd, name: name, ownsDescriptor: true)
+    }
 
+    /// Most channels accepted: callers size read buffers as frames × channels, so the header must not choose it.
+    public static let maxChannels = 256
+
+    /// Seconds a stream may go without delivering a byte before reading fails.
+    public static let defaultTimeout = 10.0
+
+    /// Reads a WAV from an open descriptor (a regular file, memfd, pipe, FIFO or stdin).
+    /// - Parameters:
+    ///   - name: what error messages call the input (`stdin`, a path).
+    ///   - ownsDescriptor: close `fileDescriptor` when done (also when this throws).
+    ///   - timeout: longest wait for bytes from a non-seekable input, seconds.
+    public init(fileDescriptor: Int32, name: String, ownsDescriptor: Bool, timeout: Double = WAVFile.defaultTimeout)
+        throws(WAVError)
+    {
+        path = name
+        fd = fileDescriptor
+        self.ownsDescriptor = ownsDescriptor
+        let tmo = Int32(timeout >= 0 ? min(timeout, 86_400) * 1000 : 0)  // NaN → 0 (no wait)
+        timeoutMs = tmo
+        func fail(_ message: String) -> WAVError { WAVError(path: name, message: message) }
+        // Fixed scratch for headers and skipped chunks: what the header declares is never allocated.
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { scratch.deallocate() }
+        var regular = false
+        var offset = 0
+        /// Reads `count` (≤ 4096) bytes into `scratch`; returns how many arrived before the end of input.
+        func fill(_ count: Int) throws(WAVError) -> Int {
+            let n = try Self.readFully(fd: fileDescriptor, UnsafeMutableRawBufferPointer(start: scratch, count: count),
+                                       timeoutMs: tmo, name: name, stream: !regular)
+            offset += n
+            return n
+        }
+        /// Skips `count` bytes (seek on files, read and discard on streams); returns how many were skipped.
+        func skip(_ count: Int) throws(WAVError) -> Int {
+            guard count > 0 else { return 0 }
+            if regular {
+                guard lseek(fileDescriptor, off_t(count), SEEK_CUR) >= 0 else { return 0 }
+                offset += count
+                return count
+            }
+            var done = 0
+            while done < count {
+                let n = try fill(min(4096, count - done))
+                if n == 0 { break }
+                done += n
+            }
+            return done
+        }
         do throws(WAVError) {
-            guard let riff = readExactly(12, at: 0) else { throw fail("not a WAV file (shorter than a RIFF header)") }
-            let tag = String(decoding: riff[0..<4], as: UTF8.self)
+            var st = stat()
+            guard fstat(fileDescriptor, &st) == 0 else { throw fail("cannot stat: \(String(cString: strerror(errno)))") }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw fail("is a directory") }
+            regular = (st.st_mode & S_IFMT) == S_IFREG
+            isSeekable = regular
+            let flags = fcntl(fileDescriptor, F_GETFL)
+            if flags >= 0 {  // files block (never long); streams wait in poll, bounded by the timeout
+                let wanted = regular ? flags & ~O_NONBLOCK : flags | O_NONBLOCK
+                if wanted != flags, fcntl(fileDescriptor, F_SETFL, wanted) == 0 { originalFlags = flags }
+            }
+            // Regular files: every declared size is checked against the file size. Streams: against what arrives.
+            let fileSize = regular ? Int(st.st_size) : Int.max
+            if regular { offset = max(0, Int(lseek(fileDescriptor, 0, SEEK_CUR))) }
+
+            guard try fill(12) == 12 else { throw fail("not a WAV file (shorter than a RIFF header)") }
+            let riff = Array(UnsafeRawBufferPointer(start: scratch, count: 12))
+            let tag = Self.fourCC(riff[0..<4])
             if tag == "RF64" { throw fail("RF64 WAV files are not supported") }
-            guard tag == "RIFF", String(decoding: riff[8..<12], as: UTF8.self) == "WAVE" else {
+            guard tag == "RIFF", Self.fourCC(riff[8..<12]) == "WAVE" else {
                 throw fail("not a WAV file (no RIFF/WAVE header)")
             }
-            var offset = 12
-            var fmt: [UInt8]?
-            var data: (offset: Int, size: Int)?
-            while offset + 8 <= fileSize, data == nil {
-                guard let header = readExactly(8, at: offset) else { break }
-                let id = String(decoding: header[0..<4], as: UTF8.self)
-                let size = u32(header, 4)
+            var fmt = [UInt8](repeating: 0, count: 64)
+            var fmtSize = -1
+            var dataSize: Int?
+            while dataSize == nil {
+                guard try fill(8) == 8 else { break }
+                let chunk = Array(UnsafeRawBufferPointer(start: scratch, count: 8))
+                let id = Self.fourCC(chunk[0..<4])
+                let size = Self.u32(chunk, 4)
+                let available = fileSize - offset  // about Int.max for streams
                 if id == "fmt " {
-                    guard size >= 16, let body = readExactly(size, at: offset + 8) else {
-                        throw fail("truncated or invalid 'fmt ' chunk")
+                    guard size >= 16 else { throw fail("invalid 'fmt ' chunk (\(size) bytes, at least 16 needed)") }
+                    guard size <= available else {
+                        throw fail("truncated: the 'fmt ' chunk declares \(size) bytes but only \(available) are present")
                     }
-                    fmt = body
+                    let keep = min(size, fmt.count)
+                    guard try fill(keep) == keep else { throw fail("truncated 'fmt ' chunk") }
+                    fmt = Array(UnsafeRawBufferPointer(start: scratch, count: keep)) + [UInt8](repeating: 0, count: 64 - keep)
+                    fmtSize = size
+                    guard try skip(size - keep) == size - keep else { throw fail("truncated 'fmt ' chunk") }
+                    if size & 1 == 1 { _ = try skip(1) }
                 } else if id == "data" {
-                    data = (offset + 8, size)
+                    dataSize = size
+                } else {
+                    let total = size + (size & 1)
+                    guard total <= available, try skip(total) == total else { break }  // no data chunk follows
                 }
-                offset += 8 + size + (size & 1)
             }
-            guard let fmt else { throw fail("no 'fmt ' chunk: not a valid WAV file") }
-            guard let data else { throw fail("no 'data' chunk") }
-            var formatTag = u16(fmt, 0)
-            let channels = u16(fmt, 2)
-            let rate = u32(fmt, 4)
-            let blockAlign = u16(fmt, 12)
-            let bits = u16(fmt, 14)
+            guard fmtSize >= 0 else { throw fail("no 'fmt ' chunk: not a valid WAV file") }
+            guard var declared = dataSize else { throw fail("no 'data' chunk") }
+            var formatTag = Self.u16(fmt, 0)
+            let channels = Self.u16(fmt, 2)
+            let rate = Self.u32(fmt, 4)
+            let blockAlign = Self.u16(fmt, 12)
+            let bits = Self.u16(fmt, 14)
             if formatTag == 0xFFFE {  // WAVE_FORMAT_EXTENSIBLE: the sub-format GUID's first two bytes
-                guard fmt.count >= 40 else { throw fail("truncated WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk") }
-                formatTag = u16(fmt, 24)
+                guard fmtSize >= 40 else { throw fail("truncated WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk") }
+                formatTag = Self.u16(fmt, 24)
             }
             let format: SampleFormat
             switch (formatTag, bits) {
@@ -88,33 +183,42 @@ public final class WAVFile {
             default: throw fail("\(Self.encodingName(formatTag)) (format tag 0x\(String(formatTag, radix: 16))) is not PCM: convert it to PCM first")
             }
             guard channels >= 1 else { throw fail("channel count is 0") }
+            guard channels <= Self.maxChannels else {
+                throw fail("\(channels) channels is more than the \(Self.maxChannels) supported")  // bounds read buffers
+            }
             guard rate >= 1 else { throw fail("sample rate is 0") }
             guard blockAlign == channels * format.bytesPerSample else {
                 throw fail("block align \(blockAlign) does not match \(channels) channel(s) of \(bits)-bit samples")
             }
-            var dataSize = data.size
-            if dataSize == 0xFFFF_FFFF || dataSize == 0 && fileSize > data.offset {
-                dataSize = fileSize - data.offset  // streaming writers leave the size open
+            var remaining: Int?
+            if regular {
+                if declared == 0xFFFF_FFFF || declared == 0 && fileSize > offset {
+                    declared = fileSize - offset  // streaming writers leave the size open
+                }
+                guard declared <= fileSize - offset else {
+                    throw fail("truncated: the data chunk declares \(declared) bytes but only \(fileSize - offset) are present")
+                }
+                guard declared % blockAlign == 0 else {
+                    throw fail("truncated: the data chunk ends in the middle of a sample frame")
+                }
+                remaining = declared
+            } else {
+                remaining = declared == 0xFFFF_FFFF || declared == 0 ? nil : declared - declared % blockAlign
             }
-            guard data.offset + dataSize <= fileSize else {
-                throw fail("truncated: the data chunk declares \(dataSize) bytes but only \(fileSize - data.offset) are present")
-            }
-            guard dataSize % blockAlign == 0 else {
-                throw fail("truncated: the data chunk ends in the middle of a sample frame")
-            }
-            self.fd = fd
             self.sampleRate = rate
             self.channels = channels
             self.format = format
-            self.dataOffset = data.offset
-            self.frameCount = dataSize / blockAlign
+            self.remainingBytes = remaining
+            self.frameCount = remaining.map { $0 / blockAlign }
         } catch {
-            close(fd)
+            if ownsDescriptor { close(fileDescriptor) } else if originalFlags >= 0 { _ = fcntl(fileDescriptor, F_SETFL, originalFlags) }
             throw error
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        if ownsDescriptor { close(fd) } else if originalFlags >= 0 { _ = fcntl(fd, F_SETFL, originalFlags) }
+    }
 
     /// Bytes per interleaved sample frame.
     public var bytesPerFrame: Int { channels * format.bytesPerSample }
@@ -125,23 +229,81 @@ public final class WAVFile {
     ///   - scratch: caller-owned bytes, at least `maxFrames * bytesPerFrame` long.
     ///   - destination: room for `maxFrames` floats.
     /// - Returns: frames read; 0 at the end of the data.
+    /// - Throws: when the input ends before the size its header declares or in the middle of a frame, a
+    ///   stream delivers nothing for the timeout, or reading fails.
     public func read(
         maxFrames: Int, channel: Int?, scratch: UnsafeMutableRawBufferPointer,
         into destination: UnsafeMutablePointer<Float>
     ) throws(WAVError) -> Int {
-        let frames = min(maxFrames, frameCount - framesRead, scratch.count / bytesPerFrame)
+        var frames = min(maxFrames, scratch.count / bytesPerFrame)
+        if let remainingBytes { frames = min(frames, remainingBytes / bytesPerFrame) }
         guard frames > 0 else { return 0 }
-        let bytes = frames * bytesPerFrame
-        var got = 0
-        while got < bytes {
-            let n = pread(fd, scratch.baseAddress! + got, bytes - got, off_t(dataOffset + framesRead * bytesPerFrame + got))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw WAVError(path: path, message: "read failed or file shrank while reading") }
-            got += n
+        let want = frames * bytesPerFrame
+        let got = try Self.readFully(
+            fd: fd, UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want]), timeoutMs: timeoutMs, name: path,
+            stream: !isSeekable)
+        dataBytesRead += got
+        if got < want {
+            if let remainingBytes {
+                throw WAVError(path: path, message: isSeekable
+                    ? "read failed or file shrank while reading"
+                    : "truncated: the data chunk declares \(dataBytesRead - got + remainingBytes) bytes but the input ended after \(dataBytesRead)")
+            }
+            if got % bytesPerFrame != 0 {
+                throw WAVError(path: path, message: "truncated: the input ends in the middle of a sample frame")
+            }
         }
-        convertToMono(scratch.baseAddress!, format: format, frames: frames, channels: channels, channel: channel, into: destination)
-        framesRead += frames
-        return frames
+        let whole = got / bytesPerFrame
+        if whole > 0 {
+            convertToMono(scratch.baseAddress!, format: format, frames: whole, channels: channels, channel: channel, into: destination)
+        }
+        if remainingBytes != nil { remainingBytes! -= got }
+        return whole
+    }
+
+    /// `read` until `buffer` is full or end of input; on a non-blocking descriptor waits in `poll` at most
+    /// `timeoutMs` for each chunk of bytes.
+    static func readFully(fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32, name: String, stream: Bool)
+        throws(WAVError) -> Int
+    {
+        func noData(_ name: String, _ ms: Int32) -> WAVError {
+            WAVError(path: name, message: "no data for \(Double(ms) / 1000) s (a pipe or FIFO with no writer, or one that stopped writing)")
+        }
+        var got = 0
+        while got < buffer.count {
+            let n = Glibc.read(fd, buffer.baseAddress! + got, buffer.count - got)
+            if n > 0 { got += n; continue }
+            if n == 0 {
+                // A FIFO opened without blocking reads as "end" until a writer appears: wait (bounded) for data
+                // or a hang-up before believing it. A pipe whose writer has left says POLLHUP at once.
+                guard stream else { break }
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = poll(&p, 1, timeoutMs)
+                if r == 0 { throw noData(name, timeoutMs) }
+                if r > 0 && p.revents & Int16(POLLIN) != 0 { continue }
+                if r < 0 && errno == EINTR { continue }
+                break
+            }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = poll(&p, 1, timeoutMs)
+                if r == 0 { throw noData(name, timeoutMs) }
+                if r < 0 && errno != EINTR { throw WAVError(path: name, message: "poll failed: \(String(cString: strerror(errno)))") }
+                continue
+            }
+            throw WAVError(path: name, message: "read failed: \(String(cString: strerror(e)))")
+        }
+        return got
+    }
+
+    static func u16(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
+    static func u32(_ b: [UInt8], _ o: Int) -> Int { u16(b, o) | u16(b, o + 2) << 16 }
+
+    /// A chunk id as text, with anything unprintable as `?` (ids go into error messages).
+    static func fourCC(_ b: ArraySlice<UInt8>) -> String {
+        String(decoding: b.map { (0x20..<0x7F).contains($0) ? $0 : 0x3F }, as: UTF8.self)
     }
 
     static func encodingName(_ tag: Int) -> String {

@@ -95,6 +95,7 @@ public final class Daemon {
         self.options = options
         self.logger = logger
         notifier = SystemdNotifier(environment: options.environment)
+        ALSALibraryLog.capture()  // libasound's error lines → drainCaptureEvents → the logger, with a level
         pipeline = try Self.makePipeline(config: config, logger: logger)
         #if DEBUG
         if let fault = options.environment["EARSHOT_TEST_FAULT"] {
@@ -358,7 +359,10 @@ public final class Daemon {
     func shutdown() -> Int32 {
         notifier.stopping()
         logger.info("stopping")
-        pipeline.stop()
+        if !pipeline.stop() {
+            logger.warning("capture thread did not stop within 1 s (device stuck); exiting without it",
+                           metadata: ["device": "\(config.capture.device)"])
+        }
         drainCaptureEvents()
         stopSinks()
         socket?.stop()
@@ -460,6 +464,11 @@ public final class Daemon {
     }
 
     func drainCaptureEvents() {
+        let alsa = ALSALibraryLog.drain()
+        if alsa.dropped > 0 { logger.warning("libasound error lines lost: \(alsa.dropped)") }
+        for l in alsa.lines {
+            logger.warning("libasound: \(l.message)", metadata: ["source": "\(l.source)", "errno": "\(l.errno)"])
+        }
         var event = CaptureEvent(kind: .stopped, monotonicNs: 0)
         while true {
             let r = withUnsafeMutablePointer(to: &event) { p in

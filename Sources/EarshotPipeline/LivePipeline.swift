@@ -10,7 +10,7 @@ import EarshotRealtime
 /// the first frame after it is a discontinuity.
 public final class LivePipeline: @unchecked Sendable {
     public private(set) var captureConfig: CaptureConfig
-    public private(set) var capture: CaptureThread
+    public let capture: CaptureThread
     public let dsp: DSPThread
     public let bus: FrameBus
     public let samples: SPSCRing<Float>
@@ -18,9 +18,6 @@ public final class LivePipeline: @unchecked Sendable {
     public let wake = WakeSignal()
     /// SCHED_FIFO priority of the DSP thread, kept for restarts (re-plan).
     var dspFifoPriority: Int32 = 0
-    /// Counters carried over from capture threads replaced by ``reopen(capture:)``.
-    public private(set) var previousXruns = 0
-    public private(set) var previousReconnects = 0
 
     /// - Parameters:
     ///   - busCapacity: frames each sink may fall behind before losing its oldest (default ~10 s at 10 ms).
@@ -46,24 +43,24 @@ public final class LivePipeline: @unchecked Sendable {
         capture.start()
     }
 
-    /// Stops capture, lets the DSP thread finish what is in the ring, stops it.
-    public func stop() {
-        capture.stop()
+    /// Stops capture (bounded: ``CaptureThread/stop()``), lets the DSP thread finish what is in the ring,
+    /// stops it. Returns `false` if the capture thread was stuck and had to be left behind.
+    @discardableResult
+    public func stop() -> Bool {
+        let captureStopped = capture.stop()
         wake.signal()
         dsp.stop()
         dsp.drainRemaining()
+        return captureStopped
     }
 
-    /// Replaces the capture thread with one for `config` (device parameters changed). The sample rate must
-    /// stay the analyzer's.
+    /// Reopens the device with `config` (device parameters changed; the sample rate must stay the
+    /// analyzer's). Returns at once: the capture thread reopens by itself (``CaptureThread/reconfigure(_:)``),
+    /// so a stalled device never blocks the caller, and the gap is reported in samples.
     public func reopen(capture config: CaptureConfig) {
         precondition(config.sampleRate == analyzerConfig.sampleRate)
-        capture.stop()
-        previousXruns += capture.xruns
-        previousReconnects += capture.reconnects
         captureConfig = config
-        capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
-        capture.start()
+        capture.reconfigure(config)
     }
 
     /// Replaces the analyzer (DSP parameters changed, same sample rate, mel and MFCC counts); capture keeps
@@ -77,8 +74,8 @@ public final class LivePipeline: @unchecked Sendable {
         dsp.start(fifoPriority: dspFifoPriority)
     }
 
-    /// Total xruns across capture threads.
-    public var xruns: Int { previousXruns + capture.xruns }
-    /// Total reconnects across capture threads.
-    public var reconnects: Int { previousReconnects + capture.reconnects }
+    /// Total xruns (the capture thread lives as long as the pipeline).
+    public var xruns: Int { capture.xruns }
+    /// Total reconnects (reopens for a reload do not count).
+    public var reconnects: Int { capture.reconnects }
 }

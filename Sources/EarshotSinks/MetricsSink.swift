@@ -39,7 +39,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
 
 /// Prometheus exposition of the daemon's health and levels (off by default): `GET /metrics` on a loopback
 /// `host:port` (``MetricsHTTPServer``) and/or a node_exporter textfile-collector file rewritten atomically
-/// (write `<path>.tmp`, `fsync`, `rename`) every ``Configuration/textfileIntervalSeconds``.
+/// (a fresh `O_EXCL|O_NOFOLLOW` temp file in the same directory, `fsync`, `renameat`) every ``Configuration/textfileIntervalSeconds``.
 ///
 /// The sink owns its ``registry`` (swift-prometheus' `PrometheusCollectorRegistry`) and never calls
 /// `MetricsSystem.bootstrap`. Metrics (also in `docs/metrics.md`):
@@ -304,30 +304,52 @@ public final class MetricsSink: Sink, @unchecked Sendable {
         return out
     }
 
-    /// Writes the textfile now: `<path>.tmp` (not `*.prom`, so node_exporter ignores it), `fsync`, `rename`.
+    /// Writes the textfile now, without following or reusing anything another user may have planted: a new
+    /// temp file `.<name>.<pid>.<n>.tmp` in the same directory (hidden and not `*.prom`, so node_exporter
+    /// ignores it) created with `O_CREAT|O_EXCL|O_NOFOLLOW` relative to the directory, written, `fsync`ed,
+    /// then `renameat` over `<name>` (which replaces a symlink there rather than writing through it).
     public func writeTextfile() throws(MetricsServerError) {
         guard let path = configuration.textfile else { return }
         let body = render()
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw MetricsServerError(operation: "open \(tmp)", errno: errno) }
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard !name.isEmpty else { throw MetricsServerError(operation: "textfile \(path) has no file name", errno: EINVAL) }
+        let dirFD = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirFD >= 0 else { throw MetricsServerError(operation: "open directory \(dir)", errno: errno) }
+        defer { close(dirFD) }
+        var tmp = ""
+        var fd: Int32 = -1
+        for _ in 0..<8 {
+            let n = Self.textfileSerial.add(1, ordering: .relaxed).newValue
+            tmp = ".\(name).\(getpid()).\(n).tmp"
+            fd = openat(dirFD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd >= 0 || errno != EEXIST { break }
+        }
+        guard fd >= 0 else { throw MetricsServerError(operation: "create \(dir)/\(tmp)", errno: errno) }
         var off = 0
         while off < body.count {
             let n = body.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 {
                 if errno == EINTR { continue }
-                let e = errno; close(fd); unlink(tmp)
-                throw MetricsServerError(operation: "write \(tmp)", errno: e)
+                let e = errno; close(fd); unlinkat(dirFD, tmp, 0)
+                throw MetricsServerError(operation: "write \(dir)/\(tmp)", errno: e)
             }
             off += n
         }
-        fsync(fd)
+        if fsync(fd) != 0 {
+            let e = errno; close(fd); unlinkat(dirFD, tmp, 0)
+            throw MetricsServerError(operation: "fsync \(dir)/\(tmp)", errno: e)
+        }
         close(fd)
-        guard rename(tmp, path) == 0 else {
-            let e = errno; unlink(tmp)
-            throw MetricsServerError(operation: "rename \(tmp) → \(path)", errno: e)
+        guard renameat(dirFD, tmp, dirFD, name) == 0 else {
+            let e = errno; unlinkat(dirFD, tmp, 0)
+            throw MetricsServerError(operation: "rename \(dir)/\(tmp) → \(path)", errno: e)
         }
     }
+
+    /// Makes temp file names unique within the process (with the pid, across processes).
+    private static let textfileSerial = Atomic<Int>(0)
 
     func writeTextfileLogged() {
         do throws(MetricsServerError) {

@@ -12,14 +12,16 @@ struct Analyze: ParsableCommand {
             Writes one NDJSON object per frame ({"type":"frame",...}) plus onset events ({"type":"onset",...}),
             or CSV with --format csv. Frame times `t` are seconds from the start of the file.
             The file's own sample rate is used; with --sample-rate, a file at another rate is refused (exit 65).
-            Reads PCM 16/24/32-bit integer and 32-bit float WAV, any channel count (averaged, or --channel N).
+            Reads PCM 16/24/32-bit integer and 32-bit float WAV, up to 256 channels (averaged, or --channel N).
             Float samples that are NaN/infinite are analyzed as 0 and those beyond ±1000 (+60 dBFS) clamped,
             with a warning on stderr giving the counts.
-            Exit codes: 65 unusable input (not PCM, truncated, not WAV, rate mismatch), 66 missing file,
-            64 bad option, 78 bad --config.
+            FILE may be a pipe or FIFO (read in order), or - for stdin; such an input that delivers no bytes
+            for --input-timeout seconds (a FIFO nobody writes to) is an error, not a hang.
+            Exit codes: 65 unusable input (not PCM, truncated, not WAV, rate mismatch, input timed out),
+            66 missing file, 64 bad option, 78 bad --config.
             """)
 
-    @Argument(help: "The WAV file.") var file: String
+    @Argument(help: "The WAV file, a pipe/FIFO, or - for stdin.") var file: String
     @Option(help: "ndjson or csv.") var format: String = "ndjson"
     @Option(help: "Comma-separated features to write (\(Feature.allCases.map(\.rawValue).joined(separator: ",")), or all).")
     var features: String = "all"
@@ -29,6 +31,7 @@ struct Analyze: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config key (key.path=value), repeatable.")
     var overrides: [String] = []
     @Option(name: .shortAndLong, help: "Write to this file instead of stdout.") var output: String?
+    @Option(help: "Longest wait (seconds) for bytes from a pipe, FIFO or stdin.") var inputTimeout: Double = WAVFile.defaultTimeout
 
     func run() throws {
         guard let fmt = FrameFormat(rawValue: format) else {
@@ -38,11 +41,18 @@ struct Analyze: ParsableCommand {
         do { selected = try Feature.parseList(features) } catch {
             fail("--features: \(error)"); throw ExitCode(ExitStatus.usage)
         }
-        guard FileManager.default.fileExists(atPath: file) else {
+        guard inputTimeout.isFinite, inputTimeout > 0 else {
+            fail("--input-timeout must be a positive number of seconds"); throw ExitCode(ExitStatus.usage)
+        }
+        guard file == "-" || FileManager.default.fileExists(atPath: file) else {
             fail("\(file): no such file"); throw ExitCode(ExitStatus.noInput)
         }
         let wav: WAVFile
-        do { wav = try WAVFile(path: file) } catch {
+        do {
+            wav = file == "-"
+                ? try WAVFile(fileDescriptor: STDIN_FILENO, name: "stdin", ownsDescriptor: false, timeout: inputTimeout)
+                : try WAVFile(path: file, timeout: inputTimeout)
+        } catch {
             fail("\(error)"); throw ExitCode(ExitStatus.dataError)
         }
         if let sampleRate, sampleRate != wav.sampleRate {

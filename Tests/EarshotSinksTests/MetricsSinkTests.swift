@@ -181,6 +181,34 @@ struct MetricsSinkTests {
         #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
     }
 
+    /// Issue 9 item 11: the old writer opened `<textfile>.tmp` with `O_CREAT|O_TRUNC` and followed a symlink
+    /// planted there, overwriting the file it pointed to. Now the victim stays untouched, the textfile is
+    /// written, a symlink planted at the textfile itself is replaced (not written through), and no temp file
+    /// is left behind.
+    @Test func plantedSymlinksAreNotFollowed() throws {
+        let dir = tempPath("textfile-dir")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/earshot.prom"
+        let victim = tempPath("victim")
+        try "precious\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        #expect(symlink(victim, path + ".tmp") == 0)
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: nil, textfile: path, textfileIntervalSeconds: 60),
+                               logger: K.LogStore().logger())
+        try sink.writeTextfile()
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        #expect(try String(contentsOfFile: path, encoding: .utf8).contains("earshot_device_up"))
+        // A symlink at the target itself: renameat replaces the link, the victim keeps its content.
+        try FileManager.default.removeItem(atPath: path)
+        #expect(symlink(victim, path) == 0)
+        try sink.writeTextfile()
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: path + ".tmp") == victim)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".tmp") && $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty)
+    }
+
     @Test func parseListenAddresses() {
         #expect(MetricsHTTPServer.parseListen("127.0.0.1:9464")! == ("127.0.0.1", 9464))
         #expect(MetricsHTTPServer.parseListen("[::1]:9464")! == ("::1", 9464))

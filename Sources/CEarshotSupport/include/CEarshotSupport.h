@@ -18,4 +18,19 @@ int CEarshot_peer_uid(int fd, unsigned int *uid);
 /// glibc `malloc_trim(0)` (not in Swift's Glibc module): returns freed heap to the system.
 int CEarshot_malloc_trim(void);
 
+/// memfd_create(name, MFD_CLOEXEC) (needs _GNU_SOURCE): a memory-backed regular file. -1 and errno on failure.
+int CEarshot_memfd_create(const char *name);
+
+/// Receives one formatted libasound error line (see `CEarshot_alsa_error_handler`).
+typedef void (*CEarshot_alsa_error_sink)(const char *file, int line, const char *function, int err,
+                                         const char *message);
+
+/// Sets (or clears with NULL) where `CEarshot_alsa_error_handler` delivers its lines.
+void CEarshot_alsa_set_error_sink(CEarshot_alsa_error_sink sink);
+
+/// A `snd_lib_error_handler_t` (variadic, so Swift cannot write one): formats the message with
+/// `vsnprintf` into a 512-byte stack buffer (truncated, no allocation) and passes it to the sink.
+/// Returned as `void *` for `snd_lib_error_set_handler`, which EarshotCapture calls.
+void *CEarshot_alsa_error_handler(void);
+
 #endif

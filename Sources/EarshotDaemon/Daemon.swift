@@ -269,7 +269,8 @@ public final class Daemon {
         if let socket {
             c += [("subscribers", socket.clients), ("connections_total", socket.connectionsTotal),
                   ("socket_dropped_messages", socket.droppedTotal), ("socket_stalled_disconnects", socket.disconnectedStalled),
-                  ("protocol_errors", socket.protocolErrors)]
+                  ("protocol_errors", socket.protocolErrors), ("socket_refused", socket.refused),
+                  ("socket_idle_closed", socket.idleClosed)]
         }
         for sink in sinks { c.append(("dropped_frames_\(sink.name)", sink.dropped)) }
         c.append(("sink_failures", sinkFailures.values.reduce(0, +)))
@@ -294,7 +295,8 @@ public final class Daemon {
             xruns: pipeline.xruns, reconnects: pipeline.reconnects, ringOverrunSamples: pipeline.dsp.ringOverrunSamples,
             socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped,
             nonFiniteSamples: pipeline.dsp.nonFiniteSamples, clampedSamples: pipeline.dsp.clampedSamples,
-            sinkUp: sinkUp, sinkFailures: sinkFailures))
+            sinkUp: sinkUp, sinkFailures: sinkFailures,
+            socketRefused: socket?.refused ?? 0, socketIdleClosed: socket?.idleClosed ?? 0))
     }
 
     /// Sends a `status` message to socket subscribers.

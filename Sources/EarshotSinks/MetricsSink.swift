@@ -26,14 +26,19 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var sinkUp: [String: Bool]
     /// Failed sink starts (on reload) since the daemon started, by sink name.
     public var sinkFailures: [String: Int]
+    /// Socket connections refused (`max_clients`, per-uid limit) and closed for never subscribing.
+    public var socketRefused: Int
+    public var socketIdleClosed: Int
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
-                clampedSamples: Int = 0, sinkUp: [String: Bool] = [:], sinkFailures: [String: Int] = [:]) {
+                clampedSamples: Int = 0, sinkUp: [String: Bool] = [:], sinkFailures: [String: Int] = [:],
+                socketRefused: Int = 0, socketIdleClosed: Int = 0) {
         self.xruns = xruns; self.reconnects = reconnects; self.ringOverrunSamples = ringOverrunSamples
         self.socketClients = socketClients; self.deviceUp = deviceUp; self.sinkDroppedFrames = sinkDroppedFrames
         self.nonFiniteSamples = nonFiniteSamples; self.clampedSamples = clampedSamples
         self.sinkUp = sinkUp; self.sinkFailures = sinkFailures
+        self.socketRefused = socketRefused; self.socketIdleClosed = socketIdleClosed
     }
 }
 
@@ -234,6 +239,17 @@ public final class MetricsSink: Sink, @unchecked Sendable {
                     labels: [("sink", sink)])
                 m.gauges[sink] = g
                 g.set(to: up ? 1.0 : 0.0)
+            }
+            let closed = [("socket", "refused", s.socketRefused), ("socket", "idle", s.socketIdleClosed),
+                          ("metrics", "evicted", server?.evicted ?? 0)]
+            for (server, reason, n) in closed {
+                let key = "connections_closed:\(server):\(reason)"
+                let c = m.counters[key] ?? registry.makeCounter(
+                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "connections_closed", unitName: "total",
+                                                     helpText: "Connections refused at a limit or closed before they subscribed or sent a request."),
+                    labels: [("server", server), ("reason", reason)])
+                m.counters[key] = c
+                Self.advance(c, key: key, to: n, &m)
             }
             for (sink, n) in s.sinkFailures {
                 let key = "sink_failures:" + sink

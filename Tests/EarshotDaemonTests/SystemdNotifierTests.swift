@@ -102,7 +102,7 @@ struct SystemdNotifierTests {
         #expect(!SystemdNotifier(environment: [:]).isWatchdogEnabled)
     }
 
-    @Test func concurrentSendsArriveIntact() async throws {
+    @Test func concurrentSendsArriveIntact() throws {
         let dir = try TempDir()
         defer { dir.cleanUp() }
         let listener = try NotifyListener(dir: dir)
@@ -110,26 +110,39 @@ struct SystemdNotifierTests {
         let senders = 8, each = 20
         // The receiver drains concurrently; the kernel's datagram queue is short (net.unix.max_dgram_qlen),
         // so a full queue makes a non-blocking send fail (returns false, never blocks): senders retry here
-        // only to prove every message arrives whole.
-        let received = Task.detached { () -> Set<String> in
-            var out = Set<String>()
+        // only to prove every message arrives whole. Receiver and senders are plain threads (a blocking
+        // receive on Swift's cooperative pool, 2 threads on 2 cores, could starve the senders), and the
+        // retries stop at a deadline, so a lost receiver fails the test instead of hanging it.
+        let received = LockedBox(Set<String>())
+        let receiver = Thread {
             for _ in 0..<(senders * each) {
                 guard let m = listener.receive() else { break }
-                out.insert(m)
+                received.withLock { _ = $0.insert(m) }
             }
-            return out
         }
-        await withTaskGroup(of: Void.self) { group in
-            for s in 0..<senders {
-                group.addTask {
-                    for i in 0..<each {
-                        while !notifier.status("sender=\(s) i=\(i)") { try? await Task.sleep(for: .milliseconds(1)) }
-                    }
+        receiver.start()
+        let deadline = Date().addingTimeInterval(20)
+        let gaveUp = LockedBox(0)
+        DispatchQueue.concurrentPerform(iterations: senders) { s in
+            for i in 0..<each {
+                while !notifier.status("sender=\(s) i=\(i)") {
+                    if Date() > deadline { gaveUp.withLock { $0 += 1 }; return }
+                    usleep(1000)
                 }
             }
         }
-        let messages = await received.value
+        while received.withLock({ $0.count }) < senders * each && Date() < deadline { usleep(10_000) }
+        let messages = received.withLock { $0 }
+        #expect(gaveUp.withLock { $0 } == 0)
         #expect(messages.count == senders * each)
         #expect(messages.allSatisfy { $0.hasPrefix("STATUS=sender=") })
     }
+}
+
+/// A value behind a lock, shared with plain threads.
+final class LockedBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
 }

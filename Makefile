@@ -27,12 +27,19 @@ demo: release
 	.build/release/earshot demo $(DEMO_ARGS)
 
 # Installs what is missing, builds (the end-to-end tests run the built binary), fuzzes every parser and the
-# analyzer for a short time (FUZZ_SECONDS each), runs every test.
+# analyzer for a short time (FUZZ_SECONDS each), soaks the daemon for about 10 minutes (SOAK_HOURS of audio
+# at 100x real time), runs every test.
 FUZZ_SECONDS ?= 60
+SOAK_HOURS ?= 16
 test: deps
 	$(SWIFT) build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+	python3 bench/soak.py --binary .build/debug/earshot --audio-hours $(SOAK_HOURS) --sample-every 15
 	$(SWIFT) test --no-parallel
+
+# The full soak: 24 hours of audio at 100x real time through the release binary (about 15 minutes).
+soak: release
+	python3 bench/soak.py --binary .build/release/earshot --audio-hours 24 --sample-every 15 --json bench/soak-last.json
 
 # libFuzzer + AddressSanitizer on the WAV reader, the command parser, the YAML loader and the analyzer,
 # FUZZ_SECONDS (default 300) each; see scripts/fuzz.sh.

@@ -86,14 +86,15 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible {
     /// `name` with control characters escaped (`\n`, `\u{1B}`): device names come from configuration and
     /// from libasound, and one must not be able to forge a log line.
     public static func printable(_ name: String) -> String {
-        guard name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return name }
+        func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
+        guard name.unicodeScalars.contains(where: isControl) else { return name }
         var out = ""
         for u in name.unicodeScalars {
             switch u {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x7F: out += "\\u{\(String(u.value, radix: 16, uppercase: true))}"
+            case _ where isControl(u): out += "\\u{\(String(u.value, radix: 16, uppercase: true))}"
             default: out.unicodeScalars.append(u)
             }
         }

@@ -1,3 +1,4 @@
+import EarshotCapture
 // The table of every configuration key: its dotted path, its environment variable, how a raw value is
 // parsed and range-checked onto `EarshotConfig`, and how the current value renders back (for diffs and
 // `check-config` output). YAML, `EARSHOT_*` variables and `--set` all go through this one table, so they
@@ -49,14 +50,12 @@ func describe(_ raw: RawValue) -> String {
     }
 }
 
-/// `s` for an error message: control characters escaped (`\u{A}`), at most 80 characters.
+/// `s` for an error message: at most 80 characters, control characters escaped (`\n`, `\u{1B}`) as in
+/// device names (``CaptureError/printable(_:)``).
 func quotable(_ s: String) -> String {
-    var out = ""
-    for (i, u) in s.unicodeScalars.enumerated() {
-        if i == 80 { out += "…"; break }
-        if u.properties.generalCategory == .control { out += "\\u{\(String(u.value, radix: 16, uppercase: true))}" } else { out.unicodeScalars.append(u) }
-    }
-    return out
+    let scalars = s.unicodeScalars
+    guard scalars.count > 80 else { return CaptureError.printable(s) }
+    return CaptureError.printable(String(String.UnicodeScalarView(scalars.prefix(80)))) + "…"
 }
 
 func isNullText(_ s: String) -> Bool {

@@ -224,13 +224,8 @@ public final class MetricsSink: Sink, @unchecked Sendable {
             Self.advance(sanitized.nonFinite, key: "sanitized:nonfinite", to: s.nonFiniteSamples, &m)
             Self.advance(sanitized.clamped, key: "sanitized:clamped", to: s.clampedSamples, &m)
             for (sink, n) in s.sinkDroppedFrames {
-                let key = "sink_dropped:" + sink
-                let c = m.counters[key] ?? registry.makeCounter(
-                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_dropped_frames", unitName: "total",
-                                                     helpText: "Frames a sink lost because it fell behind."),
-                    labels: [("sink", sink)])
-                m.counters[key] = c
-                Self.advance(c, key: key, to: n, &m)
+                advanceLabelled("sink_dropped_frames", "Frames a sink lost because it fell behind.",
+                                labels: [("sink", sink)], to: n, &m)
             }
             for (sink, up) in s.sinkUp {
                 let g = m.gauges[sink] ?? registry.makeGauge(
@@ -240,27 +235,27 @@ public final class MetricsSink: Sink, @unchecked Sendable {
                 m.gauges[sink] = g
                 g.set(to: up ? 1.0 : 0.0)
             }
+            for (sink, n) in s.sinkFailures {
+                advanceLabelled("sink_failures", "Failed sink starts on reload.", labels: [("sink", sink)], to: n, &m)
+            }
             let closed = [("socket", "refused", s.socketRefused), ("socket", "idle", s.socketIdleClosed),
                           ("metrics", "evicted", server?.evicted ?? 0)]
             for (server, reason, n) in closed {
-                let key = "connections_closed:\(server):\(reason)"
-                let c = m.counters[key] ?? registry.makeCounter(
-                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "connections_closed", unitName: "total",
-                                                     helpText: "Connections refused at a limit or closed before they subscribed or sent a request."),
-                    labels: [("server", server), ("reason", reason)])
-                m.counters[key] = c
-                Self.advance(c, key: key, to: n, &m)
-            }
-            for (sink, n) in s.sinkFailures {
-                let key = "sink_failures:" + sink
-                let c = m.counters[key] ?? registry.makeCounter(
-                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_failures", unitName: "total",
-                                                     helpText: "Failed sink starts on reload."),
-                    labels: [("sink", sink)])
-                m.counters[key] = c
-                Self.advance(c, key: key, to: n, &m)
+                advanceLabelled("connections_closed",
+                                "Connections refused at a limit or closed before they subscribed or sent a request.",
+                                labels: [("server", server), ("reason", reason)], to: n, &m)
             }
         }
+    }
+
+    /// Moves the labelled counter `earshot_<name>_total{labels}` (made on first use) to the absolute `total`.
+    func advanceLabelled(_ name: String, _ help: String, labels: [(String, String)], to total: Int, _ m: inout Mirror) {
+        let key = ([name] + labels.map { "\($0.0)=\($0.1)" }).joined(separator: ":")
+        let c = m.counters[key] ?? registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "earshot", metricName: name, unitName: "total", helpText: help),
+            labels: labels)
+        m.counters[key] = c
+        Self.advance(c, key: key, to: total, &m)
     }
 
     /// Moves `counter` to the absolute `total` (a smaller total, e.g. after a component restart, resets it).

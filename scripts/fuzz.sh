@@ -13,10 +13,13 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-300}"
 TARGETS="${FUZZ_TARGETS:-wav command config analyzer}"
 SCRATCH=.build-fuzz
-swift build --product earshot-fuzz --scratch-path "$SCRATCH" \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DEARSHOT_LIBFUZZER 2>&1 | grep -Ev "Cannot export local symbol|^\[" || true
+build_log="$(mktemp)"
+if ! swift build --product earshot-fuzz --scratch-path "$SCRATCH" \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DEARSHOT_LIBFUZZER >"$build_log" 2>&1; then
+    grep -Ev "Cannot export local symbol" "$build_log" | tail -40; echo "fuzz: build failed"; exit 1
+fi
+rm -f "$build_log"
 BIN="$SCRATCH/debug/earshot-fuzz"
-[ -x "$BIN" ] || { echo "fuzz: build failed"; exit 1; }
 mkdir -p Fuzz/artifacts
 status=0
 for t in $TARGETS; do

@@ -12,8 +12,9 @@ import Glibc
 ///
 /// libasound calls its error handler on whatever thread made the failing call — the capture thread
 /// included. The handler (a C shim: it is variadic) formats into a stack buffer, and the sink copies the
-/// line into a preallocated slot under a `Mutex`: no allocation, no logging, but a lock, on an error path
-/// that is rare (device lost or misconfigured). `EINTR` lines are dropped: they are the capture thread's
+/// line into a preallocated slot under a `Mutex` it only tries to take (a line that finds it held is
+/// counted as dropped, never waited for): no allocation, no logging, no blocking. `drain` holds the lock
+/// only to copy the slots out, and builds its strings after releasing it. `EINTR` lines are dropped: they are the capture thread's
 /// own stop/reconfigure interrupts (the `file` plugin reports an interrupted `read`).
 public enum ALSALibraryLog {
     /// One libasound error line. `message` has control characters replaced by `?` (a device name from the
@@ -31,6 +32,10 @@ public enum ALSALibraryLog {
     nonisolated(unsafe) static let text = UnsafeMutablePointer<UInt8>.allocate(capacity: slots * slotBytes)
     nonisolated(unsafe) static let errnos = UnsafeMutablePointer<Int32>.allocate(capacity: slots)
     nonisolated(unsafe) static let sourceLines = UnsafeMutablePointer<Int32>.allocate(capacity: slots)
+    /// `drain`'s copy of the slots (supervisor thread only).
+    nonisolated(unsafe) static let drained = UnsafeMutablePointer<UInt8>.allocate(capacity: slots * slotBytes)
+    /// Lines dropped because `drain` held the lock at that moment.
+    static let droppedWhileDraining = Atomic<Int>(0)
 
     struct Queue {
         var head = 0  // next slot to read
@@ -57,7 +62,7 @@ public enum ALSALibraryLog {
         file: UnsafePointer<CChar>?, line: Int32, function: UnsafePointer<CChar>?, errno: Int32,
         message: UnsafePointer<CChar>
     ) {
-        queue.withLock { q in
+        let taken: Void? = queue.withLockIfAvailable { q in
             let index: Int
             if q.count == slots {
                 index = q.head
@@ -96,28 +101,35 @@ public enum ALSALibraryLog {
             sourceLines[index] = line
             errnos[index] = errno
         }
+        if taken == nil { droppedWhileDraining.add(1, ordering: .relaxed) }
     }
 
     /// Takes the queued lines (oldest first) and how many older ones were overwritten since the last call.
     public static func drain() -> (lines: [Line], dropped: Int) {
-        queue.withLock { q in
-            var lines: [Line] = []
-            lines.reserveCapacity(q.count)
+        var meta: [(line: Int32, errno: Int32)] = []
+        meta.reserveCapacity(slots)  // appended under the lock without reallocating
+        let dropped = queue.withLock { q -> Int in
             for k in 0..<q.count {
                 let index = (q.head + k) % slots
-                let slot = text + index * slotBytes
-                let function = slot + strlen(UnsafeRawPointer(slot).assumingMemoryBound(to: CChar.self)) + 1
-                let message = function + strlen(UnsafeRawPointer(function).assumingMemoryBound(to: CChar.self)) + 1
-                let file = String(cString: slot)
-                let functionName = String(cString: function)
-                let text = String(cString: message)
-                lines.append(Line(source: "\(file):\(sourceLines[index]) \(functionName)", errno: errnos[index], message: text))
+                (drained + k * slotBytes).update(from: text + index * slotBytes, count: slotBytes)
+                meta.append((sourceLines[index], errnos[index]))
             }
             let dropped = q.dropped
             q.head = 0
             q.count = 0
             q.dropped = 0
-            return (lines, dropped)
+            return dropped
         }
+        var lines: [Line] = []
+        lines.reserveCapacity(meta.count)
+        for (k, m) in meta.enumerated() {
+            let slot = drained + k * slotBytes
+            let function = slot + strlen(UnsafeRawPointer(slot).assumingMemoryBound(to: CChar.self)) + 1
+            let message = function + strlen(UnsafeRawPointer(function).assumingMemoryBound(to: CChar.self)) + 1
+            let file = String(cString: slot)
+            let functionName = String(cString: function)
+            lines.append(Line(source: "\(file):\(m.line) \(functionName)", errno: m.errno, message: String(cString: message)))
+        }
+        return (lines, dropped + droppedWhileDraining.exchange(0, ordering: .relaxed))
     }
 }

@@ -181,11 +181,14 @@ public final class CaptureThread: @unchecked Sendable {
         let result = Mutex<Result<CaptureNegotiated, CaptureError>?>(nil)
     }
 
-    /// Starts the capture thread (no-op if already started).
+    /// Starts the capture thread (no-op if already started, or while a thread that ``stop()`` abandoned
+    /// has not left yet: it still uses this object's state and rings, so capture again with a new
+    /// `CaptureThread`).
     public func start() {
         CaptureInterrupt.install()
         lifecycle.withLock { handle in
             guard handle == nil else { return }
+            guard !launched.load(ordering: .acquiring) || exited.load(ordering: .acquiring) else { return }
             stopRequested.store(false, ordering: .releasing)
             launched.store(false, ordering: .releasing)
             exited.store(false, ordering: .releasing)
@@ -227,8 +230,7 @@ public final class CaptureThread: @unchecked Sendable {
             RealtimeThread.join(handle)
             return true
         }
-        let t = threadID.load(ordering: .acquiring)
-        if t != 0 { pthread_detach(pthread_t(t)) }
+        RealtimeThread.detach(handle)
         return false
     }
 

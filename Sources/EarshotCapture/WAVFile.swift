@@ -134,6 +134,10 @@ public final class WAVFile {
             guard tag == "RIFF", Self.fourCC(riff[8..<12]) == "WAVE" else {
                 throw fail("not a WAV file (no RIFF/WAVE header)")
             }
+            // A streaming writer leaves the sizes open (0 or 0xFFFFFFFF in RIFF and data); only then does a data
+            // size of 0 mean "to the end of the file" (otherwise it is an empty data chunk).
+            let riffSize = Self.u32(riff, 4)
+            let sizesOpen = riffSize == 0 || riffSize == 0xFFFF_FFFF
             var fmt = [UInt8](repeating: 0, count: 64)
             var fmtSize = -1
             var dataSize: Int?
@@ -192,7 +196,7 @@ public final class WAVFile {
             }
             var remaining: Int?
             if regular {
-                if declared == 0xFFFF_FFFF || declared == 0 && fileSize > offset {
+                if declared == 0xFFFF_FFFF || declared == 0 && sizesOpen && fileSize > offset {
                     declared = fileSize - offset  // streaming writers leave the size open
                 }
                 guard declared <= fileSize - offset else {

@@ -110,7 +110,8 @@ extension EarshotConfig {
         terms.append(.init(name: "socket clients", keys: ["socket.max_clients", "socket.max_line_bytes", "socket.queue_messages"],
                            bytes: clients * (65_536 + Double(socket.maxLineBytes) + queue * MemoryEstimate.queueEntryBytes),
                            detail: "\(n(clients)) clients × (64 KiB read buffer + \(socket.maxLineBytes) bytes of input + \(n(queue)) queue entries)"))
-        let queued = min(Double(socket.queueBytesTotal), clients * Double(socket.queueBytes))
+        // Each client's share is at least 64 KiB (SocketLoop), so many clients can exceed the total.
+        let queued = min(clients * Double(socket.queueBytes), max(Double(socket.queueBytesTotal), clients * 65_536))
         terms.append(.init(name: "socket queued bytes", keys: ["socket.queue_bytes_total", "socket.queue_bytes"],
                            bytes: queued, detail: "\(n(queued)) bytes of queued messages (all clients)"))
         return MemoryEstimate(terms: terms)

@@ -28,11 +28,6 @@ enum YAMLAliasScan {
         return bytes.withUnsafeBufferPointer { scan($0) }
     }
 
-    /// The first anchor or alias, with its 1-based line (nil when there is none).
-    static func firstAnchorOrAlias(in text: String) -> (line: Int, token: String)? {
-        firstProblem(in: text).map { ($0.line, $0.token) }
-    }
-
     @inline(__always) static func isAnchorChar(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
     }

@@ -555,7 +555,10 @@ public final class Daemon {
             logger.error("reload failed, keeping the running configuration: \(error)")
             return
         }
-        if let reloadSource, reloadSource == source {
+        // A sink that failed to start on an earlier reload (a busy port) is retried by the next SIGHUP, even
+        // with the same file: its stopped state is the thing to fix.
+        let sinksDown = sinkUp.values.contains(false)
+        if let reloadSource, reloadSource == source, !sinksDown {
             logger.info("reload: configuration file unchanged")
             return
         }
@@ -571,7 +574,7 @@ public final class Daemon {
             next.rolling.backfillSeconds = config.rolling.backfillSeconds
         }
         let changes = next.changes(from: config)
-        if changes.isEmpty {
+        if changes.isEmpty && !sinksDown {
             reloadSource = .some(source)
             logger.info("reload: configuration unchanged")
             return
@@ -588,7 +591,10 @@ public final class Daemon {
                 logger.error("reload failed, keeping the running configuration: \(error.message)")
                 return
             }
-            pipeline.stop()
+            if !pipeline.stop() {
+                logger.warning("capture thread did not stop within 1 s (device stuck); the new pipeline may find the device busy until it lets go",
+                               metadata: ["device": "\(config.capture.device)"])
+            }
             drainCaptureEvents()
             stopSinks()
             sinks.removeAll()
@@ -645,7 +651,7 @@ public final class Daemon {
         alerts?.update(configuration: alertConfiguration)
         latency?.update(configuration: latencyConfiguration)
         if old.rolling != config.rolling || old.metrics != config.metrics || old.alerts.level.weighting != config.alerts.level.weighting
-            || old.levels != config.levels {
+            || old.levels != config.levels || sinkUp.values.contains(false) {
             // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
             stopSinks()
             return (try? startSinks(failuresAreFatal: false)) ?? []

@@ -63,6 +63,11 @@ public enum RealtimeThread {
         pthread_join(handle.thread, nil)
     }
 
+    /// Lets `thread` go: its resources are freed when it finishes, without a join.
+    public static func detach(_ handle: Handle) {
+        pthread_detach(handle.thread)
+    }
+
     /// Locks current and future pages in RAM (best effort). Returns errno or 0.
     public static func lockMemory() -> Int32 {
         mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno

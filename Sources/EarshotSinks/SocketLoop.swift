@@ -525,7 +525,12 @@ final class SocketLoop: @unchecked Sendable {
     /// the newest line kept, so live lines that arrived meanwhile follow in order; then it ends.
     func replayStep(_ c: SocketClient, now: Int64) {
         guard let next = c.replayNext else { return }
-        var i = max(next - backfillBase, backfillHead)
+        var i = next - backfillBase
+        if i < backfillHead {
+            // Lines aged out of the history while the replay waited for this client: say so, as for any loss.
+            c.pendingDropped[.rolling, default: 0] += backfillHead - i
+            i = backfillHead
+        }
         let room = max(1, config.queueMessages - c.dataCount)
         let end = min(backfill.count, i + min(Self.replayLinesPerIteration, room))
         while i < end {

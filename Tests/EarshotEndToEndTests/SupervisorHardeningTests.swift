@@ -147,7 +147,7 @@ extension EndToEnd {
 
         /// A listening TCP socket on 127.0.0.1 (a busy port); returns (fd, port).
         static func busyPort() -> (Int32, Int) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)  // not inherited by the daemon
             var a = sockaddr_in()
             a.sin_family = sa_family_t(AF_INET)
             a.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -187,7 +187,8 @@ extension EndToEnd {
         /// and `earshot_sink_failures_total{sink="metrics"} 1`.
         @Test func sinkThatFailsToRestartIsReportedAndOthersKeepRunning() throws {
             let (busyFD, busy) = Self.busyPort()
-            defer { close(busyFD) }
+            var busyOpen = true
+            defer { if busyOpen { close(busyFD) } }
             let first = Self.freePort()
             let metricsYAML = { (port: Int) in "metrics:\n  enabled: true\n  listen: 127.0.0.1:\(port)\n" }
             let rig = try PublishingRig("sinkfail", extraYAML: metricsYAML(first))
@@ -216,6 +217,12 @@ extension EndToEnd {
             Thread.sleep(forTimeInterval: 1)
             #expect(daemon.lineCount - before > 50, "stdout frames in the second after the failed restart: \(daemon.lineCount - before)")
             #expect(Self.scrape(port: first) == nil, "the old metrics listener is still up")
+
+            // The port frees up: a SIGHUP with the same file retries the stopped sink.
+            close(busyFD); busyOpen = false
+            daemon.signal(SIGHUP)
+            #expect(daemon.wait(until: 5) { $0.stderr.contains("reload applied") }, "\(daemon.stderr.suffix(2000))")
+            #expect(waitFor(4) { Self.scrape(port: busy)?.contains("earshot_frames_total") == true }, "metrics not retried on the freed port")
 
             // A free port: the sink comes back and says what happened.
             let third = Self.freePort()

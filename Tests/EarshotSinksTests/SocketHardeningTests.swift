@@ -133,6 +133,7 @@ extension SocketPublisherTests {
         env.feeder.start(realTime: true)
         usleep(300_000)
         let rssBefore = residentBytes()
+        try #require(rssBefore > 0, "cannot read /proc/self/statm")
 
         let good = try TestClient(path: env.path)
         good.send("{\"op\":\"subscribe\",\"streams\":[\"frame\",\"onset\"]}\n")

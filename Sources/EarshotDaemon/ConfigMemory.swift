@@ -1,5 +1,6 @@
 import EarshotCapture
 import EarshotPipeline
+import EarshotSinks
 
 /// What a configuration will allocate, term by term, so that validation can refuse (exit 78, naming the
 /// keys) a configuration whose buffers exceed `limits.max_memory_mb` instead of letting the daemon exhaust
@@ -108,15 +109,15 @@ extension EarshotConfig {
         let clients = Double(socket.maxClients)
         let queue = Double(socket.queueMessages)
         terms.append(.init(name: "socket clients", keys: ["socket.max_clients", "socket.max_line_bytes", "socket.queue_messages"],
-                           bytes: clients * (65_536 + Double(socket.maxLineBytes) + queue * MemoryEstimate.queueEntryBytes),
+                           bytes: clients * (Double(SocketPublisher.Limits.readBufferBytes) + Double(socket.maxLineBytes) + queue * MemoryEstimate.queueEntryBytes),
                            detail: "\(n(clients)) clients × (64 KiB read buffer + \(socket.maxLineBytes) bytes of input + \(n(queue)) queue entries)"))
         // Each client's share is at least 64 KiB (SocketLoop), so many clients can exceed the total.
-        let queued = min(clients * Double(socket.queueBytes), max(Double(socket.queueBytesTotal), clients * 65_536))
+        let queued = min(clients * Double(socket.queueBytes), max(Double(socket.queueBytesTotal), clients * Double(SocketPublisher.Limits.minQueueShare)))
         terms.append(.init(name: "socket queued bytes", keys: ["socket.queue_bytes_total", "socket.queue_bytes"],
                            bytes: queued, detail: "\(n(queued)) bytes of queued messages (all clients)"))
         return MemoryEstimate(terms: terms)
     }
 
-    /// `SocketLoop.maxBackfillLines`: the socket never keeps more rolling lines than this.
-    static let socketBackfillLineLimit = 200_000
+    /// The socket never keeps more rolling lines than this.
+    static let socketBackfillLineLimit = SocketPublisher.Limits.maxBackfillLines
 }

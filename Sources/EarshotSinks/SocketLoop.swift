@@ -42,7 +42,7 @@ final class SocketLoop: @unchecked Sendable {
     var lastTrimNs: Int64 = 0
     var freedSinceTrim = 0
     static let closingGraceNs: Int64 = 2_000_000_000
-    static let maxBackfillLines = 200_000
+    static let maxBackfillLines = SocketPublisher.Limits.maxBackfillLines
     /// Commands executed per client per loop iteration; the rest wait, buffered, for the next iteration.
     static let commandsPerIteration = 16
     /// Backfill lines queued per client per loop iteration.
@@ -53,7 +53,7 @@ final class SocketLoop: @unchecked Sendable {
     /// A client's commands are not read while it has this many bytes of unread replies queued.
     static let maxReplyBytes = 65_536
     /// Smallest per-client share of `queueBytesTotal`.
-    static let minQueueShare = 65_536
+    static let minQueueShare = SocketPublisher.Limits.minQueueShare
 
     init(owner: SocketPublisher, listener: SocketListener, consumer: FrameBus.Consumer, stream: StreamInfo) {
         self.owner = owner
@@ -64,7 +64,7 @@ final class SocketLoop: @unchecked Sendable {
         encoder = FrameEncoder(features: config.features, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
         hello = OutMessage(Self.helloLine(stream: stream, config: config, version: owner.daemonVersion), stream: nil)
         frame = FrameCopy(nMels: consumer.bus.nMels, nMFCC: consumer.bus.nMFCC)
-        readBuffer = .allocate(byteCount: 65_536, alignment: 8)
+        readBuffer = .allocate(byteCount: SocketPublisher.Limits.readBufferBytes, alignment: 8)
         stallLimitNs = Int64(max(0, config.stallLimitSeconds) * 1e9)
         idleTimeoutNs = Int64(min(max(0, config.idleTimeoutSeconds), 1e9) * 1e9)
         queueBytesShare = max(1, min(config.queueBytes, config.queueBytesTotal))

@@ -25,6 +25,16 @@ import Synchronization
 ///   queue under a short lock, never waits on I/O); the counters from anywhere. Never call from a real-time
 ///   thread. The logger is only used on the calling control thread and on the I/O thread.
 public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable {
+    /// Fixed memory bounds of the socket loop, public so the daemon's memory estimate uses the same numbers.
+    public enum Limits {
+        /// Rolling lines kept for `backfill_s`, at most.
+        public static let maxBackfillLines = 200_000
+        /// Bytes read from one client and held until its lines have run.
+        public static let readBufferBytes = 65_536
+        /// The smallest share of `queue_bytes_total` a client gets, however many clients there are.
+        public static let minQueueShare = 65_536
+    }
+
     /// Settings (from the `socket.*` and `rolling.backfill_s` configuration).
     public struct Configuration: Sendable, Equatable {
         public var path: String

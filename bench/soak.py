@@ -15,7 +15,11 @@ FIFO when the daemon reopens the device (it opens it twice: probe, then capture)
 
 Pass/fail (exit 1 on failure):
   * RSS growth after warm-up (the first 25 % of the run, at least 90 s) under 1 MB while the audio flows
-    (the RSS once the stream has stopped is reported too), no growth of fds or threads;
+    (the RSS once the stream has stopped is reported too), no growth of fds or threads. Subscriber queues
+    hold 512 messages here (default 4096): the Python readers fall behind at 100×, and with the default
+    their queues' high-water mark (shared frames kept alive, up to ~8 MB) kept rising through the run
+    and read as growth; with 512 it is reached during warm-up, and the readers' losses exercise the
+    `dropped` accounting;
   * every `dropped` notice matches the seq gaps its client saw (drops = seq gaps);
   * frames × hop + ring-overrun samples + capture-gap samples accounts for every sample written
     (within one n_fft per discontinuity);
@@ -222,7 +226,7 @@ def main():
     cfg = os.path.join(tmp, "earshot.yaml")
     with open(cfg, "w") as f:
         f.write(f"""capture: {{device: soak, sample_rate: {RATE}, channels: 1, format: FLOAT_LE, max_backlog_ms: 0, ring_seconds: 4}}
-socket: {{path: {sock}, stall_limit_s: 30}}
+socket: {{path: {sock}, stall_limit_s: 30, queue_messages: 512}}
 rolling: {{backfill_s: 60}}
 alerts: {{level: {{threshold_db: -20}}, onset: {{enabled: true}}}}
 metrics: {{enabled: true, listen: "127.0.0.1:{port}", textfile: {tmp}/earshot.prom, textfile_interval_s: 1}}

@@ -73,18 +73,24 @@ extension CaptureTests {
             print("stop() while a read blocked: \(String(format: "%.1f", elapsed * 1000)) ms")
         }
 
-        /// A thread blocked in `open(2)` of a FIFO with no writer at all (the `file` plugin opens its infile
-        /// in `snd_pcm_open`) stops just as fast.
-        @Test func stopIsBoundedWhileOpenBlocks() throws {
-            let dir = try ALSAFilePlugin.makeTemporaryDirectory(prefix: "earshot-stall-open")
-            defer { try? FileManager.default.removeItem(at: dir) }
+        /// Installs ALSA device `nowriter`: the `file` plugin reading a FIFO that no one ever opens for
+        /// writing (its open blocks). Returns the temporary directory.
+        static func installWriterlessFIFODevice(prefix: String) throws -> URL {
+            let dir = try ALSAFilePlugin.makeTemporaryDirectory(prefix: prefix)
             let fifo = dir.appendingPathComponent("nowriter.fifo").path
             #expect(mkfifo(fifo, 0o600) == 0)
             let plugin = try ALSAFilePlugin(
                 directory: dir, bytes: [], pcmName: "unused",
                 extraConfig: #"pcm.nowriter { type file slave.pcm "null" file "/dev/null" infile "\#(fifo)" format "raw" }"#)
             plugin.install()
-            defer { ALSAFilePlugin.uninstall() }
+            return dir
+        }
+
+        /// A thread blocked in `open(2)` of a FIFO with no writer at all (the `file` plugin opens its infile
+        /// in `snd_pcm_open`) stops just as fast.
+        @Test func stopIsBoundedWhileOpenBlocks() throws {
+            let dir = try Self.installWriterlessFIFODevice(prefix: "earshot-stall-open")
+            defer { try? FileManager.default.removeItem(at: dir); ALSAFilePlugin.uninstall() }
             var config = Self.config()
             config.device = "nowriter"
             let h = CaptureHarness(config: config)
@@ -100,15 +106,8 @@ extension CaptureTests {
         /// `probe` of a device whose open blocks (a FIFO with no writer) gives up after its timeout with a
         /// transient "unavailable … timed out" instead of hanging its caller (the daemon's start and reloads).
         @Test func probeOfABlockingOpenTimesOut() throws {
-            let dir = try ALSAFilePlugin.makeTemporaryDirectory(prefix: "earshot-probe")
-            defer { try? FileManager.default.removeItem(at: dir) }
-            let fifo = dir.appendingPathComponent("nowriter.fifo").path
-            #expect(mkfifo(fifo, 0o600) == 0)
-            let plugin = try ALSAFilePlugin(
-                directory: dir, bytes: [], pcmName: "unused",
-                extraConfig: #"pcm.nowriter { type file slave.pcm "null" file "/dev/null" infile "\#(fifo)" format "raw" }"#)
-            plugin.install()
-            defer { ALSAFilePlugin.uninstall() }
+            let dir = try Self.installWriterlessFIFODevice(prefix: "earshot-probe")
+            defer { try? FileManager.default.removeItem(at: dir); ALSAFilePlugin.uninstall() }
             var config = Self.config()
             config.device = "nowriter"
             let t0 = Date()

@@ -56,23 +56,56 @@ public struct CaptureConfig: Sendable, Hashable {
         self.maxBacklog = maxBacklog
     }
 
-    /// Checks the values that do not need the device. Throws ``CaptureError/Code/invalidConfig``.
+    /// The documented range of each field (the YAML schema's `capture.*` bounds are these).
+    public enum Limits {
+        public static let sampleRate = 8_000...384_000
+        public static let channels = 1...64
+        public static let periodFrames = 16...1_048_576
+        public static let bufferPeriods = 4...1_024
+        public static let fifoPriority: ClosedRange<Int32> = 0...99
+        /// Seconds.
+        public static let maxBacklog = 0.0...60.0
+        /// Seconds; greater than 0, at most this.
+        public static let reconnectInitialMax = 3_600.0
+        /// Seconds; greater than 0, at most this.
+        public static let reconnectMaxMax = 86_400.0
+    }
+
+    /// Checks the values that do not need the device. Throws ``CaptureError/Code/invalidConfig`` whose
+    /// ``CaptureError/parameter`` is the field's stable key (`sample_rate`, `period_frames`,
+    /// `reconnect_max_s`: the key the YAML schema binds under `capture.`).
     public func validate() throws(CaptureError) {
         func bad(_ p: String, _ v: String, _ s: String) -> CaptureError {
             CaptureError(code: .invalidConfig, device: device, parameter: p, requested: v, supported: s)
         }
-        if !(8_000...384_000).contains(sampleRate) {
-            throw bad("sampleRate", "\(sampleRate) Hz", "must be in 8000…384000 Hz")
+        if device.allSatisfy(\.isWhitespace) { throw bad("device", "\"\(device)\"", "must not be empty") }
+        if !Limits.sampleRate.contains(sampleRate) {
+            throw bad("sample_rate", "\(sampleRate) Hz", "must be in 8000…384000 Hz")
         }
-        if channels < 1 { throw bad("channels", "\(channels)", "must be ≥ 1") }
+        if !Limits.channels.contains(channels) { throw bad("channels", "\(channels)", "must be in 1…64") }
         if let channel, channel < 0 || channel >= channels {
-            throw bad("channel", "\(channel)", "must be in 0..<\(channels)")
+            throw bad("channel", "\(channel)", "must be in 0…\(channels - 1) (capture.channels \(channels))")
         }
-        if periodFrames < 16 { throw bad("periodFrames", "\(periodFrames)", "must be ≥ 16") }
-        if bufferPeriods < 4 { throw bad("bufferPeriods", "\(bufferPeriods)", "must be ≥ 4") }
-        if !(maxBacklog >= 0) { throw bad("maxBacklog", "\(maxBacklog) s", "must be ≥ 0 (0 = off)") }
-        if !(reconnectInitial > 0) || reconnectMax < reconnectInitial {
-            throw bad("reconnect", "\(reconnectInitial)…\(reconnectMax)", "need 0 < initial ≤ max")
+        if !Limits.periodFrames.contains(periodFrames) {
+            throw bad("period_frames", "\(periodFrames)", "must be in 16…1048576")
+        }
+        if !Limits.bufferPeriods.contains(bufferPeriods) {
+            throw bad("buffer_periods", "\(bufferPeriods)", "must be in 4…1024")
+        }
+        if !Limits.fifoPriority.contains(fifoPriority) {
+            throw bad("realtime_priority", "\(fifoPriority)", "must be in 0…99 (0 = normal scheduling)")
+        }
+        if !Limits.maxBacklog.contains(maxBacklog) {
+            throw bad("max_backlog_ms", "\(maxBacklog * 1000) ms", "must be in 0…60000 ms (0 = off)")
+        }
+        if !(reconnectInitial > 0 && reconnectInitial <= Limits.reconnectInitialMax) {
+            throw bad("reconnect_initial_s", "\(reconnectInitial) s", "must be greater than 0 and at most 3600 s")
+        }
+        if !(reconnectMax > 0 && reconnectMax <= Limits.reconnectMaxMax) {
+            throw bad("reconnect_max_s", "\(reconnectMax) s", "must be greater than 0 and at most 86400 s")
+        }
+        if reconnectMax < reconnectInitial {
+            throw bad("reconnect_max_s", "\(reconnectMax) s", "must be at least reconnect_initial_s (\(reconnectInitial) s)")
         }
     }
 }

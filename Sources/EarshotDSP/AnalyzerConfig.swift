@@ -41,54 +41,101 @@ public struct AnalyzerConfig: Sendable, Hashable {
 
     public init() {}
 
-    /// Checks every field and throws an ``AnalyzerConfigError`` naming the first bad one.
+    /// The documented range of each field (the YAML schema's bounds are these: one definition).
+    public enum Limits {
+        public static let sampleRate = 8_000...192_000
+        public static let nFFT = 16...65_536
+        public static let hop = 1...65_536
+        public static let nMels = 1...1_024
+        public static let nMFCC = 0...1_024
+        public static let logMelFloorDb = -200.0...100.0
+        /// Roll-off fraction: greater than 0, at most this.
+        public static let rolloffMax = 0.9999
+        public static let preMaxFrames = 0...1_000
+        /// Look-ahead: 0 or 1 frame (it is latency).
+        public static let postMaxFrames = 0...1
+        public static let preAvgFrames = 0...1_000
+        public static let waitFrames = 0...100_000
+        /// Most frames per second (`sampleRate / hop`) the pipeline is sized for.
+        public static let maxFramesPerSecond = 1_000
+    }
+
+    /// Why `n` is not a usable FFT size (even, only prime factors 2, 3, 5, 7), or nil.
+    public static func fftSizeProblem(_ n: Int) -> String? {
+        if n % 2 == 0 && isFFTWFriendly(n) { return nil }
+        var below = n - 1
+        while below > 2 && !(below % 2 == 0 && isFFTWFriendly(below)) { below -= 1 }
+        var above = n + 1
+        while !(above % 2 == 0 && isFFTWFriendly(above)) { above += 1 }
+        return "\(n) is not an FFTW-friendly even size: use an even size whose only prime factors are 2, 3, 5 and 7 (nearest: \(below) or \(above))"
+    }
+
+    /// Checks every field and throws an ``AnalyzerConfigError`` naming the first bad one by its stable
+    /// snake_case key (`n_fft`, `onset.post_max_frames`, `sample_rate`), the key the YAML schema binds
+    /// under `analysis.` (`sample_rate` is `capture.sample_rate`).
     public func validate() throws(AnalyzerConfigError) {
-        func fail(_ field: String, _ message: String) -> AnalyzerConfigError {
-            AnalyzerConfigError(field: field, message: message)
+        func fail(_ field: String, _ message: String, related: String? = nil) -> AnalyzerConfigError {
+            AnalyzerConfigError(field: field, message: message, related: related)
         }
-        guard (8_000...192_000).contains(sampleRate) else {
-            throw fail("sampleRate", "must be in 8000...192000 Hz, got \(sampleRate)")
+        func range<T: Comparable & CustomStringConvertible>(_ field: String, _ v: T, _ r: ClosedRange<T>) throws(AnalyzerConfigError) {
+            guard r.contains(v) else {
+                throw fail(field, "\(v) is out of range: must be between \(r.lowerBound) and \(r.upperBound)")
+            }
         }
-        guard nFFT >= 16 else { throw fail("nFFT", "must be >= 16, got \(nFFT)") }
-        guard nFFT % 2 == 0 else { throw fail("nFFT", "must be even, got \(nFFT)") }
-        guard Self.isFFTWFriendly(nFFT) else {
-            throw fail("nFFT", "must have only the prime factors 2, 3, 5, 7, got \(nFFT)")
+        try range("sample_rate", sampleRate, Limits.sampleRate)
+        try range("n_fft", nFFT, Limits.nFFT)
+        if let problem = Self.fftSizeProblem(nFFT) { throw fail("n_fft", problem) }
+        try range("hop", hop, Limits.hop)
+        try range("n_mels", nMels, Limits.nMels)
+        try range("n_mfcc", nMFCC, Limits.nMFCC)
+        guard fMin.isFinite, fMin >= 0 else { throw fail("fmin", "\(fMin) is out of range: must be at least 0") }
+        guard fMax.isFinite, fMax > 0 else { throw fail("fmax", "\(fMax) is out of range: must be greater than 0") }
+        if let floor = logMelFloorDb {
+            guard floor.isFinite, Limits.logMelFloorDb.contains(Double(floor)) else {
+                throw fail("logmel_floor_db", "\(floor) is out of range: must be between -200 and 100")
+            }
         }
-        guard hop >= 1 else { throw fail("hop", "must be >= 1, got \(hop)") }
-        guard hop <= nFFT else { throw fail("hop", "must be <= nFFT (\(nFFT)), got \(hop)") }
-        guard fMin.isFinite, fMin >= 0 else { throw fail("fMin", "must be >= 0, got \(fMin)") }
-        guard fMax.isFinite, fMax > fMin else { throw fail("fMax", "must be > fMin (\(fMin)), got \(fMax)") }
-        guard fMax <= Double(sampleRate) / 2 else {
-            throw fail("fMax", "must be <= sampleRate/2 (\(Double(sampleRate) / 2)), got \(fMax)")
+        guard rolloffPercent > 0, rolloffPercent <= Limits.rolloffMax else {
+            throw fail("rolloff", "\(rolloffPercent) is out of range: must be greater than 0 and at most \(Limits.rolloffMax)")
         }
-        guard nMels >= 1 else { throw fail("nMels", "must be >= 1, got \(nMels)") }
-        guard nMels <= nFFT / 2 + 1 else {
-            throw fail("nMels", "must be <= nFFT/2+1 (\(nFFT / 2 + 1)), got \(nMels)")
-        }
-        guard nMFCC >= 0, nMFCC <= nMels else {
-            throw fail("nMFCC", "must be in 0...nMels (\(nMels)), got \(nMFCC)")
-        }
-        if let floor = logMelFloorDb, !floor.isFinite {
-            throw fail("logMelFloorDb", "must be finite or nil, got \(floor)")
-        }
-        guard rolloffPercent > 0, rolloffPercent < 1 else {
-            throw fail("rolloffPercent", "must be in (0, 1), got \(rolloffPercent)")
-        }
-        guard (0...1_000).contains(onset.preMaxFrames) else {
-            throw fail("onset.preMaxFrames", "must be in 0...1000, got \(onset.preMaxFrames)")
-        }
-        guard onset.postMaxFrames == 0 || onset.postMaxFrames == 1 else {
-            throw fail("onset.postMaxFrames", "must be 0 or 1, got \(onset.postMaxFrames)")
-        }
-        guard (0...1_000).contains(onset.preAvgFrames) else {
-            throw fail("onset.preAvgFrames", "must be in 0...1000, got \(onset.preAvgFrames)")
-        }
+        try range("onset.pre_max_frames", onset.preMaxFrames, Limits.preMaxFrames)
+        try range("onset.post_max_frames", onset.postMaxFrames, Limits.postMaxFrames)
+        try range("onset.pre_avg_frames", onset.preAvgFrames, Limits.preAvgFrames)
         guard onset.delta.isFinite, onset.delta >= 0 else {
-            throw fail("onset.delta", "must be finite and >= 0, got \(onset.delta)")
+            throw fail("onset.delta", "\(onset.delta) is out of range: must be finite and at least 0")
         }
-        guard onset.waitFrames >= 0 else {
-            throw fail("onset.waitFrames", "must be >= 0, got \(onset.waitFrames)")
+        try range("onset.wait_frames", onset.waitFrames, Limits.waitFrames)
+        // Cross-field: the message names the other key; `related` lets a caller point at it instead.
+        guard hop <= nFFT else {
+            throw fail("hop", "\(hop) is larger than n_fft (\(nFFT))", related: "n_fft")
         }
+        guard fMax <= Double(sampleRate) / 2 else {
+            throw fail("fmax", "\(fMax) is above the Nyquist frequency (\(Double(sampleRate) / 2) Hz = sample_rate / 2)", related: "sample_rate")
+        }
+        guard fMin < fMax else { throw fail("fmin", "\(fMin) must be below fmax (\(fMax))", related: "fmax") }
+        guard nMels <= nFFT / 2 + 1 else {
+            throw fail("n_mels", "\(nMels) is more than the \(nFFT / 2 + 1) FFT bins of n_fft (\(nFFT))", related: "n_fft")
+        }
+        guard nMFCC <= nMels else { throw fail("n_mfcc", "\(nMFCC) is larger than n_mels (\(nMels))", related: "n_mels") }
+        guard sampleRate <= hop * Limits.maxFramesPerSecond else {
+            throw fail("hop", "\(hop) gives more than \(Limits.maxFramesPerSecond) frames per second at sample_rate \(sampleRate)", related: "sample_rate")
+        }
+    }
+
+    /// What a running pipeline is built around: a change of any of these needs a new pipeline (ring, bus,
+    /// analyzer buffers); any other change (band limits, roll-off, floor, onset picking) can be re-planned
+    /// or retuned on the running one. The one definition of "same frame shape".
+    public struct FrameShape: Sendable, Hashable {
+        public var sampleRate: Int
+        public var nFFT: Int
+        public var hop: Int
+        public var nMels: Int
+        public var nMFCC: Int
+    }
+
+    /// This configuration's ``FrameShape``.
+    public var frameShape: FrameShape {
+        FrameShape(sampleRate: sampleRate, nFFT: nFFT, hop: hop, nMels: nMels, nMFCC: nMFCC)
     }
 
     /// Seconds between two frames (`hop / sampleRate`).
@@ -100,22 +147,27 @@ public struct AnalyzerConfig: Sendable, Hashable {
     /// Latency added by the onset picker's look-ahead, in seconds.
     public var onsetLookAheadDuration: Double { Double(onset.postMaxFrames) * frameDuration }
 
-    static func isFFTWFriendly(_ n: Int) -> Bool {
+    public static func isFFTWFriendly(_ n: Int) -> Bool {
+        guard n > 0 else { return false }
         var m = n
         for p in [2, 3, 5, 7] { while m % p == 0 { m /= p } }
         return m == 1
     }
 }
 
-/// A bad ``AnalyzerConfig`` value: ``field`` names it (e.g. `"hop"`, `"onset.delta"`).
+/// A bad ``AnalyzerConfig`` value: ``field`` names it by its stable key (e.g. `"hop"`, `"onset.delta"`).
 public struct AnalyzerConfigError: Error, Sendable, CustomStringConvertible {
+    /// Stable snake_case key of the bad field (`n_fft`, `onset.post_max_frames`, `sample_rate`).
     public var field: String
     public var message: String
+    /// For a conflict between two fields, the other one (its key).
+    public var related: String?
 
-    public init(field: String, message: String) {
+    public init(field: String, message: String, related: String? = nil) {
         self.field = field
         self.message = message
+        self.related = related
     }
 
-    public var description: String { "invalid analyzer config: \(field) \(message)" }
+    public var description: String { "\(field): \(message)" }
 }

@@ -350,8 +350,17 @@ public struct ConfigBuilder: Sendable {
             throw fail("metrics.enabled", "true, but neither metrics.listen nor metrics.textfile is set",
                        "metrics.listen", "null leaves no metrics output while metrics.enabled is true (set metrics.textfile or disable metrics)")
         }
+        // The libraries' own checks are the authority: what they refuse, the daemon cannot run, so
+        // check-config, --set, run and reload refuse it here, under the YAML key and its origin.
+        if let problem = c.libraryProblem() {
+            if let related = problem.related, origins[problem.key] == nil, origins[related] != nil {
+                throw ConfigError(problem.code, origin: origin(of: related), key: related,
+                                  message: "conflicts with \(problem.key): \(problem.message)")
+            }
+            throw ConfigError(problem.code, origin: origin(of: problem.key), key: problem.key, message: problem.message)
+        }
         if options.checkSystem {
-            try checkDirectory(of: c.socket.path, key: "socket.path")
+            try checkDirectory(of: c.socket.path, key: "socket.path", runtimeDirectory: true)
             if c.metrics.enabled, let textfile = c.metrics.textfile {
                 try checkDirectory(of: textfile, key: "metrics.textfile")
             }
@@ -384,13 +393,30 @@ public struct ConfigBuilder: Sendable {
         throw ConfigError(.outOfRange, origin: origin(of: key), key: key, message: message)
     }
 
-    private func checkDirectory(of path: String, key: String) throws(ConfigError) {
+    private func checkDirectory(of path: String, key: String, runtimeDirectory: Bool = false) throws(ConfigError) {
         let directory = (path as NSString).deletingLastPathComponent
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
-            throw ConfigError(.missingPath, origin: origin(of: key), key: key,
-                              message: "directory \(directory) of \(path) does not exist")
+        if isDirectory(directory) { return }
+        if runtimeDirectory, Self.isRuntimeDirectory(directory), !FileManager.default.fileExists(atPath: directory) {
+            return  // created by systemd (RuntimeDirectory=) when the service starts
         }
+        throw ConfigError(.missingPath, origin: origin(of: key), key: key,
+                          message: "directory \(directory) of \(path) does not exist")
+    }
+
+    private func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// A missing socket directory is not a configuration error when it is one that systemd creates at start
+    /// (`RuntimeDirectory=`): a single directory directly under `/run` (or `/var/run`), e.g. `/run/earshot`.
+    /// Deeper or elsewhere (a typo such as `/rnu/earshot`, `/run/a/b`), it still is.
+    static func isRuntimeDirectory(_ directory: String) -> Bool {
+        let parent = (directory as NSString).deletingLastPathComponent
+        let name = (directory as NSString).lastPathComponent
+        guard parent == "/run" || parent == "/var/run", !name.isEmpty, name != ".", name != ".." else { return false }
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     private func groupExists(_ name: String) -> Bool {

@@ -46,3 +46,39 @@ extension EarshotConfig {
         FrameEncoder(features: features, levelOffsetDb: Float(levels.calibrationDB ?? 0), levelUnit: levels.unit)
     }
 }
+
+/// A library's `validate()` refusal, named by its YAML key.
+struct LibraryProblem: Equatable {
+    var key: String
+    var related: String?
+    var message: String
+    var code: ConfigError.Code { related == nil ? .outOfRange : .invalidCombination }
+}
+
+extension EarshotConfig {
+    /// The YAML key of an ``AnalyzerConfig`` field's stable key (`n_fft` → `analysis.n_fft`;
+    /// `sample_rate` is `capture.sample_rate`).
+    static func yamlKey(analyzerField field: String) -> String {
+        field == "sample_rate" ? "capture.sample_rate" : "analysis." + field
+    }
+
+    /// The first problem the libraries' own `validate()` find in the configurations built from this one,
+    /// or nil. The per-key schema checks run first (with line-precise messages); this is the authority.
+    func libraryProblem() -> LibraryProblem? {
+        do throws(AnalyzerConfigError) {
+            try analyzerConfig.validate()
+        } catch {
+            return LibraryProblem(key: Self.yamlKey(analyzerField: error.field),
+                                  related: error.related.map { Self.yamlKey(analyzerField: $0) },
+                                  message: error.message)
+        }
+        do throws(CaptureError) {
+            try captureConfig.validate()
+        } catch {
+            var message = error.requested.map { "\($0): " } ?? ""
+            message += error.supported ?? "invalid"
+            return LibraryProblem(key: "capture." + (error.parameter ?? "device"), related: nil, message: message)
+        }
+        return nil
+    }
+}

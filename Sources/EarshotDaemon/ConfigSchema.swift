@@ -1,4 +1,5 @@
 import EarshotCapture
+import EarshotDSP
 // The table of every configuration key: its dotted path, its environment variable, how a raw value is
 // parsed and range-checked onto `EarshotConfig`, and how the current value renders back (for diffs and
 // `check-config` output). YAML, `EARSHOT_*` variables and `--set` all go through this one table, so they
@@ -69,10 +70,18 @@ func formatNumber(_ value: Double) -> String {
 }
 
 /// An inclusive or exclusive numeric bound pair used for range checks and their messages.
-struct Bounds {
+struct Bounds: Sendable {
     var min: Double?
     var max: Double?
     var minExclusive = false
+
+    init(min: Double? = nil, max: Double? = nil, minExclusive: Bool = false) {
+        self.min = min; self.max = max; self.minExclusive = minExclusive
+    }
+    /// A library's documented range.
+    init(_ r: ClosedRange<Int>) { self.init(min: Double(r.lowerBound), max: Double(r.upperBound)) }
+    init(_ r: ClosedRange<Int32>) { self.init(min: Double(r.lowerBound), max: Double(r.upperBound)) }
+    init(_ r: ClosedRange<Double>, scale: Double = 1) { self.init(min: r.lowerBound * scale, max: r.upperBound * scale) }
 
     func check(_ v: Double) throws(ValueProblem) {
         let lowOK = min.map { minExclusive ? v > $0 : v >= $0 } ?? true
@@ -201,6 +210,12 @@ struct ConfigKey: Sendable {
     let kind: String
     let apply: @Sendable (inout EarshotConfig, RawValue) throws(ValueProblem) -> Void
     let render: @Sendable (EarshotConfig) -> String
+    /// The documented numeric range (nil: not a number, or unbounded both ways).
+    var bounds: Bounds? = nil
+    /// The key takes whole numbers.
+    var integral = false
+    /// Sets a number without any check (for tests that hand the libraries values the schema refuses).
+    var setUnchecked: (@Sendable (inout EarshotConfig, Double) -> Void)? = nil
 
     /// `EARSHOT_` + the path upper-cased with dots as underscores.
     var environmentName: String {
@@ -222,7 +237,8 @@ extension ConfigKey {
             try bounds.check(Double(v))
             try check?(v)
             c[keyPath: kp] = v
-        }, render: { String($0[keyPath: kp]) })
+        }, render: { String($0[keyPath: kp]) }, bounds: bounds, integral: true,
+        setUnchecked: { c, v in c[keyPath: kp] = Int(v) })
     }
 
     static func optionalInt(_ path: String, _ kp: Path<Int?>, _ bounds: Bounds) -> ConfigKey {
@@ -232,7 +248,8 @@ extension ConfigKey {
             do throws(ValueProblem) { v = try parseInt(raw) } catch { throw .type("an integer or null", raw) }
             try bounds.check(Double(v))
             c[keyPath: kp] = v
-        }, render: { $0[keyPath: kp].map { String($0) } ?? "null" })
+        }, render: { $0[keyPath: kp].map { String($0) } ?? "null" }, bounds: bounds, integral: true,
+        setUnchecked: { c, v in c[keyPath: kp] = Int(v) })
     }
 
     static func double(_ path: String, _ kp: Path<Double>, _ bounds: Bounds) -> ConfigKey {
@@ -240,7 +257,8 @@ extension ConfigKey {
             let v = try parseDouble(raw)
             try bounds.check(v)
             c[keyPath: kp] = v
-        }, render: { formatNumber($0[keyPath: kp]) })
+        }, render: { formatNumber($0[keyPath: kp]) }, bounds: bounds,
+        setUnchecked: { c, v in c[keyPath: kp] = v })
     }
 
     static func optionalDouble(_ path: String, _ kp: Path<Double?>, _ bounds: Bounds) -> ConfigKey {
@@ -250,7 +268,8 @@ extension ConfigKey {
             do throws(ValueProblem) { v = try parseDouble(raw) } catch { throw .type("a number or null", raw) }
             try bounds.check(v)
             c[keyPath: kp] = v
-        }, render: { $0[keyPath: kp].map(formatNumber) ?? "null" })
+        }, render: { $0[keyPath: kp].map(formatNumber) ?? "null" }, bounds: bounds,
+        setUnchecked: { c, v in c[keyPath: kp] = v })
     }
 
     static func bool(_ path: String, _ kp: Path<Bool>) -> ConfigKey {
@@ -315,21 +334,8 @@ extension String {
 
 // MARK: - Value checks
 
-/// Whether `n` has no prime factor above 7 (sizes FFTW handles with its fast codelets).
-func isFFTWFriendly(_ n: Int) -> Bool {
-    guard n > 0 else { return false }
-    var m = n
-    for p in [2, 3, 5, 7] { while m % p == 0 { m /= p } }
-    return m == 1
-}
-
 func checkFFTSize(_ n: Int) throws(ValueProblem) {
-    guard !isFFTWFriendly(n) else { return }
-    var below = n - 1
-    while below > 1 && !isFFTWFriendly(below) { below -= 1 }
-    var above = n + 1
-    while !isFFTWFriendly(above) { above += 1 }
-    throw .range("\(n) is not FFTW-friendly: use a size whose only prime factors are 2, 3, 5 and 7 (nearest: \(below) or \(above))")
+    if let problem = AnalyzerConfig.fftSizeProblem(n) { throw .range(problem) }
 }
 
 func checkAbsolutePath(_ path: String) throws(ValueProblem) {
@@ -394,32 +400,32 @@ enum ConfigSchema {
         .string("capture.device", \.capture.device) { (s) throws(ValueProblem) in
             if s.trimmingSpaces.isEmpty { throw .range("must not be empty") }
         },
-        .int("capture.sample_rate", \.capture.sampleRate, Bounds(min: 8000, max: 192_000)),
-        .int("capture.channels", \.capture.channels, Bounds(min: 1, max: 64)),
-        .optionalInt("capture.channel", \.capture.channel, Bounds(min: 0, max: 63)),
+        .int("capture.sample_rate", \.capture.sampleRate, Bounds(AnalyzerConfig.Limits.sampleRate)),
+        .int("capture.channels", \.capture.channels, Bounds(CaptureConfig.Limits.channels)),
+        .optionalInt("capture.channel", \.capture.channel, Bounds(min: 0, max: Double(CaptureConfig.Limits.channels.upperBound - 1))),
         .choice("capture.format", \.capture.format),
-        .optionalInt("capture.period_frames", \.capture.periodFrames, Bounds(min: 16, max: 1_048_576)),
-        .int("capture.buffer_periods", \.capture.bufferPeriods, Bounds(min: 4, max: 1024)),
+        .optionalInt("capture.period_frames", \.capture.periodFrames, Bounds(CaptureConfig.Limits.periodFrames)),
+        .int("capture.buffer_periods", \.capture.bufferPeriods, Bounds(CaptureConfig.Limits.bufferPeriods)),
         .double("capture.ring_seconds", \.capture.ringSeconds, Bounds(min: 0.1, max: 120)),
-        .double("capture.max_backlog_ms", \.capture.maxBacklogMs, Bounds(min: 0, max: 60_000)),
-        .int("capture.realtime_priority", \.capture.realtimePriority, Bounds(min: 0, max: 99)),
+        .double("capture.max_backlog_ms", \.capture.maxBacklogMs, Bounds(CaptureConfig.Limits.maxBacklog, scale: 1000)),
+        .int("capture.realtime_priority", \.capture.realtimePriority, Bounds(CaptureConfig.Limits.fifoPriority)),
         .bool("capture.mlock", \.capture.mlock),
-        .double("capture.reconnect_initial_s", \.capture.reconnectInitialSeconds, Bounds(min: 0, max: 3600, minExclusive: true)),
-        .double("capture.reconnect_max_s", \.capture.reconnectMaxSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
+        .double("capture.reconnect_initial_s", \.capture.reconnectInitialSeconds, Bounds(min: 0, max: CaptureConfig.Limits.reconnectInitialMax, minExclusive: true)),
+        .double("capture.reconnect_max_s", \.capture.reconnectMaxSeconds, Bounds(min: 0, max: CaptureConfig.Limits.reconnectMaxMax, minExclusive: true)),
         // analysis
-        .int("analysis.n_fft", \.analysis.nFFT, Bounds(min: 16, max: 65_536), check: { (n) throws(ValueProblem) in try checkFFTSize(n) }),
-        .int("analysis.hop", \.analysis.hop, Bounds(min: 1, max: 65_536)),
-        .int("analysis.n_mels", \.analysis.nMels, Bounds(min: 1, max: 1024)),
+        .int("analysis.n_fft", \.analysis.nFFT, Bounds(AnalyzerConfig.Limits.nFFT), check: { (n) throws(ValueProblem) in try checkFFTSize(n) }),
+        .int("analysis.hop", \.analysis.hop, Bounds(AnalyzerConfig.Limits.hop)),
+        .int("analysis.n_mels", \.analysis.nMels, Bounds(AnalyzerConfig.Limits.nMels)),
         .double("analysis.fmin", \.analysis.fmin, Bounds(min: 0)),
         .double("analysis.fmax", \.analysis.fmax, Bounds(min: 0, minExclusive: true)),
-        .int("analysis.n_mfcc", \.analysis.nMFCC, Bounds(min: 0, max: 1024)),
-        .optionalDouble("analysis.logmel_floor_db", \.analysis.logmelFloorDB, Bounds(min: -200, max: 100)),
-        .double("analysis.rolloff", \.analysis.rolloff, Bounds(min: 0, max: 0.9999, minExclusive: true)),
-        .int("analysis.onset.pre_max_frames", \.analysis.onset.preMaxFrames, Bounds(min: 0, max: 1000)),
-        .int("analysis.onset.post_max_frames", \.analysis.onset.postMaxFrames, Bounds(min: 0, max: 100)),
-        .int("analysis.onset.pre_avg_frames", \.analysis.onset.preAvgFrames, Bounds(min: 0, max: 1000)),
+        .int("analysis.n_mfcc", \.analysis.nMFCC, Bounds(AnalyzerConfig.Limits.nMFCC)),
+        .optionalDouble("analysis.logmel_floor_db", \.analysis.logmelFloorDB, Bounds(AnalyzerConfig.Limits.logMelFloorDb)),
+        .double("analysis.rolloff", \.analysis.rolloff, Bounds(min: 0, max: AnalyzerConfig.Limits.rolloffMax, minExclusive: true)),
+        .int("analysis.onset.pre_max_frames", \.analysis.onset.preMaxFrames, Bounds(AnalyzerConfig.Limits.preMaxFrames)),
+        .int("analysis.onset.post_max_frames", \.analysis.onset.postMaxFrames, Bounds(AnalyzerConfig.Limits.postMaxFrames)),
+        .int("analysis.onset.pre_avg_frames", \.analysis.onset.preAvgFrames, Bounds(AnalyzerConfig.Limits.preAvgFrames)),
         .double("analysis.onset.delta", \.analysis.onset.delta, Bounds(min: 0)),
-        .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(min: 0, max: 100_000)),
+        .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(AnalyzerConfig.Limits.waitFrames)),
         // levels
         .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(min: -200, max: 200)),
         // socket
@@ -470,7 +476,7 @@ enum ConfigSchema {
         .bool("alerts.onset.enabled", \.alerts.onset.enabled),
         .double("alerts.onset.min_strength", \.alerts.onset.minStrength, Bounds(min: 0)),
         .double("alerts.onset.min_interval_ms", \.alerts.onset.minIntervalMs, Bounds(min: 0, max: 3_600_000)),
-        .int("alerts.onset.max_per_minute", \.alerts.onset.maxPerMinute, Bounds(min: 0, max: 60_000)),
+        .int("alerts.onset.max_per_minute", \.alerts.onset.maxPerMinute, Bounds(CaptureConfig.Limits.maxBacklog, scale: 1000)),
         // metrics
         .bool("metrics.enabled", \.metrics.enabled),
         .optionalString("metrics.listen", \.metrics.listen) { (s) throws(ValueProblem) in

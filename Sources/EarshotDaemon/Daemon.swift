@@ -582,7 +582,7 @@ public final class Daemon {
         logger.notice("reloading configuration", metadata: ["changed": "\(changes.keys.joined(separator: ","))"])
         let old = config
         let a = next.analyzerConfig, b = old.analyzerConfig
-        let shapeChanged = a.sampleRate != b.sampleRate || a.nMels != b.nMels || a.nMFCC != b.nMFCC || a.nFFT != b.nFFT
+        let shapeChanged = a.frameShape != b.frameShape
             || next.capture.ringSeconds != old.capture.ringSeconds
         if shapeChanged {
             // Frame shape changes: a new pipeline and bus; sinks restart on it.

@@ -63,15 +63,16 @@ public final class LivePipeline: @unchecked Sendable {
         capture.reconfigure(config)
     }
 
-    /// Replaces the analyzer (DSP parameters changed, same sample rate, mel and MFCC counts); capture keeps
-    /// running and the samples that arrive meanwhile wait in the ring.
-    public func replan(analyzer: FrameAnalyzer) {
-        precondition(analyzer.config.nMels == bus.nMels && analyzer.config.nMFCC == bus.nMFCC
-                     && analyzer.config.sampleRate == analyzerConfig.sampleRate && analyzer.config.nFFT == analyzerConfig.nFFT,
-                     "replan keeps the frame shape (rebuild the pipeline otherwise)")
+    /// Replaces the analyzer (DSP parameters changed, same ``AnalyzerConfig/FrameShape``); capture keeps
+    /// running and the samples that arrive meanwhile wait in the ring. Returns `false` and changes nothing
+    /// when the frame shape differs (rebuild the pipeline instead).
+    @discardableResult
+    public func replan(analyzer: FrameAnalyzer) -> Bool {
+        guard analyzer.config.frameShape == analyzerConfig.frameShape else { return false }
         dsp.stop()
         dsp.processor.replace(analyzer: analyzer)
         dsp.start(fifoPriority: dspFifoPriority)
+        return true
     }
 
     /// Total xruns (the capture thread lives as long as the pipeline).

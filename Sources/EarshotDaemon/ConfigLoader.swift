@@ -13,9 +13,15 @@ public struct ConfigValidationOptions: Sendable, Equatable {
     /// `socket.group` names an existing group. Turn off for `check-config` on another machine, for
     /// socket activation (systemd made the socket), or in tests of unrelated keys.
     public var checkSystem: Bool
+    /// With ``checkSystem``: accept a missing directory of `socket.path` that systemd creates when the
+    /// service starts (`RuntimeDirectory=`: `/run/earshot`, `/run/earshot/<instance>`; see
+    /// ``ConfigBuilder/isRuntimeDirectory(_:)``). For `check-config` before the first start; `run` itself
+    /// needs the directory.
+    public var runtimeDirectoryMayBeMissing: Bool
 
-    public init(checkSystem: Bool = true) {
+    public init(checkSystem: Bool = true, runtimeDirectoryMayBeMissing: Bool = false) {
         self.checkSystem = checkSystem
+        self.runtimeDirectoryMayBeMissing = runtimeDirectoryMayBeMissing
     }
 }
 
@@ -276,8 +282,24 @@ public struct ConfigBuilder: Sendable {
         }
     }
 
-    /// Sets one key (dotted path) from text, with the same parsing and checks as the environment.
+    /// The `--set` value for `key=<string>` that is always read as a string (`null`, `true`, `0660` too):
+    /// the text in double quotes. Command-line flags that name a string (`--device`, `--socket`) use it.
+    public static func stringOverride(_ path: String, _ value: String) -> String {
+        path + "=\"" + value + "\""
+    }
+
+    /// Sets one key (dotted path) from text, with the same parsing and checks as the environment. A value
+    /// in double or single quotes (`"null"`, `'on'`) is a string, as in YAML; the outer quotes are removed.
     public mutating func set(_ path: String, to value: String, origin: ConfigOrigin) throws(ConfigError) {
+        if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q {
+            let inner = String(value.dropFirst().dropLast())
+            try set(path, raw: RawValue(shape: .scalar(inner, quoted: true), line: nil, isText: true), origin: origin)
+        } else {
+            try set(path, raw: .text(value), origin: origin)
+        }
+    }
+
+    private mutating func set(_ path: String, raw: RawValue, origin: ConfigOrigin) throws(ConfigError) {
         guard let key = ConfigSchema.byPath[path] else {
             var message = "unknown key"
             if ConfigSchema.sections.contains(path) {
@@ -288,7 +310,7 @@ public struct ConfigBuilder: Sendable {
             }
             throw ConfigError(.unknownKey, origin: origin, key: path, message: message)
         }
-        try apply(key, .text(value), origin: origin, elementOrigin: { _ in origin })
+        try apply(key, raw, origin: origin, elementOrigin: { _ in origin })
     }
 
     // MARK: Cross-field validation
@@ -360,7 +382,7 @@ public struct ConfigBuilder: Sendable {
             throw ConfigError(problem.code, origin: origin(of: problem.key), key: problem.key, message: problem.message)
         }
         if options.checkSystem {
-            try checkDirectory(of: c.socket.path, key: "socket.path", runtimeDirectory: true)
+            try checkDirectory(of: c.socket.path, key: "socket.path", runtimeDirectory: options.runtimeDirectoryMayBeMissing)
             if c.metrics.enabled, let textfile = c.metrics.textfile {
                 try checkDirectory(of: textfile, key: "metrics.textfile")
             }
@@ -409,14 +431,27 @@ public struct ConfigBuilder: Sendable {
     }
 
     /// A missing socket directory is not a configuration error when it is one that systemd creates at start
-    /// (`RuntimeDirectory=`): a single directory directly under `/run` (or `/var/run`), e.g. `/run/earshot`.
-    /// Deeper or elsewhere (a typo such as `/rnu/earshot`, `/run/a/b`), it still is.
-    static func isRuntimeDirectory(_ directory: String) -> Bool {
-        let parent = (directory as NSString).deletingLastPathComponent
-        let name = (directory as NSString).lastPathComponent
-        guard parent == "/run" || parent == "/var/run", !name.isEmpty, name != ".", name != ".." else { return false }
+    /// (`RuntimeDirectory=earshot`, `RuntimeDirectory=earshot/%i`): a directory under `/run` (or `/var/run`),
+    /// at most two levels deep (`/run/earshot`, `/run/earshot/mic1`), whose existing ancestors are
+    /// directories. Elsewhere (a typo such as `/rnu/earshot`, `/tmp/missing`), deeper, or under a file, it
+    /// still is.
+    public static func isRuntimeDirectory(_ directory: String) -> Bool {
+        let parts = directory.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let root: String
+        let rest: [String]
+        if parts.first == "run" { root = "/run"; rest = Array(parts.dropFirst()) }
+        else if parts.prefix(2) == ["var", "run"] { root = "/var/run"; rest = Array(parts.dropFirst(2)) }
+        else { return false }
+        guard (1...2).contains(rest.count), rest.allSatisfy({ $0 != "." && $0 != ".." }) else { return false }
+        var path = root
         var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) && isDirectory.boolValue
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return false }
+        for component in rest {
+            path += "/" + component
+            if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return true }
+            if !isDirectory.boolValue { return false }
+        }
+        return true
     }
 
     private func groupExists(_ name: String) -> Bool {

@@ -58,7 +58,7 @@ struct LibraryProblem: Equatable {
 extension EarshotConfig {
     /// The YAML key of an ``AnalyzerConfig`` field's stable key (`n_fft` → `analysis.n_fft`;
     /// `sample_rate` is `capture.sample_rate`).
-    static func yamlKey(analyzerField field: String) -> String {
+    public static func yamlKey(analyzerField field: String) -> String {
         field == "sample_rate" ? "capture.sample_rate" : "analysis." + field
     }
 

@@ -140,7 +140,12 @@ func parseBool(_ raw: RawValue) throws(ValueProblem) -> Bool {
 
 func parseString(_ raw: RawValue) throws(ValueProblem) -> String {
     let (s, quoted) = try scalarText(raw, expected: "a string")
-    if !quoted && isNullText(s) { throw .type("a string", raw) }
+    if !quoted && isNullText(s) {
+        if raw.isText && !s.isEmpty {  // --set / environment: say how to pass the word itself
+            throw ValueProblem(code: .wrongType, message: "expected a string, got null (for the string, quote it: \"\(s)\")")
+        }
+        throw .type("a string", raw)
+    }
     try checkPrintable(s)
     return s
 }

@@ -17,7 +17,7 @@ struct Analyze: ParsableCommand {
             with a warning on stderr giving the counts.
             FILE may be a pipe or FIFO (read in order), or - for stdin; such an input that delivers no bytes
             for --input-timeout seconds (a FIFO nobody writes to) is an error, not a hang.
-            Exit codes: 65 unusable input (not PCM, truncated, not WAV, rate mismatch, input timed out),
+            Exit codes: 65 unusable input (not PCM, truncated, not WAV, rate mismatch or a rate analysis.* cannot use, input timed out),
             66 missing file, 64 bad option, 78 bad --config.
             """)
 
@@ -63,22 +63,30 @@ struct Analyze: ParsableCommand {
             fail("--channel \(channel): \(file) has \(wav.channels) channel(s), numbered from 0")
             throw ExitCode(ExitStatus.usage)
         }
-        var settings: EarshotConfig
+        let settings: EarshotConfig
+        // The file's sample rate is the capture rate; it is validated with the rest (the same checks as
+        // check-config, run and reload), so a conflict names the YAML key to change and where it was set.
+        let rateOrigin = ConfigOrigin.file(path: file == "-" ? "stdin" : file, line: nil)
         do {
             var builder = ConfigBuilder()
             if let config { try builder.applyFile(at: config, required: true) }
             try builder.applyOverrides(overrides)
+            try builder.set("capture.sample_rate", to: String(wav.sampleRate), origin: rateOrigin)
             settings = try builder.validated(.init(checkSystem: false))
         } catch {
+            if error.origin == rateOrigin {
+                fail("\(error) (the file's sample rate is \(wav.sampleRate) Hz; adjust analysis.* with --set, or resample)")
+                throw ExitCode(ExitStatus.dataError)
+            }
             fail("\(error)"); throw ExitCode(error.exitCode)
         }
-        settings.capture.sampleRate = wav.sampleRate
         let analyzerConfig = settings.analyzerConfig
         let analyzer: FrameAnalyzer
         // Compute only what is written (log-mel and onset strength always).
         do { analyzer = try FrameAnalyzer(config: analyzerConfig, outputs: AnalyzerOutputs(features: selected)) } catch {
-            fail("\(error) (at the file's sample rate \(wav.sampleRate) Hz; adjust analysis.* with --set)")
-            throw ExitCode(ExitStatus.usage)
+            // Not reached: validated() ran the same checks. Named by the YAML key all the same.
+            fail("\(EarshotConfig.yamlKey(analyzerField: error.field)): \(error.message)")
+            throw ExitCode(ConfigError.exitCode)
         }
         var fd = STDOUT_FILENO
         if let output {

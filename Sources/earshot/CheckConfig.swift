@@ -15,9 +15,17 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         do {
+            // A socket directory systemd creates at start (RuntimeDirectory=, e.g. /run/earshot) may not
+            // exist yet: checking the file before the first start is the documented install order.
             let config = try EarshotConfig.load(
-                configPath: file, environment: ProcessInfo.processInfo.environment, overrides: overrides)
+                configPath: file, environment: ProcessInfo.processInfo.environment, overrides: overrides,
+                options: .init(checkSystem: true, runtimeDirectoryMayBeMissing: true))
             if !quiet {
+                let directory = (config.socket.path as NSString).deletingLastPathComponent
+                if !FileManager.default.fileExists(atPath: directory) {
+                    FileHandle.standardError.write(Data(
+                        "earshot: note: socket.path: directory \(directory) does not exist yet; systemd creates it (RuntimeDirectory=) when the service starts\n".utf8))
+                }
                 print(config.flatDescription)
                 let source = EarshotConfig.configFile(flag: file, environment: ProcessInfo.processInfo.environment)
                 let memory = Int(config.memoryEstimate.totalMB.rounded(.up))

@@ -30,8 +30,10 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var sets = overrides
-        if let device { sets.append("capture.device=\(device)") }
-        if let socket { sets.append("socket.path=\(socket)") }
+        // A device or socket named on the command line is a string, always (`--device null` is the ALSA
+        // `null` PCM, not YAML null).
+        if let device { sets.append(ConfigBuilder.stringOverride("capture.device", device)) }
+        if let socket { sets.append(ConfigBuilder.stringOverride("socket.path", socket)) }
         if let logLevel { sets.append("logging.level=\(logLevel)") }
         let settings: EarshotConfig
         do {

@@ -1,4 +1,18 @@
 public import Logging
+import EarshotCapture
+import EarshotDSP
+import EarshotSinks
+
+// Defaults: each section takes them from the library type that owns the setting (`AnalyzerConfig`,
+// `CaptureConfig`, `SocketPublisher.Configuration`, …), so that there is one definition of each. The keys
+// only the daemon owns (`capture.ring_seconds`, `levels`, `limits`, `logging`) are defined here.
+private let analyzerDefaults = AnalyzerConfig()
+private let captureDefaults = CaptureConfig()
+private let socketDefaults = SocketPublisher.Configuration()
+private let rollingDefaults = RollingAggregator.Configuration()
+private let alertDefaults = AlertSink.Configuration()
+private let metricsDefaults = MetricsSink.Configuration()
+private let latencyDefaults = LatencyTracker.Configuration()
 
 /// The daemon's whole configuration: a plain value tree with a default for every key.
 ///
@@ -27,32 +41,32 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `capture.*`: the ALSA device and how it is driven.
     public struct Capture: Sendable, Equatable {
         /// ALSA PCM name, e.g. `default`, `hw:CARD=USB,DEV=0`, `pulse`.
-        public var device = "default"
+        public var device = captureDefaults.device
         /// Hz.
-        public var sampleRate = 48_000
+        public var sampleRate = captureDefaults.sampleRate
         /// Channels opened on the device.
-        public var channels = 1
+        public var channels = captureDefaults.channels
         /// `nil`: downmix all channels; otherwise the 0-based channel analysed.
-        public var channel: Int? = nil
+        public var channel: Int? = captureDefaults.channel
         public var format: SampleFormat = .auto
         /// ALSA period in frames; `nil` means one hop (`analysis.hop`, at least 16 frames).
         public var periodFrames: Int? = nil
         /// ALSA buffer size in periods (at least 4).
-        public var bufferPeriods = 8
+        public var bufferPeriods = captureDefaults.bufferPeriods
         /// Seconds of audio the capture → DSP sample ring holds (how long the DSP thread may stall
         /// before samples are dropped and the next frame is flagged).
         public var ringSeconds = 4.0
         /// Milliseconds the capture thread may fall behind before the piled-up audio is skipped and the
         /// next frame flagged as an overrun (0 = never skip).
-        public var maxBacklogMs = 250.0
+        public var maxBacklogMs = captureDefaults.maxBacklog * 1000
         /// 0: normal scheduling; 1–99: SCHED_FIFO priority of the capture and DSP threads (best effort).
-        public var realtimePriority = 0
+        public var realtimePriority = Int(captureDefaults.fifoPriority)
         /// `mlockall(MCL_CURRENT|MCL_FUTURE)` at start (best effort).
-        public var mlock = false
+        public var mlock = captureDefaults.lockMemory
         /// Seconds before the first reconnect attempt after a device loss.
-        public var reconnectInitialSeconds = 0.5
+        public var reconnectInitialSeconds = captureDefaults.reconnectInitial
         /// Cap of the exponential reconnect backoff, seconds.
-        public var reconnectMaxSeconds = 30.0
+        public var reconnectMaxSeconds = captureDefaults.reconnectMax
         public init() {}
     }
 
@@ -75,35 +89,35 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `analysis.*`: frame and feature parameters (see ARCHITECTURE.md "Frame conventions").
     public struct Analysis: Sendable, Equatable {
         /// FFT size and frame length in samples; only factors 2, 3, 5 and 7 (FFTW-friendly).
-        public var nFFT = 1024
+        public var nFFT = analyzerDefaults.nFFT
         /// Samples between frame starts.
-        public var hop = 480
-        public var nMels = 64
+        public var hop = analyzerDefaults.hop
+        public var nMels = analyzerDefaults.nMels
         /// Hz.
-        public var fmin = 0.0
+        public var fmin = analyzerDefaults.fMin
         /// Hz, at most sample_rate / 2.
-        public var fmax = 8000.0
-        public var nMFCC = 13
+        public var fmax = analyzerDefaults.fMax
+        public var nMFCC = analyzerDefaults.nMFCC
         /// `nil`: no floor; otherwise an absolute floor in dB (`logmel = max(logmel, floor)`). There is no
         /// whole-signal `top_db`: it would not be causal.
-        public var logmelFloorDB: Double? = nil
+        public var logmelFloorDB: Double? = analyzerDefaults.logMelFloorDb.map(Double.init)
         /// Spectral roll-off fraction (0 < r < 1).
-        public var rolloff = 0.85
+        public var rolloff = analyzerDefaults.rolloffPercent
         public var onset = Onset()
         public init() {}
 
         /// `analysis.onset.*`: causal peak picking on onset strength.
         public struct Onset: Sendable, Equatable {
             /// Frames before the candidate that it must be the maximum of.
-            public var preMaxFrames = 3
+            public var preMaxFrames = analyzerDefaults.onset.preMaxFrames
             /// Frames after the candidate (look-ahead: adds this many hops of latency).
-            public var postMaxFrames = 1
+            public var postMaxFrames = analyzerDefaults.onset.postMaxFrames
             /// Frames averaged before the candidate for the adaptive threshold.
-            public var preAvgFrames = 10
+            public var preAvgFrames = analyzerDefaults.onset.preAvgFrames
             /// Threshold above the local mean, in onset-strength units.
-            public var delta = 2.0
+            public var delta = Double(analyzerDefaults.onset.delta)
             /// Minimum frames between two onsets.
-            public var waitFrames = 5
+            public var waitFrames = analyzerDefaults.onset.waitFrames
             public init() {}
         }
     }
@@ -120,26 +134,26 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `socket.*`: the NDJSON subscriber socket.
     public struct Socket: Sendable, Equatable {
         /// Absolute path of the listening Unix socket; its directory must exist.
-        public var path = "/run/earshot/earshot.sock"
+        public var path = socketDefaults.path
         /// File mode of the socket (YAML: an octal string such as `"0660"`).
-        public var mode: UInt32 = 0o660
+        public var mode: UInt32 = socketDefaults.mode
         /// Group owning the socket; `nil` keeps the daemon's primary group.
-        public var group: String? = nil
-        public var maxClients = 128
+        public var group: String? = socketDefaults.group
+        public var maxClients = socketDefaults.maxClients
         /// Messages queued per subscriber before the oldest are dropped.
-        public var queueMessages = 4096
+        public var queueMessages = socketDefaults.queueMessages
         /// Seconds a subscriber may go without reading before it is disconnected.
-        public var stallLimitSeconds = 10.0
+        public var stallLimitSeconds = socketDefaults.stallLimitSeconds
         /// Longest accepted client command line, bytes.
-        public var maxLineBytes = 65_536
+        public var maxLineBytes = socketDefaults.maxLineBytes
         /// Connections one peer uid may hold at once.
-        public var maxClientsPerUID = 64
+        public var maxClientsPerUID = socketDefaults.maxClientsPerUID
         /// Seconds a connection may hold no subscription before it is closed.
-        public var idleTimeoutSeconds = 10.0
+        public var idleTimeoutSeconds = socketDefaults.idleTimeoutSeconds
         /// Bytes queued per subscriber before its oldest data messages are dropped.
-        public var queueBytes = 16 << 20
+        public var queueBytes = socketDefaults.queueBytes
         /// Bytes all subscriber queues together may hold (each gets its share).
-        public var queueBytesTotal = 64 << 20
+        public var queueBytesTotal = socketDefaults.queueBytesTotal
         public init() {}
         /// `mode` as the 4-digit octal string used in the YAML (`0660`).
         public var modeString: String { octalString(mode) }
@@ -148,9 +162,9 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `rolling.*`: tumbling-window statistics.
     public struct Rolling: Sendable, Equatable {
         /// Window lengths, seconds, strictly increasing.
-        public var windowsSeconds: [Double] = [1, 10, 60]
+        public var windowsSeconds: [Double] = rollingDefaults.windowsSeconds
         /// Seconds of rolling results kept for `backfill_s` on subscribe.
-        public var backfillSeconds = 600.0
+        public var backfillSeconds = socketDefaults.backfillSeconds
         public init() {}
     }
 
@@ -162,28 +176,28 @@ public struct EarshotConfig: Sendable, Equatable {
 
         /// `alerts.level.*`: threshold alerts on a weighted level.
         public struct Level: Sendable, Equatable {
-            public var enabled = true
+            public var enabled = alertDefaults.level.enabled
             public var weighting: Weighting = .laf
             /// dB in the level unit (dBFS or dB SPL).
-            public var thresholdDB = -20.0
+            public var thresholdDB = alertDefaults.level.thresholdDB
             /// Milliseconds the level must stay above the threshold before an alert starts.
-            public var minDurationMs = 200.0
+            public var minDurationMs = alertDefaults.level.minDurationMs
             /// dB below the threshold the level must fall for the alert to end.
-            public var hysteresisDB = 3.0
+            public var hysteresisDB = alertDefaults.level.hysteresisDB
             /// Milliseconds after an alert ends before a new one may start.
-            public var rearmMs = 1000.0
+            public var rearmMs = alertDefaults.level.rearmMs
             public init() {}
         }
 
         /// `alerts.onset.*`: alerts on detected onsets.
         public struct Onset: Sendable, Equatable {
-            public var enabled = false
+            public var enabled = alertDefaults.onset.enabled
             /// Minimum onset strength that raises an alert.
-            public var minStrength = 5.0
+            public var minStrength = alertDefaults.onset.minStrength
             /// Milliseconds between two onset alerts.
-            public var minIntervalMs = 100.0
+            public var minIntervalMs = alertDefaults.onset.minIntervalMs
             /// Rate limit; extra alerts are suppressed and counted. 0 = unlimited.
-            public var maxPerMinute = 60
+            public var maxPerMinute = alertDefaults.onset.maxPerMinute
             public init() {}
         }
     }
@@ -204,27 +218,27 @@ public struct EarshotConfig: Sendable, Equatable {
 
     /// `metrics.*`: Prometheus exposition (off by default).
     public struct Metrics: Sendable, Equatable {
-        public var enabled = false
+        public var enabled = metricsDefaults.enabled
         /// `host:port` for `/metrics` over HTTP (`[::1]:9464` for IPv6); `nil` disables HTTP. Loopback only
         /// unless ``allowRemote``.
-        public var listen: String? = "127.0.0.1:9464"
+        public var listen: String? = metricsDefaults.listen
         /// Accept a non-loopback `listen` address (the metrics are then reachable from the network).
-        public var allowRemote = false
+        public var allowRemote = false  // the daemon's policy (MetricsSink serves whatever it is given)
         /// Path of a node_exporter textfile-collector file (`*.prom`); `nil` disables it.
-        public var textfile: String? = nil
+        public var textfile: String? = metricsDefaults.textfile
         /// Seconds between textfile rewrites.
-        public var textfileIntervalSeconds = 15.0
+        public var textfileIntervalSeconds = metricsDefaults.textfileIntervalSeconds
         public init() {}
     }
 
     /// `budgets.*`: per-stage latency budgets, milliseconds; `nil` = no budget.
     public struct Budgets: Sendable, Equatable {
-        public var captureMs: Double? = nil
-        public var dspMs: Double? = 2
-        public var sinksMs: Double? = 5
-        public var endToEndMs: Double? = 20
+        public var captureMs: Double? = latencyDefaults.captureMs
+        public var dspMs: Double? = latencyDefaults.dspMs
+        public var sinksMs: Double? = latencyDefaults.sinksMs
+        public var endToEndMs: Double? = latencyDefaults.endToEndMs
         /// Minimum seconds between two over-budget warnings for the same stage.
-        public var warnIntervalSeconds = 10.0
+        public var warnIntervalSeconds = latencyDefaults.warnIntervalSeconds
         public init() {}
     }
 

@@ -1,6 +1,7 @@
 public import EarshotCapture
 public import EarshotDSP
 public import EarshotPipeline
+public import EarshotSinks
 
 extension EarshotConfig {
     /// The DSP parameters of `analysis.*` at `capture.sample_rate`.
@@ -62,6 +63,53 @@ extension EarshotConfig {
         field == "sample_rate" ? "capture.sample_rate" : "analysis." + field
     }
 
+    /// `socket.*` (and `rolling.backfill_s`) as the socket publisher's configuration.
+    public var socketConfiguration: SocketPublisher.Configuration {
+        SocketPublisher.Configuration(
+            path: socket.path, mode: socket.mode, group: socket.group, maxClients: socket.maxClients,
+            queueMessages: socket.queueMessages, queueBytes: socket.queueBytes,
+            stallLimitSeconds: socket.stallLimitSeconds, maxLineBytes: socket.maxLineBytes,
+            backfillSeconds: rolling.backfillSeconds, maxClientsPerUID: socket.maxClientsPerUID,
+            idleTimeoutSeconds: socket.idleTimeoutSeconds, queueBytesTotal: socket.queueBytesTotal)
+    }
+
+    /// `rolling.windows_s` (levels weighted as `alerts.level.weighting`).
+    public var rollingConfiguration: RollingAggregator.Configuration {
+        RollingAggregator.Configuration(windowsSeconds: rolling.windowsSeconds, weighting: LevelWeighting(alerts.level.weighting))
+    }
+
+    /// `alerts.*`.
+    public var alertConfiguration: AlertSink.Configuration {
+        let l = alerts.level, o = alerts.onset
+        return AlertSink.Configuration(
+            level: .init(enabled: l.enabled, weighting: LevelWeighting(l.weighting), thresholdDB: l.thresholdDB,
+                         minDurationMs: l.minDurationMs, hysteresisDB: l.hysteresisDB, rearmMs: l.rearmMs),
+            onset: .init(enabled: o.enabled, minStrength: o.minStrength, minIntervalMs: o.minIntervalMs,
+                         maxPerMinute: o.maxPerMinute))
+    }
+
+    /// `budgets.*`.
+    public var latencyConfiguration: LatencyTracker.Configuration {
+        LatencyTracker.Configuration(captureMs: budgets.captureMs, dspMs: budgets.dspMs, sinksMs: budgets.sinksMs,
+                                     endToEndMs: budgets.endToEndMs, warnIntervalSeconds: budgets.warnIntervalSeconds)
+    }
+
+    /// `metrics.*`.
+    public var metricsConfiguration: MetricsSink.Configuration {
+        MetricsSink.Configuration(enabled: metrics.enabled, listen: metrics.listen, textfile: metrics.textfile,
+                                  textfileIntervalSeconds: metrics.textfileIntervalSeconds)
+    }
+
+    /// The ranges of the keys the daemon itself owns (no library type holds them).
+    public enum DaemonLimits {
+        /// `capture.ring_seconds` (the capture → DSP sample ring of ``LivePipeline``).
+        public static let ringSeconds = 0.1...120.0
+        /// `levels.calibration_db`.
+        public static let calibrationDB = -200.0...200.0
+        /// `limits.max_memory_mb`.
+        public static let maxMemoryMB = 16...16_384
+    }
+
     /// The first problem the libraries' own `validate()` find in the configurations built from this one,
     /// or nil. The per-key schema checks run first (with line-precise messages); this is the authority.
     func libraryProblem() -> LibraryProblem? {
@@ -78,6 +126,29 @@ extension EarshotConfig {
             var message = error.requested.map { "\($0): " } ?? ""
             message += error.supported ?? "invalid"
             return LibraryProblem(key: "capture." + (error.parameter ?? "device"), related: nil, message: message)
+        }
+        let sinks: [(String, () throws(SinkConfigError) -> Void)] = [
+            ("socket.", { () throws(SinkConfigError) in try socketConfiguration.validate() }),
+            ("rolling.", { () throws(SinkConfigError) in try rollingConfiguration.validate() }),
+            ("alerts.", { () throws(SinkConfigError) in try alertConfiguration.validate() }),
+            ("metrics.", { () throws(SinkConfigError) in try metricsConfiguration.validate() }),
+            ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
+        ]
+        for (prefix, validate) in sinks {
+            do throws(SinkConfigError) { try validate() } catch {
+                let key = error.field == "backfill_s" ? "rolling.backfill_s" : prefix + error.field
+                return LibraryProblem(key: key, related: nil, message: error.message)
+            }
+        }
+        func outside<T: Comparable>(_ v: T, _ r: ClosedRange<T>) -> Bool { !r.contains(v) }
+        if outside(capture.ringSeconds, DaemonLimits.ringSeconds) {
+            return LibraryProblem(key: "capture.ring_seconds", related: nil, message: "\(formatNumber(capture.ringSeconds)) is out of range: must be between 0.1 and 120")
+        }
+        if let db = levels.calibrationDB, outside(db, DaemonLimits.calibrationDB) {
+            return LibraryProblem(key: "levels.calibration_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between -200 and 200")
+        }
+        if outside(limits.maxMemoryMB, DaemonLimits.maxMemoryMB) {
+            return LibraryProblem(key: "limits.max_memory_mb", related: nil, message: "\(limits.maxMemoryMB) is out of range: must be between 16 and 16384")
         }
         return nil
     }

@@ -1,5 +1,6 @@
 import EarshotCapture
 import EarshotDSP
+import EarshotSinks
 // The table of every configuration key: its dotted path, its environment variable, how a raw value is
 // parsed and range-checked onto `EarshotConfig`, and how the current value renders back (for diffs and
 // `check-config` output). YAML, `EARSHOT_*` variables and `--set` all go through this one table, so they
@@ -82,6 +83,7 @@ struct Bounds: Sendable {
     init(_ r: ClosedRange<Int>) { self.init(min: Double(r.lowerBound), max: Double(r.upperBound)) }
     init(_ r: ClosedRange<Int32>) { self.init(min: Double(r.lowerBound), max: Double(r.upperBound)) }
     init(_ r: ClosedRange<Double>, scale: Double = 1) { self.init(min: r.lowerBound * scale, max: r.upperBound * scale) }
+    init(_ r: SinkRange) { self.init(min: r.lower, max: r.upper, minExclusive: r.lowerExclusive) }
 
     func check(_ v: Double) throws(ValueProblem) {
         let lowOK = min.map { minExclusive ? v > $0 : v >= $0 } ?? true
@@ -411,7 +413,7 @@ enum ConfigSchema {
         .choice("capture.format", \.capture.format),
         .optionalInt("capture.period_frames", \.capture.periodFrames, Bounds(CaptureConfig.Limits.periodFrames)),
         .int("capture.buffer_periods", \.capture.bufferPeriods, Bounds(CaptureConfig.Limits.bufferPeriods)),
-        .double("capture.ring_seconds", \.capture.ringSeconds, Bounds(min: 0.1, max: 120)),
+        .double("capture.ring_seconds", \.capture.ringSeconds, Bounds(EarshotConfig.DaemonLimits.ringSeconds)),
         .double("capture.max_backlog_ms", \.capture.maxBacklogMs, Bounds(CaptureConfig.Limits.maxBacklog, scale: 1000)),
         .int("capture.realtime_priority", \.capture.realtimePriority, Bounds(CaptureConfig.Limits.fifoPriority)),
         .bool("capture.mlock", \.capture.mlock),
@@ -432,7 +434,7 @@ enum ConfigSchema {
         .double("analysis.onset.delta", \.analysis.onset.delta, Bounds(min: 0)),
         .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(AnalyzerConfig.Limits.waitFrames)),
         // levels
-        .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(min: -200, max: 200)),
+        .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(EarshotConfig.DaemonLimits.calibrationDB)),
         // socket
         .string("socket.path", \.socket.path) { (s) throws(ValueProblem) in try checkSocketPath(s) },
         ConfigKey(path: "socket.mode", kind: "octal string", apply: { (c, raw) throws(ValueProblem) in
@@ -445,22 +447,23 @@ enum ConfigSchema {
                 throw .range("\"\(s)\" is not a valid group name")
             }
         },
-        .int("socket.max_clients", \.socket.maxClients, Bounds(min: 1, max: 65_536)),
-        .int("socket.queue_messages", \.socket.queueMessages, Bounds(min: 1, max: 1_048_576)),
-        .double("socket.stall_limit_s", \.socket.stallLimitSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
-        .int("socket.max_line_bytes", \.socket.maxLineBytes, Bounds(min: 256, max: 16_777_216)),
-        .int("socket.max_clients_per_uid", \.socket.maxClientsPerUID, Bounds(min: 1, max: 65_536)),
-        .double("socket.idle_timeout_s", \.socket.idleTimeoutSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
-        .int("socket.queue_bytes", \.socket.queueBytes, Bounds(min: 65_536, max: 1_073_741_824)),
-        .int("socket.queue_bytes_total", \.socket.queueBytesTotal, Bounds(min: 65_536, max: 4_294_967_296)),
+        .int("socket.max_clients", \.socket.maxClients, Bounds(SocketPublisher.Configuration.Limits.maxClients)),
+        .int("socket.queue_messages", \.socket.queueMessages, Bounds(SocketPublisher.Configuration.Limits.queueMessages)),
+        .double("socket.stall_limit_s", \.socket.stallLimitSeconds, Bounds(SocketPublisher.Configuration.Limits.stallLimitSeconds)),
+        .int("socket.max_line_bytes", \.socket.maxLineBytes, Bounds(SocketPublisher.Configuration.Limits.maxLineBytes)),
+        .int("socket.max_clients_per_uid", \.socket.maxClientsPerUID, Bounds(SocketPublisher.Configuration.Limits.maxClientsPerUID)),
+        .double("socket.idle_timeout_s", \.socket.idleTimeoutSeconds, Bounds(SocketPublisher.Configuration.Limits.idleTimeoutSeconds)),
+        .int("socket.queue_bytes", \.socket.queueBytes, Bounds(SocketPublisher.Configuration.Limits.queueBytes)),
+        .int("socket.queue_bytes_total", \.socket.queueBytesTotal, Bounds(SocketPublisher.Configuration.Limits.queueBytesTotal)),
         // rolling
         ConfigKey(path: "rolling.windows_s", kind: "list of numbers", apply: { (c, raw) throws(ValueProblem) in
             let items = try parseDoubleList(raw)
             guard !items.isEmpty else { throw .range("must list at least one window") }
-            guard items.count <= 16 else { throw .range("\(items.count) windows; at most 16 are allowed") }
+            let limits = RollingAggregator.Configuration.Limits.self
+            guard items.count <= limits.windowCount.upperBound else { throw .range("\(items.count) windows; at most \(limits.windowCount.upperBound) are allowed") }
             var previous = 0.0
             for (v, line) in items {
-                guard v > 0, v <= 86_400 else {
+                guard limits.windowSeconds.contains(v) else {
                     throw ValueProblem(code: .outOfRange, message: "window \(formatNumber(v)) is out of range: must be greater than 0 and at most 86400 seconds", line: line)
                 }
                 guard v > previous else {
@@ -470,18 +473,18 @@ enum ConfigSchema {
             }
             c.rolling.windowsSeconds = items.map(\.0)
         }, render: { "[" + $0.rolling.windowsSeconds.map(formatNumber).joined(separator: ", ") + "]" }),
-        .double("rolling.backfill_s", \.rolling.backfillSeconds, Bounds(min: 0, max: 86_400)),
+        .double("rolling.backfill_s", \.rolling.backfillSeconds, Bounds(SocketPublisher.Configuration.Limits.backfillSeconds)),
         // alerts
         .bool("alerts.level.enabled", \.alerts.level.enabled),
         .choice("alerts.level.weighting", \.alerts.level.weighting),
-        .double("alerts.level.threshold_db", \.alerts.level.thresholdDB, Bounds(min: -300, max: 300)),
-        .double("alerts.level.min_duration_ms", \.alerts.level.minDurationMs, Bounds(min: 0, max: 3_600_000)),
-        .double("alerts.level.hysteresis_db", \.alerts.level.hysteresisDB, Bounds(min: 0, max: 200)),
-        .double("alerts.level.rearm_ms", \.alerts.level.rearmMs, Bounds(min: 0, max: 3_600_000)),
+        .double("alerts.level.threshold_db", \.alerts.level.thresholdDB, Bounds(AlertSink.Configuration.Limits.thresholdDB)),
+        .double("alerts.level.min_duration_ms", \.alerts.level.minDurationMs, Bounds(AlertSink.Configuration.Limits.durationMs)),
+        .double("alerts.level.hysteresis_db", \.alerts.level.hysteresisDB, Bounds(AlertSink.Configuration.Limits.hysteresisDB)),
+        .double("alerts.level.rearm_ms", \.alerts.level.rearmMs, Bounds(AlertSink.Configuration.Limits.durationMs)),
         .bool("alerts.onset.enabled", \.alerts.onset.enabled),
-        .double("alerts.onset.min_strength", \.alerts.onset.minStrength, Bounds(min: 0)),
-        .double("alerts.onset.min_interval_ms", \.alerts.onset.minIntervalMs, Bounds(min: 0, max: 3_600_000)),
-        .int("alerts.onset.max_per_minute", \.alerts.onset.maxPerMinute, Bounds(CaptureConfig.Limits.maxBacklog, scale: 1000)),
+        .double("alerts.onset.min_strength", \.alerts.onset.minStrength, Bounds(AlertSink.Configuration.Limits.minStrength)),
+        .double("alerts.onset.min_interval_ms", \.alerts.onset.minIntervalMs, Bounds(AlertSink.Configuration.Limits.durationMs)),
+        .int("alerts.onset.max_per_minute", \.alerts.onset.maxPerMinute, Bounds(AlertSink.Configuration.Limits.maxPerMinute)),
         // metrics
         .bool("metrics.enabled", \.metrics.enabled),
         .optionalString("metrics.listen", \.metrics.listen) { (s) throws(ValueProblem) in
@@ -491,17 +494,17 @@ enum ConfigSchema {
         },
         .bool("metrics.allow_remote", \.metrics.allowRemote),
         .optionalString("metrics.textfile", \.metrics.textfile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
-        .double("metrics.textfile_interval_s", \.metrics.textfileIntervalSeconds, Bounds(min: 0, max: 86_400, minExclusive: true)),
+        .double("metrics.textfile_interval_s", \.metrics.textfileIntervalSeconds, Bounds(MetricsSink.Configuration.Limits.textfileIntervalSeconds)),
         // budgets
-        .optionalDouble("budgets.capture_ms", \.budgets.captureMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
-        .optionalDouble("budgets.dsp_ms", \.budgets.dspMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
-        .optionalDouble("budgets.sinks_ms", \.budgets.sinksMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
-        .optionalDouble("budgets.end_to_end_ms", \.budgets.endToEndMs, Bounds(min: 0, max: 60_000, minExclusive: true)),
-        .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(min: 0, max: 86_400)),
+        .optionalDouble("budgets.capture_ms", \.budgets.captureMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
+        .optionalDouble("budgets.dsp_ms", \.budgets.dspMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
+        .optionalDouble("budgets.sinks_ms", \.budgets.sinksMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
+        .optionalDouble("budgets.end_to_end_ms", \.budgets.endToEndMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
+        .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(LatencyTracker.Configuration.Limits.warnIntervalSeconds)),
         // logging
         .choice("logging.level", \.logging.level),
         // limits
-        .int("limits.max_memory_mb", \.limits.maxMemoryMB, Bounds(min: 16, max: 16_384)),
+        .int("limits.max_memory_mb", \.limits.maxMemoryMB, Bounds(EarshotConfig.DaemonLimits.maxMemoryMB)),
     ]
 
     static let byPath: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.path, $0) })

@@ -30,7 +30,14 @@ public struct JournalLogHandler: LogHandler {
 
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
-    public var logLevel: Logger.Level
+    /// The level: ``levelSwitch``'s while there is one (a reload changes it for every logger), else its own.
+    public var logLevel: Logger.Level {
+        get { levelSwitch?.level ?? ownLevel }
+        set { ownLevel = newValue; levelSwitch = nil }
+    }
+    private var ownLevel: Logger.Level
+    /// Shared level that `logging.level` sets (``EarshotConfig/applyLogging(to:)``); nil: ``logLevel`` is fixed.
+    public var levelSwitch: LogLevelSwitch?
     public let label: String
     public let format: Format
     private let fileDescriptor: Int32
@@ -41,10 +48,13 @@ public struct JournalLogHandler: LogHandler {
     ///   - format: `nil` detects it from `JOURNAL_STREAM` (see ``detectFormat(environment:fileDescriptor:)``).
     ///   - fileDescriptor: where lines go (stderr by default).
     ///   - metadataProvider: optional contextual metadata.
+    ///   - levelSwitch: when given, the level follows it (and `level` is ignored).
     public init(label: String, level: Logger.Level = .info, format: Format? = nil,
-                fileDescriptor: Int32 = STDERR_FILENO, metadataProvider: Logger.MetadataProvider? = nil) {
+                fileDescriptor: Int32 = STDERR_FILENO, metadataProvider: Logger.MetadataProvider? = nil,
+                levelSwitch: LogLevelSwitch? = nil) {
         self.label = label
-        self.logLevel = level
+        self.ownLevel = level
+        self.levelSwitch = levelSwitch
         self.fileDescriptor = fileDescriptor
         self.metadataProvider = metadataProvider
         self.format = format ?? Self.detectFormat(environment: currentEnvironment(), fileDescriptor: fileDescriptor)

@@ -58,7 +58,8 @@ struct Run: ParsableCommand {
         options.configPath = config
         options.overrides = sets
         options.duration = duration
-        bootstrapLogging(level: settings.logging.level)
+        settings.applyLogging()  // LogLevelSwitch.shared: a reload that changes logging.level applies it
+        bootstrapLogging(levelSwitch: .shared)
         let logger = Logger(label: "earshot")
         let daemon: Daemon
         do { daemon = try Daemon(config: settings, options: options, logger: logger) } catch {
@@ -73,9 +74,10 @@ struct Run: ParsableCommand {
 
 nonisolated(unsafe) var loggingBootstrapped = false
 
-/// Logs go to stderr; under systemd (`JOURNAL_STREAM`) with `<N>` priority prefixes.
-func bootstrapLogging(level: Logger.Level) {
+/// Logs go to stderr; under systemd (`JOURNAL_STREAM`) with `<N>` priority prefixes. The level follows
+/// `levelSwitch` (`logging.level`, changed by a reload).
+func bootstrapLogging(levelSwitch: LogLevelSwitch) {
     guard !loggingBootstrapped else { return }
     loggingBootstrapped = true
-    LoggingSystem.bootstrap { label in JournalLogHandler(label: label, level: level) }
+    LoggingSystem.bootstrap { label in JournalLogHandler(label: label, levelSwitch: levelSwitch) }
 }

@@ -125,7 +125,15 @@ extension EarshotConfig {
         } catch {
             var message = error.requested.map { "\($0): " } ?? ""
             message += error.supported ?? "invalid"
-            return LibraryProblem(key: "capture." + (error.parameter ?? "device"), related: nil, message: message)
+            let key = "capture." + (error.parameter ?? "device")
+            // The two capture checks that relate two keys.
+            let related: String? = switch key {
+            case "capture.channel": "capture.channels"
+            case "capture.reconnect_max_s" where capture.reconnectMaxSeconds > 0
+                && capture.reconnectMaxSeconds <= CaptureConfig.Limits.reconnectMaxMax: "capture.reconnect_initial_s"
+            default: nil
+            }
+            return LibraryProblem(key: key, related: related, message: message)
         }
         let sinks: [(String, () throws(SinkConfigError) -> Void)] = [
             ("socket.", { () throws(SinkConfigError) in try socketConfiguration.validate() }),
@@ -149,6 +157,12 @@ extension EarshotConfig {
         }
         if outside(limits.maxMemoryMB, DaemonLimits.maxMemoryMB) {
             return LibraryProblem(key: "limits.max_memory_mb", related: nil, message: "\(limits.maxMemoryMB) is out of range: must be between 16 and 16384")
+        }
+        // The daemon's own resource bound (its buffers are sized from all of the above).
+        let estimate = memoryEstimate
+        if estimate.totalMB > Double(limits.maxMemoryMB), let top = estimate.terms.max(by: { $0.bytes < $1.bytes }) {
+            return LibraryProblem(key: top.keys[0], related: "limits.max_memory_mb",
+                                  message: "this configuration needs about \(formatNumber(estimate.totalMB.rounded(.up))) MB of buffers, more than limits.max_memory_mb (\(limits.maxMemoryMB))")
         }
         return nil
     }

@@ -536,6 +536,35 @@ enum ConfigSchema {
     }
 }
 
+// MARK: - Reference (config/earshot.yaml comments and the README table are checked against these)
+
+extension ConfigKey {
+    /// The documented range as config/earshot.yaml and README.md write it: `8000–192000`, `> 0, <= 3600`,
+    /// `>= 0`; nil for keys without a numeric range.
+    var rangeText: String? {
+        guard let b = bounds else { return nil }
+        let f = formatNumber
+        switch (b.min, b.max) {
+        case (let lo?, let hi?): return b.minExclusive ? "> \(f(lo)), <= \(f(hi))" : "\(f(lo))–\(f(hi))"
+        case (let lo?, nil): return b.minExclusive ? "> \(f(lo))" : ">= \(f(lo))"
+        case (nil, let hi?): return "<= \(f(hi))"
+        case (nil, nil): return nil
+        }
+    }
+}
+
+extension ConfigSchema {
+    /// The README's configuration table: every key, its default and its range (or kind).
+    static func referenceTable() -> String {
+        var lines = ["| key | default | allowed |", "| --- | --- | --- |"]
+        for key in keys {
+            let allowed = key.rangeText.map { "\(key.kind), \($0)" } ?? key.kind
+            lines.append("| `\(key.path)` | `\(key.render(.defaults))` | \(allowed) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
 /// Levenshtein distance, for "did you mean" suggestions.
 func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)

@@ -10,30 +10,49 @@ struct ConfigTests {
     }
 
     static let bad: [(String, @Sendable (inout AnalyzerConfig) -> Void)] = [
-        ("sampleRate", { $0.sampleRate = 7_999 }),
-        ("sampleRate", { $0.sampleRate = 192_001 }),
-        ("nFFT", { $0.nFFT = 8 }),
-        ("nFFT", { $0.nFFT = 1023 }),
-        ("nFFT", { $0.nFFT = 2 * 11 * 64 }),
+        ("sample_rate", { $0.sampleRate = 7_999 }),
+        ("sample_rate", { $0.sampleRate = 192_001 }),
+        ("n_fft", { $0.nFFT = 8 }),
+        ("n_fft", { $0.nFFT = 1023 }),
+        ("n_fft", { $0.nFFT = 2 * 11 * 64 }),
         ("hop", { $0.hop = 0 }),
         ("hop", { $0.hop = 2048 }),
-        ("fMin", { $0.fMin = -1 }),
-        ("fMax", { $0.fMax = 0 }),
-        ("fMax", { $0.fMax = 30_000 }),
-        ("nMels", { $0.nMels = 0 }),
-        ("nMels", { $0.nMels = 514 }),
-        ("nMFCC", { $0.nMFCC = -1 }),
-        ("nMFCC", { $0.nMFCC = 65 }),
-        ("logMelFloorDb", { $0.logMelFloorDb = .nan }),
-        ("rolloffPercent", { $0.rolloffPercent = 1 }),
-        ("rolloffPercent", { $0.rolloffPercent = 0 }),
-        ("onset.preMaxFrames", { $0.onset.preMaxFrames = -1 }),
-        ("onset.postMaxFrames", { $0.onset.postMaxFrames = 2 }),
-        ("onset.preAvgFrames", { $0.onset.preAvgFrames = -3 }),
+        ("fmin", { $0.fMin = -1 }),
+        ("fmax", { $0.fMax = 0 }),
+        ("fmax", { $0.fMax = 30_000 }),
+        ("n_mels", { $0.nMels = 0 }),
+        ("n_mels", { $0.nMels = 514 }),
+        ("n_mfcc", { $0.nMFCC = -1 }),
+        ("n_mfcc", { $0.nMFCC = 65 }),
+        ("logmel_floor_db", { $0.logMelFloorDb = .nan }),
+        ("rolloff", { $0.rolloffPercent = 1 }),
+        ("rolloff", { $0.rolloffPercent = 0 }),
+        ("onset.pre_max_frames", { $0.onset.preMaxFrames = -1 }),
+        ("onset.post_max_frames", { $0.onset.postMaxFrames = 2 }),
+        ("onset.pre_avg_frames", { $0.onset.preAvgFrames = -3 }),
         ("onset.delta", { $0.onset.delta = -1 }),
         ("onset.delta", { $0.onset.delta = .infinity }),
-        ("onset.waitFrames", { $0.onset.waitFrames = -1 }),
+        ("onset.wait_frames", { $0.onset.waitFrames = -1 }),
+        ("onset.wait_frames", { $0.onset.waitFrames = 100_001 }),
+        ("onset.post_max_frames", { $0.onset.postMaxFrames = -1 }),
+        ("hop", { $0.hop = 47 }),  // 1021 frames per second at 48 kHz: more than Limits.maxFramesPerSecond
+        ("n_fft", { $0.nFFT = 45 }),  // FFTW-friendly but odd
+        ("rolloff", { $0.rolloffPercent = 0.99995 }),
+        ("logmel_floor_db", { $0.logMelFloorDb = -201 }),
     ]
+
+    @Test("a bound is accepted, one past it refused, by the same stable key")
+    func limitsAreInclusive() throws {
+        var c = AnalyzerConfig()
+        c.onset.postMaxFrames = AnalyzerConfig.Limits.postMaxFrames.upperBound
+        try c.validate()
+        c.hop = 48
+        try c.validate()
+        c.rolloffPercent = AnalyzerConfig.Limits.rolloffMax
+        try c.validate()
+        c.onset.postMaxFrames = 2
+        #expect { try c.validate() } throws: { ($0 as? AnalyzerConfigError)?.field == "onset.post_max_frames" }
+    }
 
     @Test("validate names the bad field", arguments: 0..<bad.count)
     func names(_ i: Int) {

@@ -151,8 +151,11 @@ struct ConfigTests {
 
     @Test func fftSizeMustBeFFTWFriendly() throws {
         let (file, error) = try errorFor("analysis:\n  n_fft: 1031\n")
-        #expect(error?.description.hasPrefix("\(file):2: analysis.n_fft: 1031 is not FFTW-friendly") == true)
-        #expect(error?.description.contains("nearest: 1029 or 1050") == true)
+        #expect(error?.description.hasPrefix("\(file):2: analysis.n_fft: 1031 is not an FFTW-friendly even size") == true)
+        #expect(error?.description.contains("nearest: 1024 or 1050") == true)
+        // Odd sizes (1029 = 3·7³) are FFTW-friendly but the analyzer needs an even one: refused up front
+        // (check-config used to accept it and the daemon then failed to build the analyzer).
+        #expect(try errorFor("analysis:\n  n_fft: 1029\n").error?.description.contains("analysis.n_fft: 1029 is not an FFTW-friendly even size") == true)
         #expect(try EarshotConfig.parse(yaml: "analysis: {n_fft: 1920, hop: 960}", options: noSystem).analysis.nFFT == 1920)
     }
 

@@ -56,8 +56,6 @@ public struct AnalyzerConfig: Sendable, Hashable {
         public static let postMaxFrames = 0...1
         public static let preAvgFrames = 0...1_000
         public static let waitFrames = 0...100_000
-        /// Most frames per second (`sampleRate / hop`) the pipeline is sized for.
-        public static let maxFramesPerSecond = 1_000
     }
 
     /// Why `n` is not a usable FFT size (even, only prime factors 2, 3, 5, 7), or nil.
@@ -117,9 +115,6 @@ public struct AnalyzerConfig: Sendable, Hashable {
             throw fail("n_mels", "\(nMels) is more than the \(nFFT / 2 + 1) FFT bins of n_fft (\(nFFT))", related: "n_fft")
         }
         guard nMFCC <= nMels else { throw fail("n_mfcc", "\(nMFCC) is larger than n_mels (\(nMels))", related: "n_mels") }
-        guard sampleRate <= hop * Limits.maxFramesPerSecond else {
-            throw fail("hop", "\(hop) gives more than \(Limits.maxFramesPerSecond) frames per second at sample_rate \(sampleRate)", related: "sample_rate")
-        }
     }
 
     /// What a running pipeline is built around: a change of any of these needs a new pipeline (ring, bus,

@@ -158,6 +158,12 @@ extension EarshotConfig {
         if outside(limits.maxMemoryMB, DaemonLimits.maxMemoryMB) {
             return LibraryProblem(key: "limits.max_memory_mb", related: nil, message: "\(limits.maxMemoryMB) is out of range: must be between 16 and 16384")
         }
+        // The daemon's own bounds: the live DSP keeps up with at most this many frames per second, and its
+        // buffers (sized from all of the above) fit the memory limit.
+        if capture.sampleRate > analysis.hop * Self.maxFramesPerSecond {
+            return LibraryProblem(key: "analysis.hop", related: "capture.sample_rate",
+                                  message: "\(analysis.hop) gives more than \(Self.maxFramesPerSecond) frames per second at capture.sample_rate \(capture.sampleRate)")
+        }
         // The daemon's own resource bound (its buffers are sized from all of the above).
         let estimate = memoryEstimate
         if estimate.totalMB > Double(limits.maxMemoryMB), let top = estimate.terms.max(by: { $0.bytes < $1.bytes }) {

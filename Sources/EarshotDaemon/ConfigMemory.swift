@@ -1,4 +1,3 @@
-import EarshotDSP
 import EarshotCapture
 import EarshotPipeline
 import EarshotSinks
@@ -49,7 +48,7 @@ extension EarshotConfig {
     /// Frames per second above which a configuration is refused (`capture.sample_rate / analysis.hop`): one
     /// frame per millisecond. Above it the DSP cannot keep up on the boxes this runs on and the frame
     /// stream would be mostly drops.
-    public static let maxFramesPerSecond = AnalyzerConfig.Limits.maxFramesPerSecond
+    public static let maxFramesPerSecond = 1000
 
     /// The buffers this configuration allocates (see ``MemoryEstimate``).
     public var memoryEstimate: MemoryEstimate {

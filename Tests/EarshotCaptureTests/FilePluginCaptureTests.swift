@@ -113,7 +113,7 @@ extension CaptureTests {
                 Issue.record("7 Hz accepted")
             } catch {
                 #expect(error.code == .invalidConfig)
-                #expect(error.parameter == "sampleRate")
+                #expect(error.parameter == "sample_rate")  // the stable key (capture.sample_rate)
                 #expect(error.description.contains("7 Hz"))
             }
         }

@@ -248,7 +248,8 @@ public struct ConfigBuilder: Sendable {
 
     // MARK: Environment
 
-    /// Applies every `EARSHOT_<SECTION>_<KEY>` variable (e.g. `EARSHOT_ANALYSIS_HOP=240`).
+    /// Applies every `EARSHOT_<SECTION>_<KEY>` variable (e.g. `EARSHOT_ANALYSIS_HOP=240`); a value in quotes
+    /// is a string (`EARSHOT_CAPTURE_DEVICE='"null"'`), as with `--set`.
     ///
     /// An `EARSHOT_*` variable that matches no key is an error (typo safety), except
     /// ``reservedEnvironmentVariables``. Variables are applied in name order.
@@ -263,7 +264,7 @@ public struct ConfigBuilder: Sendable {
                 }
                 throw ConfigError(.unknownKey, origin: .environment(variable: name), key: nil, message: message)
             }
-            try apply(key, .text(value), origin: .environment(variable: name), elementOrigin: { _ in .environment(variable: name) })
+            try apply(key, Self.textValue(value), origin: .environment(variable: name), elementOrigin: { _ in .environment(variable: name) })
         }
     }
 
@@ -291,12 +292,15 @@ public struct ConfigBuilder: Sendable {
     /// Sets one key (dotted path) from text, with the same parsing and checks as the environment. A value
     /// in double or single quotes (`"null"`, `'on'`) is a string, as in YAML; the outer quotes are removed.
     public mutating func set(_ path: String, to value: String, origin: ConfigOrigin) throws(ConfigError) {
+        try set(path, raw: Self.textValue(value), origin: origin)
+    }
+
+    /// The value of an environment variable or `--set`: text, or a string when in double or single quotes.
+    static func textValue(_ value: String) -> RawValue {
         if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q {
-            let inner = String(value.dropFirst().dropLast())
-            try set(path, raw: RawValue(shape: .scalar(inner, quoted: true), line: nil, isText: true), origin: origin)
-        } else {
-            try set(path, raw: .text(value), origin: origin)
+            return RawValue(shape: .scalar(String(value.dropFirst().dropLast()), quoted: true), line: nil, isText: true)
         }
+        return .text(value)
     }
 
     private mutating func set(_ path: String, raw: RawValue, origin: ConfigOrigin) throws(ConfigError) {

@@ -28,7 +28,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "0-based channel to analyze instead of the average of all channels.") var channel: Int?
     @Option(help: "Require this sample rate (Hz): a file at another rate is refused.") var sampleRate: Int?
     @Option(help: "Take analysis.* and levels.* from this config file.") var config: String?
-    @Option(name: .customLong("set"), help: "Override a config key (key.path=value), repeatable.")
+    @Option(name: .customLong("set"), help: "Override a config key (key.path=value; a value in quotes is a string), repeatable.")
     var overrides: [String] = []
     @Option(name: .shortAndLong, help: "Write to this file instead of stdout.") var output: String?
     @Option(help: "Longest wait (seconds) for bytes from a pipe, FIFO or stdin.") var inputTimeout: Double = WAVFile.defaultTimeout

@@ -9,7 +9,7 @@ struct CheckConfig: ParsableCommand {
         discussion: "Exit 0 and print the effective configuration when valid; exit 78 with FILE:LINE: key: message when not.")
 
     @Argument(help: "The YAML file (default: $EARSHOT_CONFIG or /etc/earshot/earshot.yaml).") var file: String?
-    @Option(name: .customLong("set"), help: "Override a config key (key.path=value), repeatable.")
+    @Option(name: .customLong("set"), help: "Override a config key (key.path=value; a value in quotes is a string), repeatable.")
     var overrides: [String] = []
     @Flag(help: "Only validate; print nothing on success.") var quiet = false
 

@@ -15,7 +15,7 @@ struct Run: ParsableCommand {
             """)
 
     @Option(help: "Configuration file.") var config: String?
-    @Option(name: .customLong("set"), help: "Override a config key (key.path=value), repeatable.")
+    @Option(name: .customLong("set"), help: "Override a config key (key.path=value; a value in quotes is a string), repeatable.")
     var overrides: [String] = []
     @Option(help: "ALSA capture device (capture.device), e.g. default, pulse, hw:CARD=Mic,DEV=0.") var device: String?
     @Option(help: "Unix socket path (socket.path).") var socket: String?

@@ -269,6 +269,11 @@ struct ConfigModelTests {
         }
         try plain.applyOverrides(["capture.device='null'"])
         #expect(plain.config.capture.device == "null")
+        // The environment takes the same quoted form.
+        var env = ConfigBuilder()
+        try env.applyEnvironment(["EARSHOT_CAPTURE_DEVICE": "\"null\""])
+        #expect(env.config.capture.device == "null")
+        #expect(throws: ConfigError.self) { try env.applyEnvironment(["EARSHOT_CAPTURE_DEVICE": "null"]) }
         // Quotes make a string, so a quoted number is not a number.
         #expect(throws: ConfigError.self) { try plain.applyOverrides(["analysis.hop=\"480\""]) }
     }

@@ -1,7 +1,7 @@
 public import Logging
 import EarshotCapture
 import EarshotDSP
-import EarshotSinks
+public import EarshotSinks
 
 // Defaults: each section takes them from the library type that owns the setting (`AnalyzerConfig`,
 // `CaptureConfig`, `SocketPublisher.Configuration`, …), so that there is one definition of each. The keys
@@ -12,7 +12,6 @@ private let socketDefaults = SocketPublisher.Configuration()
 private let rollingDefaults = RollingAggregator.Configuration()
 private let alertDefaults = AlertSink.Configuration()
 private let metricsDefaults = MetricsSink.Configuration()
-private let latencyDefaults = LatencyTracker.Configuration()
 
 /// The daemon's whole configuration: a plain value tree with a default for every key.
 ///
@@ -231,16 +230,9 @@ public struct EarshotConfig: Sendable, Equatable {
         public init() {}
     }
 
-    /// `budgets.*`: per-stage latency budgets, milliseconds; `nil` = no budget.
-    public struct Budgets: Sendable, Equatable {
-        public var captureMs: Double? = latencyDefaults.captureMs
-        public var dspMs: Double? = latencyDefaults.dspMs
-        public var sinksMs: Double? = latencyDefaults.sinksMs
-        public var endToEndMs: Double? = latencyDefaults.endToEndMs
-        /// Minimum seconds between two over-budget warnings for the same stage.
-        public var warnIntervalSeconds = latencyDefaults.warnIntervalSeconds
-        public init() {}
-    }
+    /// `budgets.*`: per-stage latency budgets, milliseconds (`nil` = no budget), and the warning interval:
+    /// the latency tracker's own configuration, composed as it is.
+    public typealias Budgets = LatencyTracker.Configuration
 
     /// `limits.*`: resource bounds checked when the configuration is loaded.
     public struct Limits: Sendable, Equatable {

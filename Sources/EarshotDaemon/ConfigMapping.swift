@@ -88,11 +88,8 @@ extension EarshotConfig {
                          maxPerMinute: o.maxPerMinute))
     }
 
-    /// `budgets.*`.
-    public var latencyConfiguration: LatencyTracker.Configuration {
-        LatencyTracker.Configuration(captureMs: budgets.captureMs, dspMs: budgets.dspMs, sinksMs: budgets.sinksMs,
-                                     endToEndMs: budgets.endToEndMs, warnIntervalSeconds: budgets.warnIntervalSeconds)
-    }
+    /// `budgets.*` (already the tracker's configuration type).
+    public var latencyConfiguration: LatencyTracker.Configuration { budgets }
 
     /// `metrics.*`.
     public var metricsConfiguration: MetricsSink.Configuration {

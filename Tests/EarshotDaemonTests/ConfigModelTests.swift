@@ -105,6 +105,47 @@ struct ConfigModelTests {
         #expect(ranged.subtracting(acceptedSomewhere).isEmpty, "\(ranged.subtracting(acceptedSomewhere).sorted())")
     }
 
+    /// The keys that are not numbers, at their bounds: list length and elements, path length, choices,
+    /// booleans. check-config and the library agree on each.
+    @Test func nonNumericKeysAtTheirBounds() throws {
+        func windows(_ w: [Double]) -> String { w.map { String($0) }.joined(separator: ",") }
+        let sixteen = (1...16).map(Double.init)
+        let cases: [(String, String, (inout EarshotConfig) -> Void, Bool)] = [
+            ("rolling.windows_s", windows(sixteen), { $0.rolling.windowsSeconds = sixteen }, true),
+            ("rolling.windows_s", windows(sixteen + [17]), { $0.rolling.windowsSeconds = sixteen + [17] }, false),
+            ("rolling.windows_s", "86400", { $0.rolling.windowsSeconds = [86_400] }, true),
+            ("rolling.windows_s", "86400.5", { $0.rolling.windowsSeconds = [86_400.5] }, false),
+            ("rolling.windows_s", "0", { $0.rolling.windowsSeconds = [0] }, false),
+            ("rolling.windows_s", "10,10", { $0.rolling.windowsSeconds = [10, 10] }, false),
+            ("rolling.windows_s", "[]", { $0.rolling.windowsSeconds = [] }, false),
+            ("socket.path", "/" + String(repeating: "s", count: 106), { $0.socket.path = "/" + String(repeating: "s", count: 106) }, true),
+            ("socket.path", "/" + String(repeating: "s", count: 107), { $0.socket.path = "/" + String(repeating: "s", count: 107) }, false),
+            ("socket.path", "relative.sock", { $0.socket.path = "relative.sock" }, false),
+            ("socket.mode", "\"0777\"", { $0.socket.mode = 0o777 }, true),
+            ("socket.mode", "\"1777\"", { $0.socket.mode = 0o1777 }, false),
+            ("socket.group", "\"a b\"", { $0.socket.group = "a b" }, false),
+            ("metrics.textfile", "/var/lib/x.prom", { $0.metrics.textfile = "/var/lib/x.prom" }, true),
+            ("metrics.textfile", "x.prom", { $0.metrics.textfile = "x.prom" }, false),
+            ("capture.device", "\" \"", { $0.capture.device = " " }, false),
+        ]
+        for (key, text, set, accepted) in cases {
+            let cc = checkConfig(key, text)
+            var c = EarshotConfig()
+            set(&c)
+            let lib = c.libraryProblem()
+            #expect((cc == nil) == accepted, "\(key)=\(text): \(cc.map(String.init(describing:)) ?? "accepted")")
+            #expect((lib == nil) == accepted, "\(key)=\(text): library \(lib.map { "\($0.key): \($0.message)" } ?? "accepts")")
+            if let lib { #expect(lib.key == key) }
+        }
+        // Every choice and boolean value is accepted, and nothing else.
+        for key in ConfigSchema.keys where key.kind.hasPrefix("one of") || key.kind == "boolean" {
+            let values = key.kind == "boolean" ? ["true", "false"]
+                : key.kind.dropFirst("one of ".count).split(separator: ",").map { String($0.trimmingSpaces).replacingAll("\"", with: "") }
+            for v in values { #expect(checkConfig(key.path, v) == nil, "\(key.path)=\(v)") }
+            #expect(checkConfig(key.path, "nonsense") != nil, "\(key.path)")
+        }
+    }
+
     /// Cross-field bounds agree too: each relation at its edge and one past it.
     @Test(arguments: [
         ("analysis.hop", "1024", true), ("analysis.hop", "1026", false),

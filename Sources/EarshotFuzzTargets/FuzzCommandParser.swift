@@ -1,4 +1,5 @@
 import EarshotPipeline
+import EarshotProtocol
 import EarshotSinks
 
 /// Fuzz target body (corpus: Fuzz/corpus/command). Must be total: no trap, no hang, bounded memory, for any bytes.

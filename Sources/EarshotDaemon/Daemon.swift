@@ -479,7 +479,7 @@ public final class Daemon {
                 logger.warning("capture overrun (xrun) recovered", metadata: [
                     "device": "\(device)", "xruns_total": "\(e.value)", "suppressed": "\(suppressedXrunLogs)"])
                 // Subscribers get the same rate-limited notice (each gap is on its frame anyway).
-                publishStatus(.xrun(xruns: e.value, suppressed: suppressedXrunLogs))
+                publishStatus(.xrun(xruns: Int(e.value), suppressed: suppressedXrunLogs))
                 lastXrunLogNs = now
                 suppressedXrunLogs = 0
             } else {
@@ -498,7 +498,7 @@ public final class Daemon {
             logger.notice("capture device recovered", metadata: [
                 "device": "\(device)", "down_s": "\(String(format: "%.1f", down))", "reconnects_total": "\(e.value)"])
             deviceLostAtNs = 0
-            publishStatus(.deviceRecovered(downSeconds: down, reconnects: e.value))
+            publishStatus(.deviceRecovered(downSeconds: down, reconnects: Int(e.value)))
         case .retrying:
             retryLogs += 1
             // The loss was logged once; repeat the reason only at growing intervals.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import EarshotPipeline
 @testable import EarshotSinks
+@testable import EarshotClient
 import Foundation
 import Testing
 
@@ -275,11 +276,16 @@ import Testing
         #expect(env.publisher.disconnectedStalled == 1)
         #expect(env.publisher.droppedTotal > 0)
         #expect(gaps == 0, "the reading client must lose nothing")
-        #expect(env.publisher.clients == 1)
-        // The stalled client gets what was buffered, then EOF (or a reset).
-        var lines = 0
-        while stalled.readLine() != nil { lines += 1 }
-        #expect(lines > 1)
+        // The stalled client, reading again within the grace period, gets what was buffered, then an `error`
+        // line that says why, then EOF.
+        var lines: [[UInt8]] = []
+        while let line = stalled.readLine() { lines.append(line) }
+        #expect(lines.count > 1)
+        let final = try #require(lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any])
+        #expect(final["type"] as? String == "error")
+        #expect(final["code"] as? String == "stalled")
+        #expect((final["message"] as? String)?.contains("0.5 s") == true)
+        #expect(waitUntil { env.publisher.clients == 1 })
     }
 
     @Test func slowReaderGetsDroppedNoticesMatchingItsGaps() throws {

@@ -27,7 +27,7 @@ extension ProtocolCommand {
                 w.member("streams", strings: streams.map(\.rawValue))
                 if let every { w.member("every", every) }
                 if let fields { w.member("fields", strings: Feature.allCases.filter { fields.contains($0) }.map(\.rawValue)) }
-                if let backfill { w.key("backfill_s"); w.significant(backfill, digits: 17) }
+                if let backfill { w.key("backfill_s"); w.exact(backfill) }
             case .unsubscribe(let streams, _):
                 w.member("streams", strings: streams.map(\.rawValue))
             case .ping:

@@ -135,6 +135,13 @@ public struct JSONWriter: Sendable {
         int(e)
     }
 
+    /// The shortest text that reads back as exactly `v` (`null` if not finite): for values that must
+    /// round-trip (a client's `id`, a command's `backfill_s`), not for measurements.
+    public mutating func exact(_ v: Double) {
+        guard v.isFinite else { null(); return }
+        bytes.append(contentsOf: v.description.utf8)
+    }
+
     // MARK: members
 
     public mutating func member(_ name: String, _ v: String) { key(name); string(v) }

@@ -51,7 +51,7 @@ public enum ProtocolJSON: Equatable, Sendable {
         case .null: w.null()
         case .bool(let b): w.bool(b)
         case .number(let d, let i):
-            if let i { w.int(i) } else { w.significant(d, digits: 17) }
+            if let i { w.int(i) } else { w.exact(d) }
         case .string(let s): w.string(s)
         case .array(let a): w.array(a) { w, v in v.write(into: &w) }
         case .object(let o):

@@ -29,7 +29,9 @@ import Testing
     /// Whatever the builder writes, the parser reads back as the same command (ids with every kind of
     /// character included).
     @Test func builderRoundTrips() throws {
-        let ids: [ProtocolJSON?] = [nil, .null, .number(-3, integer: -3), .number(0.25, integer: nil), .string(""),
+        let ids: [ProtocolJSON?] = [nil, .null, .number(-3, integer: -3), .number(0.25, integer: nil), .number(0.1, integer: nil),
+                                    .number(123.456789012345678, integer: nil), .number(1e300, integer: nil),
+                                    .number(-2.5e-300, integer: nil), .number(5, integer: nil), .string(""),
                                     .string("quote\" back\\slash\n\r\t\u{0}\u{1f} é 😀 \u{2028}")]
         for id in ids {
             let commands: [ProtocolCommand] = [
@@ -37,6 +39,8 @@ import Testing
                 .unsubscribe(streams: StreamKind.allCases, id: id),
                 .subscribe([.frame, .onset], every: 3, fields: [.mfcc, .rmsDbfs], backfillSeconds: 0.1, id: id),
                 .subscribe([.rolling], backfillSeconds: 600, id: id),
+                .subscribe([.rolling], backfillSeconds: 1.0 / 3, id: id),
+                .subscribe([.rolling], backfillSeconds: 1e-7, id: id),
                 .subscribe([], id: id),
             ]
             for c in commands {

@@ -191,7 +191,6 @@ final class SocketLoop: @unchecked Sendable {
             let c = SocketClient(fd: fd, id: nextClientID, maxLineBytes: config.maxLineBytes, nowNs: now)
             nextClientID += 1
             clients[fd] = c
-            owner._clients.store(clients.count, ordering: .relaxed)
             c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
             let uid = Self.peerUID(fd)
             let fromUID = uid.map { clientsPerUID[$0, default: 0] } ?? 0
@@ -214,6 +213,7 @@ final class SocketLoop: @unchecked Sendable {
                 updateQueueShare(now: now)
                 logger.debug("client connected", metadata: ["client": "\(c.id)"])
             }
+            updateClientCount()
         }
     }
 
@@ -260,13 +260,22 @@ final class SocketLoop: @unchecked Sendable {
         c.input.reset()
         c.closingDeadlineNs = now + Self.closingGraceNs
         c.closingReason = "stalled"
+        updateClientCount()
         if !c.blocked, case .failed = c.flush(nowNs: now) { disconnect(c, reason: "stalled", log: false) }
+    }
+
+    /// Publishes the number of clients being served (`clients`, `subscribers` in `stats`): a connection that
+    /// is closing — refused, or after a fatal error, with its error line still to go out — is not counted.
+    func updateClientCount() {
+        var n = 0
+        for c in clients.values where c.closingDeadlineNs == nil { n += 1 }
+        owner._clients.store(n, ordering: .relaxed)
     }
 
     func disconnect(_ c: SocketClient, reason: String, log: Bool = true) {
         clients[c.fd] = nil
         close(c.fd)
-        owner._clients.store(clients.count, ordering: .relaxed)
+        updateClientCount()
         if let uid = c.uid {
             let left = clients.isEmpty ? 0 : clientsPerUID[uid, default: 1] - 1
             clientsPerUID[uid] = left > 0 ? left : nil
@@ -326,6 +335,7 @@ final class SocketLoop: @unchecked Sendable {
             message: "command line longer than \(config.maxLineBytes) bytes; closing the connection"), now: now)
         c.input.reset()
         c.closingDeadlineNs = now + Self.closingGraceNs
+        updateClientCount()
         logger.notice("client disconnected: command line too long", metadata: ["client": "\(c.id)", "bytes": "\(length)"])
     }
 
@@ -563,6 +573,7 @@ final class SocketLoop: @unchecked Sendable {
                     code: .idleTimeout,
                     message: "no subscription for \(config.idleTimeoutSeconds) s; closing the connection"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
+                updateClientCount()
                 logger.debug("client disconnected: idle", metadata: ["client": "\(c.id)"])
                 continue
             }

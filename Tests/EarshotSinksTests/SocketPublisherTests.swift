@@ -450,6 +450,10 @@ import Testing
         let seqs = raw.lines.compactMap { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["seq"] as? Int }
         #expect(seqs.count > 5 && seqs.allSatisfy { $0 % 10 == 0 })
         #expect(try TailClient.run(socketPath: env.dir + "/missing.sock", streams: ["frame"], every: 1, json: true, maxSeconds: 1) { _ in } == 69)
+        // An unknown stream name is a usage error, found before connecting (the name is not sent, escaped or not).
+        let before = env.publisher.connectionsTotal
+        #expect(try TailClient.run(socketPath: env.path, streams: ["frame", "on\"set"], every: 1, json: true, maxSeconds: 1) { _ in } == 64)
+        #expect(env.publisher.connectionsTotal == before)
         #expect("\(TailClient.ConnectError(path: "/x.sock", errnoText: "No such file or directory"))"
             == "cannot connect to /x.sock: No such file or directory (is the daemon running?)")
     }

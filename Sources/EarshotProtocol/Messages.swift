@@ -1,5 +1,11 @@
 /// A message the daemon sends on the socket: one JSON object on one line, `type` first.
 ///
+/// Implementation requirements: `type` is unique among the messages; ``encodeMembers(into:)`` writes each
+/// member once with ``JSONWriter/key(_:)`` or a `member` helper, never `type`, never a newline (strings are
+/// escaped by the writer); a message clients read back also conforms to ``DecodableServerMessage``, whose
+/// decoder accepts exactly what the encoder writes (`MessageTests` checks the round trip of each one).
+/// Encoding allocates: messages are built off the capture and DSP threads.
+///
 /// Every wire message has exactly one type here and one encoder (``encodeMembers(into:)``, wrapped by
 /// ``line()``), except `frame` and `onset`, which the per-frame encoder (`FrameEncoder` in EarshotPipeline)
 /// writes without allocating; ``FrameMessage`` and ``OnsetMessage`` name their fields.

@@ -18,27 +18,62 @@ public enum ProtocolCommand: Equatable, Sendable {
 /// A command the server refused, or why it closes the connection: sent as
 /// `{"type":"error","code":...,"message":...,"id":...}` (see ``ErrorMessage``).
 public struct ProtocolError: Error, Equatable, Sendable {
-    /// Stable machine-readable codes.
-    public enum Code: String, Sendable, CaseIterable {
+    /// Stable machine-readable codes (`error.code` on the wire). New codes may be added; clients treat an
+    /// unknown code as a refused command.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        private enum Known: String, CaseIterable {
+            case invalidUTF8 = "invalid_utf8", invalidJSON = "invalid_json", notObject = "not_object"
+            case missingOp = "missing_op", unknownOp = "unknown_op", unknownStream = "unknown_stream"
+            case invalidType = "invalid_type", invalidValue = "invalid_value", unknownField = "unknown_field"
+            case lineTooLong = "line_too_long", tooManyClients = "too_many_clients", idleTimeout = "idle_timeout"
+            case stalled
+        }
+        private let known: Known
+        private init(_ known: Known) { self.known = known }
+
+        /// nil for a string that is not one of the server's codes.
+        public init?(rawValue: String) {
+            guard let k = Known(rawValue: rawValue) else { return nil }
+            known = k
+        }
+        public var rawValue: String { known.rawValue }
+        public var description: String { known.rawValue }
+
         // The command is refused; the connection stays open.
-        case invalidUTF8 = "invalid_utf8"
-        case invalidJSON = "invalid_json"
-        case notObject = "not_object"
-        case missingOp = "missing_op"
-        case unknownOp = "unknown_op"
-        case unknownStream = "unknown_stream"
-        case invalidType = "invalid_type"
-        case invalidValue = "invalid_value"
-        case unknownField = "unknown_field"
+        /// The line is not valid UTF-8.
+        public static let invalidUTF8 = Code(.invalidUTF8)
+        /// The line is not one JSON value, or nests too deeply.
+        public static let invalidJSON = Code(.invalidJSON)
+        /// Valid JSON, but not an object.
+        public static let notObject = Code(.notObject)
+        /// No `op`.
+        public static let missingOp = Code(.missingOp)
+        /// `op` is not `subscribe`, `unsubscribe` or `ping`.
+        public static let unknownOp = Code(.unknownOp)
+        /// A name in `streams` is not a stream.
+        public static let unknownStream = Code(.unknownStream)
+        /// A key has the wrong type.
+        public static let invalidType = Code(.invalidType)
+        /// A value is out of range.
+        public static let invalidValue = Code(.invalidValue)
+        /// A name in `fields` is unknown or not enabled.
+        public static let unknownField = Code(.unknownField)
         // The server closes the connection after sending it.
-        case lineTooLong = "line_too_long"
-        case tooManyClients = "too_many_clients"
-        case idleTimeout = "idle_timeout"
-        case stalled
+        /// A command line exceeds `max_line_bytes`.
+        public static let lineTooLong = Code(.lineTooLong)
+        /// `max_clients`, or the per-uid limit, is reached.
+        public static let tooManyClients = Code(.tooManyClients)
+        /// No subscription for `idle_timeout_s`.
+        public static let idleTimeout = Code(.idleTimeout)
+        /// Nothing read for `stall_limit_s` with output queued.
+        public static let stalled = Code(.stalled)
+
+        /// Every code the server sends.
+        public static var allCases: [Code] { Known.allCases.map(Code.init) }
 
         /// True for the errors after which the server closes the connection.
         public var closesConnection: Bool {
-            switch self {
+            switch known {
             case .lineTooLong, .tooManyClients, .idleTimeout, .stalled: true
             default: false
             }

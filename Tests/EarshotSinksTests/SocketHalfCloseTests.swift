@@ -33,7 +33,7 @@ import Testing
         #expect(frames > 100, "got \(frames) frames after the half-close")
         #expect(env.publisher.clients == 1)
         // Closing for good is noticed.
-        close(c.fd)
+        shutdown(c.fd, Int32(SHUT_RDWR))  // (the fd itself is closed by TestClient)
         #expect(waitUntil { env.publisher.clients == 0 })
     }
 
@@ -57,5 +57,22 @@ import Testing
         #expect(error["code"] as? String == "idle_timeout")
         #expect(c.readLine() == nil)
         #expect(waitUntil { env.publisher.clients == 0 })
+    }
+
+    /// A half-closed client on a quiet stream (nothing is written to it, so no write can fail) is still
+    /// noticed when it closes: POLLHUP.
+    @Test func quietHalfClosedClientIsReapedWhenItCloses() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let c = try TestClient(path: env.path)
+        c.send(ProtocolCommand.subscribe([.alert]).text + "\n")
+        _ = try #require(c.read(type: "subscribed"))
+        #expect(shutdown(c.fd, Int32(SHUT_WR)) == 0)
+        usleep(300_000)
+        #expect(env.publisher.clients == 1)
+        let start = Date()
+        shutdown(c.fd, Int32(SHUT_RDWR))  // (the fd itself is closed by TestClient)
+        #expect(waitUntil { env.publisher.clients == 0 })
+        #expect(Date().timeIntervalSince(start) < 1, "reaped by POLLHUP, not by a timeout")
     }
 }

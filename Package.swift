@@ -36,14 +36,17 @@ let package = Package(
             name: "EarshotDSP", dependencies: ["CFFTW", "CEarshotSupport", "EarshotRealtime"],
             swiftSettings: realtime),
         .target(name: "EarshotCapture", dependencies: ["CALSA", "CEarshotSupport", "EarshotRealtime"], swiftSettings: realtime),
+        // The socket protocol: message types and their encoders, the feature catalogue, the command parser and
+        // builder. Pure: no I/O, no threads.
+        .target(name: "EarshotProtocol", swiftSettings: strict),
         .target(
             name: "EarshotPipeline",
-            dependencies: ["EarshotDSP", "EarshotCapture", "EarshotRealtime"],
+            dependencies: ["EarshotDSP", "EarshotCapture", "EarshotRealtime", "EarshotProtocol"],
             swiftSettings: realtime),
         .target(
             name: "EarshotSinks",
             dependencies: [
-                "EarshotPipeline", "CEarshotSupport",
+                "EarshotPipeline", "EarshotProtocol", "CEarshotSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -58,10 +61,12 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
+        // The client side of the socket (`earshot tail`).
+        .target(name: "EarshotClient", dependencies: ["EarshotProtocol", "EarshotRealtime"], swiftSettings: strict),
         .executableTarget(
             name: "earshot",
             dependencies: [
-                "EarshotDaemon",
+                "EarshotDaemon", "EarshotClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,7 +85,7 @@ let package = Package(
         // driven by libFuzzer through `earshot-fuzz` (`make fuzz`).
         .target(
             name: "EarshotFuzzTargets",
-            dependencies: ["EarshotDaemon", "EarshotSinks", "EarshotPipeline", "EarshotCapture", "EarshotDSP"],
+            dependencies: ["EarshotDaemon", "EarshotSinks", "EarshotProtocol", "EarshotPipeline", "EarshotCapture", "EarshotDSP"],
             swiftSettings: strict),
         // libFuzzer driver: built only by `make fuzz` with `-sanitize=fuzzer` (which supplies main).
         .executableTarget(
@@ -97,7 +102,8 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "EarshotCaptureTests", dependencies: ["EarshotCapture", "EarshotTestKit"]),
         .testTarget(name: "EarshotPipelineTests", dependencies: ["EarshotPipeline", "EarshotTestKit"]),
-        .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotTestKit"]),
+        .testTarget(name: "EarshotProtocolTests", dependencies: ["EarshotProtocol", "EarshotPipeline"]),
+        .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotClient", "EarshotTestKit"]),
         .testTarget(name: "EarshotDaemonTests", dependencies: ["EarshotDaemon", "EarshotTestKit"]),
         .testTarget(name: "EarshotFuzzTests", dependencies: ["EarshotFuzzTargets"]),
         .testTarget(

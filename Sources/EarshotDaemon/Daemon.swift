@@ -217,8 +217,7 @@ public final class Daemon {
                 sinkFailures[sink.name, default: 0] += 1
                 logger.error("the \(sink.name) sink failed to start and stays stopped; the other sinks keep running", metadata: [
                     "sink": "\(sink.name)", "error": "\(error)", "failures_total": "\(sinkFailures[sink.name] ?? 0)"])
-                publishStatus("sink_failed", [("sink", ByteWriter.jsonLiteral(sink.name)), ("error", ByteWriter.jsonLiteral("\(error)")),
-                                              ("failures", "\(sinkFailures[sink.name] ?? 0)")])
+                publishStatus(.sinkFailed(sink: sink.name, error: "\(error)", failures: sinkFailures[sink.name] ?? 0))
             }
         }
         if !failed.isEmpty {
@@ -300,24 +299,10 @@ public final class Daemon {
     }
 
     /// Sends a `status` message to socket subscribers.
-    func publishStatus(_ event: String, _ fields: [(String, String)] = []) {
+    func publishStatus(_ event: StatusMessage.Event) {
         guard let socket else { return }
-        let w = ByteWriter(capacity: 256)
-        w.ascii("{\"type\":\"status\",\"event\":")
-        w.jsonString(event)
-        w.ascii(",\"t\":")
         let now = Clock.monotonicNanoseconds() &+ Clock.wallMinusMonotonicNanoseconds()
-        w.fixed(Double(now) / 1e9, decimals: 6)
-        w.ascii(",\"device\":")
-        w.jsonString(config.capture.device)
-        for (k, v) in fields {
-            w.ascii(",")
-            w.jsonString(k)
-            w.ascii(":")
-            w.append(v)  // already JSON
-        }
-        w.ascii("}\n")
-        socket.publish(.status, line: Array(w.bytes), wallNs: now)
+        socket.publish(.status, line: StatusMessage(event, t: Double(now) / 1e9, device: config.capture.device).line(), wallNs: now)
     }
 
     /// Runs until SIGTERM/SIGINT (or `options.duration`); returns the process exit code.
@@ -379,8 +364,8 @@ public final class Daemon {
         drainCaptureEvents()
         let discontinuities = pipeline.dsp.discontinuities
         if discontinuities != lastDiscontinuities {
-            publishStatus("discontinuity", [("count", "\(discontinuities - lastDiscontinuities)"), ("total", "\(discontinuities)"),
-                                            ("ring_overrun_samples", "\(pipeline.dsp.ringOverrunSamples)")])
+            publishStatus(.discontinuity(count: discontinuities - lastDiscontinuities, total: discontinuities,
+                                         ringOverrunSamples: pipeline.dsp.ringOverrunSamples))
             lastDiscontinuities = discontinuities
         }
         let now = Clock.monotonicNanoseconds()
@@ -429,7 +414,7 @@ public final class Daemon {
               lastSanitizedReportNs == 0 || now - lastSanitizedReportNs >= 10_000_000_000 else { return }
         logger.warning("invalid audio samples replaced (non-finite → 0, beyond ±\(Int(SampleGuard.limit)) clamped)", metadata: [
             "device": "\(config.capture.device)", "nonfinite_total": "\(nonFinite)", "clamped_total": "\(clamped)"])
-        publishStatus("samples_sanitized", [("nonfinite", "\(nonFinite)"), ("clamped", "\(clamped)")])
+        publishStatus(.samplesSanitized(nonfinite: nonFinite, clamped: clamped))
         lastSanitizedReported = nonFinite + clamped
         lastSanitizedReportNs = now
     }
@@ -494,7 +479,7 @@ public final class Daemon {
                 logger.warning("capture overrun (xrun) recovered", metadata: [
                     "device": "\(device)", "xruns_total": "\(e.value)", "suppressed": "\(suppressedXrunLogs)"])
                 // Subscribers get the same rate-limited notice (each gap is on its frame anyway).
-                publishStatus("xrun", [("xruns", "\(e.value)"), ("suppressed", "\(suppressedXrunLogs)")])
+                publishStatus(.xrun(xruns: Int(e.value), suppressed: suppressedXrunLogs))
                 lastXrunLogNs = now
                 suppressedXrunLogs = 0
             } else {
@@ -507,13 +492,13 @@ public final class Daemon {
             retryLogs = 0
             logger.error("capture device lost, reconnecting with backoff", metadata: [
                 "device": "\(device)", "error": "\(err)", "errno": "\(e.errno)"])
-            publishStatus("device_lost", [("error", ByteWriter.jsonLiteral(err)), ("errno", "\(e.errno)")])
+            publishStatus(.deviceLost(error: err, errno: e.errno))
         case .recovered:
             let down = deviceLostAtNs > 0 ? Double(e.monotonicNs - deviceLostAtNs) / 1e9 : 0
             logger.notice("capture device recovered", metadata: [
                 "device": "\(device)", "down_s": "\(String(format: "%.1f", down))", "reconnects_total": "\(e.value)"])
             deviceLostAtNs = 0
-            publishStatus("device_recovered", [("down_s", String(format: "%.3f", down)), ("reconnects", "\(e.value)")])
+            publishStatus(.deviceRecovered(downSeconds: down, reconnects: Int(e.value)))
         case .retrying:
             retryLogs += 1
             // The loss was logged once; repeat the reason only at growing intervals.
@@ -605,7 +590,7 @@ public final class Daemon {
             let failed = (try? startSinks(failuresAreFatal: false)) ?? []
             do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
-            publishStatus("reload", [("rebuilt", "true"), ("failed_sinks", Self.jsonList(failed))])
+            publishStatus(.reload(changed: nil, rebuilt: true, failedSinks: failed))
             if failed.isEmpty {
                 logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
             } else {
@@ -632,7 +617,7 @@ public final class Daemon {
         reloadSource = .some(source)  // only once applied: a failed reload of the same bytes is tried again
         let failed = applyLiveSettings(from: old)
         socket?.updateStream(streamInfo)
-        publishStatus("reload", [("changed", "\(changes.keys.count)"), ("failed_sinks", Self.jsonList(failed))])
+        publishStatus(.reload(changed: changes.keys.count, rebuilt: false, failedSinks: failed))
         if failed.isEmpty {
             logger.notice("reload applied")
         } else {
@@ -640,9 +625,6 @@ public final class Daemon {
         }
     }
 
-    static func jsonList(_ names: [String]) -> String {
-        "[" + names.map(ByteWriter.jsonLiteral).joined(separator: ",") + "]"
-    }
 
     /// Settings that take effect without restarting capture or DSP: alert thresholds and budgets live;
     /// rolling windows and metrics by restarting those sinks on the running bus.

@@ -212,12 +212,9 @@ public final class AlertSink: Sink, @unchecked Sendable {
                    max: Double?) {
         let threshold = config.level.thresholdDB
         let text = ByteWriter(capacity: 256)
-        let json = ByteWriter(capacity: 256)
         text.ascii("alert=level state="); text.ascii(state)
-        json.ascii("{\"type\":\"alert\",\"alert\":\"level\",\"state\":\""); json.ascii(state); json.byte(0x22)
         func field(_ key: StaticString, _ v: Double, _ decimals: Int) {
             text.byte(0x20); text.ascii(key); text.byte(0x3D); text.fixed(v, decimals: decimals)
-            json.ascii(",\""); json.ascii(key); json.ascii("\":"); json.fixed(v, decimals: decimals)
         }
         field("level_db", level, 1)
         field("threshold_db", threshold, 1)
@@ -226,15 +223,16 @@ public final class AlertSink: Sink, @unchecked Sendable {
         field("decided_seq", Double(decidedSeq), 0)
         if let duration { field("duration_s", duration, 3) }
         if let max { field("max_db", max, 1) }
-        json.ascii(",\"weighting\":"); json.jsonString(config.level.weighting.rawValue)
-        json.ascii("}\n")
+        let json = AlertMessage.level(
+            state: duration == nil ? .start : .end, levelDb: level, thresholdDb: threshold, t: Double(t) / 1e9, seq: seq,
+            decidedSeq: decidedSeq, durationSeconds: duration, maxDb: max, weighting: config.level.weighting.rawValue)
         let line = String(decoding: text.bytes, as: UTF8.self)
         if duration == nil {  // start
             logger.warning("\(line)")
         } else {
             logger.notice("\(line)")
         }
-        publisher?.publish(.alert, line: Array(json.bytes), wallNs: t)
+        publisher?.publish(.alert, line: json.line(), wallNs: t)
     }
 
     func evaluateOnset(_ h: FrameHeader) {
@@ -263,19 +261,14 @@ public final class AlertSink: Sink, @unchecked Sendable {
         summaryEmitted += 1
         _onsetAlerts.add(1, ordering: .relaxed)
         let text = ByteWriter(capacity: 128)
-        let json = ByteWriter(capacity: 160)
         text.ascii("alert=onset strength="); text.fixed(strength, decimals: 2)
         text.ascii(" t="); text.fixed(Double(t) / 1e9, decimals: 3)
         text.ascii(" seq="); text.int(h.onset.frameIndex)
         text.ascii(" suppressed="); text.int(Int64(suppressedSinceLast))
-        json.ascii("{\"type\":\"alert\",\"alert\":\"onset\",\"strength\":"); json.fixed(strength, decimals: 2)
-        json.ascii(",\"t\":"); json.fixed(Double(t) / 1e9, decimals: 3)
-        json.ascii(",\"seq\":"); json.int(h.onset.frameIndex)
-        json.ascii(",\"suppressed\":"); json.int(Int64(suppressedSinceLast))
-        json.ascii("}\n")
+        let json = AlertMessage.onset(strength: strength, t: Double(t) / 1e9, seq: h.onset.frameIndex, suppressed: suppressedSinceLast)
         suppressedSinceLast = 0
         logger.warning("\(String(decoding: text.bytes, as: UTF8.self))")
-        publisher?.publish(.alert, line: Array(json.bytes), wallNs: t)
+        publisher?.publish(.alert, line: json.line(), wallNs: t)
     }
 
     func maybeSummary(_ t: Int64) {
@@ -284,18 +277,15 @@ public final class AlertSink: Sink, @unchecked Sendable {
         guard period > 0, t - summaryStartNs >= period else { return }
         if summarySuppressed > 0 {
             let text = ByteWriter(capacity: 128)
-            let json = ByteWriter(capacity: 160)
             text.ascii("alert=onset_summary suppressed="); text.int(Int64(summarySuppressed))
             text.ascii(" emitted="); text.int(Int64(summaryEmitted))
             text.ascii(" period_s="); text.fixed(config.summaryIntervalSeconds, decimals: 3)
             text.ascii(" t="); text.fixed(Double(t) / 1e9, decimals: 3)
-            json.ascii("{\"type\":\"alert\",\"alert\":\"onset_summary\",\"suppressed\":"); json.int(Int64(summarySuppressed))
-            json.ascii(",\"emitted\":"); json.int(Int64(summaryEmitted))
-            json.ascii(",\"period_s\":"); json.fixed(config.summaryIntervalSeconds, decimals: 3)
-            json.ascii(",\"t\":"); json.fixed(Double(t) / 1e9, decimals: 3)
-            json.ascii("}\n")
+            let json = AlertMessage.onsetSummary(
+                suppressed: summarySuppressed, emitted: summaryEmitted, periodSeconds: config.summaryIntervalSeconds,
+                t: Double(t) / 1e9)
             logger.notice("\(String(decoding: text.bytes, as: UTF8.self))")
-            publisher?.publish(.alert, line: Array(json.bytes), wallNs: t)
+            publisher?.publish(.alert, line: json.line(), wallNs: t)
         }
         summaryStartNs = t
         summarySuppressed = 0

@@ -253,28 +253,15 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
     /// - Parameter counters: extra integer fields, e.g. `[("frames", 1234), ("xruns", 0)]`.
     public func statsJSON(counters: [(String, Int)]) -> [UInt8] {
         let snap = snapshot(resetInterval: true)
-        let w = ByteWriter(capacity: 1024)
-        w.ascii("{\"type\":\"stats\",\"t\":"); w.fixed(Double(Clock.wallNanoseconds()) / 1e9, decimals: 6)
-        for (k, v) in counters { w.byte(0x2C); w.jsonString(k); w.byte(0x3A); w.int(Int64(v)) }
-        w.ascii(",\"latency_ms\":{")
-        var first = true
-        for s in snap.stages where s.interval.count > 0 {
-            if !first { w.byte(0x2C) }
-            first = false
-            w.jsonString(s.stage)
-            w.ascii(":{\"count\":"); w.int(Int64(s.interval.count))
-            w.ascii(",\"p50\":"); w.fixed(s.interval.p50Ms, decimals: 3)
-            w.ascii(",\"p99\":"); w.fixed(s.interval.p99Ms, decimals: 3)
-            w.ascii(",\"max\":"); w.fixed(s.interval.maxMs, decimals: 3)
-            w.byte(0x7D)
-        }
-        w.ascii("},\"over_budget\":{")
-        for (i, s) in snap.stages.enumerated() {
-            if i > 0 { w.byte(0x2C) }
-            w.jsonString(s.stage); w.byte(0x3A); w.int(Int64(s.overBudget))
-        }
-        w.ascii("}}\n")
-        return Array(w.bytes)
+        return StatsMessage(
+            t: Double(Clock.wallNanoseconds()) / 1e9,
+            counters: counters.map { (name: $0.0, value: $0.1) },
+            latency: snap.stages.filter { $0.interval.count > 0 }.map {
+                StatsMessage.Latency(stage: $0.stage, count: $0.interval.count, p50Ms: $0.interval.p50Ms,
+                                     p99Ms: $0.interval.p99Ms, maxMs: $0.interval.maxMs)
+            },
+            overBudget: snap.stages.map { (stage: $0.stage, count: $0.overBudget) }
+        ).line()
     }
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {

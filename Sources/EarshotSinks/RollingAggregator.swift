@@ -183,34 +183,14 @@ public final class RollingAggregator: Sink, @unchecked Sendable {
         }
     }
 
-    /// `{"type":"rolling",...}\n`.
+    /// The `rolling` line of a result.
     static func encode(_ r: RollingResult, levelUnit: String, weighting: LevelWeighting) -> [UInt8] {
-        let w = ByteWriter(capacity: 512 + r.logmelMean.count * 10)
-        w.ascii("{\"type\":\"rolling\",\"window_s\":"); w.significant(r.windowSeconds, digits: 6)
-        w.ascii(",\"t\":"); w.fixed(r.t, decimals: 6)
-        w.ascii(",\"t_end\":"); w.fixed(r.tEnd, decimals: 6)
-        w.ascii(",\"seq_first\":"); w.int(r.seqFirst)
-        w.ascii(",\"seq_last\":"); w.int(r.seqLast)
-        w.ascii(",\"frames\":"); w.int(Int64(r.frames))
-        w.ascii(",\"complete\":"); if r.complete { w.ascii("true") } else { w.ascii("false") }
-        w.ascii(",\"level_unit\":"); w.jsonString(levelUnit)
-        w.ascii(",\"weighting\":"); w.jsonString(weighting.rawValue)
-        w.ascii(",\"leq\":"); w.fixed(r.leq, decimals: 3)
-        w.ascii(",\"lmax\":"); w.fixed(r.lmax, decimals: 3)
-        w.ascii(",\"lmin\":"); w.fixed(r.lmin, decimals: 3)
-        w.ascii(",\"l10\":"); w.fixed(r.l10, decimals: 3)
-        w.ascii(",\"l50\":"); w.fixed(r.l50, decimals: 3)
-        w.ascii(",\"l90\":"); w.fixed(r.l90, decimals: 3)
-        w.ascii(",\"onsets\":"); w.int(Int64(r.onsets))
-        w.ascii(",\"discontinuities\":"); w.int(Int64(r.discontinuities))
-        w.ascii(",\"centroid_hz_mean\":"); w.fixed(r.centroidHzMean, decimals: 2)
-        w.ascii(",\"logmel_mean\":[")
-        for (i, v) in r.logmelMean.enumerated() {
-            if i > 0 { w.byte(0x2C) }
-            w.fixed(v, decimals: 3)
-        }
-        w.ascii("]}\n")
-        return Array(w.bytes)
+        RollingMessage(
+            windowSeconds: r.windowSeconds, t: r.t, tEnd: r.tEnd, seqFirst: r.seqFirst, seqLast: r.seqLast,
+            frames: r.frames, complete: r.complete, levelUnit: levelUnit, weighting: weighting.rawValue, leq: r.leq,
+            lmax: r.lmax, lmin: r.lmin, l10: r.l10, l50: r.l50, l90: r.l90, onsets: r.onsets,
+            discontinuities: r.discontinuities, centroidHzMean: r.centroidHzMean, logmelMean: r.logmelMean.map(Double.init)
+        ).line()
     }
 
     /// One window length's accumulator; storage preallocated for `capacity` frames.

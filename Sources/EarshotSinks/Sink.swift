@@ -37,11 +37,6 @@ public protocol Sink: AnyObject, Sendable {
     var dropped: Int { get }
 }
 
-/// The socket protocol's streams.
-public enum StreamKind: String, Sendable, CaseIterable, Hashable {
-    case frame, rolling, onset, alert, status, stats
-}
-
 /// Where non-frame messages go (rolling results, alerts, status, stats): implemented by the socket
 /// publisher. Thread-safe, never blocks the caller (bounded; excess is dropped and counted).
 public protocol MessagePublisher: AnyObject, Sendable {

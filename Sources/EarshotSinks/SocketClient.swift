@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EarshotPipeline
+import EarshotProtocol
 import EarshotRealtime
 
 /// One serialized message, shared by every client queue it is put on (a frame line is encoded once).
@@ -30,6 +31,10 @@ final class SocketClient {
     var input: CommandLineBuffer
     /// Set after a fatal protocol error: input is discarded, the queue flushed, then the socket closed.
     var closingDeadlineNs: Int64? = nil
+    /// Why the connection is closing (logged when it is closed).
+    var closingReason = "protocol error"
+    /// The client shut down its sending side (read returned 0): it is still served until it closes.
+    var inputClosed = false
     /// Since when the client has had no subscription (connect, or its last `unsubscribe`); nil while subscribed.
     private(set) var idleSinceNs: Int64?
     /// A `backfill_s` replay in progress: absolute index of the next backfill line to queue. Commands wait
@@ -114,6 +119,12 @@ final class SocketClient {
         pendingDropped[stream, default: 0] += 1
         compactIfNeeded()
         return true
+    }
+
+    /// Drops every queued data message that has not started to go out (replies stay).
+    func dropQueuedData() {
+        while evictOldestData() {}
+        pendingDropped.removeAll()
     }
 
     private func compactIfNeeded() {

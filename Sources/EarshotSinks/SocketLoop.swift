@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CEarshotSupport
 import EarshotPipeline
+import EarshotProtocol
 import EarshotRealtime
 import Logging
 import Synchronization
@@ -89,7 +90,12 @@ final class SocketLoop: @unchecked Sendable {
             for (fd, c) in clients {
                 var ev: Int32 = 0
                 var pending = false  // buffered commands or a replay to continue: wake for its next slice
-                if c.closingDeadlineNs != nil {
+                if c.inputClosed {
+                    // The client shut down its sending side: keep serving it until it closes (POLLHUP) or a
+                    // write fails. Its last buffered commands still run.
+                    if c.closingDeadlineNs == nil, acceptsCommands(c), c.input.hasWholeLine { pending = true }
+                    if c.closingDeadlineNs == nil, replayCanRun(c) { pending = true }
+                } else if c.closingDeadlineNs != nil {
                     ev |= Int32(POLLIN)  // read and discard
                 } else {
                     if acceptsCommands(c) {
@@ -122,8 +128,13 @@ final class SocketLoop: @unchecked Sendable {
                 let re = Int32(fds[3 + k].revents)
                 guard re != 0, let c = clients[fd] else { continue }
                 if re & Int32(POLLOUT) != 0 { c.blocked = false }
-                if re & Int32(POLLIN) != 0 || re & Int32(POLLHUP | POLLERR) != 0 {
-                    if !readInput(c, now: after) { disconnect(c, reason: "closed"); continue }
+                if c.inputClosed {
+                    // POLLHUP on a half-closed Unix socket: the peer closed its end too.
+                    if re & Int32(POLLHUP | POLLERR) != 0 { disconnect(c, reason: "closed"); continue }
+                } else if re & Int32(POLLIN) != 0 || re & Int32(POLLHUP | POLLERR) != 0 {
+                    if !readInput(c, now: after, hangUp: re & Int32(POLLHUP | POLLERR) != 0) {
+                        disconnect(c, reason: "closed"); continue
+                    }
                 }
             }
             // Bounded work per client: a slice (a few commands, or part of a backfill replay) per iteration and
@@ -180,18 +191,17 @@ final class SocketLoop: @unchecked Sendable {
             let c = SocketClient(fd: fd, id: nextClientID, maxLineBytes: config.maxLineBytes, nowNs: now)
             nextClientID += 1
             clients[fd] = c
-            owner._clients.store(clients.count, ordering: .relaxed)
             c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
             let uid = Self.peerUID(fd)
             let fromUID = uid.map { clientsPerUID[$0, default: 0] } ?? 0
             if clients.count > config.maxClients {
-                sendError(c, ProtocolError(code: "too_many_clients", message: "server has \(config.maxClients) clients"), now: now)
+                sendError(c, ProtocolError(code: .tooManyClients, message: "server has \(config.maxClients) clients"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
                 owner._refused.add(1, ordering: .relaxed)
                 logger.warning("client refused: too many clients", metadata: ["max": "\(config.maxClients)"])
             } else if let uid, fromUID >= config.maxClientsPerUID {
                 sendError(c, ProtocolError(
-                    code: "too_many_clients",
+                    code: .tooManyClients,
                     message: "uid \(uid) has \(fromUID) connections (limit \(config.maxClientsPerUID) per uid)"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
                 owner._refused.add(1, ordering: .relaxed)
@@ -203,6 +213,7 @@ final class SocketLoop: @unchecked Sendable {
                 updateQueueShare(now: now)
                 logger.debug("client connected", metadata: ["client": "\(c.id)"])
             }
+            updateClientCount()
         }
     }
 
@@ -232,10 +243,39 @@ final class SocketLoop: @unchecked Sendable {
             && c.queuedCount - c.dataCount < config.queueMessages && c.replyBytes < Self.maxReplyBytes
     }
 
+    /// A client that read nothing for `stall_limit_s` with output queued: its queued stream messages are
+    /// dropped and an `error` (`stalled`) line is queued behind what it has partly received, then it gets
+    /// ``closingGraceNs`` to read it (best effort: a client that never reads again just sees the close).
+    func stalled(_ c: SocketClient, now: Int64) {
+        owner._disconnectedStalled.add(1, ordering: .relaxed)
+        logger.warning("client disconnected: stalled", metadata: [
+            "client": "\(c.id)", "queued": "\(c.queuedCount)", "limit_s": "\(config.stallLimitSeconds)",
+        ])
+        let queued = c.queuedCount
+        c.dropQueuedData()
+        sendError(c, ProtocolError(
+            code: .stalled,
+            message: "read nothing for \(config.stallLimitSeconds) s with \(queued) messages queued; closing the connection"),
+            now: now)
+        c.input.reset()
+        c.closingDeadlineNs = now + Self.closingGraceNs
+        c.closingReason = "stalled"
+        updateClientCount()
+        if !c.blocked, case .failed = c.flush(nowNs: now) { disconnect(c, reason: "stalled", log: false) }
+    }
+
+    /// Publishes the number of clients being served (`clients`, `subscribers` in `stats`): a connection that
+    /// is closing — refused, or after a fatal error, with its error line still to go out — is not counted.
+    func updateClientCount() {
+        var n = 0
+        for c in clients.values where c.closingDeadlineNs == nil { n += 1 }
+        owner._clients.store(n, ordering: .relaxed)
+    }
+
     func disconnect(_ c: SocketClient, reason: String, log: Bool = true) {
         clients[c.fd] = nil
         close(c.fd)
-        owner._clients.store(clients.count, ordering: .relaxed)
+        updateClientCount()
         if let uid = c.uid {
             let left = clients.isEmpty ? 0 : clientsPerUID[uid, default: 1] - 1
             clientsPerUID[uid] = left > 0 ? left : nil
@@ -243,22 +283,24 @@ final class SocketLoop: @unchecked Sendable {
         }
         updateQueueShare(now: 0)
         freedSinceTrim += c.queuedBytes + c.input.count
-        if log {
-            if reason == "stalled" {
-                logger.warning("client disconnected: stalled", metadata: [
-                    "client": "\(c.id)", "queued": "\(c.queuedCount)", "limit_s": "\(config.stallLimitSeconds)",
-                ])
-            } else {
-                logger.debug("client disconnected", metadata: ["client": "\(c.id)", "reason": "\(reason)"])
-            }
-        }
+        if log { logger.debug("client disconnected", metadata: ["client": "\(c.id)", "reason": "\(reason)"]) }
     }
 
     /// Reads what is available (one read: at most 64 KiB, buffered until its commands have run). Returns
-    /// false when the connection is gone.
-    func readInput(_ c: SocketClient, now: Int64) -> Bool {
+    /// false when the connection is gone. End of input with the connection still open (the client shut down
+    /// its sending side, as `echo … | socat` does) is not the end: the client is served until it closes;
+    /// a last command without its newline still runs.
+    func readInput(_ c: SocketClient, now: Int64, hangUp: Bool = false) -> Bool {
         let n = recv(c.fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
-        if n == 0 { return false }
+        if n == 0 {
+            if hangUp { return false }
+            c.inputClosed = true
+            if c.closingDeadlineNs == nil, c.input.count > 0, !c.input.endsWithNewline {
+                withUnsafeBytes(of: UInt8(0x0A)) { c.input.append($0) }
+            }
+            logger.debug("client shut down its sending side", metadata: ["client": "\(c.id)"])
+            return true
+        }
         if n < 0 {
             let err = errno
             return err == EAGAIN || err == EWOULDBLOCK || err == EINTR
@@ -289,10 +331,11 @@ final class SocketLoop: @unchecked Sendable {
     func lineTooLong(_ c: SocketClient, length: Int, now: Int64) {
         owner._protocolErrors.add(1, ordering: .relaxed)
         sendError(c, ProtocolError(
-            code: "line_too_long",
+            code: .lineTooLong,
             message: "command line longer than \(config.maxLineBytes) bytes; closing the connection"), now: now)
         c.input.reset()
         c.closingDeadlineNs = now + Self.closingGraceNs
+        updateClientCount()
         logger.notice("client disconnected: command line too long", metadata: ["client": "\(c.id)", "bytes": "\(length)"])
     }
 
@@ -308,48 +351,21 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func sendError(_ c: SocketClient, _ e: ProtocolError, now: Int64) {
-        c.enqueue(OutMessage(e.line(), stream: nil), maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
+        reply(c, e, now: now)
     }
 
-    func reply(_ c: SocketClient, now: Int64, _ build: (ByteWriter) -> Void) {
-        let w = ByteWriter(capacity: 512)
-        build(w)
-        c.enqueue(OutMessage(Array(w.bytes), stream: nil), maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
-    }
-
-    func writeID(_ id: ProtocolJSON?, _ w: ByteWriter) {
-        if let id { w.ascii(",\"id\":"); id.write(into: w) }
-    }
-
-    func writeStreams(_ set: Set<StreamKind>, _ w: ByteWriter) {
-        w.byte(0x5B)
-        var first = true
-        for k in StreamKind.allCases where set.contains(k) {
-            if !first { w.byte(0x2C) }
-            first = false
-            w.jsonString(k.rawValue)
-        }
-        w.byte(0x5D)
+    /// Queues a reply or notice (never dropped).
+    func reply(_ c: SocketClient, _ message: some ServerMessage, now: Int64) {
+        c.enqueue(OutMessage(message.line(), stream: nil), maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
     }
 
     func execute(_ cmd: ProtocolCommand, _ c: SocketClient, now: Int64) {
         switch cmd {
         case .ping(let id):
-            reply(c, now: now) { w in
-                w.ascii("{\"type\":\"pong\"")
-                writeID(id, w)
-                w.ascii(",\"t\":")
-                w.fixed(Double(Clock.wallNanoseconds()) / 1e9, decimals: 6)
-                w.ascii("}\n")
-            }
+            reply(c, PongMessage(id: id, t: Double(Clock.wallNanoseconds()) / 1e9), now: now)
         case .unsubscribe(let streams, let id):
             c.subscriptions.subtract(streams)
-            reply(c, now: now) { w in
-                w.ascii("{\"type\":\"unsubscribed\",\"streams\":")
-                writeStreams(c.subscriptions, w)
-                writeID(id, w)
-                w.ascii("}\n")
-            }
+            reply(c, UnsubscribedMessage(streams: c.subscriptions, id: id), now: now)
         case .subscribe(let streams, let every, let fields, let backfillSeconds, let id):
             c.subscriptions.formUnion(streams)
             if streams.contains(.frame) {
@@ -362,27 +378,8 @@ final class SocketLoop: @unchecked Sendable {
                 replayCount = backfillBase + backfill.count - first
                 c.replayNext = first
             }
-            reply(c, now: now) { w in
-                w.ascii("{\"type\":\"subscribed\",\"streams\":")
-                writeStreams(c.subscriptions, w)
-                w.ascii(",\"every\":")
-                w.int(Int64(c.every))
-                w.ascii(",\"fields\":")
-                if let f = c.fields {
-                    w.byte(0x5B)
-                    for (k, name) in Feature.allCases.filter({ f.contains($0) }).map(\.rawValue).enumerated() {
-                        if k > 0 { w.byte(0x2C) }
-                        w.jsonString(name)
-                    }
-                    w.byte(0x5D)
-                } else {
-                    w.ascii("null")
-                }
-                w.ascii(",\"backfill\":")
-                w.int(Int64(replayCount))
-                writeID(id, w)
-                w.ascii("}\n")
-            }
+            reply(c, SubscribedMessage(streams: c.subscriptions, every: c.every, fields: c.fields, backfill: replayCount, id: id),
+                  now: now)
             if replayCanRun(c) { replayStep(c, now: now) }
         }
     }
@@ -552,20 +549,14 @@ final class SocketLoop: @unchecked Sendable {
                 }
             }
             if let deadline = c.closingDeadlineNs {
-                if c.isEmpty || now >= deadline { disconnect(c, reason: "protocol error") }
+                if c.isEmpty || now >= deadline { disconnect(c, reason: c.closingReason, log: c.closingReason != "stalled") }
                 continue
             }
             if !c.pendingDropped.isEmpty, c.dataCount < config.queueMessages {
                 // Report drops once there is room again (notices are replies: never dropped themselves).
                 for k in StreamKind.allCases {
                     guard let n = c.pendingDropped[k] else { continue }
-                    reply(c, now: now) { w in
-                        w.ascii("{\"type\":\"dropped\",\"count\":")
-                        w.int(Int64(n))
-                        w.ascii(",\"stream\":")
-                        w.jsonString(k.rawValue)
-                        w.ascii("}\n")
-                    }
+                    reply(c, DroppedMessage(count: n, stream: k), now: now)
                 }
                 c.pendingDropped.removeAll()
                 if !c.blocked {
@@ -579,63 +570,29 @@ final class SocketLoop: @unchecked Sendable {
             if idleTimeoutNs > 0, let since = c.idleSinceNs, now &- since > idleTimeoutNs {
                 owner._idleClosed.add(1, ordering: .relaxed)
                 sendError(c, ProtocolError(
-                    code: "idle_timeout",
+                    code: .idleTimeout,
                     message: "no subscription for \(config.idleTimeoutSeconds) s; closing the connection"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
+                updateClientCount()
                 logger.debug("client disconnected: idle", metadata: ["client": "\(c.id)"])
                 continue
             }
-            if stallLimitNs >= 0, c.isStalled(nowNs: now, limitNs: stallLimitNs) {
-                owner._disconnectedStalled.add(1, ordering: .relaxed)
-                disconnect(c, reason: "stalled")
-            }
+            if stallLimitNs >= 0, c.isStalled(nowNs: now, limitNs: stallLimitNs) { stalled(c, now: now) }
         }
     }
 
     // MARK: hello
 
     static func helloLine(stream s: StreamInfo, config: SocketPublisher.Configuration, version: String) -> [UInt8] {
-        let w = ByteWriter(capacity: 8192)
-        w.ascii("{\"type\":\"hello\",\"protocol\":1,\"daemon_version\":")
-        w.jsonString(version)
-        w.ascii(",\"sample_rate\":"); w.int(Int64(s.sampleRate))
-        w.ascii(",\"n_fft\":"); w.int(Int64(s.nFFT))
-        w.ascii(",\"hop\":"); w.int(Int64(s.hop))
-        w.ascii(",\"n_mels\":"); w.int(Int64(s.nMels))
-        w.ascii(",\"n_mfcc\":"); w.int(Int64(s.nMFCC))
-        w.ascii(",\"mel_band_edges_hz\":[")
-        for (i, e) in s.melBandEdgesHz.enumerated() {
-            if i > 0 { w.byte(0x2C) }
-            w.fixed(e, decimals: 2)
-        }
-        w.ascii("],\"level_unit\":"); w.jsonString(s.levelUnit)
-        w.ascii(",\"device\":"); w.jsonString(s.device)
-        w.ascii(",\"onset_lookahead_ms\":"); w.fixed(s.onsetLookAheadMs, decimals: 3)
-        w.ascii(",\"features\":[")
-        var first = true
-        for f in Feature.allCases where config.features.contains(f) {
-            if !first { w.byte(0x2C) }
-            first = false
-            w.ascii("{\"name\":"); w.jsonString(f.rawValue)
-            w.ascii(",\"unit\":"); w.jsonString(f.unit(levelUnit: s.levelUnit))
-            w.ascii(",\"summary\":"); w.jsonString(f.summary)
-            w.byte(0x7D)
-        }
-        w.ascii("],\"streams\":[")
-        for (i, k) in StreamKind.allCases.enumerated() {
-            if i > 0 { w.byte(0x2C) }
-            w.jsonString(k.rawValue)
-        }
-        w.ascii("],\"limits\":{\"max_line_bytes\":"); w.int(Int64(config.maxLineBytes))
-        w.ascii(",\"queue_messages\":"); w.int(Int64(config.queueMessages))
-        w.ascii(",\"queue_bytes\":"); w.int(Int64(config.queueBytes))
-        w.ascii(",\"stall_limit_s\":"); w.fixed(config.stallLimitSeconds, decimals: 3)
-        w.ascii(",\"backfill_s\":"); w.fixed(config.backfillSeconds, decimals: 3)
-        w.ascii(",\"max_clients\":"); w.int(Int64(config.maxClients))
-        w.ascii(",\"max_clients_per_uid\":"); w.int(Int64(config.maxClientsPerUID))
-        w.ascii(",\"queue_bytes_total\":"); w.int(Int64(config.queueBytesTotal))
-        w.ascii(",\"idle_timeout_s\":"); w.fixed(config.idleTimeoutSeconds, decimals: 3)
-        w.ascii("}}\n")
-        return Array(w.bytes)
+        HelloMessage(
+            daemonVersion: version, sampleRate: s.sampleRate, nFFT: s.nFFT, hop: s.hop, nMels: s.nMels, nMFCC: s.nMFCC,
+            melBandEdgesHz: s.melBandEdgesHz.map(Double.init), levelUnit: s.levelUnit, device: s.device,
+            onsetLookAheadMs: s.onsetLookAheadMs, features: config.features,
+            limits: .init(
+                maxLineBytes: config.maxLineBytes, queueMessages: config.queueMessages, queueBytes: config.queueBytes,
+                stallLimitSeconds: config.stallLimitSeconds, backfillSeconds: config.backfillSeconds,
+                maxClients: config.maxClients, maxClientsPerUID: config.maxClientsPerUID,
+                queueBytesTotal: config.queueBytesTotal, idleTimeoutSeconds: config.idleTimeoutSeconds)
+        ).line()
     }
 }

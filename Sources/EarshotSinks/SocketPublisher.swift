@@ -100,7 +100,7 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     let _idleClosed = Atomic<Int>(0)
     let running = Atomic<Bool>(false)
 
-    /// Connected clients.
+    /// Clients being served (connected and not closing after a fatal error or a refusal).
     public var clients: Int { _clients.load(ordering: .relaxed) }
     /// Connections accepted since start.
     public var connectionsTotal: Int { _connectionsTotal.load(ordering: .relaxed) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EarshotCapture
+import EarshotClient
 import EarshotSinks
 import Foundation
 

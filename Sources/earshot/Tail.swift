@@ -1,6 +1,6 @@
 import ArgumentParser
 import EarshotDaemon
-import EarshotSinks
+import EarshotClient
 import Foundation
 
 struct Tail: ParsableCommand {

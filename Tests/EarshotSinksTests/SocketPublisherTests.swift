@@ -3,6 +3,7 @@ import Glibc
 #endif
 import EarshotPipeline
 @testable import EarshotSinks
+@testable import EarshotClient
 import Foundation
 import Testing
 
@@ -275,11 +276,16 @@ import Testing
         #expect(env.publisher.disconnectedStalled == 1)
         #expect(env.publisher.droppedTotal > 0)
         #expect(gaps == 0, "the reading client must lose nothing")
-        #expect(env.publisher.clients == 1)
-        // The stalled client gets what was buffered, then EOF (or a reset).
-        var lines = 0
-        while stalled.readLine() != nil { lines += 1 }
-        #expect(lines > 1)
+        // The stalled client, reading again within the grace period, gets what was buffered, then an `error`
+        // line that says why, then EOF.
+        var lines: [[UInt8]] = []
+        while let line = stalled.readLine() { lines.append(line) }
+        #expect(lines.count > 1)
+        let final = try #require(lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any])
+        #expect(final["type"] as? String == "error")
+        #expect(final["code"] as? String == "stalled")
+        #expect((final["message"] as? String)?.contains("0.5 s") == true)
+        #expect(waitUntil { env.publisher.clients == 1 })
     }
 
     @Test func slowReaderGetsDroppedNoticesMatchingItsGaps() throws {
@@ -444,6 +450,10 @@ import Testing
         let seqs = raw.lines.compactMap { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["seq"] as? Int }
         #expect(seqs.count > 5 && seqs.allSatisfy { $0 % 10 == 0 })
         #expect(try TailClient.run(socketPath: env.dir + "/missing.sock", streams: ["frame"], every: 1, json: true, maxSeconds: 1) { _ in } == 69)
+        // An unknown stream name is a usage error, found before connecting (the name is not sent, escaped or not).
+        let before = env.publisher.connectionsTotal
+        #expect(try TailClient.run(socketPath: env.path, streams: ["frame", "on\"set"], every: 1, json: true, maxSeconds: 1) { _ in } == 64)
+        #expect(env.publisher.connectionsTotal == before)
         #expect("\(TailClient.ConnectError(path: "/x.sock", errnoText: "No such file or directory"))"
             == "cannot connect to /x.sock: No such file or directory (is the daemon running?)")
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import EarshotPipeline
+import EarshotProtocol
 import EarshotRealtime
 
 /// `earshot tail`: connects to the daemon's socket, subscribes, and prints the stream (raw NDJSON, or a
@@ -24,26 +24,29 @@ public enum TailClient {
     ///   - json: print the raw NDJSON lines instead of the live view.
     ///   - maxSeconds: stop after this long (nil: until the daemon closes the connection).
     ///   - output: receives each printed line (without newline).
-    /// - Returns: 0 on EOF or timeout; 69 (EX_UNAVAILABLE) after printing a clear message to stderr when the
-    ///   socket cannot be reached.
+    /// - Returns: 0 on EOF or timeout; 64 (EX_USAGE) for an unknown stream name and 69 (EX_UNAVAILABLE) when
+    ///   the socket cannot be reached, after printing a clear message to stderr.
     /// - Throws: ``ConnectError`` never (reported through the return code); errors writing the command.
     public static func run(
         socketPath: String, streams: [String], every: Int, json: Bool, maxSeconds: Double?,
         output: (String) -> Void = { print($0) }
     ) throws -> Int32 {
+        var kinds: [StreamKind] = []
+        switch StreamKind.parseList(streams.joined(separator: ",")) {
+        case .success(let k): kinds = k
+        case .failure(let e):
+            printError("earshot tail: \(e.message)")
+            return 64
+        }
         let fd: Int32
         do {
             fd = try connect(socketPath)
         } catch {
-            let message = Array("earshot tail: \(error)\n".utf8)
-            _ = message.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            printError("earshot tail: \(error)")
             return 69
         }
         defer { close(fd) }
-        var cmd = "{\"op\":\"subscribe\",\"streams\":["
-        cmd += streams.map { "\"\($0.filter { $0 != "\"" && $0 != "\\" })\"" }.joined(separator: ",")
-        cmd += "],\"every\":\(max(1, every))}\n"
-        let bytes = Array(cmd.utf8)
+        let bytes = ProtocolCommand.subscribe(kinds, every: max(1, every)).line()
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
@@ -86,15 +89,28 @@ public enum TailClient {
         }
     }
 
+    static func printError(_ text: String) {
+        let message = Array("\(text)\n".utf8)
+        _ = message.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+
     static func connect(_ path: String) throws -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard !bytes.isEmpty, bytes.count < capacity else {
+            throw ConnectError(path: path, errnoText: "path is empty or longer than \(capacity - 1) bytes")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ConnectError(path: path, errnoText: String(cString: strerror(errno))) }
-        let rc: Int32
-        do {
-            rc = try SocketListener.withAddress(path) { Glibc.connect(fd, $0, $1) }
-        } catch {
-            close(fd)
-            throw ConnectError(path: path, errnoText: error.message)
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) }
         }
         if rc != 0 {
             let text = String(cString: strerror(errno))
@@ -115,12 +131,12 @@ public enum TailClient {
             let t = msg["t"]?.doubleValue
             let time = t.map(Self.clock) ?? "            "
             switch type {
-            case "hello":
+            case HelloMessage.type:
                 levelUnit = msg["level_unit"]?.stringValue ?? levelUnit
                 let sr = msg["sample_rate"]?.intValue ?? 0, hop = msg["hop"]?.intValue ?? 0
                 return "connected: earshot \(msg["daemon_version"]?.stringValue ?? "?") device=\(msg["device"]?.stringValue ?? "?") "
                     + "\(sr) Hz hop=\(hop) n_mels=\(msg["n_mels"]?.intValue ?? 0) level_unit=\(levelUnit)"
-            case "frame":
+            case FrameMessage.type:
                 let unit = msg["level_unit"]?.stringValue ?? levelUnit
                 let (name, value): (String, Double?) =
                     if let v = msg["laf"]?.doubleValue { ("LAF", v) }
@@ -134,25 +150,27 @@ public enum TailClient {
                     s += "  (gap \(msg["gap_samples"]?.intValue ?? 0) samples, \(msg["cause"]?.stringValue ?? "?"))"
                 }
                 return s
-            case "onset":
+            case OnsetMessage.type:
                 return "\(time)  * onset strength=\(Self.format(msg["strength"]?.doubleValue ?? 0, 2)) delay=\(Self.format(msg["delay_ms"]?.doubleValue ?? 0, 1)) ms"
-            case "alert":
+            case AlertMessage.type:
                 let kind = msg["alert"]?.stringValue ?? "?"
                 let state = msg["state"]?.stringValue.map { " \($0)" } ?? ""
                 return "\(time)  ! alert \(kind)\(state) \(Self.rest(msg, skipping: ["type", "alert", "state", "t"]))"
-            case "status":
+            case StatusMessage.type:
                 return "\(time)  # status \(msg["event"]?.stringValue ?? "?") \(Self.rest(msg, skipping: ["type", "event", "t"]))"
-            case "rolling":
+            case RollingMessage.type:
                 let w = msg["window_s"]?.doubleValue ?? 0
                 return "\(time)  ~ \(Self.format(w, 0)) s  Leq \(Self.format(msg["leq"]?.doubleValue ?? .nan, 1))  "
                     + "Lmax \(Self.format(msg["lmax"]?.doubleValue ?? .nan, 1))  L90 \(Self.format(msg["l90"]?.doubleValue ?? .nan, 1))  "
                     + "onsets \(msg["onsets"]?.intValue ?? 0)"
-            case "dropped":
+            case DroppedMessage.type:
                 return "             (dropped \(msg["count"]?.intValue ?? 0) \(msg["stream"]?.stringValue ?? "") messages: reading too slowly)"
-            case "error":
+            case ErrorMessage.type:
                 return "error \(msg["code"]?.stringValue ?? "?"): \(msg["message"]?.stringValue ?? "")"
-            case "subscribed", "pong", "stats", "unsubscribed":
-                return type == "stats" ? "\(time)  stats \(Self.rest(msg, skipping: ["type", "t"]))" : nil
+            case StatsMessage.type:
+                return "\(time)  stats \(Self.rest(msg, skipping: ["type", "t"]))"
+            case SubscribedMessage.type, PongMessage.type, UnsubscribedMessage.type:
+                return nil
             default:
                 return String(decoding: line, as: UTF8.self)
             }
@@ -161,9 +179,7 @@ public enum TailClient {
         static func rest(_ msg: ProtocolJSON, skipping: Set<String>) -> String {
             guard case .object(let o) = msg else { return "" }
             return o.keys.sorted().filter { !skipping.contains($0) }.map { key in
-                let w = ByteWriter(capacity: 64)
-                o[key]!.write(into: w)
-                return "\(key)=\(String(decoding: w.bytes, as: UTF8.self))"
+                "\(key)=\(o[key]!.jsonText)"
             }.joined(separator: " ")
         }
 
@@ -176,7 +192,7 @@ public enum TailClient {
 
         static func format(_ v: Double, _ decimals: Int) -> String {
             guard v.isFinite else { return "n/a" }
-            let w = ByteWriter(capacity: 32)
+            var w = JSONWriter(capacity: 32)
             w.fixed(v, decimals: decimals)
             var s = String(decoding: w.bytes, as: UTF8.self)
             if decimals > 0 {

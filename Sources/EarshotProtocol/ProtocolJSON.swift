@@ -1,5 +1,3 @@
-public import EarshotPipeline
-
 /// A parsed JSON value, as needed by the socket protocol's commands (small, rare, untrusted).
 ///
 /// Numbers keep whether they were written as integers (`5` vs `5.0` vs `5e0`), so `"every": 2.5` is a type
@@ -48,30 +46,26 @@ public enum ProtocolJSON: Equatable, Sendable {
     }
 
     /// Serializes the value compactly (object keys sorted, so output is deterministic).
-    public func write(into w: ByteWriter) {
+    public func write(into w: inout JSONWriter) {
         switch self {
-        case .null: w.ascii("null")
-        case .bool(let b): if b { w.ascii("true") } else { w.ascii("false") }
+        case .null: w.null()
+        case .bool(let b): w.bool(b)
         case .number(let d, let i):
-            if let i { w.int(i) } else { w.significant(d, digits: 17) }
-        case .string(let s): w.jsonString(s)
-        case .array(let a):
-            w.byte(0x5B)
-            for (k, v) in a.enumerated() {
-                if k > 0 { w.byte(0x2C) }
-                v.write(into: w)
-            }
-            w.byte(0x5D)
+            if let i { w.int(i) } else { w.exact(d) }
+        case .string(let s): w.string(s)
+        case .array(let a): w.array(a) { w, v in v.write(into: &w) }
         case .object(let o):
-            w.byte(0x7B)
-            for (k, key) in o.keys.sorted().enumerated() {
-                if k > 0 { w.byte(0x2C) }
-                w.jsonString(key)
-                w.byte(0x3A)
-                o[key]!.write(into: w)
+            w.object { w in
+                for key in o.keys.sorted() { w.key(key); o[key]!.write(into: &w) }
             }
-            w.byte(0x7D)
         }
+    }
+
+    /// The compact JSON text of the value.
+    public var jsonText: String {
+        var w = JSONWriter()
+        write(into: &w)
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 
     public subscript(key: String) -> ProtocolJSON? {
@@ -83,6 +77,8 @@ public enum ProtocolJSON: Equatable, Sendable {
     public var intValue: Int64? { if case .number(_, let i) = self { return i }; return nil }
     public var doubleValue: Double? { if case .number(let d, _) = self { return d }; return nil }
     public var arrayValue: [ProtocolJSON]? { if case .array(let a) = self { return a }; return nil }
+    public var objectValue: [String: ProtocolJSON]? { if case .object(let o) = self { return o }; return nil }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
 }
 
 private struct Parser {

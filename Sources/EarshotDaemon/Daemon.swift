@@ -55,15 +55,11 @@ public final class Daemon {
     var lastMetricsNs: Int64 = 0
     /// Seconds between two `stats` messages on the socket.
     public static let statsIntervalSeconds = 5.0
-    var readySent = false
-    var lastWatchdogNs: Int64 = 0
-    var lastStatusNs: Int64 = 0
     var startNs: Int64 = 0
-    var deviceLostAtNs: Int64 = 0
-    var xrunsLogged = 0
-    var lastXrunLogNs: Int64 = 0
-    var suppressedXrunLogs = 0
-    var retryLogs = 0
+    /// READY=1 / WATCHDOG=1 / STATUS= decisions (set up when ``run()`` starts).
+    var health = HealthPolicy(startNs: 0, watchdogIntervalNs: nil)
+    /// Capture events → log lines and status events.
+    var captureReporter: CaptureEventReporter
     var lastDiscontinuities = 0
     var lastSanitizedReported = 0
     var lastSanitizedReportNs: Int64 = 0
@@ -85,7 +81,7 @@ public final class Daemon {
     var latest = FrameHeader()
 
     /// Frames older than this mean "not flowing" for the watchdog.
-    public static let staleFrameSeconds = 2.0
+    public static let staleFrameSeconds = Double(HealthPolicy.staleFrameNs) / 1e9
 
     /// Builds the pipeline for `config` and probes the device.
     /// - Throws: ``DaemonStartError`` for a device that cannot work (unknown name, impossible parameters) —
@@ -95,6 +91,7 @@ public final class Daemon {
         self.options = options
         self.logger = logger
         notifier = SystemdNotifier(environment: options.environment)
+        captureReporter = CaptureEventReporter(device: config.capture.device, realtimePriority: config.capture.realtimePriority)
         ALSALibraryLog.capture()  // libasound's error lines → drainCaptureEvents → the logger, with a level
         pipeline = try Self.makePipeline(config: config, logger: logger)
         #if DEBUG
@@ -329,6 +326,8 @@ public final class Daemon {
         }
         pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
         startNs = Clock.monotonicNanoseconds()
+        health = HealthPolicy(startNs: startNs, watchdogIntervalNs: notifier.watchdogInterval.map {
+            Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 })
         lastStatsNs = startNs
         logger.info("earshot \(EarshotVersion.string) started", metadata: [
             "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
@@ -390,22 +389,14 @@ public final class Daemon {
             logger.warning("test fault: stalling the DSP thread", metadata: ["ms": "\(stall.milliseconds)"])
             pipeline.dsp.injectStall(milliseconds: stall.milliseconds)
         }
-        let flowing = framesFlowing(now: now)
-        if !readySent {
-            let waitingForDevice = pipeline.capture.state != .running && now - startNs > 5_000_000_000
-            if pipeline.dsp.frames > 0 || waitingForDevice {
-                readySent = true
-                notifier.ready(status: statusLine())
-                logger.info(pipeline.dsp.frames > 0 ? "ready: frames are flowing" : "ready: still waiting for the capture device")
-            }
+        let actions = health.tick(HealthPolicy.Observation(
+            now: now, frames: pipeline.dsp.frames, lastFrameNs: pipeline.dsp.lastFrameMonotonicNs,
+            captureState: pipeline.capture.state))
+        if actions.ready {
+            notifier.ready(status: statusLine())
+            logger.info(actions.readyBecauseFramesFlow ? "ready: frames are flowing" : "ready: still waiting for the capture device")
         }
-        if let interval = notifier.watchdogInterval, readySent {
-            let intervalNs = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
-            if now - lastWatchdogNs >= intervalNs, healthyForWatchdog(now: now, flowing: flowing) {
-                notifier.watchdog()
-                lastWatchdogNs = now
-            }
-        }
+        if actions.watchdog { notifier.watchdog() }
         if now - lastStatsNs >= Int64(Self.statsIntervalSeconds * 1e9) {
             lastStatsNs = now
             publishStats(now: now)
@@ -414,10 +405,7 @@ public final class Daemon {
             lastMetricsNs = now
             updateMetrics()
         }
-        if now - lastStatusNs >= 5_000_000_000 {
-            lastStatusNs = now
-            notifier.status(statusLine())
-        }
+        if actions.status { notifier.status(statusLine()) }
     }
 
     /// Samples the DSP input guard changed (``SampleGuard``: NaN/inf → 0, beyond ±1000 clamped): one warning
@@ -432,23 +420,6 @@ public final class Daemon {
         publishStatus("samples_sanitized", [("nonfinite", "\(nonFinite)"), ("clamped", "\(clamped)")])
         lastSanitizedReported = nonFinite + clamped
         lastSanitizedReportNs = now
-    }
-
-    /// Frames were published within ``staleFrameSeconds``.
-    func framesFlowing(now: Int64) -> Bool {
-        let last = pipeline.dsp.lastFrameMonotonicNs
-        return last != 0 && Double(now - last) / 1e9 < Self.staleFrameSeconds
-    }
-
-    /// Watchdog pings continue while frames flow, or while the capture thread is legitimately waiting for
-    /// an absent/lost device (it is retrying with backoff, not stuck). A capture device that is "running"
-    /// but yields no frames, or a DSP thread that stopped publishing, stops the pings.
-    func healthyForWatchdog(now: Int64, flowing: Bool) -> Bool {
-        if flowing { return true }
-        switch pipeline.capture.state {
-        case .starting, .lost: return true
-        case .running, .stopped: return false
-        }
     }
 
     /// `device=… state=… level=… frames=… xruns=… subscribers=…`
@@ -483,62 +454,11 @@ public final class Daemon {
     }
 
     func handle(_ e: CaptureEvent) {
-        let device = config.capture.device
-        let err = e.errno != 0 ? String(cString: strerror(e.errno)) : ""
-        switch e.kind {
-        case .opened:
-            logger.info("capture started", metadata: ["device": "\(device)", "period_frames": "\(e.value)"])
-        case .xrun:
-            let now = Clock.monotonicNanoseconds()
-            if now - lastXrunLogNs >= 10_000_000_000 {
-                logger.warning("capture overrun (xrun) recovered", metadata: [
-                    "device": "\(device)", "xruns_total": "\(e.value)", "suppressed": "\(suppressedXrunLogs)"])
-                // Subscribers get the same rate-limited notice (each gap is on its frame anyway).
-                publishStatus("xrun", [("xruns", "\(e.value)"), ("suppressed", "\(suppressedXrunLogs)")])
-                lastXrunLogNs = now
-                suppressedXrunLogs = 0
-            } else {
-                suppressedXrunLogs += 1
-            }
-        case .suspended:
-            logger.warning("capture device was suspended and resumed", metadata: ["device": "\(device)"])
-        case .lost:
-            deviceLostAtNs = e.monotonicNs
-            retryLogs = 0
-            logger.error("capture device lost, reconnecting with backoff", metadata: [
-                "device": "\(device)", "error": "\(err)", "errno": "\(e.errno)"])
-            publishStatus("device_lost", [("error", ByteWriter.jsonLiteral(err)), ("errno", "\(e.errno)")])
-        case .recovered:
-            let down = deviceLostAtNs > 0 ? Double(e.monotonicNs - deviceLostAtNs) / 1e9 : 0
-            logger.notice("capture device recovered", metadata: [
-                "device": "\(device)", "down_s": "\(String(format: "%.1f", down))", "reconnects_total": "\(e.value)"])
-            deviceLostAtNs = 0
-            publishStatus("device_recovered", [("down_s", String(format: "%.3f", down)), ("reconnects", "\(e.value)")])
-        case .retrying:
-            retryLogs += 1
-            // The loss was logged once; repeat the reason only at growing intervals.
-            if retryLogs == 1 || retryLogs & (retryLogs - 1) == 0 {
-                logger.info("capture device still unavailable", metadata: [
-                    "device": "\(device)", "error": "\(err)", "attempts": "\(retryLogs)", "next_retry_ms": "\(e.value)"])
-            }
-        case .schedulingApplied:
-            if e.value == 1 {
-                logger.info("capture thread runs SCHED_FIFO", metadata: ["priority": "\(config.capture.realtimePriority)"])
-            } else {
-                logger.warning("SCHED_FIFO not applied (needs CAP_SYS_NICE or LimitRTPRIO)", metadata: ["error": "\(err)"])
-            }
-        case .memoryLocked:
-            if e.errno == 0 { logger.info("memory locked (mlockall)") } else {
-                logger.warning("mlockall failed (needs LimitMEMLOCK)", metadata: ["error": "\(err)"])
-            }
-        case .timestampSource:
-            let src = CaptureTimestampSource(rawValue: UInt8(truncatingIfNeeded: e.value))
-            if src == .clockAtRead {
-                logger.notice("device gives no usable timestamps; timing periods at read time", metadata: ["device": "\(device)"])
-            }
-        case .stopped:
-            logger.debug("capture thread stopped")
-        }
+        guard let r = captureReporter.report(e, now: Clock.monotonicNanoseconds()) else { return }
+        var metadata: Logger.Metadata = [:]
+        for (k, v) in r.metadata { metadata[k] = "\(v)" }
+        logger.log(level: r.level, "\(r.message)", metadata: metadata.isEmpty ? nil : metadata)
+        if let status = r.status { publishStatus(status, r.statusFields.map { ($0.key, $0.json) }) }
     }
 
     // MARK: reload
@@ -564,27 +484,21 @@ public final class Daemon {
         }
         notifier.reloading()
         defer { notifier.ready(status: statusLine()) }
-        if next.socket != config.socket {
-            // The listening socket and its client limits are set when it is bound: keep them, say so.
-            logger.warning("reload: socket.* changes take effect after a restart; keeping the running socket settings")
-            next.socket = config.socket
+        let plan = ReloadPlan(from: config, to: next)
+        if !plan.restartOnlyKeys.isEmpty {
+            // The listening socket, its client limits and the backfill are set when it is bound: keep them.
+            logger.warning("reload: \(plan.restartOnlyKeys.joined(separator: ", ")) take effect after a restart; keeping the running settings")
         }
-        if next.rolling.backfillSeconds != config.rolling.backfillSeconds {
-            logger.warning("reload: rolling.backfill_s takes effect after a restart")
-            next.rolling.backfillSeconds = config.rolling.backfillSeconds
-        }
-        let changes = next.changes(from: config)
-        if changes.isEmpty && !sinksDown {
+        next = plan.config
+        if plan.isEmpty && !sinksDown {
             reloadSource = .some(source)
             logger.info("reload: configuration unchanged")
             return
         }
-        logger.notice("reloading configuration", metadata: ["changed": "\(changes.keys.joined(separator: ","))"])
+        logger.notice("reloading configuration", metadata: [
+            "changed": "\(plan.keys.joined(separator: ","))", "plan": "\(plan.action)"])
         let old = config
-        let a = next.analyzerConfig, b = old.analyzerConfig
-        let shapeChanged = a.sampleRate != b.sampleRate || a.nMels != b.nMels || a.nMFCC != b.nMFCC || a.nFFT != b.nFFT
-            || next.capture.ringSeconds != old.capture.ringSeconds
-        if shapeChanged {
+        if plan.rebuild {
             // Frame shape changes: a new pipeline and bus; sinks restart on it.
             let newPipeline: LivePipeline
             do { newPipeline = try Self.makePipeline(config: next, logger: logger) } catch {
@@ -600,12 +514,15 @@ public final class Daemon {
             sinks.removeAll()
             newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
             config = next
+            captureReporter.device = next.capture.device
+            captureReporter.realtimePriority = next.capture.realtimePriority
             reloadSource = .some(source)
             pipeline = newPipeline
             let failed = (try? startSinks(failuresAreFatal: false)) ?? []
             do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
-            publishStatus("reload", [("rebuilt", "true"), ("failed_sinks", Self.jsonList(failed))])
+            publishStatus("reload", [("rebuilt", "true"), ("plan", ByteWriter.jsonLiteral("\(plan.action)")),
+                                     ("failed_sinks", Self.jsonList(failed))])
             if failed.isEmpty {
                 logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
             } else {
@@ -613,28 +530,38 @@ public final class Daemon {
             }
             return
         }
-        if changes.replansDSP {
+        if plan.replan {
             do {
-                let analyzer = try FrameAnalyzer(config: a)
+                let analyzer = try FrameAnalyzer(config: next.analyzerConfig)
                 pipeline.replan(analyzer: analyzer)
                 logger.notice("reload: DSP re-planned")
             } catch {
                 logger.error("reload failed, keeping the running configuration: \(error)")
                 return
             }
+        } else if plan.retune {
+            if pipeline.retune(onset: next.analyzerConfig.onset) {
+                logger.notice("reload: onset picker retuned in place (DSP thread kept running)")
+            } else {
+                logger.error("reload failed, keeping the running configuration: the onset parameters cannot be retuned in place")
+                return
+            }
         }
-        if changes.reopensCapture {
+        if plan.reopen {
             drainCaptureEvents()
             pipeline.reopen(capture: next.captureConfig)
             logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
         }
         config = next
+        captureReporter.device = next.capture.device
+        captureReporter.realtimePriority = next.capture.realtimePriority
         reloadSource = .some(source)  // only once applied: a failed reload of the same bytes is tried again
-        let failed = applyLiveSettings(from: old)
+        let failed = applyLiveSettings(from: old, restartSinks: plan.restartSinks)
         socket?.updateStream(streamInfo)
-        publishStatus("reload", [("changed", "\(changes.keys.count)"), ("failed_sinks", Self.jsonList(failed))])
+        publishStatus("reload", [("changed", "\(plan.keys.count)"), ("plan", ByteWriter.jsonLiteral("\(plan.action)")),
+                                 ("failed_sinks", Self.jsonList(failed))])
         if failed.isEmpty {
-            logger.notice("reload applied")
+            logger.notice("reload applied", metadata: ["plan": "\(plan.action)"])
         } else {
             logger.error("reload partly applied: sinks failed to start: \(failed.joined(separator: ", "))")
         }
@@ -647,11 +574,10 @@ public final class Daemon {
     /// Settings that take effect without restarting capture or DSP: alert thresholds and budgets live;
     /// rolling windows and metrics by restarting those sinks on the running bus.
     /// - Returns: the sinks that failed to restart (reported and left stopped; the others run).
-    func applyLiveSettings(from old: EarshotConfig) -> [String] {
+    func applyLiveSettings(from old: EarshotConfig, restartSinks: Bool) -> [String] {
         alerts?.update(configuration: alertConfiguration)
         latency?.update(configuration: latencyConfiguration)
-        if old.rolling != config.rolling || old.metrics != config.metrics || old.alerts.level.weighting != config.alerts.level.weighting
-            || old.levels != config.levels || sinkUp.values.contains(false) {
+        if restartSinks || sinkUp.values.contains(false) {
             // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
             stopSinks()
             return (try? startSinks(failuresAreFatal: false)) ?? []

@@ -220,9 +220,9 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `budgets.*`: per-stage latency budgets, milliseconds; `nil` = no budget.
     public struct Budgets: Sendable, Equatable {
         public var captureMs: Double? = nil
-        public var dspMs: Double? = 2
-        public var sinksMs: Double? = 5
-        public var endToEndMs: Double? = 20
+        public var dspMs: Double? = 10
+        public var sinksMs: Double? = 50
+        public var endToEndMs: Double? = 250
         /// Minimum seconds between two over-budget warnings for the same stage.
         public var warnIntervalSeconds = 10.0
         public init() {}

@@ -297,7 +297,7 @@ public final class MetricsSink: Sink, @unchecked Sendable {
             let w = ByteWriter(capacity: 4096)
             w.ascii("# HELP earshot_stage_latency_seconds Per-stage pipeline latency.\n")
             w.ascii("# TYPE earshot_stage_latency_seconds histogram\n")
-            let bounds = LatencyTracker.bucketBoundsSeconds
+            let bounds = latency?.bucketBoundsSeconds ?? LatencyTracker.standardBucketBoundsSeconds
             for s in snap.stages {
                 for (b, n) in zip(bounds, s.cumulativeBucketCounts) {
                     w.ascii("earshot_stage_latency_seconds_bucket{stage="); w.jsonString(s.stage)

@@ -234,6 +234,13 @@ public final class Daemon {
         rolling = nil; alerts = nil; latency = nil; metrics = nil; stdoutSink = nil
     }
 
+    /// Constant labels on every metric: `instance` (`$EARSHOT_INSTANCE`, which earshot@.service sets to the
+    /// instance name; `earshot` otherwise) and `device` (`capture.device`).
+    static func metricsLabels(config: EarshotConfig, environment: [String: String]) -> [String: String] {
+        let instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
+        return ["instance": instance, "device": config.capture.device]
+    }
+
     var alertConfiguration: AlertSink.Configuration {
         let l = config.alerts.level, o = config.alerts.onset
         return AlertSink.Configuration(
@@ -251,49 +258,49 @@ public final class Daemon {
 
     var metricsConfiguration: MetricsSink.Configuration {
         let m = config.metrics
-        return MetricsSink.Configuration(enabled: m.enabled, listen: m.listen, textfile: m.textfile,
-                                         textfileIntervalSeconds: m.textfileIntervalSeconds)
+        var c = MetricsSink.Configuration(enabled: m.enabled, listen: m.listen, textfile: m.textfile,
+                                          textfileIntervalSeconds: m.textfileIntervalSeconds)
+        c.constantLabels = Self.metricsLabels(config: config, environment: options.environment)
+        c.buildInfo = EarshotVersion.buildInfo
+        return c
     }
 
-    /// Counters for `stats` messages and metrics.
-    var counters: [(String, Int)] {
-        var c: [(String, Int)] = [
-            ("frames", pipeline.dsp.frames), ("xruns", pipeline.xruns), ("reconnects", pipeline.reconnects),
-            ("discontinuities", pipeline.dsp.discontinuities), ("ring_overrun_samples", pipeline.dsp.ringOverrunSamples),
-            ("capture_gap_samples", pipeline.capture.gapSamples),
-            ("nonfinite_samples", pipeline.dsp.nonFiniteSamples), ("clamped_samples", pipeline.dsp.clampedSamples),
-        ]
+    /// Every count, gathered now (``DaemonStats``: the `stats` counters and the metrics snapshot).
+    var stats: DaemonStats {
+        var d = DaemonStats()
+        d.frames = pipeline.dsp.frames; d.xruns = pipeline.xruns; d.reconnects = pipeline.reconnects
+        d.discontinuities = pipeline.dsp.discontinuities; d.ringOverrunSamples = pipeline.dsp.ringOverrunSamples
+        d.captureGapSamples = pipeline.capture.gapSamples
+        d.nonFiniteSamples = pipeline.dsp.nonFiniteSamples; d.clampedSamples = pipeline.dsp.clampedSamples
+        d.deviceUp = pipeline.capture.state == .running
         if let socket {
-            c += [("subscribers", socket.clients), ("connections_total", socket.connectionsTotal),
-                  ("socket_dropped_messages", socket.droppedTotal), ("socket_stalled_disconnects", socket.disconnectedStalled),
-                  ("protocol_errors", socket.protocolErrors), ("socket_refused", socket.refused),
-                  ("socket_idle_closed", socket.idleClosed)]
+            var s = DaemonStats.Socket()
+            s.clients = socket.clients; s.connectionsTotal = socket.connectionsTotal
+            s.droppedMessages = socket.droppedTotal; s.stalledDisconnects = socket.disconnectedStalled
+            s.protocolErrors = socket.protocolErrors; s.refused = socket.refused; s.idleClosed = socket.idleClosed
+            s.droppedFrames = socket.dropped
+            d.socket = s
         }
-        for sink in sinks { c.append(("dropped_frames_\(sink.name)", sink.dropped)) }
-        c.append(("sink_failures", sinkFailures.values.reduce(0, +)))
-        if let socket { c.append(("dropped_frames_socket", socket.dropped)) }
-        if let alerts { c += [("level_alerts", alerts.levelAlerts), ("onset_alerts", alerts.onsetAlerts),
-                              ("onset_alerts_suppressed", alerts.suppressedOnsetAlerts)] }
-        return c
+        d.sinkDroppedFrames = sinks.map { ($0.name, $0.dropped) }
+        d.sinkUp = sinkUp
+        d.sinkFailures = sinkFailures
+        if let alerts {
+            var a = DaemonStats.Alerts()
+            a.level = alerts.levelAlerts; a.onset = alerts.onsetAlerts; a.onsetSuppressed = alerts.suppressedOnsetAlerts
+            d.alerts = a
+        }
+        return d
     }
 
     func publishStats(now: Int64) {
         guard let latency else { return }
-        let line = latency.statsJSON(counters: counters)
+        let line = latency.statsJSON(counters: stats.counters)
         socket?.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
     }
 
     func updateMetrics() {
         guard let metrics else { return }
-        var dropped: [String: Int] = [:]
-        for sink in sinks { dropped[sink.name] = sink.dropped }
-        if let socket { dropped["socket"] = socket.dropped }
-        metrics.update(MetricsSnapshot(
-            xruns: pipeline.xruns, reconnects: pipeline.reconnects, ringOverrunSamples: pipeline.dsp.ringOverrunSamples,
-            socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped,
-            nonFiniteSamples: pipeline.dsp.nonFiniteSamples, clampedSamples: pipeline.dsp.clampedSamples,
-            sinkUp: sinkUp, sinkFailures: sinkFailures,
-            socketRefused: socket?.refused ?? 0, socketIdleClosed: socket?.idleClosed ?? 0))
+        metrics.update(stats.metricsSnapshot)
     }
 
     /// Sends a `status` message to socket subscribers.

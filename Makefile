@@ -61,7 +61,8 @@ install: release install-files
 
 # Copies the files only (BIN defaults to the release build); the tests run it with a debug binary.
 BIN ?= .build/release/earshot
-# The binary is installed stripped (symbols and debug info are not needed to run it: 84 MB -> a few MB).
+# The binary is installed stripped (symbols are not needed to run it; measured: release 85.1 MB -> 62.2 MB,
+# the rest is mostly the statically linked Foundation).
 install-files:
 	install -d $(BINDIR) $(UNITDIR) $(SYSCONFDIR)/earshot $(DESTDIR)$(PREFIX)/share/doc/earshot $(SYSUSERSDIR) $(TMPFILESDIR)
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/earshot/README.md

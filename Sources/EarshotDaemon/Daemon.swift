@@ -44,13 +44,12 @@ public final class Daemon {
     public let options: DaemonOptions
     let notifier: SystemdNotifier
     var pipeline: LivePipeline
+    /// The running sinks (built by ``SinkRegistry``), without the socket publisher.
     var sinks: [any Sink] = []
-    var stdoutSink: StdoutSink?
     var socket: SocketPublisher?
-    var rolling: RollingAggregator?
-    var alerts: AlertSink?
-    var latency: LatencyTracker?
-    var metrics: MetricsSink?
+    var alerts: AlertSink? { sinks.lazy.compactMap { $0 as? AlertSink }.first }
+    var latency: LatencyTracker? { sinks.lazy.compactMap { $0 as? LatencyTracker }.first }
+    var metrics: MetricsSink? { sinks.lazy.compactMap { $0 as? MetricsSink }.first }
     var lastStatsNs: Int64 = 0
     var lastMetricsNs: Int64 = 0
     /// Seconds between two `stats` messages on the socket.
@@ -172,33 +171,8 @@ public final class Daemon {
             socket = publisher
             logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
         }
-        let tracker = LatencyTracker(configuration: latencyConfiguration, logger: logger)
-        latency = tracker
-        sinks.append(tracker)
-        let roll = RollingAggregator(
-            configuration: .init(windowsSeconds: config.rolling.windowsSeconds, weighting: LevelWeighting(config.alerts.level.weighting)),
-            publisher: socket)
-        roll.latencyRecorder = tracker.makeRecorder(sink: "rolling")
-        rolling = roll
-        sinks.append(roll)
-        let alertSink = AlertSink(configuration: alertConfiguration, logger: logger, publisher: socket)
-        alertSink.latencyRecorder = tracker.makeRecorder(sink: "alerts")
-        alerts = alertSink
-        sinks.append(alertSink)
-        if config.metrics.enabled {
-            let m = MetricsSink(configuration: metricsConfiguration, logger: logger, rolling: roll, latency: tracker)
-            m.latencyRecorder = tracker.makeRecorder(sink: "metrics")
-            metrics = m
-            sinks.append(m)
-        }
-        if let format = options.stdout {
-            var encoder = config.frameEncoder(features: options.stdoutFeatures)
-            encoder.timing = options.timing
-            let s = StdoutSink(format: format, encoder: encoder)
-            s.latencyRecorder = tracker.makeRecorder(sink: "stdout")
-            stdoutSink = s
-            sinks.append(s)
-        }
+        var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: socket)
+        sinks = SinkRegistry.build(&context)
         var failed: [String] = []
         sinkUp = socket == nil ? [:] : ["socket": true]
         for sink in sinks {
@@ -218,51 +192,18 @@ public final class Daemon {
                                               ("failures", "\(sinkFailures[sink.name] ?? 0)")])
             }
         }
-        if !failed.isEmpty {
-            sinks.removeAll { failed.contains($0.name) }
-            if failed.contains("metrics") { metrics = nil }
-            if failed.contains("stdout") { stdoutSink = nil }
-            if failed.contains("rolling") { rolling = nil }
-            if failed.contains("alerts") { alerts = nil }
-        }
+        if !failed.isEmpty { sinks.removeAll { failed.contains($0.name) } }
         return failed
     }
 
     func stopSinks() {
         for sink in sinks { sink.stop() }
         sinks.removeAll()
-        rolling = nil; alerts = nil; latency = nil; metrics = nil; stdoutSink = nil
     }
 
-    /// Constant labels on every metric: `instance` (`$EARSHOT_INSTANCE`, which earshot@.service sets to the
-    /// instance name; `earshot` otherwise) and `device` (`capture.device`).
+    /// Constant labels on every metric (see ``EarshotConfig/metricsSinkConfiguration(environment:)``).
     static func metricsLabels(config: EarshotConfig, environment: [String: String]) -> [String: String] {
-        let instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
-        return ["instance": instance, "device": config.capture.device]
-    }
-
-    var alertConfiguration: AlertSink.Configuration {
-        let l = config.alerts.level, o = config.alerts.onset
-        return AlertSink.Configuration(
-            level: .init(enabled: l.enabled, weighting: LevelWeighting(l.weighting), thresholdDB: l.thresholdDB,
-                         minDurationMs: l.minDurationMs, hysteresisDB: l.hysteresisDB, rearmMs: l.rearmMs),
-            onset: .init(enabled: o.enabled, minStrength: o.minStrength, minIntervalMs: o.minIntervalMs,
-                         maxPerMinute: o.maxPerMinute))
-    }
-
-    var latencyConfiguration: LatencyTracker.Configuration {
-        let b = config.budgets
-        return LatencyTracker.Configuration(captureMs: b.captureMs, dspMs: b.dspMs, sinksMs: b.sinksMs,
-                                            endToEndMs: b.endToEndMs, warnIntervalSeconds: b.warnIntervalSeconds)
-    }
-
-    var metricsConfiguration: MetricsSink.Configuration {
-        let m = config.metrics
-        var c = MetricsSink.Configuration(enabled: m.enabled, listen: m.listen, textfile: m.textfile,
-                                          textfileIntervalSeconds: m.textfileIntervalSeconds)
-        c.constantLabels = Self.metricsLabels(config: config, environment: options.environment)
-        c.buildInfo = EarshotVersion.buildInfo
-        return c
+        EarshotConfig.metricsLabels(device: config.capture.device, environment: environment)
     }
 
     /// Every count, gathered now (``DaemonStats``: the `stats` counters and the metrics snapshot).
@@ -582,9 +523,9 @@ public final class Daemon {
     /// rolling windows and metrics by restarting those sinks on the running bus.
     /// - Returns: the sinks that failed to restart (reported and left stopped; the others run).
     func applyLiveSettings(from old: EarshotConfig, restartSinks: Bool) -> [String] {
-        alerts?.update(configuration: alertConfiguration)
-        latency?.update(configuration: latencyConfiguration)
-        if restartSinks || sinkUp.values.contains(false) {
+        let notLive = SinkRegistry.applyReload(to: sinks, config: config, options: options)
+        if !notLive.isEmpty { logger.info("reload: restarting sinks", metadata: ["not_live": "\(notLive.joined(separator: ","))"]) }
+        if restartSinks || !notLive.isEmpty || sinkUp.values.contains(false) {
             // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
             stopSinks()
             return (try? startSinks(failuresAreFatal: false)) ?? []

@@ -192,7 +192,7 @@ func formatMs(_ ns: Int64) -> String {
 /// `budget exceeded stage=… frames=N worst_ms=… budget_ms=… interval_s=… over_budget_total=T`, at once for the
 /// first overrun after a quiet interval, then at most one line per stage per ``Configuration/warnIntervalSeconds``
 /// with the number of frames over budget in it and the worst.
-public final class LatencyTracker: Sink, @unchecked Sendable {
+public final class LatencyTracker: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `budgets.*` section (milliseconds, `nil` = no budget).
     public struct Configuration: Sendable, Equatable {
         public var captureMs: Double?
@@ -235,6 +235,9 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
     public var bucketBoundsSeconds: [Double] { shared.bucketBoundsSeconds }
 
     public let name = "latency"
+    public var configSection: String { "budgets" }
+    /// Budgets and the warning interval apply live (the histogram's bucket edges stay those of the start).
+    public func applyLive(_ new: Configuration) -> Bool { update(configuration: new); return true }
     let shared: LatencyShared
     let _configuration: Mutex<Configuration>
 

@@ -88,7 +88,7 @@ public struct MetricsSnapshot: Sendable, Equatable {
 ///
 /// Threading: frames are read on `es-metrics` (counter increments and gauge stores: atomics, no
 /// allocation); `update(_:)` from any thread; HTTP on `es-metrics-http`.
-public final class MetricsSink: Sink, @unchecked Sendable {
+public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `metrics.*` section.
     public struct Configuration: Sendable, Equatable {
         public var enabled: Bool
@@ -137,6 +137,8 @@ public final class MetricsSink: Sink, @unchecked Sendable {
     }
 
     public let name = "metrics"
+    /// The listener and textfile are set up at start: a change restarts it.
+    public var configSection: String { "metrics" }
     public let configuration: Configuration
     public let registry = PrometheusCollectorRegistry()
     let logger: Logger

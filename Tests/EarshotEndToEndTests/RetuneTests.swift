@@ -16,6 +16,7 @@ extension EndToEnd {
             var onsets: [Double] = []
             var alerts: [(line: String, at: Double)] = []
             var statuses: [(line: String, at: Double)] = []
+            var rolling: [(window: Double, at: Double)] = []
             let start = Date()
 
             func read(_ client: SocketLineClient, for seconds: Double) {
@@ -30,6 +31,7 @@ extension EndToEnd {
                     case "onset": onsets.append(at)
                     case "alert": alerts.append((line, at))
                     case "status": statuses.append((line, at))
+                    case "rolling": rolling.append((dbl(obj["window_s"]) ?? -1, at))
                     default: break
                     }
                 }
@@ -49,8 +51,10 @@ extension EndToEnd {
             }
         }
 
-        static func yaml(delta: Double, thresholdDB: Double, rolloff: Double = 0.85) -> String {
+        static func yaml(delta: Double, thresholdDB: Double, rolloff: Double = 0.85, windows: String = "[1]") -> String {
             """
+            rolling:
+              windows_s: \(windows)
             analysis:
               rolloff: \(rolloff)
               onset:
@@ -68,7 +72,7 @@ extension EndToEnd {
             let base = try String(contentsOf: rig.config, encoding: .utf8)
             let daemon = try rig.start()
             let client = try SocketLineClient(path: rig.socketPath)
-            client.send(#"{"op":"subscribe","streams":["frame","onset","alert","status"],"fields":["las"]}"#)
+            client.send(#"{"op":"subscribe","streams":["frame","onset","alert","status","rolling"],"fields":["las"]}"#)
             let rec = Recording()
             // LAS (1 s time constant) settles before the window that is compared.
             rec.read(client, for: 3.5)
@@ -78,9 +82,14 @@ extension EndToEnd {
             #expect(rec.alerts.isEmpty, "a level alert at threshold 0 dB: \(rec.alerts.map(\.line))")
             let settledStep = rec.largestLevelStep(from: 1.5, to: before)
 
-            // The retune: an onset delta no click reaches, an alert threshold far below the signal.
-            try base.replacingOccurrences(of: Self.yaml(delta: 2, thresholdDB: 0), with: Self.yaml(delta: 1000, thresholdDB: -80))
-                .write(to: rig.config, atomically: true, encoding: .utf8)
+            #expect(rec.rolling.contains { $0.window == 1 } && !rec.rolling.contains { $0.window == 2 })
+            // The retune: an onset delta no click reaches, an alert threshold far below the signal, a budget,
+            // and a rolling window more (the rolling sink restarts on the running bus).
+            let retuned = base
+                .replacingOccurrences(of: Self.yaml(delta: 2, thresholdDB: 0), with: Self.yaml(delta: 1000, thresholdDB: -80, windows: "[1, 2]"))
+                .replacingOccurrences(of: "budgets:\n", with: "budgets:\n  dsp_ms: 7\n")
+            #expect(retuned.contains("dsp_ms: 7"))
+            try retuned.write(to: rig.config, atomically: true, encoding: .utf8)
             daemon.signal(SIGHUP)
             rec.read(client, for: 3)
             let after = rec.now
@@ -101,10 +110,12 @@ extension EndToEnd {
             #expect(lateOnsets.isEmpty, "onsets after delta 1000 took effect: \(lateOnsets.count)")
             #expect(rec.alerts.contains { $0.line.contains("\"alert\":\"level\"") && $0.at > reloadAt },
                     "no level alert after the threshold went to -80 dB")
+            #expect(rec.rolling.contains { $0.window == 2 && $0.at > reloadAt }, "no 2 s rolling window after the reload")
+            #expect(daemon.stderr.contains("budgets.dsp_ms") && daemon.stderr.contains("rolling.windows_s"), "\(daemon.stderr.suffix(1500))")
 
             // Control: a re-plan (rolloff) on the same rig is a discontinuity and resets the meters — the
             // checks above would have seen it.
-            try base.replacingOccurrences(of: Self.yaml(delta: 2, thresholdDB: 0), with: Self.yaml(delta: 1000, thresholdDB: -80, rolloff: 0.8))
+            try retuned.replacingOccurrences(of: "rolloff: 0.85", with: "rolloff: 0.8")
                 .write(to: rig.config, atomically: true, encoding: .utf8)
             Thread.sleep(forTimeInterval: 1.1)  // reloads are at most one a second
             let controlFrom = rec.now

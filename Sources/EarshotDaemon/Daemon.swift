@@ -60,8 +60,7 @@ public final class Daemon {
     /// Capture events → log lines and status events.
     var captureReporter: CaptureEventReporter
     var lastDiscontinuities = 0
-    var lastSanitizedReported = 0
-    var lastSanitizedReportNs: Int64 = 0
+    var sanitizedReporter = SanitizedSampleReporter()
     /// Sinks whose last start failed (reported, left stopped) and failed starts per sink since the daemon started.
     var sinkUp: [String: Bool] = [:]
     var sinkFailures: [String: Int] = [:]
@@ -360,28 +359,18 @@ public final class Daemon {
     /// and one `samples_sanitized` status with the totals, at most every 10 s while it keeps happening.
     func reportSanitizedSamples(now: Int64) {
         let nonFinite = pipeline.dsp.nonFiniteSamples, clamped = pipeline.dsp.clampedSamples
-        if nonFinite + clamped < lastSanitizedReported { lastSanitizedReported = 0 }  // a rebuilt pipeline counts from 0
-        guard nonFinite + clamped > lastSanitizedReported,
-              lastSanitizedReportNs == 0 || now - lastSanitizedReportNs >= 10_000_000_000 else { return }
+        guard sanitizedReporter.shouldReport(nonFinite: nonFinite, clamped: clamped, now: now) else { return }
         logger.warning("invalid audio samples replaced (non-finite → 0, beyond ±\(Int(SampleGuard.limit)) clamped)", metadata: [
             "device": "\(config.capture.device)", "nonfinite_total": "\(nonFinite)", "clamped_total": "\(clamped)"])
         publishStatus("samples_sanitized", [("nonfinite", "\(nonFinite)"), ("clamped", "\(clamped)")])
-        lastSanitizedReported = nonFinite + clamped
-        lastSanitizedReportNs = now
     }
 
     /// `device=… state=… level=… frames=… xruns=… subscribers=…`
     public func statusLine() -> String {
-        var parts = ["device=\(config.capture.device)", "state=\(pipeline.capture.state)"]
-        if pipeline.bus.latestHeader(into: &latest) {
-            let level = latest.features.laf + Float(config.levels.calibrationDB ?? 0)
-            parts.append(String(format: "level=%.1f %@", level, config.levels.unit))
-        }
-        parts.append("frames=\(pipeline.dsp.frames)")
-        parts.append("xruns=\(pipeline.xruns)")
-        parts.append("reconnects=\(pipeline.reconnects)")
-        if let socket { parts.append("subscribers=\(socket.clients)") }
-        return parts.joined(separator: " ")
+        let level = pipeline.bus.latestHeader(into: &latest) ? latest.features.laf + Float(config.levels.calibrationDB ?? 0) : nil
+        return HealthPolicy.statusLine(.init(
+            device: config.capture.device, state: pipeline.capture.state, level: level, unit: config.levels.unit,
+            frames: pipeline.dsp.frames, xruns: pipeline.xruns, reconnects: pipeline.reconnects, subscribers: socket?.clients))
     }
 
     func drainCaptureEvents() {

@@ -84,3 +84,64 @@ public struct HealthPolicy: Sendable {
         return a
     }
 }
+
+extension HealthPolicy {
+    /// What `STATUS=` says.
+    public struct StatusFields: Sendable, Equatable {
+        public var device: String
+        public var state: CaptureState
+        /// The latest frame's LAF in `unit` (calibration applied), nil before the first frame.
+        public var level: Float?
+        public var unit: String
+        public var frames: Int
+        public var xruns: Int
+        public var reconnects: Int
+        /// nil without a socket.
+        public var subscribers: Int?
+
+        public init(device: String, state: CaptureState, level: Float?, unit: String, frames: Int, xruns: Int,
+                    reconnects: Int, subscribers: Int?) {
+            self.device = device; self.state = state; self.level = level; self.unit = unit; self.frames = frames
+            self.xruns = xruns; self.reconnects = reconnects; self.subscribers = subscribers
+        }
+    }
+
+    /// `device=… state=… level=-38.2 dBFS frames=… xruns=… reconnects=… subscribers=…`
+    public static func statusLine(_ f: StatusFields) -> String {
+        var parts = ["device=\(f.device)", "state=\(f.state)"]
+        if let level = f.level { parts.append("level=\(Self.oneDecimal(level)) \(f.unit)") }
+        parts += ["frames=\(f.frames)", "xruns=\(f.xruns)", "reconnects=\(f.reconnects)"]
+        if let s = f.subscribers { parts.append("subscribers=\(s)") }
+        return parts.joined(separator: " ")
+    }
+
+    static func oneDecimal(_ x: Float) -> String {
+        guard x.isFinite else { return "\(x)" }
+        let tenths = (Double(x) * 10).rounded()
+        let sign = tenths < 0 ? "-" : ""
+        let a = abs(tenths)
+        return "\(sign)\(Int(a / 10)).\(Int(a.truncatingRemainder(dividingBy: 10)))"
+    }
+}
+
+/// When to report samples the DSP input guard changed (non-finite → 0, beyond ±1000 clamped): once when it
+/// starts, then at most every ``intervalNs`` while it keeps happening, with the totals (pure).
+public struct SanitizedSampleReporter: Sendable {
+    public static let intervalNs: Int64 = 10_000_000_000
+    var lastReported = 0
+    var lastReportNs: Int64?
+
+    public init() {}
+
+    /// Whether to report now, given the totals so far (a total that went down — a rebuilt pipeline counts from
+    /// 0 — starts over).
+    public mutating func shouldReport(nonFinite: Int, clamped: Int, now: Int64) -> Bool {
+        let total = nonFinite + clamped
+        if total < lastReported { lastReported = 0 }
+        guard total > lastReported else { return false }
+        if let last = lastReportNs, now - last < Self.intervalNs { return false }
+        lastReported = total
+        lastReportNs = now
+        return true
+    }
+}

@@ -65,4 +65,26 @@ struct HealthPolicyTests {
         #expect(!HealthPolicy.framesFlowing(obs(3 * Self.s, lastFrame: Self.s)))
         #expect(!HealthPolicy.framesFlowing(obs(3 * Self.s, lastFrame: 0)), "no frame yet")
     }
+
+    @Test func statusLineSaysDeviceStateLevelAndCounts() {
+        var f = HealthPolicy.StatusFields(device: "hw:CARD=Mic,DEV=0", state: .running, level: -38.24, unit: "dBFS",
+                                          frames: 1200, xruns: 1, reconnects: 0, subscribers: 2)
+        #expect(HealthPolicy.statusLine(f) == "device=hw:CARD=Mic,DEV=0 state=running level=-38.2 dBFS frames=1200 xruns=1 reconnects=0 subscribers=2")
+        f.level = 55.96; f.unit = "dB SPL"; f.subscribers = nil; f.state = .lost
+        #expect(HealthPolicy.statusLine(f) == "device=hw:CARD=Mic,DEV=0 state=lost level=56.0 dB SPL frames=1200 xruns=1 reconnects=0")
+        f.level = nil
+        #expect(!HealthPolicy.statusLine(f).contains("level="), "no level before the first frame")
+    }
+
+    @Test func sanitizedSamplesReportedOnceThenEveryTenSeconds() {
+        var r = SanitizedSampleReporter()
+        func report(_ n: Int, _ c: Int, _ t: Int64) -> Bool { r.shouldReport(nonFinite: n, clamped: c, now: t) }
+        #expect(!report(0, 0, Self.s))
+        #expect(report(3, 0, 2 * Self.s))
+        #expect(!report(5, 1, 5 * Self.s), "within 10 s")
+        #expect(report(5, 1, 12 * Self.s))
+        #expect(!report(5, 1, 30 * Self.s), "nothing new")
+        // A rebuilt pipeline counts from 0: new samples after it are reported (once the interval passed).
+        #expect(report(0, 2, 40 * Self.s))
+    }
 }

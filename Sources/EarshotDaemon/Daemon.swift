@@ -47,7 +47,6 @@ public final class Daemon {
     /// The running sinks (built by ``SinkRegistry``), without the socket publisher.
     var sinks: [any Sink] = []
     var socket: SocketPublisher?
-    var alerts: AlertSink? { sinks.lazy.compactMap { $0 as? AlertSink }.first }
     var latency: LatencyTracker? { sinks.lazy.compactMap { $0 as? LatencyTracker }.first }
     var metrics: MetricsSink? { sinks.lazy.compactMap { $0 as? MetricsSink }.first }
     var lastStatsNs: Int64 = 0
@@ -224,11 +223,7 @@ public final class Daemon {
         d.sinkDroppedFrames = sinks.map { ($0.name, $0.dropped) }
         d.sinkUp = sinkUp
         d.sinkFailures = sinkFailures
-        if let alerts {
-            var a = DaemonStats.Alerts()
-            a.level = alerts.levelAlerts; a.onset = alerts.onsetAlerts; a.onsetSuppressed = alerts.suppressedOnsetAlerts
-            d.alerts = a
-        }
+        d.sinkCounters = sinks.map { ($0.name, $0.counters) }.filter { !$0.1.isEmpty }
         return d
     }
 

@@ -9,10 +9,6 @@ public struct DaemonStats: Sendable, Equatable {
         public var protocolErrors = 0, refused = 0, idleClosed = 0, droppedFrames = 0
         public init() {}
     }
-    public struct Alerts: Sendable, Equatable {
-        public var level = 0, onset = 0, onsetSuppressed = 0
-        public init() {}
-    }
 
     public var frames = 0, xruns = 0, reconnects = 0, discontinuities = 0, ringOverrunSamples = 0
     public var captureGapSamples = 0, nonFiniteSamples = 0, clampedSamples = 0
@@ -23,8 +19,9 @@ public struct DaemonStats: Sendable, Equatable {
     public var sinkDroppedFrames: [(name: String, dropped: Int)] = []
     public var sinkUp: [String: Bool] = [:]
     public var sinkFailures: [String: Int] = [:]
-    /// nil when the alerts sink is not running.
-    public var alerts: Alerts?
+    /// What each running sink contributes (``Sink/counters``), in sink order: appended to `stats` as they
+    /// are; the ones the metrics know by name (the alert counters) are exported too.
+    public var sinkCounters: [(sink: String, counters: [(String, Int)])] = []
 
     public init() {}
 
@@ -47,9 +44,7 @@ public struct DaemonStats: Sendable, Equatable {
         for sink in sinkDroppedFrames { c.append(("dropped_frames_\(sink.name)", sink.dropped)) }
         c.append(("sink_failures", sinkFailures.values.reduce(0, +)))
         if let s = socket { c.append(("dropped_frames_socket", s.droppedFrames)) }
-        if let a = alerts {
-            c += [("level_alerts", a.level), ("onset_alerts", a.onset), ("onset_alerts_suppressed", a.onsetSuppressed)]
-        }
+        for s in sinkCounters { c += s.counters }
         return c
     }
 
@@ -67,9 +62,10 @@ public struct DaemonStats: Sendable, Equatable {
         m.socketDroppedMessages = socket?.droppedMessages ?? 0
         m.socketStalledDisconnects = socket?.stalledDisconnects ?? 0
         m.protocolErrors = socket?.protocolErrors ?? 0
-        m.levelAlerts = alerts?.level ?? 0
-        m.onsetAlerts = alerts?.onset ?? 0
-        m.onsetAlertsSuppressed = alerts?.onsetSuppressed ?? 0
+        let named = Dictionary(sinkCounters.flatMap(\.counters), uniquingKeysWith: { a, _ in a })
+        m.levelAlerts = named["level_alerts"] ?? 0
+        m.onsetAlerts = named["onset_alerts"] ?? 0
+        m.onsetAlertsSuppressed = named["onset_alerts_suppressed"] ?? 0
         return m
     }
 }

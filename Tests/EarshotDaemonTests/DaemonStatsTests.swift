@@ -16,9 +16,7 @@ struct DaemonStatsTests {
         d.sinkDroppedFrames = [("latency", 0), ("rolling", 13)]
         d.sinkUp = ["socket": true, "rolling": true, "metrics": false]
         d.sinkFailures = ["metrics": 2]
-        var a = DaemonStats.Alerts()
-        a.level = 14; a.onset = 15; a.onsetSuppressed = 16
-        d.alerts = a
+        d.sinkCounters = [("alerts", [("level_alerts", 14), ("onset_alerts", 15), ("onset_alerts_suppressed", 16)])]
         return d
     }
 
@@ -53,7 +51,7 @@ struct DaemonStatsTests {
     @Test func withoutSocketOrAlerts() {
         var d = Self.sample()
         d.socket = nil
-        d.alerts = nil
+        d.sinkCounters = []
         let names = d.counters.map(\.0)
         #expect(!names.contains("subscribers") && !names.contains("dropped_frames_socket") && !names.contains("level_alerts"))
         #expect(d.metricsSnapshot.connectionsTotal == 0 && d.metricsSnapshot.sinkDroppedFrames["socket"] == nil)

@@ -179,7 +179,11 @@ public final class Daemon {
                 sinkUp[sink.name] = true
             } catch {
                 if failuresAreFatal {
-                    throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)", exitCode: 70)
+                    var hint = ""
+                    if sink.name == "metrics", let instance = options.environment["EARSHOT_INSTANCE"], !instance.isEmpty {
+                        hint = " (each earshot@ instance needs its own metrics.listen port and metrics.textfile: set them in /etc/earshot/\(instance).yaml)"
+                    }
+                    throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)\(hint)", exitCode: 70)
                 }
                 failed.append(sink.name)
                 sinkUp[sink.name] = false

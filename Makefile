@@ -4,21 +4,29 @@ DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 SYSCONFDIR ?= $(DESTDIR)/etc
 UNITDIR ?= $(DESTDIR)/etc/systemd/system
+SYSUSERSDIR ?= $(DESTDIR)$(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 SWIFT ?= swift
+STRIP ?= strip
 
-.PHONY: all build release demo test deps install install-files uninstall bench clean verify-units fuzz soak
+.PHONY: all build release demo test deps deps-build install install-files uninstall bench clean verify-units fuzz soak
 
 all: build
 
+# Build and test dependencies (a development or CI machine): PulseAudio, NumPy, promtool, ...
 deps:
-	sh scripts/install-deps.sh
+	sh scripts/install-deps.sh test
+
+# Only what building the release binary needs (the sensor box): no test dependencies.
+deps-build:
+	sh scripts/install-deps.sh build
 
 build: deps
 	$(SWIFT) build
 
 # Statically linked Swift runtime and Foundation: ~6 MB less resident memory on the box (measured:
 # 25.7 MB vs 32.5 MB RSS) and no Swift toolchain needed where it is installed.
-release: deps
+release: deps-build
 	$(SWIFT) build -c release --static-swift-stdlib --product earshot
 
 # Runs the real daemon on a box without a sound card: a generated recording is played in real time
@@ -53,10 +61,15 @@ install: release install-files
 
 # Copies the files only (BIN defaults to the release build); the tests run it with a debug binary.
 BIN ?= .build/release/earshot
+# The binary is installed stripped (symbols are not needed to run it; measured: release 85.1 MB -> 62.2 MB,
+# the rest is mostly the statically linked Foundation).
 install-files:
-	install -d $(BINDIR) $(UNITDIR) $(SYSCONFDIR)/earshot $(DESTDIR)$(PREFIX)/share/doc/earshot
+	install -d $(BINDIR) $(UNITDIR) $(SYSCONFDIR)/earshot $(DESTDIR)$(PREFIX)/share/doc/earshot $(SYSUSERSDIR) $(TMPFILESDIR)
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/earshot/README.md
 	install -m 0755 $(BIN) $(BINDIR)/earshot
+	$(STRIP) --strip-all $(BINDIR)/earshot
+	install -m 0644 systemd/earshot.sysusers.conf $(SYSUSERSDIR)/earshot.conf
+	install -m 0644 systemd/earshot.tmpfiles.conf $(TMPFILESDIR)/earshot.conf
 	sed 's|/usr/local/|$(PREFIX)/|g' systemd/earshot.service > $(UNITDIR)/earshot.service
 	sed 's|/usr/local/|$(PREFIX)/|g' systemd/earshot@.service > $(UNITDIR)/earshot@.service
 	sed 's|/usr/local/|$(PREFIX)/|g' systemd/earshot.socket > $(UNITDIR)/earshot.socket
@@ -67,12 +80,17 @@ install-files:
 	else \
 		install -m 0644 config/earshot.yaml $(SYSCONFDIR)/earshot/earshot.yaml; \
 	fi
+	@# On the box itself (no DESTDIR): create the earshot user and /run/earshot now, not only at next boot.
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null 2>&1; then \
+		systemd-sysusers $(SYSUSERSDIR)/earshot.conf && systemd-tmpfiles --create $(TMPFILESDIR)/earshot.conf; \
+	fi
 	@echo "installed; now: systemctl daemon-reload && systemctl enable --now earshot"
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/earshot
 	rm -f $(BINDIR)/earshot $(UNITDIR)/earshot.service $(UNITDIR)/earshot@.service $(UNITDIR)/earshot.socket
-	@echo "kept $(SYSCONFDIR)/earshot/ (remove it by hand if you want)"
+	rm -f $(SYSUSERSDIR)/earshot.conf $(TMPFILESDIR)/earshot.conf
+	@echo "kept $(SYSCONFDIR)/earshot/ and the earshot user (remove them by hand if you want)"
 
 bench: release
 	bash bench/run.sh

@@ -1,10 +1,22 @@
 #!/bin/sh
-# Installs the Debian packages Earshot needs to build and test, if any are missing.
-# Build: libasound2-dev (ALSA), libfftw3-dev (FFTW single precision), pkg-config.
-# Tests: pulseaudio, pulseaudio-utils, libasound2-plugins (ALSA "pulse" device), alsa-utils,
-# systemd (systemd-analyze verify/security on the units), python3 + numpy (the example client test).
+# Installs the Debian packages Earshot needs, if any are missing, for one purpose:
+#   sh scripts/install-deps.sh build   what `make release` / `make install` / `make demo` need on the sensor
+#                                      box: libasound2-dev (ALSA), libfftw3-dev (FFTW single precision),
+#                                      pkg-config, binutils (strip) — and nothing else.
+#   sh scripts/install-deps.sh test    build + what `make test` needs on a development or CI machine:
+#                                      pulseaudio, pulseaudio-utils, libasound2-plugins (ALSA "pulse"
+#                                      device), alsa-utils, systemd (systemd-analyze verify/security,
+#                                      sysusers/tmpfiles), python3 + numpy (the example client test),
+#                                      prometheus (promtool check metrics).
+# Without an argument: test (the historical behaviour of `make deps`).
 set -eu
-PACKAGES="libasound2-dev libfftw3-dev pkg-config pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy"
+BUILD="libasound2-dev libfftw3-dev pkg-config binutils"
+TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus"
+case "${1:-test}" in
+    build) PACKAGES="$BUILD" ;;
+    test) PACKAGES="$BUILD $TEST" ;;
+    *) echo "usage: $0 build|test" >&2; exit 64 ;;
+esac
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

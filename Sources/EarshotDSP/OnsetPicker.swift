@@ -4,15 +4,24 @@
 /// With `postMaxFrames == 1` the candidate is the previous frame, so an onset in frame `t` is
 /// reported by the call for frame `t+1` (``OnsetEvent/detectedAtFrame``): one hop of latency.
 /// History lives in a ring preallocated in `init`.
-/// Real-time safe: ``process(strength:frameIndex:)`` does no allocation, takes no lock.
+/// Real-time safe: ``process(strength:frameIndex:)`` and ``retune(_:)`` do no allocation, take no lock.
 /// One thread at a time per instance.
+///
+/// The history ring is sized for the largest `preMaxFrames`/`preAvgFrames` the configuration accepts
+/// (``maxHistoryFrames``), so ``retune(_:)`` can change every parameter but the look-ahead in place, keeping
+/// the history (aubio's `aubio_onset_set_threshold` model): no reset, no discontinuity.
 public final class OnsetPicker: @unchecked Sendable {
-    public let config: OnsetPickerConfig
+    /// The parameters in use (changed only by ``retune(_:)``).
+    public var config: OnsetPickerConfig { state.pointee.config }
+
+    /// The largest `preMaxFrames`/`preAvgFrames` the ring is always sized for (the configuration's bound).
+    public static let maxHistoryFrames = 1_000
 
     struct State {
         var count: Int64 = 0          // strengths seen since init/reset
         var lastOnset: Int64 = .min   // frame index (in this picker's numbering) of the last onset
         var lastFrameIndex: Int64 = 0 // caller frame index of the newest strength
+        var config: OnsetPickerConfig
     }
 
     let ring: UnsafeMutablePointer<Float>
@@ -23,12 +32,11 @@ public final class OnsetPicker: @unchecked Sendable {
     public init(config: OnsetPickerConfig) {
         precondition(config.postMaxFrames == 0 || config.postMaxFrames == 1)
         precondition(config.preMaxFrames >= 0 && config.preAvgFrames >= 0 && config.waitFrames >= 0)
-        self.config = config
-        capacity = max(config.preMaxFrames, config.preAvgFrames) + 2
+        capacity = max(config.preMaxFrames, config.preAvgFrames, Self.maxHistoryFrames) + 2
         ring = .allocate(capacity: capacity)
         ring.initialize(repeating: 0, count: capacity)
         state = .allocate(capacity: 1)
-        state.initialize(to: State())
+        state.initialize(to: State(config: config))
     }
 
     deinit {
@@ -36,8 +44,24 @@ public final class OnsetPicker: @unchecked Sendable {
         state.deallocate()
     }
 
-    /// Forgets the history and the last onset.
-    public func reset() { state.pointee = State() }
+    /// Forgets the history and the last onset (the parameters stay).
+    public func reset() { state.pointee = State(config: state.pointee.config) }
+
+    /// Whether ``retune(_:)`` can take `new` in place: the same look-ahead (it is latency, announced in
+    /// `hello`) and a history that fits the ring.
+    public func canRetune(to new: OnsetPickerConfig) -> Bool {
+        new.postMaxFrames == config.postMaxFrames && new.preMaxFrames >= 0 && new.preAvgFrames >= 0
+            && new.waitFrames >= 0 && max(new.preMaxFrames, new.preAvgFrames) + 2 <= capacity
+    }
+
+    /// Takes new parameters between two frames, keeping the history and the last onset (the next decision
+    /// already uses them). Real-time safe. Returns `false` (and changes nothing) if ``canRetune(to:)`` is false.
+    @discardableResult
+    public func retune(_ new: OnsetPickerConfig) -> Bool {
+        guard canRetune(to: new) else { return false }
+        state.pointee.config = new
+        return true
+    }
 
     @inline(__always)
     func value(_ i: Int64) -> Float { ring[Int(i % Int64(capacity))] }
@@ -51,6 +75,7 @@ public final class OnsetPicker: @unchecked Sendable {
         let t = state.pointee.count
         ring[Int(t % Int64(capacity))] = s
         state.pointee.count = t + 1
+        let config = state.pointee.config
         let post = Int64(config.postMaxFrames)
         let c = t - post  // candidate, in picker numbering
         guard c >= 0 else { return nil }

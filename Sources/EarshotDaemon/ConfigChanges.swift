@@ -1,4 +1,5 @@
-/// What a SIGHUP reload has to redo, from the difference between the running and the new config.
+/// The keys that differ between the running and the new config, grouped by section. The daemon decides what
+/// a reload does from them with ``ReloadPlan`` (live / retune / replan / reopen / rebuild), not from ``parts``.
 public struct ConfigChanges: Sendable, Equatable {
     /// Parts of the daemon affected by a change.
     public struct Parts: OptionSet, Sendable, Hashable {

@@ -36,7 +36,7 @@ public struct ConfigBuilder: Sendable {
     private(set) var origins: [String: ConfigOrigin] = [:]
 
     /// Environment variables starting with `EARSHOT_` that are not configuration keys.
-    public static let reservedEnvironmentVariables: Set<String> = ["EARSHOT_CONFIG", "EARSHOT_TEST_FAULT"]
+    public static let reservedEnvironmentVariables: Set<String> = ["EARSHOT_CONFIG", "EARSHOT_TEST_FAULT", "EARSHOT_INSTANCE"]
 
     /// Starts from `base` (the defaults unless given).
     public init(base: EarshotConfig = .defaults) {

@@ -44,29 +44,22 @@ public final class Daemon {
     public let options: DaemonOptions
     let notifier: SystemdNotifier
     var pipeline: LivePipeline
+    /// The running sinks (built by ``SinkRegistry``), without the socket publisher.
     var sinks: [any Sink] = []
-    var stdoutSink: StdoutSink?
     var socket: SocketPublisher?
-    var rolling: RollingAggregator?
-    var alerts: AlertSink?
-    var latency: LatencyTracker?
-    var metrics: MetricsSink?
+    var latency: LatencyTracker? { sinks.lazy.compactMap { $0 as? LatencyTracker }.first }
+    var metrics: MetricsSink? { sinks.lazy.compactMap { $0 as? MetricsSink }.first }
     var lastStatsNs: Int64 = 0
     var lastMetricsNs: Int64 = 0
     /// Seconds between two `stats` messages on the socket.
     public static let statsIntervalSeconds = 5.0
-    var readySent = false
-    var lastWatchdogNs: Int64 = 0
-    var lastStatusNs: Int64 = 0
     var startNs: Int64 = 0
-    var deviceLostAtNs: Int64 = 0
-    var xrunsLogged = 0
-    var lastXrunLogNs: Int64 = 0
-    var suppressedXrunLogs = 0
-    var retryLogs = 0
+    /// READY=1 / WATCHDOG=1 / STATUS= decisions (set up when ``run()`` starts).
+    var health = HealthPolicy(startNs: 0, watchdogIntervalNs: nil)
+    /// Capture events → log lines and status events.
+    var captureReporter: CaptureEventReporter
     var lastDiscontinuities = 0
-    var lastSanitizedReported = 0
-    var lastSanitizedReportNs: Int64 = 0
+    var sanitizedReporter = SanitizedSampleReporter()
     /// Sinks whose last start failed (reported, left stopped) and failed starts per sink since the daemon started.
     var sinkUp: [String: Bool] = [:]
     var sinkFailures: [String: Int] = [:]
@@ -85,7 +78,7 @@ public final class Daemon {
     var latest = FrameHeader()
 
     /// Frames older than this mean "not flowing" for the watchdog.
-    public static let staleFrameSeconds = 2.0
+    public static let staleFrameSeconds = Double(HealthPolicy.staleFrameNs) / 1e9
 
     /// Builds the pipeline for `config` and probes the device.
     /// - Throws: ``DaemonStartError`` for a device that cannot work (unknown name, impossible parameters) —
@@ -95,6 +88,7 @@ public final class Daemon {
         self.options = options
         self.logger = logger
         notifier = SystemdNotifier(environment: options.environment)
+        captureReporter = CaptureEventReporter(device: config.capture.device, realtimePriority: config.capture.realtimePriority)
         ALSALibraryLog.capture()  // libasound's error lines → drainCaptureEvents → the logger, with a level
         pipeline = try Self.makePipeline(config: config, logger: logger)
         #if DEBUG
@@ -151,15 +145,6 @@ public final class Daemon {
             onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
     }
 
-    var socketConfiguration: SocketPublisher.Configuration {
-        let s = config.socket
-        return SocketPublisher.Configuration(
-            path: s.path, mode: s.mode, group: s.group, maxClients: s.maxClients, queueMessages: s.queueMessages,
-            queueBytes: s.queueBytes, stallLimitSeconds: s.stallLimitSeconds, maxLineBytes: s.maxLineBytes,
-            backfillSeconds: config.rolling.backfillSeconds, maxClientsPerUID: s.maxClientsPerUID,
-            idleTimeoutSeconds: s.idleTimeoutSeconds, queueBytesTotal: s.queueBytesTotal)
-    }
-
     /// Creates and starts the sinks. At daemon start (`failuresAreFatal`) a sink that cannot start stops the
     /// daemon; on a reload it is reported (error log, `sink_failed` status, `earshot_sink_up` 0 and
     /// `earshot_sink_failures_total`), left stopped, and the other sinks still start.
@@ -168,40 +153,15 @@ public final class Daemon {
     func startSinks(failuresAreFatal: Bool = true) throws(DaemonStartError) -> [String] {
         let info = streamInfo
         if options.socket, socket == nil {
-            let publisher = SocketPublisher(configuration: socketConfiguration, logger: logger, daemonVersion: EarshotVersion.string)
+            let publisher = SocketPublisher(configuration: config.socketConfiguration, logger: logger, daemonVersion: EarshotVersion.string)
             do { try publisher.start(bus: pipeline.bus, stream: info) } catch {
                 throw DaemonStartError(message: "\(error)", exitCode: 69)
             }
             socket = publisher
             logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
         }
-        let tracker = LatencyTracker(configuration: latencyConfiguration, logger: logger)
-        latency = tracker
-        sinks.append(tracker)
-        let roll = RollingAggregator(
-            configuration: .init(windowsSeconds: config.rolling.windowsSeconds, weighting: LevelWeighting(config.alerts.level.weighting)),
-            publisher: socket)
-        roll.latencyRecorder = tracker.makeRecorder(sink: "rolling")
-        rolling = roll
-        sinks.append(roll)
-        let alertSink = AlertSink(configuration: alertConfiguration, logger: logger, publisher: socket)
-        alertSink.latencyRecorder = tracker.makeRecorder(sink: "alerts")
-        alerts = alertSink
-        sinks.append(alertSink)
-        if config.metrics.enabled {
-            let m = MetricsSink(configuration: metricsConfiguration, logger: logger, rolling: roll, latency: tracker)
-            m.latencyRecorder = tracker.makeRecorder(sink: "metrics")
-            metrics = m
-            sinks.append(m)
-        }
-        if let format = options.stdout {
-            var encoder = config.frameEncoder(features: options.stdoutFeatures)
-            encoder.timing = options.timing
-            let s = StdoutSink(format: format, encoder: encoder)
-            s.latencyRecorder = tracker.makeRecorder(sink: "stdout")
-            stdoutSink = s
-            sinks.append(s)
-        }
+        var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: socket)
+        sinks = SinkRegistry.build(&context)
         var failed: [String] = []
         sinkUp = socket == nil ? [:] : ["socket": true]
         for sink in sinks {
@@ -210,7 +170,11 @@ public final class Daemon {
                 sinkUp[sink.name] = true
             } catch {
                 if failuresAreFatal {
-                    throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)", exitCode: 70)
+                    var hint = ""
+                    if sink.name == "metrics", let instance = options.environment["EARSHOT_INSTANCE"], !instance.isEmpty {
+                        hint = " (each earshot@ instance needs its own metrics.listen port and metrics.textfile: set them in /etc/earshot/\(instance).yaml)"
+                    }
+                    throw DaemonStartError(message: "cannot start the \(sink.name) sink: \(error)\(hint)", exitCode: 70)
                 }
                 failed.append(sink.name)
                 sinkUp[sink.name] = false
@@ -220,82 +184,52 @@ public final class Daemon {
                 publishStatus(.sinkFailed(sink: sink.name, error: "\(error)", failures: sinkFailures[sink.name] ?? 0))
             }
         }
-        if !failed.isEmpty {
-            sinks.removeAll { failed.contains($0.name) }
-            if failed.contains("metrics") { metrics = nil }
-            if failed.contains("stdout") { stdoutSink = nil }
-            if failed.contains("rolling") { rolling = nil }
-            if failed.contains("alerts") { alerts = nil }
-        }
+        if !failed.isEmpty { sinks.removeAll { failed.contains($0.name) } }
         return failed
     }
 
     func stopSinks() {
         for sink in sinks { sink.stop() }
         sinks.removeAll()
-        rolling = nil; alerts = nil; latency = nil; metrics = nil; stdoutSink = nil
     }
 
-    var alertConfiguration: AlertSink.Configuration {
-        let l = config.alerts.level, o = config.alerts.onset
-        return AlertSink.Configuration(
-            level: .init(enabled: l.enabled, weighting: LevelWeighting(l.weighting), thresholdDB: l.thresholdDB,
-                         minDurationMs: l.minDurationMs, hysteresisDB: l.hysteresisDB, rearmMs: l.rearmMs),
-            onset: .init(enabled: o.enabled, minStrength: o.minStrength, minIntervalMs: o.minIntervalMs,
-                         maxPerMinute: o.maxPerMinute))
+    /// Constant labels on every metric (see ``EarshotConfig/metricsSinkConfiguration(environment:)``).
+    static func metricsLabels(config: EarshotConfig, environment: [String: String]) -> [String: String] {
+        EarshotConfig.metricsLabels(device: config.capture.device, environment: environment)
     }
 
-    var latencyConfiguration: LatencyTracker.Configuration {
-        let b = config.budgets
-        return LatencyTracker.Configuration(captureMs: b.captureMs, dspMs: b.dspMs, sinksMs: b.sinksMs,
-                                            endToEndMs: b.endToEndMs, warnIntervalSeconds: b.warnIntervalSeconds)
-    }
-
-    var metricsConfiguration: MetricsSink.Configuration {
-        let m = config.metrics
-        return MetricsSink.Configuration(enabled: m.enabled, listen: m.listen, textfile: m.textfile,
-                                         textfileIntervalSeconds: m.textfileIntervalSeconds)
-    }
-
-    /// Counters for `stats` messages and metrics.
-    var counters: [(String, Int)] {
-        var c: [(String, Int)] = [
-            ("frames", pipeline.dsp.frames), ("xruns", pipeline.xruns), ("reconnects", pipeline.reconnects),
-            ("discontinuities", pipeline.dsp.discontinuities), ("ring_overrun_samples", pipeline.dsp.ringOverrunSamples),
-            ("capture_gap_samples", pipeline.capture.gapSamples),
-            ("nonfinite_samples", pipeline.dsp.nonFiniteSamples), ("clamped_samples", pipeline.dsp.clampedSamples),
-        ]
+    /// Every count, gathered now (``DaemonStats``: the `stats` counters and the metrics snapshot).
+    var stats: DaemonStats {
+        var d = DaemonStats()
+        d.frames = pipeline.dsp.frames; d.xruns = pipeline.xruns; d.reconnects = pipeline.reconnects
+        d.discontinuities = pipeline.dsp.discontinuities; d.ringOverrunSamples = pipeline.dsp.ringOverrunSamples
+        d.captureGapSamples = pipeline.capture.gapSamples
+        d.nonFiniteSamples = pipeline.dsp.nonFiniteSamples; d.clampedSamples = pipeline.dsp.clampedSamples
+        d.deviceUp = pipeline.capture.state == .running
         if let socket {
-            c += [("subscribers", socket.clients), ("connections_total", socket.connectionsTotal),
-                  ("socket_dropped_messages", socket.droppedTotal), ("socket_stalled_disconnects", socket.disconnectedStalled),
-                  ("protocol_errors", socket.protocolErrors), ("socket_refused", socket.refused),
-                  ("socket_idle_closed", socket.idleClosed)]
+            var s = DaemonStats.Socket()
+            s.clients = socket.clients; s.connectionsTotal = socket.connectionsTotal
+            s.droppedMessages = socket.droppedTotal; s.stalledDisconnects = socket.disconnectedStalled
+            s.protocolErrors = socket.protocolErrors; s.refused = socket.refused; s.idleClosed = socket.idleClosed
+            s.droppedFrames = socket.dropped
+            d.socket = s
         }
-        for sink in sinks { c.append(("dropped_frames_\(sink.name)", sink.dropped)) }
-        c.append(("sink_failures", sinkFailures.values.reduce(0, +)))
-        if let socket { c.append(("dropped_frames_socket", socket.dropped)) }
-        if let alerts { c += [("level_alerts", alerts.levelAlerts), ("onset_alerts", alerts.onsetAlerts),
-                              ("onset_alerts_suppressed", alerts.suppressedOnsetAlerts)] }
-        return c
+        d.sinkDroppedFrames = sinks.map { ($0.name, $0.dropped) }
+        d.sinkUp = sinkUp
+        d.sinkFailures = sinkFailures
+        d.sinkCounters = sinks.map { ($0.name, $0.counters) }.filter { !$0.1.isEmpty }
+        return d
     }
 
     func publishStats(now: Int64) {
         guard let latency else { return }
-        let line = latency.statsJSON(counters: counters)
+        let line = latency.statsJSON(counters: stats.counters)
         socket?.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
     }
 
     func updateMetrics() {
         guard let metrics else { return }
-        var dropped: [String: Int] = [:]
-        for sink in sinks { dropped[sink.name] = sink.dropped }
-        if let socket { dropped["socket"] = socket.dropped }
-        metrics.update(MetricsSnapshot(
-            xruns: pipeline.xruns, reconnects: pipeline.reconnects, ringOverrunSamples: pipeline.dsp.ringOverrunSamples,
-            socketClients: socket?.clients ?? 0, deviceUp: pipeline.capture.state == .running, sinkDroppedFrames: dropped,
-            nonFiniteSamples: pipeline.dsp.nonFiniteSamples, clampedSamples: pipeline.dsp.clampedSamples,
-            sinkUp: sinkUp, sinkFailures: sinkFailures,
-            socketRefused: socket?.refused ?? 0, socketIdleClosed: socket?.idleClosed ?? 0))
+        metrics.update(stats.metricsSnapshot)
     }
 
     /// Sends a `status` message to socket subscribers.
@@ -314,6 +248,8 @@ public final class Daemon {
         }
         pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
         startNs = Clock.monotonicNanoseconds()
+        health = HealthPolicy(startNs: startNs, watchdogIntervalNs: notifier.watchdogInterval.map {
+            Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 })
         lastStatsNs = startNs
         logger.info("earshot \(EarshotVersion.string) started", metadata: [
             "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
@@ -375,22 +311,14 @@ public final class Daemon {
             logger.warning("test fault: stalling the DSP thread", metadata: ["ms": "\(stall.milliseconds)"])
             pipeline.dsp.injectStall(milliseconds: stall.milliseconds)
         }
-        let flowing = framesFlowing(now: now)
-        if !readySent {
-            let waitingForDevice = pipeline.capture.state != .running && now - startNs > 5_000_000_000
-            if pipeline.dsp.frames > 0 || waitingForDevice {
-                readySent = true
-                notifier.ready(status: statusLine())
-                logger.info(pipeline.dsp.frames > 0 ? "ready: frames are flowing" : "ready: still waiting for the capture device")
-            }
+        let actions = health.tick(HealthPolicy.Observation(
+            now: now, frames: pipeline.dsp.frames, lastFrameNs: pipeline.dsp.lastFrameMonotonicNs,
+            captureState: pipeline.capture.state))
+        if actions.ready {
+            notifier.ready(status: statusLine())
+            logger.info(actions.readyBecauseFramesFlow ? "ready: frames are flowing" : "ready: still waiting for the capture device")
         }
-        if let interval = notifier.watchdogInterval, readySent {
-            let intervalNs = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
-            if now - lastWatchdogNs >= intervalNs, healthyForWatchdog(now: now, flowing: flowing) {
-                notifier.watchdog()
-                lastWatchdogNs = now
-            }
-        }
+        if actions.watchdog { notifier.watchdog() }
         if now - lastStatsNs >= Int64(Self.statsIntervalSeconds * 1e9) {
             lastStatsNs = now
             publishStats(now: now)
@@ -399,55 +327,25 @@ public final class Daemon {
             lastMetricsNs = now
             updateMetrics()
         }
-        if now - lastStatusNs >= 5_000_000_000 {
-            lastStatusNs = now
-            notifier.status(statusLine())
-        }
+        if actions.status { notifier.status(statusLine()) }
     }
 
     /// Samples the DSP input guard changed (``SampleGuard``: NaN/inf → 0, beyond ±1000 clamped): one warning
     /// and one `samples_sanitized` status with the totals, at most every 10 s while it keeps happening.
     func reportSanitizedSamples(now: Int64) {
         let nonFinite = pipeline.dsp.nonFiniteSamples, clamped = pipeline.dsp.clampedSamples
-        if nonFinite + clamped < lastSanitizedReported { lastSanitizedReported = 0 }  // a rebuilt pipeline counts from 0
-        guard nonFinite + clamped > lastSanitizedReported,
-              lastSanitizedReportNs == 0 || now - lastSanitizedReportNs >= 10_000_000_000 else { return }
+        guard sanitizedReporter.shouldReport(nonFinite: nonFinite, clamped: clamped, now: now) else { return }
         logger.warning("invalid audio samples replaced (non-finite → 0, beyond ±\(Int(SampleGuard.limit)) clamped)", metadata: [
             "device": "\(config.capture.device)", "nonfinite_total": "\(nonFinite)", "clamped_total": "\(clamped)"])
         publishStatus(.samplesSanitized(nonfinite: nonFinite, clamped: clamped))
-        lastSanitizedReported = nonFinite + clamped
-        lastSanitizedReportNs = now
-    }
-
-    /// Frames were published within ``staleFrameSeconds``.
-    func framesFlowing(now: Int64) -> Bool {
-        let last = pipeline.dsp.lastFrameMonotonicNs
-        return last != 0 && Double(now - last) / 1e9 < Self.staleFrameSeconds
-    }
-
-    /// Watchdog pings continue while frames flow, or while the capture thread is legitimately waiting for
-    /// an absent/lost device (it is retrying with backoff, not stuck). A capture device that is "running"
-    /// but yields no frames, or a DSP thread that stopped publishing, stops the pings.
-    func healthyForWatchdog(now: Int64, flowing: Bool) -> Bool {
-        if flowing { return true }
-        switch pipeline.capture.state {
-        case .starting, .lost: return true
-        case .running, .stopped: return false
-        }
     }
 
     /// `device=… state=… level=… frames=… xruns=… subscribers=…`
     public func statusLine() -> String {
-        var parts = ["device=\(config.capture.device)", "state=\(pipeline.capture.state)"]
-        if pipeline.bus.latestHeader(into: &latest) {
-            let level = latest.features.laf + Float(config.levels.calibrationDB ?? 0)
-            parts.append(String(format: "level=%.1f %@", level, config.levels.unit))
-        }
-        parts.append("frames=\(pipeline.dsp.frames)")
-        parts.append("xruns=\(pipeline.xruns)")
-        parts.append("reconnects=\(pipeline.reconnects)")
-        if let socket { parts.append("subscribers=\(socket.clients)") }
-        return parts.joined(separator: " ")
+        let level = pipeline.bus.latestHeader(into: &latest) ? latest.features.laf + Float(config.levels.calibrationDB ?? 0) : nil
+        return HealthPolicy.statusLine(.init(
+            device: config.capture.device, state: pipeline.capture.state, level: level, unit: config.levels.unit,
+            frames: pipeline.dsp.frames, xruns: pipeline.xruns, reconnects: pipeline.reconnects, subscribers: socket?.clients))
     }
 
     func drainCaptureEvents() {
@@ -468,65 +366,25 @@ public final class Daemon {
     }
 
     func handle(_ e: CaptureEvent) {
-        let device = config.capture.device
-        let err = e.errno != 0 ? String(cString: strerror(e.errno)) : ""
-        switch e.kind {
-        case .opened:
-            logger.info("capture started", metadata: ["device": "\(device)", "period_frames": "\(e.value)"])
-        case .xrun:
-            let now = Clock.monotonicNanoseconds()
-            if now - lastXrunLogNs >= 10_000_000_000 {
-                logger.warning("capture overrun (xrun) recovered", metadata: [
-                    "device": "\(device)", "xruns_total": "\(e.value)", "suppressed": "\(suppressedXrunLogs)"])
-                // Subscribers get the same rate-limited notice (each gap is on its frame anyway).
-                publishStatus(.xrun(xruns: Int(e.value), suppressed: suppressedXrunLogs))
-                lastXrunLogNs = now
-                suppressedXrunLogs = 0
-            } else {
-                suppressedXrunLogs += 1
-            }
-        case .suspended:
-            logger.warning("capture device was suspended and resumed", metadata: ["device": "\(device)"])
-        case .lost:
-            deviceLostAtNs = e.monotonicNs
-            retryLogs = 0
-            logger.error("capture device lost, reconnecting with backoff", metadata: [
-                "device": "\(device)", "error": "\(err)", "errno": "\(e.errno)"])
-            publishStatus(.deviceLost(error: err, errno: e.errno))
-        case .recovered:
-            let down = deviceLostAtNs > 0 ? Double(e.monotonicNs - deviceLostAtNs) / 1e9 : 0
-            logger.notice("capture device recovered", metadata: [
-                "device": "\(device)", "down_s": "\(String(format: "%.1f", down))", "reconnects_total": "\(e.value)"])
-            deviceLostAtNs = 0
-            publishStatus(.deviceRecovered(downSeconds: down, reconnects: Int(e.value)))
-        case .retrying:
-            retryLogs += 1
-            // The loss was logged once; repeat the reason only at growing intervals.
-            if retryLogs == 1 || retryLogs & (retryLogs - 1) == 0 {
-                logger.info("capture device still unavailable", metadata: [
-                    "device": "\(device)", "error": "\(err)", "attempts": "\(retryLogs)", "next_retry_ms": "\(e.value)"])
-            }
-        case .schedulingApplied:
-            if e.value == 1 {
-                logger.info("capture thread runs SCHED_FIFO", metadata: ["priority": "\(config.capture.realtimePriority)"])
-            } else {
-                logger.warning("SCHED_FIFO not applied (needs CAP_SYS_NICE or LimitRTPRIO)", metadata: ["error": "\(err)"])
-            }
-        case .memoryLocked:
-            if e.errno == 0 { logger.info("memory locked (mlockall)") } else {
-                logger.warning("mlockall failed (needs LimitMEMLOCK)", metadata: ["error": "\(err)"])
-            }
-        case .timestampSource:
-            let src = CaptureTimestampSource(rawValue: UInt8(truncatingIfNeeded: e.value))
-            if src == .clockAtRead {
-                logger.notice("device gives no usable timestamps; timing periods at read time", metadata: ["device": "\(device)"])
-            }
-        case .stopped:
-            logger.debug("capture thread stopped")
-        }
+        guard let r = captureReporter.report(e, now: Clock.monotonicNanoseconds()) else { return }
+        var metadata: Logger.Metadata = [:]
+        for (k, v) in r.metadata { metadata[k] = "\(v)" }
+        logger.log(level: r.level, "\(r.message)", metadata: metadata.isEmpty ? nil : metadata)
+        if let status = r.status { publishStatus(status) }
     }
 
     // MARK: reload
+
+    /// Makes `next` the running configuration once a reload has been applied: the capture-event reporter
+    /// names the new device, `logging.level` takes effect, and `source` is remembered (only once applied: a
+    /// failed reload of the same bytes is tried again).
+    func adopt(_ next: EarshotConfig, source: Data?) {
+        config = next
+        captureReporter.device = next.capture.device
+        captureReporter.realtimePriority = next.capture.realtimePriority
+        next.applyLogging()
+        reloadSource = .some(source)
+    }
 
     /// SIGHUP: re-read the configuration; apply it or keep the running one.
     func reload() {
@@ -549,27 +407,21 @@ public final class Daemon {
         }
         notifier.reloading()
         defer { notifier.ready(status: statusLine()) }
-        if next.socket != config.socket {
-            // The listening socket and its client limits are set when it is bound: keep them, say so.
-            logger.warning("reload: socket.* changes take effect after a restart; keeping the running socket settings")
-            next.socket = config.socket
+        let plan = ReloadPlan(from: config, to: next)
+        if !plan.restartOnlyKeys.isEmpty {
+            // The listening socket, its client limits and the backfill are set when it is bound: keep them.
+            logger.warning("reload: \(plan.restartOnlyKeys.joined(separator: ", ")) take effect after a restart; keeping the running settings")
         }
-        if next.rolling.backfillSeconds != config.rolling.backfillSeconds {
-            logger.warning("reload: rolling.backfill_s takes effect after a restart")
-            next.rolling.backfillSeconds = config.rolling.backfillSeconds
-        }
-        let changes = next.changes(from: config)
-        if changes.isEmpty && !sinksDown {
+        next = plan.config
+        if plan.isEmpty && !sinksDown {
             reloadSource = .some(source)
             logger.info("reload: configuration unchanged")
             return
         }
-        logger.notice("reloading configuration", metadata: ["changed": "\(changes.keys.joined(separator: ","))"])
+        logger.notice("reloading configuration", metadata: [
+            "changed": "\(plan.keys.joined(separator: ","))", "plan": "\(plan.action)"])
         let old = config
-        let a = next.analyzerConfig, b = old.analyzerConfig
-        let shapeChanged = a.frameShape != b.frameShape
-            || next.capture.ringSeconds != old.capture.ringSeconds
-        if shapeChanged {
+        if plan.rebuild {
             // Frame shape changes: a new pipeline and bus; sinks restart on it.
             let newPipeline: LivePipeline
             do { newPipeline = try Self.makePipeline(config: next, logger: logger) } catch {
@@ -584,13 +436,12 @@ public final class Daemon {
             stopSinks()
             sinks.removeAll()
             newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
-            config = next
-            reloadSource = .some(source)
+            adopt(next, source: source)
             pipeline = newPipeline
             let failed = (try? startSinks(failuresAreFatal: false)) ?? []
             do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
-            publishStatus(.reload(changed: nil, rebuilt: true, failedSinks: failed))
+            publishStatus(.reload(changed: nil, rebuilt: true, plan: "\(plan.action)", failedSinks: failed))
             if failed.isEmpty {
                 logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
             } else {
@@ -598,28 +449,34 @@ public final class Daemon {
             }
             return
         }
-        if changes.replansDSP {
+        if plan.replan {
             do {
-                let analyzer = try FrameAnalyzer(config: a)
+                let analyzer = try FrameAnalyzer(config: next.analyzerConfig)
                 pipeline.replan(analyzer: analyzer)
                 logger.notice("reload: DSP re-planned")
             } catch {
                 logger.error("reload failed, keeping the running configuration: \(error)")
                 return
             }
+        } else if plan.retune {
+            if pipeline.retune(onset: next.analyzerConfig.onset) {
+                logger.notice("reload: onset picker retuned in place (DSP thread kept running)")
+            } else {
+                logger.error("reload failed, keeping the running configuration: the onset parameters cannot be retuned in place")
+                return
+            }
         }
-        if changes.reopensCapture {
+        if plan.reopen {
             drainCaptureEvents()
             pipeline.reopen(capture: next.captureConfig)
             logger.notice("reload: capture device reopened", metadata: ["device": "\(next.capture.device)"])
         }
-        config = next
-        reloadSource = .some(source)  // only once applied: a failed reload of the same bytes is tried again
-        let failed = applyLiveSettings(from: old)
+        adopt(next, source: source)
+        let failed = applyLiveSettings(from: old, restartSinks: plan.restartSinks)
         socket?.updateStream(streamInfo)
-        publishStatus(.reload(changed: changes.keys.count, rebuilt: false, failedSinks: failed))
+        publishStatus(.reload(changed: plan.keys.count, rebuilt: false, plan: "\(plan.action)", failedSinks: failed))
         if failed.isEmpty {
-            logger.notice("reload applied")
+            logger.notice("reload applied", metadata: ["plan": "\(plan.action)"])
         } else {
             logger.error("reload partly applied: sinks failed to start: \(failed.joined(separator: ", "))")
         }
@@ -629,11 +486,10 @@ public final class Daemon {
     /// Settings that take effect without restarting capture or DSP: alert thresholds and budgets live;
     /// rolling windows and metrics by restarting those sinks on the running bus.
     /// - Returns: the sinks that failed to restart (reported and left stopped; the others run).
-    func applyLiveSettings(from old: EarshotConfig) -> [String] {
-        alerts?.update(configuration: alertConfiguration)
-        latency?.update(configuration: latencyConfiguration)
-        if old.rolling != config.rolling || old.metrics != config.metrics || old.alerts.level.weighting != config.alerts.level.weighting
-            || old.levels != config.levels || sinkUp.values.contains(false) {
+    func applyLiveSettings(from old: EarshotConfig, restartSinks: Bool) -> [String] {
+        let notLive = SinkRegistry.applyReload(to: sinks, config: config, options: options)
+        if !notLive.isEmpty { logger.info("reload: restarting sinks", metadata: ["not_live": "\(notLive.joined(separator: ","))"]) }
+        if restartSinks || !notLive.isEmpty || sinkUp.values.contains(false) {
             // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
             stopSinks()
             return (try? startSinks(failuresAreFatal: false)) ?? []

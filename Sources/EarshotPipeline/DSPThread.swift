@@ -39,6 +39,8 @@ public final class DSPThread: @unchecked Sendable {
     var seenFirstStamp = false
     /// CLOCK_MONOTONIC end of the last stamp's period.
     var lastStampEndNs: Int64 = 0
+    /// New onset-picker parameters waiting for the DSP thread (``retune(onset:)``).
+    let retuneMailbox = RetuneMailbox()
 
     public init(processor: FrameProcessor<FrameBus>, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal, maxPeriodFrames: Int) {
         self.processor = processor
@@ -80,6 +82,29 @@ public final class DSPThread: @unchecked Sendable {
         if let h = handle { RealtimeThread.join(h); handle = nil }
     }
 
+    /// Retunes applied by the DSP thread (between two frames, no reset, no discontinuity).
+    public var retunesApplied: Int { retuneMailbox.applied.load(ordering: .acquiring) }
+
+    /// Hands new onset-picker parameters to the DSP thread, which takes them between two frames (the next
+    /// time it drains, ≤ 100 ms: it wakes at least that often) without a reset. Any thread but the DSP
+    /// thread; a newer retune replaces one not yet taken. Returns `false` (nothing posted) if the picker
+    /// cannot take them in place (look-ahead changed): re-plan instead.
+    @discardableResult
+    public func retune(onset: OnsetPickerConfig) -> Bool {
+        // Decided from the analyzer's (immutable) configuration, not the picker's live state, which the DSP
+        // thread owns: the look-ahead never changes by retuning, and the history bounds are static.
+        let fits = max(onset.preMaxFrames, onset.preAvgFrames) <= OnsetPicker.maxHistoryFrames
+        guard onset.postMaxFrames == processor.config.onset.postMaxFrames, fits, onset.preMaxFrames >= 0,
+              onset.preAvgFrames >= 0, onset.waitFrames >= 0 else { return false }
+        retuneMailbox.post(onset)
+        wake.signal()
+        return true
+    }
+
+    /// Forgets a retune not yet taken (the analyzer is being replaced; its configuration already has it).
+    /// Only while the thread is stopped.
+    func discardPendingRetune() { retuneMailbox.discard() }
+
     /// Test-only fault switch: the loop stops consuming for `milliseconds` (the watchdog must notice).
     @_spi(Testing) public func injectStall(milliseconds: Int) {
         _stallUntilNs.store(Clock.monotonicNanoseconds() + Int64(milliseconds) * 1_000_000, ordering: .releasing)
@@ -110,6 +135,7 @@ public final class DSPThread: @unchecked Sendable {
         let rate = Double(processor.config.sampleRate)
         let nsPerSample = 1e9 / rate
         while running.load(ordering: .relaxed) || draining {
+            retuneMailbox.take { processor.analyzer.picker.retune($0) }
             let r = stamps.read(into: stampScratch)
             guard r.count == 1 else { return }
             let s = stampScratch[0]
@@ -172,5 +198,49 @@ public final class DSPThread: @unchecked Sendable {
                 _lastFrameMonotonicNs.store(Clock.monotonicNanoseconds(), ordering: .releasing)
             }
         }
+    }
+}
+
+/// A one-slot mailbox from the supervisor to the DSP thread (the shape of PipeWire's `spa_loop_invoke`):
+/// the slot is preallocated; the poster claims it with a compare-exchange, writes it and publishes it; the
+/// DSP thread takes it between frames with one relaxed load when empty. No allocation, lock or ARC on the
+/// DSP side. A post replaces a message not yet taken (the newest parameters win).
+final class RetuneMailbox: @unchecked Sendable {
+    /// 0 empty, 1 being written (poster), 2 full, 3 being read (DSP thread).
+    let state = Atomic<Int>(0)
+    let applied = Atomic<Int>(0)
+    let slot: UnsafeMutablePointer<OnsetPickerConfig>
+
+    init() {
+        slot = .allocate(capacity: 1)
+        slot.initialize(to: OnsetPickerConfig())
+    }
+
+    deinit { slot.deinitialize(count: 1); slot.deallocate() }
+
+    /// Poster side (not the DSP thread). Waits only while the DSP thread copies the slot (a few ns).
+    func post(_ value: OnsetPickerConfig) {
+        while true {
+            if state.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { break }
+            if state.compareExchange(expected: 2, desired: 1, ordering: .acquiring).exchanged { break }
+            sched_yield()  // state 3: the DSP thread is copying it out
+        }
+        slot.pointee = value
+        state.store(2, ordering: .releasing)
+    }
+
+    /// DSP side: applies a waiting message with `apply`, at most one per call.
+    @inline(__always)
+    func take(_ apply: (OnsetPickerConfig) -> Bool) {
+        guard state.load(ordering: .relaxed) == 2,
+              state.compareExchange(expected: 2, desired: 3, ordering: .acquiring).exchanged else { return }
+        let value = slot.pointee
+        state.store(0, ordering: .releasing)
+        if apply(value) { applied.add(1, ordering: .releasing) }
+    }
+
+    /// Drops a waiting message (poster side, DSP thread stopped).
+    func discard() {
+        _ = state.compareExchange(expected: 2, desired: 0, ordering: .acquiring)
     }
 }

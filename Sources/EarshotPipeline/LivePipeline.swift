@@ -70,9 +70,18 @@ public final class LivePipeline: @unchecked Sendable {
     public func replan(analyzer: FrameAnalyzer) -> Bool {
         guard analyzer.config.frameShape == analyzerConfig.frameShape else { return false }
         dsp.stop()
+        dsp.discardPendingRetune()
         dsp.processor.replace(analyzer: analyzer)
         dsp.start(fifoPriority: dspFifoPriority)
         return true
+    }
+
+    /// Changes the onset picker's parameters in place (reload of `analysis.onset.*` but the look-ahead): the
+    /// DSP thread keeps running and takes them between two frames, so there is no discontinuity, no gap and
+    /// the level meters keep their state. Returns `false` if they cannot be taken in place (re-plan instead).
+    @discardableResult
+    public func retune(onset: OnsetPickerConfig) -> Bool {
+        dsp.retune(onset: onset)
     }
 
     /// Total xruns (the capture thread lives as long as the pipeline).

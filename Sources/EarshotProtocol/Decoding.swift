@@ -207,7 +207,7 @@ extension StatusMessage: DecodableServerMessage {
             guard changed == nil || changed?.intValue != nil, rebuilt == nil || rebuilt == .bool(true) else {
                 throw DecodeError("'changed' must be an integer, 'rebuilt' true")
             }
-            event = .reload(changed: changed?.intValue.map { Int($0) }, rebuilt: rebuilt != nil, failedSinks: try r.strings("failed_sinks"))
+            event = .reload(changed: changed?.intValue.map { Int($0) }, rebuilt: rebuilt != nil, plan: try r.string("plan"), failedSinks: try r.strings("failed_sinks"))
         case "sink_failed":
             event = .sinkFailed(sink: try r.string("sink"), error: try r.string("error"), failures: try r.int("failures"))
         case "samples_sanitized": event = .samplesSanitized(nonfinite: try r.int("nonfinite"), clamped: try r.int("clamped"))

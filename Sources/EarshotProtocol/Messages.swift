@@ -270,8 +270,9 @@ public struct StatusMessage: ServerMessage, Equatable {
         /// Rate limited like its log line; `suppressed` counts the others.
         case xrun(xruns: Int, suppressed: Int)
         case discontinuity(count: Int, total: Int, ringOverrunSamples: Int)
-        /// `changed`: number of changed keys (nil when the pipeline was rebuilt: `rebuilt: true`).
-        case reload(changed: Int?, rebuilt: Bool, failedSinks: [String])
+        /// `changed`: number of changed keys (nil when the pipeline was rebuilt: `rebuilt: true`); `plan`: what
+        /// the reload did (`live`, `retune`, `replan`, `reopen`, `rebuild`).
+        case reload(changed: Int?, rebuilt: Bool, plan: String, failedSinks: [String])
         case sinkFailed(sink: String, error: String, failures: Int)
         case samplesSanitized(nonfinite: Int, clamped: Int)
 
@@ -309,9 +310,10 @@ public struct StatusMessage: ServerMessage, Equatable {
             w.member("xruns", xruns); w.member("suppressed", suppressed)
         case .discontinuity(let count, let total, let overrun):
             w.member("count", count); w.member("total", total); w.member("ring_overrun_samples", overrun)
-        case .reload(let changed, let rebuilt, let failed):
+        case .reload(let changed, let rebuilt, let plan, let failed):
             if let changed { w.member("changed", changed) }
             if rebuilt { w.member("rebuilt", true) }
+            w.member("plan", plan)
             w.member("failed_sinks", strings: failed)
         case .sinkFailed(let sink, let error, let failures):
             w.member("sink", sink); w.member("error", error); w.member("failures", failures)

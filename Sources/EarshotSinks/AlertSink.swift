@@ -35,7 +35,7 @@ import Synchronization
 ///
 /// Threading: the evaluation runs on the sink's own thread (`es-alerts`); ``update(configuration:)`` may
 /// be called from any thread and is picked up at the next frame. No allocation per frame (only per alert).
-public final class AlertSink: Sink, @unchecked Sendable {
+public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `alerts.*` section.
     public struct Configuration: Sendable, Equatable {
         public var level: Level
@@ -79,6 +79,13 @@ public final class AlertSink: Sink, @unchecked Sendable {
     }
 
     public let name = "alerts"
+    public var configSection: String { "alerts" }
+    /// Thresholds, durations and rate limits apply live (``update(configuration:)``).
+    public func applyLive(_ new: Configuration) -> Bool { update(configuration: new); return true }
+    /// `level_alerts`, `onset_alerts`, `onset_alerts_suppressed`.
+    public var counters: [(String, Int)] {
+        [("level_alerts", levelAlerts), ("onset_alerts", onsetAlerts), ("onset_alerts_suppressed", suppressedOnsetAlerts)]
+    }
     let logger: Logger
     let publisher: (any MessagePublisher)?
     /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.

@@ -63,20 +63,24 @@ public final class StageRecorder: Sendable {
                                          numberOfSignificantValueDigits: .two)
         var sumNs: Double = 0
         /// Values per ``LatencyTracker/bucketBoundsSeconds`` bucket (non-cumulative; exact).
-        var buckets = [Int](repeating: 0, count: LatencyTracker.bucketBoundsSeconds.count)
+        var buckets: [Int]
         var overBudget = 0
-        var lastWarnNs: Int64 = .min
-        var suppressedWarnings = 0
+        /// The open summary interval (``Int64/min``: none): overruns since it opened and the worst of them.
+        var windowStartNs: Int64 = .min
+        var windowOver = 0
+        var windowWorstNs: Int64 = 0
     }
-    let state = Mutex(State())
+    let state: Mutex<State>
 
     enum BudgetKind: Sendable { case capture, dsp, sink, endToEnd }
 
     /// ``LatencyTracker/bucketBoundsSeconds`` in ns.
-    let boundsNs: [UInt64] = LatencyTracker.bucketBoundsSeconds.map { UInt64(($0 * 1e9).rounded()) }
+    let boundsNs: [UInt64]
 
     init(stage: String, budgetKind: BudgetKind, shared: LatencyShared, endToEnd: StageRecorder? = nil) {
         self.stage = stage; self.budgetKind = budgetKind; self.shared = shared; self.endToEnd = endToEnd
+        boundsNs = shared.bucketBoundsSeconds.map { UInt64(($0 * 1e9).rounded()) }
+        state = Mutex(State(buckets: [Int](repeating: 0, count: shared.bucketBoundsSeconds.count)))
     }
 
     /// Records a sink's hand-off latency for `header` (`dspEndNs` → `dequeuedAtNs`) and feeds the
@@ -92,33 +96,51 @@ public final class StageRecorder: Sendable {
     }
 
     /// Records one latency value (negative values are recorded as 0), checks the budget.
+    ///
+    /// Overruns are summarised, not repeated: the first overrun after a quiet interval is logged at once
+    /// (`frames=1`); the ones that follow within ``LatencyTracker/Configuration/warnIntervalSeconds`` are
+    /// counted and logged as one line when the interval ends (`frames=N worst_ms=W`), so a stage that keeps
+    /// overrunning logs one line per interval.
     public func record(nanoseconds: Int64) {
         let v = UInt64(max(0, min(nanoseconds, 60_000_000_000)))
         let budgetNs = shared.budgetNanoseconds(budgetKind)
         let over = budgetNs.map { nanoseconds > $0 } ?? false
-        let nowNs = over ? Clock.monotonicNanoseconds() : 0
         let intervalNs = shared.warnInterval.load(ordering: .relaxed)
-        let warn: (total: Int, suppressed: Int)? = state.withLock { s in
+        let summary: (frames: Int, worstNs: Int64, total: Int)? = state.withLock { s in
             _ = s.total.record(v)
             _ = s.interval.record(v)
             s.sumNs += Double(v)
             var b = 0
             while b < boundsNs.count && v > boundsNs[b] { b += 1 }
             if b < boundsNs.count { s.buckets[b] += 1 }
-            guard over else { return nil }
-            s.overBudget += 1
-            if s.lastWarnNs == .min || nowNs &- s.lastWarnNs >= intervalNs {
-                s.lastWarnNs = nowNs
-                let suppressed = s.suppressedWarnings
-                s.suppressedWarnings = 0
-                return (s.overBudget, suppressed)
+            if over { s.overBudget += 1 }
+            guard over || s.windowStartNs != .min else { return nil }
+            let now = Clock.monotonicNanoseconds()
+            if s.windowStartNs == .min {
+                // First overrun after a quiet interval: say so now, summarise what follows.
+                s.windowStartNs = now
+                s.windowOver = 0
+                s.windowWorstNs = 0
+                return (1, nanoseconds, s.overBudget)
             }
-            s.suppressedWarnings += 1
-            return nil
+            if over {
+                s.windowOver += 1
+                s.windowWorstNs = max(s.windowWorstNs, nanoseconds)
+            }
+            guard now &- s.windowStartNs >= intervalNs else { return nil }
+            guard s.windowOver > 0 else {
+                s.windowStartNs = .min  // a quiet interval: the next overrun is reported at once
+                return nil
+            }
+            let r = (s.windowOver, s.windowWorstNs, s.overBudget)
+            s.windowStartNs = now
+            s.windowOver = 0
+            s.windowWorstNs = 0
+            return r
         }
-        if let warn, let budgetNs {
+        if let summary, let budgetNs {
             shared.logger.warning(
-                "budget exceeded stage=\(stage) took_ms=\(formatMs(nanoseconds)) budget_ms=\(formatMs(budgetNs)) over_budget_total=\(warn.total) suppressed=\(warn.suppressed)")
+                "budget exceeded stage=\(stage) frames=\(summary.frames) worst_ms=\(formatMs(summary.worstNs)) budget_ms=\(formatMs(budgetNs)) interval_s=\(formatSeconds(intervalNs)) over_budget_total=\(summary.total)")
         }
     }
 
@@ -141,6 +163,12 @@ public final class StageRecorder: Sendable {
     }
 }
 
+func formatSeconds(_ ns: Int64) -> String {
+    let w = ByteWriter(capacity: 32)
+    w.significant(Double(ns) / 1e9, digits: 6)
+    return String(decoding: w.bytes, as: UTF8.self)
+}
+
 func formatMs(_ ns: Int64) -> String {
     let w = ByteWriter(capacity: 32)
     w.fixed(Double(ns) / 1e6, decimals: 3)
@@ -160,10 +188,11 @@ func formatMs(_ ns: Int64) -> String {
 ///
 /// `capture` and `dsp` are read from the frames by the tracker's own bus consumer (thread `es-latency`);
 /// frames without stamps (offline analysis: `dspStartNs == 0`) are skipped. Nothing here runs on the capture
-/// or DSP thread. A frame over its stage budget increments the stage's counter and logs at most one
-/// `budget exceeded stage=… took_ms=… budget_ms=… over_budget_total=N suppressed=M` warning per stage per
-/// ``Configuration/warnIntervalSeconds`` (`suppressed` counts the warnings skipped since the previous one).
-public final class LatencyTracker: Sink, @unchecked Sendable {
+/// or DSP thread. A frame over its stage budget increments the stage's counter; the warnings are summarised:
+/// `budget exceeded stage=… frames=N worst_ms=… budget_ms=… interval_s=… over_budget_total=T`, at once for the
+/// first overrun after a quiet interval, then at most one line per stage per ``Configuration/warnIntervalSeconds``
+/// with the number of frames over budget in it and the worst.
+public final class LatencyTracker: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `budgets.*` section (milliseconds, `nil` = no budget).
     public struct Configuration: Sendable, Equatable {
         public var captureMs: Double?
@@ -174,19 +203,41 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
         /// Minimum seconds between two over-budget warnings for the same stage.
         public var warnIntervalSeconds: Double
 
-        public init(captureMs: Double? = nil, dspMs: Double? = 2, sinksMs: Double? = 5, endToEndMs: Double? = 20,
+        /// Defaults hold on a healthy box (measured on a loaded 2-core box, file-plugin capture: DSP max 2 ms,
+        /// sink hand-off max 8.6 ms, end to end p50 89 ms — the device's own buffering): a frame's DSP must fit
+        /// in one 10 ms hop, a sink hand-off in 50 ms, end to end in `capture.max_backlog_ms` (250 ms).
+        public init(captureMs: Double? = nil, dspMs: Double? = 10, sinksMs: Double? = 50, endToEndMs: Double? = 250,
                     warnIntervalSeconds: Double = 10) {
             self.captureMs = captureMs; self.dspMs = dspMs; self.sinksMs = sinksMs; self.endToEndMs = endToEndMs
             self.warnIntervalSeconds = warnIntervalSeconds
         }
     }
 
-    /// Upper bounds (seconds) of the `earshot_stage_latency_seconds` histogram buckets.
-    public static let bucketBoundsSeconds: [Double] = [
+    /// The standard upper bounds (seconds) of the `earshot_stage_latency_seconds` histogram buckets; a tracker
+    /// adds its budgets (``bucketBounds(for:)``).
+    public static let standardBucketBoundsSeconds: [Double] = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
     ]
 
+    /// The standard bounds plus every budget of `c` (seconds, sorted, unique): a budget is a bucket edge, so
+    /// `_bucket{le="<budget>"}` counts exactly the frames within it.
+    public static func bucketBounds(for c: Configuration) -> [Double] {
+        let budgets = [c.captureMs, c.dspMs, c.sinksMs, c.endToEndMs].compactMap { $0 }.map { $0 / 1000 }
+        var out: [Double] = []
+        for b in (standardBucketBoundsSeconds + budgets).sorted() where b > 0 && b.isFinite {
+            if let last = out.last, abs(last - b) <= last * 1e-9 { continue }
+            out.append(b)
+        }
+        return out
+    }
+
+    /// This tracker's bucket upper bounds (seconds): fixed when it is made (from the budgets in force then).
+    public var bucketBoundsSeconds: [Double] { shared.bucketBoundsSeconds }
+
     public let name = "latency"
+    public var configSection: String { "budgets" }
+    /// Budgets and the warning interval apply live (the histogram's bucket edges stay those of the start).
+    public func applyLive(_ new: Configuration) -> Bool { update(configuration: new); return true }
     let shared: LatencyShared
     let _configuration: Mutex<Configuration>
 
@@ -202,7 +253,7 @@ public final class LatencyTracker: Sink, @unchecked Sendable {
     ///   - configuration: budgets.
     ///   - logger: receives the over-budget warnings.
     public init(configuration: Configuration = Configuration(), logger: Logger) {
-        shared = LatencyShared(logger: logger)
+        shared = LatencyShared(logger: logger, bucketBoundsSeconds: Self.bucketBounds(for: configuration))
         _configuration = Mutex(configuration)
         captureStage = StageRecorder(stage: "capture", budgetKind: .capture, shared: shared)
         dspStage = StageRecorder(stage: "dsp", budgetKind: .dsp, shared: shared)
@@ -287,7 +338,13 @@ final class LatencyShared: Sendable {
     static let slotCount = 4096
     let slots = Mutex<[Slot]>(Array(repeating: Slot(), count: LatencyShared.slotCount))
 
-    init(logger: Logger) { self.logger = logger }
+    /// Upper bounds of the histogram buckets (seconds).
+    let bucketBoundsSeconds: [Double]
+
+    init(logger: Logger, bucketBoundsSeconds: [Double]) {
+        self.logger = logger
+        self.bucketBoundsSeconds = bucketBoundsSeconds
+    }
 
     func apply(_ c: LatencyTracker.Configuration) {
         func ns(_ ms: Double?) -> Int64 { ms.map { Int64(($0 * 1e6).rounded()) } ?? -1 }

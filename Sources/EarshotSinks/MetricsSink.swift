@@ -29,6 +29,15 @@ public struct MetricsSnapshot: Sendable, Equatable {
     /// Socket connections refused (`max_clients`, per-uid limit) and closed for never subscribing.
     public var socketRefused: Int
     public var socketIdleClosed: Int
+    /// What `stats` counts too: socket connections accepted, messages dropped from subscriber queues,
+    /// subscribers disconnected for stalling, malformed commands; alerts raised and onset alerts suppressed.
+    public var connectionsTotal = 0
+    public var socketDroppedMessages = 0
+    public var socketStalledDisconnects = 0
+    public var protocolErrors = 0
+    public var levelAlerts = 0
+    public var onsetAlerts = 0
+    public var onsetAlertsSuppressed = 0
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
@@ -66,10 +75,20 @@ public struct MetricsSnapshot: Sendable, Equatable {
 /// - `earshot_ring_overrun_samples_total` (counter): samples dropped by the capture → DSP ring.
 /// - `earshot_sink_up{sink}` (gauge): 1 while the sink runs, 0 after it failed to (re)start on a reload.
 /// - `earshot_sink_failures_total{sink}` (counter): failed sink (re)starts on reload.
+/// - `earshot_socket_connections_total`, `earshot_socket_dropped_messages_total`,
+///   `earshot_socket_stalled_disconnects_total`, `earshot_protocol_errors_total` (counters): as in `stats`.
+/// - `earshot_alerts_total{alert}` (counter): level and onset alerts raised;
+///   `earshot_onset_alerts_suppressed_total` (counter): onset alerts held back by the rate limit.
+/// - `earshot_build_info{version,swift}` (gauge): always 1.
+///
+/// Every series carries the configured constant labels (``Configuration/constantLabels``: the daemon sets
+/// `instance` and `device`), so several instances on one box, or several boxes' textfiles, never collide.
+/// `earshot_level_db{weighting="rms_dbfs"}` stays in dBFS when levels are calibrated (it is a frame RMS of
+/// the digital signal, not a sound level).
 ///
 /// Threading: frames are read on `es-metrics` (counter increments and gauge stores: atomics, no
 /// allocation); `update(_:)` from any thread; HTTP on `es-metrics-http`.
-public final class MetricsSink: Sink, @unchecked Sendable {
+public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `metrics.*` section.
     public struct Configuration: Sendable, Equatable {
         public var enabled: Bool
@@ -78,15 +97,33 @@ public final class MetricsSink: Sink, @unchecked Sendable {
         /// node_exporter textfile path (`*.prom`); nil disables it.
         public var textfile: String?
         public var textfileIntervalSeconds: Double
+        /// Labels put on every series (`metrics.labels`; the daemon adds `instance` and `device`).
+        public var constantLabels: [String: String] = [:]
+        /// `earshot_build_info` labels (`version`, …).
+        public var buildInfo: [String: String] = [:]
 
         public init(enabled: Bool = false, listen: String? = "127.0.0.1:9464", textfile: String? = nil,
                     textfileIntervalSeconds: Double = 15) {
             self.enabled = enabled; self.listen = listen; self.textfile = textfile
             self.textfileIntervalSeconds = textfileIntervalSeconds
         }
+
+        /// Labels the series already use (a constant label must not repeat one) and Prometheus' reserved ones.
+        public static let reservedLabels: Set<String> = [
+            "weighting", "window", "stage", "sink", "kind", "server", "reason", "le", "quantile", "alert",
+            "version", "swift",
+        ]
+
+        static func isLabelName(_ s: String) -> Bool {
+            guard let first = s.utf8.first, !s.isEmpty else { return false }
+            func letter(_ c: UInt8) -> Bool { (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F }
+            return letter(first) && s.utf8.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) }
+        }
     }
 
     public let name = "metrics"
+    /// The listener and textfile are set up at start: a change restarts it.
+    public var configSection: String { "metrics" }
     public let configuration: Configuration
     public let registry = PrometheusCollectorRegistry()
     let logger: Logger
@@ -172,6 +209,7 @@ public final class MetricsSink: Sink, @unchecked Sendable {
     /// Starts reading frames, the HTTP server and the textfile writer. Does nothing when disabled.
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         guard configuration.enabled else { return }
+        try configuration.validate()
         levelOffset = stream.levelOffsetDb
         if let listen = configuration.listen {
             let server = try MetricsHTTPServer(listen: listen) { [weak self] in self?.render() ?? [] }
@@ -210,7 +248,8 @@ public final class MetricsSink: Sink, @unchecked Sendable {
         frames.increment()
         if h.isDiscontinuity { discontinuities.increment() }
         if h.hasOnset { onsets.increment() }
-        for (w, g) in levels { g.set(to: Double(w.dbfs(h) + levelOffset)) }
+        // rms_dbfs is a property of the digital signal: dBFS whatever the calibration.
+        for (w, g) in levels { g.set(to: Double(w.dbfs(h) + (w == .rmsDbfs ? 0 : levelOffset))) }
     }
 
     /// Copies the other components' totals into the metrics. Thread-safe; call every few seconds.
@@ -238,6 +277,17 @@ public final class MetricsSink: Sink, @unchecked Sendable {
             for (sink, n) in s.sinkFailures {
                 advanceLabelled("sink_failures", "Failed sink starts on reload.", labels: [("sink", sink)], to: n, &m)
             }
+            advanceLabelled("socket_connections", "Socket connections accepted.", labels: [], to: s.connectionsTotal, &m)
+            advanceLabelled("socket_dropped_messages", "Messages dropped from slow subscribers' queues.",
+                            labels: [], to: s.socketDroppedMessages, &m)
+            advanceLabelled("socket_stalled_disconnects", "Subscribers disconnected for stalling past socket.stall_limit_s.",
+                            labels: [], to: s.socketStalledDisconnects, &m)
+            advanceLabelled("protocol_errors", "Malformed or unknown commands from socket clients.",
+                            labels: [], to: s.protocolErrors, &m)
+            advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "level")], to: s.levelAlerts, &m)
+            advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "onset")], to: s.onsetAlerts, &m)
+            advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",
+                            labels: [], to: s.onsetAlertsSuppressed, &m)
             let closed = [("socket", "refused", s.socketRefused), ("socket", "idle", s.socketIdleClosed),
                           ("metrics", "evicted", server?.evicted ?? 0)]
             for (server, reason, n) in closed {
@@ -297,7 +347,7 @@ public final class MetricsSink: Sink, @unchecked Sendable {
             let w = ByteWriter(capacity: 4096)
             w.ascii("# HELP earshot_stage_latency_seconds Per-stage pipeline latency.\n")
             w.ascii("# TYPE earshot_stage_latency_seconds histogram\n")
-            let bounds = LatencyTracker.bucketBoundsSeconds
+            let bounds = latency?.bucketBoundsSeconds ?? LatencyTracker.standardBucketBoundsSeconds
             for s in snap.stages {
                 for (b, n) in zip(bounds, s.cumulativeBucketCounts) {
                     w.ascii("earshot_stage_latency_seconds_bucket{stage="); w.jsonString(s.stage)
@@ -311,6 +361,65 @@ public final class MetricsSink: Sink, @unchecked Sendable {
                 w.ascii("} "); w.int(Int64(s.total.count)); w.byte(0x0A)
             }
             out.append(contentsOf: w.bytes)
+        }
+        if !configuration.buildInfo.isEmpty {
+            let w = ByteWriter(capacity: 256)
+            w.ascii("# HELP earshot_build_info Build information; always 1.\n# TYPE earshot_build_info gauge\nearshot_build_info{")
+            for (i, (k, v)) in configuration.buildInfo.sorted(by: { $0.key < $1.key }).enumerated() {
+                if i > 0 { w.byte(0x2C) }
+                w.append(k); w.ascii("=\""); w.append(Self.escapeLabelValue(v)); w.byte(0x22)
+            }
+            w.ascii("} 1\n")
+            out.append(contentsOf: w.bytes)
+        }
+        return Self.addingConstantLabels(out, configuration.constantLabels)
+    }
+
+    /// `value` escaped for a label value in the text exposition (backslash, double quote, newline).
+    static func escapeLabelValue(_ value: String) -> String {
+        var out = ""
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Adds `labels` (sorted by name) first on every sample line of a text exposition; comments are kept.
+    static func addingConstantLabels(_ text: [UInt8], _ labels: [String: String]) -> [UInt8] {
+        guard !labels.isEmpty else { return text }
+        let inner = Array(labels.sorted(by: { $0.key < $1.key })
+            .map { "\($0.key)=\"\(escapeLabelValue($0.value))\"" }.joined(separator: ",").utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count + text.count / 2)
+        var lineStart = 0
+        while lineStart < text.count {
+            var end = lineStart
+            while end < text.count && text[end] != 0x0A { end += 1 }
+            let line = text[lineStart..<end]
+            if line.isEmpty || line.first == 0x23 {  // "#"
+                out.append(contentsOf: line)
+            } else {
+                var i = line.startIndex
+                while i < line.endIndex && line[i] != 0x7B && line[i] != 0x20 { i += 1 }  // "{" or " "
+                out.append(contentsOf: line[line.startIndex..<i])
+                out.append(0x7B)
+                out.append(contentsOf: inner)
+                if i < line.endIndex && line[i] == 0x7B {
+                    let next = line.index(after: i)
+                    if next < line.endIndex && line[next] != 0x7D { out.append(0x2C) }
+                    out.append(contentsOf: line[next...])
+                } else {
+                    out.append(0x7D)
+                    out.append(contentsOf: line[i...])
+                }
+            }
+            if end < text.count { out.append(0x0A) }
+            lineStart = end + 1
         }
         return out
     }

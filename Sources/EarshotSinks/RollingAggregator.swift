@@ -84,7 +84,7 @@ public struct RollingResult: Sendable, Equatable {
 /// preallocated from the configuration (at most `ceil(W * sampleRate / hop) + 2` frames per window); the
 /// per-frame path does no allocation. Allocation happens once per closed window (the published line and the
 /// result's `logmelMean`).
-public final class RollingAggregator: Sink, @unchecked Sendable {
+public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `rolling.*` section (`windows_s`) plus the level choice.
     public struct Configuration: Sendable, Equatable {
         /// Window lengths in seconds (each > 0).
@@ -99,6 +99,8 @@ public final class RollingAggregator: Sink, @unchecked Sendable {
     }
 
     public let name = "rolling"
+    /// Windows and weighting are fixed while it runs: a change restarts it.
+    public var configSection: String { "rolling" }
     public let configuration: Configuration
     let publisher: (any MessagePublisher)?
     /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.

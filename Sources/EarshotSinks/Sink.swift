@@ -26,15 +26,59 @@ public struct StreamInfo: Sendable, Equatable {
 /// A consumer of frames. Each sink reads the ``FrameBus`` through its own ``FrameBus/Consumer`` (a bounded
 /// queue: falling behind drops its oldest frames, counted in ``dropped``) and does its I/O on its own thread
 /// or event loop, so it can never stall the DSP thread or another sink.
+///
+/// The contract the daemon's sink registry builds on: a name, the configuration section it is configured
+/// by, start/stop, apply-reload (whether a new configuration could be taken live), the counters it
+/// contributes to `stats` and `/metrics`, and the recorder of its latency hand-off. Only `name`, `start`,
+/// `stop` and `dropped` are required; the rest have defaults (no section, never live, no counters, no
+/// recorder).
 public protocol Sink: AnyObject, Sendable {
     /// Short name used in logs and metrics (`stdout`, `socket`, `alerts`, `metrics`, …).
     var name: String { get }
+    /// The configuration section that configures it (`alerts`, `rolling`, `metrics`, `budgets`, …; empty for
+    /// a sink set up by command-line options only).
+    var configSection: String { get }
     /// Attaches to `bus` and starts the sink's thread.
     func start(bus: FrameBus, stream: StreamInfo) throws
     /// Processes what is queued, stops the thread and releases the consumer. Idempotent.
     func stop()
     /// Frames this sink lost because it fell behind.
     var dropped: Int { get }
+    /// Takes a reloaded configuration (the sink's own `Configuration` type) while running. Returns `true` if it
+    /// was applied live (or nothing changed), `false` if the sink must be restarted to apply it (or the
+    /// value is not its configuration). Thread-safe.
+    func applyReload(_ configuration: any Sendable) -> Bool
+    /// Totals this sink adds to the `stats` message and `/metrics`, in a stable order (snake_case names).
+    var counters: [(String, Int)] { get }
+    /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency (`sink:<name>`); nil: none.
+    var latencyRecorder: StageRecorder? { get set }
+}
+
+extension Sink {
+    public var configSection: String { "" }
+    public func applyReload(_ configuration: any Sendable) -> Bool { false }
+    public var counters: [(String, Int)] { [] }
+    public var latencyRecorder: StageRecorder? {
+        get { nil }
+        set {}
+    }
+}
+
+/// A sink whose configuration is one `Equatable` value: reloading with an equal value is live, a different
+/// one is live only if ``applyLive(_:)`` takes it.
+public protocol ConfigurableSink: Sink {
+    associatedtype Configuration: Sendable & Equatable
+    var configuration: Configuration { get }
+    /// Applies `new` (different from ``configuration``) while running; `false`: restart needed. Default: false.
+    func applyLive(_ new: Configuration) -> Bool
+}
+
+extension ConfigurableSink {
+    public func applyLive(_ new: Configuration) -> Bool { false }
+    public func applyReload(_ configuration: any Sendable) -> Bool {
+        guard let new = configuration as? Configuration else { return false }
+        return new == self.configuration || applyLive(new)
+    }
 }
 
 /// Where non-frame messages go (rolling results, alerts, status, stats): implemented by the socket

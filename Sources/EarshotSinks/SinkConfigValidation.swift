@@ -143,6 +143,17 @@ extension MetricsSink.Configuration {
         if enabled, listen == nil, textfile == nil {
             throw SinkConfigError(field: "enabled", message: "true, but neither metrics.listen nor metrics.textfile is set")
         }
+        for (name, value) in constantLabels.sorted(by: { $0.key < $1.key }) {
+            guard Self.isLabelName(name), !name.hasPrefix("__") else {
+                throw SinkConfigError(field: "labels.\(name)", message: "must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __")
+            }
+            guard !Self.reservedLabels.contains(name) else {
+                throw SinkConfigError(field: "labels.\(name)", message: "is a label earshot's series already use")
+            }
+            guard value.utf8.count <= 256 else {
+                throw SinkConfigError(field: "labels.\(name)", message: "must be at most 256 bytes")
+            }
+        }
     }
 }
 

@@ -10,6 +10,9 @@ import Synchronization
 /// (counted), never the DSP thread.
 public final class StdoutSink: Sink, @unchecked Sendable {
     public let name = "stdout"
+    /// Set up by `--stdout` (no configuration section): a reload has nothing to change, it keeps running.
+    public var configSection: String { "" }
+    public func applyReload(_ configuration: any Sendable) -> Bool { true }
     public let fileDescriptor: Int32
     public let format: FrameFormat
     public let encoder: FrameEncoder

@@ -108,6 +108,7 @@ let before = dsp.frames
 MallocInterposerSwift.hook()
 for batch in 0..<50 {  // 1000 periods in batches the DSP thread keeps up with, one xrun in the middle
     feed(20, xrunAt: batch == 25 ? 10 : nil)
+    if batch % 10 == 5 { var o = OnsetPickerConfig(); o.delta = Float(batch); dsp.retune(onset: o) }  // retune mailbox (SIGHUP path)
     let target = before + (batch + 1) * 20 - 5
     _ = waitUntil(20) { dsp.frames >= target }
 }
@@ -118,7 +119,7 @@ feed(200)
 _ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
 usleep(50_000)
 MallocInterposerSwift.unhook()
-report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples)")
+report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied)")
 dsp.stop()
 _ = idleConsumer
 

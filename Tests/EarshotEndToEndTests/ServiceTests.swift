@@ -127,10 +127,10 @@ extension EndToEnd {
             let calibrated = client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") }
             #expect(calibrated?.contains("\"level_unit\":\"dB SPL\"") == true, "\(calibrated ?? "no frame after reload")")
 
-            // analysis.* without a shape change: the DSP is re-planned, capture keeps running, the next frame
-            // is flagged `reload`, seq goes on.
+            // analysis.* without a shape change (and not an onset threshold, which is retuned in place: RetuneTests):
+            // the DSP is re-planned, capture keeps running, the next frame is flagged `reload`, seq goes on.
             let seqBefore = lastSeq(client)
-            try rig.write("levels:\n  calibration_db: 94\nanalysis:\n  onset:\n    delta: 3.0\n")
+            try rig.write("levels:\n  calibration_db: 94\nanalysis:\n  rolloff: 0.8\n  onset:\n    delta: 3.0\n")
             daemon.signal(SIGHUP)
             let replanned = client.readUntil(timeout: 5) { $0.contains("\"cause\":\"reload\"") }
             #expect(replanned != nil, "no frame flagged reload; \(daemon.stderr)")

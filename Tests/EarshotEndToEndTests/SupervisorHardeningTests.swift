@@ -231,9 +231,11 @@ extension EndToEnd {
             #expect(daemon.wait(until: 5) { $0.stderr.contains("reload applied") }, "\(daemon.stderr.suffix(2000))")
             var body = ""
             #expect(waitFor(4) { body = Self.scrape(port: third) ?? ""; return body.contains("earshot_sink_failures_total") })
-            #expect(body.contains(#"earshot_sink_failures_total{sink="metrics"} 1"#), "\(body.split(separator: "\n").filter { $0.contains("sink_") })")
-            #expect(body.contains(#"earshot_sink_up{sink="metrics"} 1"#))
-            #expect(body.contains(#"earshot_sink_up{sink="stdout"} 1"#))
+            // Every series also carries the constant instance/device labels (sorted before the series' own).
+            #expect(body.contains(#"instance="earshot",sink="metrics"} 1"#) && body.contains(#"earshot_sink_failures_total{device="#),
+                    "\(body.split(separator: "\n").filter { $0.contains("sink_") })")
+            #expect(body.split(separator: "\n").contains { $0.hasPrefix("earshot_sink_up{") && $0.contains(#"sink="metrics"} 1"#) })
+            #expect(body.split(separator: "\n").contains { $0.hasPrefix("earshot_sink_up{") && $0.contains(#"sink="stdout"} 1"#) })
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 5) == .exited(0))
         }

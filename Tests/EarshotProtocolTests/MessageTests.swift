@@ -90,8 +90,8 @@ import Testing
             (.deviceRecovered(downSeconds: 4.4124, reconnects: 1), #""down_s":4.412,"reconnects":1"#),
             (.xrun(xruns: 3, suppressed: 0), #""xruns":3,"suppressed":0"#),
             (.discontinuity(count: 1, total: 4, ringOverrunSamples: 0), #""count":1,"total":4,"ring_overrun_samples":0"#),
-            (.reload(changed: 2, rebuilt: false, failedSinks: []), #""changed":2,"failed_sinks":[]"#),
-            (.reload(changed: nil, rebuilt: true, failedSinks: ["metrics"]), #""rebuilt":true,"failed_sinks":["metrics"]"#),
+            (.reload(changed: 2, rebuilt: false, plan: "retune", failedSinks: []), #""changed":2,"plan":"retune","failed_sinks":[]"#),
+            (.reload(changed: nil, rebuilt: true, plan: "rebuild", failedSinks: ["metrics"]), #""rebuilt":true,"plan":"rebuild","failed_sinks":["metrics"]"#),
             (.sinkFailed(sink: "metrics", error: "bind: \"9464\"\n", failures: 1), #""sink":"metrics","error":"bind: \"9464\"\n","failures":1"#),
             (.samplesSanitized(nonfinite: 3, clamped: 1), #""nonfinite":3,"clamped":1"#),
         ]

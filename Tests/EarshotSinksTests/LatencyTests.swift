@@ -40,22 +40,66 @@ struct LatencyTests {
         }, on: bus)
         tracker.stop()
         let warnings = logs.messages(containing: "budget exceeded")
-        #expect(warnings.count == 1)
+        #expect(warnings.count == 1, "one line for the first overrun, the other 99 wait for the interval's summary")
         let w = K.fields(warnings.first ?? "")
-        #expect(w["stage"] == "dsp" && w["took_ms"] == "1.5" && w["budget_ms"] == "0")
-        #expect(w["over_budget_total"] == "1")
+        #expect(w["stage"] == "dsp" && w["frames"] == "1" && w["worst_ms"] == "1.5" && w["budget_ms"] == "0")
+        #expect(w["over_budget_total"] == "1" && w["interval_s"] == "3600")
         #expect(logs.all.first?.level == .warning)
         let snap = tracker.snapshot()
         #expect(snap.stage("dsp")?.overBudget == 100)
         #expect(snap.stage("capture")?.overBudget == 0)  // no capture budget
         #expect(abs((snap.stage("capture")?.total.p50Ms ?? 0) - 0.3) < 0.001)
-        // A shorter interval lets the next one through, carrying the suppressed count.
+        // When the interval has passed, the next value closes it: one summary line with the count and the worst.
         var c = tracker.configuration
         c.warnIntervalSeconds = 0
         tracker.update(configuration: c)
         tracker.dspStage.record(nanoseconds: 2_000_000)
         let second = K.fields(logs.messages(containing: "budget exceeded").last ?? "")
-        #expect(second["over_budget_total"] == "101" && second["suppressed"] == "99" && second["took_ms"] == "2")
+        #expect(logs.messages(containing: "budget exceeded").count == 2)
+        #expect(second["frames"] == "100" && second["worst_ms"] == "2" && second["over_budget_total"] == "101", "\(second)")
+    }
+
+    /// A stage that overruns on every frame for 10 intervals logs about one line per interval, each with the
+    /// interval's count and worst, never one line per frame; a quiet interval closes the summary.
+    @Test func repeatedOverrunsAreSummarisedPerInterval() throws {
+        let logs = K.LogStore()
+        let tracker = LatencyTracker(
+            configuration: .init(captureMs: nil, dspMs: 1, sinksMs: nil, endToEndMs: nil, warnIntervalSeconds: 0.05),
+            logger: logs.logger())
+        let start = Date()
+        var n = 0
+        while Date().timeIntervalSince(start) < 0.5 {
+            tracker.dspStage.record(nanoseconds: n % 7 == 0 ? 9_000_000 : 1_500_000)  // all over 1 ms
+            n += 1
+            usleep(1_000)
+        }
+        let lines = logs.messages(containing: "budget exceeded stage=dsp")
+        #expect(lines.count >= 5 && lines.count <= 12, "\(lines.count) lines for \(n) overruns over 10 intervals")
+        let frames = lines.compactMap { Int(K.fields($0)["frames"] ?? "") }
+        #expect(frames.reduce(0, +) <= n && frames.reduce(0, +) >= n - 100, "summaries count \(frames.reduce(0, +)) of \(n)")
+        let worst = lines.dropFirst().compactMap { K.fields($0)["worst_ms"] }
+        #expect(worst.contains("9") && worst.allSatisfy { $0 == "9" || $0 == "1.5" }, "\(lines)")
+        // Quiet: values within budget for more than an interval close the summary; the next overrun is at once.
+        for _ in 0..<20 { tracker.dspStage.record(nanoseconds: 100_000); usleep(5_000) }
+        let before = logs.messages(containing: "budget exceeded").count
+        tracker.dspStage.record(nanoseconds: 3_000_000)
+        let after = logs.messages(containing: "budget exceeded")
+        #expect(after.count == before + 1 && K.fields(after.last ?? "")["frames"] == "1")
+    }
+
+    /// The histogram has a bucket edge at every budget, so `le="<budget>"` counts exactly the frames within it.
+    @Test func bucketEdgesIncludeTheBudgets() throws {
+        let c = LatencyTracker.Configuration(captureMs: nil, dspMs: 3, sinksMs: 7.5, endToEndMs: 250)
+        let bounds = LatencyTracker.bucketBounds(for: c)
+        for b in [0.003, 0.0075, 0.25] { #expect(bounds.contains(b), "\(b) not in \(bounds)") }
+        #expect(bounds == bounds.sorted() && Set(bounds).count == bounds.count)
+        let tracker = LatencyTracker(configuration: c, logger: K.LogStore().logger())
+        #expect(tracker.bucketBoundsSeconds == bounds)
+        for us in [2_900, 3_000, 3_001, 7_000] { tracker.dspStage.record(nanoseconds: Int64(us) * 1000) }
+        let dsp = try #require(tracker.snapshot().stage("dsp"))
+        let at3 = try #require(bounds.firstIndex(of: 0.003))
+        #expect(dsp.cumulativeBucketCounts[at3] == 2, "≤ 3 ms: 2.9 and 3.0 ms")
+        #expect(dsp.overBudget == 2)
     }
 
     @Test func endToEndIsTheLastHandOff() throws {

@@ -219,3 +219,127 @@ struct MetricsSinkTests {
         #expect(throws: MetricsServerError.self) { try MetricsHTTPServer(listen: "nonsense:1") { [] } }
     }
 }
+
+/// `promtool` on `$PATH` (Debian: `apt-get install prometheus`).
+private let promtoolPath: String? = {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let p = "\(dir)/promtool"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return nil
+}()
+/// Under CI=true the promtool check runs (and fails without promtool); elsewhere it is skipped without it.
+private let promtoolEnabled = promtoolPath != nil || ProcessInfo.processInfo.environment["CI"] == "true"
+
+/// Issue 10 item 6: labels, build info, the `stats` counters, budget bucket edges, dBFS rms, promtool.
+@Suite("MetricsSink exposition")
+struct MetricsExpositionTests {
+    /// A sink with every kind of series filled in, rendered.
+    static func renderedFull(labels: [String: String] = ["instance": "kitchen", "device": "hw:CARD=Mic,DEV=0"],
+                             calibration: Float = 94) throws -> String {
+        let logs = K.LogStore()
+        let rolling = RollingAggregator(configuration: .init(windowsSeconds: [1, 10]), publisher: nil)
+        let latency = LatencyTracker(configuration: .init(dspMs: 3, sinksMs: 7.5, endToEndMs: 250), logger: logs.logger())
+        var c = MetricsSink.Configuration(enabled: true, listen: "127.0.0.1:0")
+        c.constantLabels = labels
+        c.buildInfo = ["version": "0.1.0", "swift": "6.3"]
+        let sink = MetricsSink(configuration: c, logger: logs.logger(), rolling: rolling, latency: latency)
+        let bus = FrameBus(capacity: 256, nMels: K.nMels, nMFCC: 2)
+        let stream = K.stream(levelOffsetDb: calibration, unit: calibration == 0 ? "dBFS" : "dB SPL")
+        try rolling.start(bus: bus, stream: stream)
+        try sink.start(bus: bus, stream: stream)
+        K.publish((0..<150).map { K.header(seq: $0, level: -30) }, on: bus)
+        latency.dspStage.record(nanoseconds: 2_000_000)
+        latency.dspStage.record(nanoseconds: 4_000_000)
+        rolling.stop()
+        sink.stop()
+        var m = MetricsSnapshot(xruns: 2, socketClients: 1, deviceUp: true, sinkDroppedFrames: ["socket": 1],
+                                sinkUp: ["metrics": true], sinkFailures: ["metrics": 0])
+        m.connectionsTotal = 5; m.socketDroppedMessages = 6; m.socketStalledDisconnects = 1; m.protocolErrors = 3
+        m.levelAlerts = 4; m.onsetAlerts = 2; m.onsetAlertsSuppressed = 8
+        sink.update(m)
+        return String(decoding: sink.render(), as: UTF8.self)
+    }
+
+    static func samples(_ body: String) -> [Substring] {
+        body.split(separator: "\n").filter { !$0.hasPrefix("#") }
+    }
+
+    @Test func everySeriesCarriesTheConstantLabels() throws {
+        let body = try Self.renderedFull()
+        let lines = Self.samples(body)
+        #expect(lines.count > 40)
+        for line in lines {
+            #expect(line.contains(#"{device="hw:CARD=Mic,DEV=0",instance="kitchen""#), "\(line)")
+        }
+        #expect(body.contains(#"earshot_level_db{device="hw:CARD=Mic,DEV=0",instance="kitchen",weighting="laf"} 64"#), "\(body)")
+        #expect(body.contains(#"earshot_frames_total{device="hw:CARD=Mic,DEV=0",instance="kitchen"} 150"#))
+        // Without labels nothing changes.
+        let plain = try Self.renderedFull(labels: [:])
+        #expect(plain.contains("earshot_frames_total 150"))
+    }
+
+    @Test func statsCountersBuildInfoAndDBFSRMS() throws {
+        let body = try Self.renderedFull(labels: [:])
+        for (series, v) in [
+            ("earshot_socket_connections_total", 5), ("earshot_socket_dropped_messages_total", 6),
+            ("earshot_socket_stalled_disconnects_total", 1), ("earshot_protocol_errors_total", 3),
+            (#"earshot_alerts_total{alert="level"}"#, 4), (#"earshot_alerts_total{alert="onset"}"#, 2),
+            ("earshot_onset_alerts_suppressed_total", 8),
+        ] {
+            #expect(body.contains("\(series) \(v)\n"), "\(series) \(v) missing")
+        }
+        #expect(body.contains(#"earshot_build_info{swift="6.3",version="0.1.0"} 1"#))
+        // Calibrated by +94 dB: weighted levels are dB SPL, rms_dbfs stays dBFS.
+        #expect(body.contains(#"earshot_level_db{weighting="laf"} 64"#))
+        #expect(body.contains(#"earshot_level_db{weighting="rms_dbfs"} -30"#), "\(body)")
+        // Budgets are bucket edges: le="0.003" counts the 2 ms value, not the 4 ms one.
+        #expect(body.contains(#"earshot_stage_latency_seconds_bucket{stage="dsp",le="0.003"} 1"#), "\(body)")
+        #expect(body.contains(#"earshot_stage_latency_seconds_bucket{stage="dsp",le="0.0075"} 2"#))
+        #expect(body.contains(#"earshot_stage_latency_seconds_bucket{stage="dsp",le="0.25"} 2"#))
+    }
+
+    @Test func labelValuesAreEscapedAndBadNamesRefused() throws {
+        let body = try Self.renderedFull(labels: ["instance": "a\"b\\c\nd"])
+        #expect(body.contains(#"earshot_frames_total{instance="a\"b\\c\nd"} 150"#), "\(body.prefix(600))")
+        for bad in ["le", "stage", "__x", "9a", "a-b", ""] {
+            var c = MetricsSink.Configuration(enabled: true, listen: "127.0.0.1:0")
+            c.constantLabels = [bad: "v"]
+            #expect(throws: SinkConfigError.self, "\(bad)") { try c.validate() }
+        }
+        var ok = MetricsSink.Configuration()
+        ok.constantLabels = ["instance": "x", "device": "y", "site_2": "z"]
+        try ok.validate()
+    }
+
+    /// The whole exposition (labels, escaping, histogram with budget edges, build info) passes
+    /// `promtool check metrics`; a broken one does not (the check can fail).
+    @Test(.enabled(if: promtoolEnabled, "promtool not installed (apt-get install prometheus)"))
+    func promtoolAcceptsTheExposition() throws {
+        let promtool = try #require(promtoolPath, "promtool missing under CI=true")
+        func check(_ text: String) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: promtool)
+            p.arguments = ["check", "metrics"]
+            let input = Pipe(), output = Pipe()
+            p.standardInput = input
+            p.standardOutput = output
+            p.standardError = output
+            try p.run()
+            input.fileHandleForWriting.write(Data(text.utf8))
+            try input.fileHandleForWriting.close()
+            let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, out)
+        }
+        let body = try Self.renderedFull(labels: ["instance": "kitchen \"1\"", "device": "hw:1"])
+        let (status, out) = try check(body)
+        // promtool exits 0 when the syntax is valid; lint findings (naming advice) print without failing it.
+        #expect(status == 0, "promtool: \(out)")
+        #expect(!out.contains("error"), "promtool: \(out)")
+        // Control: a duplicated constant label is invalid exposition and promtool says so.
+        let broken = body.replacingOccurrences(of: #"instance="kitchen \"1\"""#, with: #"instance="a",instance="b""#)
+        let (badStatus, badOut) = try check(broken)
+        #expect(badStatus != 0, "promtool accepted a duplicated label: \(badOut)")
+    }
+}

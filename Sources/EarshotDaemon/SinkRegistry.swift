@@ -1,0 +1,108 @@
+import EarshotPipeline
+public import EarshotSinks
+public import Logging
+
+/// What the registry's entries build a sink from (the sinks built before it are in ``latency``/``rolling``).
+public struct SinkBuildContext {
+    public var config: EarshotConfig
+    public var options: DaemonOptions
+    public var logger: Logger
+    /// The socket publisher (messages: rolling results, alerts), nil with `--no-socket`.
+    public var publisher: (any MessagePublisher)?
+    public var latency: LatencyTracker?
+    public var rolling: RollingAggregator?
+
+    public init(config: EarshotConfig, options: DaemonOptions, logger: Logger, publisher: (any MessagePublisher)?) {
+        self.config = config; self.options = options; self.logger = logger; self.publisher = publisher
+    }
+}
+
+/// The one place the daemon's sink set is defined: each entry builds its sink from the configuration (nil:
+/// not part of this configuration's set) and says which configuration value a reload hands it
+/// (``Sink/applyReload(_:)``). The set is built in ``entries`` order (the latency tracker first: every other
+/// sink gets a hand-off recorder from it; rolling before metrics, which reads it). The socket publisher is
+/// not an entry: it outlives sink restarts (its clients stay connected).
+///
+/// Adding a sink: its file in `Sources/EarshotSinks/` (conforming to ``Sink``), one `Entry` below and its
+/// name in ``entries``.
+public enum SinkRegistry {
+    public struct Entry: Sendable {
+        public let name: String
+        public let build: @Sendable (inout SinkBuildContext) -> (any Sink)?
+        public let configuration: @Sendable (EarshotConfig, DaemonOptions) -> any Sendable
+    }
+
+    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout]
+
+    public static let latency = Entry(name: "latency", build: { ctx in
+        let t = LatencyTracker(configuration: ctx.config.latencyConfiguration, logger: ctx.logger)
+        ctx.latency = t
+        return t
+    }, configuration: { c, _ in c.latencyConfiguration })
+
+    public static let rolling = Entry(name: "rolling", build: { ctx in
+        let r = RollingAggregator(configuration: ctx.config.rollingConfiguration, publisher: ctx.publisher)
+        ctx.rolling = r
+        return r
+    }, configuration: { c, _ in c.rollingConfiguration })
+
+    public static let alerts = Entry(name: "alerts", build: { ctx in
+        AlertSink(configuration: ctx.config.alertConfiguration, logger: ctx.logger, publisher: ctx.publisher)
+    }, configuration: { c, _ in c.alertConfiguration })
+
+    public static let metrics = Entry(name: "metrics", build: { ctx in
+        guard ctx.config.metrics.enabled else { return nil }
+        return MetricsSink(configuration: ctx.config.metricsSinkConfiguration(environment: ctx.options.environment),
+                           logger: ctx.logger, rolling: ctx.rolling, latency: ctx.latency)
+    }, configuration: { c, o in c.metricsSinkConfiguration(environment: o.environment) })
+
+    public static let stdout = Entry(name: "stdout", build: { ctx in
+        guard let format = ctx.options.stdout else { return nil }
+        var encoder = ctx.config.frameEncoder(features: ctx.options.stdoutFeatures)
+        encoder.timing = ctx.options.timing
+        return StdoutSink(format: format, encoder: encoder)
+    }, configuration: { _, _ in StdoutConfiguration() })
+
+    /// Builds the sink set for `context` (not started), each sink but the tracker with its hand-off recorder.
+    public static func build(_ context: inout SinkBuildContext) -> [any Sink] {
+        var out: [any Sink] = []
+        for entry in entries {
+            guard let sink = entry.build(&context) else { continue }
+            if !(sink is LatencyTracker), let tracker = context.latency {
+                sink.latencyRecorder = tracker.makeRecorder(sink: sink.name)
+            }
+            out.append(sink)
+        }
+        return out
+    }
+
+    /// Hands each running sink its configuration from `config`. Returns the names of the sinks that could
+    /// not take it live (they must be restarted).
+    public static func applyReload(to sinks: [any Sink], config: EarshotConfig, options: DaemonOptions) -> [String] {
+        var restart: [String] = []
+        for sink in sinks {
+            guard let entry = entries.first(where: { $0.name == sink.name }) else { continue }
+            if !sink.applyReload(entry.configuration(config, options)) { restart.append(sink.name) }
+        }
+        return restart
+    }
+}
+
+/// `--stdout` has no configuration section: a reload never changes it.
+struct StdoutConfiguration: Sendable, Equatable {}
+
+extension EarshotConfig {
+    /// Constant labels on every metric: `instance` (`$EARSHOT_INSTANCE`, which earshot@.service sets to the
+    /// instance name; `earshot` otherwise) and `device` (`capture.device`).
+    static func metricsLabels(device: String, environment: [String: String]) -> [String: String] {
+        let instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
+        return ["instance": instance, "device": device]
+    }
+
+    public func metricsSinkConfiguration(environment: [String: String]) -> MetricsSink.Configuration {
+        var c = metricsConfiguration
+        c.constantLabels = Self.metricsLabels(device: capture.device, environment: environment)
+        c.buildInfo = EarshotVersion.buildInfo
+        return c
+    }
+}

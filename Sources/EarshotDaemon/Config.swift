@@ -227,6 +227,9 @@ public struct EarshotConfig: Sendable, Equatable {
         public var textfile: String? = metricsDefaults.textfile
         /// Seconds between textfile rewrites.
         public var textfileIntervalSeconds = metricsDefaults.textfileIntervalSeconds
+        /// Constant labels on every series (YAML: a list of `name=value`); `instance` and `device` are added
+        /// unless given here.
+        public var labels: [String: String] = metricsDefaults.constantLabels
         public init() {}
     }
 

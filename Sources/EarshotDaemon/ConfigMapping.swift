@@ -93,8 +93,10 @@ extension EarshotConfig {
 
     /// `metrics.*`.
     public var metricsConfiguration: MetricsSink.Configuration {
-        MetricsSink.Configuration(enabled: metrics.enabled, listen: metrics.listen, textfile: metrics.textfile,
-                                  textfileIntervalSeconds: metrics.textfileIntervalSeconds)
+        var c = MetricsSink.Configuration(enabled: metrics.enabled, listen: metrics.listen, textfile: metrics.textfile,
+                                          textfileIntervalSeconds: metrics.textfileIntervalSeconds)
+        c.constantLabels = metrics.labels
+        return c
     }
 
     /// The ranges of the keys the daemon itself owns (no library type holds them).

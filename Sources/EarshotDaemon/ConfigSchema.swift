@@ -198,6 +198,32 @@ func parseDoubleList(_ raw: RawValue) throws(ValueProblem) -> [(Double, Int?)] {
     }
 }
 
+/// A list of printable strings: a YAML sequence, or `a,b` / `[a, b]` from `--set` and the environment.
+func parseStringList(_ raw: RawValue, expected: String) throws(ValueProblem) -> [(String, Int?)] {
+    switch raw.shape {
+    case .sequence(let items):
+        var out: [(String, Int?)] = []
+        for item in items {
+            let element = RawValue(shape: .scalar(item.text, quoted: item.quoted), line: item.line, isText: false)
+            do throws(ValueProblem) { out.append((try parseString(element), item.line)) } catch {
+                throw ValueProblem(code: error.code, message: "\(error.message) in the list", line: item.line)
+            }
+        }
+        return out
+    case .scalar(let s, false) where raw.isText:
+        var body = Substring(s.trimmingSpaces)
+        if body.hasPrefix("[") && body.hasSuffix("]") { body = body.dropFirst().dropLast() }
+        if body.trimmingSpaces.isEmpty { return [] }
+        var out: [(String, Int?)] = []
+        for part in body.split(separator: ",", omittingEmptySubsequences: false) {
+            out.append((try parseString(RawValue.text(String(part.trimmingSpaces))), nil))
+        }
+        return out
+    default:
+        throw .type(expected, raw)
+    }
+}
+
 extension StringProtocol {
     var trimmingSpaces: Substring {
         let s = self[...]
@@ -495,6 +521,22 @@ enum ConfigSchema {
         .bool("metrics.allow_remote", \.metrics.allowRemote),
         .optionalString("metrics.textfile", \.metrics.textfile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
         .double("metrics.textfile_interval_s", \.metrics.textfileIntervalSeconds, Bounds(MetricsSink.Configuration.Limits.textfileIntervalSeconds)),
+        ConfigKey(path: "metrics.labels", kind: "list of name=value", apply: { (c, raw) throws(ValueProblem) in
+            var labels: [String: String] = [:]
+            for (item, line) in try parseStringList(raw, expected: "a list of name=value labels") {
+                guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                    throw ValueProblem(code: .wrongType, message: "\"\(item)\" is not name=value", line: line)
+                }
+                let name = String(item[..<eq]), value = String(item[item.index(after: eq)...])
+                guard labels[name] == nil else {
+                    throw ValueProblem(code: .outOfRange, message: "label \(name) is given twice", line: line)
+                }
+                labels[name] = value
+            }
+            c.metrics.labels = labels
+        }, render: { c in
+            "[" + c.metrics.labels.sorted { $0.key < $1.key }.map { yamlQuoted("\($0.key)=\($0.value)") }.joined(separator: ", ") + "]"
+        }),
         // budgets
         .optionalDouble("budgets.capture_ms", \.budgets.captureMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
         .optionalDouble("budgets.dsp_ms", \.budgets.dspMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),

@@ -93,7 +93,8 @@ struct StdoutConfiguration: Sendable, Equatable {}
 
 extension EarshotConfig {
     /// Constant labels on every metric: `instance` (`$EARSHOT_INSTANCE`, which earshot@.service sets to the
-    /// instance name; `earshot` otherwise) and `device` (`capture.device`).
+    /// instance name; `earshot` otherwise) and `device` (`capture.device`); `metrics.labels` adds others
+    /// and may override these two.
     static func metricsLabels(device: String, environment: [String: String]) -> [String: String] {
         let instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
         return ["instance": instance, "device": device]
@@ -102,6 +103,7 @@ extension EarshotConfig {
     public func metricsSinkConfiguration(environment: [String: String]) -> MetricsSink.Configuration {
         var c = metricsConfiguration
         c.constantLabels = Self.metricsLabels(device: capture.device, environment: environment)
+            .merging(metrics.labels) { _, configured in configured }
         c.buildInfo = EarshotVersion.buildInfo
         return c
     }

@@ -132,6 +132,9 @@ extension AlertSink.Configuration {
 extension MetricsSink.Configuration {
     public enum Limits {
         public static let textfileIntervalSeconds = SinkRange(0, 86_400, lowerExclusive: true)
+        /// Constant labels besides `instance` and `device` (`metrics.labels`), and the bytes of each value.
+        public static let constantLabels = 16
+        public static let labelValueBytes = 256
     }
 
     /// Checks every field; keys as under `metrics.`.
@@ -143,15 +146,19 @@ extension MetricsSink.Configuration {
         if enabled, listen == nil, textfile == nil {
             throw SinkConfigError(field: "enabled", message: "true, but neither metrics.listen nor metrics.textfile is set")
         }
+        let others = constantLabels.keys.filter { $0 != "instance" && $0 != "device" }.count
+        guard others <= Limits.constantLabels else {
+            throw SinkConfigError(field: "labels", message: "\(others) labels; at most \(Limits.constantLabels) besides instance and device are allowed")
+        }
         for (name, value) in constantLabels.sorted(by: { $0.key < $1.key }) {
             guard Self.isLabelName(name), !name.hasPrefix("__") else {
-                throw SinkConfigError(field: "labels.\(name)", message: "must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __")
+                throw SinkConfigError(field: "labels", message: "label name \"\(name)\" must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __")
             }
             guard !Self.reservedLabels.contains(name) else {
-                throw SinkConfigError(field: "labels.\(name)", message: "is a label earshot's series already use")
+                throw SinkConfigError(field: "labels", message: "label \(name) is one earshot's series already use")
             }
-            guard value.utf8.count <= 256 else {
-                throw SinkConfigError(field: "labels.\(name)", message: "must be at most 256 bytes")
+            guard value.utf8.count <= Limits.labelValueBytes else {
+                throw SinkConfigError(field: "labels", message: "the value of label \(name) must be at most \(Limits.labelValueBytes) bytes")
             }
         }
     }

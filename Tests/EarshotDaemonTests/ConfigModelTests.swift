@@ -127,6 +127,15 @@ struct ConfigModelTests {
             ("metrics.textfile", "/var/lib/x.prom", { $0.metrics.textfile = "/var/lib/x.prom" }, true),
             ("metrics.textfile", "x.prom", { $0.metrics.textfile = "x.prom" }, false),
             ("capture.device", "\" \"", { $0.capture.device = " " }, false),
+            ("metrics.labels", "site=north,rack=3", { $0.metrics.labels = ["site": "north", "rack": "3"] }, true),
+            ("metrics.labels", "instance=porch", { $0.metrics.labels = ["instance": "porch"] }, true),
+            ("metrics.labels", "le=x", { $0.metrics.labels = ["le": "x"] }, false),
+            ("metrics.labels", "2site=x", { $0.metrics.labels = ["2site": "x"] }, false),
+            ("metrics.labels", "site=" + String(repeating: "v", count: 257), { $0.metrics.labels = ["site": String(repeating: "v", count: 257)] }, false),
+            ("metrics.labels", (1...16).map { "l\($0)=v" }.joined(separator: ","),
+             { $0.metrics.labels = Dictionary(uniqueKeysWithValues: (1...16).map { ("l\($0)", "v") }) }, true),
+            ("metrics.labels", (1...17).map { "l\($0)=v" }.joined(separator: ","),
+             { $0.metrics.labels = Dictionary(uniqueKeysWithValues: (1...17).map { ("l\($0)", "v") }) }, false),
         ]
         for (key, text, set, accepted) in cases {
             let cc = checkConfig(key, text)

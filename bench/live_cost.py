@@ -129,7 +129,7 @@ def stat_ticks(path):
 
 
 def snapshot(pid):
-    """(monotonic s, process ticks, {tid: (name, ticks, ctxsw)}, VmHWM kB)."""
+    """(monotonic s, process ticks, {tid: (name, ticks, ctxsw, voluntary ctxsw)}, VmHWM kB)."""
     t = time.monotonic()
     total = stat_ticks(f"/proc/{pid}/stat")
     threads = {}
@@ -137,11 +137,13 @@ def snapshot(pid):
         try:
             name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
             ticks = stat_ticks(f"/proc/{pid}/task/{tid}/stat")
-            cs = 0
+            cs = vol = 0
             for line in open(f"/proc/{pid}/task/{tid}/status"):
                 if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                     cs += int(line.split()[1])
-            threads[tid] = (name, ticks, cs)
+                if line.startswith("voluntary_ctxt_switches"):
+                    vol = int(line.split()[1])
+            threads[tid] = (name, ticks, cs, vol)
         except OSError:
             pass
     hwm = 0
@@ -157,13 +159,15 @@ def measure(pid, seconds):
     b = snapshot(pid)
     wall = b[0] - a[0]
     per = {}
-    for tid, (name, ticks, cs) in b[2].items():
-        t0, c0 = (a[2][tid][1], a[2][tid][2]) if tid in a[2] else (0, 0)
+    for tid, (name, ticks, cs, vol) in b[2].items():
+        t0, c0, v0 = a[2][tid][1:] if tid in a[2] else (0, 0, 0)
         key = name if name not in per else f"{name}#{tid}"
-        per[key] = {"cpu_pct": (ticks - t0) / TICK / wall * 100, "ctxsw_per_s": (cs - c0) / wall}
+        per[key] = {"cpu_pct": (ticks - t0) / TICK / wall * 100, "ctxsw_per_s": (cs - c0) / wall,
+                    "voluntary_per_s": (vol - v0) / wall}
     return {
         "cpu_pct": (b[1] - a[1]) / TICK / wall * 100,
         "ctxsw_per_s": sum(v["ctxsw_per_s"] for v in per.values()),
+        "voluntary_per_s": sum(v["voluntary_per_s"] for v in per.values()),
         "vmhwm_mb": b[3] / 1024,
         "threads": per,
         "wall_s": wall,
@@ -245,15 +249,16 @@ def main():
             r = run_case(c, a.binary, a.seconds, a.warmup, a.chunk_ms, data)
             runs[c].append(r)
             extra = f" frames/s {r['frames_per_s']:.1f}" if "frames_per_s" in r else ""
-            print(f"run {i + 1} {c:<5}: CPU {r['cpu_pct']:.3f} %  ctxsw/s {r['ctxsw_per_s']:.0f}  "
+            print(f"run {i + 1} {c:<5}: CPU {r['cpu_pct']:.3f} %  ctxsw/s {r['ctxsw_per_s']:.0f} "
+                  f"(voluntary {r['voluntary_per_s']:.0f})  "
                   f"VmHWM {r['vmhwm_mb']:.1f} MB{extra}  load {' '.join(r['load'])}", file=sys.stderr)
     med = lambda v: statistics.median(v)
     summary = {}
     print(f"\nmedian of {a.runs} run(s), {a.seconds:.0f} s each after {a.warmup:.0f} s warm-up:")
-    print(f"{'case':<6}{'CPU % core':>11}{'ctxsw/s':>9}{'VmHWM MB':>10}")
+    print(f"{'case':<6}{'CPU % core':>11}{'ctxsw/s':>9}{'(vol.)':>8}{'VmHWM MB':>10}")
     for c in cases:
         rs = runs[c]
-        s = {k: med([r[k] for r in rs]) for k in ("cpu_pct", "ctxsw_per_s", "vmhwm_mb")}
+        s = {k: med([r[k] for r in rs]) for k in ("cpu_pct", "ctxsw_per_s", "voluntary_per_s", "vmhwm_mb")}
         names = sorted({n.split("#")[0] for r in rs for n in r["threads"]})
         s["threads"] = {}
         for n in names:
@@ -261,7 +266,7 @@ def main():
             cs = [sum(v["ctxsw_per_s"] for k, v in r["threads"].items() if k.split("#")[0] == n) for r in rs]
             s["threads"][n] = {"cpu_pct": med(cpu), "ctxsw_per_s": med(cs)}
         summary[c] = s
-        print(f"{c:<6}{s['cpu_pct']:>11.3f}{s['ctxsw_per_s']:>9.0f}{s['vmhwm_mb']:>10.1f}")
+        print(f"{c:<6}{s['cpu_pct']:>11.3f}{s['ctxsw_per_s']:>9.0f}{s['voluntary_per_s']:>8.0f}{s['vmhwm_mb']:>10.1f}")
         for n, v in sorted(s["threads"].items(), key=lambda kv: -kv[1]["cpu_pct"]):
             print(f"    {n:<16}{v['cpu_pct']:>8.3f} %{v['ctxsw_per_s']:>9.1f} cs/s")
     if "sub" in summary and "none" in summary:

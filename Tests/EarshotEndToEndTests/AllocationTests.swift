@@ -5,8 +5,9 @@ import Foundation
 import Testing
 
 /// "No allocation on the capture and DSP hot path", measured on the **release** build (what ships:
-/// the optimizer decides what allocates): `earshot-alloc-check` from `.build/release` (built here with
-/// `swift build -c release --product earshot-alloc-check`, an incremental no-op when it is up to date;
+/// the optimizer decides what allocates): `earshot-alloc-check` built here with `swift build -c release
+/// --product earshot-alloc-check --scratch-path .build-alloc-check` (its own directory: `swift test` holds
+/// the lock of `.build`; an incremental no-op when up to date;
 /// `$EARSHOT_ALLOC_CHECK_DIR` names a directory holding an already built one instead) runs the DSP
 /// thread (rings → framing → analysis → FrameBus, with an xrun gap and a ring overrun) and the ALSA
 /// capture thread (file plugin, real libasound) under malloc-interposer, and
@@ -25,7 +26,9 @@ import Testing
         let root = EarshotBinary.packageRoot
         let swift = ProcessInfo.processInfo.environment["SWIFT_EXEC_DRIVER"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (FileManager.default.isExecutableFile(atPath: "/opt/swift/usr/bin/swift") ? "/opt/swift/usr/bin/swift" : "/usr/bin/env")
-        var args = ["build", "-c", "release", "--product", "earshot-alloc-check"]
+        // Its own scratch directory: `swift test` holds the lock of `.build` while the tests run.
+        let scratch = root.appendingPathComponent(".build-alloc-check")
+        var args = ["build", "-c", "release", "--product", "earshot-alloc-check", "--scratch-path", scratch.path]
         if swift == "/usr/bin/env" { args.insert("swift", at: 0) }
         let build = Process()
         build.executableURL = URL(fileURLWithPath: swift)
@@ -38,16 +41,16 @@ import Testing
         let out = log.fileHandleForReading.readDataToEndOfFile()
         build.waitUntilExit()
         try #require(build.terminationStatus == 0,
-                     "swift build -c release --product earshot-alloc-check failed:\n\(String(decoding: out, as: UTF8.self))")
-        return root.appendingPathComponent(".build/release")
+                     "swift build -c release --product earshot-alloc-check --scratch-path .build-alloc-check failed:\n\(String(decoding: out, as: UTF8.self))")
+        return scratch.appendingPathComponent("release")
     }
 
     @Test func captureAndDSPThreadsDoNotAllocate() throws {
         let dir = try Self.releaseToolDirectory()
         let tool = dir.appendingPathComponent("earshot-alloc-check").path
         let interposer = dir.appendingPathComponent("libMallocInterposerSwift.so").path
-        try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) missing: swift build -c release --product earshot-alloc-check")
-        try #require(FileManager.default.fileExists(atPath: interposer), "\(interposer) missing: swift build -c release --product earshot-alloc-check")
+        try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) missing: swift build -c release --product earshot-alloc-check --scratch-path .build-alloc-check")
+        try #require(FileManager.default.fileExists(atPath: interposer), "\(interposer) missing: swift build -c release --product earshot-alloc-check --scratch-path .build-alloc-check")
         var env = baseChildEnvironment()
         env["LD_PRELOAD"] = interposer
         let p = try DaemonProcess(executable: tool, arguments: [], environment: env)

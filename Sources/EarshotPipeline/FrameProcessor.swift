@@ -35,7 +35,9 @@ extension FrameBus: FrameOutput {
 /// is framed from sanitized copies (``sanitizedSamples`` counts them), so no DSP kernel ever sees it.
 ///
 /// Real-time safe after `init`: no allocation, no lock; two `clock_gettime` (vDSO) per frame when
-/// `measureTiming` is on.
+/// `measureTiming` is on. One thread at a time (the DSP thread, or `earshot analyze`): the mutable fields are
+/// `@exclusivity(unchecked)` and the analyzer is called through an unretained reference, so the release
+/// build makes no `swift_beginAccess` and no retain/release per frame (`bench/check_disasm.sh`).
 public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     /// The analyzer (owning reference). The per-frame path calls it through ``current`` instead: a strong
     /// `var` read would be retained and released around every call.

@@ -35,10 +35,10 @@ public final class DSPThread: @unchecked Sendable {
     let _stallUntilNs = Atomic<Int64>(0)
     let _stalled = Atomic<Bool>(false)
     /// Sum of device gaps seen so far (timeline = ring position + this).
-    var timelineOffset: Int64 = 0
-    var seenFirstStamp = false
+    @exclusivity(unchecked) var timelineOffset: Int64 = 0
+    @exclusivity(unchecked) var seenFirstStamp = false
     /// CLOCK_MONOTONIC end of the last stamp's period.
-    var lastStampEndNs: Int64 = 0
+    @exclusivity(unchecked) var lastStampEndNs: Int64 = 0
     /// New onset-picker parameters waiting for the DSP thread (``retune(onset:)``).
     let retuneMailbox = RetuneMailbox()
 
@@ -128,7 +128,7 @@ public final class DSPThread: @unchecked Sendable {
         drain()
         draining = false
     }
-    var draining = false
+    @exclusivity(unchecked) var draining = false
 
     /// Processes everything available (DSP thread).
     func drain() {

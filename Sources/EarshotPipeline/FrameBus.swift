@@ -7,9 +7,12 @@ import EarshotRealtime
 /// The fan-out from the DSP thread to the sinks: a preallocated broadcast ring of frame slots (header,
 /// log-mel, MFCC) with one read cursor per consumer.
 ///
-/// - The single producer (DSP thread) writes a slot and publishes it with one atomic store, then wakes every
-///   attached consumer's eventfd (one `write(2)` per consumer per frame, never per sample). It never waits
-///   for anyone.
+/// - The single producer (DSP thread) writes a slot and publishes it with one atomic store, then wakes the
+///   *parked* streaming consumers: a consumer parks when ``Consumer/next(into:)`` finds nothing new, and the
+///   producer writes its eventfd (one `write(2)`) only if it is parked, clearing the flag. A consumer that is
+///   still busy with earlier frames is not woken again: it finds the new frame before it parks. Batch
+///   consumers (``attach(wakes:)`` with `wakes: false`) are never woken by the producer: they poll on their
+///   own timer. The producer never waits for anyone and never makes a syscall per sample.
 /// - Each consumer owns a cursor: it is a bounded queue of `capacity` frames. A consumer that falls more
 ///   than `capacity` frames behind loses its oldest frames, counted in its ``Consumer/dropped``; other
 ///   consumers are not affected. Copies are validated seqlock style, so a consumer never sees a torn frame.
@@ -30,8 +33,13 @@ public final class FrameBus: @unchecked Sendable {
     let published = Atomic<Int>(0)
     /// Announced before a slot is overwritten.
     let reserved = Atomic<Int>(0)
-    /// eventfd of each attached consumer, −1 when the entry is free.
+    /// eventfd of each attached streaming consumer, −1 when the entry is free or a batch consumer's.
     let wakeFDs: UnsafeMutablePointer<Atomic<Int32>>
+    /// Set by a consumer that found nothing to read (it is about to wait); cleared by the producer when it
+    /// wakes it. Entries padded to a cache line each so consumers do not share lines.
+    let parked: UnsafeMutablePointer<Atomic<Bool>>
+    static let parkedStride = 64
+    let wakeWrites = Atomic<Int>(0)
     /// One eventfd per entry, owned by the bus for its whole life: a detached consumer's descriptor is never
     /// closed while the producer might still be writing to the number it loaded.
     let notifiers: [EventNotifier]
@@ -54,13 +62,18 @@ public final class FrameBus: @unchecked Sendable {
         notifiers = (0..<Self.maxConsumers).map { _ in EventNotifier() }
         wakeFDs = .allocate(capacity: Self.maxConsumers)
         for i in 0..<Self.maxConsumers { (wakeFDs + i).initialize(to: Atomic<Int32>(-1)) }
+        parked = .allocate(capacity: Self.maxConsumers * Self.parkedStride)
+        for i in 0..<Self.maxConsumers * Self.parkedStride { (parked + i).initialize(to: Atomic<Bool>(false)) }
     }
 
     deinit {
         headers.deallocate(); logmel.deallocate(); mfcc.deallocate()
         wakeFDs.deinitialize(count: Self.maxConsumers)
         wakeFDs.deallocate()
+        parked.deinitialize(count: Self.maxConsumers * Self.parkedStride)
+        parked.deallocate()
     }
+
 
     /// Frames published so far (also the `seq`-independent position consumers count in).
     public var publishedCount: Int { published.load(ordering: .acquiring) }
@@ -86,18 +99,31 @@ public final class FrameBus: @unchecked Sendable {
         atomicMemoryFence(ordering: .releasing)
     }
 
-    /// Publishes the header of the slot begun with ``beginWrite()`` and wakes the consumers.
-    
+    /// Publishes the header of the slot begun with ``beginWrite()`` and wakes the parked streaming consumers.
+    ///
+    /// The store of `published` and each consumer's store of its parked flag are sequentially consistent,
+    /// as are the loads that follow them (Dekker): either the producer sees the flag and wakes the consumer, or
+    /// the consumer, re-reading `published` after parking, sees the frame. No wake-up is lost.
+    @inline(__always)
     public func publish(_ header: FrameHeader) {
         let p = published.load(ordering: .relaxed)
         headers[p & mask] = header
-        published.store(p &+ 1, ordering: .releasing)
+        published.store(p &+ 1, ordering: .sequentiallyConsistent)
         var one: UInt64 = 1
         for i in 0..<Self.maxConsumers {
             let fd = wakeFDs[i].load(ordering: .relaxed)
-            if fd >= 0 { _ = write(fd, &one, 8) }
+            guard fd >= 0 else { continue }
+            let k = i &* Self.parkedStride
+            if parked[k].load(ordering: .sequentiallyConsistent)
+                && parked[k].exchange(false, ordering: .sequentiallyConsistent) {
+                _ = write(fd, &one, 8)
+                wakeWrites.add(1, ordering: .relaxed)
+            }
         }
     }
+
+    /// eventfd `write`s the producer has made: one per wake-up of a parked streaming consumer.
+    public var wakeUps: Int { wakeWrites.load(ordering: .relaxed) }
 
     func logmelSlot(_ position: Int) -> UnsafeMutablePointer<Float> {
         logmel + (position & mask) * nMels
@@ -121,14 +147,19 @@ public final class FrameBus: @unchecked Sendable {
     // MARK: consumers
 
     /// Attaches a consumer that starts with the next published frame.
+    /// - Parameter wakes: true (streaming consumer, e.g. the socket): the producer makes its
+    ///   ``Consumer/notifier`` readable when a frame is published while it is parked. false (batch consumer,
+    ///   e.g. rolling windows): the producer never wakes it; it reads on its own timer (its notifier is still
+    ///   there for its owner, e.g. to stop it).
     /// - Returns: nil when ``maxConsumers`` are attached.
-    public func attach() -> Consumer? {
+    public func attach(wakes: Bool = true) -> Consumer? {
         attachLock.withLock { inUse -> Consumer? in
             for i in 0..<Self.maxConsumers where !inUse[i] {
                 inUse[i] = true
                 let notifier = notifiers[i]
                 notifier.consume()  // wake-ups left over from a previous consumer of this entry
-                wakeFDs[i].store(notifier.fileDescriptor, ordering: .releasing)
+                parked[i &* Self.parkedStride].store(false, ordering: .sequentiallyConsistent)
+                wakeFDs[i].store(wakes ? notifier.fileDescriptor : -1, ordering: .releasing)
                 return Consumer(bus: self, entry: i, notifier: notifier, start: publishedCount)
             }
             return nil
@@ -145,7 +176,9 @@ public final class FrameBus: @unchecked Sendable {
     /// One reader of the bus. Not thread-safe: use it from one thread at a time.
     public final class Consumer: @unchecked Sendable {
         public let bus: FrameBus
-        /// Poll ``notifier``'s descriptor for `POLLIN`: it becomes readable when a frame is published.
+        /// Poll ``notifier``'s descriptor for `POLLIN`: it becomes readable when a frame is published after
+        /// ``next(into:)`` returned ``Next/empty(lost:)`` (the consumer parked). Read until `.empty` before
+        /// waiting on it: a consumer that stops reading earlier is not woken for later frames.
         public let notifier: EventNotifier
         let entry: Int
         /// Bus position of the next frame to read.
@@ -187,6 +220,14 @@ public final class FrameBus: @unchecked Sendable {
                     position = p &- bus.capacity
                 }
                 if p == position {
+                    // Park: from now on the producer wakes us for the next frame. Re-read `published`
+                    // after the flag is visible (Dekker with publish): a frame published in between is
+                    // read now instead of waiting for a wake-up that the producer may have skipped.
+                    let k = entry &* FrameBus.parkedStride
+                    if !bus.parked[k].load(ordering: .relaxed) {
+                        bus.parked[k].store(true, ordering: .sequentiallyConsistent)
+                        if bus.published.load(ordering: .sequentiallyConsistent) != position { continue }
+                    }
                     dropped &+= lost
                     return .empty(lost: lost)
                 }

@@ -35,34 +35,43 @@ extension FrameBus: FrameOutput {
 /// is framed from sanitized copies (``sanitizedSamples`` counts them), so no DSP kernel ever sees it.
 ///
 /// Real-time safe after `init`: no allocation, no lock; two `clock_gettime` (vDSO) per frame when
-/// `measureTiming` is on.
+/// `measureTiming` is on. One thread at a time (the DSP thread, or `earshot analyze`): the mutable fields are
+/// `@exclusivity(unchecked)` and the analyzer is called through an unretained reference, so the release
+/// build makes no `swift_beginAccess` and no retain/release per frame (`bench/check_disasm.sh`).
 public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
-    public private(set) var analyzer: FrameAnalyzer
+    /// The analyzer (owning reference). The per-frame path calls it through ``current`` instead: a strong
+    /// `var` read would be retained and released around every call.
+    @exclusivity(unchecked) public private(set) var analyzer: FrameAnalyzer {
+        didSet { current = Unmanaged.passUnretained(analyzer) }
+    }
+    /// `analyzer` without reference counting; valid as long as `analyzer` holds it (DSP thread only).
+    @exclusivity(unchecked) var current: Unmanaged<FrameAnalyzer>
     public let output: Output
     public let measureTiming: Bool
     let window: AlignedBuffer<Float>
     /// Sanitized copies of a chunk that needed ``SampleGuard`` (`nFFT` samples at a time).
     let sanitizeScratch: AlignedBuffer<Float>
     /// Samples changed by ``SampleGuard`` since init (never reset: discontinuities and re-plans keep it).
-    public private(set) var sanitizedSamples = SampleGuard.Counts()
-    var fill = 0
-    var freshAfterReset = true
+    @exclusivity(unchecked) public private(set) var sanitizedSamples = SampleGuard.Counts()
+    @exclusivity(unchecked) var fill = 0
+    @exclusivity(unchecked) var freshAfterReset = true
     /// `seq` of the next frame.
-    public private(set) var nextSeq: Int64 = 0
+    @exclusivity(unchecked) public private(set) var nextSeq: Int64 = 0
     /// Timeline index of `window[0]`.
-    var windowStart: Int64 = 0
-    var pendingFlags: UInt32 = 0
-    var pendingGap: Int64 = 0
+    @exclusivity(unchecked) var windowStart: Int64 = 0
+    @exclusivity(unchecked) var pendingFlags: UInt32 = 0
+    @exclusivity(unchecked) var pendingGap: Int64 = 0
     /// seq − analyzer.frameIndex, so onset frame indices map to seq after a re-plan.
-    var seqOffset: Int64 = 0
-    var anchorSample: Int64 = 0
-    var anchorMonotonicNs: Int64 = 0
-    var anchorWallNs: Int64 = 0
-    var nsPerSample: Double
-    var header = FrameHeader()
+    @exclusivity(unchecked) var seqOffset: Int64 = 0
+    @exclusivity(unchecked) var anchorSample: Int64 = 0
+    @exclusivity(unchecked) var anchorMonotonicNs: Int64 = 0
+    @exclusivity(unchecked) var anchorWallNs: Int64 = 0
+    @exclusivity(unchecked) var nsPerSample: Double
+    @exclusivity(unchecked) var header = FrameHeader()
 
     public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool) {
         self.analyzer = analyzer
+        current = Unmanaged.passUnretained(analyzer)
         self.output = output
         self.measureTiming = measureTiming
         window = AlignedBuffer(count: analyzer.config.nFFT)
@@ -136,8 +145,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
 
     /// Frames `samples`, whose first sample is at `firstSample` on the timeline.
     func feed(_ samples: UnsafeBufferPointer<Float>, firstSample: Int64) {
-        let nFFT = analyzer.config.nFFT
-        let hop = analyzer.config.hop
+        let (nFFT, hop) = current._withUnsafeGuaranteedRef { ($0.config.nFFT, $0.config.hop) }
         guard var src = samples.baseAddress else { return }
         var remaining = samples.count
         var srcSample = firstSample
@@ -185,9 +193,11 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         header.lastSampleMonotonicNs = header.monotonicNs &+ Int64((Double(nFFT - 1) * nsPerSample).rounded())
         header.flags = pendingFlags
         header.gapSamples = pendingGap
-        let onset = analyzer.process(
-            frame: frame, newSampleCount: newSamples,
-            features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)
+        let onset = current._withUnsafeGuaranteedRef {
+            $0.process(
+                frame: frame, newSampleCount: newSamples,
+                features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)
+        }
         if let onset {
             header.hasOnset = true
             header.onset = onset

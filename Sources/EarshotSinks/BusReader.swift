@@ -6,14 +6,38 @@ import Synchronization
 /// latency, metrics): `start` attaches a consumer and runs `es-<name>`, which copies each frame out of the
 /// ``FrameBus``, records its hand-off, counts losses and hands it to the sink; `stop` lets it drain what is
 /// queued, calls the sink's last `afterDrain(stopping: true)`, joins it and detaches.
+///
+/// Two kinds of delivery:
+/// - ``Delivery/stream``: the DSP thread wakes the reader when a frame is published while it waits (a
+///   parked consumer, see ``FrameBus``): every frame is handed over at once (stdout).
+/// - ``Delivery/batch(intervalMilliseconds:)``: the reader is never woken by the DSP thread; it wakes on
+///   its own timer and takes every frame queued since (rolling windows, alerts, latency, metrics), so it
+///   costs one wake-up per interval instead of one per frame. Its hand-off latency (the `sink:<name>`
+///   stage) is measured from when the frame was *due*, i.e. the later of the frame being ready and the
+///   batch's scheduled wake-up: the deliberate batching delay is not counted against the sink's budget,
+///   a late wake-up or a slow sink still is.
 final class BusReader: @unchecked Sendable {
+    enum Delivery: Sendable, Equatable {
+        case stream
+        case batch(intervalMilliseconds: Int32)
+    }
+
+    /// Default batch interval: 10 frames at the default 10 ms hop.
+    static let defaultBatchMilliseconds: Int32 = 100
+
     let threadName: String
+    let delivery: Delivery
     let running = Atomic<Bool>(false)
     let droppedFrames = Atomic<Int>(0)
+    /// Times the thread woke up and drained (tests; the cost of this reader in context switches).
+    let drains = Atomic<Int>(0)
     private var thread: RealtimeThread.Handle?
     private var consumer: FrameBus.Consumer?
 
-    init(threadName: String) { self.threadName = threadName }
+    init(threadName: String, delivery: Delivery = .batch(intervalMilliseconds: BusReader.defaultBatchMilliseconds)) {
+        self.threadName = threadName
+        self.delivery = delivery
+    }
 
     var isRunning: Bool { running.load(ordering: .acquiring) }
     var dropped: Int { droppedFrames.load(ordering: .relaxed) }
@@ -22,24 +46,38 @@ final class BusReader: @unchecked Sendable {
     ///   - recorder: hand-off recorder (nil: none).
     ///   - onFrame: called on the sink thread for every frame.
     ///   - afterDrain: called after each drain (and once more with `stopping: true` before the thread ends);
-    ///     returns how long to wait for the next frame, ms.
+    ///     returns how long to wait for the next frame, ms (a batch reader waits at most its interval).
     func start(bus: FrameBus, recorder: StageRecorder?, onFrame: @escaping @Sendable (FrameCopy) -> Void,
                afterDrain: @escaping @Sendable (_ stopping: Bool) -> Int32 = { _ in 200 }) throws {
-        guard let consumer = bus.attach() else { throw SinkError.tooManyConsumers }
+        let batchMs: Int32? = if case .batch(let ms) = delivery { max(1, ms) } else { nil }
+        guard let consumer = bus.attach(wakes: batchMs == nil) else { throw SinkError.tooManyConsumers }
         self.consumer = consumer
         running.store(true, ordering: .releasing)
         let (h, _) = RealtimeThread.start(name: threadName, fifoPriority: 0) { [self] in
             let frame = FrameCopy(nMels: bus.nMels, nMFCC: bus.nMFCC)
             var stopping = false
+            // A batch reader: when its current batch was due (frames ready before it are handed off "at" it).
+            var dueNs: Int64 = 0
             while true {
+                drains.add(1, ordering: .relaxed)
                 while case .frame(let lost) = consumer.next(into: frame) {
-                    recorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
+                    if let recorder {
+                        let now = Clock.monotonicNanoseconds()
+                        let h = frame.header
+                        // Batch: count only the delay past max(ready, due) (see the type's documentation).
+                        let late = h.dspEndNs > 0 && dueNs > h.dspEndNs ? dueNs &- h.dspEndNs : 0
+                        recorder.record(h, dequeuedAtNs: now &- min(late, max(0, now &- h.dspEndNs)))
+                    }
                     if lost > 0 { droppedFrames.add(lost, ordering: .relaxed) }
                     onFrame(frame)
                 }
-                let waitMs = afterDrain(stopping)
+                var waitMs = afterDrain(stopping)
                 if stopping { return }
                 if !running.load(ordering: .acquiring) { stopping = true; continue }  // one last drain
+                if let batchMs {
+                    waitMs = min(max(waitMs, 0), batchMs)
+                    dueNs = Clock.monotonicNanoseconds() &+ Int64(waitMs) &* 1_000_000
+                }
                 consumer.notifier.wait(timeoutMilliseconds: waitMs)
             }
         }

@@ -83,7 +83,9 @@ final class SocketLoop: @unchecked Sendable {
             fds.removeAll(keepingCapacity: true)
             order.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: owner.wake.fileDescriptor, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
+            // With no client, frames are not waited for (no wake-up per frame): the bus is drained on the
+            // loop's timeout or the next event.
+            fds.append(pollfd(fd: clients.isEmpty ? -1 : consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
             let accepting = now >= acceptPausedUntilNs
             fds.append(pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0))
             var timeoutMs: Int32 = 100

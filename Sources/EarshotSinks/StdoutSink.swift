@@ -16,7 +16,7 @@ public final class StdoutSink: Sink, @unchecked Sendable {
     public let fileDescriptor: Int32
     public let format: FrameFormat
     public let encoder: FrameEncoder
-    let reader = BusReader(threadName: "es-stdout")
+    let reader = BusReader(threadName: "es-stdout", delivery: .stream)
     let _frames = Atomic<Int>(0)
 
     public init(fileDescriptor: Int32 = STDOUT_FILENO, format: FrameFormat = .ndjson, encoder: FrameEncoder) {

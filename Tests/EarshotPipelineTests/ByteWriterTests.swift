@@ -23,6 +23,26 @@ struct ByteWriterTests {
         #expect(text { $0.fixed(Double.infinity, decimals: 3) } == "null")
     }
 
+    /// Rounding is half away from zero, exactly `Double.rounded()`, at the ties and next to them (the
+    /// branch-free rounding reads the comparisons from sign bits).
+    @Test func roundingIsHalfAwayFromZero() {
+        for (v, expected) in [(2.5, "3"), (-2.5, "-3"), (0.5, "1"), (-0.5, "-1"), (1.5, "2"), (-1.5, "-2"),
+                              (0.49999999999999994, "0"), (-0.49999999999999994, "0"), (2.5000000000000004, "3"),
+                              (2.4999999999999996, "2"), (-2.4999999999999996, "-2"), (1e15 + 0.5, "1000000000000001")] {
+            #expect(text { $0.fixed(v, decimals: 0) } == expected, "\(v)")
+        }
+        #expect(text { $0.fixed(1.0625, decimals: 3) } == "1.063")
+        #expect(text { $0.fixed(-1.0625, decimals: 3) } == "-1.063")
+        #expect(text { $0.fixed3List(UnsafeBufferPointer(start: [Float(2.4375), -2.4375, 0.0625], count: 3)) } == "2.438,-2.438,0.063")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let halves = Double(Int.random(in: -2_000_000...2_000_000, using: &rng)) / 2
+            let x = Bool.random(using: &rng) ? halves : Double.random(in: -1e6...1e6, using: &rng)
+            let printed = text { $0.fixed(x, decimals: 0) }
+            #expect(Int64(printed) == Int64(x.rounded()), "\(x) printed \(printed)")
+        }
+    }
+
     /// The table-driven list writer prints exactly what a `fixed(_:decimals: 3)` loop prints,
     /// including halves, the ±1000 boundary, −0, non-finite values and buffer growth.
     @Test func fixed3ListMatchesFixed() {

@@ -104,4 +104,77 @@ struct FrameBusTests {
         #expect(slowR.lost > 0)  // it did fall behind, and it was counted
         #expect(slowC.dropped == slowR.lost && fastC.dropped == fastR.lost)
     }
+
+    /// The producer writes a consumer's eventfd only when it is parked (its last `next` found nothing): a
+    /// consumer busy with earlier frames is not woken again, a batch consumer is never woken, and a parked
+    /// one is woken exactly once however many frames follow.
+    @Test func wakesOnlyParkedStreamingConsumers() {
+        let bus = FrameBus(capacity: 16, nMels: 2, nMFCC: 1)
+        let stream = bus.attach()!
+        let batch = bus.attach(wakes: false)!
+        let f = FrameCopy(nMels: 2, nMFCC: 1)
+        // Not parked yet (never read): no wake-up.
+        Self.publish(bus, 0)
+        #expect(bus.wakeUps == 0)
+        #expect(stream.notifier.consume() == 0)
+        // Reads frame 0, then parks on `.empty`.
+        #expect(stream.next(into: f) == .frame(lost: 0))
+        #expect(stream.next(into: f) == .empty(lost: 0))
+        #expect(batch.next(into: f) == .frame(lost: 0))
+        #expect(batch.next(into: f) == .empty(lost: 0))
+        // Three frames while parked: one wake-up for the stream consumer, none for the batch one.
+        for i in 1...3 { Self.publish(bus, Int64(i)) }
+        #expect(bus.wakeUps == 1)
+        #expect(stream.notifier.consume() == 1)
+        #expect(batch.notifier.consume() == 0)
+        // Woken, it reads one frame and is busy (not parked): the next frame makes no wake-up.
+        #expect(stream.next(into: f) == .frame(lost: 0))
+        Self.publish(bus, 4)
+        #expect(bus.wakeUps == 1)
+        var seqs: [Int64] = []
+        while case .frame = stream.next(into: f) { seqs.append(f.header.seq) }
+        #expect(seqs == [2, 3, 4])
+        // Parked again: the next frame wakes it.
+        Self.publish(bus, 5)
+        #expect(bus.wakeUps == 2)
+        #expect(stream.notifier.wait(timeoutMilliseconds: 0))
+        // The batch consumer got every frame on its own schedule.
+        var batchSeqs: [Int64] = []
+        while case .frame = batch.next(into: f) { batchSeqs.append(f.header.seq) }
+        #expect(batchSeqs == [1, 2, 3, 4, 5])
+    }
+
+    /// No lost wake-up under a real race: a producer publishing at random short intervals and a consumer
+    /// that drains, then sleeps on its notifier with no timeout worth counting on (5 s). Every frame must
+    /// arrive, and far fewer wake-ups than frames are made when the producer bursts.
+    @Test func noLostWakeUpsUnderRace() async throws {
+        let bus = FrameBus(capacity: 1024, nMels: 4, nMFCC: 1)
+        let c = bus.attach()!
+        let total: Int64 = 20_000
+        let got = Atomic<Int>(0)
+        let stalls = Atomic<Int>(0)
+        let done = Atomic<Bool>(false)
+        Thread {
+            let f = FrameCopy(nMels: 4, nMFCC: 1)
+            var received = 0
+            while received < Int(total) {
+                while case .frame = c.next(into: f) { received += 1 }
+                if received >= Int(total) { break }
+                // A lost wake-up shows as a 5 s stall with frames pending.
+                if !c.notifier.wait(timeoutMilliseconds: 5_000) && c.backlog > 0 { stalls.add(1, ordering: .relaxed) }
+            }
+            got.store(received, ordering: .releasing)
+            done.store(true, ordering: .releasing)
+        }.start()
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<total {
+            Self.publish(bus, i)
+            if UInt8.random(in: 0...255, using: &rng) < 8 { usleep(UInt32.random(in: 0...50, using: &rng)) }
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !done.load(ordering: .acquiring) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(got.load(ordering: .acquiring) == Int(total))
+        #expect(stalls.load(ordering: .relaxed) == 0)
+        #expect(bus.wakeUps < Int(total))
+    }
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Counts runtime calls that must not happen per frame on the DSP thread in the release binary:
+# swift_retain / swift_release (ARC) and swift_beginAccess (dynamic exclusivity checks) in the
+# specialized per-frame functions. Fails (exit 1) if any is found.
+# Usage: bench/check_disasm.sh [BINARY=.build/release/earshot]
+set -euo pipefail
+BIN=${1:-$(dirname "$0")/../.build/release/earshot}
+[[ -x $BIN ]] || { echo "check_disasm: $BIN missing (swift build -c release --static-swift-stdlib --product earshot)" >&2; exit 2; }
+command -v objdump >/dev/null || { echo "check_disasm: objdump missing (apt-get install binutils)" >&2; exit 2; }
+# Per-frame functions on the DSP thread, FrameBus specializations (the live path); regexes on mangled names.
+SYMBOLS=(
+    'FrameProcessorC04emitC0_4nFFT3hopySRySfG_S2itFAA0C3BusC_Tg5$'   # FrameProcessor<FrameBus>.emitFrame
+    'FrameProcessorC4feed_11firstSampleySRySfG_s5Int64VtFAA0C3BusC_Tg5$'  # .feed (if not inlined)
+    'FrameProcessorC4push_.*AA0C3BusC_Tg5$'                            # .push (if not inlined)
+    '8FrameBusC7publishyyAA0C6HeaderVF$'                               # FrameBus.publish
+    '9DSPThreadC5drainyyF$'                                            # DSPThread.drain (per period)
+    '9DSPThreadC4loopyyF$'                                             # DSPThread.loop
+    '13FrameAnalyzerC7process'                                         # FrameAnalyzer.process
+)
+fail=0
+for re in "${SYMBOLS[@]}"; do
+    syms=$(nm "$BIN" | awk '{print $3}' | grep -E "$re" || true)
+    if [[ -z $syms ]]; then echo "  (no symbol matching $re: inlined or renamed)"; continue; fi
+    for s in $syms; do
+        body=$(objdump -d --no-show-raw-insn --disassemble="$s" "$BIN")
+        r=$(grep -cE 'call.*<swift_(retain|release|bridgeObjectRetain|bridgeObjectRelease)' <<<"$body" || true)
+        a=$(grep -cE 'call.*<swift_beginAccess' <<<"$body" || true)
+        printf '%-100s retain/release %s  beginAccess %s\n' "$s" "$r" "$a"
+        (( r + a > 0 )) && fail=1
+    done
+done
+exit $fail

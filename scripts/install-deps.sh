@@ -7,11 +7,12 @@
 #                                      pulseaudio, pulseaudio-utils, libasound2-plugins (ALSA "pulse"
 #                                      device), alsa-utils, systemd (systemd-analyze verify/security,
 #                                      sysusers/tmpfiles), python3 + numpy (the example client test),
-#                                      prometheus (promtool check metrics).
+#                                      prometheus (promtool check metrics), socat + jq (the documented
+#                                      one-liners, run against a live daemon).
 # Without an argument: test (the historical behaviour of `make deps`).
 set -eu
 BUILD="libasound2-dev libfftw3-dev pkg-config binutils"
-TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus"
+TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus socat jq"
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;
     test) PACKAGES="$BUILD $TEST" ;;

@@ -130,40 +130,14 @@ public struct EarshotConfig: Sendable, Equatable {
         public var unit: String { calibrationDB == nil ? "dBFS" : "dB SPL" }
     }
 
-    /// `socket.*`: the NDJSON subscriber socket.
-    public struct Socket: Sendable, Equatable {
-        /// Absolute path of the listening Unix socket; its directory must exist.
-        public var path = socketDefaults.path
-        /// File mode of the socket (YAML: an octal string such as `"0660"`).
-        public var mode: UInt32 = socketDefaults.mode
-        /// Group owning the socket; `nil` keeps the daemon's primary group.
-        public var group: String? = socketDefaults.group
-        public var maxClients = socketDefaults.maxClients
-        /// Messages queued per subscriber before the oldest are dropped.
-        public var queueMessages = socketDefaults.queueMessages
-        /// Seconds a subscriber may go without reading before it is disconnected.
-        public var stallLimitSeconds = socketDefaults.stallLimitSeconds
-        /// Longest accepted client command line, bytes.
-        public var maxLineBytes = socketDefaults.maxLineBytes
-        /// Connections one peer uid may hold at once.
-        public var maxClientsPerUID = socketDefaults.maxClientsPerUID
-        /// Seconds a connection may hold no subscription before it is closed.
-        public var idleTimeoutSeconds = socketDefaults.idleTimeoutSeconds
-        /// Bytes queued per subscriber before its oldest data messages are dropped.
-        public var queueBytes = socketDefaults.queueBytes
-        /// Bytes all subscriber queues together may hold (each gets its share).
-        public var queueBytesTotal = socketDefaults.queueBytesTotal
-        public init() {}
-        /// `mode` as the 4-digit octal string used in the YAML (`0660`).
-        public var modeString: String { octalString(mode) }
-    }
+    /// `socket.*` (and `rolling.backfill_s`): the socket publisher's own configuration, composed as it is
+    /// (its defaults, `Limits` and `validate()` live in `EarshotSinks`).
+    public typealias Socket = SocketPublisher.Configuration
 
     /// `rolling.*`: tumbling-window statistics.
     public struct Rolling: Sendable, Equatable {
         /// Window lengths, seconds, strictly increasing.
         public var windowsSeconds: [Double] = rollingDefaults.windowsSeconds
-        /// Seconds of rolling results kept for `backfill_s` on subscribe.
-        public var backfillSeconds = socketDefaults.backfillSeconds
         public init() {}
     }
 
@@ -250,6 +224,11 @@ public struct EarshotConfig: Sendable, Equatable {
         public var level: Logger.Level = .info
         public init() {}
     }
+}
+
+extension SocketPublisher.Configuration {
+    /// `mode` as the 4-digit octal string used in the YAML (`0660`).
+    public var modeString: String { octalString(mode) }
 }
 
 func octalString(_ mode: UInt32) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import EarshotSinks
 import Yams
 
 #if canImport(Glibc)

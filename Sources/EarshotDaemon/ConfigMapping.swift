@@ -64,14 +64,7 @@ extension EarshotConfig {
     }
 
     /// `socket.*` (and `rolling.backfill_s`) as the socket publisher's configuration.
-    public var socketConfiguration: SocketPublisher.Configuration {
-        SocketPublisher.Configuration(
-            path: socket.path, mode: socket.mode, group: socket.group, maxClients: socket.maxClients,
-            queueMessages: socket.queueMessages, queueBytes: socket.queueBytes,
-            stallLimitSeconds: socket.stallLimitSeconds, maxLineBytes: socket.maxLineBytes,
-            backfillSeconds: rolling.backfillSeconds, maxClientsPerUID: socket.maxClientsPerUID,
-            idleTimeoutSeconds: socket.idleTimeoutSeconds, queueBytesTotal: socket.queueBytesTotal)
-    }
+    public var socketConfiguration: SocketPublisher.Configuration { socket }
 
     /// `rolling.windows_s` (levels weighted as `alerts.level.weighting`).
     public var rollingConfiguration: RollingAggregator.Configuration {

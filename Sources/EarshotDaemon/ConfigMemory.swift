@@ -99,7 +99,7 @@ extension EarshotConfig {
         let rollingLineBytes = MemoryEstimate.lineOverheadBytes + nMels * MemoryEstimate.bytesPerBandValue
         var linesPerSecond = 0.0
         for w in rolling.windowsSeconds { linesPerSecond += 1 / w }
-        let backfillLines = min((rolling.backfillSeconds * linesPerSecond).rounded(.up), Double(Self.socketBackfillLineLimit))
+        let backfillLines = min((socket.backfillSeconds * linesPerSecond).rounded(.up), Double(Self.socketBackfillLineLimit))
         terms.append(.init(name: "backfill", keys: ["rolling.backfill_s", "rolling.windows_s", "analysis.n_mels"], bytes: backfillLines * rollingLineBytes,
                            detail: "\(n(backfillLines)) rolling lines × \(n(rollingLineBytes)) bytes"))
 

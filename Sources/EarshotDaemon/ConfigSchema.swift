@@ -499,7 +499,7 @@ enum ConfigSchema {
             }
             c.rolling.windowsSeconds = items.map(\.0)
         }, render: { "[" + $0.rolling.windowsSeconds.map(formatNumber).joined(separator: ", ") + "]" }),
-        .double("rolling.backfill_s", \.rolling.backfillSeconds, Bounds(SocketPublisher.Configuration.Limits.backfillSeconds)),
+        .double("rolling.backfill_s", \.socket.backfillSeconds, Bounds(SocketPublisher.Configuration.Limits.backfillSeconds)),
         // alerts
         .bool("alerts.level.enabled", \.alerts.level.enabled),
         .choice("alerts.level.weighting", \.alerts.level.weighting),

@@ -89,8 +89,7 @@ public struct ReloadPlan: Sendable, Equatable {
         var restartOnly: [String] = []
         for key in new.changes(from: old).keys where Self.isRestartOnly(key) { restartOnly.append(key) }
         if !restartOnly.isEmpty {
-            next.socket = old.socket
-            next.rolling.backfillSeconds = old.rolling.backfillSeconds
+            next.socket = old.socket  // socket.* and rolling.backfill_s
         }
         config = next
         restartOnlyKeys = restartOnly

@@ -1,3 +1,4 @@
+import EarshotSinks
 import ArgumentParser
 import EarshotDaemon
 import EarshotClient

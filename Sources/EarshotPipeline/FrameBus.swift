@@ -11,8 +11,8 @@ import EarshotRealtime
 ///   *parked* streaming consumers: a consumer parks when ``Consumer/next(into:)`` finds nothing new, and the
 ///   producer writes its eventfd (one `write(2)`) only if it is parked, clearing the flag. A consumer that is
 ///   still busy with earlier frames is not woken again: it finds the new frame before it parks. Batch
-///   consumers (``attach(wakes:)`` with `wakes: false`) are never woken by the producer: they poll on their
-///   own timer. The producer never waits for anyone and never makes a syscall per sample.
+///   consumers (``attach(wakes:)`` with `wakes: false`) read on their own timer; the producer wakes one
+///   only when half the ring is queued for it. The producer never waits for anyone and never makes a syscall per sample.
 /// - Each consumer owns a cursor: it is a bounded queue of `capacity` frames. A consumer that falls more
 ///   than `capacity` frames behind loses its oldest frames, counted in its ``Consumer/dropped``; other
 ///   consumers are not affected. Copies are validated seqlock style, so a consumer never sees a torn frame.
@@ -33,8 +33,13 @@ public final class FrameBus: @unchecked Sendable {
     let published = Atomic<Int>(0)
     /// Announced before a slot is overwritten.
     let reserved = Atomic<Int>(0)
-    /// eventfd of each attached streaming consumer, −1 when the entry is free or a batch consumer's.
+    /// eventfd of each attached consumer, −1 when the entry is free.
     let wakeFDs: UnsafeMutablePointer<Atomic<Int32>>
+    /// The published count at which a parked consumer is woken: its position + 1 for a streaming consumer
+    /// (the next frame), + `capacity / 2` for a batch consumer (before it could lose frames). One cache
+    /// line each.
+    let wakeAt: UnsafeMutablePointer<Atomic<Int>>
+    static let wakeAtStride = 8
     /// Set by a consumer that found nothing to read (it is about to wait); cleared by the producer when it
     /// wakes it. Entries padded to a cache line each so consumers do not share lines.
     let parked: UnsafeMutablePointer<Atomic<Bool>>
@@ -64,6 +69,8 @@ public final class FrameBus: @unchecked Sendable {
         for i in 0..<Self.maxConsumers { (wakeFDs + i).initialize(to: Atomic<Int32>(-1)) }
         parked = .allocate(capacity: Self.maxConsumers * Self.parkedStride)
         for i in 0..<Self.maxConsumers * Self.parkedStride { (parked + i).initialize(to: Atomic<Bool>(false)) }
+        wakeAt = .allocate(capacity: Self.maxConsumers * Self.wakeAtStride)
+        for i in 0..<Self.maxConsumers * Self.wakeAtStride { (wakeAt + i).initialize(to: Atomic<Int>(0)) }
     }
 
     deinit {
@@ -72,6 +79,8 @@ public final class FrameBus: @unchecked Sendable {
         wakeFDs.deallocate()
         parked.deinitialize(count: Self.maxConsumers * Self.parkedStride)
         parked.deallocate()
+        wakeAt.deinitialize(count: Self.maxConsumers * Self.wakeAtStride)
+        wakeAt.deallocate()
     }
 
 
@@ -99,11 +108,14 @@ public final class FrameBus: @unchecked Sendable {
         atomicMemoryFence(ordering: .releasing)
     }
 
-    /// Publishes the header of the slot begun with ``beginWrite()`` and wakes the parked streaming consumers.
+    /// Publishes the header of the slot begun with ``beginWrite()`` and wakes the parked consumers whose
+    /// wake-up point it reaches (a streaming consumer: this frame; a batch consumer: half the ring queued).
     ///
     /// The store of `published` and each consumer's store of its parked flag are sequentially consistent,
     /// as are the loads that follow them (Dekker): either the producer sees the flag and wakes the consumer, or
-    /// the consumer, re-reading `published` after parking, sees the frame. No wake-up is lost.
+    /// the consumer, re-reading `published` after parking, sees the frame. No wake-up is lost. A consumer
+    /// stores its wake-up point before its parked flag; a stale (earlier) point seen by the producer only
+    /// wakes it early.
     @inline(__always)
     public func publish(_ header: FrameHeader) {
         let p = published.load(ordering: .relaxed)
@@ -115,6 +127,7 @@ public final class FrameBus: @unchecked Sendable {
             guard fd >= 0 else { continue }
             let k = i &* Self.parkedStride
             if parked[k].load(ordering: .sequentiallyConsistent)
+                && p &+ 1 >= wakeAt[i &* Self.wakeAtStride].load(ordering: .relaxed)
                 && parked[k].exchange(false, ordering: .sequentiallyConsistent) {
                 _ = write(fd, &one, 8)
                 wakeWrites.add(1, ordering: .relaxed)
@@ -122,7 +135,7 @@ public final class FrameBus: @unchecked Sendable {
         }
     }
 
-    /// eventfd `write`s the producer has made: one per wake-up of a parked streaming consumer.
+    /// eventfd `write`s the producer has made: one per wake-up of a parked consumer.
     public var wakeUps: Int { wakeWrites.load(ordering: .relaxed) }
 
     func logmelSlot(_ position: Int) -> UnsafeMutablePointer<Float> {
@@ -149,8 +162,9 @@ public final class FrameBus: @unchecked Sendable {
     /// Attaches a consumer that starts with the next published frame.
     /// - Parameter wakes: true (streaming consumer, e.g. the socket): the producer makes its
     ///   ``Consumer/notifier`` readable when a frame is published while it is parked. false (batch consumer,
-    ///   e.g. rolling windows): the producer never wakes it; it reads on its own timer (its notifier is still
-    ///   there for its owner, e.g. to stop it).
+    ///   e.g. rolling windows): it reads on its own timer, and the producer wakes it only when half the ring
+    ///   is queued for it (a burst faster than its timer: frames the DSP catches up with after a stall, a
+    ///   faster-than-real-time source), so a batch consumer loses frames only if it is itself too slow.
     /// - Returns: nil when ``maxConsumers`` are attached.
     public func attach(wakes: Bool = true) -> Consumer? {
         attachLock.withLock { inUse -> Consumer? in
@@ -159,8 +173,10 @@ public final class FrameBus: @unchecked Sendable {
                 let notifier = notifiers[i]
                 notifier.consume()  // wake-ups left over from a previous consumer of this entry
                 parked[i &* Self.parkedStride].store(false, ordering: .sequentiallyConsistent)
-                wakeFDs[i].store(wakes ? notifier.fileDescriptor : -1, ordering: .releasing)
-                return Consumer(bus: self, entry: i, notifier: notifier, start: publishedCount)
+                wakeAt[i &* Self.wakeAtStride].store(0, ordering: .relaxed)
+                wakeFDs[i].store(notifier.fileDescriptor, ordering: .releasing)
+                return Consumer(bus: self, entry: i, notifier: notifier, start: publishedCount,
+                                wakeAfter: wakes ? 1 : max(1, capacity / 2))
             }
             return nil
         }
@@ -183,12 +199,15 @@ public final class FrameBus: @unchecked Sendable {
         let entry: Int
         /// Bus position of the next frame to read.
         public private(set) var position: Int
+        /// Frames queued at which the producer wakes this consumer once it parked (1: every frame).
+        public let wakeAfter: Int
         /// Frames this consumer lost because it fell more than `capacity` frames behind.
         public private(set) var dropped: Int = 0
         private var attached = true
 
-        init(bus: FrameBus, entry: Int, notifier: EventNotifier, start: Int) {
+        init(bus: FrameBus, entry: Int, notifier: EventNotifier, start: Int, wakeAfter: Int) {
             self.bus = bus; self.entry = entry; self.notifier = notifier; position = start
+            self.wakeAfter = wakeAfter
         }
 
         deinit { detach() }
@@ -224,6 +243,7 @@ public final class FrameBus: @unchecked Sendable {
                     // after the flag is visible (Dekker with publish): a frame published in between is
                     // read now instead of waiting for a wake-up that the producer may have skipped.
                     let k = entry &* FrameBus.parkedStride
+                    bus.wakeAt[entry &* FrameBus.wakeAtStride].store(position &+ wakeAfter, ordering: .relaxed)
                     if !bus.parked[k].load(ordering: .relaxed) {
                         bus.parked[k].store(true, ordering: .sequentiallyConsistent)
                         if bus.published.load(ordering: .sequentiallyConsistent) != position { continue }

@@ -10,9 +10,9 @@ import Synchronization
 /// Two kinds of delivery:
 /// - ``Delivery/stream``: the DSP thread wakes the reader when a frame is published while it waits (a
 ///   parked consumer, see ``FrameBus``): every frame is handed over at once (stdout).
-/// - ``Delivery/batch(intervalMilliseconds:)``: the reader is never woken by the DSP thread; it wakes on
-///   its own timer and takes every frame queued since (rolling windows, alerts, latency, metrics), so it
-///   costs one wake-up per interval instead of one per frame. Its hand-off latency (the `sink:<name>`
+/// - ``Delivery/batch(intervalMilliseconds:)``: the reader wakes on its own timer and takes every frame
+///   queued since (rolling windows, alerts, latency, metrics), so it costs one wake-up per interval instead
+///   of one per frame; the DSP thread wakes it early only when half the bus is queued for it (a burst). Its hand-off latency (the `sink:<name>`
 ///   stage) is measured from when the frame was *due*, i.e. the later of the frame being ready and the
 ///   batch's scheduled wake-up: the deliberate batching delay is not counted against the sink's budget,
 ///   a late wake-up or a slow sink still is.

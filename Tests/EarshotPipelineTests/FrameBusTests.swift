@@ -106,8 +106,33 @@ struct FrameBusTests {
     }
 
     /// The producer writes a consumer's eventfd only when it is parked (its last `next` found nothing): a
-    /// consumer busy with earlier frames is not woken again, a batch consumer is never woken, and a parked
-    /// one is woken exactly once however many frames follow.
+    /// consumer busy with earlier frames is not woken again, a batch consumer is not woken for a few frames,
+    /// and a parked one is woken exactly once however many frames follow.
+    /// A parked batch consumer is woken once half the ring is queued for it (not before), so a burst faster
+    /// than its timer does not make it lose frames.
+    @Test func batchConsumerIsWokenAtHalfTheRing() {
+        let bus = FrameBus(capacity: 16, nMels: 2, nMFCC: 1)
+        let batch = bus.attach(wakes: false)!
+        #expect(batch.wakeAfter == 8)
+        let f = FrameCopy(nMels: 2, nMFCC: 1)
+        #expect(batch.next(into: f) == .empty(lost: 0))  // parks at position 0
+        for i in 0..<7 { Self.publish(bus, Int64(i)) }
+        #expect(batch.notifier.consume() == 0, "woken before half the ring was queued")
+        Self.publish(bus, 7)
+        #expect(batch.notifier.consume() == 1, "not woken at half the ring")
+        for i in 8..<15 { Self.publish(bus, Int64(i)) }
+        #expect(batch.notifier.consume() == 0, "woken twice for one parking")
+        var seqs: [Int64] = []
+        while case .frame(let lost) = batch.next(into: f) { #expect(lost == 0); seqs.append(f.header.seq) }
+        #expect(seqs == Array(0..<15))
+        // Parked again at 15: the next wake-up is at 23.
+        for i in 15..<22 { Self.publish(bus, Int64(i)) }
+        #expect(batch.notifier.consume() == 0)
+        Self.publish(bus, 22)
+        #expect(batch.notifier.consume() == 1)
+        #expect(batch.dropped == 0)
+    }
+
     @Test func wakesOnlyParkedStreamingConsumers() {
         let bus = FrameBus(capacity: 16, nMels: 2, nMFCC: 1)
         let stream = bus.attach()!

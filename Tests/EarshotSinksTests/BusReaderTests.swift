@@ -56,4 +56,26 @@ struct BusReaderTests {
         let median = sd.sorted()[sd.count / 2]
         #expect(median < 20_000_000, "median stream hand-off \(Double(median) / 1e6) ms")
     }
+
+    /// A burst of 3 × the bus capacity published at once (the DSP catching up after a stall, or a source
+    /// faster than real time): the batch reader is woken at half the ring each time and loses nothing,
+    /// although its timer (1 s) would have let it fall a whole ring behind.
+    @Test func batchReaderKeepsUpWithABurst() throws {
+        let bus = FrameBus(capacity: 64, nMels: 2, nMFCC: 1)
+        let batch = BusReader(threadName: "es-test-burst", delivery: .batch(intervalMilliseconds: 1_000))
+        let seen = Seen()
+        try batch.start(bus: bus, recorder: nil, onFrame: { seen.add($0.header) }, afterDrain: { _ in 1_000 })
+        usleep(100_000)  // parked
+        for i in 0..<192 {
+            _ = bus.nextFrameBuffers()
+            var h = FrameHeader()
+            h.seq = Int64(i)
+            bus.emit(h)
+            if i % 16 == 15 { usleep(2_000) }  // a fast burst, but the reader gets the CPU now and then
+        }
+        usleep(300_000)
+        batch.stop()
+        #expect(seen.snapshot.0 == Array(0..<192))
+        #expect(batch.dropped == 0)
+    }
 }

@@ -10,11 +10,13 @@ import Synchronization
 
 /// The I/O thread's state and `poll(2)` loop of a ``SocketPublisher``. Everything here runs on that thread.
 final class SocketLoop: @unchecked Sendable {
-    unowned let owner: SocketPublisher
+    let shared: SocketShared
+    let logger: Logger
+    let daemonVersion: String
+    let latencyRecorder: StageRecorder?
     let config: SocketPublisher.Configuration
     let listener: SocketListener
     var consumer: FrameBus.Consumer
-    var logger: Logger { owner.logger }
     var stream: StreamInfo
 
     var clients: [Int32: SocketClient] = [:]
@@ -56,14 +58,18 @@ final class SocketLoop: @unchecked Sendable {
     /// Smallest per-client share of `queueBytesTotal`.
     static let minQueueShare = SocketPublisher.Limits.minQueueShare
 
-    init(owner: SocketPublisher, listener: SocketListener, consumer: FrameBus.Consumer, stream: StreamInfo) {
-        self.owner = owner
-        self.config = owner.configuration
+    init(shared: SocketShared, configuration: SocketPublisher.Configuration, logger: Logger, daemonVersion: String,
+         latencyRecorder: StageRecorder?, listener: SocketListener, consumer: FrameBus.Consumer, stream: StreamInfo) {
+        self.shared = shared
+        self.logger = logger
+        self.daemonVersion = daemonVersion
+        self.latencyRecorder = latencyRecorder
+        self.config = configuration
         self.listener = listener
         self.consumer = consumer
         self.stream = stream
         encoder = FrameEncoder(features: config.features, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
-        hello = OutMessage(Self.helloLine(stream: stream, config: config, version: owner.daemonVersion), stream: nil)
+        hello = OutMessage(Self.helloLine(stream: stream, config: config, version: daemonVersion), stream: nil)
         frame = FrameCopy(nMels: consumer.bus.nMels, nMFCC: consumer.bus.nMFCC)
         readBuffer = .allocate(byteCount: SocketPublisher.Limits.readBufferBytes, alignment: 8)
         stallLimitNs = Int64(max(0, config.stallLimitSeconds) * 1e9)
@@ -78,11 +84,11 @@ final class SocketLoop: @unchecked Sendable {
     func run() {
         var fds: [pollfd] = []
         var order: [Int32] = []
-        while owner.running.load(ordering: .acquiring) {
+        while shared.running.load(ordering: .acquiring) {
             let now = Clock.monotonicNanoseconds()
             fds.removeAll(keepingCapacity: true)
             order.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: owner.wake.fileDescriptor, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: shared.wake.fileDescriptor, events: Int16(POLLIN), revents: 0))
             // With no client, frames are not waited for (no wake-up per frame): the bus is drained on the
             // loop's timeout or the next event.
             fds.append(pollfd(fd: clients.isEmpty ? -1 : consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
@@ -121,7 +127,7 @@ final class SocketLoop: @unchecked Sendable {
                 continue
             }
             let after = Clock.monotonicNanoseconds()
-            if fds[0].revents != 0 { owner.wake.consume(); drainInbox(now: after) }
+            if fds[0].revents != 0 { shared.wake.consume(); drainInbox(now: after) }
             if fds[1].revents != 0 { consumer.notifier.consume() }
             // Always look at the bus: a wake-up may have been consumed while frames were still queued.
             drainBus(now: after)
@@ -189,7 +195,7 @@ final class SocketLoop: @unchecked Sendable {
                 logger.error("accept failed: \(String(cString: strerror(err)))")
                 return
             }
-            owner._connectionsTotal.add(1, ordering: .relaxed)
+            shared.connectionsTotal.add(1, ordering: .relaxed)
             let c = SocketClient(fd: fd, id: nextClientID, maxLineBytes: config.maxLineBytes, nowNs: now)
             nextClientID += 1
             clients[fd] = c
@@ -199,14 +205,14 @@ final class SocketLoop: @unchecked Sendable {
             if clients.count > config.maxClients {
                 sendError(c, ProtocolError(code: .tooManyClients, message: "server has \(config.maxClients) clients"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
-                owner._refused.add(1, ordering: .relaxed)
+                shared.refused.add(1, ordering: .relaxed)
                 logger.warning("client refused: too many clients", metadata: ["max": "\(config.maxClients)"])
             } else if let uid, fromUID >= config.maxClientsPerUID {
                 sendError(c, ProtocolError(
                     code: .tooManyClients,
                     message: "uid \(uid) has \(fromUID) connections (limit \(config.maxClientsPerUID) per uid)"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
-                owner._refused.add(1, ordering: .relaxed)
+                shared.refused.add(1, ordering: .relaxed)
                 logger.warning("client refused: too many connections from one uid", metadata: [
                     "uid": "\(uid)", "max": "\(config.maxClientsPerUID)",
                 ])
@@ -234,7 +240,7 @@ final class SocketLoop: @unchecked Sendable {
         guard shrank else { return }
         for c in clients.values where c.queuedBytes > share {
             let d = c.trim(toBytes: share)
-            if d > 0 { owner._droppedTotal.add(d, ordering: .relaxed) }
+            if d > 0 { shared.droppedTotal.add(d, ordering: .relaxed) }
         }
     }
 
@@ -249,7 +255,7 @@ final class SocketLoop: @unchecked Sendable {
     /// dropped and an `error` (`stalled`) line is queued behind what it has partly received, then it gets
     /// ``closingGraceNs`` to read it (best effort: a client that never reads again just sees the close).
     func stalled(_ c: SocketClient, now: Int64) {
-        owner._disconnectedStalled.add(1, ordering: .relaxed)
+        shared.disconnectedStalled.add(1, ordering: .relaxed)
         logger.warning("client disconnected: stalled", metadata: [
             "client": "\(c.id)", "queued": "\(c.queuedCount)", "limit_s": "\(config.stallLimitSeconds)",
         ])
@@ -271,7 +277,7 @@ final class SocketLoop: @unchecked Sendable {
     func updateClientCount() {
         var n = 0
         for c in clients.values where c.closingDeadlineNs == nil { n += 1 }
-        owner._clients.store(n, ordering: .relaxed)
+        shared.clients.store(n, ordering: .relaxed)
     }
 
     func disconnect(_ c: SocketClient, reason: String, log: Bool = true) {
@@ -331,7 +337,7 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func lineTooLong(_ c: SocketClient, length: Int, now: Int64) {
-        owner._protocolErrors.add(1, ordering: .relaxed)
+        shared.protocolErrors.add(1, ordering: .relaxed)
         sendError(c, ProtocolError(
             code: .lineTooLong,
             message: "command line longer than \(config.maxLineBytes) bytes; closing the connection"), now: now)
@@ -345,7 +351,7 @@ final class SocketLoop: @unchecked Sendable {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank lines are ignored
         switch ProtocolCommand.parse(line, enabledFeatures: config.features) {
         case .failure(let e):
-            owner._protocolErrors.add(1, ordering: .relaxed)
+            shared.protocolErrors.add(1, ordering: .relaxed)
             sendError(c, e, now: now)
         case .success(let cmd):
             execute(cmd, c, now: now)
@@ -390,16 +396,16 @@ final class SocketLoop: @unchecked Sendable {
 
     func deliver(_ m: OutMessage, to c: SocketClient, now: Int64) {
         let d = c.enqueue(m, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
-        if d > 0 { owner._droppedTotal.add(d, ordering: .relaxed) }
+        if d > 0 { shared.droppedTotal.add(d, ordering: .relaxed) }
     }
 
     func drainBus(now: Int64) {
         var budget = 4096  // bound the time spent before serving sockets again
         while budget > 0, case .frame(let lost) = consumer.next(into: frame) {
             budget -= 1
-            if lost > 0 { owner._busDropped.add(lost, ordering: .relaxed) }
-            owner._frames.add(1, ordering: .relaxed)
-            owner.latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
+            if lost > 0 { shared.busDropped.add(lost, ordering: .relaxed) }
+            shared.frames.add(1, ordering: .relaxed)
+            latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
             if clients.isEmpty { continue }
             var header = frame.header
             let hasOnset = header.hasOnset
@@ -438,7 +444,7 @@ final class SocketLoop: @unchecked Sendable {
                 }
             }
         }
-        if budget == 0 { owner.wake.notify() }  // come back soon for the rest
+        if budget == 0 { shared.wake.notify() }  // come back soon for the rest
     }
 
     func encodeFrame(_ header: FrameHeader, with enc: FrameEncoder) -> OutMessage {
@@ -448,7 +454,7 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func drainInbox(now: Int64) {
-        let (messages, newStream, newConsumer) = owner.inbox.withLock { box in
+        let (messages, newStream, newConsumer) = shared.inbox.withLock { box in
             let m = box.messages
             box.messages.removeAll(keepingCapacity: true)
             let s = box.stream
@@ -480,7 +486,7 @@ final class SocketLoop: @unchecked Sendable {
         stream = info
         encoder = FrameEncoder(features: config.features, levelOffsetDb: info.levelOffsetDb, levelUnit: info.levelUnit)
         fieldEncoders.removeAll()
-        hello = OutMessage(Self.helloLine(stream: info, config: config, version: owner.daemonVersion), stream: nil)
+        hello = OutMessage(Self.helloLine(stream: info, config: config, version: daemonVersion), stream: nil)
         for c in clients.values where c.closingDeadlineNs == nil {
             c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
         }
@@ -570,7 +576,7 @@ final class SocketLoop: @unchecked Sendable {
                 }
             }
             if idleTimeoutNs > 0, let since = c.idleSinceNs, now &- since > idleTimeoutNs {
-                owner._idleClosed.add(1, ordering: .relaxed)
+                shared.idleClosed.add(1, ordering: .relaxed)
                 sendError(c, ProtocolError(
                     code: .idleTimeout,
                     message: "no subscription for \(config.idleTimeoutSeconds) s; closing the connection"), now: now)

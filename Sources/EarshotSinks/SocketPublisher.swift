@@ -87,51 +87,32 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     public let daemonVersion: String
     let logger: Logger
 
-    // Counters (relaxed atomics, read from anywhere).
-    let _clients = Atomic<Int>(0)
-    let _connectionsTotal = Atomic<Int>(0)
-    let _droppedTotal = Atomic<Int>(0)
-    let _disconnectedStalled = Atomic<Int>(0)
-    let _protocolErrors = Atomic<Int>(0)
-    let _busDropped = Atomic<Int>(0)
-    let _publishDropped = Atomic<Int>(0)
-    let _frames = Atomic<Int>(0)
-    let _refused = Atomic<Int>(0)
-    let _idleClosed = Atomic<Int>(0)
-    let running = Atomic<Bool>(false)
+    /// What the publisher and its I/O thread share: counters, the inbox, the wake-up, the running flag.
+    let shared = SocketShared()
 
     /// Clients being served (connected and not closing after a fatal error or a refusal).
-    public var clients: Int { _clients.load(ordering: .relaxed) }
+    public var clients: Int { shared.clients.load(ordering: .relaxed) }
     /// Connections accepted since start.
-    public var connectionsTotal: Int { _connectionsTotal.load(ordering: .relaxed) }
+    public var connectionsTotal: Int { shared.connectionsTotal.load(ordering: .relaxed) }
     /// Data messages dropped from client queues (all clients, all streams).
-    public var droppedTotal: Int { _droppedTotal.load(ordering: .relaxed) }
+    public var droppedTotal: Int { shared.droppedTotal.load(ordering: .relaxed) }
     /// Clients disconnected because they stopped reading.
-    public var disconnectedStalled: Int { _disconnectedStalled.load(ordering: .relaxed) }
+    public var disconnectedStalled: Int { shared.disconnectedStalled.load(ordering: .relaxed) }
     /// Commands answered with an error.
-    public var protocolErrors: Int { _protocolErrors.load(ordering: .relaxed) }
+    public var protocolErrors: Int { shared.protocolErrors.load(ordering: .relaxed) }
     /// Frames the bus consumer lost (the I/O thread fell more than the bus capacity behind).
-    public var dropped: Int { _busDropped.load(ordering: .relaxed) }
+    public var dropped: Int { shared.busDropped.load(ordering: .relaxed) }
     /// Messages ``publish(_:line:wallNs:)`` dropped because the I/O thread's inbox was full.
-    public var publishDropped: Int { _publishDropped.load(ordering: .relaxed) }
+    public var publishDropped: Int { shared.publishDropped.load(ordering: .relaxed) }
     /// Connections refused (`max_clients` or the per-uid limit).
-    public var refused: Int { _refused.load(ordering: .relaxed) }
+    public var refused: Int { shared.refused.load(ordering: .relaxed) }
     /// Connections closed because they held no subscription for `idleTimeoutSeconds`.
-    public var idleClosed: Int { _idleClosed.load(ordering: .relaxed) }
+    public var idleClosed: Int { shared.idleClosed.load(ordering: .relaxed) }
     /// Frames taken from the bus.
-    public var frames: Int { _frames.load(ordering: .relaxed) }
+    public var frames: Int { shared.frames.load(ordering: .relaxed) }
 
     /// Records the DSP → socket hand-off of every frame (set before ``start(bus:stream:)``).
     public var latencyRecorder: StageRecorder?
-
-    // Cross-thread inbox.
-    struct Inbox {
-        var messages: [(StreamKind, [UInt8], Int64)] = []
-        var stream: StreamInfo? = nil
-        var consumer: FrameBus.Consumer? = nil
-    }
-    let inbox = Mutex(Inbox())
-    let wake = EventNotifier()
 
     // Owned by the control thread until start, then by the I/O thread.
     var listener: SocketListener?
@@ -154,7 +135,7 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     /// Binds the socket (or takes systemd's), attaches to `bus` and starts the I/O thread.
     /// - Throws: ``SocketPublisherError`` (e.g. "another earshot is listening on PATH").
     public func start(bus: FrameBus, stream: StreamInfo) throws {
-        guard !running.load(ordering: .acquiring), thread == nil else {
+        guard !shared.running.load(ordering: .acquiring), thread == nil else {
             throw SocketPublisherError(.alreadyStarted, "socket publisher already started")
         }
         let (listener, warning) = try SocketListener.open(
@@ -166,9 +147,10 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         }
         self.listener = listener
         self.consumer = consumer
-        let loop = SocketLoop(owner: self, listener: listener, consumer: consumer, stream: stream)
+        let loop = SocketLoop(shared: shared, configuration: configuration, logger: logger, daemonVersion: daemonVersion,
+                              latencyRecorder: latencyRecorder, listener: listener, consumer: consumer, stream: stream)
         self.loop = loop
-        running.store(true, ordering: .releasing)
+        shared.running.store(true, ordering: .releasing)
         logger.info("socket listening", metadata: [
             "path": "\(configuration.path)", "systemd": "\(listener.ownedPath == nil)",
         ])
@@ -178,8 +160,8 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
 
     /// Closes every connection and the listener, removes the socket path (if we created it). Idempotent.
     public func stop() {
-        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        wake.notify()
+        guard shared.running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        shared.wake.notify()
         if let thread { RealtimeThread.join(thread) }
         thread = nil
         loop = nil
@@ -195,14 +177,14 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     ///   - wallNs: the message's time `t` (rolling lines are kept for `backfill_s` by it).
     public func publish(_ stream: StreamKind, line: [UInt8], wallNs: Int64) {
         let limit = configuration.publishQueueMessages
-        let wasEmpty: Bool? = inbox.withLock { box in
+        let wasEmpty: Bool? = shared.inbox.withLock { box in
             guard box.messages.count < limit else { return nil }
             box.messages.append((stream, line, wallNs))
             return box.messages.count == 1
         }
         switch wasEmpty {
-        case .none: _publishDropped.add(1, ordering: .relaxed)
-        case .some(true): wake.notify()
+        case .none: shared.publishDropped.add(1, ordering: .relaxed)
+        case .some(true): shared.wake.notify()
         case .some(false): break
         }
     }
@@ -213,18 +195,43 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         guard let consumer = bus.attach() else {
             throw SocketPublisherError(.tooManyConsumers, "too many sinks attached to the frame bus (max \(FrameBus.maxConsumers))")
         }
-        inbox.withLock { box in
+        shared.inbox.withLock { box in
             box.consumer?.detach()
             box.consumer = consumer
             box.stream = info
         }
         self.consumer = consumer
-        wake.notify()
+        shared.wake.notify()
     }
 
     /// Replaces the stream description (configuration reload) and sends a fresh `hello` to every client.
     public func updateStream(_ info: StreamInfo) {
-        inbox.withLock { $0.stream = info }
-        wake.notify()
+        shared.inbox.withLock { $0.stream = info }
+        shared.wake.notify()
     }
+}
+
+/// The state the socket publisher (control side, any thread) and its I/O thread (``SocketLoop``) share, and
+/// nothing else: relaxed counters the loop writes and `stats`/metrics read, the cross-thread inbox the
+/// publisher fills and the loop drains, the loop's wake-up and its running flag.
+final class SocketShared: Sendable {
+    let clients = Atomic<Int>(0)
+    let connectionsTotal = Atomic<Int>(0)
+    let droppedTotal = Atomic<Int>(0)
+    let disconnectedStalled = Atomic<Int>(0)
+    let protocolErrors = Atomic<Int>(0)
+    let busDropped = Atomic<Int>(0)
+    let publishDropped = Atomic<Int>(0)
+    let frames = Atomic<Int>(0)
+    let refused = Atomic<Int>(0)
+    let idleClosed = Atomic<Int>(0)
+    let running = Atomic<Bool>(false)
+
+    struct Inbox {
+        var messages: [(StreamKind, [UInt8], Int64)] = []
+        var stream: StreamInfo? = nil
+        var consumer: FrameBus.Consumer? = nil
+    }
+    let inbox = Mutex(Inbox())
+    let wake = EventNotifier()
 }

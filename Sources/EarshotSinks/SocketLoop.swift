@@ -76,6 +76,8 @@ final class SocketLoop: @unchecked Sendable {
     // MARK: loop
 
     func run() {
+        // Woken by the DSP thread for each frame: do not preempt it (see RealtimeThread.useBatchPolicyOnThisThread).
+        RealtimeThread.useBatchPolicyOnThisThread()
         var fds: [pollfd] = []
         var order: [Int32] = []
         while owner.running.load(ordering: .acquiring) {

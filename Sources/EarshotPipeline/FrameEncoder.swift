@@ -54,8 +54,10 @@ public struct FrameEncoder: Sendable {
             features = bytes
             featureEnds = ends
             let k = OnsetMessage.keys  // type, seq, t, strength, delay_ms, detected_seq
-            precondition(k == ["type", "seq", "t", "strength", "delay_ms", "detected_seq"],
-                         "OnsetMessage.keys changed: update FrameEncoder.encodeOnsetJSON")
+            // The members are written by position: a reordered or renamed list must change the encoder too
+            // (checked in debug builds and tests; MessageTests compares the encoded keys with the list).
+            assert(k == ["type", "seq", "t", "strength", "delay_ms", "detected_seq"],
+                   "OnsetMessage.keys changed: update FrameEncoder.encodeOnsetJSON")
             onsetHead = head(OnsetMessage.type, k[1])
             onsetT = member(k[2])
             strength = member(k[3])

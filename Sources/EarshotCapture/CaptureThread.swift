@@ -194,7 +194,7 @@ public final class CaptureThread: @unchecked Sendable {
             exited.store(false, ordering: .releasing)
             threadID.store(0, ordering: .releasing)
             _state.store(CaptureState.starting.rawValue, ordering: .releasing)
-            let (thread, sched) = RealtimeThread.start(name: "es-capture", fifoPriority: config.fifoPriority) {
+            let (thread, sched) = RealtimeThread.start(name: "es-capture", fifoPriority: config.fifoPriority, batchIfNotFIFO: true) {
                 [self] in self.run()
             }
             scheduling.store((sched.fifoApplied ? 1 : 0) | (Int(sched.error) << 8), ordering: .relaxed)

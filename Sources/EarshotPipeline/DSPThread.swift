@@ -70,7 +70,7 @@ public final class DSPThread: @unchecked Sendable {
     @discardableResult
     public func start(fifoPriority: Int32 = 0) -> RealtimeThread.SchedulingResult {
         running.store(true, ordering: .releasing)
-        let (h, sched) = RealtimeThread.start(name: "es-dsp", fifoPriority: fifoPriority) { [self] in loop() }
+        let (h, sched) = RealtimeThread.start(name: "es-dsp", fifoPriority: fifoPriority, batchIfNotFIFO: true) { [self] in loop() }
         handle = h
         return sched
     }

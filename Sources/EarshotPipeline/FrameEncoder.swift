@@ -17,6 +17,54 @@ public struct FrameEncoder: Sendable {
     public var timing = false
     let order: [Feature]
     let levelUnitJSON: [UInt8]
+    /// The fixed parts of the lines, built once from the names in EarshotProtocol (``FrameMessage``,
+    /// ``OnsetMessage``, ``Feature``) so the wire names have one definition; per frame they are copied like
+    /// the string literals they replace (no lookup, no allocation).
+    let names: Names
+
+    struct Names: Sendable {
+        /// `{"type":"frame","seq":`, `,"t":`, `,"discontinuity":true,"gap_samples":`, `,"cause":"`,
+        /// `,"level_unit":`.
+        let frameHead: [UInt8], t: [UInt8], discontinuity: [UInt8], cause: [UInt8], levelUnit: [UInt8]
+        /// `,"<feature>":` for each feature of `order` (`,"logmel":[` / `,"mfcc":[` for the vectors), one
+        /// after the other; `featureEnds[i]` is where the i-th ends.
+        let features: [UInt8], featureEnds: [Int]
+        /// `{"type":"onset","seq":`, `,"t":`, `,"strength":`, `,"delay_ms":`, `,"detected_seq":`.
+        let onsetHead: [UInt8], onsetT: [UInt8], strength: [UInt8], delayMs: [UInt8], detectedSeq: [UInt8]
+
+        init(order: [Feature]) {
+            func member(_ key: String, first: Bool = false, open: String = "") -> [UInt8] {
+                Array((first ? "" : ",").utf8) + Array(ByteWriter.jsonLiteral(key).utf8) + Array(":".utf8)
+                    + Array(open.utf8)
+            }
+            func head(_ type: String, _ key: String) -> [UInt8] {
+                Array("{".utf8) + member("type", first: true) + Array(ByteWriter.jsonLiteral(type).utf8)
+                    + member(key)
+            }
+            frameHead = head(FrameMessage.type, FrameMessage.seq)
+            t = member(FrameMessage.t)
+            discontinuity = member(FrameMessage.discontinuity) + Array("true".utf8) + member(FrameMessage.gapSamples)
+            cause = member(FrameMessage.cause, open: "\"")
+            levelUnit = member(FrameMessage.levelUnit)
+            var bytes: [UInt8] = [], ends: [Int] = []
+            for f in order {
+                bytes += member(f.rawValue, open: f == .logmel || f == .mfcc ? "[" : "")
+                ends.append(bytes.count)
+            }
+            features = bytes
+            featureEnds = ends
+            let k = OnsetMessage.keys  // type, seq, t, strength, delay_ms, detected_seq
+            // The members are written by position: a reordered or renamed list must change the encoder too
+            // (checked in debug builds and tests; MessageTests compares the encoded keys with the list).
+            assert(k == ["type", "seq", "t", "strength", "delay_ms", "detected_seq"],
+                   "OnsetMessage.keys changed: update FrameEncoder.encodeOnsetJSON")
+            onsetHead = head(OnsetMessage.type, k[1])
+            onsetT = member(k[2])
+            strength = member(k[3])
+            delayMs = member(k[4])
+            detectedSeq = member(k[5])
+        }
+    }
 
     public init(features: Set<Feature> = Set(Feature.allCases), levelOffsetDb: Float = 0, levelUnit: String = "dBFS") {
         self.features = features
@@ -26,43 +74,48 @@ public struct FrameEncoder: Sendable {
         let w = ByteWriter(capacity: 64)
         w.jsonString(levelUnit)
         levelUnitJSON = Array(w.bytes)
+        names = Names(order: order)
     }
 
     /// NDJSON line of a frame (with the trailing newline), and the onset line it decided, if any.
     public func encodeJSON(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>, mfcc: UnsafeBufferPointer<Float>, into w: ByteWriter) {
-        w.ascii("{\"type\":\"frame\",\"seq\":")
+        put(names.frameHead, w)
         w.int(h.seq)
-        w.ascii(",\"t\":")
+        put(names.t, w)
         writeTime(h.wallNs, w)
         if h.flags & FrameFlags.discontinuity != 0 {
-            w.ascii(",\"discontinuity\":true,\"gap_samples\":")
+            put(names.discontinuity, w)
             w.int(h.gapSamples)
-            w.ascii(",\"cause\":\"")
-            writeCause(h.flags, w)
+            put(names.cause, w)
+            w.append(cause(h.flags).rawValue)
             w.byte(0x22)
         }
         var wroteLevel = false
-        for f in order {
-            switch f {
-            case .logmel:
-                w.ascii(",\"logmel\":[")
-                vector(logmel, w)
-                w.byte(0x5D)
-            case .mfcc:
-                w.ascii(",\"mfcc\":[")
-                vector(mfcc, w)
-                w.byte(0x5D)
-            default:
-                w.byte(0x2C); w.byte(0x22)
-                writeName(f, w)
-                w.byte(0x22); w.byte(0x3A)
-                scalar(f, h.features, w)
-                if !wroteLevel, f == .laf || f == .las || f == .lcf || f == .lzf { wroteLevel = true }
+        names.features.withUnsafeBufferPointer { keys in
+            names.featureEnds.withUnsafeBufferPointer { ends in
+                var start = 0
+                for i in 0..<order.count {
+                    let f = order[i]
+                    let end = ends[i]
+                    w.append(UnsafeBufferPointer(rebasing: keys[start..<end]))
+                    start = end
+                    switch f {
+                    case .logmel:
+                        vector(logmel, w)
+                        w.byte(0x5D)
+                    case .mfcc:
+                        vector(mfcc, w)
+                        w.byte(0x5D)
+                    default:
+                        scalar(f, h.features, w)
+                        if !wroteLevel, f == .laf || f == .las || f == .lcf || f == .lzf { wroteLevel = true }
+                    }
+                }
             }
         }
         if wroteLevel {
-            w.ascii(",\"level_unit\":")
-            levelUnitJSON.withUnsafeBufferPointer { w.append($0) }
+            put(names.levelUnit, w)
+            put(levelUnitJSON, w)
         }
         if timing {
             w.ascii(",\"dsp_us\":")
@@ -76,17 +129,22 @@ public struct FrameEncoder: Sendable {
 
     /// `{"type":"onset","seq":S,"t":T,"strength":X,"delay_ms":D,"detected_seq":S2}` line.
     public func encodeOnsetJSON(_ h: FrameHeader, into w: ByteWriter) {
-        w.ascii("{\"type\":\"onset\",\"seq\":")
+        put(names.onsetHead, w)
         w.int(h.onset.frameIndex)
-        w.ascii(",\"t\":")
+        put(names.onsetT, w)
         writeTime(h.onsetWallNs, w)
-        w.ascii(",\"strength\":")
+        put(names.strength, w)
         w.fixed(h.onset.strength, decimals: 3)
-        w.ascii(",\"delay_ms\":")
+        put(names.delayMs, w)
         w.fixed(h.onsetDelayMs, decimals: 3)
-        w.ascii(",\"detected_seq\":")
+        put(names.detectedSeq, w)
         w.int(h.onset.detectedAtFrame)
         w.ascii("}\n")
+    }
+
+    @inline(__always)
+    func put(_ bytes: [UInt8], _ w: ByteWriter) {
+        bytes.withUnsafeBufferPointer { w.append($0) }
     }
 
     /// CSV header: `seq,t,<scalars>,logmel_0…,mfcc_0…,discontinuity,gap_samples,onset_seq`.
@@ -96,7 +154,7 @@ public struct FrameEncoder: Sendable {
             switch f {
             case .logmel: for i in 0..<nMels { w.ascii(",logmel_"); w.int(Int64(i)) }
             case .mfcc: for i in 0..<nMFCC { w.ascii(",mfcc_"); w.int(Int64(i)) }
-            default: w.byte(0x2C); writeName(f, w)
+            default: w.byte(0x2C); w.append(f.rawValue)
             }
         }
         w.ascii(",discontinuity,gap_samples,onset_seq\n")
@@ -164,33 +222,13 @@ public struct FrameEncoder: Sendable {
         }
     }
 
-    @inline(__always)
-    func writeName(_ f: Feature, _ w: ByteWriter) {
-        switch f {
-        case .rmsDbfs: w.ascii("rms_dbfs")
-        case .peakDbfs: w.ascii("peak_dbfs")
-        case .laf: w.ascii("laf")
-        case .las: w.ascii("las")
-        case .lcf: w.ascii("lcf")
-        case .lzf: w.ascii("lzf")
-        case .zcr: w.ascii("zcr")
-        case .centroidHz: w.ascii("centroid_hz")
-        case .bandwidthHz: w.ascii("bandwidth_hz")
-        case .rolloffHz: w.ascii("rolloff_hz")
-        case .flatness: w.ascii("flatness")
-        case .flux: w.ascii("flux")
-        case .onsetStrength: w.ascii("onset_strength")
-        case .logmel: w.ascii("logmel")
-        case .mfcc: w.ascii("mfcc")
-        }
-    }
-
-    func writeCause(_ flags: UInt32, _ w: ByteWriter) {
-        if flags & FrameFlags.reconnect != 0 { w.ascii("reconnect") }
-        else if flags & FrameFlags.suspend != 0 { w.ascii("suspend") }
-        else if flags & FrameFlags.xrun != 0 { w.ascii("xrun") }
-        else if flags & FrameFlags.ringOverrun != 0 { w.ascii("overrun") }
-        else if flags & FrameFlags.replan != 0 { w.ascii("reload") }
-        else { w.ascii("restart") }
+    /// The `cause` of a frame after a gap (the first that applies).
+    func cause(_ flags: UInt32) -> FrameMessage.Cause {
+        if flags & FrameFlags.reconnect != 0 { return .reconnect }
+        if flags & FrameFlags.suspend != 0 { return .suspend }
+        if flags & FrameFlags.xrun != 0 { return .xrun }
+        if flags & FrameFlags.ringOverrun != 0 { return .overrun }
+        if flags & FrameFlags.replan != 0 { return .reload }
+        return .restart
     }
 }

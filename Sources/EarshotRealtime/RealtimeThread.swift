@@ -25,14 +25,19 @@ public enum RealtimeThread {
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
+    /// `SCHED_BATCH` (Linux `<sched.h>`; not exported by the Glibc module).
+    static let schedBatch: Int32 = 3
+
     /// Starts a joinable thread named `name` (cut to 15 bytes) running `body`.
     ///
     /// - Parameters:
     ///   - name: thread name shown by `top -H` and `/proc/PID/task/*/comm`.
     ///   - fifoPriority: 1…99 to request `SCHED_FIFO` (best effort), 0 for the default policy.
+    ///   - batchIfNotFIFO: when the thread does not get `SCHED_FIFO` (not requested, or refused), run it as
+    ///     `SCHED_BATCH` (see ``useBatchPolicyOnThisThread()``).
     /// - Returns: the pthread handle to `join`, and the scheduling result.
     public static func start(
-        name: String, fifoPriority: Int32 = 0, _ body: @escaping @Sendable () -> Void
+        name: String, fifoPriority: Int32 = 0, batchIfNotFIFO: Bool = false, _ body: @escaping @Sendable () -> Void
     ) -> (thread: Handle, scheduling: SchedulingResult) {
         let box = Unmanaged.passRetained(Box(body))
         var thread = pthread_t()
@@ -55,7 +60,34 @@ public enum RealtimeThread {
             result.fifoApplied = err == 0
             result.error = err
         }
+        if batchIfNotFIFO, !result.fifoApplied {
+            var param = sched_param()
+            param.sched_priority = 0
+            _ = pthread_setschedparam(thread, schedBatch, &param)
+        }
         return (Handle(thread: thread), result)
+    }
+
+    /// Runs the calling thread as `SCHED_BATCH` if it is `SCHED_OTHER` (a `SCHED_FIFO`/`SCHED_RR` thread is
+    /// left alone). Returns whether the policy was changed.
+    ///
+    /// Why (measured, `bench/README.md`, issue 10 round 2): the live path is a chain of wake-ups — capture
+    /// wakes DSP, DSP wakes the socket thread — and a `SCHED_OTHER` thread woken on the waker's CPU preempts
+    /// it. The capture thread was preempted between the two periods of every 20 ms chunk, so the DSP thread
+    /// ran, slept and was woken again for the second period, and so was the socket thread: two wake-ups per
+    /// chunk on each thread plus an involuntary switch. A `SCHED_BATCH` thread does not preempt the thread
+    /// that woke it; it still gets its fair share of the CPU, and an idle CPU still runs it at once. Cost:
+    /// when both share a CPU, the woken thread starts when the waker blocks (tens of µs here), and on a CPU
+    /// busy with other `SCHED_OTHER` work it waits for that work's time slice instead of preempting it.
+    /// Configure `SCHED_FIFO` priorities for a hard latency bound (unchanged by this).
+    @discardableResult
+    public static func useBatchPolicyOnThisThread() -> Bool {
+        let me = pthread_self()
+        var policy: Int32 = 0
+        var param = sched_param()
+        guard pthread_getschedparam(me, &policy, &param) == 0, policy == Int32(SCHED_OTHER) else { return false }
+        param.sched_priority = 0
+        return pthread_setschedparam(me, schedBatch, &param) == 0
     }
 
     /// Waits for `thread` to finish.

@@ -82,6 +82,8 @@ final class SocketLoop: @unchecked Sendable {
     // MARK: loop
 
     func run() {
+        // Woken by the DSP thread for each frame: do not preempt it (see RealtimeThread.useBatchPolicyOnThisThread).
+        RealtimeThread.useBatchPolicyOnThisThread()
         var fds: [pollfd] = []
         var order: [Int32] = []
         while shared.running.load(ordering: .acquiring) {

@@ -10,7 +10,9 @@ import Testing
 @Suite("Retune mailbox")
 struct RetuneMailboxTests {
     @Test func runningThreadTakesTheNewestParametersWithoutADiscontinuity() throws {
-        let samples = SPSCRing<Float>(minimumCapacity: 1 << 14)
+        // Room for all 41 periods written below (19 680 samples): the DSP thread (SCHED_BATCH) may not run
+        // before the burst is written, and an overrun would flag a discontinuity this test is not about.
+        let samples = SPSCRing<Float>(minimumCapacity: 1 << 15)
         let stamps = SPSCRing<CaptureStamp>(minimumCapacity: 1024)
         let wake = WakeSignal()
         let bus = FrameBus(capacity: 4096, nMels: 64, nMFCC: 13)

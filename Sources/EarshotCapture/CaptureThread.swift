@@ -194,7 +194,9 @@ public final class CaptureThread: @unchecked Sendable {
             exited.store(false, ordering: .releasing)
             threadID.store(0, ordering: .releasing)
             _state.store(CaptureState.starting.rawValue, ordering: .releasing)
-            let (thread, sched) = RealtimeThread.start(name: "es-capture", fifoPriority: config.fifoPriority, batchIfNotFIFO: true) {
+            // Not SCHED_BATCH without FIFO (unlike DSP and socket): the capture thread is the one that
+            // must get the CPU when its period is ready, even on a box busy with other work.
+            let (thread, sched) = RealtimeThread.start(name: "es-capture", fifoPriority: config.fifoPriority, batchIfNotFIFO: false) {
                 [self] in self.run()
             }
             scheduling.store((sched.fifoApplied ? 1 : 0) | (Int(sched.error) << 8), ordering: .relaxed)

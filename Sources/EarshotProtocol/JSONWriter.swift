@@ -95,44 +95,22 @@ public struct JSONWriter: Sendable {
     }
 
     /// `v` rounded to `decimals` places (half away from zero), trailing zeros dropped; `null` if not finite.
+    /// Formatted by ``ByteWriter`` (the per-frame encoder's writer): one implementation of the numbers.
     public mutating func fixed(_ v: Double, decimals: Int) {
-        guard v.isFinite else { null(); return }
-        var p: UInt64 = 1
-        for _ in 0..<decimals { p &*= 10 }
-        let x = v * Double(p)
-        guard abs(x) < 9.2e18 else { significant(v, digits: 15); return }
-        var scaled = Int64(x)
-        let frac = x - Double(scaled)
-        scaled = scaled &+ (frac >= 0.5 ? 1 : 0) &- (frac <= -0.5 ? 1 : 0)
-        if scaled < 0 { bytes.append(0x2D) }
-        let u = scaled.magnitude
-        bytes.append(contentsOf: String(u / p).utf8)
-        var fp = u % p
-        if fp != 0 {
-            var d = decimals
-            while fp % 10 == 0 { fp /= 10; d -= 1 }
-            bytes.append(0x2E)
-            let digits = String(fp)
-            for _ in digits.utf8.count..<d { bytes.append(0x30) }
-            bytes.append(contentsOf: digits.utf8)
-        }
+        formatted { $0.fixed(v, decimals: decimals) }
     }
 
     /// `v` with `digits` significant digits: fixed notation for 1e-4 ≤ |v| < 1e15, else `d.ddde±X`.
     public mutating func significant(_ v: Double, digits: Int) {
-        guard v.isFinite else { null(); return }
-        if v == 0 { bytes.append(0x30); return }
-        let a = abs(v)
-        var e = Int(log10(a).rounded(.down))
-        if a >= 1e-4 && a < 1e15 {
-            fixed(v, decimals: max(0, min(18, digits - 1 - e)))
-            return
-        }
-        var m = v / pow(10, Double(e))
-        if abs((m * pow(10, Double(digits - 1))).rounded()) >= pow(10, Double(digits)) { m /= 10; e += 1 }
-        fixed(m, decimals: digits - 1)
-        bytes.append(0x65)
-        int(e)
+        formatted { $0.significant(v, digits: digits) }
+    }
+
+    /// Appends what `write` formats into a scratch ``ByteWriter`` (messages are encoded off the real-time
+    /// threads; the scratch is one small allocation per number).
+    private mutating func formatted(_ write: (ByteWriter) -> Void) {
+        let w = ByteWriter(capacity: 64)
+        write(w)
+        bytes.append(contentsOf: w.bytes)
     }
 
     /// The shortest text that reads back as exactly `v` (`null` if not finite): for values that must

@@ -138,7 +138,7 @@ public final class ByteWriter: @unchecked Sendable {
     /// Writes `u` with at least `minDigits` digits (zero padded). Caller reserved room (≤ 20 digits
     /// plus the padding). Digits go straight into the buffer, last digit first (no scratch, no memmove).
     @inline(__always)
-    func unsigned(_ value: UInt64, minDigits: Int) {
+    public func unsigned(_ value: UInt64, minDigits: Int) {
         var n = 1
         var t = value
         while t >= 10 { t /= 10; n &+= 1 }

@@ -46,7 +46,7 @@ test: deps
 	$(SWIFT) test --no-parallel
 
 # The full soak: 24 hours of audio at 100x real time through the release binary (about 15 minutes).
-soak: release
+soak: deps release
 	python3 bench/soak.py --binary .build/release/earshot --audio-hours 24 --sample-every 15 --json bench/soak-last.json
 
 # libFuzzer + AddressSanitizer on the WAV reader, the command parser, the YAML loader and the analyzer,
@@ -81,7 +81,9 @@ install-files:
 		install -m 0644 config/earshot.yaml $(SYSCONFDIR)/earshot/earshot.yaml; \
 	fi
 	@# On the box itself (no DESTDIR): create the earshot user and /run/earshot now, not only at next boot.
+	@# An older unit (DynamicUser=yes) left /run/earshot as a symlink into /run/private: replace it.
 	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null 2>&1; then \
+		if [ -L /run/earshot ]; then rm -f /run/earshot; fi; \
 		systemd-sysusers $(SYSUSERSDIR)/earshot.conf && systemd-tmpfiles --create $(TMPFILESDIR)/earshot.conf; \
 	fi
 	@echo "installed; now: systemctl daemon-reload && systemctl enable --now earshot"
@@ -92,7 +94,7 @@ uninstall:
 	rm -f $(SYSUSERSDIR)/earshot.conf $(TMPFILESDIR)/earshot.conf
 	@echo "kept $(SYSCONFDIR)/earshot/ and the earshot user (remove them by hand if you want)"
 
-bench: release
+bench: deps release
 	bash bench/run.sh
 
 clean:

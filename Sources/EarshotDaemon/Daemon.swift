@@ -193,10 +193,6 @@ public final class Daemon {
         sinks.removeAll()
     }
 
-    /// Constant labels on every metric (see ``EarshotConfig/metricsSinkConfiguration(environment:)``).
-    static func metricsLabels(config: EarshotConfig, environment: [String: String]) -> [String: String] {
-        EarshotConfig.metricsLabels(device: config.capture.device, environment: environment)
-    }
 
     /// Every count, gathered now (``DaemonStats``: the `stats` counters and the metrics snapshot).
     var stats: DaemonStats {
@@ -379,9 +375,14 @@ public final class Daemon {
     /// names the new device, `logging.level` takes effect, and `source` is remembered (only once applied: a
     /// failed reload of the same bytes is tried again).
     func adopt(_ next: EarshotConfig, source: Data?) {
+        let deviceChanged = next.capture.device != config.capture.device
         config = next
-        captureReporter.device = next.capture.device
-        captureReporter.realtimePriority = next.capture.realtimePriority
+        if deviceChanged {
+            // Another device: its loss/retry/xrun history starts afresh (no `down_s` from the old one).
+            captureReporter = CaptureEventReporter(device: next.capture.device, realtimePriority: next.capture.realtimePriority)
+        } else {
+            captureReporter.realtimePriority = next.capture.realtimePriority
+        }
         next.applyLogging()
         reloadSource = .some(source)
     }

@@ -94,10 +94,22 @@ struct StdoutConfiguration: Sendable, Equatable {}
 extension EarshotConfig {
     /// Constant labels on every metric: `instance` (`$EARSHOT_INSTANCE`, which earshot@.service sets to the
     /// instance name; `earshot` otherwise) and `device` (`capture.device`); `metrics.labels` adds others
-    /// and may override these two.
+    /// and may override these two. Both values are cut to the label value limit (at a character boundary):
+    /// they come from the environment and a device name, not from `metrics.labels`' checked list.
     static func metricsLabels(device: String, environment: [String: String]) -> [String: String] {
         let instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
-        return ["instance": instance, "device": device]
+        return ["instance": clampedLabelValue(instance), "device": clampedLabelValue(device)]
+    }
+
+    static func clampedLabelValue(_ s: String) -> String {
+        let limit = MetricsSink.Configuration.Limits.labelValueBytes
+        guard s.utf8.count > limit else { return s }
+        var out = ""
+        for ch in s {
+            guard out.utf8.count + ch.utf8.count <= limit else { break }
+            out.append(ch)
+        }
+        return out
     }
 
     public func metricsSinkConfiguration(environment: [String: String]) -> MetricsSink.Configuration {

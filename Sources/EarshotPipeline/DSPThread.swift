@@ -135,7 +135,8 @@ public final class DSPThread: @unchecked Sendable {
         let rate = Double(processor.config.sampleRate)
         let nsPerSample = 1e9 / rate
         while running.load(ordering: .relaxed) || draining {
-            retuneMailbox.take { processor.analyzer.picker.retune($0) }
+            // Through the processor's unretained analyzer reference: no retain/release on this thread.
+            retuneMailbox.take { p in processor.current._withUnsafeGuaranteedRef { $0.picker.retune(p) } }
             let r = stamps.read(into: stampScratch)
             guard r.count == 1 else { return }
             let s = stampScratch[0]

@@ -5,13 +5,14 @@ import Darwin
 #endif
 
 /// Builds one JSON line of a protocol message (off the per-frame path: replies, hello, rolling, alerts,
-/// status, stats). Numbers are formatted exactly like the hot-path frame encoder (`ByteWriter` in
-/// EarshotPipeline): ``fixed(_:decimals:)`` rounds half away from zero and drops trailing zeros (`-0` → `0`),
+/// status, stats). Numbers are formatted by the hot-path frame encoder's ``ByteWriter``: ``fixed(_:decimals:)`` rounds half away from zero and drops trailing zeros (`-0` → `0`),
 /// ``significant(_:digits:)`` keeps that many significant digits, non-finite values are `null`.
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8]
     /// Whether the next member of the object being written needs a comma.
     private var needsComma = false
+    /// Formats numbers (see ``formatted(_:)``).
+    private var scratch: ByteWriter?
 
     public init(capacity: Int = 256) { bytes = []; bytes.reserveCapacity(capacity) }
 
@@ -105,10 +106,13 @@ public struct JSONWriter: Sendable {
         formatted { $0.significant(v, digits: digits) }
     }
 
-    /// Appends what `write` formats into a scratch ``ByteWriter`` (messages are encoded off the real-time
-    /// threads; the scratch is one small allocation per number).
+    /// Appends what `write` formats into this writer's scratch ``ByteWriter`` (created at the first number,
+    /// reused for the others; messages are encoded off the real-time threads).
     private mutating func formatted(_ write: (ByteWriter) -> Void) {
-        let w = ByteWriter(capacity: 64)
+        // A copied writer shares the scratch: then it takes its own (copies may live on other threads).
+        if scratch == nil || !isKnownUniquelyReferenced(&scratch) { scratch = ByteWriter(capacity: 64) }
+        let w = scratch!
+        w.reset()
         write(w)
         bytes.append(contentsOf: w.bytes)
     }

@@ -583,6 +583,7 @@ final class SocketLoop: @unchecked Sendable {
                     code: .idleTimeout,
                     message: "no subscription for \(config.idleTimeoutSeconds) s; closing the connection"), now: now)
                 c.closingDeadlineNs = now + Self.closingGraceNs
+                c.closingReason = "idle"
                 updateClientCount()
                 logger.debug("client disconnected: idle", metadata: ["client": "\(c.id)"])
                 continue

@@ -60,7 +60,10 @@ struct DaemonStatsTests {
     @Test func metricsLabelsNameTheInstanceAndDevice() {
         var c = EarshotConfig()
         c.capture.device = "hw:CARD=Mic"
-        #expect(Daemon.metricsLabels(config: c, environment: ["EARSHOT_INSTANCE": "kitchen"]) == ["instance": "kitchen", "device": "hw:CARD=Mic"])
-        #expect(Daemon.metricsLabels(config: c, environment: [:])["instance"] == "earshot")
+        #expect(EarshotConfig.metricsLabels(device: c.capture.device, environment: ["EARSHOT_INSTANCE": "kitchen"]) == ["instance": "kitchen", "device": "hw:CARD=Mic"])
+        #expect(EarshotConfig.metricsLabels(device: c.capture.device, environment: [:])["instance"] == "earshot")
+        let long = EarshotConfig.metricsLabels(device: String(repeating: "é", count: 300), environment: ["EARSHOT_INSTANCE": String(repeating: "i", count: 300)])
+        #expect(long["device"]!.utf8.count == 256 && long["device"]!.allSatisfy { $0 == "é" })
+        #expect(long["instance"]!.utf8.count == 256)
     }
 }

@@ -290,7 +290,10 @@ logging: {{level: notice}}
     frames, still = -1, 0
     while still < 2:
         time.sleep(5.5)
-        now = metric(urllib.request.urlopen(url, timeout=5).read().decode(), "earshot_frames_total") or -1
+        # The DSP's own count (`stats`, from a client subscribed to it), else /metrics (frames analysed).
+        stats_now = next((s.last_stats for s in subs if s.last_stats), None)
+        now = stats_now.get("frames", -1) if stats_now else \
+            (metric(urllib.request.urlopen(url, timeout=5).read().decode(), "earshot_frames_total") or -1)
         still = still + 1 if now == frames else 0
         frames = now
     text = urllib.request.urlopen(url, timeout=5).read().decode()

@@ -133,6 +133,9 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
     public var latencyRecorder: StageRecorder?
 
     let frames: Counter
+    /// `seq` of the last frame observed (sink thread only): `frames` advances by the seq step, so frames
+    /// this batch reader lost (counted in its dropped frames) still count as analysed.
+    nonisolated(unsafe) var lastSeq: Int64 = -1
     let discontinuities: Counter
     let onsets: Counter
     let xruns: Counter
@@ -245,7 +248,9 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
 
     /// Per-frame updates (atomics only).
     func observe(_ h: FrameHeader) {
-        frames.increment()
+        let step = lastSeq >= 0 && h.seq > lastSeq ? h.seq - lastSeq : 1
+        lastSeq = h.seq
+        frames.increment(by: step)
         if h.isDiscontinuity { discontinuities.increment() }
         if h.hasOnset { onsets.increment() }
         // rms_dbfs is a property of the digital signal: dBFS whatever the calibration.

@@ -72,6 +72,14 @@ struct MetricsSinkTests {
         #expect(value(String(decoding: sink.render(), as: UTF8.self), "earshot_frames_total") == 0)
     }
 
+    /// `earshot_frames_total` counts frames analysed, including frames this (batch) reader lost: it advances
+    /// by the `seq` step, so the total matches the DSP's count even when the sink fell behind.
+    @Test func framesTotalCountsSeqStepsIncludingLostFrames() {
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: "127.0.0.1:0"), logger: K.LogStore().logger())
+        for seq in [10, 11, 12, 20, 21] as [Int64] { sink.observe(K.header(seq: seq, level: -30)) }
+        #expect(value(String(decoding: sink.render(), as: UTF8.self), "earshot_frames_total") == 12)
+    }
+
     @Test func scrapeOverHTTP() throws {
         let logs = K.LogStore()
         let rolling = RollingAggregator(configuration: .init(windowsSeconds: [1]), publisher: nil)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EarshotTestKit
 import Foundation
 import Testing
 
@@ -25,23 +26,14 @@ import Testing
         }
         let root = EarshotBinary.packageRoot
         let swift = ProcessInfo.processInfo.environment["SWIFT_EXEC_DRIVER"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (FileManager.default.isExecutableFile(atPath: "/opt/swift/usr/bin/swift") ? "/opt/swift/usr/bin/swift" : "/usr/bin/env")
+            ?? (FileManager.default.isExecutableFile(atPath: "/opt/swift/usr/bin/swift") ? "/opt/swift/usr/bin/swift" : Subprocess.which("swift"))
+        let driver = try #require(swift, "no swift driver on PATH")
         // Its own scratch directory: `swift test` holds the lock of `.build` while the tests run.
         let scratch = root.appendingPathComponent(".build-alloc-check")
-        var args = ["build", "-c", "release", "--product", "earshot-alloc-check", "--scratch-path", scratch.path]
-        if swift == "/usr/bin/env" { args.insert("swift", at: 0) }
-        let build = Process()
-        build.executableURL = URL(fileURLWithPath: swift)
-        build.arguments = args
-        build.currentDirectoryURL = root
-        let log = Pipe()
-        build.standardOutput = log
-        build.standardError = log
-        try build.run()
-        let out = log.fileHandleForReading.readDataToEndOfFile()
-        build.waitUntilExit()
-        try #require(build.terminationStatus == 0,
-                     "swift build -c release --product earshot-alloc-check --scratch-path .build-alloc-check failed:\n\(String(decoding: out, as: UTF8.self))")
+        let build = try Subprocess.run(driver, ["build", "-c", "release", "--product", "earshot-alloc-check", "--scratch-path", scratch.path],
+                                       in: root.path)
+        try #require(build.status == 0,
+                     "swift build -c release --product earshot-alloc-check --scratch-path .build-alloc-check failed:\n\(build.output)")
         return scratch.appendingPathComponent("release")
     }
 

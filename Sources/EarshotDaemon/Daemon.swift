@@ -47,6 +47,9 @@ public final class Daemon {
     /// The running sinks (built by ``SinkRegistry``), without the socket publisher.
     var sinks: [any Sink] = []
     var socket: SocketPublisher?
+    /// Every non-frame message (rolling, alerts, status, stats) goes through here: to the socket publisher
+    /// and to the sinks that consume messages.
+    let messages = MessageFanout()
     var latency: LatencyTracker? { sinks.lazy.compactMap { $0 as? LatencyTracker }.first }
     var metrics: MetricsSink? { sinks.lazy.compactMap { $0 as? MetricsSink }.first }
     var lastStatsNs: Int64 = 0
@@ -158,9 +161,10 @@ public final class Daemon {
                 throw DaemonStartError(message: "\(error)", exitCode: 69)
             }
             socket = publisher
+            messages.add(publisher)
             logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
         }
-        var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: socket)
+        var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: messages, messages: messages)
         sinks = SinkRegistry.build(&context)
         var failed: [String] = []
         sinkUp = socket == nil ? [:] : ["socket": true]
@@ -189,7 +193,10 @@ public final class Daemon {
     }
 
     func stopSinks() {
-        for sink in sinks { sink.stop() }
+        for sink in sinks {
+            if let consumer = sink as? any MessagePublisher { messages.remove(consumer) }
+            sink.stop()
+        }
         sinks.removeAll()
     }
 
@@ -220,7 +227,7 @@ public final class Daemon {
     func publishStats(now: Int64) {
         guard let latency else { return }
         let line = latency.statsJSON(counters: stats.counters)
-        socket?.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
+        messages.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
     }
 
     func updateMetrics() {
@@ -228,11 +235,10 @@ public final class Daemon {
         metrics.update(stats.metricsSnapshot)
     }
 
-    /// Sends a `status` message to socket subscribers.
+    /// Sends a `status` message to socket subscribers and the message-consuming sinks.
     func publishStatus(_ event: StatusMessage.Event) {
-        guard let socket else { return }
         let now = Clock.monotonicNanoseconds() &+ Clock.wallMinusMonotonicNanoseconds()
-        socket.publish(.status, line: StatusMessage(event, t: Double(now) / 1e9, device: config.capture.device).line(), wallNs: now)
+        messages.publish(.status, line: StatusMessage(event, t: Double(now) / 1e9, device: config.capture.device).line(), wallNs: now)
     }
 
     /// Runs until SIGTERM/SIGINT (or `options.duration`); returns the process exit code.
@@ -284,6 +290,7 @@ public final class Daemon {
         }
         drainCaptureEvents()
         stopSinks()
+        if let socket { messages.remove(socket) }
         socket?.stop()
         socket = nil
         logger.info("stopped", metadata: ["frames": "\(pipeline.dsp.frames)", "xruns": "\(pipeline.xruns)"])

@@ -7,14 +7,23 @@ public struct SinkBuildContext {
     public var config: EarshotConfig
     public var options: DaemonOptions
     public var logger: Logger
-    /// The socket publisher (messages: rolling results, alerts), nil with `--no-socket`.
+    /// Where sinks publish non-frame messages (rolling results, alerts, …): the daemon's ``MessageFanout``,
+    /// which forwards to the socket publisher (if any) and to every sink registered on it.
     public var publisher: (any MessagePublisher)?
+    /// The fan-out itself: a sink that consumes messages (alerts for clips, everything for MQTT) conforms to
+    /// ``MessagePublisher`` and is added here by its entry (``register(_:)``); stopping the sink set removes it.
+    public var messages: MessageFanout
     public var latency: LatencyTracker?
     public var rolling: RollingAggregator?
 
-    public init(config: EarshotConfig, options: DaemonOptions, logger: Logger, publisher: (any MessagePublisher)?) {
+    public init(config: EarshotConfig, options: DaemonOptions, logger: Logger, publisher: (any MessagePublisher)?,
+                messages: MessageFanout = MessageFanout()) {
         self.config = config; self.options = options; self.logger = logger; self.publisher = publisher
+        self.messages = messages
     }
+
+    /// Makes `sink` receive every message published through ``publisher`` from now on.
+    public func register(_ sink: any MessagePublisher) { messages.add(sink) }
 }
 
 /// The one place the daemon's sink set is defined: each entry builds its sink from the configuration (nil:

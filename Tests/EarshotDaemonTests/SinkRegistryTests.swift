@@ -83,3 +83,37 @@ struct SinkRegistryTests {
         #expect(!alerts.applyReload(LatencyTracker.Configuration()), "another sink's configuration is not applied")
     }
 }
+
+/// Non-frame messages reach the socket and every message-consuming sink through one fan-out.
+@Suite("Message fan-out")
+struct MessageFanoutTests {
+    final class Recorder: MessagePublisher, @unchecked Sendable {
+        var lines: [(StreamKind, String)] = []
+        func publish(_ stream: StreamKind, line: [UInt8], wallNs: Int64) {
+            lines.append((stream, String(decoding: line, as: UTF8.self)))
+        }
+    }
+
+    @Test func forwardsToEachTargetInOrderUntilRemoved() {
+        let fanout = MessageFanout()
+        let a = Recorder(), b = Recorder()
+        fanout.add(a); fanout.add(b); fanout.add(a)
+        #expect(fanout.count == 2, "a target is added once")
+        fanout.publish(.alert, line: Array("{\"type\":\"alert\"}\n".utf8), wallNs: 1)
+        fanout.remove(a)
+        fanout.publish(.status, line: Array("{\"type\":\"status\"}\n".utf8), wallNs: 2)
+        #expect(a.lines.map(\.0) == [.alert])
+        #expect(b.lines.map(\.0) == [.alert, .status])
+        #expect(b.lines.last?.1 == "{\"type\":\"status\"}\n")
+    }
+
+    @Test func theRegistryContextRegistersConsumers() {
+        let fanout = MessageFanout()
+        let ctx = SinkBuildContext(config: EarshotConfig(), options: DaemonOptions(), logger: SinkRegistryTests.logger,
+                                   publisher: fanout, messages: fanout)
+        let r = Recorder()
+        ctx.register(r)
+        ctx.publisher?.publish(.rolling, line: Array("x\n".utf8), wallNs: 0)
+        #expect(r.lines.count == 1)
+    }
+}

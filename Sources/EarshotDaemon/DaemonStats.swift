@@ -66,6 +66,7 @@ public struct DaemonStats: Sendable, Equatable {
         m.levelAlerts = named["level_alerts"] ?? 0
         m.onsetAlerts = named["onset_alerts"] ?? 0
         m.onsetAlertsSuppressed = named["onset_alerts_suppressed"] ?? 0
+        m.mqtt = named.filter { $0.key.hasPrefix("mqtt_") }
         return m
     }
 }

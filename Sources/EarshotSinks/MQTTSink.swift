@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMosquitto
+import Prometheus
 public import EarshotPipeline
 import EarshotRealtime
 public import Logging
@@ -662,5 +663,37 @@ final class MQTTClientLoop: @unchecked Sendable {
         mosq = nil
         connected = false
         logger.info("mqtt stopped", metadata: ["spooled_messages": "\(spool.pendingMessages)"])
+    }
+}
+
+extension MetricsSink {
+    /// `/metrics` for the MQTT sink: `earshot_mqtt_connected`, `earshot_mqtt_spool_bytes`,
+    /// `earshot_mqtt_spool_messages`, `earshot_mqtt_publish_latency_{last,max}_seconds` (gauges);
+    /// `earshot_mqtt_connects_total`, `earshot_mqtt_connect_failures_total`, `earshot_mqtt_published_total`,
+    /// `earshot_mqtt_dropped_total{reason="inbox"|"qos0"|"spool"}` (counters). Called under the mirror lock.
+    func updateMQTT(_ c: [String: Int], _ m: inout Mirror) {
+        let gauges: [(String, String, String, Double)] = [
+            ("mqtt_connected", "", "1 while connected to the MQTT broker.", Double(c["mqtt_connected"] ?? 0)),
+            ("mqtt_spool_bytes", "", "Bytes of QoS-1 messages waiting in the MQTT spool.", Double(c["mqtt_spool_bytes"] ?? 0)),
+            ("mqtt_spool_messages", "", "QoS-1 messages waiting in the MQTT spool (not yet acknowledged).", Double(c["mqtt_spool_messages"] ?? 0)),
+            ("mqtt_publish_latency_last", "seconds", "Enqueue to PUBACK of the last acknowledged MQTT message.",
+             Double(c["mqtt_publish_latency_ms_last"] ?? 0) / 1000),
+            ("mqtt_publish_latency_max", "seconds", "Longest enqueue to PUBACK of an MQTT message (outages included).",
+             Double(c["mqtt_publish_latency_ms_max"] ?? 0) / 1000),
+        ]
+        for (name, unit, help, value) in gauges {
+            let key = "gauge:" + name
+            let g = m.gauges[key] ?? registry.makeGauge(
+                descriptor: MetricNameDescriptor(namespace: "earshot", metricName: name, unitName: unit, helpText: help))
+            m.gauges[key] = g
+            g.set(to: value)
+        }
+        advanceLabelled("mqtt_connects", "Connections established to the MQTT broker.", labels: [], to: c["mqtt_connects"] ?? 0, &m)
+        advanceLabelled("mqtt_connect_failures", "Failed or lost MQTT connection attempts.", labels: [], to: c["mqtt_connect_failures"] ?? 0, &m)
+        advanceLabelled("mqtt_published", "MQTT messages published (QoS 1: acknowledged).", labels: [], to: c["mqtt_published"] ?? 0, &m)
+        for reason in ["inbox", "qos0", "spool"] {
+            advanceLabelled("mqtt_dropped", "MQTT messages dropped: inbox full, QoS 0 while disconnected, spool bounds.",
+                            labels: [("reason", reason)], to: c["mqtt_dropped_" + reason] ?? 0, &m)
+        }
     }
 }

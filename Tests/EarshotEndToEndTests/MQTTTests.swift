@@ -65,7 +65,9 @@ extension EndToEnd {
             defer { broker.stop() }
             let sub = try MQTTSubscriber(port: broker.port)
             defer { sub.stop() }
-            let yaml = "rolling:\n  windows_s: [1, 2]\n" + Self.mqttYAML(port: broker.port, dir: dir, extra: "levels_every: 10\nhomeassistant:\n  enabled: true")
+            let metricsPort = freeTCPPort()
+            let yaml = "rolling:\n  windows_s: [1, 2]\nmetrics:\n  enabled: true\n  listen: 127.0.0.1:\(metricsPort)\n"
+                + Self.mqttYAML(port: broker.port, dir: dir, extra: "levels_every: 10\nhomeassistant:\n  enabled: true")
             let rig = try PublishingRig("mqtt-payloads", samples: burstSignal(quiet: 1, burst: 1), extraYAML: yaml)
             defer { rig.cleanup() }
             let daemon = try rig.start()
@@ -124,6 +126,15 @@ extension EndToEnd {
                 #expect((d.json?["availability_topic"] as? String) == Self.base + "/status")
             }
 
+            // /metrics: connected, messages published, nothing dropped or spooled.
+            #expect(waitFor(8) {
+                (EndToEnd.SupervisorHardening.scrape(port: metricsPort) ?? "").split(separator: "\n")
+                    .contains { $0.hasPrefix("earshot_mqtt_connected{") && $0.hasSuffix("} 1.0") }
+            })
+            let metrics = EndToEnd.SupervisorHardening.scrape(port: metricsPort) ?? ""
+            #expect(metrics.contains("earshot_mqtt_published_total") && metrics.contains("reason=\"spool\"} 0"),
+                    "\(metrics.split(separator: "\n").filter { $0.contains("mqtt") })")
+
             // Last Will: SIGKILL → the broker publishes offline (the kernel closes the socket).
             daemon.signal(SIGKILL)
             _ = daemon.wait(timeout: 5)
@@ -131,7 +142,8 @@ extension EndToEnd {
                     "\(sub.messages(topic: Self.base + "/status").map(\.payload))")
 
             // Discovery off: the retained documents are removed (empty retained payloads).
-            let noHA = "rolling:\n  windows_s: [1, 2]\n" + Self.mqttYAML(port: broker.port, dir: dir, extra: "levels_every: 10")
+            let noHA = "rolling:\n  windows_s: [1, 2]\nmetrics:\n  enabled: true\n  listen: 127.0.0.1:\(metricsPort)\n"
+                + Self.mqttYAML(port: broker.port, dir: dir, extra: "levels_every: 10")
             try String(contentsOf: rig.config, encoding: .utf8).replacingOccurrences(of: yaml, with: noHA)
                 .write(to: rig.config, atomically: true, encoding: .utf8)
             _ = try rig.start()

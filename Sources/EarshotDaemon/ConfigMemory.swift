@@ -115,6 +115,12 @@ extension EarshotConfig {
         let queued = min(clients * Double(socket.queueBytes), max(Double(socket.queueBytesTotal), clients * Double(SocketPublisher.Limits.minQueueShare)))
         terms.append(.init(name: "socket queued bytes", keys: ["socket.queue_bytes_total", "socket.queue_bytes"],
                            bytes: queued, detail: "\(n(queued)) bytes of queued messages (all clients)"))
+        // The MQTT sink: its bounded inbox and the spool's read buffer (the spool itself is on disk).
+        if mqtt.enabled {
+            let inbox = Double(MQTTSink.Configuration.Limits.inboxBytes + MQTTSink.Configuration.Limits.spoolRecordBytes)
+            terms.append(.init(name: "mqtt inbox", keys: ["mqtt.broker"], bytes: inbox,
+                               detail: "\(n(inbox)) bytes of messages waiting for the MQTT thread and one spool record"))
+        }
         return MemoryEstimate(terms: terms)
     }
 

@@ -89,6 +89,8 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             /// Messages waiting for the sink's thread; more are dropped and counted.
             public static let inboxMessages = 8192
             public static let inboxBytes = 16 << 20
+            /// The longest spool record (the spool's read buffer grows to it at most).
+            public static let spoolRecordBytes = MQTTSpool.maxRecordBytes
             /// QoS-1 messages sent and not yet acknowledged.
             public static let maxInflight = 20
             /// Seconds the TCP connection to the broker may take.
@@ -228,7 +230,8 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
     public var configSection: String { "mqtt" }
     public let configuration: Configuration
     let logger: Logger
-    let spoolDirectory: String
+    /// Where the spool lives (``Configuration/resolvedSpoolDirectory(environment:)``).
+    public let spoolDirectory: String
     public var latencyRecorder: StageRecorder?
 
     let reader = BusReader(threadName: "es-mqtt-levels")

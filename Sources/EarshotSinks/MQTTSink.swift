@@ -389,7 +389,7 @@ final class MQTTClientLoop: @unchecked Sendable {
             if mosq == nil && now >= nextAttemptNs { connect() }
             if let m = mosq {
                 let rc = mosquitto_loop(m, 50, 1)
-                if rc != MOSQ_ERR_SUCCESS.rawValue && lost == nil { lost = describe(rc) }
+                if rc != MOSQ_ERR_SUCCESS.rawValue && lost == nil { lost = connected ? describe(rc) : connectFailure(rc) }
                 if lost == nil && !connected && now - connectStartedNs > Int64(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 2e9) {
                     lost = "no CONNACK from the broker within \(Int(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 2)) s"
                 }
@@ -562,13 +562,17 @@ final class MQTTClientLoop: @unchecked Sendable {
             guard rc == MOSQ_ERR_SUCCESS.rawValue else { fail("TLS setup failed: \(describe(rc))"); return }
         }
         let rc = mosquitto_connect(m, endpoint.host, Int32(endpoint.port), Int32(config.keepaliveSeconds))
-        if rc != MOSQ_ERR_SUCCESS.rawValue {
-            var reason = describe(rc)
-            if endpoint.tls && (rc == MOSQ_ERR_TLS.rawValue || lastLibraryError?.contains("SSL") == true || lastLibraryError?.contains("certificate") == true) {
-                reason = "TLS handshake failed: \(lastLibraryError ?? reason)"
-            }
-            fail("cannot connect to \(endpoint.host):\(endpoint.port): \(reason)")
+        if rc != MOSQ_ERR_SUCCESS.rawValue { fail(connectFailure(rc)) }
+    }
+
+    /// Why a connection that was not yet established failed (the TLS handshake may fail in
+    /// `mosquitto_connect` or in the first `mosquitto_loop`: the same words either way).
+    func connectFailure(_ rc: Int32) -> String {
+        var reason = describe(rc)
+        if endpoint.tls && (rc == MOSQ_ERR_TLS.rawValue || lastLibraryError?.contains("SSL") == true || lastLibraryError?.contains("certificate") == true) {
+            reason = "TLS handshake failed: \(lastLibraryError ?? reason)"
         }
+        return "cannot connect to \(endpoint.host):\(endpoint.port): \(reason)"
     }
 
     func onConnect(_ rc: Int32) {

@@ -407,6 +407,7 @@ final class MQTTClientLoop: @unchecked Sendable {
         route(sink.takeInbox())
         shutdown()
         updateGauges()
+        spool.close()
     }
 
     func updateGauges() {

@@ -55,6 +55,7 @@ final class MQTTSpool {
     private(set) var sendCursor = Position(segment: 0, offset: 0)
     private var writeFD: Int32 = -1
     private var cursorFD: Int32 = -1
+    private var lockFD: Int32 = -1
     private var readCache: (segment: Int, offset: Int, bytes: [UInt8]) = (-1, 0, [])
     /// Records dropped (size or age bound, or too long).
     private(set) var dropped = 0
@@ -70,6 +71,13 @@ final class MQTTSpool {
         self.segmentBytes = min(max(self.maxBytes / 8, 4096), 1 << 20)
         self.maxAgeNs = maxAgeNs
         try Self.makeDirectories(directory)
+        // One daemon per spool: a second one (two instances given the same mqtt.spool.directory) is refused.
+        lockFD = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            let why = errno == EWOULDBLOCK ? "it is in use by another earshot process" : String(cString: strerror(errno))
+            if lockFD >= 0 { Glibc.close(lockFD); lockFD = -1 }
+            throw MQTTSinkError("cannot use spool directory \(directory): \(why)")
+        }
         var indexes: [Int] = []
         guard let d = opendir(directory) else {
             throw MQTTSinkError("cannot open spool directory \(directory): \(String(cString: strerror(errno)))")
@@ -108,9 +116,12 @@ final class MQTTSpool {
         try openWriteSegment()
     }
 
-    deinit {
-        if writeFD >= 0 { close(writeFD) }
-        if cursorFD >= 0 { close(cursorFD) }
+    deinit { close() }
+
+    /// Closes the files and releases the directory lock (the sink's thread does this when it ends).
+    func close() {
+        for fd in [writeFD, cursorFD, lockFD] where fd >= 0 { Glibc.close(fd) }
+        writeFD = -1; cursorFD = -1; lockFD = -1
     }
 
     private func path(_ i: Int) -> String {
@@ -143,7 +154,7 @@ final class MQTTSpool {
         guard size > 0 else { return 0 }
         let fd = open(path(i), O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return size }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         var end = size
         var b: UInt8 = 0
         while end > 0 {
@@ -158,7 +169,7 @@ final class MQTTSpool {
     private func countRecords(_ i: Int, from: Int, to: Int) -> Int {
         let fd = open(path(i), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return 0 }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         var count = 0, off = from
         var buf = [UInt8](repeating: 0, count: 65_536)
         while off < to {
@@ -171,7 +182,7 @@ final class MQTTSpool {
     }
 
     private func openWriteSegment() throws(MQTTSinkError) {
-        if writeFD >= 0 { close(writeFD); writeFD = -1 }
+        if writeFD >= 0 { Glibc.close(writeFD); writeFD = -1 }
         let index: Int
         if let last = segments.last, last.size < segmentBytes { index = last.index }
         else {
@@ -284,7 +295,7 @@ final class MQTTSpool {
         if let hit = cached() { return hit }
         let fd = open(path(segment), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         var length = min(65_536, size - offset)
         while true {
             var buf = [UInt8](repeating: 0, count: length)

@@ -99,6 +99,8 @@ struct MQTTSinkTests {
         // Unacknowledged ones come again after a rewind (a lost connection) and after a restart.
         spool!.rewind()
         #expect(spool!.next(nowNs: 2)?.record.topic == "t/40")
+        // One process per spool directory.
+        #expect(throws: MQTTSinkError.self) { _ = try MQTTSpool(directory: dir + "/a/b", maxBytes: 1 << 20, maxAgeNs: 1) }
         spool = nil
         let reopened = try MQTTSpool(directory: dir + "/a/b", maxBytes: 1 << 20, maxAgeNs: 3_600_000_000_000)
         #expect(reopened.pendingMessages == 60)

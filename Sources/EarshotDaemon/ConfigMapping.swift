@@ -133,6 +133,7 @@ extension EarshotConfig {
             ("alerts.", { () throws(SinkConfigError) in try alertConfiguration.validate() }),
             ("metrics.", { () throws(SinkConfigError) in try metricsConfiguration.validate() }),
             ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
+            ("health.", { () throws(SinkConfigError) in try health.validate() }),
         ]
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {

@@ -38,6 +38,10 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var levelAlerts = 0
     public var onsetAlerts = 0
     public var onsetAlertsSuppressed = 0
+    /// Input health (``HealthMonitor``): whether each fault kind is active, and its starts so far; empty
+    /// without the health sink.
+    public var health: [String: Bool] = [:]
+    public var healthEvents: [String: Int] = [:]
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
@@ -79,6 +83,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
 ///   `earshot_socket_stalled_disconnects_total`, `earshot_protocol_errors_total` (counters): as in `stats`.
 /// - `earshot_alerts_total{alert}` (counter): level and onset alerts raised;
 ///   `earshot_onset_alerts_suppressed_total` (counter): onset alerts held back by the rate limit.
+/// - `earshot_health{kind}` (gauge): 1 while the input-health fault `kind` is active (`silence`, `dc_offset`,
+///   `low_floor`, `clipping`, `clock_drift`, `no_data`); `earshot_health_events_total{kind}` (counter): its starts.
 /// - `earshot_build_info{version,swift}` (gauge): always 1.
 ///
 /// Every series carries the configured constant labels (``Configuration/constantLabels``: the daemon sets
@@ -293,6 +299,18 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "onset")], to: s.onsetAlerts, &m)
             advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",
                             labels: [], to: s.onsetAlertsSuppressed, &m)
+            for (kind, on) in s.health {
+                let key = "health:" + kind
+                let g = m.gauges[key] ?? registry.makeGauge(
+                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "health", unitName: "",
+                                                     helpText: "1 while the input-health fault is active."),
+                    labels: [("kind", kind)])
+                m.gauges[key] = g
+                g.set(to: on ? 1.0 : 0.0)
+            }
+            for (kind, n) in s.healthEvents {
+                advanceLabelled("health_events", "Input-health faults started.", labels: [("kind", kind)], to: n, &m)
+            }
             let closed = [("socket", "refused", s.socketRefused), ("socket", "idle", s.socketIdleClosed),
                           ("metrics", "evicted", server?.evicted ?? 0)]
             for (server, reason, n) in closed {

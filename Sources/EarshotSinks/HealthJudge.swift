@@ -93,7 +93,8 @@ public struct HealthJudge: Sendable {
     }
     public private(set) var extremes = Extremes()
 
-    /// Monotonic capture time of the last frame's last sample (0: none yet) and when the judge started.
+    /// When the last frame was judged (live) or its last sample's capture time (offline); 0: none yet. And
+    /// when the judge started.
     var lastFrameMonotonicNs: Int64 = 0
     let startMonotonicNs: Int64
 
@@ -121,13 +122,25 @@ public struct HealthJudge: Sendable {
 
     static func ns(_ seconds: Double) -> Int64 { Int64((seconds * 1e9).rounded()) }
 
+    /// Frames whose capture time lags the judge's clock by more than this do not count for clock drift.
+    public static let driftMaxLagNs: Int64 = 1_000_000_000
+
     /// Feeds one frame; returns the transitions it caused (usually none).
-    public mutating func frame(_ h: FrameHeader) -> [Transition] {
+    /// - Parameters:
+    ///   - nowMonotonicNs: live: when the frame is judged. A frame captured more than ``driftMaxLagNs`` earlier
+    ///     restarts the drift measurement: after a stall the capture thread brings its timestamps back to
+    ///     real time gradually (the capture thread), which would read as drift. nil offline.
+    ///   - nowWallNs: live: the time a `no_data` fault ends (a frame arrived); nil: the frame's `wallNs`.
+    public mutating func frame(_ h: FrameHeader, nowMonotonicNs: Int64? = nil, nowWallNs: Int64? = nil) -> [Transition] {
         var out: [Transition] = []
-        lastFrameMonotonicNs = max(lastFrameMonotonicNs, h.lastSampleMonotonicNs)
+        // When the last frame was seen: live, when it was judged (a backlog read at once counts as now).
+        lastFrameMonotonicNs = nowMonotonicNs ?? max(lastFrameMonotonicNs, h.lastSampleMonotonicNs)
+        if let now = nowMonotonicNs, now - h.lastSampleMonotonicNs > Self.driftMaxLagNs { checkpointsCount = 0 }
         if isActive(.noData) {
             trackers[index(.noData)].active = false
-            out.append(Transition(kind: .noData, started: false, wallNs: h.wallNs, value: 0, threshold: config.noDataSeconds))
+            checkpointsCount = 0
+            out.append(Transition(kind: .noData, started: false, wallNs: nowWallNs ?? h.wallNs, value: 0,
+                                  threshold: config.noDataSeconds))
         }
         guard config.enabled else { return out }
         if h.isDiscontinuity {

@@ -138,7 +138,9 @@ public final class HealthMonitor: ConfigurableSink, @unchecked Sendable {
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         judge = HealthJudge(config: configuration, sampleRate: stream.sampleRate, startMonotonicNs: Clock.monotonicNanoseconds())
         try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in
-            guard let t = judge?.frame(frame.header), !t.isEmpty else { return }
+            let now = Clock.monotonicNanoseconds()
+            guard let t = judge?.frame(frame.header, nowMonotonicNs: now, nowWallNs: now &+ Clock.wallMinusMonotonicNanoseconds()),
+                  !t.isEmpty else { return }
             report(t)
         }, afterDrain: { [self] _ in
             let now = Clock.monotonicNanoseconds()

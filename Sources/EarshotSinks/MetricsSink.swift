@@ -278,12 +278,8 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
                                 labels: [("sink", sink)], to: n, &m)
             }
             for (sink, up) in s.sinkUp {
-                let g = m.gauges[sink] ?? registry.makeGauge(
-                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_up", unitName: "",
-                                                     helpText: "1 while the sink runs, 0 after it failed to start on a reload."),
-                    labels: [("sink", sink)])
-                m.gauges[sink] = g
-                g.set(to: up ? 1.0 : 0.0)
+                setLabelledGauge("sink_up", "1 while the sink runs, 0 after it failed to start on a reload.",
+                                 labels: [("sink", sink)], key: sink, to: up, &m)
             }
             for (sink, n) in s.sinkFailures {
                 advanceLabelled("sink_failures", "Failed sink starts on reload.", labels: [("sink", sink)], to: n, &m)
@@ -300,13 +296,8 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
             advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",
                             labels: [], to: s.onsetAlertsSuppressed, &m)
             for (kind, on) in s.health {
-                let key = "health:" + kind
-                let g = m.gauges[key] ?? registry.makeGauge(
-                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "health", unitName: "",
-                                                     helpText: "1 while the input-health fault is active."),
-                    labels: [("kind", kind)])
-                m.gauges[key] = g
-                g.set(to: on ? 1.0 : 0.0)
+                setLabelledGauge("health", "1 while the input-health fault is active.", labels: [("kind", kind)],
+                                 key: "health:" + kind, to: on, &m)
             }
             for (kind, n) in s.healthEvents {
                 advanceLabelled("health_events", "Input-health faults started.", labels: [("kind", kind)], to: n, &m)
@@ -319,6 +310,15 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
                                 labels: [("server", server), ("reason", reason)], to: n, &m)
             }
         }
+    }
+
+    /// Sets the labelled 0/1 gauge `earshot_<name>{labels}` (made on first use, kept under `key`).
+    func setLabelledGauge(_ name: String, _ help: String, labels: [(String, String)], key: String, to on: Bool, _ m: inout Mirror) {
+        let g = m.gauges[key] ?? registry.makeGauge(
+            descriptor: MetricNameDescriptor(namespace: "earshot", metricName: name, unitName: "", helpText: help),
+            labels: labels)
+        m.gauges[key] = g
+        g.set(to: on ? 1.0 : 0.0)
     }
 
     /// Moves the labelled counter `earshot_<name>_total{labels}` (made on first use) to the absolute `total`.

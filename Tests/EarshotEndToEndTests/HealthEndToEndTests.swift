@@ -60,27 +60,11 @@ extension EndToEnd.Service {
     }
 
     @Test func healthFaultsThroughRealCaptureStartAndEnd() throws {
-        let dir = try makeTemporaryDirectory("earshot-health")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let device = try PacedFIFODevice(directory: dir, samples: HealthScript.samples())
-        defer { device.stop() }
-        let socketPath = dir.appendingPathComponent("earshot.sock").path
-        let config = dir.appendingPathComponent("earshot.yaml")
-        try """
-            capture:
-              device: \(device.pcmName)
-              format: FLOAT_LE
-            socket:
-              path: \(socketPath)
-            \(HealthScript.yaml)
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let notify = try NotifyListener(path: dir.appendingPathComponent("notify.sock").path)
-        var env = baseChildEnvironment()
-        for (k, v) in device.environment { env[k] = v }
-        env["NOTIFY_SOCKET"] = notify.path
-        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path], environment: env)
-        defer { daemon.killAndReap() }
-        #expect(daemon.wait(until: 15) { _ in FileManager.default.fileExists(atPath: socketPath) }, "\(daemon.stderr)")
+        let rig = try PublishingRig("health", samples: HealthScript.samples(), extraYAML: HealthScript.yaml)
+        defer { rig.cleanup() }
+        let device = rig.device, socketPath = rig.socketPath
+        let notify = try NotifyListener(path: rig.dir.appendingPathComponent("notify.sock").path)
+        let daemon = try rig.start(environment: ["NOTIFY_SOCKET": notify.path])
         let client = try SocketLineClient(path: socketPath)
         let hello = client.readUntil(timeout: 5) { $0.contains("\"type\":\"hello\"") } ?? ""
         #expect(hello.contains("\"health\":\"ok\""), "hello: \(hello)")
@@ -152,8 +136,6 @@ extension EndToEnd.Service {
 
     /// Healthy audio with the default thresholds (short holds): speech-like tone bursts and noise raise nothing.
     @Test func healthyCaptureRaisesNoHealthAlert() throws {
-        let dir = try makeTemporaryDirectory("earshot-health-ok")
-        defer { try? FileManager.default.removeItem(at: dir) }
         let rate = 48_000
         // Syllable-like bursts over room noise at −60 dBFS, with pauses.
         let samples: [Float] = (0..<(8 * rate)).map { i in
@@ -161,28 +143,17 @@ extension EndToEnd.Service {
             let syllable = (t.truncatingRemainder(dividingBy: 0.9) < 0.25) ? 0.3 * sin(2 * .pi * 220 * t) * sin(2 * .pi * 3 * t) : 0
             return Float(syllable) + HealthScript.noise(i, 0.001)
         }
-        let device = try PacedFIFODevice(directory: dir, samples: samples)
-        defer { device.stop() }
-        let socketPath = dir.appendingPathComponent("earshot.sock").path
-        let config = dir.appendingPathComponent("earshot.yaml")
-        try """
-            capture:
-              device: \(device.pcmName)
-              format: FLOAT_LE
-            socket:
-              path: \(socketPath)
+        let rig = try PublishingRig("health-ok", samples: samples, extraYAML: """
             health:
               silence_s: 1
               dc_hold_s: 1
               floor_hold_s: 1
               floor_baseline_s: 4
               clip_hold_s: 1
-            """.write(to: config, atomically: true, encoding: .utf8)
-        var env = baseChildEnvironment()
-        for (k, v) in device.environment { env[k] = v }
-        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path], environment: env)
-        defer { daemon.killAndReap() }
-        #expect(daemon.wait(until: 15) { _ in FileManager.default.fileExists(atPath: socketPath) }, "\(daemon.stderr)")
+            """)
+        defer { rig.cleanup() }
+        let daemon = try rig.start()
+        let socketPath = rig.socketPath
         let client = try SocketLineClient(path: socketPath)
         client.send(#"{"op":"subscribe","streams":["alert","frame"],"fields":["laf"]}"#)
         #expect(client.readUntil(timeout: 5) { $0.contains("\"type\":\"frame\"") } != nil)

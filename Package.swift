@@ -30,6 +30,8 @@ let package = Package(
             name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(
             name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(
+            name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .target(name: "CEarshotSupport"),
         .target(name: "EarshotRealtime", dependencies: ["CEarshotSupport"], swiftSettings: realtime),
         .target(
@@ -61,12 +63,14 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
+        // Pictures (`earshot spectrogram`): the spectrogram grid and its Cairo renderer.
+        .target(name: "EarshotPlot", dependencies: ["EarshotPipeline", "EarshotDSP", "CCairo"], swiftSettings: strict),
         // The client side of the socket (`earshot tail`).
         .target(name: "EarshotClient", dependencies: ["EarshotProtocol", "EarshotRealtime"], swiftSettings: strict),
         .executableTarget(
             name: "earshot",
             dependencies: [
-                "EarshotDaemon", "EarshotClient",
+                "EarshotDaemon", "EarshotClient", "EarshotPlot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -221,12 +221,9 @@ public enum SpectrogramPlot {
     }
 
     static func drawOnsets(_ grid: SpectrogramGrid, _ p: PlotLayout.Rect, cr: OpaquePointer) {
-        cairo_set_line_width(cr, 1.5)
         for c in 0..<grid.columns where grid.onsets[c] {
             let x = Double(p.x) + (Double(c) + 0.5) / Double(grid.columns) * Double(p.width)
-            // A white tick into the plot and a black triangle above it.
-            cairo_set_source_rgb(cr, 1, 1, 1)
-            line(cr, x, Double(p.y), x, Double(p.y) + 10)
+            // A triangle above the plot pointing at the onset's column (nothing drawn over the cells).
             setBlack(cr)
             cairo_move_to(cr, x - 4, Double(p.y) - 9)
             cairo_line_to(cr, x + 4, Double(p.y) - 9)
@@ -234,7 +231,6 @@ public enum SpectrogramPlot {
             cairo_close_path(cr)
             cairo_fill(cr)
         }
-        cairo_set_line_width(cr, 1)
     }
 
     static func drawLevel(_ grid: SpectrogramGrid, _ r: PlotLayout.Rect, label: String, cr: OpaquePointer) {

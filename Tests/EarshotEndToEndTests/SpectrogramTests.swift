@@ -1,0 +1,49 @@
+import EarshotTestKit
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// `earshot spectrogram`: the pictures checked with Pillow (scripts/check_spectrogram.py: size, the chirp's
+    /// and the tone's frequency tracks in log-mel and --linear, axes, title and colour bar), and the errors.
+    @Suite("earshot spectrogram") struct SpectrogramPictures {
+        @Test func chirpAndTonePicturesFollowTheirFrequencies() throws {
+            let python = try #require(findExecutable("python3"), "python3 is not installed")
+            let dir = try makeTemporaryDirectory("earshot-spectrogram")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let script = EarshotBinary.packageRoot.appendingPathComponent("scripts/check_spectrogram.py").path
+            let p = try DaemonProcess(executable: python, arguments: [script, try EarshotBinary.require(), dir.path], environment: baseChildEnvironment())
+            let t = p.wait(timeout: 120)
+            #expect(t == .exited(0), "\(p.stdout)\n\(p.stderr)")
+            #expect(p.lines.filter { $0.hasPrefix("ok ") }.count == 4, "\(p.stdout)")
+        }
+
+        @Test func errorsExitNonZeroWithAMessage() throws {
+            let dir = try makeTemporaryDirectory("earshot-spectrogram-errors")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let wav = dir.appendingPathComponent("short.wav")
+            try writeWAV16(url: wav, samples: (0..<48_000).map { Int16(8000 * sin(Double($0) * 0.1)) }, sampleRate: 48_000)
+            let garbled = dir.appendingPathComponent("garbled.wav")
+            try Data("RIFF\u{0}\u{0}\u{0}\u{0}WAVEjunkjunkjunk".utf8).write(to: garbled)
+            let png = dir.appendingPathComponent("out.png").path
+            let cases: [(String, [String], Int32, String)] = [
+                ("missing file", [dir.appendingPathComponent("nope.wav").path, "-o", png], 66, "no such file"),
+                ("garbled file", [garbled.path, "-o", png], 65, "garbled.wav"),
+                ("empty range", [wav.path, "-o", png, "--from", "5"], 64, "holds no frame"),
+                ("from after to", [wav.path, "-o", png, "--from", "0.5", "--to", "0.2"], 64, "--to"),
+                ("unwritable output", [wav.path, "-o", dir.appendingPathComponent("no/such/dir/out.png").path], 74, "No such file"),
+                ("too small", [wav.path, "-o", png, "--width", "10"], 64, "--width"),
+                ("bad config", [wav.path, "-o", png, "--set", "analysis.hop=99999"], 78, "analysis.hop"),
+            ]
+            for (name, args, code, message) in cases {
+                let r = try DaemonProcess.run(["spectrogram"] + args)
+                #expect(r.termination == .exited(code), "\(name): \(String(describing: r.termination)) \(r.stderr)")
+                #expect(r.stderr.contains(message), "\(name): \(r.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: png), "a failed run left a PNG behind")
+            // And the good case: a 1 s file, a part of it.
+            let ok = try DaemonProcess.run(["spectrogram", wav.path, "-o", png, "--from", "0.2", "--to", "0.8", "--width", "400", "--height", "300"])
+            #expect(ok.termination == .exited(0), "\(ok.stderr)")
+            #expect(ok.stdout.contains("400x300 PNG"))
+        }
+    }
+}

@@ -64,8 +64,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         // Pictures (`earshot spectrogram`): the spectrogram grid and its Cairo renderer.
-        .target(name: "EarshotPlot", dependencies: ["EarshotPipeline", "EarshotDSP", "CCairo"], swiftSettings: strict),
-        // The client side of the socket (`earshot tail`).
+        .target(name: "EarshotPlot", dependencies: ["EarshotPipeline", "EarshotDSP", "EarshotClient", "CCairo"], swiftSettings: strict),
+        // The client side of the socket (`earshot tail`, `earshot top`): reconnecting subscription, screen rendering.
         .target(name: "EarshotClient", dependencies: ["EarshotProtocol", "EarshotRealtime"], swiftSettings: strict),
         .executableTarget(
             name: "earshot",
@@ -107,6 +107,7 @@ let package = Package(
         .testTarget(name: "EarshotCaptureTests", dependencies: ["EarshotCapture", "EarshotTestKit"]),
         .testTarget(name: "EarshotPipelineTests", dependencies: ["EarshotPipeline", "EarshotTestKit"]),
         .testTarget(name: "EarshotProtocolTests", dependencies: ["EarshotProtocol", "EarshotPipeline"]),
+        .testTarget(name: "EarshotClientTests", dependencies: ["EarshotClient", "EarshotProtocol"]),
         .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotClient", "EarshotTestKit"]),
         .testTarget(name: "EarshotDaemonTests", dependencies: ["EarshotDaemon", "EarshotTestKit"]),
         .testTarget(name: "EarshotFuzzTests", dependencies: ["EarshotFuzzTargets"]),

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 internal import CCairo
+import EarshotClient
 
 /// A picture could not be made or written; the description says why.
 public struct PlotError: Error, CustomStringConvertible, Sendable {

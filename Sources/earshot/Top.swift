@@ -183,14 +183,7 @@ enum TerminalSignals {
             var one: UInt8 = 1
             _ = Glibc.write(TerminalSignals.writeFD, &one, 1)
         }
-        for sig in [SIGINT, SIGTERM, SIGHUP, SIGWINCH] {
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = handler
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = SA_RESTART
-            sigaction(sig, &action, nil)
-        }
-        signal(SIGPIPE, SIG_IGN)
+        SignalEvents.setHandler(handler, for: [SIGINT, SIGTERM, SIGHUP, SIGWINCH])
         return fds[0]
     }
 

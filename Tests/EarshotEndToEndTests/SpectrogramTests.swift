@@ -17,6 +17,36 @@ extension EndToEnd {
             #expect(p.lines.filter { $0.hasPrefix("ok ") }.count == 4, "\(p.stdout)")
         }
 
+        /// The README's `earshot spectrogram` examples, run as written on a generated 25 s recording; the PNG
+        /// header says the size asked for.
+        @Test func readmeExamplesRun() throws {
+            let readme = try String(contentsOf: EarshotBinary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+            let examples = readme.split(separator: "\n").map { $0.split(separator: "#")[0].trimmingCharacters(in: .whitespaces) }
+                .filter { $0.hasPrefix("earshot spectrogram ") && $0.contains(".wav") }
+            #expect(examples.count >= 3)
+            let dir = try makeTemporaryDirectory("earshot-spectrogram-readme")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let wav = dir.appendingPathComponent("in.wav")
+            var samples = [Int16](repeating: 0, count: 25 * 16_000)
+            for i in samples.indices {
+                let f: Double = 200 + Double(i % 160_000) / 50
+                let x: Double = 6000 * sin(Double(i) * 2 * Double.pi * f / 16_000)
+                samples[i] = Int16(i % 8000 == 0 ? 20000 : x)
+            }
+            try writeWAV16(url: wav, samples: samples, sampleRate: 16_000)
+            for example in examples {
+                var args = example.split(separator: " ").dropFirst().map(String.init)
+                args = args.map { $0.hasSuffix(".wav") ? wav.path : $0.hasSuffix(".png") ? dir.appendingPathComponent($0).path : $0 }
+                let r = try DaemonProcess.run(args)
+                #expect(r.termination == .exited(0), "\(example): \(r.stderr)")
+                let png = try Data(contentsOf: URL(fileURLWithPath: try #require(args.first { $0.hasSuffix(".png") })))
+                let size = (png[16..<20].reduce(0) { $0 << 8 | Int($1) }, png[20..<24].reduce(0) { $0 << 8 | Int($1) })
+                let w = args.firstIndex(of: "--width").map { Int(args[$0 + 1])! } ?? 1200
+                let h = args.firstIndex(of: "--height").map { Int(args[$0 + 1])! } ?? 600
+                #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && size == (w, h), "\(example): \(size)")
+            }
+        }
+
         @Test func errorsExitNonZeroWithAMessage() throws {
             let dir = try makeTemporaryDirectory("earshot-spectrogram-errors")
             defer { try? FileManager.default.removeItem(at: dir) }

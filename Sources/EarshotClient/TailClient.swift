@@ -11,6 +11,7 @@ public enum TailClient {
     public struct ConnectError: Error, CustomStringConvertible, Sendable {
         public var path: String
         public var errnoText: String
+        public init(path: String, errnoText: String) { self.path = path; self.errnoText = errnoText }
         public var description: String {
             "cannot connect to \(path): \(errnoText) (is the daemon running?)"
         }

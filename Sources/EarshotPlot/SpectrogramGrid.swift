@@ -33,7 +33,7 @@ public enum FrequencyScale: Sendable, Equatable {
 /// Frames are placed by the time of their centre in `[start, end)`; each grid column keeps, per row, the
 /// **maximum** dB of the frames that fall in it (a short click stays visible when a column spans many
 /// frames), and rows are max-pooled the same way when the spectrum has more bins than the plot has pixels.
-/// Columns no frame fell into (fewer frames than columns) are drawn with the previous column's values.
+/// A column no frame fell into is drawn with the previous column's values (up to two in a row; longer runs — a gap — stay empty).
 public struct SpectrogramGrid: Sendable {
     public let columns: Int
     public let rows: Int

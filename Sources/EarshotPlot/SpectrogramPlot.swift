@@ -165,12 +165,13 @@ public enum SpectrogramPlot {
         defer { cairo_surface_destroy(img) }
         guard cairo_surface_status(img) == CAIRO_STATUS_SUCCESS, let data = cairo_image_surface_get_data(img) else { return }
         let stride = Int(cairo_image_surface_get_stride(img))
-        // A column nothing fell into shows the previous one (fewer frames than columns, rounding).
+        // A column nothing fell into (rounding of frame times to columns) shows the previous one; a longer
+        // run of empty columns (a gap in a live stream) stays empty.
         var source = [Int](repeating: -1, count: grid.columns)
         var lastFilled = -1
         for c in 0..<grid.columns {
             if grid.values[c * grid.rows].isFinite { lastFilled = c }
-            source[c] = lastFilled
+            source[c] = lastFilled >= 0 && c - lastFilled <= 2 ? lastFilled : -1
         }
         var palette = [UInt32](repeating: 0, count: 256)
         for i in 0..<256 {
@@ -251,9 +252,14 @@ public enum SpectrogramPlot {
         cairo_set_source_rgb(cr, 0.75, 0.1, 0.1)
         cairo_set_line_width(cr, 1.5)
         var started = false
+        var lastColumn = -10
         for x in 0..<r.width {
             let c = x * grid.columns / r.width
-            guard grid.levelLow[c].isFinite else { started = false; continue }
+            guard grid.levelLow[c].isFinite else {
+                if c - lastColumn > 2 { started = false }  // a gap, not a column rounding missed
+                continue
+            }
+            lastColumn = c
             let (a, b) = (y(Double(grid.levelLow[c])), y(Double(grid.levelHigh[c])))
             if started { cairo_line_to(cr, Double(r.x + x) + 0.5, a) } else { cairo_move_to(cr, Double(r.x + x) + 0.5, a) }
             cairo_line_to(cr, Double(r.x + x) + 0.5, b)

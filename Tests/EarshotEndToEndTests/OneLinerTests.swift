@@ -107,6 +107,9 @@ let oneLinerTestEnabled = oneLinerToolsAvailable || ProcessInfo.processInfo.envi
             return lines.count >= 2 && lines[0].contains("'type': 'subscribed'") && lines.dropFirst().allSatisfy { $0.contains("'type': 'rolling'") }
                 ? nil : "expected the subscribed reply, then rolling dicts"
         }),
+        ("earshot spectrogram --socket", { lines in
+            lines.contains { $0.contains("1200x600 PNG") && $0.contains("plot x=") } ? nil : "expected the PNG summary line"
+        }),
         ("earshot top --socket", { lines in
             lines.filter { $0.contains("LAF -") && $0.contains("LAS -") && $0.contains("xruns") }.count >= 2
                 && !lines.joined().contains("\u{1B}[") ? nil : "expected plain status lines"

@@ -47,6 +47,29 @@ extension EndToEnd {
             }
         }
 
+        /// `--socket`: the next seconds of a live daemon (a 440 Hz tone with clicks on a paced FIFO).
+        @Test func fromASocket() throws {
+            let python = try #require(findExecutable("python3"), "python3 is not installed")
+            let rig = try PublishingRig("spectrogram-socket")
+            defer { rig.cleanup() }
+            _ = try rig.start()
+            let png = rig.dir.appendingPathComponent("live.png").path
+            let r = try DaemonProcess.run(["spectrogram", "--socket", rig.socketPath, "--seconds", "2", "-o", png, "--level", "--onsets"], timeout: 30)
+            #expect(r.termination == .exited(0), "\(r.stderr)")
+            let geometry = try #require(r.lines.first { $0.contains("plot x=") }, "\(r.stdout)")
+            #expect(geometry.contains("1200x600 PNG"), "\(geometry)")
+            // About 200 frames in 2 s at a 10 ms hop.
+            #expect(geometry.contains(" 19") || geometry.contains(" 20"), "\(geometry)")
+            let script = EarshotBinary.packageRoot.appendingPathComponent("scripts/check_spectrogram.py").path
+            let check = try DaemonProcess(executable: python, arguments: [script, "--tone", "440", png, geometry, "0.7"], environment: baseChildEnvironment())
+            #expect(check.wait(timeout: 60) == .exited(0), "\(check.stdout) \(check.stderr)")
+            // A socket nobody listens on, and --linear (no spectrum stream).
+            let missing = try DaemonProcess.run(["spectrogram", "--socket", rig.dir.appendingPathComponent("none.sock").path, "-o", png + "2"])
+            #expect(missing.termination == .exited(69) && missing.stderr.contains("cannot connect"), "\(missing.stderr)")
+            let linear = try DaemonProcess.run(["spectrogram", "--socket", rig.socketPath, "--linear", "-o", png + "3"])
+            #expect(linear.termination == .exited(64) && linear.stderr.contains("spectrum"), "\(linear.stderr)")
+        }
+
         @Test func errorsExitNonZeroWithAMessage() throws {
             let dir = try makeTemporaryDirectory("earshot-spectrogram-errors")
             defer { try? FileManager.default.removeItem(at: dir) }

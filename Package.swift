@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "EarshotCaptureTests", dependencies: ["EarshotCapture", "EarshotTestKit"]),
         .testTarget(name: "EarshotPipelineTests", dependencies: ["EarshotPipeline", "EarshotTestKit"]),
         .testTarget(name: "EarshotProtocolTests", dependencies: ["EarshotProtocol", "EarshotPipeline"]),
-        .testTarget(name: "EarshotClientTests", dependencies: ["EarshotClient", "EarshotProtocol"]),
+        .testTarget(name: "EarshotClientTests", dependencies: ["EarshotClient", "EarshotProtocol", "EarshotPlot"]),
         .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotClient", "EarshotTestKit"]),
         .testTarget(name: "EarshotDaemonTests", dependencies: ["EarshotDaemon", "EarshotTestKit"]),
         .testTarget(name: "EarshotFuzzTests", dependencies: ["EarshotFuzzTargets"]),

@@ -210,6 +210,7 @@ public enum TailClient {
 
         /// Local time of day `HH:MM:SS.mmm`.
         public static func clock(_ t: Double) -> String {
+            guard t.isFinite, abs(t) < 1e11 else { return "--:--:--.---" }  // not a time (from the wire)
             var secs = time_t(t.rounded(.down))
             var tm = tm()
             localtime_r(&secs, &tm)

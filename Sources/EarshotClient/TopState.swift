@@ -100,13 +100,13 @@ public struct TopState {
             frames += 1
             let t = msg["t"]?.doubleValue ?? 0
             lastFrameT = t
-            laf = msg["laf"]?.doubleValue
-            las = msg["las"]?.doubleValue
+            laf = msg["laf"]?.doubleValue.map { Double(Self.sanitizedDb($0)) }
+            las = msg["las"]?.doubleValue.map { Double(Self.sanitizedDb($0)) }
             if let v = laf {
                 if peak == nil || v >= peak! || t - peakTime > peakHoldSeconds { peak = v; peakTime = t }
             }
             if let row = msg["logmel"]?.arrayValue {
-                waterfall.insert(row.map { Float($0.doubleValue ?? -200) }, at: 0)
+                waterfall.insert(row.map { Self.sanitizedDb($0.doubleValue) }, at: 0)
                 if waterfall.count > waterfallCapacity { waterfall.removeLast() }
             }
         case OnsetMessage.type:
@@ -115,12 +115,14 @@ public struct TopState {
             if onsets.count > 8 { onsets.removeLast() }
             events.append(line)
         case RollingMessage.type:
-            if let w = msg["window_s"]?.doubleValue, let v = msg["leq"]?.doubleValue { leq[w] = v }
+            if let w = msg["window_s"]?.doubleValue, w.isFinite, let v = msg["leq"]?.doubleValue, leq.count < 16 || leq[w] != nil {
+                leq[w] = Double(Self.sanitizedDb(v))
+            }
         case AlertMessage.type:
             let kind = msg["alert"]?.stringValue ?? "?"
             let state = msg["state"]?.stringValue
             if kind == "level" {
-                if let th = msg["threshold_db"]?.doubleValue { threshold = th }
+                if let th = msg["threshold_db"]?.doubleValue { threshold = Double(Self.sanitizedDb(th)) }
                 if let w = msg["weighting"]?.stringValue { weighting = w }
                 alertActive = state == "start"
             }
@@ -140,10 +142,17 @@ public struct TopState {
         case StatusMessage.type:
             events.append("status \(msg["event"]?.stringValue ?? "?")")
         case DroppedMessage.type:
-            droppedForUs += Int(msg["count"]?.intValue ?? 0)
+            droppedForUs &+= Int(msg["count"]?.intValue ?? 0)
         default:
             break
         }
+    }
+
+    /// A dB value from the socket as the views use it: missing or `null` (non-finite) → −200 (the analyzer's
+    /// floor), anything else clamped to ±1000 dB, so no value from the wire can break the scales.
+    public static func sanitizedDb(_ v: Double?) -> Float {
+        guard let v, v.isFinite else { return -200 }
+        return Float(min(1000, max(-1000, v)))
     }
 
     /// A counter of the last `stats` (0 when absent).
@@ -151,7 +160,7 @@ public struct TopState {
 
     /// Frames the daemon's sinks dropped (`dropped_frames_*`) plus messages dropped for socket clients.
     public var droppedTotal: Int {
-        counters.filter { $0.name.hasPrefix("dropped_frames_") }.reduce(0) { $0 + $1.value } + counter("socket_dropped_messages")
+        counters.filter { $0.name.hasPrefix("dropped_frames_") }.reduce(0) { $0 &+ $1.value } &+ counter("socket_dropped_messages")
     }
 
     /// `health` as a short text: its `state`/`status` member when it is an object, the value otherwise.
@@ -176,7 +185,7 @@ public enum StatsText {
         func n(_ k: String) -> Int { Int(o[k]?.intValue ?? 0) }
         let shown: Set<String> = ["frames", "xruns", "reconnects", "discontinuities", "subscribers", "level_alerts", "onset_alerts",
                                   "socket_dropped_messages"]
-        let dropped = o.keys.filter { $0.hasPrefix("dropped_frames_") }.reduce(0) { $0 + n($1) }
+        let dropped = o.keys.filter { $0.hasPrefix("dropped_frames_") }.reduce(0) { $0 &+ n($1) }
         var parts = ["frames \(n("frames"))", "xruns \(n("xruns"))", "reconnects \(n("reconnects"))", "gaps \(n("discontinuities"))",
                      "subscribers \(n("subscribers"))", "dropped \(dropped) frames/\(n("socket_dropped_messages")) msgs",
                      "alerts \(n("level_alerts")) level/\(n("onset_alerts")) onset"]
@@ -188,7 +197,7 @@ public enum StatsText {
             }
         }
         if let over = o["over_budget"]?.objectValue {
-            parts.append("over budget \(over.values.reduce(0) { $0 + Int($1.intValue ?? 0) })")
+            parts.append("over budget \(over.values.reduce(0) { $0 &+ Int($1.intValue ?? 0) })")
         }
         for k in o.keys.sorted() where !shown.contains(k) && !k.hasPrefix("dropped_frames_") {
             if let v = o[k]?.intValue, v != 0, k != "t", k != "connections_total" { parts.append("\(k) \(v)") }

@@ -61,7 +61,7 @@ public struct SocketSpectrogram {
                   let row = msg["logmel"]?.arrayValue, row.count == s.melCentresHz.count else { return }
             if start == nil {
                 start = t
-                let frames = Int(seconds * Double(s.sampleRate) / Double(s.hop))
+                let frames = Int(min(1e9, seconds * Double(s.sampleRate) / Double(s.hop)))
                 grid = SpectrogramGrid(
                     scale: .mel(centresHz: s.melCentresHz), start: 0, end: seconds, maxColumns: maxColumns,
                     maxRows: maxRows, expectedFrames: max(1, frames))
@@ -69,9 +69,9 @@ public struct SocketSpectrogram {
             let x = t - start!
             if x >= seconds { isComplete = true; return }
             if msg["discontinuity"] == .bool(true) { discontinuities += 1 }
-            let values = row.map { Float($0.doubleValue ?? -200) }
+            let values = row.map { TopState.sanitizedDb($0.doubleValue) }
             values.withUnsafeBufferPointer { _ = grid!.add(dB: $0, at: x) }
-            if let laf = msg["laf"]?.doubleValue { grid!.addLevel(Float(laf), at: x) }
+            if let laf = msg["laf"]?.doubleValue { grid!.addLevel(TopState.sanitizedDb(laf), at: x) }
         case OnsetMessage.type:
             if let t = msg["t"]?.doubleValue, let start { grid?.addOnset(at: t - start) }
         case ErrorMessage.type:

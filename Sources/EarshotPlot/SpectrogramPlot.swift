@@ -92,7 +92,10 @@ public enum SpectrogramPlot {
         cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
         let top = grid.maximum ?? 0
         let range = max(1, options.dbRange.isFinite ? options.dbRange : 80)
-        let (vmin, vmax) = (Double(top) - range, Double(top))
+        // Values are dB of finite powers (the analyzer floors them); a range a Double cannot resolve at that
+        // magnitude (only from a hostile socket) falls back to [-range, 0].
+        var (vmin, vmax) = (Double(top) - range, Double(top))
+        if !(vmax - vmin > 0.5) { (vmin, vmax) = (-range, 0) }
         drawCells(grid, layout.plot, vmin: vmin, vmax: vmax, cr: cr)
         let p = layout.plot
         setBlack(cr)
@@ -105,15 +108,13 @@ public enum SpectrogramPlot {
         cairo_set_font_size(cr, 12)
         let span = grid.end - grid.start
         let tStep = niceStep(span, maxTicks: max(2, p.width / 90))
-        var t = (grid.start / tStep).rounded(.up) * tStep
         let decimals = tStep >= 1 ? 0 : tStep >= 0.1 ? 1 : 2
-        while t <= grid.end + tStep * 1e-9 {
+        for t in ticks(grid.start, grid.end, tStep) {
             let x = Double(p.x) + (t - grid.start) / span * Double(p.width)
             for r in [p] + (layout.level.map { [$0] } ?? []) {
                 line(cr, x, Double(r.y + r.height), x, Double(r.y + r.height) + 5)
             }
             text(cr, fixed(t, decimals), x, Double(timeRect.y + timeRect.height) + 8, h: 0.5, v: 0)
-            t += tStep
         }
         text(cr, options.timeLabel, Double(p.x) + Double(p.width) / 2, Double(options.height) - 6, h: 0.5, v: 1)
 
@@ -136,12 +137,10 @@ public enum SpectrogramPlot {
         case .linear(let binHz, let bins):
             let fmax = Double(bins - 1) * binHz
             let step = niceStep(fmax, maxTicks: max(2, p.height / 40))
-            var f = 0.0
-            while f <= fmax + step * 1e-9 {
+            for f in ticks(0, fmax, step) {
                 let y = Double(p.y + p.height) - (f / binHz + 0.5) / Double(bins) * Double(p.height)
                 line(cr, Double(p.x) - 5, y, Double(p.x), y)
                 text(cr, hz(f), Double(p.x) - 8, y, h: 1, v: 0.5)
-                f += step
             }
         }
         cairo_save(cr)
@@ -212,12 +211,10 @@ public enum SpectrogramPlot {
         cairo_stroke(cr)
         cairo_set_font_size(cr, 11)
         let step = niceStep(vmax - vmin, maxTicks: max(2, r.height / 40))
-        var v = (vmin / step).rounded(.up) * step
-        while v <= vmax + step * 1e-9 {
+        for v in ticks(vmin, vmax, step) {
             let y = Double(r.y + r.height) - (v - vmin) / (vmax - vmin) * Double(r.height)
             line(cr, Double(r.x + r.width), y, Double(r.x + r.width) + 4, y)
             text(cr, fixed(v, step >= 1 ? 0 : 1), Double(r.x + r.width) + 7, y, h: 0, v: 0.5)
-            v += step
         }
         text(cr, "dB", Double(r.x) + Double(r.width) / 2, Double(r.y) - 6, h: 0.5, v: 1)
     }
@@ -242,6 +239,7 @@ public enum SpectrogramPlot {
         }
         if !lo.isFinite { lo = -100; hi = 0 }
         if hi - lo < 10 { let mid = (hi + lo) / 2; lo = mid - 5; hi = mid + 5 }
+        if !(hi - lo >= 1) || !(hi - lo).isFinite { lo = -100; hi = 0 }  // magnitudes a Double cannot resolve
         let step = niceStep(hi - lo, maxTicks: max(2, r.height / 25))
         lo = (lo / step).rounded(.down) * step
         hi = (hi / step).rounded(.up) * step
@@ -271,11 +269,9 @@ public enum SpectrogramPlot {
         cairo_rectangle(cr, Double(r.x) - 0.5, Double(r.y) - 0.5, Double(r.width) + 1, Double(r.height) + 1)
         cairo_stroke(cr)
         cairo_set_font_size(cr, 11)
-        var v = lo
-        while v <= hi + step * 1e-9 {
+        for v in ticks(lo, hi, step) {
             line(cr, Double(r.x) - 5, y(v), Double(r.x), y(v))
             text(cr, fixed(v, 0), Double(r.x) - 8, y(v), h: 1, v: 0.5)
-            v += step
         }
         text(cr, label, Double(r.x) + 6, Double(r.y) + 4, h: 0, v: 0)
     }
@@ -296,6 +292,18 @@ public enum SpectrogramPlot {
         cairo_text_extents(cr, s, &e)
         cairo_move_to(cr, x - e.width * h - e.x_bearing, y - e.height * v - e.y_bearing)
         cairo_show_text(cr, s)
+    }
+
+    /// The multiples of `step` in `[lo, hi]` (at most 200; none when the values are not usable, e.g. a step
+    /// too small to move a value of that magnitude).
+    static func ticks(_ lo: Double, _ hi: Double, _ step: Double) -> [Double] {
+        guard lo.isFinite, hi.isFinite, step.isFinite, step > 0, hi >= lo, (hi - lo) / step <= 200 else { return [] }
+        let first = (lo / step).rounded(.up)
+        guard first.isFinite, abs(first) < 1e15 else { return [] }
+        var out: [Double] = []
+        var k = first
+        while k * step <= hi + step * 1e-9, out.count < 200 { out.append(k * step); k += 1 }
+        return out
     }
 
     /// A 1-2-5 step giving at most `maxTicks` ticks over `span`.

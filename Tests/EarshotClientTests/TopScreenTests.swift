@@ -88,3 +88,29 @@ import Testing
         return n
     }
 }
+
+/// Hostile values from the socket: nothing traps, hangs or breaks the scales.
+@Suite struct HostileLinesTests {
+    @Test func absurdNumbersAreTolerated() {
+        var s = TopState()
+        let lines = [
+            TopScreenTests.hello,
+            #"{"type":"frame","seq":0,"t":1e999,"laf":1e999,"logmel":[1e999]}"#,
+            #"{"type":"frame","seq":1,"t":1e300,"laf":1e308,"las":-1e308,"logmel":[1e300,-1e300,null,"x"]}"#,
+            #"{"type":"frame","seq":2,"t":-5e300,"laf":null,"logmel":[]}"#,
+            #"{"type":"dropped","count":9223372036854775807,"stream":"frame"}"#,
+            #"{"type":"dropped","count":9223372036854775807,"stream":"frame"}"#,
+            #"{"type":"stats","t":1,"dropped_frames_a":9223372036854775807,"dropped_frames_b":9223372036854775807,"over_budget":{"a":9223372036854775807,"b":1}}"#,
+            #"{"type":"rolling","window_s":1e308,"leq":1e308}"#,
+            #"{"type":"alert","alert":"level","state":"start","threshold_db":-1e308,"t":1e308}"#,
+            #"{"type":"onset","t":-1e308,"strength":1e308}"#,
+            "not json", "{}", "[]",
+        ]
+        for line in lines { s.apply(line: Array(line.utf8)) }
+        for mode in [TopScreen.ColorMode.truecolor, .palette256] {
+            #expect(TopScreen.render(s, width: 90, height: 30, color: mode).count == 30)
+        }
+        #expect(!TopScreen.plainLine(s).isEmpty)
+        #expect(s.peak == 1000 && s.laf == nil && s.threshold == -1000)
+    }
+}

@@ -27,7 +27,7 @@ public enum TopScreen {
         let side = sideReadouts(s)
         for i in 0..<5 {
             let left = (i == 0 ? "LAF " : "    ") + big[i]
-            lines.append(fit(pad(left, 30) + (i < side.count ? side[i] : ""), w))
+            lines.append(fit(pad(left, 26) + (i < side.count ? side[i] : ""), w))
         }
         lines.append(levelBar(s, width: w))
         let footer = footerLines(s, width: w)
@@ -74,13 +74,13 @@ public enum TopScreen {
         for w in s.leq.keys.sorted() { leqText += "  \(TailClient.LiveView.format(w, 0)) s \(num(s.leq[w]))" }
         let thr = s.threshold.map { "alert threshold \(num($0)) \(u) (\(s.weighting))" } ?? "alert threshold: not known"
         let alert = s.alertActive ? "   " + esc + "1;31m● LEVEL ALERT" + reset : ""
-        let health = s.health.map { "health \($0)" } ?? "health: not reported"
+        let health = s.health.map { "health \($0)" } ?? "health n/a"
         return [
             "LAS  \(num(s.las)) \(u)",
             leqText,
             "peak \(num(s.peak)) \(u) (hold \(TailClient.LiveView.format(s.peakHoldSeconds, 0)) s)",
             thr + alert,
-            "\(health)   xruns \(s.counter("xruns"))  dropped \(s.droppedTotal)  reconnects \(s.counter("reconnects"))/\(s.reconnects)",
+            "\(health)  xruns \(s.counter("xruns"))  dropped \(s.droppedTotal)  reconnects \(s.counter("reconnects"))/\(s.reconnects)",
         ]
     }
 

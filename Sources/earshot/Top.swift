@@ -45,6 +45,8 @@ struct Top: ParsableCommand {
         let terminal = plain || isatty(STDOUT_FILENO) == 0 ? nil : RawTerminal(colorterm: env["COLORTERM"])
         defer { terminal?.restore() }
         let deadline = duration.map { Date().addingTimeInterval($0) }
+        // Keys come from stdin when it is a terminal (`earshot top < /dev/null` on a tty: Ctrl-C quits).
+        let keys = isatty(STDIN_FILENO) != 0
         var nextPlain = Date()
         var nextDraw = Date()
         var readable = false
@@ -70,7 +72,7 @@ struct Top: ParsableCommand {
             }
             // Wait for the socket, a key, a signal, the next redraw or the next reconnect attempt.
             var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
-            if terminal != nil { fds.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
+            if terminal != nil, keys { fds.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
             if connection.fd >= 0 { fds.append(pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)) }
             var timeout: Int32 = terminal != nil ? 100 : Int32(max(1, nextPlain.timeIntervalSinceNow * 1000))
             let retry = connection.pollTimeoutMs()

@@ -31,6 +31,8 @@ public struct EarshotConfig: Sendable, Equatable {
     public var mqtt = MQTT()
     public var logging = LoggingSettings()
     public var limits = Limits()
+    /// `health.*`: input-health judgement (the health sink's own configuration, composed as it is).
+    public var health = Health()
 
     /// A configuration holding every default.
     public init() {}
@@ -212,6 +214,8 @@ public struct EarshotConfig: Sendable, Equatable {
     /// the latency tracker's own configuration, composed as it is.
     public typealias Budgets = LatencyTracker.Configuration
 
+    /// `health.*`: thresholds and hold times of the input-health faults (``HealthMonitor``).
+    public typealias Health = HealthMonitor.Configuration
     /// `mqtt.*`: the MQTT sink's own configuration, composed as it is (off unless `mqtt.broker` is set).
     public typealias MQTT = MQTTSink.Configuration
 

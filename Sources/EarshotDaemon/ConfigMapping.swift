@@ -144,12 +144,13 @@ extension EarshotConfig {
             ("alerts.", { () throws(SinkConfigError) in try alertConfiguration.validate() }),
             ("metrics.", { () throws(SinkConfigError) in try metricsConfiguration.validate() }),
             ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
+            ("health.", { () throws(SinkConfigError) in try health.validate() }),
             ("mqtt.", { () throws(SinkConfigError) in try mqtt.validate() }),
         ]
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {
                 let key = error.field == "backfill_s" ? "rolling.backfill_s" : prefix + error.field
-                return LibraryProblem(key: key, related: nil, message: error.message)
+                return LibraryProblem(key: key, related: error.related.map { prefix + $0 }, message: error.message)
             }
         }
         func outside<T: Comparable>(_ v: T, _ r: ClosedRange<T>) -> Bool { !r.contains(v) }

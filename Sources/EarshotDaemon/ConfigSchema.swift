@@ -543,6 +543,22 @@ enum ConfigSchema {
         .optionalDouble("budgets.sinks_ms", \.budgets.sinksMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
         .optionalDouble("budgets.end_to_end_ms", \.budgets.endToEndMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
         .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(LatencyTracker.Configuration.Limits.warnIntervalSeconds)),
+        // health
+        .bool("health.enabled", \.health.enabled),
+        .double("health.silence_s", \.health.silenceSeconds, Bounds(HealthMonitor.Configuration.Limits.silenceSeconds)),
+        .double("health.dc_limit", \.health.dcLimit, Bounds(HealthMonitor.Configuration.Limits.dcLimit)),
+        .double("health.dc_hold_s", \.health.dcHoldSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.floor_drop_db", \.health.floorDropDB, Bounds(HealthMonitor.Configuration.Limits.floorDropDB)),
+        .double("health.floor_min_db", \.health.floorMinDB, Bounds(HealthMonitor.Configuration.Limits.floorMinDB)),
+        .double("health.floor_hold_s", \.health.floorHoldSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.floor_baseline_s", \.health.floorBaselineSeconds, Bounds(HealthMonitor.Configuration.Limits.floorBaselineSeconds)),
+        .double("health.clip_share", \.health.clipShare, Bounds(HealthMonitor.Configuration.Limits.clipShare)),
+        .int("health.clip_run_samples", \.health.clipRunSamples, Bounds(HealthMonitor.Configuration.Limits.clipRunSamples)),
+        .double("health.clip_hold_s", \.health.clipHoldSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.drift_limit_ppm", \.health.driftLimitPPM, Bounds(HealthMonitor.Configuration.Limits.driftLimitPPM)),
+        .double("health.drift_window_s", \.health.driftWindowSeconds, Bounds(HealthMonitor.Configuration.Limits.driftWindowSeconds)),
+        .double("health.no_data_s", \.health.noDataSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.clear_s", \.health.clearSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
         // mqtt (MQTTSink.Configuration; README "MQTT")
         .optionalString("mqtt.broker", \.mqtt.broker) { (s) throws(ValueProblem) in
             guard MQTTSink.Configuration.parseBroker(s) != nil else {

@@ -74,7 +74,8 @@ public struct ReloadPlan: Sendable, Equatable {
     /// Keys whose sinks restart on the running bus.
     static func restartsSinks(_ key: String) -> Bool {
         key.hasPrefix("rolling.") || key.hasPrefix("metrics.") || key.hasPrefix("levels.")
-            || key == "alerts.level.weighting" || key.hasPrefix("mqtt.")  // mqtt: also when it is switched on or off
+            || key == "alerts.level.weighting" || key.hasPrefix("health.")
+            || key.hasPrefix("mqtt.")  // mqtt: also when it is switched on or off
     }
 
     /// Whether two configurations run on the same pipeline: the same ``AnalyzerConfig/FrameShape`` (the

@@ -43,7 +43,7 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
         /// Publish every Nth frame's levels on `<base>/levels` (QoS 0); 0: none.
         public var levelsEvery = 0
         public var reconnectInitialSeconds = 1.0
-        /// Cap of the doubling backoff (a value below `reconnectInitialSeconds` means no doubling).
+        /// Cap of the doubling backoff; at least `reconnectInitialSeconds`.
         public var reconnectMaxSeconds = 30.0
         /// PEM CA certificate(s) for `mqtts://`; nil: the system's CA store.
         public var caFile: String?
@@ -158,6 +158,10 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             try checkRange("levels_every", levelsEvery, Limits.levelsEvery)
             try Limits.reconnectSeconds.check("reconnect_initial_s", reconnectInitialSeconds)
             try Limits.reconnectSeconds.check("reconnect_max_s", reconnectMaxSeconds)
+            guard reconnectMaxSeconds >= reconnectInitialSeconds else {
+                throw SinkConfigError(field: "reconnect_max_s", message: "must be at least mqtt.reconnect_initial_s",
+                                      related: "reconnect_initial_s")
+            }
             try Limits.spoolMaxMB.check("spool.max_mb", spool.maxMB)
             try Limits.spoolMaxAgeSeconds.check("spool.max_age_s", spool.maxAgeSeconds)
             try Limits.drainPerSecond.check("spool.drain_per_s", spool.drainPerSecond)

@@ -177,7 +177,7 @@ public enum MQTTMessages {
                            unit: spl ? "dBA" : "dBFS"))
         }
         out.append(doc("health", name: "Health", stateTopic: base + "/health",
-                       template: "{{ value_json.state if value_json.state is defined else value_json.status }}", level: false,
+                       template: "{{ value_json.active | join(',') if value_json.active else 'ok' }}", level: false,
                        extra: [("json_attributes_topic", base + "/health")]))
         out.append(doc("last_alert", name: "Last alert", stateTopic: base + "/alert",
                        template: "{{ value_json.alert }}{% if value_json.state is defined %} {{ value_json.state }}{% endif %}",

@@ -55,7 +55,7 @@ extension EndToEnd {
         /// Rolling windows and alerts arrive on their topics with node/instance/t/level_unit and the socket's
         /// values for the same windows; decimated levels on `levels`; `status` is retained `online`; the Home
         /// Assistant documents are retained and valid; SIGKILL makes the broker publish `offline` (Last
-        /// Will); a restart with discovery off removes the documents.
+        /// Will); a restart with discovery off removes the documents; SIGTERM publishes `offline` itself.
         @Test(.enabled(if: mqttTestsEnabled, "mosquitto not installed (CI=true fails instead)"))
         func payloadsMatchTheSocketAndLastWill() throws {
             let dir = try makeTemporaryDirectory("earshot-mqtt-payloads")
@@ -146,11 +146,16 @@ extension EndToEnd {
                 + Self.mqttYAML(port: broker.port, dir: dir, extra: "levels_every: 10")
             try String(contentsOf: rig.config, encoding: .utf8).replacingOccurrences(of: yaml, with: noHA)
                 .write(to: rig.config, atomically: true, encoding: .utf8)
-            _ = try rig.start()
+            let second = try rig.start()
             #expect(waitFor(10) {
                 Set(late.messages.filter { $0.topic.hasPrefix("homeassistant/") && $0.payload.isEmpty }.map(\.topic)).isSuperset(of: Set(docs.map(\.topic)))
             }, "\(late.messages.map(\.topic))")
             #expect(waitFor(5) { sub.messages(topic: Self.base + "/status").last?.payload == "online" })
+            // A clean stop publishes offline itself (bounded: the daemon exits within TimeoutStopSec).
+            second.signal(SIGTERM)
+            #expect(second.wait(timeout: 5) == .exited(0), "\(second.stderr.suffix(1500))")
+            #expect(waitFor(3) { sub.messages(topic: Self.base + "/status").last?.payload == "offline" })
+            #expect(second.stderr.contains("mqtt stopped"))
         }
 
         // MARK: outage: nothing lost, in order, none twice; daemon killed mid-outage

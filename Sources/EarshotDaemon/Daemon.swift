@@ -141,11 +141,13 @@ public final class Daemon {
 
     var streamInfo: StreamInfo {
         let a = pipeline.analyzerConfig
-        return StreamInfo(
+        var info = StreamInfo(
             sampleRate: a.sampleRate, nFFT: a.nFFT, hop: a.hop, nMels: a.nMels, nMFCC: a.nMFCC,
             melBandEdgesHz: pipeline.dsp.processor.analyzer.melBandEdgesHz, levelUnit: config.levels.unit,
             levelOffsetDb: Float(config.levels.calibrationDB ?? 0), device: config.capture.device,
             onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
+        info.calibration = config.calibrationInfo
+        return info
     }
 
     /// Creates and starts the sinks. At daemon start (`failuresAreFatal`) a sink that cannot start stops the

@@ -149,6 +149,10 @@ extension HelloMessage: DecodableServerMessage {
             hop: try r.int("hop"), nMels: try r.int("n_mels"), nMFCC: try r.int("n_mfcc"),
             melBandEdgesHz: try r.doubles("mel_band_edges_hz"), levelUnit: levelUnit, device: try r.string("device"),
             onsetLookAheadMs: try r.double("onset_lookahead_ms"), features: features, limits: limits)
+        if let c = r.optional("calibration") {
+            var cr = try MessageReader(c.objectValue.map { .object($0.merging(["type": .string("calibration")]) { a, _ in a }) } ?? .null, type: "calibration")
+            calibration = try CalibrationInfo(reading: &cr)
+        }
     }
 }
 

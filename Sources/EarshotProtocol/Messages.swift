@@ -77,6 +77,8 @@ public struct HelloMessage: ServerMessage, Equatable {
     /// Enabled features; listed in catalogue order with unit and summary.
     public var features: Set<Feature>
     public var limits: Limits
+    /// The microphone calibration (`levels.calibration_*`); the `calibration` member is sent only when set.
+    public var calibration: CalibrationInfo? = nil
 
     public init(daemonVersion: String, sampleRate: Int, nFFT: Int, hop: Int, nMels: Int, nMFCC: Int,
                 melBandEdgesHz: [Double], levelUnit: String, device: String, onsetLookAheadMs: Double,
@@ -97,6 +99,7 @@ public struct HelloMessage: ServerMessage, Equatable {
         w.key("mel_band_edges_hz"); w.array(melBandEdgesHz) { w, e in w.fixed(e, decimals: 2) }
         w.member("level_unit", levelUnit)
         w.member("device", device)
+        if let calibration { w.key("calibration"); calibration.encode(into: &w) }
         w.member("onset_lookahead_ms", onsetLookAheadMs, decimals: 3)
         w.key("features")
         w.array(Feature.allCases.filter { features.contains($0) }) { w, f in

@@ -595,7 +595,7 @@ final class SocketLoop: @unchecked Sendable {
     // MARK: hello
 
     static func helloLine(stream s: StreamInfo, config: SocketPublisher.Configuration, version: String) -> [UInt8] {
-        HelloMessage(
+        var hello = HelloMessage(
             daemonVersion: version, sampleRate: s.sampleRate, nFFT: s.nFFT, hop: s.hop, nMels: s.nMels, nMFCC: s.nMFCC,
             melBandEdgesHz: s.melBandEdgesHz.map(Double.init), levelUnit: s.levelUnit, device: s.device,
             onsetLookAheadMs: s.onsetLookAheadMs, features: config.features,
@@ -603,7 +603,8 @@ final class SocketLoop: @unchecked Sendable {
                 maxLineBytes: config.maxLineBytes, queueMessages: config.queueMessages, queueBytes: config.queueBytes,
                 stallLimitSeconds: config.stallLimitSeconds, backfillSeconds: config.backfillSeconds,
                 maxClients: config.maxClients, maxClientsPerUID: config.maxClientsPerUID,
-                queueBytesTotal: config.queueBytesTotal, idleTimeoutSeconds: config.idleTimeoutSeconds)
-        ).line()
+                queueBytesTotal: config.queueBytesTotal, idleTimeoutSeconds: config.idleTimeoutSeconds))
+        hello.calibration = s.calibration
+        return hello.line()
     }
 }

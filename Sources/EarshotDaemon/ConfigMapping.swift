@@ -155,6 +155,12 @@ extension EarshotConfig {
         if let db = levels.calibrationDB, outside(db, DaemonLimits.calibrationDB) {
             return LibraryProblem(key: "levels.calibration_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between -200 and 200")
         }
+        if let db = levels.calibrationReferenceDB, outside(db, DaemonLimits.calibrationReferenceDB) {
+            return LibraryProblem(key: "levels.calibration_reference_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between 0 and 200")
+        }
+        if let date = levels.calibrationDate, CalibrationInfo.unixSeconds(date) == nil {
+            return LibraryProblem(key: "levels.calibration_date", related: nil, message: "\"\(date)\" is not a UTC date: write YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD")
+        }
         if outside(limits.maxMemoryMB, DaemonLimits.maxMemoryMB) {
             return LibraryProblem(key: "limits.max_memory_mb", related: nil, message: "\(limits.maxMemoryMB) is out of range: must be between 16 and 16384")
         }

@@ -92,6 +92,50 @@ import Testing
         #expect(check.stdout.contains("levels.calibration_reference_db: 114"))
         let date = try #require(check.stdout.split(separator: "\n").first { $0.hasPrefix("levels.calibration_date: ") })
         #expect(date.contains(String(ISO8601DateFormatter().string(from: Date()).prefix(10))), "\(date)")
+        let dateValue = String(date.dropFirst("levels.calibration_date: ".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+
+        // The daemon on the calibrated file: the date in hello and in /metrics (textfile), promtool-clean.
+        let socketPath = rig.dir.appendingPathComponent("s.sock").path
+        let prom = rig.dir.appendingPathComponent("earshot.prom").path
+        let daemon = try DaemonProcess(earshot: [
+            "run", "--config", config, "--socket", socketPath, "--set", "metrics.enabled=true",
+            "--set", "metrics.listen=null", "--set", "metrics.textfile=\"\(prom)\"", "--set", "metrics.textfile_interval_s=1",
+        ], environment: rig.environment)
+        defer { daemon.killAndReap() }
+        #expect(waitFor(15) { FileManager.default.fileExists(atPath: socketPath) }, "\(daemon.stderr)")
+        let fd = connectUnix(socketPath)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(fd, &byte, 1) == 1, byte != 0x0A { line.append(byte) }
+        let hello = try RawJSON.parse(String(decoding: line, as: UTF8.self))
+        #expect(hello["type"] == .string("hello") && hello["level_unit"] == .string("dB SPL"))
+        #expect(hello["calibration"]?["date"] == .string(dateValue), "\(hello)")
+        #expect(hello["calibration"]?["reference_db"]?.double == 114)
+        #expect(hello["calibration"]?["offset_db"]?.double == offset)
+        #expect(waitFor(10) { ((try? String(contentsOfFile: prom, encoding: .utf8)) ?? "").contains("earshot_calibration_info") })
+        let metrics = try String(contentsOfFile: prom, encoding: .utf8)
+        let t = try #require(CalibrationInfoSeconds.parse(dateValue))
+        #expect(metrics.contains("earshot_calibration_timestamp_seconds{device=\"tfifo\",instance=\"earshot\"} \(t)\n"), "\(metrics)")
+        #expect(metrics.contains("earshot_calibration_info{device=\"tfifo\",instance=\"earshot\",date=\"\(dateValue)\",reference_db=\"114\"} 1"), "\(metrics)")
+        if let promtool = findExecutable("promtool") {
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: promtool)
+            check.arguments = ["check", "metrics"]
+            check.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: prom))
+            let out = Pipe()
+            check.standardOutput = out
+            check.standardError = out
+            try check.run()
+            check.waitUntilExit()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(check.terminationStatus == 0 && !text.contains("calibration"), "\(text)")
+        } else {
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "promtool missing under CI=true")
+        }
     }
 
     @Test(arguments: [
@@ -140,5 +184,12 @@ import Testing
         #expect(listen.status == .exited(0), "\(listen.stderr)")
         let last = try #require(listen.stdout.split(separator: "\n").last, "\(listen.stdout)")
         #expect(last.hasPrefix("1.0 s  tfifo: -20.0 dBFS, peak -17.0 dBFS"), "\(listen.stdout)")
+    }
+}
+
+/// UNIX seconds of a `YYYY-MM-DDTHH:MM:SSZ` date (Foundation's parser: an independent check of the daemon's).
+enum CalibrationInfoSeconds {
+    static func parse(_ s: String) -> Int64? {
+        ISO8601DateFormatter().date(from: s).map { Int64($0.timeIntervalSince1970) }
     }
 }

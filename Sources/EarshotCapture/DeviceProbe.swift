@@ -39,10 +39,28 @@ public enum DeviceProbe {
     /// Formats tested with `snd_pcm_hw_params_test_format` (Earshot reads the first five).
     public static let probedFormats = ["FLOAT_LE", "S32_LE", "S24_3LE", "S24_LE", "S16_LE", "U8", "S8", "S16_BE", "S32_BE", "FLOAT64_LE"]
 
+    /// ``probe(_:)`` on a helper thread, given up after `timeout` seconds: an open that blocks (a `file`
+    /// plugin on a FIFO nobody writes to, a plugin waiting for a stopped server) is reported as not answering
+    /// and its thread left behind (for a command that exits afterwards).
+    public static func probe(_ device: String, timeout: Double) -> DeviceCapabilities {
+        final class Box: @unchecked Sendable { var caps: DeviceCapabilities? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let caps = probe(device)
+            box.caps = caps
+            done.signal()
+        }
+        if done.wait(timeout: .now() + max(0, timeout)) == .success, let caps = box.caps { return caps }
+        var caps = DeviceCapabilities(device: device, available: false, busy: false)
+        caps.error = "the open did not answer within \(timeout) s (a FIFO nobody writes to, a stopped sound server?)"
+        return caps
+    }
+
     /// Opens `device` for capture (nonblocking, never started) and reads what its hardware parameters
     /// allow, then closes it. A device that cannot be opened is reported (``DeviceCapabilities/busy`` for
-    /// `EBUSY`, with the holders of its node where Linux tells). Not real-time code. An open that blocks
-    /// (a `file` plugin on a FIFO without a writer) is not guarded here: probe such names with care.
+    /// `EBUSY`, with the holders of its node where Linux tells). Not real-time code. Blocks while the open
+    /// blocks (a `file` plugin on a FIFO without a writer): ``probe(_:timeout:)`` bounds that.
     public static func probe(_ device: String) -> DeviceCapabilities {
         var caps = DeviceCapabilities(device: device, available: false, busy: false)
         caps.node = captureNode(for: device)

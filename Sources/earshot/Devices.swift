@@ -33,7 +33,7 @@ struct Devices: ParsableCommand {
         if list.isEmpty, !json { print("no ALSA capture devices found (see README: Troubleshooting)") }
         let q = ByteWriter.jsonLiteral
         for d in list {
-            let caps = probe ? DeviceProbe.probe(d.name) : nil
+            let caps = probe ? DeviceProbe.probe(d.name, timeout: CaptureThread.probeTimeout) : nil
             if json {
                 var line = "{\"name\":\(q(d.name)),\"description\":\(q(d.description))"
                 if let c = d.cardID { line += ",\"card\":\(q(c))" }

@@ -27,6 +27,20 @@ extension CaptureTests {
             #expect(file.available && file.formats.contains("FLOAT_LE"))
             let missing = DeviceProbe.probe("hw:CARD=NoSuchCard,DEV=0")
             #expect(!missing.available && !missing.busy && missing.error != nil)
+            // A FIFO nobody writes to: the open blocks; the bounded probe says so instead of hanging.
+            let fifo = dir.appendingPathComponent("nowriter.fifo").path
+            #expect(mkfifo(fifo, 0o600) == 0)
+            try (try String(contentsOf: plugin.configFile, encoding: .utf8)
+                + "pcm.stuck { type file slave.pcm \"null\" file \"/dev/null\" infile \"\(fifo)\" format \"raw\" }\n")
+                .write(to: plugin.configFile, atomically: true, encoding: .utf8)
+            ALSADevices.reloadConfiguration()
+            let start = Date()
+            let stuck = DeviceProbe.probe("stuck", timeout: 0.5)
+            #expect(Date().timeIntervalSince(start) < 2)
+            #expect(!stuck.available && stuck.error?.contains("did not answer") == true)
+            // Unblock the left-behind open so the thread ends.
+            let w = open(fifo, O_WRONLY | O_NONBLOCK)
+            if w >= 0 { close(w) }
         }
 
         @Test func captureNodesOfHardwareNames() {
@@ -38,6 +52,10 @@ extension CaptureTests {
             #expect(DeviceProbe.captureNode(for: "pulse") == nil)
             #expect(DeviceProbe.captureNode(for: "hw:CARD=NoSuchCard,DEV=0") == nil)  // no such card id here
             #expect(DeviceProbe.busyExplanation(device: "default").contains("holder unknown"))
+            // A busy open's error says so, with the hint (the holder part needs a card: none here).
+            let busy = CaptureError(code: .deviceUnavailable, device: "pulse", alsaError: ALSAError(rawValue: -EBUSY))
+            #expect("\(busy)".contains("device busy, holder unknown"), "\(busy)")
+            #expect("\(busy)".contains("dsnoop"))
         }
 
         /// There is no sound card here, so EBUSY cannot be produced; the /proc scan is checked on a file this
@@ -46,7 +64,7 @@ extension CaptureTests {
             let dir = try ALSAFilePlugin.makeTemporaryDirectory()
             defer { try? FileManager.default.removeItem(at: dir) }
             let path = dir.appendingPathComponent("node").path
-            FileManager.default.createFile(atPath: path, contents: Data())
+            #expect(FileManager.default.createFile(atPath: path, contents: Data()))
             #expect(DeviceProbe.holders(of: path).isEmpty)
             let fd = open(path, O_RDONLY)
             defer { close(fd) }

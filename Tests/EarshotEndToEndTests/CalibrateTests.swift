@@ -102,9 +102,8 @@ import Testing
             "--set", "metrics.listen=null", "--set", "metrics.textfile=\"\(prom)\"", "--set", "metrics.textfile_interval_s=1",
         ], environment: rig.environment)
         defer { daemon.killAndReap() }
-        #expect(waitFor(15) { FileManager.default.fileExists(atPath: socketPath) }, "\(daemon.stderr)")
-        let fd = connectUnix(socketPath)
-        #expect(fd >= 0)
+        var fd: Int32 = -1
+        #expect(waitFor(15) { fd = connectUnix(socketPath); return fd >= 0 }, "\(daemon.stderr)")  // bound, then listening
         defer { close(fd) }
         var tv = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

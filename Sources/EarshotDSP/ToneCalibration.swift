@@ -94,12 +94,14 @@ public struct ToneCalibration: Sendable, Equatable {
         guard sampleRate > 0, samples.count >= 2 * blockLength else {
             throw .tooShort(seconds: sampleRate > 0 ? Double(samples.count) / fs : 0)
         }
-        let x = samples.map { $0.isFinite ? Double($0) : 0 }
+        // Read in place (a minute at 384 kHz is 23 M samples: no Double copy).
+        let x = FiniteSamples(samples)
         // Silence: one value throughout (zeros, or a constant).
         let first = x[0]
-        if x.allSatisfy({ $0 == first }) { throw .silence }
+        if (0..<x.count).allSatisfy({ x[$0] == first }) { throw .silence }
         var peak = 0.0, clipped = 0, sum = 0.0
-        for v in x {
+        for i in 0..<x.count {
+            let v = x[i]
             let a = abs(v)
             peak = max(peak, a)
             if a >= fullScale { clipped += 1 }
@@ -107,7 +109,7 @@ public struct ToneCalibration: Sendable, Equatable {
         }
         let mean = sum / Double(x.count)
         var power = 0.0
-        for v in x { power += (v - mean) * (v - mean) }
+        for i in 0..<x.count { power += (x[i] - mean) * (x[i] - mean) }
         power /= Double(x.count)
         let clippedFraction = Double(clipped) / Double(x.count)
         if clippedFraction > maxClippedFraction { throw .clipping(fraction: clippedFraction, peak: peak) }
@@ -173,6 +175,14 @@ public struct ToneCalibration: Sendable, Equatable {
             frequencyHz: hz, levelDbfs: level, variationDb: variation, toneFraction: fraction, peak: peak,
             offsetDb: referenceDb - level)
     }
+}
+
+/// Samples as `Double`, a non-finite one as 0.
+struct FiniteSamples {
+    let samples: [Float]
+    init(_ samples: [Float]) { self.samples = samples }
+    var count: Int { samples.count }
+    @inline(__always) subscript(i: Int) -> Double { let v = samples[i]; return v.isFinite ? Double(v) : 0 }
 }
 
 /// `x` with `decimals` digits after the point (no locale).

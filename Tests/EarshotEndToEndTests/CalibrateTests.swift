@@ -186,6 +186,40 @@ import Testing
     }
 }
 
+extension CalibrateCommandTests {
+    /// Through PulseAudio (a private server, its null sink's monitor as the `pulse` device): `devices --probe`
+    /// reports what the pulse plugin accepts (no holder: not a hw device), and `calibrate` measures a 1 kHz
+    /// tone played with paplay at −20 dBFS.
+    @Test(.enabled(if: pulseE2EEnabled, "pulseaudio/paplay not installed"))
+    func pulseProbeAndCalibration() throws {
+        let pulse = try PrivatePulse()
+        try pulse.start()
+        var env = pulse.clientEnvironment
+        env["EARSHOT_CAPTURE_DEVICE"] = "pulse"
+        let probe = try DaemonProcess.run(["devices", "--probe", "--json", "--device", "pulse"], environment: env)
+        #expect(probe.termination == .exited(0), "\(probe.stderr)")
+        let caps = try RawJSON.parse(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(caps["available"] == .bool(true) && caps["busy"] == .bool(false), "\(caps)")
+        #expect(caps["formats"]?.array?.contains(.string("S16_LE")) == true)
+        #expect(caps["rates"]?.doubles?.contains(48_000) == true)
+        #expect(caps["node"] == .null && caps["holders"] == .null)
+        let rate = 48_000
+        let tone = (0..<(6 * rate)).map { i in Float(0.1 * sin(2 * Double.pi * 1000 * Double(i) / Double(rate))) }
+        let wav = pulse.dir.appendingPathComponent("tone.wav")
+        try TestAudio.wav(formatTag: 3, channels: 1, rate: rate, bits: 32, data: TestAudio.bytesFloat(tone)).write(to: wav)
+        let player = try pulse.play(wav)
+        defer { player.killAndReap() }
+        usleep(300_000)
+        let r = try DaemonProcess.run(["calibrate", "--reference-db", "94", "--seconds", "2", "--settle", "0.7",
+                                       "--config", EarshotBinary.packageRoot.appendingPathComponent("config/earshot.yaml").path],
+                                      environment: env)
+        #expect(r.termination == .exited(0), "\(r.stdout) \(r.stderr)")
+        // Peak 0.1 is −23.01 dBFS RMS: the offset is 94 + 23.01.
+        let offset = try #require(Self.offset(in: r.stdout), "\(r.stdout) \(r.stderr)")
+        #expect(abs(offset - (94 + 23.0103)) < 0.1, "\(r.stdout)")
+    }
+}
+
 /// UNIX seconds of a `YYYY-MM-DDTHH:MM:SSZ` date (Foundation's parser: an independent check of the daemon's).
 enum CalibrationInfoSeconds {
     static func parse(_ s: String) -> Int64? {

@@ -1,5 +1,7 @@
 import EarshotRealtime
 import Foundation
+import Synchronization
+internal import CALSA
 
 /// A capture run for command-line tools (`earshot calibrate`, `earshot devices --listen`): a
 /// ``CaptureThread`` with its rings, drained on the caller's thread into an array. Not for the daemon.
@@ -51,40 +53,88 @@ public final class CaptureTap {
     /// Stops the thread (bounded by ``CaptureThread/stopTimeout``).
     public func stop() { thread.stop() }
 
-    /// Samples were lost while recording.
+    /// Samples were lost while recording, or the device failed.
     public struct RecordError: Error, CustomStringConvertible {
         public var message: String
         public var description: String { message }
     }
 
-    /// Captures `skipSeconds` (dropped: the device and the signal settling) then `seconds` of mono samples.
-    /// Gives up with a ``CaptureError`` (`deviceUnavailable`, `ETIMEDOUT`/the device's errno) when the
-    /// device is lost or delivers too little within `seconds + skipSeconds + timeoutSlack`, a ``RecordError``
-    /// when samples were lost.
+    /// Captures `skipSeconds` (dropped: the device and the signal settling) then `seconds` of mono samples,
+    /// reading the device in order on a helper thread: a sound card paces the reads, and a device that
+    /// delivers faster than real time (ALSA's `file` plugin on a regular file) is read sample for sample,
+    /// nothing dropped. Throws the ``CaptureError`` of the open (as `earshot run` would report it, busy
+    /// devices included), or a ``RecordError`` when the device fails, overruns, or has not delivered
+    /// everything within `seconds + skipSeconds + timeoutSlack` (a blocked read is interrupted then).
     public static func record(
         _ config: CaptureConfig, seconds: Double, skipSeconds: Double = 0, timeoutSlack: Double = 5
     ) throws -> [Float] {
-        let tap = try CaptureTap(config: config)
-        defer { tap.stop() }
+        _ = try CaptureThread.probe(config)  // bounded; names what is wrong with the device
+        CaptureInterrupt.install()
         let skip = Int(skipSeconds * Double(config.sampleRate))
         let want = skip + Int(seconds * Double(config.sampleRate))
-        var got: [Float] = []
-        got.reserveCapacity(want + 65_536)
-        let deadline = Date().addingTimeInterval(seconds + skipSeconds + timeoutSlack)
-        while got.count < want {
-            tap.wait(seconds: 0.05)
-            tap.drain(into: &got)
-            if tap.lostSamples > 0 {
-                // The ring overflowed: the reader fell behind (or the device is not paced in real time).
-                throw RecordError(message: "capture device '\(CaptureError.printable(config.device))': \(tap.lostSamples) samples lost while recording (the device delivers faster than real time, or this process was stalled)")
+        final class Job: @unchecked Sendable {
+            let cancelled = Atomic<Bool>(false)
+            let thread = Atomic<UInt>(0)
+            let done = DispatchSemaphore(value: 0)
+            var result: Result<[Float], any Error> = .success([])
+        }
+        let job = Job()
+        Thread.detachNewThread {
+            CaptureInterrupt.unblockOnThisThread()
+            job.thread.store(UInt(pthread_self()), ordering: .releasing)
+            job.result = Result { try readFrames(config, count: want, cancelled: job.cancelled) }
+            job.thread.store(0, ordering: .releasing)
+            job.done.signal()
+        }
+        if job.done.wait(timeout: .now() + seconds + skipSeconds + timeoutSlack) == .timedOut {
+            job.cancelled.store(true, ordering: .releasing)
+            // Interrupt a read blocked inside the plugin until the thread notices (bounded).
+            for _ in 0..<200 {
+                let t = job.thread.load(ordering: .acquiring)
+                if t != 0 { pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber) }
+                if job.done.wait(timeout: .now() + 0.005) == .success { break }
             }
-            if tap.failureErrno != 0 {
-                throw CaptureError(code: .deviceUnavailable, device: config.device, alsaError: ALSAError(rawValue: -tap.failureErrno))
-            }
-            if Date() > deadline {
-                throw CaptureError(code: .deviceUnavailable, device: config.device, alsaError: ALSAError(rawValue: -ETIMEDOUT))
+            throw RecordError(message: "capture device '\(CaptureError.printable(config.device))' delivered too little audio within \(Int(seconds + skipSeconds + timeoutSlack)) s")
+        }
+        let samples = try job.result.get()
+        return Array(samples[skip..<want])
+    }
+
+    /// Reads `count` mono frames from a fresh open of `config` (the capture thread's negotiation).
+    static func readFrames(_ config: CaptureConfig, count: Int, cancelled: borrowing Atomic<Bool>) throws -> [Float] {
+        let pcm = try ALSAPCM.open(config)
+        let neg = pcm.negotiated
+        let h = pcm.handle
+        let period = neg.periodFrames
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: period * neg.channels * neg.format.bytesPerSample, alignment: 64)
+        defer { bytes.deallocate() }
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: period)
+        defer { floats.deallocate() }
+        var out: [Float] = []
+        out.reserveCapacity(count)
+        func fail(_ what: String, _ rc: Int) -> RecordError {
+            RecordError(message: "capture device '\(CaptureError.printable(config.device))': \(what) [\(ALSAError(rawValue: Int32(truncatingIfNeeded: rc)))]")
+        }
+        var rc = snd_pcm_start(h)
+        if rc < 0 && rc != -EBADFD { throw fail("cannot start", Int(rc)) }
+        while out.count < count {
+            if cancelled.load(ordering: .acquiring) { throw RecordError(message: "cancelled") }
+            let n = min(period, count - out.count)
+            let r = snd_pcm_readi(h, bytes, snd_pcm_uframes_t(n))
+            if r > 0 {
+                convertToMono(bytes, format: neg.format, frames: r, channels: neg.channels, channel: config.channel, into: floats)
+                out.append(contentsOf: UnsafeBufferPointer(start: floats, count: r))
+            } else if r == -EAGAIN || r == 0 {
+                rc = snd_pcm_wait(h, 100)
+                if rc < 0 && rc != -EINTR { throw fail("read failed", Int(rc)) }
+            } else if r == -EINTR {
+                continue
+            } else if r == -EPIPE {
+                throw fail("overrun while recording (audio lost; retry on a less busy system)", Int(r))
+            } else {
+                throw fail("read failed", Int(r))
             }
         }
-        return Array(got[skip..<want])
+        return out
     }
 }

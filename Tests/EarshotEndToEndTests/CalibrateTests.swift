@@ -220,6 +220,34 @@ extension CalibrateCommandTests {
     }
 }
 
+extension CalibrateCommandTests {
+    /// The `file` plugin on a regular file delivers as fast as it is read: every sample is still measured in
+    /// order (nothing dropped), 16-bit stereo with capture.channel 1 as the service would open it.
+    @Test func unpacedFileDeviceStereoInt16() throws {
+        let dir = try makeTemporaryDirectory("earshot-calibrate-file")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let right = (0..<(3 * Self.rate)).map { i in 0.25 * sin(2 * Double.pi * 1000 * Double(i) / Double(Self.rate)) }
+        var interleaved: [Int16] = []
+        for v in right { interleaved += [Int16(0), Int16((v * 32767).rounded())] }  // left silent, right the tone
+        let raw = dir.appendingPathComponent("tone.raw")
+        try Data(interleaved.withUnsafeBytes { Array($0) }).write(to: raw)
+        let asoundrc = dir.appendingPathComponent("asoundrc")
+        try "pcm.tfile { type file slave.pcm \"null\" file \"/dev/null\" infile \"\(raw.path)\" format \"raw\" }\n"
+            .write(to: asoundrc, atomically: true, encoding: .utf8)
+        var env = baseChildEnvironment()
+        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
+        let r = try DaemonProcess.run([
+            "calibrate", "--reference-db", "94", "--device", "tfile", "--seconds", "2", "--set", "capture.format=S16_LE",
+            "--set", "capture.channels=2", "--set", "capture.channel=1",
+            "--config", EarshotBinary.packageRoot.appendingPathComponent("config/earshot.yaml").path,
+        ], environment: env)
+        #expect(r.termination == .exited(0), "\(r.stdout) \(r.stderr)")
+        let expected = 94 - 20 * log10(0.25 * 32767 / 32768 / 2.0.squareRoot())
+        let offset = try #require(Self.offset(in: r.stdout), "\(r.stdout) \(r.stderr)")
+        #expect(abs(offset - expected) < 0.1, "\(r.stdout) expected \(expected)")
+    }
+}
+
 /// UNIX seconds of a `YYYY-MM-DDTHH:MM:SSZ` date (Foundation's parser: an independent check of the daemon's).
 enum CalibrationInfoSeconds {
     static func parse(_ s: String) -> Int64? {

@@ -77,6 +77,9 @@ public struct HelloMessage: ServerMessage, Equatable {
     /// Enabled features; listed in catalogue order with unit and summary.
     public var features: Set<Feature>
     public var limits: Limits
+    /// Input health when the daemon judges it: `ok`, or the active faults joined by commas
+    /// (`silence,clipping`; see ``HealthMessage``); nil (absent) with `health.enabled: false`.
+    public var health: String?
     /// The microphone calibration (`levels.calibration_*`); the `calibration` member is sent only when set.
     public var calibration: CalibrationInfo? = nil
 
@@ -122,6 +125,7 @@ public struct HelloMessage: ServerMessage, Equatable {
             w.member("queue_bytes_total", limits.queueBytesTotal)
             w.member("idle_timeout_s", limits.idleTimeoutSeconds, decimals: 3)
         }
+        if let health { w.member("health", health) }
     }
 }
 

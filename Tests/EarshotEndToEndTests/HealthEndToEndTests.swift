@@ -129,7 +129,9 @@ extension EndToEnd.Service {
         let statuses = notify.messages.map(\.text).filter { $0.contains("STATUS=") }
         #expect(statuses.contains { $0.contains("health=ok") }, "\(statuses)")
         #expect(statuses.allSatisfy { $0.contains("health=") }, "\(statuses)")
-        if !statsDuringFault.isEmpty { #expect(statsDuringFault.contains("\"health_events_silence\":1")) }
+        if !statsDuringFault.isEmpty {
+            #expect(statsDuringFault.contains("\"health_events_silence\":1") && statsDuringFault.contains("\"health\":\"dc_offset\""), "\(statsDuringFault)")
+        }
         daemon.signal(SIGTERM)
         #expect(daemon.wait(timeout: 5) == .exited(0))
     }

@@ -8,11 +8,13 @@
 #                                      device), alsa-utils, systemd (systemd-analyze verify/security,
 #                                      sysusers/tmpfiles), python3 + numpy (the example client test),
 #                                      prometheus (promtool check metrics), socat + jq (the documented
-#                                      one-liners, run against a live daemon).
+#                                      one-liners, run against a live daemon), sox + espeak-ng +
+#                                      hydrogen-drumkits (healthy speech, drums and noise that must raise
+#                                      no input-health alarm).
 # Without an argument: test (the historical behaviour of `make deps`).
 set -eu
 BUILD="libasound2-dev libfftw3-dev pkg-config binutils"
-TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus socat jq"
+TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus socat jq sox espeak-ng hydrogen-drumkits"
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;
     test) PACKAGES="$BUILD $TEST" ;;

@@ -28,6 +28,7 @@ public struct EarshotConfig: Sendable, Equatable {
     public var alerts = Alerts()
     public var metrics = Metrics()
     public var budgets = Budgets()
+    public var mqtt = MQTT()
     public var logging = LoggingSettings()
     public var limits = Limits()
     /// `health.*`: input-health judgement (the health sink's own configuration, composed as it is).
@@ -215,6 +216,8 @@ public struct EarshotConfig: Sendable, Equatable {
 
     /// `health.*`: thresholds and hold times of the input-health faults (``HealthMonitor``).
     public typealias Health = HealthMonitor.Configuration
+    /// `mqtt.*`: the MQTT sink's own configuration, composed as it is (off unless `mqtt.broker` is set).
+    public typealias MQTT = MQTTSink.Configuration
 
     /// `limits.*`: resource bounds checked when the configuration is loaded.
     public struct Limits: Sendable, Equatable {

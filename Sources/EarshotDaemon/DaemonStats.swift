@@ -71,6 +71,7 @@ public struct DaemonStats: Sendable, Equatable {
             if let on = named["health_\(kind.rawValue)"] { m.health[kind.rawValue] = on != 0 }
             if let n = named["health_events_\(kind.rawValue)"] { m.healthEvents[kind.rawValue] = n }
         }
+        m.mqtt = named.filter { $0.key.hasPrefix("mqtt_") }
         return m
     }
 }

@@ -43,7 +43,7 @@ public enum SinkRegistry {
         public let configuration: @Sendable (EarshotConfig, DaemonOptions) -> any Sendable
     }
 
-    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout, health]
+    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout, health, mqtt]
 
     public static let latency = Entry(name: "latency", build: { ctx in
         let t = LatencyTracker(configuration: ctx.config.latencyConfiguration, logger: ctx.logger)
@@ -80,6 +80,13 @@ public enum SinkRegistry {
         return HealthMonitor(configuration: ctx.config.health, logger: ctx.logger, publisher: ctx.publisher,
                              onChange: ctx.onHealthChange)
     }, configuration: { c, _ in c.health })
+    public static let mqtt = Entry(name: "mqtt", build: { ctx in
+        let c = ctx.config.mqttConfiguration(environment: ctx.options.environment)
+        guard c.enabled else { return nil }
+        let sink = MQTTSink(configuration: c, logger: ctx.logger, environment: ctx.options.environment)
+        ctx.register(sink)
+        return sink
+    }, configuration: { c, o in c.mqttConfiguration(environment: o.environment) })
 
     /// Builds the sink set for `context` (not started), each sink but the tracker with its hand-off recorder.
     public static func build(_ context: inout SinkBuildContext) -> [any Sink] {

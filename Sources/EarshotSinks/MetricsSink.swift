@@ -42,6 +42,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     /// without the health sink.
     public var health: [String: Bool] = [:]
     public var healthEvents: [String: Int] = [:]
+    /// The MQTT sink's counters (``MQTTSink/counters``) by name; empty without MQTT (``updateMQTT(_:_:)``).
+    public var mqtt: [String: Int] = [:]
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
@@ -291,6 +293,7 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
                             labels: [], to: s.socketStalledDisconnects, &m)
             advanceLabelled("protocol_errors", "Malformed or unknown commands from socket clients.",
                             labels: [], to: s.protocolErrors, &m)
+            if !s.mqtt.isEmpty { updateMQTT(s.mqtt, &m) }
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "level")], to: s.levelAlerts, &m)
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "onset")], to: s.onsetAlerts, &m)
             advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",

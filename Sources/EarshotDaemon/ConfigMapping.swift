@@ -150,7 +150,7 @@ extension EarshotConfig {
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {
                 let key = error.field == "backfill_s" ? "rolling.backfill_s" : prefix + error.field
-                return LibraryProblem(key: key, related: nil, message: error.message)
+                return LibraryProblem(key: key, related: error.related.map { prefix + $0 }, message: error.message)
             }
         }
         func outside<T: Comparable>(_ v: T, _ r: ClosedRange<T>) -> Bool { !r.contains(v) }

@@ -156,7 +156,8 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             try Limits.reconnectSeconds.check("reconnect_initial_s", reconnectInitialSeconds)
             try Limits.reconnectSeconds.check("reconnect_max_s", reconnectMaxSeconds)
             guard reconnectMaxSeconds >= reconnectInitialSeconds else {
-                throw SinkConfigError(field: "reconnect_max_s", message: "must be at least mqtt.reconnect_initial_s")
+                throw SinkConfigError(field: "reconnect_max_s", message: "must be at least mqtt.reconnect_initial_s",
+                                      related: "reconnect_initial_s")
             }
             try Limits.spoolMaxMB.check("spool.max_mb", spool.maxMB)
             try Limits.spoolMaxAgeSeconds.check("spool.max_age_s", spool.maxAgeSeconds)

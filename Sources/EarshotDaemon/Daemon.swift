@@ -231,7 +231,7 @@ public final class Daemon {
 
     func publishStats(now: Int64) {
         guard let latency else { return }
-        let line = latency.statsJSON(counters: stats.counters)
+        let line = latency.statsJSON(counters: stats.counters, health: healthMonitor.map { HealthMonitor.summary($0.activeFaults) })
         messages.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
     }
 

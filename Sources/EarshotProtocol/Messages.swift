@@ -353,14 +353,17 @@ public struct StatsMessage: ServerMessage, Equatable {
     public var latency: [Latency]
     /// Frames over budget per stage since start (every stage).
     public var overBudget: [(stage: String, count: Int)]
+    /// Input health: `ok` or the active faults joined by commas (as in `hello`); nil without health.
+    public var health: String?
 
-    public init(t: Double, counters: [(name: String, value: Int)], latency: [Latency], overBudget: [(stage: String, count: Int)]) {
-        self.t = t; self.counters = counters; self.latency = latency; self.overBudget = overBudget
+    public init(t: Double, counters: [(name: String, value: Int)], latency: [Latency], overBudget: [(stage: String, count: Int)],
+                health: String? = nil) {
+        self.t = t; self.counters = counters; self.latency = latency; self.overBudget = overBudget; self.health = health
     }
 
     public static func == (a: StatsMessage, b: StatsMessage) -> Bool {
         a.t == b.t && a.latency == b.latency && a.counters.elementsEqual(b.counters, by: ==)
-            && a.overBudget.elementsEqual(b.overBudget, by: ==)
+            && a.overBudget.elementsEqual(b.overBudget, by: ==) && a.health == b.health
     }
 
     public func encodeMembers(into w: inout JSONWriter) {
@@ -380,6 +383,7 @@ public struct StatsMessage: ServerMessage, Equatable {
         }
         w.key("over_budget")
         w.object { w in for (stage, n) in overBudget { w.member(stage, n) } }
+        if let health { w.member("health", health) }
     }
 }
 

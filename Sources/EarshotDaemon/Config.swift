@@ -33,6 +33,8 @@ public struct EarshotConfig: Sendable, Equatable {
     public var limits = Limits()
     /// `health.*`: input-health judgement (the health sink's own configuration, composed as it is).
     public var health = Health()
+    /// `clips.*`: event clips (the clips sink's own configuration; off unless `clips.directory` is set).
+    public var clips = Clips()
 
     /// A configuration holding every default.
     public init() {}
@@ -221,6 +223,8 @@ public struct EarshotConfig: Sendable, Equatable {
 
     /// `health.*`: thresholds and hold times of the input-health faults (``HealthMonitor``).
     public typealias Health = HealthMonitor.Configuration
+    /// `clips.*`: event clips (``ClipSink``).
+    public typealias Clips = ClipSink.Configuration
     /// `mqtt.*`: the MQTT sink's own configuration, composed as it is (off unless `mqtt.broker` is set).
     public typealias MQTT = MQTTSink.Configuration
 

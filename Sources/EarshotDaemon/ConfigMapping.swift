@@ -109,6 +109,15 @@ extension EarshotConfig {
         return c
     }
 
+    /// `clips.*` with the file-name instance (`$EARSHOT_INSTANCE`, as the metrics label).
+    public func clipsConfiguration(environment: [String: String]) -> ClipSink.Configuration {
+        var c = clips
+        c.instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
+        return c
+    }
+    /// Seconds of the pipeline's clip tap (``LivePipeline``'s `clipTapSeconds`): 0 with clips off.
+    public var clipTapSeconds: Double { clips.directory == nil ? 0 : ClipSink.Configuration.tapSeconds }
+
     /// The ranges of the keys the daemon itself owns (no library type holds them).
     public enum DaemonLimits {
         /// `capture.ring_seconds` (the capture → DSP sample ring of ``LivePipeline``).
@@ -154,6 +163,7 @@ extension EarshotConfig {
             ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
             ("health.", { () throws(SinkConfigError) in try health.validate() }),
             ("mqtt.", { () throws(SinkConfigError) in try mqtt.validate() }),
+            ("clips.", { () throws(SinkConfigError) in try clips.validate() }),
         ]
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {

@@ -115,6 +115,13 @@ extension EarshotConfig {
         let queued = min(clients * Double(socket.queueBytes), max(Double(socket.queueBytesTotal), clients * Double(SocketPublisher.Limits.minQueueShare)))
         terms.append(.init(name: "socket queued bytes", keys: ["socket.queue_bytes_total", "socket.queue_bytes"],
                            bytes: queued, detail: "\(n(queued)) bytes of queued messages (all clients)"))
+        // Event clips (off unless clips.directory is set): the DSP thread's tap and the sink's history.
+        if clips.directory != nil {
+            let tap = powerOfTwoCeil(max(hop * 4, (rate * ClipSink.Configuration.tapSeconds).rounded(.towardZero)))
+            let history = ((clips.maxClipSeconds + 2) * rate).rounded(.towardZero)
+            terms.append(.init(name: "clips", keys: ["clips.max_clip_s", "capture.sample_rate"], bytes: tap * 4 * 2 + history * 4,
+                               detail: "\(n(history)) history samples + \(n(tap)) tap samples (twice) × 4 bytes"))
+        }
         return MemoryEstimate(terms: terms)
     }
 

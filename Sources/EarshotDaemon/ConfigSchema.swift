@@ -598,6 +598,24 @@ enum ConfigSchema {
         .string("mqtt.homeassistant.prefix", \.mqtt.homeassistant.prefix) { (s) throws(ValueProblem) in
             guard MQTTSink.Configuration.isTopicText(s, allowSlash: true) else { throw .range("\"\(s)\" is not a valid topic prefix") }
         },
+        // clips (ClipSink.Configuration; README "Event clips")
+        .optionalString("clips.directory", \.clips.directory) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .double("clips.pre_roll_s", \.clips.preRollSeconds, Bounds(ClipSink.Configuration.Limits.rollSeconds)),
+        .double("clips.post_roll_s", \.clips.postRollSeconds, Bounds(ClipSink.Configuration.Limits.rollSeconds)),
+        .double("clips.max_clip_s", \.clips.maxClipSeconds, Bounds(ClipSink.Configuration.Limits.maxClipSeconds)),
+        .int("clips.max_files", \.clips.maxFiles, Bounds(ClipSink.Configuration.Limits.maxFiles)),
+        .double("clips.max_mb", \.clips.maxMB, Bounds(ClipSink.Configuration.Limits.maxMB)),
+        .double("clips.max_age_s", \.clips.maxAgeSeconds, Bounds(ClipSink.Configuration.Limits.maxAgeSeconds)),
+        ConfigKey(path: "clips.kinds", kind: "list of level, onset, health", apply: { (c, raw) throws(ValueProblem) in
+            var kinds: [String] = []
+            for (item, line) in try parseStringList(raw, expected: "a list of alert kinds (level, onset, health)") {
+                guard ClipSink.Configuration.allKinds.contains(item) else {
+                    throw ValueProblem(code: .outOfRange, message: "\"\(item)\" is not an alert kind: level, onset or health", line: line)
+                }
+                if !kinds.contains(item) { kinds.append(item) }
+            }
+            c.clips.kinds = kinds
+        }, render: { c in "[" + c.clips.kinds.joined(separator: ", ") + "]" }),
         // logging
         .choice("logging.level", \.logging.level),
         // limits

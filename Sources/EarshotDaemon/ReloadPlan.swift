@@ -74,13 +74,14 @@ public struct ReloadPlan: Sendable, Equatable {
     /// Keys whose sinks restart on the running bus.
     static func restartsSinks(_ key: String) -> Bool {
         key.hasPrefix("rolling.") || key.hasPrefix("metrics.") || key.hasPrefix("levels.")
-            || key == "alerts.level.weighting" || key.hasPrefix("health.")
+            || key == "alerts.level.weighting" || key.hasPrefix("health.") || key.hasPrefix("clips.")
     }
 
     /// Whether two configurations run on the same pipeline: the same ``AnalyzerConfig/FrameShape`` (the
     /// analyzer's one definition) and the same ring size. The one place the daemon decides "rebuild".
     public static func sameFrameShape(_ a: EarshotConfig, _ b: EarshotConfig) -> Bool {
         a.analyzerConfig.frameShape == b.analyzerConfig.frameShape && a.capture.ringSeconds == b.capture.ringSeconds
+            && a.clipTapSeconds == b.clipTapSeconds  // clips turned on or off: the DSP thread's tap
     }
 
     /// The plan for going from `old` to `new`.

@@ -70,8 +70,13 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     @exclusivity(unchecked) var header = FrameHeader()
     /// Runs of the input-health statistics (``SampleHealth``) across frames.
     @exclusivity(unchecked) var healthAccumulator = SampleHealthAccumulator()
+    /// Raw samples for event clips (nil: clips off, nothing is copied). ``clipTapRef`` is the per-frame path.
+    public let clipTap: ClipTap?
+    let clipTapRef: Unmanaged<ClipTap>?
 
-    public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool) {
+    public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool, clipTap: ClipTap? = nil) {
+        self.clipTap = clipTap
+        clipTapRef = clipTap.map { Unmanaged.passUnretained($0) }
         self.analyzer = analyzer
         current = Unmanaged.passUnretained(analyzer)
         self.output = output
@@ -196,7 +201,15 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         header.lastSampleMonotonicNs = header.monotonicNs &+ Int64((Double(nFFT - 1) * nsPerSample).rounded())
         header.flags = pendingFlags
         header.gapSamples = pendingGap
-        header.health = healthAccumulator.measure(UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...]))
+        let fresh = UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...])
+        header.health = healthAccumulator.measure(fresh)
+        if let tap = clipTapRef {
+            let skip = Int64(nFFT - fresh.count)
+            tap._withUnsafeGuaranteedRef {
+                $0.record(fresh, firstSample: windowStart &+ skip,
+                          wallNs: header.wallNs &+ Int64((Double(skip) * nsPerSample).rounded()), seq: seq)
+            }
+        }
         let onset = current._withUnsafeGuaranteedRef {
             $0.process(
                 frame: frame, newSampleCount: newSamples,

@@ -109,7 +109,7 @@ extension DecodableServerMessage {
 /// Every message type the server sends, by `type` (`frame` and `onset` excepted: see ``FrameMessage``).
 public let decodableServerMessages: [String: any DecodableServerMessage.Type] = [
     HelloMessage.type: HelloMessage.self, RollingMessage.type: RollingMessage.self, AlertMessage.type: AlertMessage.self,
-    HealthMessage.type: HealthMessage.self,
+    HealthMessage.type: HealthMessage.self, ClipMessage.type: ClipMessage.self,
     StatusMessage.type: StatusMessage.self, StatsMessage.type: StatsMessage.self,
     SubscribedMessage.type: SubscribedMessage.self, UnsubscribedMessage.type: UnsubscribedMessage.self,
     PongMessage.type: PongMessage.self, DroppedMessage.type: DroppedMessage.self, ErrorMessage.type: ErrorMessage.self,

@@ -131,8 +131,9 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
         // Forget what the tap collected before this sink started (a restart on reload starts afresh).
         reader?.drain { _, _ in }
         var st = stat()
-        if stat(directory, &st) != 0 {
-            logger.warning("clips directory does not exist yet: clips will fail until it does", metadata: ["directory": "\(directory)"])
+        if stat(directory, &st) != 0 && mkdir(directory, 0o750) != 0 {
+            logger.warning("cannot create the clips directory: clips will fail until it exists", metadata: [
+                "directory": "\(directory)", "error": "\(String(cString: strerror(errno)))"])
         }
         running.store(true, ordering: .releasing)
         handle = RealtimeThread.start(name: "es-clips", fifoPriority: 0, batchIfNotFIFO: true) { [self] in loop() }.0
@@ -330,6 +331,22 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
                                         maxBytes: Int(configuration.maxMB * 1_048_576), maxAgeSeconds: configuration.maxAgeSeconds)
         for name in remove where unlink(directory + "/" + name) == 0 {
             _removed.add(1, ordering: .relaxed)
+        }
+    }
+}
+
+extension MetricsSink {
+    /// `earshot_clips_written_total`, `earshot_clips_failed_total`, `earshot_clips_removed_total`,
+    /// `earshot_clip_samples_lost_total`, `earshot_clip_triggers_dropped_total`.
+    func updateClips(_ c: [String: Int], _ m: inout Mirror) {
+        let help = [
+            "clips_written": "Event clips written.", "clips_failed": "Event clips that could not be written (disk full, read-only, missing).",
+            "clips_removed": "Event clips removed by retention.",
+            "clip_samples_lost": "Samples the clips sink lost because it fell behind the DSP thread's tap.",
+            "clip_triggers_dropped": "Alerts the clips sink dropped because its queue was full.",
+        ]
+        for (name, text) in help.sorted(by: { $0.key < $1.key }) {
+            advanceLabelled(name, text, labels: [], to: c[name] ?? 0, &m)
         }
     }
 }

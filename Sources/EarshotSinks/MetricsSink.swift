@@ -44,6 +44,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var healthEvents: [String: Int] = [:]
     /// The MQTT sink's counters (``MQTTSink/counters``) by name; empty without MQTT (``updateMQTT(_:_:)``).
     public var mqtt: [String: Int] = [:]
+    /// The clips sink's counters (``ClipSink/counters``) by name; empty without clips (``updateClips(_:_:)``).
+    public var clips: [String: Int] = [:]
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
@@ -298,6 +300,7 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
             advanceLabelled("protocol_errors", "Malformed or unknown commands from socket clients.",
                             labels: [], to: s.protocolErrors, &m)
             if !s.mqtt.isEmpty { updateMQTT(s.mqtt, &m) }
+            if !s.clips.isEmpty { updateClips(s.clips, &m) }
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "level")], to: s.levelAlerts, &m)
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "onset")], to: s.onsetAlerts, &m)
             advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",

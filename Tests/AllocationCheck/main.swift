@@ -72,7 +72,10 @@ let samples = SPSCRing<Float>(minimumCapacity: 1 << 16)
 let stamps = SPSCRing<CaptureStamp>(minimumCapacity: 4096)
 let wake = WakeSignal()
 let bus = FrameBus(capacity: 256, nMels: config.nMels, nMFCC: config.nMFCC)
-let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true)
+// Clips enabled: the DSP thread copies each frame's new samples into the clip tap (never drained here, so it
+// also laps itself: the overwrite path).
+let clipTap = ClipTap(sampleRate: 48_000, hop: config.hop, seconds: 1)
+let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true, clipTap: clipTap)
 let dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: 480)
 let idleConsumer = bus.attach()!  // attached, never read: its wake-ups and drops are on the path too
 let period = (0..<480).map { Float(0.2 * sin(2 * Double.pi * 440 * Double($0) / 48_000)) }
@@ -119,7 +122,7 @@ feed(200)
 _ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
 usleep(50_000)
 MallocInterposerSwift.unhook()
-report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied)")
+report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied),\"clip_tap_samples\":\(clipTap.samples.written)")
 dsp.stop()
 _ = idleConsumer
 

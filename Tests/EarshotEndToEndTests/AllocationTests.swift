@@ -65,6 +65,7 @@ import Testing
         #expect(int("dsp", "discontinuities") >= 2, "the xrun gap and the ring overrun should be exercised: \(p.lines)")
         #expect(int("dsp", "retunes") >= 4, "the retune mailbox was not exercised: \(p.lines)")
         #expect(int("dsp", "mallocs") == 0, "allocations on the DSP path: \(p.lines)")
+        #expect(int("dsp", "clip_tap_samples") >= 1000 * 480, "the clip tap (clips enabled) was not exercised: \(p.lines)")
         #expect(int("capture", "periods") >= 1000, "\(p.lines)")
         #expect(int("capture", "mallocs") == 0, "allocations on the capture path: \(p.lines)")
     }

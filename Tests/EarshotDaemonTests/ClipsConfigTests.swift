@@ -1,5 +1,6 @@
 @testable import EarshotDaemon
 import EarshotSinks
+import Logging
 import Testing
 
 /// `clips.*` (issue 11 item 2): what a reload does, the registry entry, the memory estimate.
@@ -40,5 +41,21 @@ import Testing
         #expect(throws: Never.self) { try c.validate() }
         c.kinds = ["level", "bogus"]
         #expect(throws: SinkConfigError.self) { try c.validate() }
+    }
+
+    @Test func clipCountersReachStatsAndMetrics() {
+        var d = DaemonStats()
+        d.sinkCounters = [("clips", [("clips_written", 3), ("clips_failed", 2), ("clips_removed", 1), ("clip_samples_lost", 0),
+                                     ("clip_triggers_dropped", 0)])]
+        #expect(d.counters.contains { $0 == ("clips_failed", 2) })
+        let m = d.metricsSnapshot
+        #expect(m.clips == ["clips_written": 3, "clips_failed": 2, "clips_removed": 1, "clip_samples_lost": 0, "clip_triggers_dropped": 0])
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: "127.0.0.1:0"), logger: Logger(label: "test"))
+        sink.update(m)
+        let text = String(decoding: sink.render(), as: UTF8.self)
+        for (name, v) in [("earshot_clips_written_total", 3), ("earshot_clips_failed_total", 2), ("earshot_clips_removed_total", 1),
+                          ("earshot_clip_samples_lost_total", 0)] {
+            #expect(text.split(separator: "\n").contains { $0.hasPrefix(name) && $0.hasSuffix(" \(v)") }, "\(name) in\n\(text)")
+        }
     }
 }

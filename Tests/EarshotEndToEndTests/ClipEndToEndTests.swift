@@ -99,6 +99,26 @@ extension EndToEnd.Service {
         print("clip: \(clip.count) samples, exact; starts \(String(format: "%.4f", start - t)) s from the alert, burst at \(Double(burstInClip) / 48_000) s")
     }
 
+    /// Setting `clips.directory` on reload rebuilds the pipeline (the tap belongs to it) and clips follow.
+    @Test func turningClipsOnByReloadRebuildsAndWritesClips() throws {
+        let loop = ClipScript.samples(seconds: 3, burstAt: 1.5)
+        let clipsDir = try makeTemporaryDirectory("earshot-clips-reload")
+        defer { try? FileManager.default.removeItem(at: clipsDir) }
+        let rig = try PublishingRig("clips-reload", samples: loop, extraYAML: "alerts:\n  level:\n    threshold_db: -30\n    min_duration_ms: 0\n")
+        defer { rig.cleanup() }
+        let daemon = try rig.start()
+        var yaml = try String(contentsOf: rig.config, encoding: .utf8)
+        yaml += "\nclips:\n  directory: \(clipsDir.path)\n  pre_roll_s: 0.5\n  post_roll_s: 0.5\n  kinds: [level]\n"
+        try yaml.write(to: rig.config, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        #expect(daemon.wait(until: 10) { $0.stderr.contains("reload applied: pipeline rebuilt") }, "\(daemon.stderr)")
+        #expect(daemon.wait(until: 10) { $0.stderr.contains("clip written path=\(clipsDir.path)/") }, "\(daemon.stderr)")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: clipsDir.path)) ?? []
+        #expect(names.contains { $0.hasSuffix("-earshot-level.wav") }, "\(names)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(timeout: 5) == .exited(0))
+    }
+
     /// A full disk (a 64 KiB tmpfs when root can mount one, else a read-only directory): logged once,
     /// counted, and capture loses nothing.
     @Test func clipsOnAFullDiskAreLoggedOnceAndCaptureLosesNothing() throws {

@@ -159,7 +159,7 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
     static func trigger(_ line: [UInt8]) -> (kind: String, tNs: Int64)? {
         guard let json = try? ProtocolJSON.parse(line.last == 0x0A ? Array(line.dropLast()) : line),
               let type = json["type"]?.stringValue, let t = json["t"]?.doubleValue, t.isFinite, abs(t) < 1e10 else { return nil }
-        let tNs = Int64(t * 1e9)
+        let tNs = Int64((t * 1e6).rounded()) * 1000  // the wire has ms; µs rounding keeps them exact
         switch type {
         case "alert":
             switch json["alert"]?.stringValue {
@@ -197,7 +197,10 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
         while let p = pending.first {
             let oldestKept = historyEnd - Int64(history.count) + Int64(sampleRate)  // 1 s before it is overwritten
             let startPos = position(of: p.startNs)
-            guard final || newestNs >= p.endNs || startPos <= oldestKept else { break }
+            // Written when the history reaches its end, would lose its start, or its end is 2 s past on the
+            // wall clock without samples (a stopped source: no_data) — then with what was captured.
+            let stale = Clock.wallNanoseconds() > p.endNs &+ 2_000_000_000
+            guard final || newestNs >= p.endNs || startPos <= oldestKept || stale else { break }
             pending.removeFirst()
             write(p)
         }

@@ -39,7 +39,8 @@ import Testing
         let bus = FrameBus(capacity: 64, nMels: K.nMels, nMFCC: 2)
         try sink.start(bus: bus, stream: K.stream())
         // 3 s of frames; sample i has value i (exactly representable).
-        let t0 = K.t0
+        // Now (a clip whose end is more than 2 s in the past is written at once, with what was captured).
+        let t0 = Int64(Date().timeIntervalSince1970 * 1000) * 1_000_000
         var chunk = [Float](repeating: 0, count: K.hop)
         func feed(_ frames: Range<Int>) {
             for f in frames {

@@ -59,8 +59,8 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
             try Limits.rollSeconds.check("post_roll_s", postRollSeconds)
             try Limits.maxClipSeconds.check("max_clip_s", maxClipSeconds)
             if preRollSeconds + postRollSeconds > maxClipSeconds {
-                var e = SinkConfigError(field: "max_clip_s", message: "must be at least pre_roll_s + post_roll_s (\(preRollSeconds + postRollSeconds))")
-                e.related = "pre_roll_s"
+                var e = SinkConfigError(field: "pre_roll_s", message: "pre_roll_s + post_roll_s (\(preRollSeconds + postRollSeconds)) must not exceed max_clip_s (\(maxClipSeconds))")
+                e.related = "max_clip_s"
                 throw e
             }
             try checkRange("max_files", maxFiles, Limits.maxFiles)

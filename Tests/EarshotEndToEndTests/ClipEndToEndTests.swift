@@ -131,11 +131,18 @@ extension EndToEnd.Service {
         if getuid() == 0 {
             mounted = (try? Subprocess.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir.path]).status) == 0
         }
-        if !mounted { chmod(dir.path, 0o500) }
+        // Not root: a read-only directory. Root without mount (a container): root ignores modes, so the clips
+        // directory is under a regular file (ENOTDIR), which no uid can write.
+        var clipsPath = dir.path
+        if !mounted && getuid() != 0 { chmod(dir.path, 0o500) }
+        if !mounted && getuid() == 0 {
+            FileManager.default.createFile(atPath: base.appendingPathComponent("file").path, contents: Data())
+            clipsPath = base.appendingPathComponent("file/clips").path
+        }
         defer { if mounted { _ = try? Subprocess.run("/bin/umount", [dir.path]) } else { chmod(dir.path, 0o700) } }
         // A file to fill the tmpfs first, so the first clip header cannot fit either.
         if mounted { FileManager.default.createFile(atPath: dir.appendingPathComponent("filler").path, contents: Data(count: 60 * 1024)) }
-        let rig = try PublishingRig("clips-full", samples: loop, extraYAML: ClipScript.yaml(directory: dir.path, pre: 0.5, post: 0.5))
+        let rig = try PublishingRig("clips-full", samples: loop, extraYAML: ClipScript.yaml(directory: clipsPath, pre: 0.5, post: 0.5))
         defer { rig.cleanup() }
         let daemon = try rig.start()
         let client = try SocketLineClient(path: rig.socketPath)
@@ -160,7 +167,7 @@ extension EndToEnd.Service {
         #expect(!names.contains { $0.hasSuffix(".part") || $0.hasSuffix(".wav") }, "\(names)")
         daemon.signal(SIGTERM)
         #expect(daemon.wait(timeout: 5) == .exited(0))
-        print("full disk (\(mounted ? "64 KiB tmpfs" : "0500 directory")): \(f["clips_failed"] ?? "?") clips failed, logged once, \(frames) frames without a gap")
+        print("full disk (\(mounted ? "64 KiB tmpfs" : getuid() == 0 ? "directory under a file" : "0500 directory")): \(f["clips_failed"] ?? "?") clips failed, logged once, \(frames) frames without a gap")
     }
 }
 

@@ -38,6 +38,8 @@ public struct AnalyzerConfig: Sendable, Hashable {
     /// Spectral roll-off fraction, in (0, 1).
     public var rolloffPercent: Double = 0.85
     public var onset = OnsetPickerConfig()
+    /// IEC 61260-1 band levels computed with the level meter (`levels.bands`; off by default, then free).
+    public var bands: BandResolution = .off
 
     public init() {}
 

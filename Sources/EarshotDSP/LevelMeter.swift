@@ -83,9 +83,19 @@ public final class LevelMeter: @unchecked Sendable {
     /// Analog IEC 61672-1 pole frequencies in Hz.
     public static let poleHz = (f1: 20.598997, f2: 107.65265, f3: 737.86223, f4: 12194.217)
 
-    /// - Parameter sampleRate: Hz (8 k – 192 k).
-    public init(sampleRate: Int) {
+    /// The fractional-octave band filters (nil when bands are off: no cost).
+    public let bank: BandFilterBank?
+    /// Band energies of the last ``process(_:)``: `maxBands` before ``split``, then `maxBands` from it.
+    let bandEnergies: UnsafeMutablePointer<Float>
+
+    /// - Parameters:
+    ///   - sampleRate: Hz (8 k – 192 k).
+    ///   - bands: the band levels to compute along (``BandResolution/off``: none).
+    public init(sampleRate: Int, bands: BandResolution = .off) {
         self.sampleRate = sampleRate
+        bank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
+        bandEnergies = .allocate(capacity: 2 * maxBands)
+        bandEnergies.initialize(repeating: 0, count: 2 * maxBands)
         let fs = Double(sampleRate)
         let t = 1 / fs
         func w(_ f: Double) -> Double { 2 * Double.pi * f }
@@ -134,13 +144,21 @@ public final class LevelMeter: @unchecked Sendable {
     }
 
     deinit {
+        bandEnergies.deallocate()
         coef.deallocate()
         state.deallocate()
         sums.deallocate()
     }
 
     /// Clears filter and time-weighting states (levels restart from silence).
-    public func reset() { state.pointee = State() }
+    public func reset() { state.pointee = State(); bank?.reset() }
+
+    /// The band energies of the last ``process(_:)`` (``BandFrame/empty`` when bands are off).
+    public var bandFrame: BandFrame {
+        guard let bank else { return .empty }
+        let e = bandEnergies
+        return BandFrame(count: Int32(bank.count), head: BandEnergies { e[$0] }, tail: BandEnergies { e[maxBands + $0] })
+    }
 
     /// The level data of the samples of the last ``process(_:)`` before ``split``.
     public var head: LevelSums { sums[0] }
@@ -216,6 +234,11 @@ public final class LevelMeter: @unchecked Sendable {
         run(x, count: cut, &st, into: sums)
         run(x + cut, count: samples.count - cut, &st, into: sums + 1)
         state.pointee = st
+        if let bank {
+            bandEnergies.update(repeating: 0, count: 2 * maxBands)
+            bank.process(x, count: cut, into: bandEnergies)
+            bank.process(x + cut, count: samples.count - cut, into: bandEnergies + maxBands)
+        }
     }
 
     @inline(__always)

@@ -125,6 +125,8 @@ public struct EarshotConfig: Sendable, Equatable {
     public struct Levels: Sendable, Equatable {
         /// `nil`: levels in dBFS; a number: dB SPL = dBFS + calibration_db.
         public var calibrationDB: Double? = nil
+        /// `levels.bands`: IEC 61260-1 band levels (`off`, `octave`, `third`); computed on the DSP thread only when on.
+        public var bands: BandResolution = .off
         public init() {}
         /// The unit levels are published in: `dBFS` or `dB SPL`.
         public var unit: String { calibrationDB == nil ? "dBFS" : "dB SPL" }

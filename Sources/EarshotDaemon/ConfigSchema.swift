@@ -461,6 +461,7 @@ enum ConfigSchema {
         .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(AnalyzerConfig.Limits.waitFrames)),
         // levels
         .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(EarshotConfig.DaemonLimits.calibrationDB)),
+        .choice("levels.bands", \.levels.bands),
         // socket
         .string("socket.path", \.socket.path) { (s) throws(ValueProblem) in try checkSocketPath(s) },
         ConfigKey(path: "socket.mode", kind: "octal string", apply: { (c, raw) throws(ValueProblem) in

@@ -216,6 +216,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         current._withUnsafeGuaranteedRef {
             header.levels = LevelInterval(startWallNs: newStartNs, splitWallNs: boundary, head: $0.levelMeter.head,
                                           tail: $0.levelMeter.tail)
+            if $0.levelMeter.bank != nil { header.bands = $0.levelMeter.bandFrame }
         }
         if let onset {
             header.hasOnset = true

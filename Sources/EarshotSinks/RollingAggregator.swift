@@ -163,7 +163,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         let framesPerSecond = Double(stream.sampleRate) / Double(stream.hop)
         windows = configuration.windowsSeconds.map { w in
             Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels,
-                   weighting: configuration.weighting, offset: levelOffset)
+                   weighting: configuration.weighting, offset: levelOffset, sampleRate: stream.sampleRate)
         }
         latestResults.withLock { $0 = Array(repeating: nil, count: windows.count) }
     }
@@ -176,7 +176,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             if w.count > 0 && k != w.index { close(w, complete: true) }
             if w.count == 0 { w.begin(index: k, seq: h.seq) }
             w.add(h, level: level, logmel: logmel)
-            w.addLevels(h.levels)
+            w.addLevels(h.levels, bands: h.bands)
         }
     }
 
@@ -234,6 +234,12 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         /// frame's new samples end up to `nFFT` samples after its `t`, so its hop can reach into the next window.
         var carry = LevelSums.empty
         var carryIndex: Int64 = 0
+        /// Band energies of this window and of the carry (`maxBands` each); `bandCount` bands seen.
+        let bandSums: UnsafeMutableBufferPointer<Double>
+        let bandCarry: UnsafeMutableBufferPointer<Double>
+        var bandCount = 0
+        /// Exact sample rate of the stream (to name the bands).
+        var sampleRate = 48_000
         /// Level data dropped because its window had already passed (a clock step) or was skipped (a gap
         /// right after a boundary), in samples.
         var droppedLevelSamples = 0
@@ -243,7 +249,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         /// Smallest per-frame LAF (level unit), the fallback of `lafmin` before the meter has settled.
         var frameMinLaf = Double.infinity
 
-        init(seconds: Double, capacity: Int, nMels: Int, weighting: LevelWeighting = .laf, offset: Double = 0) {
+        init(seconds: Double, capacity: Int, nMels: Int, weighting: LevelWeighting = .laf, offset: Double = 0,
+             sampleRate: Int = 48_000) {
             self.weighting = weighting
             self.offset = offset
             self.seconds = seconds
@@ -252,17 +259,27 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             self.nMels = nMels
             levels = .allocate(capacity: capacity); levels.initialize(repeating: 0)
             logmelSum = .allocate(capacity: max(nMels, 1)); logmelSum.initialize(repeating: 0)
+            bandSums = .allocate(capacity: maxBands); bandSums.initialize(repeating: 0)
+            bandCarry = .allocate(capacity: maxBands); bandCarry.initialize(repeating: 0)
+            self.sampleRate = sampleRate
         }
 
-        deinit { levels.deallocate(); logmelSum.deallocate() }
+        deinit { levels.deallocate(); logmelSum.deallocate(); bandSums.deallocate(); bandCarry.deallocate() }
 
         func begin(index k: Int64, seq: Int64) {
             index = k; count = 0; overflow = 0; seqFirst = seq; seqLast = seq
             energySum = 0; lmax = -.infinity; lmin = .infinity; centroidSum = 0; onsets = 0; discontinuities = 0
-            sums = .empty; frameMinLaf = .infinity
+            sums = .empty; frameMinLaf = .infinity; bandCount = 0
+            for i in 0..<maxBands { bandSums[i] = 0 }
             if carry.samples > 0 {
-                if carryIndex == k { sums = carry } else { droppedLevelSamples &+= carry.samples }
+                if carryIndex == k {
+                    sums = carry
+                    for i in 0..<maxBands { bandSums[i] = bandCarry[i] }
+                } else {
+                    droppedLevelSamples &+= carry.samples
+                }
                 carry = .empty
+                for i in 0..<maxBands { bandCarry[i] = 0 }
             }
             for i in 0..<logmelSum.count { logmelSum[i] = 0 }
         }
@@ -285,18 +302,26 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
 
         /// Adds a frame's level data: each part to the window its samples were captured in.
         @inline(__always)
-        func addLevels(_ l: LevelInterval) {
-            if l.head.samples > 0 { addPart(l.head, window: floorDiv(l.startWallNs, lengthNs)) }
-            if l.tail.samples > 0 { addPart(l.tail, window: floorDiv(l.splitWallNs, lengthNs)) }
+        func addLevels(_ l: LevelInterval, bands: BandFrame) {
+            let nb = min(Int(bands.count), maxBands)
+            if nb > 0 { bandCount = nb }
+            if l.head.samples > 0 {
+                withUnsafePointer(to: bands.head) { addPart(l.head, bands: UnsafeRawPointer($0).assumingMemoryBound(to: Float.self), nb, window: floorDiv(l.startWallNs, lengthNs)) }
+            }
+            if l.tail.samples > 0 {
+                withUnsafePointer(to: bands.tail) { addPart(l.tail, bands: UnsafeRawPointer($0).assumingMemoryBound(to: Float.self), nb, window: floorDiv(l.splitWallNs, lengthNs)) }
+            }
         }
 
         @inline(__always)
-        func addPart(_ part: LevelSums, window k: Int64) {
+        func addPart(_ part: LevelSums, bands: UnsafePointer<Float>, _ nb: Int, window k: Int64) {
             if k == index {
                 sums.merge(part)
+                for i in 0..<nb { bandSums[i] += Double(bands[i]) }
             } else if k > index && (carry.samples == 0 || carryIndex == k) {
                 carryIndex = k
                 carry.merge(part)
+                for i in 0..<nb { bandCarry[i] += Double(bands[i]) }
             } else {
                 droppedLevelSamples &+= part.samples
             }
@@ -341,6 +366,16 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             case .lcf: r.leq = levels.lceq; r.lmax = Self.db(s.maxCF, o); r.lmin = minimum(s.minCF, r.lmin)
             case .lzf: r.leq = levels.lzeq; r.lmax = Self.db(s.maxZF, o); r.lmin = minimum(s.minZF, r.lmin)
             case .rmsDbfs: break
+            }
+            if bandCount > 0 {
+                // The resolution is the one whose band count at this rate matches (third ≈ 3 × octave).
+                let third = BandFilterBank.bands(.third, sampleRate: sampleRate)
+                let layout = third.count == bandCount ? third : BandFilterBank.bands(.octave, sampleRate: sampleRate)
+                if layout.count == bandCount {
+                    r.bands = RollingBands(kind: third.count == bandCount ? "third" : "octave",
+                                           centerHz: layout.map(\.nominal),
+                                           leq: (0..<bandCount).map { Self.db(bandSums[$0] / n, o) })
+                }
             }
             return r
         }

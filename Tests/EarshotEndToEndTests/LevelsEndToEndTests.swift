@@ -9,11 +9,12 @@ extension EndToEnd {
     @Suite("levels end to end", .serialized)
     struct LevelsEndToEndTests {
         /// A steady 1 kHz tone on a paced FIFO: each 1 s rolling window carries LAeq,T = LAFmax = LAFmin =
-        /// 20·log10(a/√2), LCpeak = 20·log10(a), and `level_samples` ≈ one second of samples.
+        /// 20·log10(a/√2), LCpeak = 20·log10(a), `level_samples` ≈ one second of samples, and (bands: third) the
+        /// 1 kHz band Leq = the tone's level.
         @Test func rollingWindowsCarryIntegratedLevels() throws {
             let a = 0.1
             let tone = (0..<48_000).map { Float(a * sin(2 * Double.pi * 1_000 * Double($0) / 48_000)) }
-            let rig = try PublishingRig("levels", samples: tone, extraYAML: "rolling:\n  windows_s: [1]\n")
+            let rig = try PublishingRig("levels", samples: tone, extraYAML: "rolling:\n  windows_s: [1]\nlevels:\n  bands: third\n")
             defer { rig.cleanup() }
             let daemon = try rig.start()
             let fd = connectUnix(rig.socketPath)
@@ -36,6 +37,15 @@ extension EndToEnd {
                 #expect(abs((dbl(r["lceq"]) ?? 0) - expected) < 0.05 && abs((dbl(r["lzeq"]) ?? 0) - expected) < 0.05, "\(r)")
                 #expect(abs((dbl(r["lcpeak"]) ?? 0) - 20 * log10(a)) < 0.05, "\(r)")
                 #expect(abs((int(r["level_samples"]) ?? 0) - 48_000) <= 480, "\(r)")
+                // levels.bands: third: 30 bands at 48 kHz; the 1 kHz band holds the tone, its neighbours far less.
+                let bands = try #require(r["bands"] as? [String: Any], "\(r)")
+                #expect(bands["kind"] as? String == "third")
+                let centres = (bands["center_hz"] as? [Any] ?? []).compactMap(dbl), leq = (bands["leq"] as? [Any] ?? []).compactMap(dbl)
+                #expect(centres.count == 30 && leq.count == 30 && centres.first == 25 && centres.last == 20_000, "\(bands)")
+                if let k = centres.firstIndex(of: 1_000), leq.count == 30 {
+                    #expect(abs(leq[k] - expected) < 0.1, "\(bands)")
+                    #expect(leq[k - 1] < expected - 15 && leq[k + 1] < expected - 15, "\(bands)")
+                }
             }
         }
 

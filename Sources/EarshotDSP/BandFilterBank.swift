@@ -64,8 +64,8 @@ public final class BandFilterBank: @unchecked Sendable {
     public let nominalHz: [Double]
     public var count: Int { exactHz.count }
 
-    /// Biquad in the form the meter runs (`b0`, `k1`, `k2`, `a1`, `a2`).
-    struct Section { var b0, b1, b2, a1, a2: Double }
+    /// Biquad coefficients (a0 = 1), direct form II transposed.
+    typealias Section = LevelMeter.Biquad
 
     /// Stage of each band, and the bands of each stage (contiguous, descending stage order by band index).
     let bandStage: [Int]
@@ -254,16 +254,7 @@ public final class BandFilterBank: @unchecked Sendable {
     }
 
     static func magnitude(_ secs: [Section], frequency: Double, sampleRate: Double) -> Double {
-        let om = 2 * Double.pi * frequency / sampleRate
-        var mag = 1.0
-        for s in secs {
-            let nr = s.b0 + s.b1 * cos(om) + s.b2 * cos(2 * om)
-            let ni = -s.b1 * sin(om) - s.b2 * sin(2 * om)
-            let dr = 1 + s.a1 * cos(om) + s.a2 * cos(2 * om)
-            let di = -s.a1 * sin(om) - s.a2 * sin(2 * om)
-            mag *= ((nr * nr + ni * ni) / (dr * dr + di * di)).squareRoot()
-        }
-        return mag
+        LevelMeter.magnitude(secs, frequency: frequency, sampleRate: sampleRate)
     }
 
     /// Gain (dB) of band `band` for a steady sine at `frequency` (Hz, below the input Nyquist), through the

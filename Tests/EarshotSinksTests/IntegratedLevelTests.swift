@@ -21,6 +21,22 @@ final class HeaderCollector: FrameOutput {
     func emit(_ header: FrameHeader) { headers.append(header) }
 }
 
+/// The frames of `samples` through the real analyzer and framing (offline times), levels only.
+func analyzedHeaders(_ samples: [Float], sampleRate: Int = 48_000, bands: BandResolution = .off, grid: Int64 = 1_000_000_000) throws -> [FrameHeader] {
+    var config = AnalyzerConfig()
+    config.sampleRate = sampleRate
+    config.nMFCC = 0
+    config.bands = bands
+    let analyzer = try FrameAnalyzer(config: config, outputs: .levels)
+    let out = HeaderCollector(nMels: config.nMels, nMFCC: 0)
+    let processor = FrameProcessor(analyzer: analyzer, output: out, measureTiming: false)
+    processor.levelGridNs = grid
+    samples.withUnsafeBufferPointer { p in
+        processor.push(p, firstSample: 0, monotonicNs: 0, wallNs: 0)
+    }
+    return out.headers
+}
+
 /// Runs `samples` through the real analyzer and framing, then through a rolling aggregator (driven
 /// synchronously) with `windows`; returns the closed windows, in order.
 func rollingResults(_ samples: [Float], sampleRate: Int = 48_000, windows: [Double], weighting: LevelWeighting = .laf,
@@ -154,5 +170,40 @@ struct IntegratedLevelTests {
         #expect(P.levelGrid(windowsSeconds: [1, 10, 60]) == 1_000_000_000)
         #expect(P.levelGrid(windowsSeconds: [1, 0.3]) == 100_000_000)
         #expect(P.levelGrid(windowsSeconds: []) == 0)
+    }
+
+    /// `/metrics`: the integrated levels and the band Leq of the latest closed window, by window and
+    /// quantity / band.
+    @Test func metricsCarryIntegratedAndBandLevels() throws {
+        var x = [Float](repeating: 0, count: Int(2.1 * Double(Self.rate)))
+        addTone(&x, rate: Self.rate, amplitude: 0.1, from: 0, to: 2.1)
+        var headers = try analyzedHeaders(x, bands: .third)
+        let t0 = SinkTestKit2.t0
+        for i in headers.indices {  // onto the kit's round wall clock
+            headers[i].wallNs += t0; headers[i].levels.startWallNs += t0; headers[i].levels.splitWallNs += t0
+        }
+        let logs = SinkTestKit2.LogStore()
+        let rolling = RollingAggregator(configuration: .init(windowsSeconds: [1]), publisher: nil)
+        let sink = MetricsSink(configuration: .init(enabled: true, listen: "127.0.0.1:0"), logger: logs.logger(), rolling: rolling)
+        let bus = FrameBus(capacity: 1024, nMels: 64, nMFCC: 0)
+        let stream = StreamInfo(sampleRate: Self.rate, nFFT: 1024, hop: 480, nMels: 64, nMFCC: 0, melBandEdgesHz: [],
+                                levelUnit: "dBFS", levelOffsetDb: 0, device: "test", onsetLookAheadMs: 10)
+        try rolling.start(bus: bus, stream: stream)
+        try sink.start(bus: bus, stream: stream)
+        defer { sink.stop(); rolling.stop() }
+        SinkTestKit2.publish(headers, on: bus, logmel: [Float](repeating: -50, count: 64))
+        let deadline = Date().addingTimeInterval(5)
+        while rolling.latest(windowSeconds: 1)?.t != Double(t0) / 1e9 + 1, Date() < deadline { usleep(2000) }
+        let body = String(decoding: sink.render(), as: UTF8.self)
+        func metric(_ key: String) -> Double? {
+            body.split(separator: "\n").first { $0.hasPrefix(key + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        let expected = 10 * log10(0.1 * 0.1 / 2)
+        let laeq = try #require(metric(#"earshot_rolling_level_db{window="1s",quantity="laeq"}"#), "\(body)")
+        #expect(abs(laeq - expected) < 0.05)
+        #expect(abs((metric(#"earshot_rolling_level_db{window="1s",quantity="lcpeak"}"#) ?? 0) - 20 * log10(0.1)) < 0.05)
+        let band = try #require(metric(#"earshot_band_leq_db{window="1s",band_hz="1000"}"#), "\(body)")
+        #expect(abs(band - expected) < 0.1)
+        #expect((metric(#"earshot_band_leq_db{window="1s",band_hz="25"}"#) ?? 0) < expected - 40)
     }
 }

@@ -39,12 +39,14 @@ public struct FrameHeader: BitwiseCopyable, Sendable {
     public var levels: LevelInterval
     /// The band energies of the frame's new samples, split like `levels` (`count` 0 when bands are off).
     public var bands: BandFrame
+    /// Input-health statistics of the frame's new samples (``SampleHealth``).
+    public var health: SampleHealth
 
     public init() {
         seq = 0; firstSample = 0; monotonicNs = 0; wallNs = 0; lastSampleMonotonicNs = 0
         dspStartNs = 0; dspEndNs = 0; gapSamples = 0; flags = 0; features = FrameFeatures()
         hasOnset = false; onset = OnsetEvent(frameIndex: 0, detectedAtFrame: 0, strength: 0)
-        onsetWallNs = 0; onsetDelayMs = 0; levels = .empty; bands = .empty
+        onsetWallNs = 0; onsetDelayMs = 0; levels = .empty; bands = .empty; health = SampleHealth()
     }
 
     public var isDiscontinuity: Bool { flags & FrameFlags.discontinuity != 0 }

@@ -72,6 +72,8 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     /// windows whose lengths are multiples of it integrate to the sample. 0: no split. Set before the first
     /// frame; ``levelGrid(windowsSeconds:)`` gives the grid for a set of windows.
     @exclusivity(unchecked) public var levelGridNs: Int64 = 1_000_000_000
+    /// Runs of the input-health statistics (``SampleHealth``) across frames.
+    @exclusivity(unchecked) var healthAccumulator = SampleHealthAccumulator()
 
     public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool) {
         self.analyzer = analyzer
@@ -116,6 +118,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         seqOffset = nextSeq - analyzer.frameIndex
         pendingFlags |= flags | FrameFlags.discontinuity
         pendingGap &+= max(0, gapSamples)
+        healthAccumulator.reset()
     }
 
     /// Feeds contiguous samples (any values: see ``SampleGuard``).
@@ -207,6 +210,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
             let k = ((Double(boundary &- newStartNs)) / nsPerSample).rounded(.up)
             if k < Double(newSamples) { split = Int(k) }
         }
+        header.health = healthAccumulator.measure(UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...]))
         let onset = current._withUnsafeGuaranteedRef {
             $0.levelMeter.split = split
             return $0.process(

@@ -45,29 +45,10 @@ RealtimeThread.join(other)
 report("control", "\"expected_mallocs\":1")
 MallocInterposerSwift.initialize()  // resets the counters
 
-// MARK: phase 1a — the analyzer alone with each output mask `earshot analyze --features` can select
-for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), ("statistics", .statistics),
-                        ("levels", .levels), ("mfcc", .mfcc), ("none", .none)] {
-    let a = try FrameAnalyzer(config: AnalyzerConfig(), outputs: outputs)
-    let frame = (0..<1024).map { Float(0.2 * sin(Double($0) * 0.05)) + ($0 % 97 == 0 ? 0.5 : 0) }
-    let logmel = UnsafeMutableBufferPointer<Float>.allocate(capacity: 64)
-    let mfcc = UnsafeMutableBufferPointer<Float>.allocate(capacity: 13)
-    var features = FrameFeatures()
-    frame.withUnsafeBufferPointer { f in
-        for _ in 0..<5 { _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc) }
-        MallocInterposerSwift.initialize()
-        MallocInterposerSwift.hook()
-        for _ in 0..<200 { _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc) }
-        MallocInterposerSwift.unhook()
-    }
-    report("analyzer_" + name, "\"frames\":200")
-    logmel.deallocate(); mfcc.deallocate()
-}
-// The level meter with IEC 61260-1 band filters on (levels.bands: octave / third).
-for bands in [BandResolution.octave, .third] {
-    var c = AnalyzerConfig()
-    c.bands = bands
-    let a = try FrameAnalyzer(config: c, outputs: .levels)
+// MARK: phase 1a — the analyzer alone with each output mask `earshot analyze --features` can select, and the
+// level meter with IEC 61260-1 band filters on (levels.bands: octave / third; a split every third frame)
+@MainActor func checkAnalyzer(_ name: String, _ config: AnalyzerConfig, _ outputs: AnalyzerOutputs) throws {
+    let a = try FrameAnalyzer(config: config, outputs: outputs)
     let frame = (0..<1024).map { Float(0.2 * sin(Double($0) * 0.05)) + ($0 % 97 == 0 ? 0.5 : 0) }
     let logmel = UnsafeMutableBufferPointer<Float>.allocate(capacity: 64)
     let mfcc = UnsafeMutableBufferPointer<Float>.allocate(capacity: 13)
@@ -83,8 +64,17 @@ for bands in [BandResolution.octave, .third] {
         }
         MallocInterposerSwift.unhook()
     }
-    report("analyzer_levels_bands_" + bands.rawValue, "\"frames\":200")
+    report("analyzer_" + name, "\"frames\":200")
     logmel.deallocate(); mfcc.deallocate()
+}
+for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), ("statistics", .statistics),
+                        ("levels", .levels), ("mfcc", .mfcc), ("none", .none)] {
+    try checkAnalyzer(name, AnalyzerConfig(), outputs)
+}
+for bands in [BandResolution.octave, .third] {
+    var c = AnalyzerConfig()
+    c.bands = bands
+    try checkAnalyzer("levels_bands_" + bands.rawValue, c, .levels)
 }
 MallocInterposerSwift.initialize()
 

@@ -363,7 +363,7 @@ struct ConfigHardeningTests {
         let (f4, e4) = try errorFor("socket:\n  max_clients: 65536\n")
         #expect(e4?.description.hasPrefix("\(f4):2: socket.max_clients:") == true, "\(String(describing: e4))")
         // Raising the limit is the documented way out; lowering it below the defaults names it.
-        #expect(try errorFor("capture:\n  ring_seconds: 120\n  sample_rate: 192000\nanalysis:\n  hop: 480\n  fmax: 8000\nlimits:\n  max_memory_mb: 4096\n").error == nil)
+        #expect(try errorFor("capture:\n  ring_seconds: 120\n  sample_rate: 192000\nanalysis:\n  n_fft: 4096\n  hop: 480\n  fmax: 8000\nlimits:\n  max_memory_mb: 4096\n").error == nil)  // n_fft 4096: every mel band has a bin at 192 kHz
         let (f5, e5) = try errorFor("limits:\n  max_memory_mb: 16\n")
         #expect(e5?.description.hasPrefix("\(f5):2: limits.max_memory_mb:") == true, "\(String(describing: e5))")
     }

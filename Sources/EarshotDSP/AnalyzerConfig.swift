@@ -38,6 +38,8 @@ public struct AnalyzerConfig: Sendable, Hashable {
     /// Spectral roll-off fraction, in (0, 1).
     public var rolloffPercent: Double = 0.85
     public var onset = OnsetPickerConfig()
+    /// IEC 61260-1 band levels computed with the level meter (`levels.bands`; off by default, then free).
+    public var bands: BandResolution = .off
 
     public init() {}
 
@@ -115,7 +117,27 @@ public struct AnalyzerConfig: Sendable, Hashable {
             throw fail("n_mels", "\(nMels) is more than the \(nFFT / 2 + 1) FFT bins of n_fft (\(nFFT))", related: "n_fft")
         }
         guard nMFCC <= nMels else { throw fail("n_mfcc", "\(nMFCC) is larger than n_mels (\(nMels))", related: "n_mels") }
+        if let band = firstEmptyMelBand() {
+            let e = MelScale.melFrequencies(count: nMels + 2, fMin: fMin, fMax: fMax)
+            let spacing = Double(sampleRate) / Double(nFFT)
+            throw fail("n_mels", "mel band \(band) (\(Self.hz(e[band]))–\(Self.hz(e[band + 2])) Hz) contains no FFT bin at n_fft \(nFFT) (bins every \(Self.hz(spacing)) Hz at \(sampleRate) Hz), so it would read a constant floor: use a larger n_fft, fewer n_mels, or a higher fmin", related: "n_fft")
+        }
     }
+
+    /// The first mel band that no FFT bin falls strictly inside (its triangular weights are all zero, as in
+    /// librosa's `mel` filter bank), or nil. A dead band reads the log-mel floor forever.
+    public func firstEmptyMelBand() -> Int? {
+        let e = MelScale.melFrequencies(count: nMels + 2, fMin: fMin, fMax: fMax)
+        let spacing = Double(sampleRate) / Double(nFFT)
+        for i in 0..<nMels {
+            // The first bin above the lower edge; the band has a bin iff it lies below the upper edge.
+            let k = (e[i] / spacing).rounded(.down) + 1
+            if !(k * spacing < e[i + 2]) || k > Double(nFFT / 2) { return i }
+        }
+        return nil
+    }
+
+    static func hz(_ v: Double) -> String { String(Double((v * 100).rounded() / 100)) }
 
     /// What a running pipeline is built around: a change of any of these needs a new pipeline (ring, bus,
     /// analyzer buffers); any other change (band limits, roll-off, floor, onset picking) can be re-planned

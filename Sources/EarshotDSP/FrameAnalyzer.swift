@@ -42,7 +42,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
             windowSum: stft.windowSum)
         onsetStrength = OnsetStrength(nMels: config.nMels)
         picker = OnsetPicker(config: config.onset)
-        levelMeter = LevelMeter(sampleRate: config.sampleRate)
+        levelMeter = LevelMeter(sampleRate: config.sampleRate, bands: config.bands)
         power = .allocate(capacity: config.binCount)
         power.initialize(repeating: 0)
         magnitude = .allocate(capacity: config.binCount)

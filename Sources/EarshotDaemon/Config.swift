@@ -135,6 +135,8 @@ public struct EarshotConfig: Sendable, Equatable {
         public var calibrationDate: String? = nil
         /// The calibrator's level the offset was measured against, dB SPL.
         public var calibrationReferenceDB: Double? = nil
+        /// `levels.bands`: IEC 61260-1 band levels (`off`, `octave`, `third`); computed on the DSP thread only when on.
+        public var bands: BandResolution = .off
         public init() {}
         /// The unit levels are published in: `dBFS` or `dB SPL`.
         public var unit: String { calibrationDB == nil ? "dBFS" : "dB SPL" }

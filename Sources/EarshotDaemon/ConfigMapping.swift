@@ -21,6 +21,7 @@ extension EarshotConfig {
         a.onset.preAvgFrames = analysis.onset.preAvgFrames
         a.onset.delta = Float(analysis.onset.delta)
         a.onset.waitFrames = analysis.onset.waitFrames
+        a.bands = levels.bands
         return a
     }
 

@@ -468,6 +468,7 @@ enum ConfigSchema {
             }
         },
         .optionalDouble("levels.calibration_reference_db", \.levels.calibrationReferenceDB, Bounds(EarshotConfig.DaemonLimits.calibrationReferenceDB)),
+        .choice("levels.bands", \.levels.bands),
         // socket
         .string("socket.path", \.socket.path) { (s) throws(ValueProblem) in try checkSocketPath(s) },
         ConfigKey(path: "socket.mode", kind: "octal string", apply: { (c, raw) throws(ValueProblem) in

@@ -137,8 +137,11 @@ public final class Daemon {
         do { analyzer = try FrameAnalyzer(config: config.analyzerConfig) } catch {
             throw DaemonStartError(message: "\(error)", exitCode: 78)
         }
-        return LivePipeline(capture: captureConfig, analyzer: analyzer, ringSeconds: config.capture.ringSeconds,
-                            clipTapSeconds: config.clipTapSeconds)
+        let pipeline = LivePipeline(capture: captureConfig, analyzer: analyzer, ringSeconds: config.capture.ringSeconds,
+                                    clipTapSeconds: config.clipTapSeconds)
+        // Level data is split at the rolling windows' common grid, so each window integrates to the sample.
+        pipeline.dsp.processor.levelGridNs = FrameProcessor<FrameBus>.levelGrid(windowsSeconds: config.rolling.windowsSeconds)
+        return pipeline
     }
 
     var streamInfo: StreamInfo {

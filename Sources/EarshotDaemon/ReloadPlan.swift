@@ -102,7 +102,7 @@ public struct ReloadPlan: Sendable, Equatable {
         for key in keys {
             if Self.retunableKeys.contains(key) {
                 retune = true
-            } else if key.hasPrefix("analysis.") || key == "capture.sample_rate" {
+            } else if key.hasPrefix("analysis.") || key == "capture.sample_rate" || key == "levels.bands" {
                 replan = true
             } else if key.hasPrefix("capture.") {
                 reopen = true

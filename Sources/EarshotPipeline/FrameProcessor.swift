@@ -68,6 +68,10 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     @exclusivity(unchecked) var anchorWallNs: Int64 = 0
     @exclusivity(unchecked) var nsPerSample: Double
     @exclusivity(unchecked) var header = FrameHeader()
+    /// Wall-clock grid (ns) at which each frame's level data is split (``FrameHeader/levels``), so rolling
+    /// windows whose lengths are multiples of it integrate to the sample. 0: no split. Set before the first
+    /// frame; ``levelGrid(windowsSeconds:)`` gives the grid for a set of windows.
+    @exclusivity(unchecked) public var levelGridNs: Int64 = 1_000_000_000
     /// Runs of the input-health statistics (``SampleHealth``) across frames.
     @exclusivity(unchecked) var healthAccumulator = SampleHealthAccumulator()
     /// Raw samples for event clips (nil: clips off, nothing is copied). ``clipTapRef`` is the per-frame path.
@@ -201,6 +205,16 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         header.lastSampleMonotonicNs = header.monotonicNs &+ Int64((Double(nFFT - 1) * nsPerSample).rounded())
         header.flags = pendingFlags
         header.gapSamples = pendingGap
+        // The new samples start (nFFT − newSamples) samples after the frame: split their level data at the
+        // first multiple of the grid inside them (the first sample captured at or after it goes to the tail).
+        let newStartNs = header.wallNs &+ Int64((Double(nFFT - newSamples) * nsPerSample).rounded())
+        var split = Int.max
+        var boundary: Int64 = 0
+        if levelGridNs > 0 {
+            boundary = (floorDiv(newStartNs &- 1, levelGridNs) &+ 1) &* levelGridNs
+            let k = ((Double(boundary &- newStartNs)) / nsPerSample).rounded(.up)
+            if k < Double(newSamples) { split = Int(k) }
+        }
         let fresh = UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...])
         header.health = healthAccumulator.measure(fresh)
         if let tap = clipTapRef {
@@ -211,9 +225,15 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
             }
         }
         let onset = current._withUnsafeGuaranteedRef {
-            $0.process(
+            $0.levelMeter.split = split
+            return $0.process(
                 frame: frame, newSampleCount: newSamples,
                 features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)
+        }
+        current._withUnsafeGuaranteedRef {
+            header.levels = LevelInterval(startWallNs: newStartNs, splitWallNs: boundary, head: $0.levelMeter.head,
+                                          tail: $0.levelMeter.tail)
+            if $0.levelMeter.bank != nil { header.bands = $0.levelMeter.bandFrame }
         }
         if let onset {
             header.hasOnset = true
@@ -235,4 +255,23 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         nextSeq = seq &+ 1
         output.emit(header)
     }
+}
+
+extension FrameProcessor {
+    /// The level grid for rolling windows of these lengths: the greatest common divisor of their lengths in
+    /// nanoseconds (1 s for 1/10/60 s), or 0 for none. With a grid no shorter than a hop, at most one window
+    /// boundary falls inside any hop and every window integrates its levels to the sample.
+    public static func levelGrid(windowsSeconds: [Double]) -> Int64 {
+        func gcd(_ a: Int64, _ b: Int64) -> Int64 { b == 0 ? a : gcd(b, a % b) }
+        var g: Int64 = 0
+        for w in windowsSeconds where w.isFinite && w > 0 && w < 9e9 { g = gcd(g, Int64((w * 1e9).rounded())) }
+        return g
+    }
+}
+
+/// `floor(a / b)` for b > 0 (window and grid indices of wall-clock times, negative times included).
+@inlinable
+public func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && a < 0) ? q - 1 : q
 }

@@ -171,6 +171,19 @@ extension RollingMessage: DecodableServerMessage {
             l50: try r.double("l50"), l90: try r.double("l90"), onsets: try r.int("onsets"),
             discontinuities: try r.int("discontinuities"), centroidHzMean: try r.double("centroid_hz_mean"),
             logmelMean: try r.doubles("logmel_mean"))
+        if r.optional("laeq") != nil {
+            levels = RollingLevels(
+                laeq: try r.double("laeq"), lceq: try r.double("lceq"), lzeq: try r.double("lzeq"),
+                lafmax: try r.double("lafmax"), lafmin: try r.double("lafmin"), lasmax: try r.double("lasmax"),
+                lcpeak: try r.double("lcpeak"), samples: try r.int("level_samples"))
+        }
+        if let b = r.optional("bands") {
+            var br = try MessageReader(b.objectValue.map { .object($0.merging(["type": .string("bands")]) { a, _ in a }) } ?? .null, type: "bands")
+            let bands = RollingBands(kind: try br.string("kind"), centerHz: try br.doubles("center_hz"), leq: try br.doubles("leq"))
+            try br.finish()
+            guard bands.centerHz.count == bands.leq.count else { throw DecodeError("'bands': center_hz and leq differ in length") }
+            self.bands = bands
+        }
     }
 }
 

@@ -56,7 +56,7 @@ import Testing
         }
         func int(_ phase: String, _ key: String) -> Int { (phases[phase]?[key] as? NSNumber)?.intValue ?? -1 }
         #expect(int("control", "mallocs") >= 1, "the interposer did not count the control allocation: \(p.lines)")
-        for mask in ["all", "spectral", "statistics", "levels", "mfcc", "none"] {
+        for mask in ["all", "spectral", "statistics", "levels", "mfcc", "none", "levels_bands_octave", "levels_bands_third"] {
             #expect(int("analyzer_" + mask, "frames") == 200, "\(p.lines)")
             #expect(int("analyzer_" + mask, "mallocs") == 0, "allocations in FrameAnalyzer.process (outputs \(mask)): \(p.lines)")
         }

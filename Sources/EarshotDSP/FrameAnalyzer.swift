@@ -40,7 +40,8 @@ public final class FrameAnalyzer: @unchecked Sendable {
         spectral = SpectralFeatures(
             sampleRate: config.sampleRate, nFFT: config.nFFT, rolloffPercent: config.rolloffPercent,
             windowSum: stft.windowSum)
-        onsetStrength = OnsetStrength(nMels: config.nMels)
+        onsetStrength = OnsetStrength(
+            config: config.onsetFunction, sampleRate: config.sampleRate, nFFT: config.nFFT, nMels: config.nMels, hop: config.hop)
         picker = OnsetPicker(config: config.onset)
         levelMeter = LevelMeter(sampleRate: config.sampleRate)
         power = .allocate(capacity: config.binCount)
@@ -117,7 +118,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
         } else if mfcc.count > 0 {
             mfcc.update(repeating: 0)
         }
-        let strength = onsetStrength.process(logmel: UnsafeBufferPointer(logmel))
+        let strength = onsetStrength.process(power: UnsafeBufferPointer(power), logmel: UnsafeBufferPointer(logmel))
         features.onsetStrength = strength
         if o.contains(.levels) {
             let newSamples = UnsafeBufferPointer(rebasing: frame[(config.nFFT - newSampleCount)...])

@@ -27,7 +27,7 @@ silence of a sample file is not an onset); of a chirp, its start. Scoring is mir
 evaluation: a one-to-one matching within +-50 ms (maximum matching; for a fixed window on sorted
 times the greedy earliest match is maximal), F/P/R micro-averaged over the files of a condition, and
 the median offset (estimate - reference, ms) of the matched pairs. "chirp R" is the recall of the
-chirps alone.
+chirps alone; "hits only" is F with the chirps and the estimates matched to them left out.
 
 Usage:
   python3 bench/onset_eval.py [--split dev|heldout|both] [--earshot BIN] [--label NAME=BIN ...]
@@ -336,6 +336,7 @@ def main():
             for name, det in detectors.items():
                 tp = fp = fn = 0
                 offsets, chirp_hit, chirp_n = [], 0, 0
+                htp = hfp = hfn = 0  # hits only: chirps and the estimates matched to them left out
                 for path, y, refs, kinds in files:
                     est = det(path, y)
                     pairs = match(refs, est)
@@ -346,18 +347,23 @@ def main():
                     matched = {i for i, _, _ in pairs}
                     chirp_n += sum(1 for k in kinds if k == "chirp")
                     chirp_hit += sum(1 for i, k in enumerate(kinds) if k == "chirp" and i in matched)
+                    h_matched = sum(1 for i in matched if kinds[i] == "hit")
+                    htp += h_matched
+                    hfn += sum(1 for k in kinds if k == "hit") - h_matched
+                    hfp += len(est) - len(pairs)
                 p = tp / (tp + fp) if tp + fp else 0.0
                 r = tp / (tp + fn) if tp + fn else 0.0
                 f = 2 * p * r / (p + r) if p + r else 0.0
-                row = dict(split=split, condition=cond, method=name, F=f, P=p, R=r,
+                hf = 2 * htp / (2 * htp + hfp + hfn) if htp else 0.0
+                row = dict(split=split, condition=cond, method=name, F=f, P=p, R=r, hits_F=hf,
                            offset_ms=float(np.median(offsets) * 1000) if offsets else float("nan"),
                            chirp_R=chirp_hit / chirp_n if chirp_n else float("nan"), events=tp + fn)
                 results.append(row)
                 print(f"{split:8s} {cond:12s} {name:18s} F={f:.3f} P={p:.3f} R={r:.3f} "
-                      f"off={row['offset_ms']:+6.1f}ms chirpR={row['chirp_R']:.2f} n={tp + fn}", flush=True)
+                      f"off={row['offset_ms']:+6.1f}ms chirpR={row['chirp_R']:.2f} hitsF={hf:.3f} n={tp + fn}", flush=True)
     # summary: mean F per method and split over the conditions, and per background level
     print()
-    print("| split | method | clean F | -50 dBFS F (P/R) | -30 dBFS F (P/R) | chirp R | median offset |")
+    print("| split | method | clean F (hits only) | -50 dBFS F (P/R) | -30 dBFS F (P/R) | chirp R | median offset |")
     print("|---|---|---|---|---|---|---|")
     for split in dict.fromkeys(r["split"] for r in results):
         for name in detectors:
@@ -367,11 +373,12 @@ def main():
                 s = [r for r in rows if sel(r["condition"])]
                 return (np.mean([r["F"] for r in s]), np.mean([r["P"] for r in s]), np.mean([r["R"] for r in s]))
             c = agg(lambda c: c == "clean")
+            ch_hits = np.mean([r["hits_F"] for r in rows if r["condition"] == "clean"])
             m50 = agg(lambda c: c.endswith("@-50"))
             m30 = agg(lambda c: c.endswith("@-30"))
             ch = np.nanmean([r["chirp_R"] for r in rows])
             off = np.nanmedian([r["offset_ms"] for r in rows])
-            print(f"| {split} | {name} | {c[0]:.3f} | {m50[0]:.3f} ({m50[1]:.2f}/{m50[2]:.2f}) | "
+            print(f"| {split} | {name} | {c[0]:.3f} ({ch_hits:.3f}) | {m50[0]:.3f} ({m50[1]:.2f}/{m50[2]:.2f}) | "
                   f"{m30[0]:.3f} ({m30[1]:.2f}/{m30[2]:.2f}) | {ch:.2f} | {off:+.1f} ms |")
     if a.json:
         with open(a.json, "w") as fh:

@@ -45,14 +45,15 @@ public final class OnsetStrength: @unchecked Sendable {
     let bandLength: UnsafeMutablePointer<Int>
     let weightOffset: UnsafeMutablePointer<Int>
     let weights: UnsafeMutablePointer<Float>
-    let history: UnsafeMutablePointer<Float>  // (lag + 1) rows of bandCount
+    let history: UnsafeMutablePointer<Float>  // (lag + 1) rows of bandCount band powers
     let floor: UnsafeMutablePointer<Float>
     let smoothed: UnsafeMutablePointer<Float>  // band power, one-pole smoothed (floor tracking input)
     let reference: UnsafeMutablePointer<Float>
     let top: UnsafeMutablePointer<Float>
     let frames: UnsafeMutablePointer<Int>
     let powerScale: Float
-    let riseDbPerFrame: Float
+    let riseFactor: Float    // 10^(rise per frame / 10)
+    let marginFactor: Float  // 10^(floor_margin_db / 10)
     let smoothing: Float
     let binCount: Int
 
@@ -115,7 +116,9 @@ public final class OnsetStrength: @unchecked Sendable {
         frames.initialize(to: 0)
         let windowSum = Double(nFFT) / 2
         powerScale = Float((2 / windowSum) * (2 / windowSum))
-        riseDbPerFrame = Float(Double(config.floorRiseDbPerSecond) * Double(max(hop, 1)) / Double(sampleRate))
+        let riseDb = Double(config.floorRiseDbPerSecond) * Double(max(hop, 1)) / Double(sampleRate)
+        riseFactor = Float(min(pow(10, riseDb / 10), Double(Float.greatestFiniteMagnitude)))
+        marginFactor = Float(pow(10, Double(config.floorMarginDb) / 10))
         smoothing = Float(exp(-Double(max(hop, 1)) / (OnsetFunctionConfig.floorSmoothingSeconds * Double(sampleRate))))
     }
 
@@ -163,6 +166,9 @@ public final class OnsetStrength: @unchecked Sendable {
         config.function == .superflux ? superflux(power: power) : process(logmel: logmel)
     }
 
+    /// The `superflux` function, computed in the power domain (`L[b] − R[b]` in dB is `10·log10` of the
+    /// power ratio, and every comparison is monotonic), so only the `top_bands` largest ratios take a
+    /// logarithm.
     func superflux(power: UnsafeBufferPointer<Float>) -> Float {
         precondition(power.count == binCount)
         let p = power.baseAddress!
@@ -177,45 +183,44 @@ public final class OnsetStrength: @unchecked Sendable {
             var acc: Float = 0
             for i in 0..<n { acc += w[i] * p[start + i] }
             var e = acc * powerScale
-            if !(e.isFinite && e >= 0) { e = e.isNaN || e < 0 ? 0 : .greatestFiniteMagnitude }
-            row[b] = 10 * log10(e + 1e-10)
+            e = e.isNaN || e < 0 ? 0 : min(e, 1e30)  // total: no NaN, no sticky infinity in the smoothing
+            e += 1e-10
+            row[b] = e
             // noise floor: minimum-following (rise limited) of the smoothed band power
             let sm = t == 0 ? e : smoothing * smoothed[b] + (1 - smoothing) * e
             smoothed[b] = sm
-            let level = 10 * log10(sm + 1e-10)
-            floor[b] = t == 0 ? level : min(level, floor[b] + riseDbPerFrame)
+            floor[b] = t == 0 ? sm : min(sm, floor[b] * riseFactor)
         }
         frames.pointee = t + 1  // 2^63 frames: never overflows in practice
         guard t >= lag else { return 0 }
         let old = history + ((t - lag) % rows) * bands
         let m = config.maxFilterBands
-        let margin = config.floorMarginDb
         for b in 0..<bands {
             var r = old[b]
             var j = max(b - m, 0)
             let end = min(b + m, bands - 1)
             while j <= end { r = max(r, old[j]); j += 1 }
-            reference[b] = max(r, floor[b] + margin)
+            reference[b] = max(r, floor[b] * marginFactor)
         }
-        // mean of the K largest positive rises (K small: insertion into a sorted buffer)
+        // the K largest power ratios above 1 (K small: insertion into a sorted buffer)
         let k = min(max(config.topBands, 1), bands)
         var filled = 0
         for b in 0..<bands {
-            let d = row[b] - reference[b]
-            guard d > 0 else { continue }
+            let q = row[b] / reference[b]
+            guard q > 1 else { continue }
             if filled < k {
                 var i = filled
-                while i > 0 && top[i - 1] < d { top[i] = top[i - 1]; i -= 1 }
-                top[i] = d
+                while i > 0 && top[i - 1] < q { top[i] = top[i - 1]; i -= 1 }
+                top[i] = q
                 filled += 1
-            } else if d > top[k - 1] {
+            } else if q > top[k - 1] {
                 var i = k - 1
-                while i > 0 && top[i - 1] < d { top[i] = top[i - 1]; i -= 1 }
-                top[i] = d
+                while i > 0 && top[i - 1] < q { top[i] = top[i - 1]; i -= 1 }
+                top[i] = q
             }
         }
         var sum: Float = 0
-        for i in 0..<filled { sum += top[i] }
+        for i in 0..<filled { sum += 10 * log10(top[i]) }
         let result = sum / Float(k)
         return result.isFinite ? result : 0
     }

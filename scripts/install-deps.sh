@@ -13,10 +13,13 @@
 set -eu
 BUILD="libasound2-dev libfftw3-dev pkg-config binutils"
 TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus socat jq"
+# bench/onset_eval.py (not CI): the drum kits and recordings it builds its material from (pip: librosa aubio essentia)
+BENCH="hydrogen-drumkits lincity-ng-data asterisk-core-sounds-en-wav espeak-ng alsa-utils"
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;
     test) PACKAGES="$BUILD $TEST" ;;
-    *) echo "usage: $0 build|test" >&2; exit 64 ;;
+    bench) PACKAGES="$BUILD $BENCH" ;;
+    *) echo "usage: $0 build|test|bench" >&2; exit 64 ;;
 esac
 missing=""
 for p in $PACKAGES; do

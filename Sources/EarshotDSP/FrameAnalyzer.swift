@@ -71,8 +71,9 @@ public final class FrameAnalyzer: @unchecked Sendable {
     /// The `nMels + 2` mel band edges in Hz (for the protocol hello; allocates, not for the hot path).
     public var melBandEdgesHz: [Float] { melBank.bandEdgesHz }
 
-    /// After a discontinuity: forgets the previous spectrum (flux and onset strength read 0 for
-    /// the next frame, as for frame 0), the picker history and the level-meter filter states.
+    /// After a discontinuity: forgets the previous spectrum (flux reads 0 for the next frame, onset strength
+    /// for the next `lag_frames` (superflux) or 1 (logmel), as at the start), the onset noise floor, the picker
+    /// history (no onset until it is filled again) and the level-meter filter states.
     /// ``frameIndex`` keeps counting.
     public func reset() {
         spectral.reset()

@@ -28,8 +28,11 @@ public struct EarshotConfig: Sendable, Equatable {
     public var alerts = Alerts()
     public var metrics = Metrics()
     public var budgets = Budgets()
+    public var mqtt = MQTT()
     public var logging = LoggingSettings()
     public var limits = Limits()
+    /// `health.*`: input-health judgement (the health sink's own configuration, composed as it is).
+    public var health = Health()
 
     /// A configuration holding every default.
     public init() {}
@@ -139,6 +142,11 @@ public struct EarshotConfig: Sendable, Equatable {
     public struct Levels: Sendable, Equatable {
         /// `nil`: levels in dBFS; a number: dB SPL = dBFS + calibration_db.
         public var calibrationDB: Double? = nil
+        /// When `earshot calibrate --write` measured `calibration_db` (UTC, `YYYY-MM-DDTHH:MM:SSZ` or
+        /// `YYYY-MM-DD`); shown in `hello` and `/metrics`.
+        public var calibrationDate: String? = nil
+        /// The calibrator's level the offset was measured against, dB SPL.
+        public var calibrationReferenceDB: Double? = nil
         public init() {}
         /// The unit levels are published in: `dBFS` or `dB SPL`.
         public var unit: String { calibrationDB == nil ? "dBFS" : "dB SPL" }
@@ -224,6 +232,11 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `budgets.*`: per-stage latency budgets, milliseconds (`nil` = no budget), and the warning interval:
     /// the latency tracker's own configuration, composed as it is.
     public typealias Budgets = LatencyTracker.Configuration
+
+    /// `health.*`: thresholds and hold times of the input-health faults (``HealthMonitor``).
+    public typealias Health = HealthMonitor.Configuration
+    /// `mqtt.*`: the MQTT sink's own configuration, composed as it is (off unless `mqtt.broker` is set).
+    public typealias MQTT = MQTTSink.Configuration
 
     /// `limits.*`: resource bounds checked when the configuration is loaded.
     public struct Limits: Sendable, Equatable {

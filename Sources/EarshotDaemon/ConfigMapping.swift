@@ -49,6 +49,12 @@ extension EarshotConfig {
             reconnectMax: capture.reconnectMaxSeconds, maxBacklog: capture.maxBacklogMs / 1000)
     }
 
+    /// `levels.calibration_*` for `hello` and `/metrics`: nil until a calibration date is recorded.
+    public var calibrationInfo: CalibrationInfo? {
+        guard let date = levels.calibrationDate else { return nil }
+        return CalibrationInfo(date: date, referenceDb: levels.calibrationReferenceDB, offsetDb: levels.calibrationDB ?? 0)
+    }
+
     /// The frame encoder for `levels.*` (weighted levels offset by the calibration).
     public func frameEncoder(features: Set<Feature> = Set(Feature.allCases)) -> FrameEncoder {
         FrameEncoder(features: features, levelOffsetDb: Float(levels.calibrationDB ?? 0), levelUnit: levels.unit)
@@ -99,12 +105,25 @@ extension EarshotConfig {
         return c
     }
 
+    /// `mqtt.*` with what the sink takes from elsewhere: the instance (`$EARSHOT_INSTANCE`, as the metrics
+    /// label), the rolling windows and weighting (for Home Assistant discovery) and the version.
+    public func mqttConfiguration(environment: [String: String]) -> MQTTSink.Configuration {
+        var c = mqtt
+        c.instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
+        c.windowsSeconds = rolling.windowsSeconds
+        c.weighting = alerts.level.weighting.rawValue
+        c.version = EarshotVersion.string
+        return c
+    }
+
     /// The ranges of the keys the daemon itself owns (no library type holds them).
     public enum DaemonLimits {
         /// `capture.ring_seconds` (the capture → DSP sample ring of ``LivePipeline``).
         public static let ringSeconds = 0.1...120.0
         /// `levels.calibration_db`.
         public static let calibrationDB = -200.0...200.0
+        /// `levels.calibration_reference_db`, dB SPL.
+        public static let calibrationReferenceDB = 0.0...200.0
         /// `limits.max_memory_mb`.
         public static let maxMemoryMB = 16...16_384
     }
@@ -140,11 +159,13 @@ extension EarshotConfig {
             ("alerts.", { () throws(SinkConfigError) in try alertConfiguration.validate() }),
             ("metrics.", { () throws(SinkConfigError) in try metricsConfiguration.validate() }),
             ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
+            ("health.", { () throws(SinkConfigError) in try health.validate() }),
+            ("mqtt.", { () throws(SinkConfigError) in try mqtt.validate() }),
         ]
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {
                 let key = error.field == "backfill_s" ? "rolling.backfill_s" : prefix + error.field
-                return LibraryProblem(key: key, related: nil, message: error.message)
+                return LibraryProblem(key: key, related: error.related.map { prefix + $0 }, message: error.message)
             }
         }
         func outside<T: Comparable>(_ v: T, _ r: ClosedRange<T>) -> Bool { !r.contains(v) }
@@ -153,6 +174,12 @@ extension EarshotConfig {
         }
         if let db = levels.calibrationDB, outside(db, DaemonLimits.calibrationDB) {
             return LibraryProblem(key: "levels.calibration_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between -200 and 200")
+        }
+        if let db = levels.calibrationReferenceDB, outside(db, DaemonLimits.calibrationReferenceDB) {
+            return LibraryProblem(key: "levels.calibration_reference_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between 0 and 200")
+        }
+        if let date = levels.calibrationDate, CalibrationInfo.unixSeconds(date) == nil {
+            return LibraryProblem(key: "levels.calibration_date", related: nil, message: "\"\(date)\" is not a UTC date: write YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD")
         }
         if outside(limits.maxMemoryMB, DaemonLimits.maxMemoryMB) {
             return LibraryProblem(key: "limits.max_memory_mb", related: nil, message: "\(limits.maxMemoryMB) is out of range: must be between 16 and 16384")

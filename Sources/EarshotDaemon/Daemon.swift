@@ -52,6 +52,7 @@ public final class Daemon {
     let messages = MessageFanout()
     var latency: LatencyTracker? { sinks.lazy.compactMap { $0 as? LatencyTracker }.first }
     var metrics: MetricsSink? { sinks.lazy.compactMap { $0 as? MetricsSink }.first }
+    var healthMonitor: HealthMonitor? { sinks.lazy.compactMap { $0 as? HealthMonitor }.first }
     var lastStatsNs: Int64 = 0
     var lastMetricsNs: Int64 = 0
     /// Seconds between two `stats` messages on the socket.
@@ -141,11 +142,13 @@ public final class Daemon {
 
     var streamInfo: StreamInfo {
         let a = pipeline.analyzerConfig
-        return StreamInfo(
+        var info = StreamInfo(
             sampleRate: a.sampleRate, nFFT: a.nFFT, hop: a.hop, nMels: a.nMels, nMFCC: a.nMFCC,
             melBandEdgesHz: pipeline.dsp.processor.analyzer.melBandEdgesHz, levelUnit: config.levels.unit,
             levelOffsetDb: Float(config.levels.calibrationDB ?? 0), device: config.capture.device,
             onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
+        info.calibration = config.calibrationInfo
+        return info
     }
 
     /// Creates and starts the sinks. At daemon start (`failuresAreFatal`) a sink that cannot start stops the
@@ -165,6 +168,8 @@ public final class Daemon {
             logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
         }
         var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: messages, messages: messages)
+        context.onHealthChange = { [weak socket] active in socket?.update(health: active.map(\.rawValue)) }
+        socket?.update(health: config.health.enabled ? [] : nil)
         sinks = SinkRegistry.build(&context)
         var failed: [String] = []
         sinkUp = socket == nil ? [:] : ["socket": true]
@@ -226,7 +231,7 @@ public final class Daemon {
 
     func publishStats(now: Int64) {
         guard let latency else { return }
-        let line = latency.statsJSON(counters: stats.counters)
+        let line = latency.statsJSON(counters: stats.counters, health: healthMonitor.map { HealthMonitor.summary($0.activeFaults) })
         messages.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
     }
 
@@ -348,7 +353,8 @@ public final class Daemon {
         let level = pipeline.bus.latestHeader(into: &latest) ? latest.features.laf + Float(config.levels.calibrationDB ?? 0) : nil
         return HealthPolicy.statusLine(.init(
             device: config.capture.device, state: pipeline.capture.state, level: level, unit: config.levels.unit,
-            frames: pipeline.dsp.frames, xruns: pipeline.xruns, reconnects: pipeline.reconnects, subscribers: socket?.clients))
+            frames: pipeline.dsp.frames, xruns: pipeline.xruns, reconnects: pipeline.reconnects, subscribers: socket?.clients)
+            .with(health: healthMonitor.map { HealthMonitor.summary($0.activeFaults) }))
     }
 
     func drainCaptureEvents() {

@@ -109,6 +109,7 @@ extension DecodableServerMessage {
 /// Every message type the server sends, by `type` (`frame` and `onset` excepted: see ``FrameMessage``).
 public let decodableServerMessages: [String: any DecodableServerMessage.Type] = [
     HelloMessage.type: HelloMessage.self, RollingMessage.type: RollingMessage.self, AlertMessage.type: AlertMessage.self,
+    HealthMessage.type: HealthMessage.self,
     StatusMessage.type: StatusMessage.self, StatsMessage.type: StatsMessage.self,
     SubscribedMessage.type: SubscribedMessage.self, UnsubscribedMessage.type: UnsubscribedMessage.self,
     PongMessage.type: PongMessage.self, DroppedMessage.type: DroppedMessage.self, ErrorMessage.type: ErrorMessage.self,
@@ -149,6 +150,14 @@ extension HelloMessage: DecodableServerMessage {
             hop: try r.int("hop"), nMels: try r.int("n_mels"), nMFCC: try r.int("n_mfcc"),
             melBandEdgesHz: try r.doubles("mel_band_edges_hz"), levelUnit: levelUnit, device: try r.string("device"),
             onsetLookAheadMs: try r.double("onset_lookahead_ms"), features: features, limits: limits)
+        if let h = r.optional("health") {
+            guard let text = h.stringValue else { throw DecodeError("'health' is not a string") }
+            health = text
+        }
+        if let c = r.optional("calibration") {
+            var cr = try MessageReader(c.objectValue.map { .object($0.merging(["type": .string("calibration")]) { a, _ in a }) } ?? .null, type: "calibration")
+            calibration = try CalibrationInfo(reading: &cr)
+        }
     }
 }
 
@@ -237,10 +246,15 @@ extension StatsMessage: DecodableServerMessage {
         }
         // Counters: every other integer member, in key order (the wire order is not kept by the parser).
         var counters: [(name: String, value: Int)] = []
-        for key in r.object.keys.sorted() where !["type", "t", "latency_ms", "over_budget"].contains(key) {
+        var health: String?
+        if let h = r.optional("health") {
+            guard let text = h.stringValue else { throw DecodeError("'health' is not a string") }
+            health = text
+        }
+        for key in r.object.keys.sorted() where !["type", "t", "latency_ms", "over_budget", "health"].contains(key) {
             counters.append((key, try r.int(key)))
         }
-        self.init(t: t, counters: counters, latency: latency, overBudget: over)
+        self.init(t: t, counters: counters, latency: latency, overBudget: over, health: health)
     }
 }
 

@@ -46,10 +46,19 @@ sox
 espeak-ng
 hydrogen-drumkits
 "
+# bench/onset_eval.py (not CI): the drum kits and recordings it builds its material from (pip: librosa aubio essentia)
+BENCH="
+hydrogen-drumkits
+lincity-ng-data
+asterisk-core-sounds-en-wav
+espeak-ng
+alsa-utils
+"
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;
     test) PACKAGES="$BUILD $TEST" ;;
-    *) echo "usage: $0 build|test" >&2; exit 64 ;;
+    bench) PACKAGES="$BUILD $BENCH" ;;
+    *) echo "usage: $0 build|test|bench" >&2; exit 64 ;;
 esac
 missing=""
 for p in $PACKAGES; do

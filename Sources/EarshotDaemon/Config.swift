@@ -122,6 +122,20 @@ public struct EarshotConfig: Sendable, Equatable {
             public var delta = Double(analyzerDefaults.onset.delta)
             /// Minimum frames between two onsets.
             public var waitFrames = analyzerDefaults.onset.waitFrames
+            /// Weight of the local mean in the threshold (`mean_weight × mean + delta`).
+            public var meanWeight = Double(analyzerDefaults.onset.meanWeight)
+            /// The onset-detection function (`superflux` or librosa's `logmel`).
+            public var function = analyzerDefaults.onsetFunction.function
+            /// SuperFlux lag (frames).
+            public var lagFrames = analyzerDefaults.onsetFunction.lagFrames
+            /// SuperFlux frequency max-filter half-width (bands).
+            public var maxFilterBands = analyzerDefaults.onsetFunction.maxFilterBands
+            /// Reference at least the tracked noise floor plus this (dB).
+            public var floorMarginDb = Double(analyzerDefaults.onsetFunction.floorMarginDb)
+            /// Rise rate of the tracked noise floor (dB/s).
+            public var floorRiseDbPerSecond = Double(analyzerDefaults.onsetFunction.floorRiseDbPerSecond)
+            /// Bands averaged into the strength (the largest rises).
+            public var topBands = analyzerDefaults.onsetFunction.topBands
             public init() {}
         }
     }

@@ -22,6 +22,13 @@ extension EarshotConfig {
         a.onset.delta = Float(analysis.onset.delta)
         a.onset.waitFrames = analysis.onset.waitFrames
         a.bands = levels.bands
+        a.onset.meanWeight = Float(analysis.onset.meanWeight)
+        a.onsetFunction.function = analysis.onset.function
+        a.onsetFunction.lagFrames = analysis.onset.lagFrames
+        a.onsetFunction.maxFilterBands = analysis.onset.maxFilterBands
+        a.onsetFunction.floorMarginDb = Float(analysis.onset.floorMarginDb)
+        a.onsetFunction.floorRiseDbPerSecond = Float(analysis.onset.floorRiseDbPerSecond)
+        a.onsetFunction.topBands = analysis.onset.topBands
         return a
     }
 

@@ -460,6 +460,13 @@ enum ConfigSchema {
         .int("analysis.onset.pre_avg_frames", \.analysis.onset.preAvgFrames, Bounds(AnalyzerConfig.Limits.preAvgFrames)),
         .double("analysis.onset.delta", \.analysis.onset.delta, Bounds(min: 0)),
         .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(AnalyzerConfig.Limits.waitFrames)),
+        .double("analysis.onset.mean_weight", \.analysis.onset.meanWeight, Bounds(AnalyzerConfig.Limits.meanWeight)),
+        .choice("analysis.onset.function", \.analysis.onset.function),
+        .int("analysis.onset.lag_frames", \.analysis.onset.lagFrames, Bounds(AnalyzerConfig.Limits.lagFrames)),
+        .int("analysis.onset.max_filter_bands", \.analysis.onset.maxFilterBands, Bounds(AnalyzerConfig.Limits.maxFilterBands)),
+        .double("analysis.onset.floor_margin_db", \.analysis.onset.floorMarginDb, Bounds(AnalyzerConfig.Limits.floorMarginDb)),
+        .double("analysis.onset.floor_rise_db_per_s", \.analysis.onset.floorRiseDbPerSecond, Bounds(AnalyzerConfig.Limits.floorRiseDbPerSecond)),
+        .int("analysis.onset.top_bands", \.analysis.onset.topBands, Bounds(AnalyzerConfig.Limits.topBands)),
         // levels
         .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(EarshotConfig.DaemonLimits.calibrationDB)),
         .optionalString("levels.calibration_date", \.levels.calibrationDate) { (s) throws(ValueProblem) in

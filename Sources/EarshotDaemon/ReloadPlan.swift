@@ -5,7 +5,7 @@ import EarshotDSP
 /// The steps, least to most disruptive:
 /// - `live`: sink settings (alert thresholds, budgets: updated in place; rolling windows, metrics, levels,
 ///   the level-alert weighting: those sinks restart on the running bus). DSP and capture are untouched.
-/// - `retune`: onset-picker parameters (`analysis.onset.delta`, `wait_frames`, `pre_max_frames`,
+/// - `retune`: onset-picker parameters (`analysis.onset.delta`, `wait_frames`, `pre_max_frames`, `mean_weight`,
 ///   `pre_avg_frames`) go to the DSP thread through its one-slot mailbox and are taken between two frames:
 ///   no discontinuity, no gap, level meters keep their state.
 /// - `replan`: other `analysis.*` (same frame shape): a new analyzer; the next frame is flagged `reload`.
@@ -65,7 +65,7 @@ public struct ReloadPlan: Sendable, Equatable {
     /// Onset-picker keys the DSP thread takes in place.
     public static let retunableKeys: Set<String> = [
         "analysis.onset.delta", "analysis.onset.wait_frames", "analysis.onset.pre_max_frames",
-        "analysis.onset.pre_avg_frames",
+        "analysis.onset.pre_avg_frames", "analysis.onset.mean_weight",
     ]
     /// Keys fixed when the socket is bound (a restart applies them).
     static func isRestartOnly(_ key: String) -> Bool {

@@ -44,8 +44,8 @@ struct Spectrogram: ParsableCommand {
             throw ValidationError("--width must be \(PlotOptions.minWidth)–\(PlotOptions.maxSide) and --height \(PlotOptions.minHeight)–\(PlotOptions.maxSide) pixels")
         }
         guard dbRange.isFinite, dbRange > 0, dbRange <= 300 else { throw ValidationError("--db-range must be in (0, 300] dB") }
-        guard from.isFinite, from >= 0 else { throw ValidationError("--from must be a number of seconds ≥ 0") }
-        if let to { guard to.isFinite, to > from else { throw ValidationError("--to must be a number of seconds after --from") } }
+        guard from.isFinite, from >= 0, from <= 1e9 else { throw ValidationError("--from must be a number of seconds, 0–1e9") }
+        if let to { guard to.isFinite, to > from, to <= 1e9 else { throw ValidationError("--to must be a number of seconds after --from (at most 1e9)") } }
         guard (file == nil) != (socket == nil) else { throw ValidationError("give either a WAV file or --socket PATH") }
         if socket != nil {
             guard seconds.isFinite, seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }

@@ -30,7 +30,7 @@ struct Top: ParsableCommand {
 
     func validate() throws {
         guard every >= 1, every <= 1_000_000 else { throw ValidationError("--every must be 1–1000000") }
-        guard interval.isFinite, interval >= 0.1 else { throw ValidationError("--interval must be at least 0.1 s") }
+        guard interval.isFinite, interval >= 0.1, interval <= 3600 else { throw ValidationError("--interval must be 0.1–3600 s") }
         if let duration { guard duration.isFinite, duration > 0 else { throw ValidationError("--duration must be positive") } }
     }
 

@@ -85,6 +85,8 @@ extension EndToEnd {
                 ("from after to", [wav.path, "-o", png, "--from", "0.5", "--to", "0.2"], 64, "--to"),
                 ("unwritable output", [wav.path, "-o", dir.appendingPathComponent("no/such/dir/out.png").path], 74, "No such file"),
                 ("too small", [wav.path, "-o", png, "--width", "10"], 64, "--width"),
+                ("absurd range", [wav.path, "-o", png, "--from", "1e300"], 64, "--from"),
+                ("no input", ["-o", png], 64, "--socket"),
                 ("bad config", [wav.path, "-o", png, "--set", "analysis.hop=99999"], 78, "analysis.hop"),
             ]
             for (name, args, code, message) in cases {

@@ -143,6 +143,9 @@ public struct TopState {
             events.append("status \(msg["event"]?.stringValue ?? "?")")
         case DroppedMessage.type:
             droppedForUs &+= Int(msg["count"]?.intValue ?? 0)
+        case "health":
+            // A `health` message (its own stream, where the daemon has one): its state and issues.
+            health = Self.healthText(msg)
         default:
             break
         }

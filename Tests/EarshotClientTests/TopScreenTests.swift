@@ -42,6 +42,8 @@ import Testing
         later.apply(.disconnected(reason: "Connection refused", retryIn: 0.5))
         #expect(later.connection == .reconnecting(reason: "Connection refused", retryIn: 0.5) && later.laf == nil)
         #expect(later.takeEvents().contains { $0.contains("connection lost") })
+        later.apply(line: Array(#"{"type":"health","t":5,"state":"ok"}"#.utf8))
+        #expect(later.health == "ok")
     }
 
     @Test func screenHasEveryPartInBothColourModes() {

@@ -28,7 +28,8 @@ public final class LivePipeline: @unchecked Sendable {
         let ringSamples = max(Int(Double(config.sampleRate) * ringSeconds), config.periodFrames * config.bufferPeriods * 4)
         samples = SPSCRing<Float>(minimumCapacity: ringSamples)
         stamps = SPSCRing<CaptureStamp>(minimumCapacity: max(64, ringSamples / max(1, config.periodFrames / 4)))
-        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC)
+        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC,
+                       spectrumBins: analyzer.config.binCount)
         capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
         let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true)
         dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: config.periodFrames * 4)

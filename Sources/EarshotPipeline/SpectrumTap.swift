@@ -27,10 +27,19 @@ public final class SpectrumTap: @unchecked Sendable {
     /// Bytes the ring holds at most.
     public static let maxBytes = 1 << 20
 
+    /// Slots for `bins`-value spectra: a power of two, 2–64, at most ``maxBytes`` of values when 4 or more fit.
+    public static func capacity(bins: Int) -> Int {
+        var c = 2
+        while c < 64, (c << 1) * max(1, bins) * MemoryLayout<Float>.size <= maxBytes { c <<= 1 }
+        return c
+    }
+
+    /// Bytes a tap for `bins`-value spectra allocates.
+    public static func bytes(bins: Int) -> Int { capacity(bins: bins) * (max(1, bins) * MemoryLayout<Float>.size + 16) }
+
     public init(bins: Int) {
         self.bins = max(1, bins)
-        var c = 2
-        while c < 64, (c << 1) * self.bins * MemoryLayout<Float>.size <= Self.maxBytes { c <<= 1 }
+        let c = Self.capacity(bins: bins)
         capacity = c
         mask = c - 1
         values = .allocate(capacity: c * self.bins)

@@ -30,6 +30,9 @@ let package = Package(
             name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(
             name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        // Eclipse Mosquitto's MQTT client library (the `mqtt` sink).
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(
             name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .target(name: "CEarshotSupport"),
@@ -48,7 +51,7 @@ let package = Package(
         .target(
             name: "EarshotSinks",
             dependencies: [
-                "EarshotPipeline", "EarshotProtocol", "CEarshotSupport",
+                "EarshotPipeline", "EarshotProtocol", "CEarshotSupport", "CMosquitto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

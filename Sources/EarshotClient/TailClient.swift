@@ -138,6 +138,7 @@ public enum TailClient {
                 let sr = msg["sample_rate"]?.intValue ?? 0, hop = msg["hop"]?.intValue ?? 0
                 return "connected: earshot \(msg["daemon_version"]?.stringValue ?? "?") device=\(msg["device"]?.stringValue ?? "?") "
                     + "\(sr) Hz hop=\(hop) n_mels=\(msg["n_mels"]?.intValue ?? 0) level_unit=\(levelUnit)"
+                    + (msg["health"]?.stringValue.map { " health=\($0)" } ?? "")
             case FrameMessage.type:
                 let unit = msg["level_unit"]?.stringValue ?? levelUnit
                 let (name, value): (String, Double?) =
@@ -158,6 +159,9 @@ public enum TailClient {
                 let kind = msg["alert"]?.stringValue ?? "?"
                 let state = msg["state"]?.stringValue.map { " \($0)" } ?? ""
                 return "\(time)  ! alert \(kind)\(state) \(Self.rest(msg, skipping: ["type", "alert", "state", "t"]))"
+            case HealthMessage.type:
+                let kind = msg["kind"]?.stringValue ?? "?", state = msg["state"]?.stringValue ?? "?"
+                return "\(time)  ! health \(kind) \(state) \(Self.rest(msg, skipping: ["type", "kind", "state", "t"]))"
             case StatusMessage.type:
                 return "\(time)  # status \(msg["event"]?.stringValue ?? "?") \(Self.rest(msg, skipping: ["type", "event", "t"]))"
             case RollingMessage.type:

@@ -13,7 +13,8 @@
 #                                      one-liners, run against a live daemon), mosquitto + mosquitto-clients
 #                                      + openssl (the MQTT tests' own broker, subscriber and TLS CA),
 #                                      python3-pil (Pillow decodes the spectrogram PNGs), tmux (`earshot top`
-#                                      in a pane).
+#                                      in a pane), sox + espeak-ng + hydrogen-drumkits (healthy speech, drums
+#                                      and noise that must raise no input-health alarm).
 # Without an argument: test (the historical behaviour of `make deps`).
 # One package per line (several branches add to these lists).
 set -eu
@@ -41,6 +42,9 @@ mosquitto-clients
 openssl
 python3-pil
 tmux
+sox
+espeak-ng
+hydrogen-drumkits
 "
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;

@@ -88,6 +88,12 @@ extension EarshotConfig {
         terms.append(.init(name: "analyzer", keys: ["analysis.n_mels", "analysis.n_fft"], bytes: nMels * bins * 4 + nFFT * 4 * 12,
                            detail: "\(n(nMels)) mel bands × \(n(bins)) FFT bins × 4 bytes"))
 
+        // The spectrum tap (the `spectrum` stream's ring, allocated with the bus).
+        let tapBins = Int(min(bins, Double(1 << 20)))
+        let tapBytes = Double(SpectrumTap.bytes(bins: tapBins))
+        terms.append(.init(name: "spectrum tap", keys: ["analysis.n_fft"], bytes: tapBytes,
+                           detail: "\(SpectrumTap.capacity(bins: tapBins)) spectra × \(n(bins)) bins × 4 bytes"))
+
         // RollingAggregator: every frame's level, per window.
         let framesPerSecond = rate / hop
         var rollingFrames = 0.0

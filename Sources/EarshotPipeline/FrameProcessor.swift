@@ -9,6 +9,13 @@ public protocol FrameOutput: AnyObject {
     func nextFrameBuffers() -> (logmel: UnsafeMutableBufferPointer<Float>, mfcc: UnsafeMutableBufferPointer<Float>)
     /// The frame whose vectors were just written into the buffers of the last ``nextFrameBuffers()``.
     func emit(_ header: FrameHeader)
+    /// The power spectrum of the frame about to be emitted (valid during the call only). Default: ignored.
+    func offerSpectrum(_ power: UnsafeBufferPointer<Float>, seq: Int64, wallNs: Int64)
+}
+
+extension FrameOutput {
+    @inline(__always)
+    public func offerSpectrum(_ power: UnsafeBufferPointer<Float>, seq: Int64, wallNs: Int64) {}
 }
 
 extension FrameBus: FrameOutput {
@@ -17,6 +24,11 @@ extension FrameBus: FrameOutput {
         return (nextLogmel, nextMFCC)
     }
     public func emit(_ header: FrameHeader) { publish(header) }
+    /// Hands the spectrum to the ``spectrumTap`` (one atomic load when nobody wants spectra).
+    @inline(__always)
+    public func offerSpectrum(_ power: UnsafeBufferPointer<Float>, seq: Int64, wallNs: Int64) {
+        spectrumTapRef?._withUnsafeGuaranteedRef { $0.offer(power, seq: seq, wallNs: wallNs) }
+    }
 }
 
 /// Hop-synchronous framing shared by the live DSP thread and `earshot analyze`: every `hop` new samples
@@ -247,6 +259,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         } else {
             header.hasOnset = false
         }
+        output.offerSpectrum(current._withUnsafeGuaranteedRef { $0.powerSpectrum }, seq: seq, wallNs: header.wallNs)
         header.dspStartNs = start
         header.dspEndNs = measureTiming ? Clock.monotonicNanoseconds() : 0
         pendingFlags = 0

@@ -31,7 +31,8 @@ public final class LivePipeline: @unchecked Sendable {
         let ringSamples = max(Int(Double(config.sampleRate) * ringSeconds), config.periodFrames * config.bufferPeriods * 4)
         samples = SPSCRing<Float>(minimumCapacity: ringSamples)
         stamps = SPSCRing<CaptureStamp>(minimumCapacity: max(64, ringSamples / max(1, config.periodFrames / 4)))
-        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC)
+        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC,
+                       spectrumBins: analyzer.config.binCount)
         capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
         let tap = clipTapSeconds > 0
             ? ClipTap(sampleRate: analyzer.config.sampleRate, hop: analyzer.config.hop, seconds: clipTapSeconds) : nil

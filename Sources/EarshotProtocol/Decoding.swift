@@ -113,6 +113,7 @@ public let decodableServerMessages: [String: any DecodableServerMessage.Type] = 
     StatusMessage.type: StatusMessage.self, StatsMessage.type: StatsMessage.self,
     SubscribedMessage.type: SubscribedMessage.self, UnsubscribedMessage.type: UnsubscribedMessage.self,
     PongMessage.type: PongMessage.self, DroppedMessage.type: DroppedMessage.self, ErrorMessage.type: ErrorMessage.self,
+    SpectrumMessage.type: SpectrumMessage.self,
 ]
 
 /// Decodes a server message by its `type`.

@@ -86,7 +86,8 @@ let analyzer = try FrameAnalyzer(config: config)
 let samples = SPSCRing<Float>(minimumCapacity: 1 << 16)
 let stamps = SPSCRing<CaptureStamp>(minimumCapacity: 4096)
 let wake = WakeSignal()
-let bus = FrameBus(capacity: 256, nMels: config.nMels, nMFCC: config.nMFCC)
+let bus = FrameBus(capacity: 256, nMels: config.nMels, nMFCC: config.nMFCC, spectrumBins: config.binCount)
+bus.spectrumTap!.every = 2  // a `spectrum` subscriber: the DSP thread copies every other frame's spectrum too
 // Clips enabled: the DSP thread copies each frame's new samples into the clip tap (never drained here, so it
 // also laps itself: the overwrite path).
 let clipTap = ClipTap(sampleRate: 48_000, hop: config.hop, seconds: 1)

@@ -8,11 +8,14 @@
 #                                      device), alsa-utils, systemd (systemd-analyze verify/security,
 #                                      sysusers/tmpfiles), python3 + numpy (the example client test),
 #                                      prometheus (promtool check metrics), socat + jq (the documented
-#                                      one-liners, run against a live daemon).
+#                                      one-liners, run against a live daemon), python3-pytest +
+#                                      python3-jsonschema + python3-venv (the Python client's tests in a
+#                                      venv, the protocol schema check), lintian + dpkg-dev (dpkg-shlibdeps)
+#                                      + fakeroot (make deb and its test).
 # Without an argument: test (the historical behaviour of `make deps`).
 set -eu
 BUILD="libasound2-dev libfftw3-dev pkg-config binutils"
-TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus socat jq"
+TEST="pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd python3 python3-numpy prometheus socat jq python3-pytest python3-jsonschema python3-venv lintian dpkg-dev fakeroot"
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;
     test) PACKAGES="$BUILD $TEST" ;;

@@ -57,7 +57,7 @@ fuzz:
 
 # The Debian package .build/deb/earshot_<version>_<arch>.deb (scripts/make-deb.sh: stripped release binary,
 # units, sysusers/tmpfiles, the conffile, docs, man pages, maintainer scripts; Depends from dpkg-shlibdeps),
-# checked with lintian. DebianPackageTests (in `make test`) install it with dpkg -i, run it, and remove it.
+# checked with lintian (overrides: packaging/deb/lintian-overrides). DebianPackageTests (in `make test`) install it with dpkg -i, run it, and remove it.
 deb: release man
 	sh scripts/make-deb.sh .build/release/earshot .build/man .build/deb
 	lintian --fail-on error,warning .build/deb/earshot_*.deb

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds earshot_<version>_<arch>.deb from an already built binary (`make deb` builds it first).
+# Builds earshot_<version>-<revision>_<arch>.deb from an already built binary (`make deb` builds it first).
 #   sh scripts/make-deb.sh [BIN] [MANPAGES_DIR] [OUT_DIR]
 #     BIN           the release binary (default .build/release/earshot), installed stripped as /usr/bin/earshot
 #     MANPAGES_DIR  man pages from swift-argument-parser's generate-manual plugin (earshot.1, earshot.run.1, …)
@@ -16,17 +16,20 @@ STRIP=${STRIP:-strip}
 
 version=$(sed -n 's/^ *public static let string = "\([^"]*\)".*/\1/p' Sources/EarshotDaemon/Version.swift)
 [ -n "$version" ] || { echo "make-deb: no version in Sources/EarshotDaemon/Version.swift" >&2; exit 1; }
-changelog_version=$(sed -n '1s/^earshot (\([^)]*\)).*/\1/p' packaging/deb/changelog)
-if [ "$changelog_version" != "$version" ]; then
-    echo "make-deb: packaging/deb/changelog starts with $changelog_version, the binary is $version: add a changelog entry" >&2
-    exit 1
-fi
+# The Debian revision (the package of upstream version 0.1.0 is 0.1.0-1).
+revision=${DEB_REVISION:-1}
+debversion=$version-$revision
 arch=$(dpkg --print-architecture)
 [ -x "$BIN" ] || { echo "make-deb: $BIN is not built (make release)" >&2; exit 1; }
+changelog_version=$(sed -n '1s/^earshot (\([^)]*\)).*/\1/p' packaging/deb/changelog)
+if [ "$changelog_version" != "$debversion" ]; then
+    echo "make-deb: packaging/deb/changelog starts with $changelog_version, the package is $debversion: add a changelog entry" >&2
+    exit 1
+fi
 ls "$MANPAGES"/earshot.1 >/dev/null 2>&1 || { echo "make-deb: no man pages in $MANPAGES (make man)" >&2; exit 1; }
 
 mkdir -p "$OUT"
-stage=$OUT/earshot_${version}_${arch}
+stage=$OUT/earshot_${debversion}_${arch}
 rm -rf "$stage"
 umask 022
 mkdir -p "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/usr/lib/sysusers.d" \
@@ -57,11 +60,22 @@ install -m 0644 examples/README.md examples/earshot_logmel_client.py "$doc/examp
 install -m 0644 clients/python/examples/onnx_live.py "$doc/examples/"
 install -m 0644 clients/python/earshot_client/schema/protocol-v1.json "$doc/protocol-v1.schema.json"
 
-# A man page per command (earshot.1, earshot-run.1, …), compressed.
+# A man page per command, compressed. generate-manual names a subcommand's page earshot.run.1 with NAME
+# "earshot run", which whatis/lexgrog cannot index: it becomes earshot-run.1 with NAME earshot-run (as git
+# does: `man earshot-run`), while its synopsis still reads "earshot run".
 for m in "$MANPAGES"/*.1; do
-    name=$(basename "$m")
-    gzip -9nc "$m" > "$stage/usr/share/man/man1/$name.gz"
+    name=$(basename "$m" .1)
+    sub=${name#earshot.}
+    if [ "$name" = earshot ]; then
+        sed -e 's/^\.Nd "\(.*\)"$/.Nd \1/' "$m" > "$stage/usr/share/man/man1/earshot.1"
+    else
+        upper=$(printf '%s' "$sub" | tr 'a-z' 'A-Z')
+        sed -e "s/^\.Dt .*/.Dt EARSHOT-$upper 1/" -e "s/^\.Nm \"earshot $sub\"\$/.Nm earshot-$sub/" \
+            -e "s/^\.Nm\$/.Nm \"earshot $sub\"/" -e 's/^\.Nd "\(.*\)"$/.Nd \1/' "$m" \
+            > "$stage/usr/share/man/man1/earshot-$sub.1"
+    fi
 done
+gzip -9n "$stage"/usr/share/man/man1/*.1
 chmod 0644 "$stage"/usr/share/man/man1/*.gz
 
 install -m 0644 packaging/deb/lintian-overrides "$stage/usr/share/lintian/overrides/earshot"
@@ -74,11 +88,11 @@ abs_bin=$(cd "$stage/usr/bin" && pwd)/earshot
 depends=$(cd "$shlib" && dpkg-shlibdeps -O "$abs_bin" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 rm -rf "$shlib"
 [ -n "$depends" ] || { echo "make-deb: dpkg-shlibdeps found no dependencies for $BIN" >&2; exit 1; }
-# The maintainer scripts: adduser when systemd-sysusers is missing (a box without systemd).
-depends="$depends, adduser | systemd (>= 215)"
+# postinst runs systemd-sysusers (as debhelper's dh_installsysusers: the same alternatives).
+depends="$depends, systemd | systemd-standalone-sysusers | systemd-sysusers"
 
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@DEPENDS@|$depends|" -e "s|@INSTALLED_SIZE@|$size|" \
+sed -e "s#@VERSION@#$debversion#" -e "s#@ARCH@#$arch#" -e "s#@DEPENDS@#$depends#" -e "s#@INSTALLED_SIZE@#$size#" \
     packaging/deb/control.in > "$stage/DEBIAN/control"
 install -m 0644 packaging/deb/conffiles "$stage/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$stage/DEBIAN/$s"; done
@@ -86,7 +100,7 @@ for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$stage/DE
     | xargs md5sum) > "$stage/DEBIAN/md5sums"
 chmod 0644 "$stage/DEBIAN/md5sums"
 
-deb=$OUT/earshot_${version}_${arch}.deb
+deb=$OUT/earshot_${debversion}_${arch}.deb
 fakeroot dpkg-deb -Zxz --root-owner-group --build "$stage" "$deb" >/dev/null
 rm -rf "$stage"
 echo "$deb"

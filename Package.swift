@@ -30,6 +30,11 @@ let package = Package(
             name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(
             name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        // Eclipse Mosquitto's MQTT client library (the `mqtt` sink).
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(
+            name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .target(name: "CEarshotSupport"),
         .target(name: "EarshotRealtime", dependencies: ["CEarshotSupport"], swiftSettings: realtime),
         .target(
@@ -46,7 +51,7 @@ let package = Package(
         .target(
             name: "EarshotSinks",
             dependencies: [
-                "EarshotPipeline", "EarshotProtocol", "CEarshotSupport",
+                "EarshotPipeline", "EarshotProtocol", "CEarshotSupport", "CMosquitto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -65,12 +70,14 @@ let package = Package(
         // every build by the GitCommitStamp plugin.
         .target(name: "EarshotBuildStamp", swiftSettings: strict, plugins: ["GitCommitStamp"]),
         .plugin(name: "GitCommitStamp", capability: .buildTool()),
-        // The client side of the socket (`earshot tail`).
+        // Pictures (`earshot spectrogram`): the spectrogram grid and its Cairo renderer.
+        .target(name: "EarshotPlot", dependencies: ["EarshotPipeline", "EarshotDSP", "EarshotClient", "CCairo"], swiftSettings: strict),
+        // The client side of the socket (`earshot tail`, `earshot top`): reconnecting subscription, screen rendering.
         .target(name: "EarshotClient", dependencies: ["EarshotProtocol", "EarshotRealtime"], swiftSettings: strict),
         .executableTarget(
             name: "earshot",
             dependencies: [
-                "EarshotDaemon", "EarshotClient",
+                "EarshotDaemon", "EarshotClient", "EarshotPlot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -107,6 +114,7 @@ let package = Package(
         .testTarget(name: "EarshotCaptureTests", dependencies: ["EarshotCapture", "EarshotTestKit"]),
         .testTarget(name: "EarshotPipelineTests", dependencies: ["EarshotPipeline", "EarshotTestKit"]),
         .testTarget(name: "EarshotProtocolTests", dependencies: ["EarshotProtocol", "EarshotPipeline"]),
+        .testTarget(name: "EarshotClientTests", dependencies: ["EarshotClient", "EarshotProtocol", "EarshotPlot"]),
         .testTarget(name: "EarshotSinksTests", dependencies: ["EarshotSinks", "EarshotClient", "EarshotTestKit"]),
         .testTarget(name: "EarshotDaemonTests", dependencies: ["EarshotDaemon", "EarshotTestKit"]),
         .testTarget(name: "EarshotFuzzTests", dependencies: ["EarshotFuzzTargets"]),

@@ -11,24 +11,28 @@ public enum TailClient {
     public struct ConnectError: Error, CustomStringConvertible, Sendable {
         public var path: String
         public var errnoText: String
+        public init(path: String, errnoText: String) { self.path = path; self.errnoText = errnoText }
         public var description: String {
             "cannot connect to \(path): \(errnoText) (is the daemon running?)"
         }
     }
 
-    /// Connects, subscribes to `streams` and prints messages until EOF or `maxSeconds`.
+    /// Connects, subscribes to `streams` and prints messages until `maxSeconds` (or forever). When the daemon
+    /// goes away (restart, crash) it says so on stderr and reconnects with backoff (0.25 s doubling to 5 s),
+    /// subscribing again; the next `hello` is printed as usual.
     /// - Parameters:
     ///   - socketPath: the daemon's socket.
     ///   - streams: stream names (`frame`, `onset`, `rolling`, `alert`, `status`, `stats`).
     ///   - every: frame decimation (`every: N`).
     ///   - json: print the raw NDJSON lines instead of the live view.
-    ///   - maxSeconds: stop after this long (nil: until the daemon closes the connection).
+    ///   - maxSeconds: stop after this long (nil: until interrupted).
+    ///   - reconnect: false: return 0 when the connection ends instead of reconnecting (`earshot demo`).
     ///   - output: receives each printed line (without newline).
-    /// - Returns: 0 on EOF or timeout; 64 (EX_USAGE) for an unknown stream name and 69 (EX_UNAVAILABLE) when
-    ///   the socket cannot be reached, after printing a clear message to stderr.
-    /// - Throws: ``ConnectError`` never (reported through the return code); errors writing the command.
+    /// - Returns: 0 after `maxSeconds`; 64 (EX_USAGE) for an unknown stream name and 69 (EX_UNAVAILABLE) when
+    ///   the socket cannot be reached at the start, after printing a clear message to stderr.
+    /// - Throws: nothing today (connection errors are reported through the return code and stderr).
     public static func run(
-        socketPath: String, streams: [String], every: Int, json: Bool, maxSeconds: Double?,
+        socketPath: String, streams: [String], every: Int, json: Bool, maxSeconds: Double?, reconnect: Bool = true,
         output: (String) -> Void = { print($0) }
     ) throws -> Int32 {
         var kinds: [StreamKind] = []
@@ -38,54 +42,49 @@ public enum TailClient {
             printError("earshot tail: \(e.message)")
             return 64
         }
-        let fd: Int32
-        do {
-            fd = try connect(socketPath)
-        } catch {
-            printError("earshot tail: \(error)")
-            return 69
-        }
-        defer { close(fd) }
-        let bytes = ProtocolCommand.subscribe(kinds, every: max(1, every)).line()
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ConnectError(path: socketPath, errnoText: String(cString: strerror(errno)))
-            }
-            off += n
-        }
+        let connection = StreamConnection(path: socketPath, commands: [.subscribe(kinds, every: max(1, every))])
         let deadline = maxSeconds.map { Clock.monotonicNanoseconds() + Int64($0 * 1e9) }
         var view = LiveView()
-        var pending: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
+        var readable = false
         while true {
-            var timeout: Int32 = -1
+            for event in connection.service(readable: readable) {
+                switch event {
+                case .connected(let reconnect):
+                    if reconnect { printError("earshot tail: reconnected to \(socketPath)") }
+                case .disconnected(let reason, let retryIn):
+                    // The first attempt failing is an error (exit 69); later, the daemon is restarting.
+                    if connection.connections == 0 {
+                        printError("earshot tail: \(TailClient.ConnectError(path: socketPath, errnoText: reason))")
+                        return 69
+                    }
+                    if !reconnect { return 0 }
+                    if connection.failures == 1 {
+                        printError("earshot tail: connection to \(socketPath) lost (\(reason)); reconnecting (retry in \(LiveView.format(retryIn, 2)) s, backing off to 5 s)")
+                    }
+                case .line(let line):
+                    if json {
+                        output(String(decoding: line, as: UTF8.self))
+                    } else if let text = view.render(line[...]) {
+                        output(text)
+                    }
+                }
+            }
+            var timeout = connection.pollTimeoutMs()
             if let deadline {
                 let left = deadline - Clock.monotonicNanoseconds()
                 if left <= 0 { return 0 }
-                timeout = Int32(min(left / 1_000_000 + 1, 1000))
+                let ms = Int32(min(left / 1_000_000 + 1, 1000))
+                timeout = timeout < 0 ? ms : min(timeout, ms)
             }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, timeout)
-            if r < 0 { if errno == EINTR { continue }; return 0 }
-            if r == 0 { continue }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 { if errno == EINTR || errno == EAGAIN { continue }; return 0 }
-            if n == 0 { return 0 }
-            pending.append(contentsOf: chunk[..<n])
-            var start = 0
-            while let nl = pending[start...].firstIndex(of: 0x0A) {
-                let line = pending[start..<nl]
-                start = nl + 1
-                if json {
-                    output(String(decoding: line, as: UTF8.self))
-                } else if let text = view.render(line) {
-                    output(text)
-                }
+            readable = false
+            if connection.fd >= 0 {
+                var p = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
+                let r = poll(&p, 1, timeout)
+                if r < 0 && errno != EINTR { return 0 }
+                readable = r > 0
+            } else if timeout > 0 {
+                usleep(UInt32(min(timeout, 1000)) * 1000)
             }
-            pending.removeFirst(start)
         }
     }
 
@@ -94,7 +93,7 @@ public enum TailClient {
         _ = message.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
-    static func connect(_ path: String) throws -> Int32 {
+    static func connect(_ path: String) throws(ConnectError) -> Int32 {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -121,10 +120,12 @@ public enum TailClient {
     }
 
     /// Renders protocol messages as one readable line each.
-    struct LiveView {
+    public struct LiveView {
         var levelUnit = "dBFS"
 
-        mutating func render(_ line: ArraySlice<UInt8>) -> String? {
+        public init() {}
+
+        public mutating func render(_ line: ArraySlice<UInt8>) -> String? {
             guard let msg = try? ProtocolJSON.parse(line), let type = msg["type"]?.stringValue else {
                 return String(decoding: line, as: UTF8.self)
             }
@@ -136,6 +137,7 @@ public enum TailClient {
                 let sr = msg["sample_rate"]?.intValue ?? 0, hop = msg["hop"]?.intValue ?? 0
                 return "connected: earshot \(msg["daemon_version"]?.stringValue ?? "?") device=\(msg["device"]?.stringValue ?? "?") "
                     + "\(sr) Hz hop=\(hop) n_mels=\(msg["n_mels"]?.intValue ?? 0) level_unit=\(levelUnit)"
+                    + (msg["health"]?.stringValue.map { " health=\($0)" } ?? "")
             case FrameMessage.type:
                 let unit = msg["level_unit"]?.stringValue ?? levelUnit
                 let (name, value): (String, Double?) =
@@ -156,6 +158,9 @@ public enum TailClient {
                 let kind = msg["alert"]?.stringValue ?? "?"
                 let state = msg["state"]?.stringValue.map { " \($0)" } ?? ""
                 return "\(time)  ! alert \(kind)\(state) \(Self.rest(msg, skipping: ["type", "alert", "state", "t"]))"
+            case HealthMessage.type:
+                let kind = msg["kind"]?.stringValue ?? "?", state = msg["state"]?.stringValue ?? "?"
+                return "\(time)  ! health \(kind) \(state) \(Self.rest(msg, skipping: ["type", "kind", "state", "t"]))"
             case StatusMessage.type:
                 return "\(time)  # status \(msg["event"]?.stringValue ?? "?") \(Self.rest(msg, skipping: ["type", "event", "t"]))"
             case RollingMessage.type:
@@ -168,7 +173,7 @@ public enum TailClient {
             case ErrorMessage.type:
                 return "error \(msg["code"]?.stringValue ?? "?"): \(msg["message"]?.stringValue ?? "")"
             case StatsMessage.type:
-                return "\(time)  stats \(Self.rest(msg, skipping: ["type", "t"]))"
+                return "\(time)  stats  \(StatsText.summary(msg))"
             case SubscribedMessage.type, PongMessage.type, UnsubscribedMessage.type:
                 return nil
             default:
@@ -190,7 +195,7 @@ public enum TailClient {
             return "|" + String(repeating: "█", count: n) + String(repeating: "·", count: width - n) + "|"
         }
 
-        static func format(_ v: Double, _ decimals: Int) -> String {
+        public static func format(_ v: Double, _ decimals: Int) -> String {
             guard v.isFinite else { return "n/a" }
             var w = JSONWriter(capacity: 32)
             w.fixed(v, decimals: decimals)
@@ -208,7 +213,8 @@ public enum TailClient {
         }
 
         /// Local time of day `HH:MM:SS.mmm`.
-        static func clock(_ t: Double) -> String {
+        public static func clock(_ t: Double) -> String {
+            guard t.isFinite, abs(t) < 1e11 else { return "--:--:--.---" }  // not a time (from the wire)
             var secs = time_t(t.rounded(.down))
             var tm = tm()
             localtime_r(&secs, &tm)

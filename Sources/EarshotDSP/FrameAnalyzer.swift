@@ -67,6 +67,11 @@ public final class FrameAnalyzer: @unchecked Sendable {
     /// Frames processed since init.
     public var frameIndex: Int64 { frames.pointee }
 
+    /// The power spectrum `|X_k|^2` (`nFFT/2 + 1` bins) of the last frame ``process(frame:newSampleCount:features:logmel:mfcc:)``
+    /// analyzed: the buffer the mel bank reads, exposed as it is (no copy, no cost when nobody reads it).
+    /// Valid until the next call; same thread only.
+    public var powerSpectrum: UnsafeBufferPointer<Float> { UnsafeBufferPointer(power) }
+
     /// The `nMels + 2` mel band edges in Hz (for the protocol hello; allocates, not for the hot path).
     public var melBandEdgesHz: [Float] { melBank.bandEdgesHz }
 

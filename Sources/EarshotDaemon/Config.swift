@@ -28,8 +28,11 @@ public struct EarshotConfig: Sendable, Equatable {
     public var alerts = Alerts()
     public var metrics = Metrics()
     public var budgets = Budgets()
+    public var mqtt = MQTT()
     public var logging = LoggingSettings()
     public var limits = Limits()
+    /// `health.*`: input-health judgement (the health sink's own configuration, composed as it is).
+    public var health = Health()
 
     /// A configuration holding every default.
     public init() {}
@@ -210,6 +213,11 @@ public struct EarshotConfig: Sendable, Equatable {
     /// `budgets.*`: per-stage latency budgets, milliseconds (`nil` = no budget), and the warning interval:
     /// the latency tracker's own configuration, composed as it is.
     public typealias Budgets = LatencyTracker.Configuration
+
+    /// `health.*`: thresholds and hold times of the input-health faults (``HealthMonitor``).
+    public typealias Health = HealthMonitor.Configuration
+    /// `mqtt.*`: the MQTT sink's own configuration, composed as it is (off unless `mqtt.broker` is set).
+    public typealias MQTT = MQTTSink.Configuration
 
     /// `limits.*`: resource bounds checked when the configuration is loaded.
     public struct Limits: Sendable, Equatable {

@@ -92,6 +92,17 @@ extension EarshotConfig {
         return c
     }
 
+    /// `mqtt.*` with what the sink takes from elsewhere: the instance (`$EARSHOT_INSTANCE`, as the metrics
+    /// label), the rolling windows and weighting (for Home Assistant discovery) and the version.
+    public func mqttConfiguration(environment: [String: String]) -> MQTTSink.Configuration {
+        var c = mqtt
+        c.instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
+        c.windowsSeconds = rolling.windowsSeconds
+        c.weighting = alerts.level.weighting.rawValue
+        c.version = EarshotVersion.string
+        return c
+    }
+
     /// The ranges of the keys the daemon itself owns (no library type holds them).
     public enum DaemonLimits {
         /// `capture.ring_seconds` (the capture → DSP sample ring of ``LivePipeline``).
@@ -133,11 +144,13 @@ extension EarshotConfig {
             ("alerts.", { () throws(SinkConfigError) in try alertConfiguration.validate() }),
             ("metrics.", { () throws(SinkConfigError) in try metricsConfiguration.validate() }),
             ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
+            ("health.", { () throws(SinkConfigError) in try health.validate() }),
+            ("mqtt.", { () throws(SinkConfigError) in try mqtt.validate() }),
         ]
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {
                 let key = error.field == "backfill_s" ? "rolling.backfill_s" : prefix + error.field
-                return LibraryProblem(key: key, related: nil, message: error.message)
+                return LibraryProblem(key: key, related: error.related.map { prefix + $0 }, message: error.message)
             }
         }
         func outside<T: Comparable>(_ v: T, _ r: ClosedRange<T>) -> Bool { !r.contains(v) }

@@ -543,6 +543,54 @@ enum ConfigSchema {
         .optionalDouble("budgets.sinks_ms", \.budgets.sinksMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
         .optionalDouble("budgets.end_to_end_ms", \.budgets.endToEndMs, Bounds(LatencyTracker.Configuration.Limits.budgetMs)),
         .double("budgets.warn_interval_s", \.budgets.warnIntervalSeconds, Bounds(LatencyTracker.Configuration.Limits.warnIntervalSeconds)),
+        // health
+        .bool("health.enabled", \.health.enabled),
+        .double("health.silence_s", \.health.silenceSeconds, Bounds(HealthMonitor.Configuration.Limits.silenceSeconds)),
+        .double("health.dc_limit", \.health.dcLimit, Bounds(HealthMonitor.Configuration.Limits.dcLimit)),
+        .double("health.dc_hold_s", \.health.dcHoldSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.floor_drop_db", \.health.floorDropDB, Bounds(HealthMonitor.Configuration.Limits.floorDropDB)),
+        .double("health.floor_min_db", \.health.floorMinDB, Bounds(HealthMonitor.Configuration.Limits.floorMinDB)),
+        .double("health.floor_hold_s", \.health.floorHoldSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.floor_baseline_s", \.health.floorBaselineSeconds, Bounds(HealthMonitor.Configuration.Limits.floorBaselineSeconds)),
+        .double("health.clip_share", \.health.clipShare, Bounds(HealthMonitor.Configuration.Limits.clipShare)),
+        .int("health.clip_run_samples", \.health.clipRunSamples, Bounds(HealthMonitor.Configuration.Limits.clipRunSamples)),
+        .double("health.clip_hold_s", \.health.clipHoldSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.drift_limit_ppm", \.health.driftLimitPPM, Bounds(HealthMonitor.Configuration.Limits.driftLimitPPM)),
+        .double("health.drift_window_s", \.health.driftWindowSeconds, Bounds(HealthMonitor.Configuration.Limits.driftWindowSeconds)),
+        .double("health.no_data_s", \.health.noDataSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        .double("health.clear_s", \.health.clearSeconds, Bounds(HealthMonitor.Configuration.Limits.seconds)),
+        // mqtt (MQTTSink.Configuration; README "MQTT")
+        .optionalString("mqtt.broker", \.mqtt.broker) { (s) throws(ValueProblem) in
+            guard MQTTSink.Configuration.parseBroker(s) != nil else {
+                throw .range("\"\(s)\" is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+            }
+        },
+        .optionalString("mqtt.node", \.mqtt.node) { (s) throws(ValueProblem) in
+            guard MQTTSink.Configuration.isTopicText(s, allowSlash: false) else {
+                throw .range("\"\(s)\" must be 1-128 bytes without /, +, #, spaces or control characters")
+            }
+        },
+        .string("mqtt.topic_prefix", \.mqtt.topicPrefix) { (s) throws(ValueProblem) in
+            guard MQTTSink.Configuration.isTopicText(s, allowSlash: true) else {
+                throw .range("\"\(s)\" must be 1-128 bytes without +, #, spaces or control characters, not starting or ending with /")
+            }
+        },
+        .int("mqtt.keepalive_s", \.mqtt.keepaliveSeconds, Bounds(MQTTSink.Configuration.Limits.keepaliveSeconds)),
+        .int("mqtt.levels_every", \.mqtt.levelsEvery, Bounds(MQTTSink.Configuration.Limits.levelsEvery)),
+        .double("mqtt.reconnect_initial_s", \.mqtt.reconnectInitialSeconds, Bounds(MQTTSink.Configuration.Limits.reconnectSeconds)),
+        .double("mqtt.reconnect_max_s", \.mqtt.reconnectMaxSeconds, Bounds(MQTTSink.Configuration.Limits.reconnectSeconds)),
+        .optionalString("mqtt.ca_file", \.mqtt.caFile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .optionalString("mqtt.cert_file", \.mqtt.certFile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .optionalString("mqtt.key_file", \.mqtt.keyFile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .optionalString("mqtt.credentials_file", \.mqtt.credentialsFile) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .optionalString("mqtt.spool.directory", \.mqtt.spool.directory) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .double("mqtt.spool.max_mb", \.mqtt.spool.maxMB, Bounds(MQTTSink.Configuration.Limits.spoolMaxMB)),
+        .double("mqtt.spool.max_age_s", \.mqtt.spool.maxAgeSeconds, Bounds(MQTTSink.Configuration.Limits.spoolMaxAgeSeconds)),
+        .double("mqtt.spool.drain_per_s", \.mqtt.spool.drainPerSecond, Bounds(MQTTSink.Configuration.Limits.drainPerSecond)),
+        .bool("mqtt.homeassistant.enabled", \.mqtt.homeassistant.enabled),
+        .string("mqtt.homeassistant.prefix", \.mqtt.homeassistant.prefix) { (s) throws(ValueProblem) in
+            guard MQTTSink.Configuration.isTopicText(s, allowSlash: true) else { throw .range("\"\(s)\" is not a valid topic prefix") }
+        },
         // logging
         .choice("logging.level", \.logging.level),
         // limits

@@ -52,6 +52,7 @@ public final class Daemon {
     let messages = MessageFanout()
     var latency: LatencyTracker? { sinks.lazy.compactMap { $0 as? LatencyTracker }.first }
     var metrics: MetricsSink? { sinks.lazy.compactMap { $0 as? MetricsSink }.first }
+    var healthMonitor: HealthMonitor? { sinks.lazy.compactMap { $0 as? HealthMonitor }.first }
     var lastStatsNs: Int64 = 0
     var lastMetricsNs: Int64 = 0
     /// Seconds between two `stats` messages on the socket.
@@ -165,6 +166,8 @@ public final class Daemon {
             logger.info("listening", metadata: ["socket": "\(config.socket.path)"])
         }
         var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: messages, messages: messages)
+        context.onHealthChange = { [weak socket] active in socket?.update(health: active.map(\.rawValue)) }
+        socket?.update(health: config.health.enabled ? [] : nil)
         sinks = SinkRegistry.build(&context)
         var failed: [String] = []
         sinkUp = socket == nil ? [:] : ["socket": true]
@@ -348,7 +351,8 @@ public final class Daemon {
         let level = pipeline.bus.latestHeader(into: &latest) ? latest.features.laf + Float(config.levels.calibrationDB ?? 0) : nil
         return HealthPolicy.statusLine(.init(
             device: config.capture.device, state: pipeline.capture.state, level: level, unit: config.levels.unit,
-            frames: pipeline.dsp.frames, xruns: pipeline.xruns, reconnects: pipeline.reconnects, subscribers: socket?.clients))
+            frames: pipeline.dsp.frames, xruns: pipeline.xruns, reconnects: pipeline.reconnects, subscribers: socket?.clients)
+            .with(health: healthMonitor.map { HealthMonitor.summary($0.activeFaults) }))
     }
 
     func drainCaptureEvents() {

@@ -1,4 +1,5 @@
 public import EarshotSinks
+import EarshotProtocol
 
 /// Every count the daemon reports, gathered once per tick from the pipeline, the socket and the sinks, and
 /// the two views of it: the `stats` message's ordered counters and the metrics snapshot (pure: the same
@@ -66,6 +67,11 @@ public struct DaemonStats: Sendable, Equatable {
         m.levelAlerts = named["level_alerts"] ?? 0
         m.onsetAlerts = named["onset_alerts"] ?? 0
         m.onsetAlertsSuppressed = named["onset_alerts_suppressed"] ?? 0
+        for kind in HealthMessage.Kind.allCases {
+            if let on = named["health_\(kind.rawValue)"] { m.health[kind.rawValue] = on != 0 }
+            if let n = named["health_events_\(kind.rawValue)"] { m.healthEvents[kind.rawValue] = n }
+        }
+        m.mqtt = named.filter { $0.key.hasPrefix("mqtt_") }
         return m
     }
 }

@@ -98,6 +98,8 @@ extension HealthPolicy {
         public var reconnects: Int
         /// nil without a socket.
         public var subscribers: Int?
+        /// Input health: `ok` or the active faults joined by commas; nil without the health sink.
+        public var health: String?
 
         public init(device: String, state: CaptureState, level: Float?, unit: String, frames: Int, xruns: Int,
                     reconnects: Int, subscribers: Int?) {
@@ -106,12 +108,13 @@ extension HealthPolicy {
         }
     }
 
-    /// `device=… state=… level=-38.2 dBFS frames=… xruns=… reconnects=… subscribers=…`
+    /// `device=… state=… level=-38.2 dBFS frames=… xruns=… reconnects=… subscribers=… health=ok`
     public static func statusLine(_ f: StatusFields) -> String {
         var parts = ["device=\(f.device)", "state=\(f.state)"]
         if let level = f.level { parts.append("level=\(Self.oneDecimal(level)) \(f.unit)") }
         parts += ["frames=\(f.frames)", "xruns=\(f.xruns)", "reconnects=\(f.reconnects)"]
         if let s = f.subscribers { parts.append("subscribers=\(s)") }
+        if let h = f.health { parts.append("health=\(h)") }
         return parts.joined(separator: " ")
     }
 
@@ -144,4 +147,9 @@ public struct SanitizedSampleReporter: Sendable {
         lastReportNs = now
         return true
     }
+}
+
+extension HealthPolicy.StatusFields {
+    /// These fields with `health` set.
+    func with(health: String?) -> Self { var f = self; f.health = health; return f }
 }

@@ -74,7 +74,7 @@ public struct ReloadPlan: Sendable, Equatable {
     /// Keys whose sinks restart on the running bus.
     static func restartsSinks(_ key: String) -> Bool {
         key.hasPrefix("rolling.") || key.hasPrefix("metrics.") || key.hasPrefix("levels.")
-            || key == "alerts.level.weighting"
+            || key == "alerts.level.weighting" || key.hasPrefix("health.")
     }
 
     /// Whether two configurations run on the same pipeline: the same ``AnalyzerConfig/FrameShape`` (the

@@ -29,7 +29,13 @@ public enum SignalEvents {
             var one: UInt64 = 1
             _ = write(SignalEvents.fd, &one, 8)
         }
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
+        setHandler(handler, for: [SIGTERM, SIGINT, SIGHUP])
+        return fd
+    }
+
+    /// Installs `handler` (SA_RESTART) for `signals` and ignores SIGPIPE (`earshot top` uses it for its own set).
+    public static func setHandler(_ handler: @convention(c) (Int32) -> Void, for signals: [Int32]) {
+        for sig in signals {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = handler
             sigemptyset(&action.sa_mask)
@@ -37,7 +43,6 @@ public enum SignalEvents {
             sigaction(sig, &action, nil)
         }
         signal(SIGPIPE, SIG_IGN)
-        return fd
     }
 
     /// Takes and clears the pending signals.

@@ -15,6 +15,8 @@ public struct SinkBuildContext {
     public var messages: MessageFanout
     public var latency: LatencyTracker?
     public var rolling: RollingAggregator?
+    /// Told the active input-health faults after each change (the daemon refreshes `hello` with it).
+    public var onHealthChange: (@Sendable ([HealthMessage.Kind]) -> Void)?
 
     public init(config: EarshotConfig, options: DaemonOptions, logger: Logger, publisher: (any MessagePublisher)?,
                 messages: MessageFanout = MessageFanout()) {
@@ -41,7 +43,7 @@ public enum SinkRegistry {
         public let configuration: @Sendable (EarshotConfig, DaemonOptions) -> any Sendable
     }
 
-    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout]
+    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout, health, mqtt]
 
     public static let latency = Entry(name: "latency", build: { ctx in
         let t = LatencyTracker(configuration: ctx.config.latencyConfiguration, logger: ctx.logger)
@@ -71,6 +73,20 @@ public enum SinkRegistry {
         encoder.timing = ctx.options.timing
         return StdoutSink(format: format, encoder: encoder)
     }, configuration: { _, _ in StdoutConfiguration() })
+
+    /// Input health (``HealthMonitor``), on unless `health.enabled` is false.
+    public static let health = Entry(name: "health", build: { ctx in
+        guard ctx.config.health.enabled else { return nil }
+        return HealthMonitor(configuration: ctx.config.health, logger: ctx.logger, publisher: ctx.publisher,
+                             onChange: ctx.onHealthChange)
+    }, configuration: { c, _ in c.health })
+    public static let mqtt = Entry(name: "mqtt", build: { ctx in
+        let c = ctx.config.mqttConfiguration(environment: ctx.options.environment)
+        guard c.enabled else { return nil }
+        let sink = MQTTSink(configuration: c, logger: ctx.logger, environment: ctx.options.environment)
+        ctx.register(sink)
+        return sink
+    }, configuration: { c, o in c.mqttConfiguration(environment: o.environment) })
 
     /// Builds the sink set for `context` (not started), each sink but the tracker with its hand-off recorder.
     public static func build(_ context: inout SinkBuildContext) -> [any Sink] {

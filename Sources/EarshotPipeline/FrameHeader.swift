@@ -34,12 +34,14 @@ public struct FrameHeader: BitwiseCopyable, Sendable {
     /// Audio time from the onset frame's first sample to the last sample of this (detecting) frame, in ms:
     /// the look-ahead the causal picker needed. Deterministic, identical live and offline.
     public var onsetDelayMs: Float
+    /// Input-health statistics of the frame's new samples (``SampleHealth``).
+    public var health: SampleHealth
 
     public init() {
         seq = 0; firstSample = 0; monotonicNs = 0; wallNs = 0; lastSampleMonotonicNs = 0
         dspStartNs = 0; dspEndNs = 0; gapSamples = 0; flags = 0; features = FrameFeatures()
         hasOnset = false; onset = OnsetEvent(frameIndex: 0, detectedAtFrame: 0, strength: 0)
-        onsetWallNs = 0; onsetDelayMs = 0
+        onsetWallNs = 0; onsetDelayMs = 0; health = SampleHealth()
     }
 
     public var isDiscontinuity: Bool { flags & FrameFlags.discontinuity != 0 }

@@ -68,6 +68,8 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     @exclusivity(unchecked) var anchorWallNs: Int64 = 0
     @exclusivity(unchecked) var nsPerSample: Double
     @exclusivity(unchecked) var header = FrameHeader()
+    /// Runs of the input-health statistics (``SampleHealth``) across frames.
+    @exclusivity(unchecked) var healthAccumulator = SampleHealthAccumulator()
 
     public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool) {
         self.analyzer = analyzer
@@ -112,6 +114,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         seqOffset = nextSeq - analyzer.frameIndex
         pendingFlags |= flags | FrameFlags.discontinuity
         pendingGap &+= max(0, gapSamples)
+        healthAccumulator.reset()
     }
 
     /// Feeds contiguous samples (any values: see ``SampleGuard``).
@@ -193,6 +196,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         header.lastSampleMonotonicNs = header.monotonicNs &+ Int64((Double(nFFT - 1) * nsPerSample).rounded())
         header.flags = pendingFlags
         header.gapSamples = pendingGap
+        header.health = healthAccumulator.measure(UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...]))
         let onset = current._withUnsafeGuaranteedRef {
             $0.process(
                 frame: frame, newSampleCount: newSamples,

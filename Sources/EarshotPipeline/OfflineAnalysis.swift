@@ -74,15 +74,18 @@ public final class EncodingOutput: FrameOutput, @unchecked Sendable {
 /// allows. Frame times are `firstSample / sampleRate` seconds from the start of the file.
 public enum OfflineAnalysis {
     /// Analyzes `wav` into `output`; returns the number of frames.
+    /// - Parameter endSample: stop reading once this many samples were read (nil: to the end of the file).
     @discardableResult
-    public static func run<O: FrameOutput>(wav: WAVFile, channel: Int?, processor: FrameProcessor<O>, chunkFrames: Int = 16_384) throws(WAVError) -> Int {
+    public static func run<O: FrameOutput>(
+        wav: WAVFile, channel: Int?, processor: FrameProcessor<O>, chunkFrames: Int = 16_384, endSample: Int64? = nil
+    ) throws(WAVError) -> Int {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkFrames * wav.bytesPerFrame, alignment: 16)
         defer { scratch.deallocate() }
         let samples = AlignedBuffer<Float>(count: chunkFrames)
         let before = processor.nextSeq
         var position: Int64 = 0
         let nsPerSample = 1e9 / Double(wav.sampleRate)
-        while true {
+        while endSample.map({ position < $0 }) ?? true {
             let n = try wav.read(maxFrames: chunkFrames, channel: channel, scratch: scratch, into: samples.pointer)
             if n == 0 { break }
             let t = Int64((Double(position) * nsPerSample).rounded())

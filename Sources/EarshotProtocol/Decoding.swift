@@ -109,6 +109,7 @@ extension DecodableServerMessage {
 /// Every message type the server sends, by `type` (`frame` and `onset` excepted: see ``FrameMessage``).
 public let decodableServerMessages: [String: any DecodableServerMessage.Type] = [
     HelloMessage.type: HelloMessage.self, RollingMessage.type: RollingMessage.self, AlertMessage.type: AlertMessage.self,
+    HealthMessage.type: HealthMessage.self,
     StatusMessage.type: StatusMessage.self, StatsMessage.type: StatsMessage.self,
     SubscribedMessage.type: SubscribedMessage.self, UnsubscribedMessage.type: UnsubscribedMessage.self,
     PongMessage.type: PongMessage.self, DroppedMessage.type: DroppedMessage.self, ErrorMessage.type: ErrorMessage.self,
@@ -149,6 +150,10 @@ extension HelloMessage: DecodableServerMessage {
             hop: try r.int("hop"), nMels: try r.int("n_mels"), nMFCC: try r.int("n_mfcc"),
             melBandEdgesHz: try r.doubles("mel_band_edges_hz"), levelUnit: levelUnit, device: try r.string("device"),
             onsetLookAheadMs: try r.double("onset_lookahead_ms"), features: features, limits: limits)
+        if let h = r.optional("health") {
+            guard let text = h.stringValue else { throw DecodeError("'health' is not a string") }
+            health = text
+        }
     }
 }
 

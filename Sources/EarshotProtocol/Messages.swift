@@ -77,6 +77,9 @@ public struct HelloMessage: ServerMessage, Equatable {
     /// Enabled features; listed in catalogue order with unit and summary.
     public var features: Set<Feature>
     public var limits: Limits
+    /// Input health when the daemon judges it: `ok`, or the active faults joined by commas
+    /// (`silence,clipping`; see ``HealthMessage``); nil (absent) with `health.enabled: false`.
+    public var health: String?
 
     public init(daemonVersion: String, sampleRate: Int, nFFT: Int, hop: Int, nMels: Int, nMFCC: Int,
                 melBandEdgesHz: [Double], levelUnit: String, device: String, onsetLookAheadMs: Double,
@@ -119,6 +122,7 @@ public struct HelloMessage: ServerMessage, Equatable {
             w.member("queue_bytes_total", limits.queueBytesTotal)
             w.member("idle_timeout_s", limits.idleTimeoutSeconds, decimals: 3)
         }
+        if let health { w.member("health", health) }
     }
 }
 

@@ -38,6 +38,12 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var levelAlerts = 0
     public var onsetAlerts = 0
     public var onsetAlertsSuppressed = 0
+    /// Input health (``HealthMonitor``): whether each fault kind is active, and its starts so far; empty
+    /// without the health sink.
+    public var health: [String: Bool] = [:]
+    public var healthEvents: [String: Int] = [:]
+    /// The MQTT sink's counters (``MQTTSink/counters``) by name; empty without MQTT (``updateMQTT(_:_:)``).
+    public var mqtt: [String: Int] = [:]
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
@@ -79,6 +85,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
 ///   `earshot_socket_stalled_disconnects_total`, `earshot_protocol_errors_total` (counters): as in `stats`.
 /// - `earshot_alerts_total{alert}` (counter): level and onset alerts raised;
 ///   `earshot_onset_alerts_suppressed_total` (counter): onset alerts held back by the rate limit.
+/// - `earshot_health{kind}` (gauge): 1 while the input-health fault `kind` is active (`silence`, `dc_offset`,
+///   `low_floor`, `clipping`, `clock_drift`, `no_data`); `earshot_health_events_total{kind}` (counter): its starts.
 /// - `earshot_build_info{version,swift}` (gauge): always 1.
 ///
 /// Every series carries the configured constant labels (``Configuration/constantLabels``: the daemon sets
@@ -272,12 +280,8 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
                                 labels: [("sink", sink)], to: n, &m)
             }
             for (sink, up) in s.sinkUp {
-                let g = m.gauges[sink] ?? registry.makeGauge(
-                    descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "sink_up", unitName: "",
-                                                     helpText: "1 while the sink runs, 0 after it failed to start on a reload."),
-                    labels: [("sink", sink)])
-                m.gauges[sink] = g
-                g.set(to: up ? 1.0 : 0.0)
+                setLabelledGauge("sink_up", "1 while the sink runs, 0 after it failed to start on a reload.",
+                                 labels: [("sink", sink)], key: sink, to: up, &m)
             }
             for (sink, n) in s.sinkFailures {
                 advanceLabelled("sink_failures", "Failed sink starts on reload.", labels: [("sink", sink)], to: n, &m)
@@ -289,10 +293,18 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
                             labels: [], to: s.socketStalledDisconnects, &m)
             advanceLabelled("protocol_errors", "Malformed or unknown commands from socket clients.",
                             labels: [], to: s.protocolErrors, &m)
+            if !s.mqtt.isEmpty { updateMQTT(s.mqtt, &m) }
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "level")], to: s.levelAlerts, &m)
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "onset")], to: s.onsetAlerts, &m)
             advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",
                             labels: [], to: s.onsetAlertsSuppressed, &m)
+            for (kind, on) in s.health {
+                setLabelledGauge("health", "1 while the input-health fault is active.", labels: [("kind", kind)],
+                                 key: "health:" + kind, to: on, &m)
+            }
+            for (kind, n) in s.healthEvents {
+                advanceLabelled("health_events", "Input-health faults started.", labels: [("kind", kind)], to: n, &m)
+            }
             let closed = [("socket", "refused", s.socketRefused), ("socket", "idle", s.socketIdleClosed),
                           ("metrics", "evicted", server?.evicted ?? 0)]
             for (server, reason, n) in closed {
@@ -301,6 +313,15 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
                                 labels: [("server", server), ("reason", reason)], to: n, &m)
             }
         }
+    }
+
+    /// Sets the labelled 0/1 gauge `earshot_<name>{labels}` (made on first use, kept under `key`).
+    func setLabelledGauge(_ name: String, _ help: String, labels: [(String, String)], key: String, to on: Bool, _ m: inout Mirror) {
+        let g = m.gauges[key] ?? registry.makeGauge(
+            descriptor: MetricNameDescriptor(namespace: "earshot", metricName: name, unitName: "", helpText: help),
+            labels: labels)
+        m.gauges[key] = g
+        g.set(to: on ? 1.0 : 0.0)
     }
 
     /// Moves the labelled counter `earshot_<name>_total{labels}` (made on first use) to the absolute `total`.

@@ -7,7 +7,12 @@
 public struct SinkConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var field: String
     public var message: String
-    public init(field: String, message: String) { self.field = field; self.message = message }
+    /// The other field of the same section a relation between two fields involves (`reconnect_initial_s`
+    /// for "reconnect_max_s must be at least reconnect_initial_s"); nil for a value wrong on its own.
+    public var related: String?
+    public init(field: String, message: String, related: String? = nil) {
+        self.field = field; self.message = message; self.related = related
+    }
     public var description: String { "\(field): \(message)" }
 }
 

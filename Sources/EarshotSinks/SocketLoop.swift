@@ -69,7 +69,7 @@ final class SocketLoop: @unchecked Sendable {
         self.consumer = consumer
         self.stream = stream
         encoder = FrameEncoder(features: config.features, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
-        hello = OutMessage(Self.helloLine(stream: stream, config: config, version: daemonVersion), stream: nil)
+        hello = OutMessage(Self.helloLine(stream: stream, config: config, version: daemonVersion, health: shared.health.withLock { $0 }), stream: nil)
         frame = FrameCopy(nMels: consumer.bus.nMels, nMFCC: consumer.bus.nMFCC)
         readBuffer = .allocate(byteCount: SocketPublisher.Limits.readBufferBytes, alignment: 8)
         stallLimitNs = Int64(max(0, config.stallLimitSeconds) * 1e9)
@@ -474,6 +474,10 @@ final class SocketLoop: @unchecked Sendable {
             frame = FrameCopy(nMels: newConsumer.bus.nMels, nMFCC: newConsumer.bus.nMFCC)
         }
         if let newStream { applyStream(newStream, now: now) }
+        if shared.healthChanged.exchange(false, ordering: .acquiring) {
+            hello = OutMessage(Self.helloLine(stream: stream, config: config, version: daemonVersion,
+                                              health: shared.health.withLock { $0 }), stream: nil)
+        }
         for (kind, line, wallNs) in messages {
             let m = OutMessage(line, stream: kind)
             if kind == .rolling { remember(m, wallNs: wallNs) }
@@ -488,7 +492,7 @@ final class SocketLoop: @unchecked Sendable {
         stream = info
         encoder = FrameEncoder(features: config.features, levelOffsetDb: info.levelOffsetDb, levelUnit: info.levelUnit)
         fieldEncoders.removeAll()
-        hello = OutMessage(Self.helloLine(stream: info, config: config, version: daemonVersion), stream: nil)
+        hello = OutMessage(Self.helloLine(stream: info, config: config, version: daemonVersion, health: shared.health.withLock { $0 }), stream: nil)
         for c in clients.values where c.closingDeadlineNs == nil {
             c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
         }
@@ -594,8 +598,9 @@ final class SocketLoop: @unchecked Sendable {
 
     // MARK: hello
 
-    static func helloLine(stream s: StreamInfo, config: SocketPublisher.Configuration, version: String) -> [UInt8] {
-        HelloMessage(
+    static func helloLine(stream s: StreamInfo, config: SocketPublisher.Configuration, version: String,
+                          health: [String]? = nil) -> [UInt8] {
+        var m = HelloMessage(
             daemonVersion: version, sampleRate: s.sampleRate, nFFT: s.nFFT, hop: s.hop, nMels: s.nMels, nMFCC: s.nMFCC,
             melBandEdgesHz: s.melBandEdgesHz.map(Double.init), levelUnit: s.levelUnit, device: s.device,
             onsetLookAheadMs: s.onsetLookAheadMs, features: config.features,
@@ -603,7 +608,8 @@ final class SocketLoop: @unchecked Sendable {
                 maxLineBytes: config.maxLineBytes, queueMessages: config.queueMessages, queueBytes: config.queueBytes,
                 stallLimitSeconds: config.stallLimitSeconds, backfillSeconds: config.backfillSeconds,
                 maxClients: config.maxClients, maxClientsPerUID: config.maxClientsPerUID,
-                queueBytesTotal: config.queueBytesTotal, idleTimeoutSeconds: config.idleTimeoutSeconds)
-        ).line()
+                queueBytesTotal: config.queueBytesTotal, idleTimeoutSeconds: config.idleTimeoutSeconds))
+        m.health = health.map { $0.isEmpty ? "ok" : $0.joined(separator: ",") }
+        return m.line()
     }
 }

@@ -204,6 +204,14 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         shared.wake.notify()
     }
 
+    /// The input-health state `hello` reports from now on (the active fault kinds; nil: not judged). Clients
+    /// already connected follow the `health` messages instead of a new `hello`.
+    public func update(health active: [String]?) {
+        shared.health.withLock { $0 = active }
+        shared.healthChanged.store(true, ordering: .releasing)
+        shared.wake.notify()
+    }
+
     /// Replaces the stream description (configuration reload) and sends a fresh `hello` to every client.
     public func updateStream(_ info: StreamInfo) {
         shared.inbox.withLock { $0.stream = info }
@@ -226,6 +234,10 @@ final class SocketShared: Sendable {
     let refused = Atomic<Int>(0)
     let idleClosed = Atomic<Int>(0)
     let running = Atomic<Bool>(false)
+    /// Active input-health faults for `hello` (nil: not judged), and whether they changed since the loop
+    /// last built its `hello`.
+    let health = Mutex<[String]?>(nil)
+    let healthChanged = Atomic<Bool>(false)
 
     struct Inbox {
         var messages: [(StreamKind, [UInt8], Int64)] = []

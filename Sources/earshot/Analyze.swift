@@ -63,23 +63,7 @@ struct Analyze: ParsableCommand {
             fail("--channel \(channel): \(file) has \(wav.channels) channel(s), numbered from 0")
             throw ExitCode(ExitStatus.usage)
         }
-        let settings: EarshotConfig
-        // The file's sample rate is the capture rate; it is validated with the rest (the same checks as
-        // check-config, run and reload), so a conflict names the YAML key to change and where it was set.
-        let rateOrigin = ConfigOrigin.file(path: file == "-" ? "stdin" : file, line: nil)
-        do {
-            var builder = ConfigBuilder()
-            if let config { try builder.applyFile(at: config, required: true) }
-            try builder.applyOverrides(overrides)
-            try builder.set("capture.sample_rate", to: String(wav.sampleRate), origin: rateOrigin)
-            settings = try builder.validated(.init(checkSystem: false))
-        } catch {
-            if error.origin == rateOrigin {
-                fail("\(error) (the file's sample rate is \(wav.sampleRate) Hz; adjust analysis.* with --set, or resample)")
-                throw ExitCode(ExitStatus.dataError)
-            }
-            fail("\(error)"); throw ExitCode(error.exitCode)
-        }
+        let settings = try fileAnalysisSettings(file: file, sampleRate: wav.sampleRate, config: config, overrides: overrides)
         let analyzerConfig = settings.analyzerConfig
         let analyzer: FrameAnalyzer
         // Compute only what is written (log-mel and onset strength always).

@@ -111,7 +111,7 @@ struct Demo: ParsableCommand {
     func runTail(socketPath: String) throws -> Int32 {
         try TailClient.run(
             socketPath: socketPath, streams: streams.split(separator: ",").map(String.init), every: every,
-            json: json, maxSeconds: duration.map { $0 + 5 })
+            json: json, maxSeconds: duration.map { $0 + 5 }, reconnect: false)
     }
 }
 

@@ -16,16 +16,19 @@ struct SinkRegistryTests {
     }
 
     @Test func setFollowsTheConfiguration() {
-        #expect(Self.build(EarshotConfig()).map(\.name) == ["latency", "rolling", "alerts"])
+        #expect(Self.build(EarshotConfig()).map(\.name) == ["latency", "rolling", "alerts", "health"])
+        var off = EarshotConfig()
+        off.health.enabled = false
+        #expect(Self.build(off).map(\.name) == ["latency", "rolling", "alerts"])
         var c = EarshotConfig()
         c.metrics.enabled = true
         var o = DaemonOptions()
         o.stdout = .ndjson
         let sinks = Self.build(c, o)
-        #expect(sinks.map(\.name) == ["latency", "rolling", "alerts", "metrics", "stdout"])
-        #expect(sinks.map(\.configSection) == ["budgets", "rolling", "alerts", "metrics", ""])
+        #expect(sinks.map(\.name) == ["latency", "rolling", "alerts", "metrics", "stdout", "health"])
+        #expect(sinks.map(\.configSection) == ["budgets", "rolling", "alerts", "metrics", "", "health"])
         // Every sink but the tracker records its hand-off.
-        #expect(sinks.map { $0.latencyRecorder?.stage } == [nil, "sink:rolling", "sink:alerts", "sink:metrics", "sink:stdout"])
+        #expect(sinks.map { $0.latencyRecorder?.stage } == [nil, "sink:rolling", "sink:alerts", "sink:metrics", "sink:stdout", "sink:health"])
         let metrics = sinks.compactMap { $0 as? MetricsSink }.first
         #expect(metrics?.configuration.constantLabels == ["instance": "earshot", "device": "default"])
         #expect(metrics?.configuration.buildInfo["version"] == EarshotVersion.string)

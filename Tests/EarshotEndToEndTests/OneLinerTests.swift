@@ -107,6 +107,13 @@ let oneLinerTestEnabled = oneLinerToolsAvailable || ProcessInfo.processInfo.envi
             return lines.count >= 2 && lines[0].contains("'type': 'subscribed'") && lines.dropFirst().allSatisfy { $0.contains("'type': 'rolling'") }
                 ? nil : "expected the subscribed reply, then rolling dicts"
         }),
+        ("earshot spectrogram --socket", { lines in
+            lines.contains { $0.contains("1200x600 PNG") && $0.contains("plot x=") } ? nil : "expected the PNG summary line"
+        }),
+        ("earshot top --socket", { lines in
+            lines.filter { $0.contains("LAF -") && $0.contains("LAS -") && $0.contains("xruns") }.count >= 2
+                && !lines.joined().contains("\u{1B}[") ? nil : "expected plain status lines"
+        }),
         ("earshot tail --socket", { lines in
             lines.first?.hasPrefix("connected: earshot ") == true && lines.contains { $0.contains(" LAF ") } ? nil : "expected the live view"
         }),
@@ -140,7 +147,10 @@ let oneLinerTestEnabled = oneLinerToolsAvailable || ProcessInfo.processInfo.envi
             usleep(4_000_000)
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 10) == .exited(0))
-            let termination = p.wait(timeout: 15)
+            // `earshot tail`/`top` reconnect when the daemon goes away (by design): stop them as a user would.
+            let reconnects = text.contains("earshot tail") || text.contains("earshot top")
+            var termination = p.wait(timeout: reconnects ? 2 : 15)
+            if termination == nil && reconnects { p.signal(SIGTERM); termination = p.wait(timeout: 5) }
             if termination == nil { p.killAndReap() }
             let lines = p.lines
             if let problem = matching[0].check(lines) {

@@ -11,7 +11,7 @@ import Testing
 @Suite(.serialized)
 struct ProtocolSchemaTests {
     static let allTypes = ["hello", "frame", "onset", "rolling", "alert", "status", "stats", "subscribed", "unsubscribed",
-                           "pong", "dropped", "error"]
+                           "pong", "dropped", "error", "health"]
     static let checker = EarshotBinary.packageRoot.appendingPathComponent("clients/python/earshot_client/schema_check.py").path
     static let jsonschemaAvailable: Bool = {
         guard let py = findExecutable("python3"),
@@ -90,6 +90,9 @@ struct ProtocolSchemaTests {
                 enabled: true
                 min_strength: 1
                 min_interval_ms: 100
+            health:
+              no_data_s: 0.5
+              clear_s: 0.5
             """
         let rig = try PublishingRig("schema", extraYAML: alerts, socketYAML: "queue_messages: 40")
         defer { rig.cleanup() }
@@ -120,6 +123,11 @@ struct ProtocolSchemaTests {
         let text = try String(contentsOf: rig.config, encoding: .utf8)
         try text.replacingOccurrences(of: "threshold_db: -30", with: "threshold_db: -31").write(to: rig.config, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
+        // The source stops for 1.5 s: an input-health fault (no_data) starts, and ends once audio is back.
+        usleep(500_000)
+        rig.device.pause()
+        usleep(1_500_000)
+        rig.device.resume()
         // stats come every 5 s; rolling every 1 s.
         let all = Set(Self.allTypes).subtracting(["unsubscribed", "dropped"])
         #expect(daemon.wait(until: 15) { _ in readerA.types().isSuperset(of: all) }, "\(readerA.types())")
@@ -147,9 +155,11 @@ struct ProtocolSchemaTests {
         var statsMissing = try first("stats"); statsMissing.removeValue(forKey: "latency_ms")
         var droppedWrong = try first("dropped"); droppedWrong["count"] = 1.5
         var pongMissing = try first("pong"); pongMissing.removeValue(forKey: "t")
+        var healthWrong = try first("health"); healthWrong["active"] = "no_data"
         for (name, bad, key) in [("frame", frameWrongType, "seq"), ("hello", helloMissing, "n_mels"),
                                  ("rolling", rollingWrong, "complete"), ("stats", statsMissing, "latency_ms"),
-                                 ("dropped", droppedWrong, "count"), ("pong", pongMissing, "'t'")] {
+                                 ("dropped", droppedWrong, "count"), ("pong", pongMissing, "'t'"),
+                                 ("health", healthWrong, "active")] {
             let (s, out) = try Self.check([try serialize(bad)], in: dir, name: "bad-\(name)")
             #expect(s == .exited(1), "mutated \(name) accepted: \(out)")
             #expect(out.contains(key), "\(name): \(out)")

@@ -32,9 +32,10 @@ final class PublishingRig {
     }
 
     /// Starts `earshot run` and waits (≤ 15 s) for the socket and the first frames.
-    func start(sourceLocation: SourceLocation = #_sourceLocation) throws -> DaemonProcess {
+    func start(environment extra: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws -> DaemonProcess {
         var env = baseChildEnvironment()
         for (k, v) in device.environment { env[k] = v }
+        for (k, v) in extra { env[k] = v }
         let d = try DaemonProcess(earshot: ["run", "--config", config.path], environment: env)
         daemon = d
         let up = d.wait(until: 15) { $0.stderr.contains("ready: frames are flowing") && FileManager.default.fileExists(atPath: socketPath) }

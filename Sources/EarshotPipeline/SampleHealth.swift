@@ -1,0 +1,81 @@
+/// Input-health statistics of one frame's **new** samples (the `hop` samples it added to the stream, or
+/// all `nFFT` after a (re)start), computed on the DSP thread where the samples are framed and carried to the
+/// sinks in ``FrameHeader/health``. Judged off the DSP thread (`HealthMonitor` in EarshotSinks).
+///
+/// The run lengths carry over from frame to frame (a run of zeros that began three frames ago is still one
+/// run) and restart at a discontinuity. Fixed size, no allocation.
+public struct SampleHealth: BitwiseCopyable, Sendable, Equatable {
+    /// Magnitude counted as "at or near full scale": −0.09 dBFS. Integer formats decode full scale to
+    /// 1 − 2⁻ⁿ⁺¹ (32767/32768 for S16), which is above it; a float source may exceed 1.
+    public static let nearFullScale: Float = 0.99
+
+    /// New samples in the frame.
+    public var samples: Int32
+    /// Of them, exactly 0.
+    public var zeros: Int32
+    /// Of them, flat-topped at full scale: at or above ``nearFullScale`` in magnitude **and** equal to the
+    /// sample before (clipping flattens the peaks; a clean waveform that merely reaches full scale does not
+    /// repeat its peak value for long, see docs/architecture.md).
+    public var clipped: Int32
+    /// Longest run of identical near-full-scale samples in this frame (a run that started in earlier frames
+    /// counts from its start).
+    public var longestClipRun: Int32
+    /// Length of the run of identical sample values that ends with the frame's last sample (a constant —
+    /// zero or a stuck DC value — counts from where it began, across frames).
+    public var constantRun: Int64
+    /// Sum of the new samples (their mean is `sum / samples`: DC).
+    public var sum: Double
+    /// The frame's last sample (the value of the constant run).
+    public var last: Float
+
+    public init() {
+        samples = 0; zeros = 0; clipped = 0; longestClipRun = 0; constantRun = 0; sum = 0; last = 0
+    }
+
+    /// Every new sample of the frame had the same value as the one before it (digital silence or a stuck
+    /// converter).
+    public var isConstant: Bool { samples > 0 && constantRun >= Int64(samples) }
+}
+
+/// The per-stream state behind ``SampleHealth`` (owned by the frame processor; DSP thread only).
+public struct SampleHealthAccumulator: Sendable {
+    var previous: Float = 0
+    var constantRun: Int64 = 0
+    var fullRun: Int32 = 0
+    var started = false
+
+    public init() {}
+
+    /// Forget the runs (discontinuity).
+    public mutating func reset() { started = false; constantRun = 0; fullRun = 0 }
+
+    /// Statistics of `x` (the frame's new samples), continuing the runs of the previous call.
+    /// Real-time safe: one pass, no allocation.
+    public mutating func measure(_ x: UnsafeBufferPointer<Float>) -> SampleHealth {
+        var h = SampleHealth()
+        guard let p = x.baseAddress, x.count > 0 else { return h }
+        let limit = SampleHealth.nearFullScale
+        var zeros: Int32 = 0, near: Int32 = 0, longest: Int32 = 0
+        var sum: Double = 0
+        var prev = previous, run = started ? constantRun : 0, full = started ? fullRun : 0
+        if !started { prev = p[0]; run = 0 }
+        for i in 0..<x.count {
+            let v = p[i]
+            sum += Double(v)
+            if v == 0 { zeros &+= 1 }
+            let same = v == prev
+            run = same ? run &+ 1 : 1
+            prev = v
+            if abs(v) >= limit {
+                if same && full > 0 { near &+= 1; full &+= 1 } else { full = 1 }
+                if full > longest { longest = full }
+            } else {
+                full = 0
+            }
+        }
+        previous = prev; constantRun = run; fullRun = full; started = true
+        h.samples = Int32(clamping: x.count); h.zeros = zeros; h.clipped = near; h.longestClipRun = longest
+        h.constantRun = run; h.sum = sum; h.last = prev
+        return h
+    }
+}

@@ -1,0 +1,700 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMosquitto
+import Prometheus
+public import EarshotPipeline
+import EarshotRealtime
+public import Logging
+import Synchronization
+
+public struct MQTTSinkError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Publishes every non-frame message (rolling windows, alerts, status events, health, clips, stats, …) and
+/// optionally decimated frame levels to an MQTT broker through Eclipse Mosquitto's `libmosquitto`
+/// (README "MQTT"; topics and payloads in ``MQTTMessages``).
+///
+/// - ``publish(_:line:wallNs:)`` (from the ``MessageFanout``) copies the line into a bounded inbox and
+///   returns; everything else happens on the sink's own thread `es-mqtt`: routing, the on-disk spool, the
+///   connection (`mosquitto_connect` after a bounded TCP probe, then `mosquitto_loop` with a 50 ms timeout),
+///   reconnects with exponential backoff (one log line per state change, not per attempt).
+/// - QoS-1 messages go through the ``MQTTSpool`` (appended, published in order at most `drain_per_s` per
+///   second, released on PUBACK): nothing within the spool bounds is lost across broker outages or daemon
+///   restarts; delivery is at-least-once (a message whose PUBACK was lost is sent again; consumers drop
+///   repeats by topic and `t`). QoS-0 messages (decimated levels, stats) are dropped (counted) while
+///   disconnected.
+/// - Availability: `<base>/status` retained `online` after each connect, `offline` on a clean stop and as the
+///   Last Will (a box that dies or loses power shows offline once the broker notices).
+/// - `stop()` is bounded: the thread sends `offline`, disconnects and ends within about 1.5 s.
+public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Sendable {
+    /// The `mqtt.*` section.
+    public struct Configuration: Sendable, Equatable {
+        /// `mqtt://HOST[:PORT]` (default port 1883) or `mqtts://HOST[:PORT]` (TLS, 8883); nil: no MQTT.
+        public var broker: String?
+        /// Topic level for this box; nil: the host name.
+        public var node: String?
+        /// The instance (`$EARSHOT_INSTANCE`; `earshot` otherwise); set by the daemon, not a YAML key.
+        public var instance = "earshot"
+        public var topicPrefix = "earshot"
+        public var keepaliveSeconds = 30
+        /// Publish every Nth frame's levels on `<base>/levels` (QoS 0); 0: none.
+        public var levelsEvery = 0
+        public var reconnectInitialSeconds = 1.0
+        public var reconnectMaxSeconds = 30.0
+        /// PEM CA certificate(s) for `mqtts://`; nil: the system's CA store.
+        public var caFile: String?
+        public var certFile: String?
+        public var keyFile: String?
+        /// A file with the user name on its first line and the password on its second; it must not be
+        /// readable by group or others.
+        public var credentialsFile: String?
+        public var spool = Spool()
+        public var homeassistant = HomeAssistant()
+        /// Rolling windows and their weighting (for the discovery documents); set by the daemon.
+        public var windowsSeconds: [Double] = [1, 10, 60]
+        public var weighting = "laf"
+        public var version = ""
+
+        public struct Spool: Sendable, Equatable {
+            /// nil: `$STATE_DIRECTORY/mqtt-spool` (systemd), else `/var/lib/earshot/mqtt-spool`.
+            public var directory: String?
+            public var maxMB = 64.0
+            public var maxAgeSeconds = 604_800.0
+            /// Messages per second sent from the spool (a backlog after an outage drains at this rate).
+            public var drainPerSecond = 50.0
+            public init() {}
+        }
+
+        public struct HomeAssistant: Sendable, Equatable {
+            public var enabled = false
+            public var prefix = "homeassistant"
+            public init() {}
+        }
+
+        public init() {}
+
+        public var enabled: Bool { broker != nil }
+
+        public enum Limits {
+            public static let keepaliveSeconds = 5...3600
+            public static let levelsEvery = 0...1_000_000
+            public static let reconnectSeconds = SinkRange(0, 3600, lowerExclusive: true)
+            public static let spoolMaxMB = SinkRange(0.01, 1_048_576)
+            public static let spoolMaxAgeSeconds = SinkRange(1, 31_536_000)
+            public static let drainPerSecond = SinkRange(0, 100_000, lowerExclusive: true)
+            /// Messages waiting for the sink's thread; more are dropped and counted.
+            public static let inboxMessages = 8192
+            public static let inboxBytes = 16 << 20
+            /// QoS-1 messages sent and not yet acknowledged.
+            public static let maxInflight = 20
+            /// Seconds the TCP connection to the broker may take.
+            public static let connectTimeoutSeconds = 5.0
+        }
+
+        /// The parsed broker URL.
+        public struct Endpoint: Sendable, Equatable {
+            public var host: String
+            public var port: Int
+            public var tls: Bool
+        }
+
+        public static func parseBroker(_ s: String) -> Endpoint? {
+            let tls: Bool
+            var rest: Substring
+            if s.hasPrefix("mqtt://") { tls = false; rest = s.dropFirst(7) }
+            else if s.hasPrefix("mqtts://") { tls = true; rest = s.dropFirst(8) }
+            else { return nil }
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            var host: Substring, port = tls ? 8883 : 1883
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else { return nil }
+                host = rest[rest.index(after: rest.startIndex)..<close]
+                let after = rest[rest.index(after: close)...]
+                if !after.isEmpty {
+                    guard after.hasPrefix(":"), let p = Int(after.dropFirst()) else { return nil }
+                    port = p
+                }
+            } else if let colon = rest.lastIndex(of: ":") {
+                host = rest[..<colon]
+                guard let p = Int(rest[rest.index(after: colon)...]) else { return nil }
+                port = p
+            } else {
+                host = rest
+            }
+            guard !host.isEmpty, host.utf8.count <= 253, !host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "@" }),
+                  (1...65535).contains(port) else { return nil }
+            return Endpoint(host: String(host), port: port, tls: tls)
+        }
+
+        /// A topic prefix or node: non-empty, at most 128 bytes, no `+`, `#`, whitespace or control characters
+        /// (`/` is allowed in the prefix only).
+        public static func isTopicText(_ s: String, allowSlash: Bool) -> Bool {
+            !s.isEmpty && s.utf8.count <= 128 && !s.hasPrefix("/") && !s.hasSuffix("/")
+                && s.unicodeScalars.allSatisfy { c in
+                    c != "+" && c != "#" && (allowSlash || c != "/") && !c.properties.isWhitespace && c.value >= 0x20 && c.value != 0x7F
+                }
+        }
+
+        public func validate() throws(SinkConfigError) {
+            if let broker, Self.parseBroker(broker) == nil {
+                throw SinkConfigError(field: "broker", message: "\"\(broker)\" is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+            }
+            if let node, !Self.isTopicText(node, allowSlash: false) {
+                throw SinkConfigError(field: "node", message: "\"\(node)\" must be 1-128 bytes without /, +, #, spaces or control characters")
+            }
+            guard Self.isTopicText(topicPrefix, allowSlash: true) else {
+                throw SinkConfigError(field: "topic_prefix", message: "\"\(topicPrefix)\" must be 1-128 bytes without +, #, spaces or control characters, not starting or ending with /")
+            }
+            guard Self.isTopicText(homeassistant.prefix, allowSlash: true) else {
+                throw SinkConfigError(field: "homeassistant.prefix", message: "\"\(homeassistant.prefix)\" is not a valid topic prefix")
+            }
+            try checkRange("keepalive_s", keepaliveSeconds, Limits.keepaliveSeconds)
+            try checkRange("levels_every", levelsEvery, Limits.levelsEvery)
+            try Limits.reconnectSeconds.check("reconnect_initial_s", reconnectInitialSeconds)
+            try Limits.reconnectSeconds.check("reconnect_max_s", reconnectMaxSeconds)
+            guard reconnectMaxSeconds >= reconnectInitialSeconds else {
+                throw SinkConfigError(field: "reconnect_max_s", message: "must be at least mqtt.reconnect_initial_s",
+                                      related: "reconnect_initial_s")
+            }
+            try Limits.spoolMaxMB.check("spool.max_mb", spool.maxMB)
+            try Limits.spoolMaxAgeSeconds.check("spool.max_age_s", spool.maxAgeSeconds)
+            try Limits.drainPerSecond.check("spool.drain_per_s", spool.drainPerSecond)
+            for (field, path) in [("ca_file", caFile), ("cert_file", certFile), ("key_file", keyFile),
+                                  ("credentials_file", credentialsFile), ("spool.directory", spool.directory)] {
+                if let path, !path.hasPrefix("/") || path.hasSuffix("/") && field != "spool.directory" {
+                    throw SinkConfigError(field: field, message: "\"\(path)\" must be an absolute path")
+                }
+            }
+            if (certFile == nil) != (keyFile == nil) {
+                throw SinkConfigError(field: certFile == nil ? "cert_file" : "key_file", message: "cert_file and key_file go together")
+            }
+            if enabled, (caFile != nil || certFile != nil), let broker, broker.hasPrefix("mqtt://") {
+                throw SinkConfigError(field: "broker", message: "ca_file/cert_file are set but \(broker) is not mqtts://")
+            }
+            if enabled, let credentialsFile { _ = try Self.readCredentials(credentialsFile) }
+        }
+
+        /// Reads `path` (user name on the first line, password on the second). Refused when the file is
+        /// readable or writable by group or others, or is not a regular file.
+        public static func readCredentials(_ path: String) throws(SinkConfigError) -> (user: String, password: String?) {
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+            guard fd >= 0 else {
+                throw SinkConfigError(field: "credentials_file", message: "cannot open \(path): \(String(cString: strerror(errno)))")
+            }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+                throw SinkConfigError(field: "credentials_file", message: "\(path) is not a regular file")
+            }
+            guard st.st_mode & 0o077 == 0 else {
+                throw SinkConfigError(field: "credentials_file", message: "\(path) is accessible by group or others (mode \(octal(st.st_mode & 0o777))); run chmod 600 \(path)")
+            }
+            guard st.st_size <= 4096 else { throw SinkConfigError(field: "credentials_file", message: "\(path) is larger than 4096 bytes") }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+            guard n > 0 else { throw SinkConfigError(field: "credentials_file", message: "\(path) is empty") }
+            let lines = String(decoding: buf.prefix(n), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+            guard let user = lines.first, !user.isEmpty else {
+                throw SinkConfigError(field: "credentials_file", message: "\(path): the first line must be the user name")
+            }
+            let password = lines.count > 1 && !lines[1].isEmpty ? lines[1] : nil
+            return (user, password)
+        }
+
+        static func octal(_ m: UInt32) -> String {
+            let d = String(m, radix: 8)
+            return String(repeating: "0", count: max(0, 4 - d.count)) + d
+        }
+
+        /// The node's topic level: `node`, or the host name.
+        public var resolvedNode: String {
+            if let node { return node }
+            var buf = [CChar](repeating: 0, count: 256)
+            guard gethostname(&buf, 255) == 0 else { return "earshot" }
+            return MQTTMessages.topicLevel(String(cString: buf))
+        }
+
+        /// The spool directory: `spool.directory`, `$STATE_DIRECTORY/mqtt-spool` (the first entry), or
+        /// `/var/lib/earshot/mqtt-spool`.
+        public func resolvedSpoolDirectory(environment: [String: String]) -> String {
+            if let d = spool.directory { return d }
+            if let s = environment["STATE_DIRECTORY"]?.split(separator: ":").first, s.hasPrefix("/") { return s + "/mqtt-spool" }
+            return "/var/lib/earshot/mqtt-spool"
+        }
+    }
+
+    public let name = "mqtt"
+    public var configSection: String { "mqtt" }
+    public let configuration: Configuration
+    let logger: Logger
+    let spoolDirectory: String
+    public var latencyRecorder: StageRecorder?
+
+    let reader = BusReader(threadName: "es-mqtt-levels")
+    let running = Atomic<Bool>(false)
+    private var thread: RealtimeThread.Handle?
+    private let inbox = Mutex<(messages: [(line: [UInt8], wallNs: Int64, levels: Bool)], bytes: Int)>(([], 0))
+
+    // Counters (written by the sink's thread, read anywhere).
+    let _connected = Atomic<Int>(0)
+    let _connects = Atomic<Int>(0)
+    let _connectFailures = Atomic<Int>(0)
+    let _published = Atomic<Int>(0)
+    let _inboxDropped = Atomic<Int>(0)
+    let _qos0Dropped = Atomic<Int>(0)
+    let _spoolDropped = Atomic<Int>(0)
+    let _spoolBytes = Atomic<Int>(0)
+    let _spoolMessages = Atomic<Int>(0)
+    let _latencyLastMs = Atomic<Int>(0)
+    let _latencyMaxMs = Atomic<Int>(0)
+
+    public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) {
+        self.configuration = configuration
+        self.logger = logger
+        spoolDirectory = configuration.resolvedSpoolDirectory(environment: environment)
+    }
+
+    deinit { stop() }
+
+    public var dropped: Int { reader.dropped }
+    public var isConnected: Bool { _connected.load(ordering: .relaxed) == 1 }
+
+    /// `mqtt_connected` (0/1), `mqtt_connects`, `mqtt_connect_failures`, `mqtt_published`,
+    /// `mqtt_dropped_inbox`, `mqtt_dropped_qos0`, `mqtt_dropped_spool`, `mqtt_spool_bytes`,
+    /// `mqtt_spool_messages`, `mqtt_publish_latency_ms_last`, `mqtt_publish_latency_ms_max`.
+    public var counters: [(String, Int)] {
+        [("mqtt_connected", _connected.load(ordering: .relaxed)), ("mqtt_connects", _connects.load(ordering: .relaxed)),
+         ("mqtt_connect_failures", _connectFailures.load(ordering: .relaxed)), ("mqtt_published", _published.load(ordering: .relaxed)),
+         ("mqtt_dropped_inbox", _inboxDropped.load(ordering: .relaxed)), ("mqtt_dropped_qos0", _qos0Dropped.load(ordering: .relaxed)),
+         ("mqtt_dropped_spool", _spoolDropped.load(ordering: .relaxed)), ("mqtt_spool_bytes", _spoolBytes.load(ordering: .relaxed)),
+         ("mqtt_spool_messages", _spoolMessages.load(ordering: .relaxed)),
+         ("mqtt_publish_latency_ms_last", _latencyLastMs.load(ordering: .relaxed)),
+         ("mqtt_publish_latency_ms_max", _latencyMaxMs.load(ordering: .relaxed))]
+    }
+
+    /// Queues a copy of `line` for the sink's thread and returns (bounded: a full inbox drops, counted).
+    public func publish(_ stream: StreamKind, line: [UInt8], wallNs: Int64) {
+        enqueue(line, wallNs: wallNs, levels: false)
+    }
+
+    func enqueue(_ line: [UInt8], wallNs: Int64, levels: Bool) {
+        let ok = inbox.withLock { box in
+            guard box.messages.count < Configuration.Limits.inboxMessages,
+                  box.bytes + line.count <= Configuration.Limits.inboxBytes else { return false }
+            box.messages.append((line, wallNs, levels))
+            box.bytes += line.count
+            return true
+        }
+        if !ok { _inboxDropped.add(1, ordering: .relaxed) }
+    }
+
+    public func start(bus: FrameBus, stream: StreamInfo) throws {
+        guard thread == nil, let endpoint = configuration.broker.flatMap(Configuration.parseBroker) else {
+            throw MQTTSinkError("mqtt.broker is not set or not a valid URL")
+        }
+        var credentials: (user: String, password: String?)?
+        if let path = configuration.credentialsFile {
+            do { credentials = try Configuration.readCredentials(path) } catch { throw MQTTSinkError("mqtt.\(error.field): \(error.message)") }
+        }
+        let spool = try MQTTSpool(directory: spoolDirectory, maxBytes: Int(configuration.spool.maxMB * 1_048_576),
+                                  maxAgeNs: Int64(configuration.spool.maxAgeSeconds * 1e9))
+        let node = configuration.resolvedNode
+        let instance = MQTTMessages.topicLevel(configuration.instance)
+        let client = MQTTClientLoop(sink: self, endpoint: endpoint, credentials: credentials, spool: spool, node: node,
+                                    instance: instance, levelUnit: stream.levelUnit)
+        running.store(true, ordering: .releasing)
+        if configuration.levelsEvery > 0 {
+            let every = Int64(configuration.levelsEvery)
+            let offset = Double(stream.levelOffsetDb), unit = stream.levelUnit
+            try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in
+                let h = frame.header
+                guard h.seq % every == 0 else { return }
+                enqueue(MQTTMessages.levels(h, node: node, instance: instance, levelUnit: unit, offsetDb: offset),
+                        wallNs: h.wallNs, levels: true)
+            })
+        }
+        logger.info("mqtt publishing", metadata: [
+            "broker": "\(configuration.broker ?? "")", "topics": "\(MQTTMessages.base(prefix: configuration.topicPrefix, node: node, instance: instance))/#",
+            "spool": "\(spoolDirectory)", "spooled_messages": "\(spool.pendingMessages)",
+        ])
+        let (h, _) = RealtimeThread.start(name: "es-mqtt", fifoPriority: 0) { client.run() }
+        thread = h
+    }
+
+    /// Sends `offline`, disconnects and joins the thread (bounded: about 1.5 s). Idempotent.
+    public func stop() {
+        reader.stop()
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        if let thread { RealtimeThread.join(thread) }
+        thread = nil
+    }
+
+    func takeInbox() -> [(line: [UInt8], wallNs: Int64, levels: Bool)] {
+        inbox.withLock { box in
+            let m = box.messages
+            box.messages.removeAll(keepingCapacity: true)
+            box.bytes = 0
+            return m
+        }
+    }
+}
+
+/// The sink's thread: the libmosquitto client, the spool pump and the reconnect policy. Everything here
+/// runs on `es-mqtt` (libmosquitto's callbacks run inside `mosquitto_loop` on the same thread).
+final class MQTTClientLoop: @unchecked Sendable {
+    unowned let sink: MQTTSink
+    let config: MQTTSink.Configuration
+    let endpoint: MQTTSink.Configuration.Endpoint
+    let credentials: (user: String, password: String?)?
+    let spool: MQTTSpool
+    let node: String, instance: String, levelUnit: String, base: String
+    var logger: Logger { sink.logger }
+
+    var mosq: OpaquePointer?
+    var connected = false
+    /// Set by the callbacks: the connection ended (reason), to be torn down by the loop.
+    var lost: String?
+    var lastLibraryError: String?
+    var connectStartedNs: Int64 = 0
+    var nextAttemptNs: Int64 = 0
+    var backoffSeconds: Double
+    /// The failure reason last logged (a repeat is not logged again).
+    var loggedFailure: String?
+    var inflight: [(mid: Int32, start: MQTTSpool.Position, end: MQTTSpool.Position, enqueuedNs: Int64, acked: Bool)] = []
+    var tokens = 0.0
+    var lastTokenNs: Int64 = 0
+    var lastHousekeepingNs: Int64 = 0
+
+    static let libraryReady: Bool = { mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue }()
+
+    init(sink: MQTTSink, endpoint: MQTTSink.Configuration.Endpoint, credentials: (user: String, password: String?)?,
+         spool: MQTTSpool, node: String, instance: String, levelUnit: String) {
+        self.sink = sink; self.config = sink.configuration; self.endpoint = endpoint; self.credentials = credentials
+        self.spool = spool; self.node = node; self.instance = instance; self.levelUnit = levelUnit
+        base = MQTTMessages.base(prefix: config.topicPrefix, node: node, instance: instance)
+        backoffSeconds = config.reconnectInitialSeconds
+    }
+
+    static func wallNs() -> Int64 { Clock.monotonicNanoseconds() &+ Clock.wallMinusMonotonicNanoseconds() }
+
+    func run() {
+        _ = Self.libraryReady
+        while sink.running.load(ordering: .acquiring) {
+            let now = Clock.monotonicNanoseconds()
+            route(sink.takeInbox())
+            if mosq == nil && now >= nextAttemptNs { connect() }
+            if let m = mosq {
+                let rc = mosquitto_loop(m, 50, 1)
+                if rc != MOSQ_ERR_SUCCESS.rawValue && lost == nil { lost = describe(rc) }
+                if lost == nil && !connected && now - connectStartedNs > Int64(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 2e9) {
+                    lost = "no CONNACK from the broker within \(Int(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 2)) s"
+                }
+                if let reason = lost { teardown(reason: reason) }
+            } else {
+                usleep(50_000)
+            }
+            if connected { pump() }
+            if now - lastHousekeepingNs >= 1_000_000_000 {
+                lastHousekeepingNs = now
+                spool.expire(nowNs: Self.wallNs())
+                updateGauges()
+            }
+        }
+        route(sink.takeInbox())
+        shutdown()
+        updateGauges()
+    }
+
+    func updateGauges() {
+        sink._spoolDropped.store(spool.dropped, ordering: .relaxed)
+        sink._spoolBytes.store(spool.pendingBytes, ordering: .relaxed)
+        sink._spoolMessages.store(spool.pendingMessages, ordering: .relaxed)
+        sink._connected.store(connected ? 1 : 0, ordering: .relaxed)
+    }
+
+    /// Routes inbox messages: QoS 1 into the spool, QoS 0 straight out (or dropped while disconnected).
+    func route(_ batch: [(line: [UInt8], wallNs: Int64, levels: Bool)]) {
+        let now = Self.wallNs()
+        for item in batch {
+            if item.levels {
+                publishQoS0(topic: base + "/levels", payload: item.line)
+                continue
+            }
+            guard let r = MQTTMessages.route(line: item.line, wallNs: item.wallNs, base: base, node: node, instance: instance,
+                                             levelUnit: levelUnit) else { continue }
+            if r.qos == 0 { publishQoS0(topic: r.topic, payload: r.payload) }
+            else { spool.append(topic: r.topic, payload: r.payload, retain: r.retain, nowNs: now) }
+        }
+        if !batch.isEmpty { updateGauges() }
+    }
+
+    func publishQoS0(topic: String, payload: [UInt8]) {
+        guard connected, let m = mosq else { sink._qos0Dropped.add(1, ordering: .relaxed); return }
+        let rc = payload.withUnsafeBytes { mosquitto_publish(m, nil, topic, Int32($0.count), $0.baseAddress, 0, false) }
+        if rc == MOSQ_ERR_SUCCESS.rawValue { sink._published.add(1, ordering: .relaxed) }
+        else { sink._qos0Dropped.add(1, ordering: .relaxed) }
+    }
+
+    /// Sends spooled records, in order, while fewer than `maxInflight` are unacknowledged and the drain
+    /// rate allows.
+    func pump() {
+        let nowMono = Clock.monotonicNanoseconds()
+        let rate = config.spool.drainPerSecond
+        if lastTokenNs == 0 { lastTokenNs = nowMono; tokens = min(rate, 1) }
+        tokens = min(max(rate, 1), tokens + rate * Double(nowMono - lastTokenNs) / 1e9)
+        lastTokenNs = nowMono
+        let now = Self.wallNs()
+        while connected, let m = mosq, inflight.count < MQTTSink.Configuration.Limits.maxInflight, tokens >= 1 {
+            guard let (rec, expired) = spool.next(nowNs: now) else { break }
+            if expired {
+                inflight.append((-1, rec.start, rec.end, rec.enqueuedNs, true))
+                releaseAcknowledged()
+                continue
+            }
+            var mid: Int32 = 0
+            let rc = rec.payload.withUnsafeBytes { mosquitto_publish(m, &mid, rec.topic, Int32($0.count), $0.baseAddress, 1, rec.retain) }
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else { lost = describe(rc); return }
+            tokens -= 1
+            inflight.append((mid, rec.start, rec.end, rec.enqueuedNs, false))
+        }
+    }
+
+    func acknowledged(mid: Int32) {
+        guard let i = inflight.firstIndex(where: { $0.mid == mid && !$0.acked }) else { return }
+        inflight[i].acked = true
+        let ms = max(0, Int((Self.wallNs() - inflight[i].enqueuedNs) / 1_000_000))
+        sink._latencyLastMs.store(ms, ordering: .relaxed)
+        if ms > sink._latencyMaxMs.load(ordering: .relaxed) { sink._latencyMaxMs.store(ms, ordering: .relaxed) }
+        sink._published.add(1, ordering: .relaxed)
+        releaseAcknowledged()
+    }
+
+    func releaseAcknowledged() {
+        while let first = inflight.first, first.acked {
+            inflight.removeFirst()
+            spool.acknowledge(through: first.start, end: first.end)
+        }
+    }
+
+    // MARK: connection
+
+    func describe(_ rc: Int32) -> String {
+        var text = String(cString: mosquitto_strerror(rc))
+        if rc == MOSQ_ERR_TLS.rawValue || rc == MOSQ_ERR_ERRNO.rawValue, let e = lastLibraryError { text += " (\(e))" }
+        return text
+    }
+
+    /// Checks that a TCP connection to the broker can be made within the connect timeout (libmosquitto's
+    /// own connect would wait for the kernel's SYN timeout, minutes); returns the failure, or nil.
+    func probe() -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        let g = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &res)
+        guard g == 0, let first = res else { return "cannot resolve \(endpoint.host): \(String(cString: gai_strerror(g)))" }
+        defer { freeaddrinfo(res) }
+        var failure = "no address for \(endpoint.host)"
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            ai = a.pointee.ai_next
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), a.pointee.ai_protocol)
+            guard fd >= 0 else { failure = String(cString: strerror(errno)); continue }
+            defer { close(fd) }
+            if Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return nil }
+            guard errno == EINPROGRESS else { failure = String(cString: strerror(errno)); continue }
+            let deadline = Clock.monotonicNanoseconds() + Int64(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 1e9)
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            while Clock.monotonicNanoseconds() < deadline && sink.running.load(ordering: .acquiring) {
+                if poll(&pfd, 1, 100) > 0 { break }
+            }
+            guard pfd.revents != 0 else { failure = "connection timed out"; continue }
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+            if err == 0 { return nil }
+            failure = String(cString: strerror(err))
+        }
+        return failure
+    }
+
+    func connect() {
+        connectStartedNs = Clock.monotonicNanoseconds()
+        lost = nil
+        lastLibraryError = nil
+        if let failure = probe() { fail("cannot connect to \(endpoint.host):\(endpoint.port): \(failure)"); return }
+        let clientID = "earshot-\(node)-\(instance)"
+        guard let m = mosquitto_new(clientID, true, Unmanaged.passUnretained(self).toOpaque()) else {
+            fail("mosquitto_new failed: \(String(cString: strerror(errno)))"); return
+        }
+        mosq = m
+        mosquitto_log_callback_set(m) { _, obj, level, text in
+            guard let obj, let text, level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING) != 0 else { return }
+            Unmanaged<MQTTClientLoop>.fromOpaque(obj).takeUnretainedValue().lastLibraryError = String(cString: text)
+        }
+        mosquitto_connect_callback_set(m) { _, obj, rc in
+            guard let obj else { return }
+            Unmanaged<MQTTClientLoop>.fromOpaque(obj).takeUnretainedValue().onConnect(rc)
+        }
+        mosquitto_disconnect_callback_set(m) { _, obj, rc in
+            guard let obj else { return }
+            let me = Unmanaged<MQTTClientLoop>.fromOpaque(obj).takeUnretainedValue()
+            if me.lost == nil { me.lost = rc == 0 ? "disconnected" : "connection lost" }
+        }
+        mosquitto_publish_callback_set(m) { _, obj, mid in
+            guard let obj else { return }
+            Unmanaged<MQTTClientLoop>.fromOpaque(obj).takeUnretainedValue().acknowledged(mid: mid)
+        }
+        let status = base + "/status"
+        _ = mosquitto_will_set(m, status, 7, "offline", 1, true)
+        if let credentials { _ = mosquitto_username_pw_set(m, credentials.user, credentials.password) }
+        if endpoint.tls {
+            let rc: Int32
+            if let ca = config.caFile {
+                rc = mosquitto_tls_set(m, ca, nil, config.certFile, config.keyFile, nil)
+            } else {
+                _ = mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, 1)
+                rc = mosquitto_tls_set(m, nil, "/etc/ssl/certs", config.certFile, config.keyFile, nil)
+            }
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else { fail("TLS setup failed: \(describe(rc))"); return }
+        }
+        let rc = mosquitto_connect(m, endpoint.host, Int32(endpoint.port), Int32(config.keepaliveSeconds))
+        if rc != MOSQ_ERR_SUCCESS.rawValue {
+            var reason = describe(rc)
+            if endpoint.tls && (rc == MOSQ_ERR_TLS.rawValue || lastLibraryError?.contains("SSL") == true || lastLibraryError?.contains("certificate") == true) {
+                reason = "TLS handshake failed: \(lastLibraryError ?? reason)"
+            }
+            fail("cannot connect to \(endpoint.host):\(endpoint.port): \(reason)")
+        }
+    }
+
+    func onConnect(_ rc: Int32) {
+        guard rc == 0 else {
+            lost = "broker refused the connection: \(String(cString: mosquitto_connack_string(rc)))"
+                + (rc == 4 || rc == 5 ? " (check mqtt.credentials_file)" : "")
+            return
+        }
+        connected = true
+        sink._connects.add(1, ordering: .relaxed)
+        backoffSeconds = config.reconnectInitialSeconds
+        loggedFailure = nil
+        spool.rewind()
+        inflight.removeAll()
+        logger.notice("mqtt connected", metadata: [
+            "broker": "\(endpoint.host):\(endpoint.port)", "tls": "\(endpoint.tls)", "spooled_messages": "\(spool.pendingMessages)",
+        ])
+        guard let m = mosq else { return }
+        let online = Array("online".utf8)
+        _ = online.withUnsafeBytes { mosquitto_publish(m, nil, base + "/status", 6, $0.baseAddress, 1, true) }
+        let docs = MQTTMessages.discovery(
+            haPrefix: config.homeassistant.prefix, base: base, node: node, instance: instance, windows: config.windowsSeconds,
+            weighting: config.weighting, levelUnit: levelUnit, levels: config.levelsEvery > 0, version: config.version)
+        if config.homeassistant.enabled {
+            for d in docs { _ = d.payload.withUnsafeBytes { mosquitto_publish(m, nil, d.topic, Int32($0.count), $0.baseAddress, 1, true) } }
+        } else {
+            // Removes what an earlier run with discovery on published (an empty retained message deletes it).
+            let all = Set(MQTTMessages.discoveryKeys(windows: config.windowsSeconds + [1, 10, 60], levels: true))
+            for key in all.sorted() {
+                let topic = "\(config.homeassistant.prefix)/sensor/earshot_\(MQTTMessages.objectID(node))_\(MQTTMessages.objectID(instance))_\(key)/config"
+                _ = mosquitto_publish(m, nil, topic, 0, nil, 1, true)
+            }
+        }
+        updateGauges()
+    }
+
+    /// A connection attempt failed before it was established.
+    func fail(_ reason: String) {
+        sink._connectFailures.add(1, ordering: .relaxed)
+        if let m = mosq { mosquitto_destroy(m); mosq = nil }
+        scheduleRetry(reason: reason)
+    }
+
+    func scheduleRetry(reason: String) {
+        if loggedFailure != reason {
+            loggedFailure = reason
+            logger.warning("mqtt \(reason); retrying with backoff", metadata: [
+                "broker": "\(endpoint.host):\(endpoint.port)", "retry_max_s": "\(MQTTMessages.formatWindow(config.reconnectMaxSeconds))",
+            ])
+        }
+        nextAttemptNs = Clock.monotonicNanoseconds() + Int64(backoffSeconds * 1e9)
+        backoffSeconds = min(backoffSeconds * 2, config.reconnectMaxSeconds)
+        updateGauges()
+    }
+
+    /// Ends the connection (lost or refused): unacknowledged records go back to the spool's head.
+    func teardown(reason: String) {
+        let wasConnected = connected
+        connected = false
+        if let m = mosq { mosquitto_destroy(m); mosq = nil }
+        inflight.removeAll()
+        spool.rewind()
+        lost = nil
+        if wasConnected {
+            logger.warning("mqtt disconnected: \(reason); spooling", metadata: ["broker": "\(endpoint.host):\(endpoint.port)"])
+            loggedFailure = nil
+            nextAttemptNs = Clock.monotonicNanoseconds() + Int64(backoffSeconds * 1e9)
+            updateGauges()
+        } else {
+            sink._connectFailures.add(1, ordering: .relaxed)
+            scheduleRetry(reason: reason)
+        }
+    }
+
+    /// Clean stop: `offline` (retained), then disconnect; at most ~1.5 s.
+    func shutdown() {
+        guard let m = mosq else { return }
+        if connected {
+            // Last acknowledgements and the offline message, bounded.
+            let deadline = Clock.monotonicNanoseconds() + 1_000_000_000
+            pump()
+            var offlineMid: Int32 = -2
+            let offline = Array("offline".utf8)
+            _ = offline.withUnsafeBytes { mosquitto_publish(m, &offlineMid, base + "/status", 7, $0.baseAddress, 1, true) }
+            while Clock.monotonicNanoseconds() < deadline && lost == nil {
+                if mosquitto_loop(m, 50, 1) != MOSQ_ERR_SUCCESS.rawValue { break }
+                if inflight.isEmpty { break }
+            }
+            _ = mosquitto_disconnect(m)
+            _ = mosquitto_loop(m, 50, 1)
+        }
+        mosquitto_destroy(m)
+        mosq = nil
+        connected = false
+        logger.info("mqtt stopped", metadata: ["spooled_messages": "\(spool.pendingMessages)"])
+    }
+}
+
+extension MetricsSink {
+    /// `/metrics` for the MQTT sink: `earshot_mqtt_connected`, `earshot_mqtt_spool_bytes`,
+    /// `earshot_mqtt_spool_messages`, `earshot_mqtt_publish_latency_{last,max}_seconds` (gauges);
+    /// `earshot_mqtt_connects_total`, `earshot_mqtt_connect_failures_total`, `earshot_mqtt_published_total`,
+    /// `earshot_mqtt_dropped_total{reason="inbox"|"qos0"|"spool"}` (counters). Called under the mirror lock.
+    func updateMQTT(_ c: [String: Int], _ m: inout Mirror) {
+        let gauges: [(String, String, String, Double)] = [
+            ("mqtt_connected", "", "1 while connected to the MQTT broker.", Double(c["mqtt_connected"] ?? 0)),
+            ("mqtt_spool_bytes", "", "Bytes of QoS-1 messages waiting in the MQTT spool.", Double(c["mqtt_spool_bytes"] ?? 0)),
+            ("mqtt_spool_messages", "", "QoS-1 messages waiting in the MQTT spool (not yet acknowledged).", Double(c["mqtt_spool_messages"] ?? 0)),
+            ("mqtt_publish_latency_last", "seconds", "Enqueue to PUBACK of the last acknowledged MQTT message.",
+             Double(c["mqtt_publish_latency_ms_last"] ?? 0) / 1000),
+            ("mqtt_publish_latency_max", "seconds", "Longest enqueue to PUBACK of an MQTT message (outages included).",
+             Double(c["mqtt_publish_latency_ms_max"] ?? 0) / 1000),
+        ]
+        for (name, unit, help, value) in gauges {
+            let key = "gauge:" + name
+            let g = m.gauges[key] ?? registry.makeGauge(
+                descriptor: MetricNameDescriptor(namespace: "earshot", metricName: name, unitName: unit, helpText: help))
+            m.gauges[key] = g
+            g.set(to: value)
+        }
+        advanceLabelled("mqtt_connects", "Connections established to the MQTT broker.", labels: [], to: c["mqtt_connects"] ?? 0, &m)
+        advanceLabelled("mqtt_connect_failures", "Failed or lost MQTT connection attempts.", labels: [], to: c["mqtt_connect_failures"] ?? 0, &m)
+        advanceLabelled("mqtt_published", "MQTT messages published (QoS 1: acknowledged).", labels: [], to: c["mqtt_published"] ?? 0, &m)
+        for reason in ["inbox", "qos0", "spool"] {
+            advanceLabelled("mqtt_dropped", "MQTT messages dropped: inbox full, QoS 0 while disconnected, spool bounds.",
+                            labels: [("reason", reason)], to: c["mqtt_dropped_" + reason] ?? 0, &m)
+        }
+    }
+}

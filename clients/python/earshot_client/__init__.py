@@ -1,7 +1,7 @@
 """Python client for the Earshot audio analyzer's socket protocol (version 1).
 
 - `earshot_client.messages`: typed messages (`Hello`, `Frame`, `Onset`, `Rolling`, `Alert`, `Status`, `Stats`,
-  `Subscribed`, `Unsubscribed`, `Pong`, `Dropped`, `Error`; `GenericMessage` for types this client does not
+  `Subscribed`, `Unsubscribed`, `Pong`, `Dropped`, `Error`, `Health`; `GenericMessage` for types this client does not
   know) and the command builders.
 - `earshot_client.connection`: `Client`, a connection that reconnects with backoff and resumes its
   subscription (rolling backfill over the outage).
@@ -11,7 +11,7 @@
 from pathlib import Path
 
 from .connection import DEFAULT_SOCKET, Client, ConnectionFailed
-from .messages import (MESSAGE_TYPES, Alert, Disconnected, Dropped, Error, Frame, GenericMessage, Hello, Message,
+from .messages import (MESSAGE_TYPES, Alert, Disconnected, Dropped, Error, Frame, GenericMessage, Health, Hello, Message,
                        MessageFormatError, Onset, Pong, Reconnected, Rolling, Stats, Status, Subscribed, Unsubscribed,
                        parse_line, parse_message, ping_command, subscribe_command, unsubscribe_command)
 
@@ -33,7 +33,7 @@ def __getattr__(name):
 
 __all__ = [
     "Client", "ConnectionFailed", "DEFAULT_SOCKET", "LogMelWindows", "FrameWindows", "Window", "Message", "Hello",
-    "Frame", "Onset", "Rolling", "Alert", "Status", "Stats", "Subscribed", "Unsubscribed", "Pong", "Dropped", "Error",
+    "Frame", "Health", "Onset", "Rolling", "Alert", "Status", "Stats", "Subscribed", "Unsubscribed", "Pong", "Dropped", "Error",
     "GenericMessage", "Disconnected", "Reconnected", "MessageFormatError", "MESSAGE_TYPES", "parse_line",
     "parse_message", "subscribe_command", "unsubscribe_command", "ping_command", "schema_path",
 ]

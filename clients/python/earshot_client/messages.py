@@ -88,6 +88,8 @@ class Hello(Message):
     features: List[FeatureInfo]
     streams: List[str]
     limits: Dict[str, Any]
+    #: Input health when the client connected: "ok" or the active faults ("silence,clipping"); None when off.
+    health: Optional[str] = None
 
     @property
     def hop_s(self) -> float:
@@ -117,7 +119,8 @@ class Hello(Message):
             mel_band_edges_hz=[float(x) for x in _req(o, "mel_band_edges_hz", _LIST)],
             level_unit=_req(o, "level_unit", _STR), device=_req(o, "device", _STR),
             onset_lookahead_ms=_num(o, "onset_lookahead_ms"), features=feats,
-            streams=list(_req(o, "streams", _LIST)), limits=dict(_req(o, "limits", (dict,))))
+            streams=list(_req(o, "streams", _LIST)), limits=dict(_req(o, "limits", (dict,))),
+            health=_opt(o, "health", _STR))
 
 
 #: Keys of a frame line that are not features.
@@ -343,6 +346,24 @@ class Error(Message):
 
 
 @dataclass
+class Health(Message):
+    """An input-health fault (`kind`: silence, dc_offset, low_floor, clipping, clock_drift, no_data, …)
+    starting or ending (`state`), on the `alert` stream; `active` lists the faults active after it."""
+
+    kind: str
+    state: str
+    t: float
+    value: Number
+    threshold: Number
+    active: List[str]
+
+    @classmethod
+    def from_obj(cls, o: Dict[str, Any]) -> "Health":
+        return cls(raw=o, kind=_req(o, "kind", _STR), state=_req(o, "state", _STR), t=float(_req(o, "t", _NUM)),
+                   value=_num(o, "value"), threshold=_num(o, "threshold"), active=list(_req(o, "active", _LIST)))
+
+
+@dataclass
 class GenericMessage(Message):
     """A message whose `type` this client does not know (a newer daemon), passed through untouched."""
 
@@ -366,7 +387,7 @@ class Reconnected(Message):
 MESSAGE_TYPES = {
     "hello": Hello, "frame": Frame, "onset": Onset, "rolling": Rolling, "alert": Alert, "status": Status,
     "stats": Stats, "subscribed": Subscribed, "unsubscribed": Unsubscribed, "pong": Pong, "dropped": Dropped,
-    "error": Error,
+    "error": Error, "health": Health,
 }
 
 

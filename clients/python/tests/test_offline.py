@@ -17,7 +17,7 @@ HELLO = {"type": "hello", "protocol": 1, "daemon_version": "0.1.0", "sample_rate
          "streams": ["frame"], "limits": {"max_line_bytes": 65536, "queue_messages": 4096, "queue_bytes": 1,
                                           "stall_limit_s": 10, "backfill_s": 600, "max_clients": 128,
                                           "max_clients_per_uid": 64, "queue_bytes_total": 1, "idle_timeout_s": 10},
-         "health": {"state": "ok"}}
+         "health": "ok", "future_field": {"x": 1}}
 
 
 def frame(seq, **extra):
@@ -26,10 +26,12 @@ def frame(seq, **extra):
 
 def test_messages_parse_and_keep_unknown_fields():
     h = parse_message(dict(HELLO))
-    assert isinstance(h, Hello) and h.n_mels == 3 and h.hop_s == 0.01 and h.raw["health"] == {"state": "ok"}
+    assert isinstance(h, Hello) and h.n_mels == 3 and h.hop_s == 0.01 and h.health == "ok" and h.raw["future_field"] == {"x": 1}
     f = parse_line('{"type":"frame","seq":5,"t":1.5,"discontinuity":true,"gap_samples":480,"cause":"xrun","laf":-20.5,"logmel":[1,2]}')
     assert isinstance(f, Frame) and f.discontinuity and f.cause == "xrun" and f["laf"] == -20.5 and f.logmel == [1, 2]
-    assert isinstance(parse_line('{"type":"health","state":"degraded"}'), GenericMessage)
+    assert isinstance(parse_line('{"type":"clip","file":"x.wav"}'), GenericMessage)
+    hm = parse_line('{"type":"health","kind":"silence","state":"start","t":1,"value":30.5,"threshold":30,"active":["silence"]}')
+    assert hm.kind == "silence" and hm.active == ["silence"]
     s = parse_line('{"type":"status","event":"reload","t":1,"device":"d","plan":"live","failed_sinks":[]}')
     assert isinstance(s, Status) and s.details["plan"] == "live"
     st = parse_line('{"type":"stats","t":1,"frames":3,"xruns":0,"reconnects":0,"discontinuities":0,"subscribers":1,'
@@ -101,7 +103,8 @@ def test_schema_accepts_the_docs_examples_and_rejects_broken_messages(tmp_path):
            {"type": "frame", "seq": 1}, {"type": "frame", "seq": -1, "t": 1}, {"type": "pong", "t": "now"},
            {"type": "dropped", "count": 0, "stream": "frame"}, {"type": "error", "code": "x"},
            {"type": "alert", "alert": "level", "t": 1, "state": "start"}, {"type": "status", "event": "xrun", "t": 1, "device": "d"},
-           {"type": "frame", "seq": 1, "t": 1, "discontinuity": True}, {"kind": "frame"}]
+           {"type": "frame", "seq": 1, "t": 1, "discontinuity": True}, {"kind": "frame"},
+           {"type": "health", "kind": "silence", "state": "begin", "t": 1, "value": 1, "threshold": 1, "active": []}]
     for m in bad:
         assert list(v.iter_errors(m)), m
     # The command-line checker: exit 0 on good lines, 1 on a bad one or an undescribed type.

@@ -1,4 +1,7 @@
 internal import CALSA
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A libasound error: the negative errno a `snd_*` call returned, with `snd_strerror` text.
 ///
@@ -123,6 +126,7 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible {
             if let parameter { s += " (\(parameter))" }
         }
         if let alsaError { s += " [\(alsaError)]" }
+        if alsaError?.errno == EBUSY { s += ": device busy, \(DeviceProbe.busyExplanation(device: device))" }
         if code == .deviceNotFound {
             if availableDevices.isEmpty {
                 s += "; no capture devices found"

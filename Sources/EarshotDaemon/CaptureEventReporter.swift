@@ -8,7 +8,8 @@ public import Logging
 
 /// Turns capture events into log lines and `status` events (pure: no I/O, no clock — the time is the
 /// caller's `now`). Keeps the rate-limiting state: xruns are logged at most every ``xrunLogIntervalNs``
-/// with the number suppressed since, a lost device's retries at growing intervals (1, 2, 4, 8, … attempts),
+/// with the number suppressed since, a lost device's retries at growing intervals (1, 2, 4, 8, … attempts;
+/// a busy device (`EBUSY`) as a warning naming the holder, when Linux tells, and a hint),
 /// and the down time from `lost` to `recovered`.
 public struct CaptureEventReporter: Sendable {
     /// One log line and, for subscribers, an optional `status` event.
@@ -32,6 +33,10 @@ public struct CaptureEventReporter: Sendable {
     var suppressedXruns = 0
     var retries = 0
     var deviceLostAtNs: Int64 = 0
+
+    /// Who holds a busy device and what to do (``DeviceProbe/busyExplanation(device:)``: scans `/proc`);
+    /// replaceable for tests.
+    public var busyExplanation: @Sendable (String) -> String = { DeviceProbe.busyExplanation(device: $0) }
 
     public init(device: String, realtimePriority: Int) {
         self.device = device
@@ -74,6 +79,12 @@ public struct CaptureEventReporter: Sendable {
             retries += 1
             // The loss was logged once; repeat the reason only at growing intervals.
             guard retries & (retries - 1) == 0 else { return nil }
+            if e.errno == EBUSY {
+                // Busy is not going away by itself: say who holds it and what to do, as a warning.
+                return Report(.warning, "capture device busy, retrying with backoff",
+                              ["device": device, "holder": busyExplanation(device), "attempts": "\(retries)",
+                               "next_retry_ms": "\(e.value)"])
+            }
             return Report(.info, "capture device still unavailable",
                           ["device": device, "error": err, "attempts": "\(retries)", "next_retry_ms": "\(e.value)"])
         case .schedulingApplied:

@@ -128,6 +128,11 @@ public struct EarshotConfig: Sendable, Equatable {
     public struct Levels: Sendable, Equatable {
         /// `nil`: levels in dBFS; a number: dB SPL = dBFS + calibration_db.
         public var calibrationDB: Double? = nil
+        /// When `earshot calibrate --write` measured `calibration_db` (UTC, `YYYY-MM-DDTHH:MM:SSZ` or
+        /// `YYYY-MM-DD`); shown in `hello` and `/metrics`.
+        public var calibrationDate: String? = nil
+        /// The calibrator's level the offset was measured against, dB SPL.
+        public var calibrationReferenceDB: Double? = nil
         public init() {}
         /// The unit levels are published in: `dBFS` or `dB SPL`.
         public var unit: String { calibrationDB == nil ? "dBFS" : "dB SPL" }

@@ -42,6 +42,12 @@ extension EarshotConfig {
             reconnectMax: capture.reconnectMaxSeconds, maxBacklog: capture.maxBacklogMs / 1000)
     }
 
+    /// `levels.calibration_*` for `hello` and `/metrics`: nil until a calibration date is recorded.
+    public var calibrationInfo: CalibrationInfo? {
+        guard let date = levels.calibrationDate else { return nil }
+        return CalibrationInfo(date: date, referenceDb: levels.calibrationReferenceDB, offsetDb: levels.calibrationDB ?? 0)
+    }
+
     /// The frame encoder for `levels.*` (weighted levels offset by the calibration).
     public func frameEncoder(features: Set<Feature> = Set(Feature.allCases)) -> FrameEncoder {
         FrameEncoder(features: features, levelOffsetDb: Float(levels.calibrationDB ?? 0), levelUnit: levels.unit)
@@ -109,6 +115,8 @@ extension EarshotConfig {
         public static let ringSeconds = 0.1...120.0
         /// `levels.calibration_db`.
         public static let calibrationDB = -200.0...200.0
+        /// `levels.calibration_reference_db`, dB SPL.
+        public static let calibrationReferenceDB = 0.0...200.0
         /// `limits.max_memory_mb`.
         public static let maxMemoryMB = 16...16_384
     }
@@ -159,6 +167,12 @@ extension EarshotConfig {
         }
         if let db = levels.calibrationDB, outside(db, DaemonLimits.calibrationDB) {
             return LibraryProblem(key: "levels.calibration_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between -200 and 200")
+        }
+        if let db = levels.calibrationReferenceDB, outside(db, DaemonLimits.calibrationReferenceDB) {
+            return LibraryProblem(key: "levels.calibration_reference_db", related: nil, message: "\(formatNumber(db)) is out of range: must be between 0 and 200")
+        }
+        if let date = levels.calibrationDate, CalibrationInfo.unixSeconds(date) == nil {
+            return LibraryProblem(key: "levels.calibration_date", related: nil, message: "\"\(date)\" is not a UTC date: write YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD")
         }
         if outside(limits.maxMemoryMB, DaemonLimits.maxMemoryMB) {
             return LibraryProblem(key: "limits.max_memory_mb", related: nil, message: "\(limits.maxMemoryMB) is out of range: must be between 16 and 16384")

@@ -1,6 +1,7 @@
 import EarshotCapture
 import EarshotDSP
 import EarshotSinks
+import EarshotProtocol
 // The table of every configuration key: its dotted path, its environment variable, how a raw value is
 // parsed and range-checked onto `EarshotConfig`, and how the current value renders back (for diffs and
 // `check-config` output). YAML, `EARSHOT_*` variables and `--set` all go through this one table, so they
@@ -461,6 +462,12 @@ enum ConfigSchema {
         .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(AnalyzerConfig.Limits.waitFrames)),
         // levels
         .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(EarshotConfig.DaemonLimits.calibrationDB)),
+        .optionalString("levels.calibration_date", \.levels.calibrationDate) { (s) throws(ValueProblem) in
+            if CalibrationInfo.unixSeconds(s) == nil {
+                throw .range("\"\(quotable(s))\" is not a UTC date: write YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD")
+            }
+        },
+        .optionalDouble("levels.calibration_reference_db", \.levels.calibrationReferenceDB, Bounds(EarshotConfig.DaemonLimits.calibrationReferenceDB)),
         // socket
         .string("socket.path", \.socket.path) { (s) throws(ValueProblem) in try checkSocketPath(s) },
         ConfigKey(path: "socket.mode", kind: "octal string", apply: { (c, raw) throws(ValueProblem) in

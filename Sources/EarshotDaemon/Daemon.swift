@@ -142,11 +142,13 @@ public final class Daemon {
 
     var streamInfo: StreamInfo {
         let a = pipeline.analyzerConfig
-        return StreamInfo(
+        var info = StreamInfo(
             sampleRate: a.sampleRate, nFFT: a.nFFT, hop: a.hop, nMels: a.nMels, nMFCC: a.nMFCC,
             melBandEdgesHz: pipeline.dsp.processor.analyzer.melBandEdgesHz, levelUnit: config.levels.unit,
             levelOffsetDb: Float(config.levels.calibrationDB ?? 0), device: config.capture.device,
             onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
+        info.calibration = config.calibrationInfo
+        return info
     }
 
     /// Creates and starts the sinks. At daemon start (`failuresAreFatal`) a sink that cannot start stops the
@@ -229,7 +231,7 @@ public final class Daemon {
 
     func publishStats(now: Int64) {
         guard let latency else { return }
-        let line = latency.statsJSON(counters: stats.counters)
+        let line = latency.statsJSON(counters: stats.counters, health: healthMonitor.map { HealthMonitor.summary($0.activeFaults) })
         messages.publish(.stats, line: line, wallNs: now &+ Clock.wallMinusMonotonicNanoseconds())
     }
 

@@ -142,6 +142,7 @@ extension EarshotConfig {
         c.constantLabels = Self.metricsLabels(device: capture.device, environment: environment)
             .merging(metrics.labels) { _, configured in configured }
         c.buildInfo = EarshotVersion.buildInfo
+        c.calibration = calibrationInfo
         return c
     }
 }

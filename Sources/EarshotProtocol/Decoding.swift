@@ -154,6 +154,10 @@ extension HelloMessage: DecodableServerMessage {
             guard let text = h.stringValue else { throw DecodeError("'health' is not a string") }
             health = text
         }
+        if let c = r.optional("calibration") {
+            var cr = try MessageReader(c.objectValue.map { .object($0.merging(["type": .string("calibration")]) { a, _ in a }) } ?? .null, type: "calibration")
+            calibration = try CalibrationInfo(reading: &cr)
+        }
     }
 }
 
@@ -242,10 +246,15 @@ extension StatsMessage: DecodableServerMessage {
         }
         // Counters: every other integer member, in key order (the wire order is not kept by the parser).
         var counters: [(name: String, value: Int)] = []
-        for key in r.object.keys.sorted() where !["type", "t", "latency_ms", "over_budget"].contains(key) {
+        var health: String?
+        if let h = r.optional("health") {
+            guard let text = h.stringValue else { throw DecodeError("'health' is not a string") }
+            health = text
+        }
+        for key in r.object.keys.sorted() where !["type", "t", "latency_ms", "over_budget", "health"].contains(key) {
             counters.append((key, try r.int(key)))
         }
-        self.init(t: t, counters: counters, latency: latency, overBudget: over)
+        self.init(t: t, counters: counters, latency: latency, overBudget: over, health: health)
     }
 }
 

@@ -80,6 +80,8 @@ public struct HelloMessage: ServerMessage, Equatable {
     /// Input health when the daemon judges it: `ok`, or the active faults joined by commas
     /// (`silence,clipping`; see ``HealthMessage``); nil (absent) with `health.enabled: false`.
     public var health: String?
+    /// The microphone calibration (`levels.calibration_*`); the `calibration` member is sent only when set.
+    public var calibration: CalibrationInfo? = nil
 
     public init(daemonVersion: String, sampleRate: Int, nFFT: Int, hop: Int, nMels: Int, nMFCC: Int,
                 melBandEdgesHz: [Double], levelUnit: String, device: String, onsetLookAheadMs: Double,
@@ -100,6 +102,7 @@ public struct HelloMessage: ServerMessage, Equatable {
         w.key("mel_band_edges_hz"); w.array(melBandEdgesHz) { w, e in w.fixed(e, decimals: 2) }
         w.member("level_unit", levelUnit)
         w.member("device", device)
+        if let calibration { w.key("calibration"); calibration.encode(into: &w) }
         w.member("onset_lookahead_ms", onsetLookAheadMs, decimals: 3)
         w.key("features")
         w.array(Feature.allCases.filter { features.contains($0) }) { w, f in
@@ -350,14 +353,17 @@ public struct StatsMessage: ServerMessage, Equatable {
     public var latency: [Latency]
     /// Frames over budget per stage since start (every stage).
     public var overBudget: [(stage: String, count: Int)]
+    /// Input health: `ok` or the active faults joined by commas (as in `hello`); nil without health.
+    public var health: String?
 
-    public init(t: Double, counters: [(name: String, value: Int)], latency: [Latency], overBudget: [(stage: String, count: Int)]) {
-        self.t = t; self.counters = counters; self.latency = latency; self.overBudget = overBudget
+    public init(t: Double, counters: [(name: String, value: Int)], latency: [Latency], overBudget: [(stage: String, count: Int)],
+                health: String? = nil) {
+        self.t = t; self.counters = counters; self.latency = latency; self.overBudget = overBudget; self.health = health
     }
 
     public static func == (a: StatsMessage, b: StatsMessage) -> Bool {
         a.t == b.t && a.latency == b.latency && a.counters.elementsEqual(b.counters, by: ==)
-            && a.overBudget.elementsEqual(b.overBudget, by: ==)
+            && a.overBudget.elementsEqual(b.overBudget, by: ==) && a.health == b.health
     }
 
     public func encodeMembers(into w: inout JSONWriter) {
@@ -377,6 +383,7 @@ public struct StatsMessage: ServerMessage, Equatable {
         }
         w.key("over_budget")
         w.object { w in for (stage, n) in overBudget { w.member(stage, n) } }
+        if let health { w.member("health", health) }
     }
 }
 

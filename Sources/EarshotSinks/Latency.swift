@@ -302,7 +302,7 @@ public final class LatencyTracker: ConfigurableSink, @unchecked Sendable {
     /// call (stages without frames in it are omitted from `latency_ms`); `over_budget` totals are since
     /// start.
     /// - Parameter counters: extra integer fields, e.g. `[("frames", 1234), ("xruns", 0)]`.
-    public func statsJSON(counters: [(String, Int)]) -> [UInt8] {
+    public func statsJSON(counters: [(String, Int)], health: String? = nil) -> [UInt8] {
         let snap = snapshot(resetInterval: true)
         return StatsMessage(
             t: Double(Clock.wallNanoseconds()) / 1e9,
@@ -311,7 +311,8 @@ public final class LatencyTracker: ConfigurableSink, @unchecked Sendable {
                 StatsMessage.Latency(stage: $0.stage, count: $0.interval.count, p50Ms: $0.interval.p50Ms,
                                      p99Ms: $0.interval.p99Ms, maxMs: $0.interval.maxMs)
             },
-            overBudget: snap.stages.map { (stage: $0.stage, count: $0.overBudget) }
+            overBudget: snap.stages.map { (stage: $0.stage, count: $0.overBudget) },
+            health: health
         ).line()
     }
 

@@ -88,6 +88,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
 /// - `earshot_health{kind}` (gauge): 1 while the input-health fault `kind` is active (`silence`, `dc_offset`,
 ///   `low_floor`, `clipping`, `clock_drift`, `no_data`); `earshot_health_events_total{kind}` (counter): its starts.
 /// - `earshot_build_info{version,swift}` (gauge): always 1.
+/// - `earshot_calibration_timestamp_seconds` (gauge) and `earshot_calibration_info{date,reference_db}` (gauge,
+///   always 1): when `levels.calibration_date` is set (`earshot calibrate --write`).
 ///
 /// Every series carries the configured constant labels (``Configuration/constantLabels``: the daemon sets
 /// `instance` and `device`), so several instances on one box, or several boxes' textfiles, never collide.
@@ -109,6 +111,8 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
         public var constantLabels: [String: String] = [:]
         /// `earshot_build_info` labels (`version`, …).
         public var buildInfo: [String: String] = [:]
+        /// `earshot_calibration_timestamp_seconds` and `earshot_calibration_info{date,reference_db}` (nil: none).
+        public var calibration: CalibrationInfo? = nil
 
         public init(enabled: Bool = false, listen: String? = "127.0.0.1:9464", textfile: String? = nil,
                     textfileIntervalSeconds: Double = 15) {
@@ -119,7 +123,7 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
         /// Labels the series already use (a constant label must not repeat one) and Prometheus' reserved ones.
         public static let reservedLabels: Set<String> = [
             "weighting", "window", "stage", "sink", "kind", "server", "reason", "le", "quantile", "alert",
-            "version", "swift",
+            "version", "swift", "date", "reference_db",
         ]
 
         static func isLabelName(_ s: String) -> Bool {
@@ -398,7 +402,26 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
             w.ascii("} 1\n")
             out.append(contentsOf: w.bytes)
         }
+        if let calibration = configuration.calibration, let t = calibration.unixSeconds {
+            out.append(contentsOf: Self.calibrationLines(calibration, unixSeconds: t))
+        }
         return Self.addingConstantLabels(out, configuration.constantLabels)
+    }
+
+    /// `earshot_calibration_timestamp_seconds` (when the microphone was calibrated, for
+    /// `time() - earshot_calibration_timestamp_seconds > 365 * 86400` alerts) and
+    /// `earshot_calibration_info{date,reference_db}` (always 1).
+    static func calibrationLines(_ c: CalibrationInfo, unixSeconds t: Int64) -> [UInt8] {
+        let w = ByteWriter(capacity: 512)
+        w.ascii("# HELP earshot_calibration_timestamp_seconds When levels.calibration_db was measured (UNIX time).\n")
+        w.ascii("# TYPE earshot_calibration_timestamp_seconds gauge\nearshot_calibration_timestamp_seconds ")
+        w.int(t); w.byte(0x0A)
+        w.ascii("# HELP earshot_calibration_info The microphone calibration: date (UTC) and calibrator level (dB SPL); always 1.\n")
+        w.ascii("# TYPE earshot_calibration_info gauge\nearshot_calibration_info{date=\"")
+        w.append(escapeLabelValue(c.date)); w.ascii("\",reference_db=\"")
+        if let r = c.referenceDb { w.significant(r, digits: 6) }
+        w.ascii("\"} 1\n")
+        return Array(w.bytes)
     }
 
     /// `value` escaped for a label value in the text exposition (backslash, double quote, newline).

@@ -14,6 +14,8 @@ public struct StreamInfo: Sendable, Equatable {
     public var device: String
     /// Look-ahead of the causal onset picker (ms): onsets are reported this much after their frame.
     public var onsetLookAheadMs: Double
+    /// The microphone calibration (`hello.calibration`), nil when `levels.calibration_date` is unset.
+    public var calibration: CalibrationInfo? = nil
 
     public init(sampleRate: Int, nFFT: Int, hop: Int, nMels: Int, nMFCC: Int, melBandEdgesHz: [Float],
                 levelUnit: String, levelOffsetDb: Float, device: String, onsetLookAheadMs: Double) {

@@ -610,6 +610,7 @@ final class SocketLoop: @unchecked Sendable {
                 maxClients: config.maxClients, maxClientsPerUID: config.maxClientsPerUID,
                 queueBytesTotal: config.queueBytesTotal, idleTimeoutSeconds: config.idleTimeoutSeconds))
         m.health = health.map { $0.isEmpty ? "ok" : $0.joined(separator: ",") }
+        m.calibration = s.calibration
         return m.line()
     }
 }

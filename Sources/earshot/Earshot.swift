@@ -8,7 +8,7 @@ struct Earshot: ParsableCommand {
         commandName: "earshot",
         abstract: "Real-time audio analyzer: ALSA capture → log-mel, levels, onsets → Unix socket, journal, metrics.",
         version: EarshotVersion.long,
-        subcommands: [Run.self, Analyze.self, Tail.self, Devices.self, CheckConfig.self, Demo.self, Spectrogram.self, Top.self],
+        subcommands: [Run.self, Analyze.self, Tail.self, Devices.self, CheckConfig.self, Demo.self, Spectrogram.self, Top.self, Calibrate.self],
         defaultSubcommand: nil)
 }
 

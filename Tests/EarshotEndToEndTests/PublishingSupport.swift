@@ -13,9 +13,10 @@ final class PublishingRig {
     let socketPath: String
     private(set) var daemon: DaemonProcess?
 
-    init(_ name: String, samples: [Float] = serviceTestSignal(), extraYAML: String = "", socketYAML: String = "") throws {
+    init(_ name: String, samples: [Float] = serviceTestSignal(), extraYAML: String = "", socketYAML: String = "",
+         pace: Double = 1) throws {
         dir = try makeTemporaryDirectory("earshot-pub-\(name)")
-        device = try PacedFIFODevice(directory: dir, samples: samples)
+        device = try PacedFIFODevice(directory: dir, samples: samples, pace: pace)
         socketPath = dir.appendingPathComponent("earshot.sock").path
         config = dir.appendingPathComponent("earshot.yaml")
         try """

@@ -33,6 +33,15 @@ import Testing
         }
     }
 
+    @Test func statsCarriesTheHealthState() throws {
+        let m = StatsMessage(t: 1.5, counters: [("frames", 10), ("health_silence", 1)], latency: [], overBudget: [("dsp", 0)],
+                             health: "silence")
+        #expect(m.text.hasSuffix(#""over_budget":{"dsp":0},"health":"silence"}"# + "\n"))
+        let decoded = try StatsMessage.decode(ProtocolJSON.parse(m.line().dropLast()))
+        #expect(decoded.health == "silence" && decoded.counters.contains { $0.name == "health_silence" && $0.value == 1 })
+        #expect(try StatsMessage.decode(ProtocolJSON.parse(Array(#"{"type":"stats","t":1,"latency_ms":{},"over_budget":{}}"#.utf8))).health == nil)
+    }
+
     @Test func helloCarriesTheHealthState() throws {
         var m = HelloMessage(
             daemonVersion: "1", sampleRate: 48000, nFFT: 1024, hop: 480, nMels: 1, nMFCC: 0, melBandEdgesHz: [0, 1, 2],

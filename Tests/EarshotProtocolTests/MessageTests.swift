@@ -215,3 +215,31 @@ import Testing
         #expect(FrameMessage.Cause(rawValue: frame["cause"]?.stringValue ?? "") == .xrun)
     }
 }
+
+/// `hello.calibration` (issue 11): sent when a calibration date is configured, decoded back, absent otherwise.
+@Suite("Hello calibration")
+struct HelloCalibrationTests {
+    static func hello(_ c: CalibrationInfo?) -> HelloMessage {
+        var h = HelloMessage(
+            daemonVersion: "0.1.0", sampleRate: 48_000, nFFT: 1024, hop: 480, nMels: 2, nMFCC: 0,
+            melBandEdgesHz: [0, 100, 200, 300], levelUnit: c == nil ? "dBFS" : "dB SPL", device: "default",
+            onsetLookAheadMs: 10, features: [.laf],
+            limits: .init(maxLineBytes: 1, queueMessages: 1, queueBytes: 1, stallLimitSeconds: 1, backfillSeconds: 0,
+                          maxClients: 1, maxClientsPerUID: 1, queueBytesTotal: 1, idleTimeoutSeconds: 1))
+        h.calibration = c
+        return h
+    }
+
+    @Test func roundTrip() throws {
+        let c = CalibrationInfo(date: "2026-12-02T12:40:20Z", referenceDb: 94, offsetDb: 120.37)
+        let text = Self.hello(c).text
+        #expect(text.contains(#""calibration":{"date":"2026-12-02T12:40:20Z","reference_db":94,"offset_db":120.37}"#), "\(text)")
+        let decoded = try decodeServerMessage(ProtocolJSON.parse(Self.hello(c).line().dropLast()))
+        #expect((decoded as? HelloMessage)?.calibration == c)
+        let none = Self.hello(nil).text
+        #expect(!none.contains("calibration"))
+        #expect((try decodeServerMessage(ProtocolJSON.parse(Self.hello(nil).line().dropLast())) as? HelloMessage)?.calibration == nil)
+        let noReference = CalibrationInfo(date: "2026-12-02", referenceDb: nil, offsetDb: -3)
+        #expect((try decodeServerMessage(ProtocolJSON.parse(Self.hello(noReference).line().dropLast())) as? HelloMessage)?.calibration == noReference)
+    }
+}

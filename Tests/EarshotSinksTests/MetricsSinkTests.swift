@@ -251,6 +251,7 @@ struct MetricsExpositionTests {
         var c = MetricsSink.Configuration(enabled: true, listen: "127.0.0.1:0")
         c.constantLabels = labels
         c.buildInfo = ["version": "0.1.0", "swift": "6.3"]
+        c.calibration = CalibrationInfo(date: "2026-12-02T12:40:20Z", referenceDb: 94, offsetDb: 120.37)  // checked by promtool too
         let sink = MetricsSink(configuration: c, logger: logs.logger(), rolling: rolling, latency: latency)
         let bus = FrameBus(capacity: 256, nMels: K.nMels, nMFCC: 2)
         let stream = K.stream(levelOffsetDb: calibration, unit: calibration == 0 ? "dBFS" : "dB SPL")

@@ -11,7 +11,7 @@ import Testing
 @Suite(.serialized)
 struct ProtocolSchemaTests {
     static let allTypes = ["hello", "frame", "onset", "rolling", "alert", "status", "stats", "subscribed", "unsubscribed",
-                           "pong", "dropped", "error", "health"]
+                           "pong", "dropped", "error", "health", "spectrum"]
     static let checker = EarshotBinary.packageRoot.appendingPathComponent("clients/python/earshot_client/schema_check.py").path
     static let jsonschemaAvailable: Bool = {
         guard let py = findExecutable("python3"),

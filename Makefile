@@ -9,7 +9,7 @@ TMPFILESDIR ?= $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 SWIFT ?= swift
 STRIP ?= strip
 
-.PHONY: all build release demo test deps deps-build install install-files uninstall bench clean verify-units fuzz soak
+.PHONY: all build release demo test deps deps-build install install-files uninstall bench clean verify-units fuzz soak deb man
 
 all: build
 
@@ -43,6 +43,7 @@ test: deps
 	$(SWIFT) build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 	python3 bench/soak.py --binary .build/debug/earshot --audio-hours $(SOAK_HOURS) --sample-every 15
+	$(MAKE) deb
 	$(SWIFT) test --no-parallel
 
 # The full soak: 24 hours of audio at 100x real time through the release binary (about 15 minutes).
@@ -53,6 +54,20 @@ soak: deps release
 # FUZZ_SECONDS (default 300) each; see scripts/fuzz.sh.
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash scripts/fuzz.sh
+
+# The Debian package .build/deb/earshot_<version>_<arch>.deb (scripts/make-deb.sh: stripped release binary,
+# units, sysusers/tmpfiles, the conffile, docs, man pages, maintainer scripts; Depends from dpkg-shlibdeps),
+# checked with lintian (overrides: packaging/deb/lintian-overrides). DebianPackageTests (in `make test`) install it with dpkg -i, run it, and remove it.
+deb: release man
+	sh scripts/make-deb.sh .build/release/earshot .build/man .build/deb
+	lintian --fail-on error,warning .build/deb/earshot_*.deb
+
+# A man page per command (earshot.1, earshot.run.1, ...) from swift-argument-parser's generate-manual plugin
+# (it builds and runs the debug binary; the pages are the same for every configuration).
+man:
+	rm -rf .build/man .build/plugins/GenerateManual/outputs
+	$(SWIFT) package plugin generate-manual --configuration debug --multi-page --authors "Earshot maintainers"
+	mkdir -p .build/man && cp .build/plugins/GenerateManual/outputs/earshot/*.1 .build/man/
 
 verify-units:
 	systemd-analyze verify systemd/earshot.service systemd/earshot.socket systemd/earshot@.service

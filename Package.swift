@@ -61,11 +61,15 @@ let package = Package(
         .target(
             name: "EarshotDaemon",
             dependencies: [
-                "EarshotSinks",
+                "EarshotSinks", "EarshotBuildStamp",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
+        // The git commit the binary is built from (`earshot --version`, `earshot_build_info`), stamped before
+        // every build by the GitCommitStamp plugin.
+        .target(name: "EarshotBuildStamp", swiftSettings: strict, plugins: ["GitCommitStamp"]),
+        .plugin(name: "GitCommitStamp", capability: .buildTool()),
         // Pictures (`earshot spectrogram`): the spectrogram grid and its Cairo renderer.
         .target(name: "EarshotPlot", dependencies: ["EarshotPipeline", "EarshotDSP", "EarshotClient", "CCairo"], swiftSettings: strict),
         // The client side of the socket (`earshot tail`, `earshot top`): reconnecting subscription, screen rendering.

@@ -2,7 +2,7 @@
 """Checks `earshot spectrogram` pictures with Pillow (run by the end-to-end tests).
 
 usage: check_spectrogram.py EARSHOT_BINARY WORKDIR
-       check_spectrogram.py --tone HZ PNG 'plot x=.. y=.. w=.. h=..' [MIN_FRACTION]
+       check_spectrogram.py --tone HZ PNG 'plot x=.. y=.. w=.. h=..' [MIN_FRACTION [linear]]
 
 Writes a linear chirp and a steady tone as WAV, draws each as log-mel and as --linear, and checks that the PNG
 decodes to the requested size, that the brightest row of every plot column lies within one bin of the
@@ -130,15 +130,19 @@ def check(binary, workdir, name, wav, freq_at, duration, size):
         print(f"ok {png}: {img.size[0]}x{img.size[1]}, {checked} columns within {worst} bin(s) of the track")
 
 
-def check_tone(freq, png, geometry, min_fraction):
-    """A log-mel picture (64 mels to 8 kHz) whose brightest row is at `freq` in most columns."""
+def check_tone(freq, png, geometry, min_fraction, linear=False):
+    """A log-mel (64 mels to 8 kHz) or linear picture whose brightest row is at `freq` in most columns."""
     plot = tuple(int(v) for v in re.search(r"plot x=(\d+) y=(\d+) w=(\d+) h=(\d+)", geometry).groups())
     img = Image.open(png)
     img.load()
     centres = mel_centres()
     x0, y0, w, h = plot
-    rows = min(N_MELS, h)
-    expected = min(range(N_MELS), key=lambda i: abs(hz_to_mel(centres[i]) - hz_to_mel(freq))) * rows // N_MELS
+    bins = N_FFT // 2 + 1 if linear else N_MELS
+    rows = min(bins, h)
+    if linear:
+        expected = round(freq / (SR / N_FFT)) * rows // bins
+    else:
+        expected = min(range(N_MELS), key=lambda i: abs(hz_to_mel(centres[i]) - hz_to_mel(freq))) * rows // N_MELS
     hits = sum(1 for y in brightest_rows(img, plot) if abs((h - 1 - y) * rows // h - expected) <= 1)
     if hits < min_fraction * w:
         sys.exit(f"FAIL {png}: the {freq} Hz row is brightest in {hits} of {w} columns")
@@ -147,7 +151,8 @@ def check_tone(freq, png, geometry, min_fraction):
 
 def main():
     if sys.argv[1] == "--tone":
-        check_tone(float(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]) if len(sys.argv) > 5 else 0.8)
+        check_tone(float(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]) if len(sys.argv) > 5 else 0.8,
+                   linear=len(sys.argv) > 6 and sys.argv[6] == "linear")
         return
     binary, workdir = sys.argv[1], sys.argv[2]
     # A linear chirp 300 Hz -> 7 kHz over 4 s.

@@ -14,7 +14,10 @@
 #                                      + openssl (the MQTT tests' own broker, subscriber and TLS CA),
 #                                      python3-pil (Pillow decodes the spectrogram PNGs), tmux (`earshot top`
 #                                      in a pane), sox + espeak-ng + hydrogen-drumkits (healthy speech, drums
-#                                      and noise that must raise no input-health alarm).
+#                                      and noise that must raise no input-health alarm), python3-pytest +
+#                                      python3-jsonschema + python3-venv (the Python client's tests in a
+#                                      venv, the protocol schema check), lintian + dpkg-dev (dpkg-shlibdeps)
+#                                      + fakeroot (make deb and its test).
 # Without an argument: test (the historical behaviour of `make deps`).
 # One package per line (several branches add to these lists).
 set -eu
@@ -45,11 +48,26 @@ tmux
 sox
 espeak-ng
 hydrogen-drumkits
+python3-pytest
+python3-jsonschema
+python3-venv
+lintian
+dpkg-dev
+fakeroot
+"
+# bench/onset_eval.py (not CI): the drum kits and recordings it builds its material from (pip: librosa aubio essentia)
+BENCH="
+hydrogen-drumkits
+lincity-ng-data
+asterisk-core-sounds-en-wav
+espeak-ng
+alsa-utils
 "
 case "${1:-test}" in
     build) PACKAGES="$BUILD" ;;
     test) PACKAGES="$BUILD $TEST" ;;
-    *) echo "usage: $0 build|test" >&2; exit 64 ;;
+    bench) PACKAGES="$BUILD $BENCH" ;;
+    *) echo "usage: $0 build|test|bench" >&2; exit 64 ;;
 esac
 missing=""
 for p in $PACKAGES; do

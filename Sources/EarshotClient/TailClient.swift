@@ -43,7 +43,8 @@ public enum TailClient {
             return 64
         }
         let connection = StreamConnection(path: socketPath, commands: [.subscribe(kinds, every: max(1, every))])
-        let deadline = maxSeconds.map { Clock.monotonicNanoseconds() + Int64($0 * 1e9) }
+        // At most ~30 years; NaN means none (no trap on any value).
+        let deadline = maxSeconds.flatMap { $0.isNaN ? nil : Clock.monotonicNanoseconds() + Int64(min(max($0, 0), 1e9) * 1e9) }
         var view = LiveView()
         var readable = false
         while true {

@@ -138,11 +138,22 @@ public struct TopState {
                 counters = o.keys.sorted().compactMap { k in o[k]!.intValue.map { (k, Int($0)) } }
             }
             statsLine = StatsText.summary(msg)
-            if let h = msg["health"] { health = Self.healthText(h) }
+            if let h = msg["health"] { health = Self.healthText(h) } else if let h = StatsText.health(msg) { health = h }
         case StatusMessage.type:
             events.append("status \(msg["event"]?.stringValue ?? "?")")
         case DroppedMessage.type:
             droppedForUs &+= Int(msg["count"]?.intValue ?? 0)
+        case HealthMessage.type:
+            // An input-health fault starting or ending (on the `alert` stream): `active` is the whole state.
+            if let active = msg["active"]?.arrayValue {
+                let kinds = active.compactMap(\.stringValue)
+                health = kinds.isEmpty ? "ok" : kinds.joined(separator: ",")
+            }
+            let kind = msg["kind"]?.stringValue ?? "?", state = msg["state"]?.stringValue ?? "?"
+            let text = "\(TailClient.LiveView.clock(msg["t"]?.doubleValue ?? 0))  health \(kind) \(state)"
+            alerts.insert(text, at: 0)
+            if alerts.count > 8 { alerts.removeLast() }
+            events.append("alert " + text)
         default:
             break
         }
@@ -199,10 +210,23 @@ public enum StatsText {
         if let over = o["over_budget"]?.objectValue {
             parts.append("over budget \(over.values.reduce(0) { $0 &+ Int($1.intValue ?? 0) })")
         }
-        for k in o.keys.sorted() where !shown.contains(k) && !k.hasPrefix("dropped_frames_") {
+        for k in o.keys.sorted() where !shown.contains(k) && !k.hasPrefix("dropped_frames_") && !Self.isHealthFlag(k) {
             if let v = o[k]?.intValue, v != 0, k != "t", k != "connections_total" { parts.append("\(k) \(v)") }
         }
-        if let h = o["health"] { parts.append("health \(TopState.healthText(h))") }
+        if let h = o["health"] { parts.append("health \(TopState.healthText(h))") } else if let h = health(msg) { parts.append("health \(h)") }
         return parts.joined(separator: "  ")
+    }
+
+    /// `health_<kind>` (1 while the fault is active), not `health_events_<kind>`.
+    static func isHealthFlag(_ key: String) -> Bool { key.hasPrefix("health_") && !key.hasPrefix("health_events_") }
+
+    /// The input health from the `health_<kind>` counters of `stats`: `ok`, or the active kinds joined by
+    /// commas; nil when the daemon does not judge health.
+    public static func health(_ msg: ProtocolJSON) -> String? {
+        guard case .object(let o) = msg else { return nil }
+        let flags = o.keys.filter(isHealthFlag).sorted()
+        guard !flags.isEmpty else { return nil }
+        let active = flags.filter { o[$0]?.intValue == 1 }.map { String($0.dropFirst("health_".count)) }
+        return active.isEmpty ? "ok" : active.joined(separator: ",")
     }
 }

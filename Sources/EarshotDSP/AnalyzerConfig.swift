@@ -4,8 +4,10 @@
 /// - `s[t] >= max(s[t-preMaxFrames ..< t])` (the previous frames that exist),
 /// - if `postMaxFrames == 1`: `s[t] >= s[t+1]`, so `t` is reported while frame `t+1` is processed
 ///   (one frame of latency),
-/// - `s[t] >= mean(s[t-preAvgFrames ..< t]) + delta` (mean over the previous frames that exist, 0 if none),
-/// - `t - lastOnset >= waitFrames`.
+/// - `s[t] >= meanWeight × mean(s[t-preAvgFrames ..< t]) + delta`,
+/// - `t - lastOnset >= waitFrames`,
+/// - the history is filled: `t >= max(preMaxFrames, preAvgFrames)` frames since the start or the last
+///   discontinuity (``OnsetPicker/reset()``), so an empty history never makes a threshold of `delta` alone.
 public struct OnsetPickerConfig: Sendable, Hashable {
     /// `strength[t]` must be `>=` the maximum of the previous `preMaxFrames` frames.
     public var preMaxFrames: Int = 3
@@ -13,13 +15,47 @@ public struct OnsetPickerConfig: Sendable, Hashable {
     public var postMaxFrames: Int = 1
     /// The adaptive threshold is the mean of the previous `preAvgFrames` frames plus ``delta``.
     public var preAvgFrames: Int = 10
-    /// Threshold offset in onset-strength units (dB: mean positive log-mel difference).
+    /// Threshold offset in onset-strength units (dB).
     ///
-    /// Default 2 dB, tuned on the 10 s irregular click-track test (clicks −20…−3 dBFS over
-    /// −46 dBFS noise: F = 0.98 at ±50 ms).
-    public var delta: Float = 2.0
+    /// Default 10 dB for the `superflux` function, tuned on the development split of
+    /// `bench/onset_eval.py` (drum hits and chirps over recorded backgrounds); the `logmel` function's
+    /// values are about 5× smaller (2 dB suits it).
+    public var delta: Float = 10.0
+    /// Weight of the local mean in the threshold (`meanWeight × mean + delta`); 1 is librosa's `peak_pick`.
+    public var meanWeight: Float = 1.5
     /// Minimum gap between two onsets, in frames.
     public var waitFrames: Int = 5
+
+    public init() {}
+}
+
+/// The onset-detection function (see ``OnsetStrength`` for the exact definitions).
+public enum OnsetFunctionKind: String, Sendable, Hashable, CaseIterable {
+    /// Log-magnitude spectral flux over a full-band log-frequency filterbank, SuperFlux max-filter and
+    /// lag, reference raised to a tracked noise floor (the default).
+    case superflux
+    /// `librosa.onset.onset_strength` of the log-mel spectrogram (lag 1, max_size 1): limited to the mel range.
+    case logmel
+}
+
+/// Parameters of the onset-detection function (``OnsetStrength``); changing them needs a new analyzer
+/// (a re-plan), unlike the picker's threshold parameters.
+public struct OnsetFunctionConfig: Sendable, Hashable {
+    public var function: OnsetFunctionKind = .superflux
+    /// SuperFlux lag μ: the rise is measured against the frame `lagFrames` back.
+    public var lagFrames: Int = 2
+    /// SuperFlux maximum filter: the reference band is the maximum of ±`maxFilterBands` bands.
+    public var maxFilterBands: Int = 1
+    /// The reference of each band is at least its tracked noise floor plus this (dB).
+    public var floorMarginDb: Float = 10
+    /// How fast the tracked noise floor may rise (dB per second; it falls at once).
+    public var floorRiseDbPerSecond: Float = 5
+    /// The strength is the mean of this many largest band rises.
+    public var topBands: Int = 4
+    /// Bands per octave of the log-frequency filterbank (fixed).
+    public static let bandsPerOctave = 12
+    /// Time constant of the band-power smoothing the noise floor is tracked on (fixed, seconds).
+    public static let floorSmoothingSeconds = 0.05
 
     public init() {}
 }
@@ -38,6 +74,9 @@ public struct AnalyzerConfig: Sendable, Hashable {
     /// Spectral roll-off fraction, in (0, 1).
     public var rolloffPercent: Double = 0.85
     public var onset = OnsetPickerConfig()
+    /// IEC 61260-1 band levels computed with the level meter (`levels.bands`; off by default, then free).
+    public var bands: BandResolution = .off
+    public var onsetFunction = OnsetFunctionConfig()
 
     public init() {}
 
@@ -56,6 +95,12 @@ public struct AnalyzerConfig: Sendable, Hashable {
         public static let postMaxFrames = 0...1
         public static let preAvgFrames = 0...1_000
         public static let waitFrames = 0...100_000
+        public static let meanWeight = 0.0...100.0
+        public static let lagFrames = 1...8
+        public static let maxFilterBands = 0...8
+        public static let floorMarginDb = 0.0...120.0
+        public static let floorRiseDbPerSecond = 0.0...10_000.0
+        public static let topBands = 1...64
     }
 
     /// Why `n` is not a usable FFT size (even, only prime factors 2, 3, 5, 7), or nil.
@@ -103,6 +148,19 @@ public struct AnalyzerConfig: Sendable, Hashable {
             throw fail("onset.delta", "\(onset.delta) is out of range: must be finite and at least 0")
         }
         try range("onset.wait_frames", onset.waitFrames, Limits.waitFrames)
+        guard onset.meanWeight.isFinite, Limits.meanWeight.contains(Double(onset.meanWeight)) else {
+            throw fail("onset.mean_weight", "\(onset.meanWeight) is out of range: must be between 0 and 100")
+        }
+        let f = onsetFunction
+        try range("onset.lag_frames", f.lagFrames, Limits.lagFrames)
+        try range("onset.max_filter_bands", f.maxFilterBands, Limits.maxFilterBands)
+        guard f.floorMarginDb.isFinite, Limits.floorMarginDb.contains(Double(f.floorMarginDb)) else {
+            throw fail("onset.floor_margin_db", "\(f.floorMarginDb) is out of range: must be between 0 and 120")
+        }
+        guard f.floorRiseDbPerSecond.isFinite, Limits.floorRiseDbPerSecond.contains(Double(f.floorRiseDbPerSecond)) else {
+            throw fail("onset.floor_rise_db_per_s", "\(f.floorRiseDbPerSecond) is out of range: must be between 0 and 10000")
+        }
+        try range("onset.top_bands", f.topBands, Limits.topBands)
         // Cross-field: the message names the other key; `related` lets a caller point at it instead.
         guard hop <= nFFT else {
             throw fail("hop", "\(hop) is larger than n_fft (\(nFFT))", related: "n_fft")
@@ -115,7 +173,27 @@ public struct AnalyzerConfig: Sendable, Hashable {
             throw fail("n_mels", "\(nMels) is more than the \(nFFT / 2 + 1) FFT bins of n_fft (\(nFFT))", related: "n_fft")
         }
         guard nMFCC <= nMels else { throw fail("n_mfcc", "\(nMFCC) is larger than n_mels (\(nMels))", related: "n_mels") }
+        if let band = firstEmptyMelBand() {
+            let e = MelScale.melFrequencies(count: nMels + 2, fMin: fMin, fMax: fMax)
+            let spacing = Double(sampleRate) / Double(nFFT)
+            throw fail("n_mels", "mel band \(band) (\(Self.hz(e[band]))–\(Self.hz(e[band + 2])) Hz) contains no FFT bin at n_fft \(nFFT) (bins every \(Self.hz(spacing)) Hz at \(sampleRate) Hz), so it would read a constant floor: use a larger n_fft, fewer n_mels, or a higher fmin", related: "n_fft")
+        }
     }
+
+    /// The first mel band that no FFT bin falls strictly inside (its triangular weights are all zero, as in
+    /// librosa's `mel` filter bank), or nil. A dead band reads the log-mel floor forever.
+    public func firstEmptyMelBand() -> Int? {
+        let e = MelScale.melFrequencies(count: nMels + 2, fMin: fMin, fMax: fMax)
+        let spacing = Double(sampleRate) / Double(nFFT)
+        for i in 0..<nMels {
+            // The first bin above the lower edge; the band has a bin iff it lies below the upper edge.
+            let k = (e[i] / spacing).rounded(.down) + 1
+            if !(k * spacing < e[i + 2]) || k > Double(nFFT / 2) { return i }
+        }
+        return nil
+    }
+
+    static func hz(_ v: Double) -> String { String(Double((v * 100).rounded() / 100)) }
 
     /// What a running pipeline is built around: a change of any of these needs a new pipeline (ring, bus,
     /// analyzer buffers); any other change (band limits, roll-off, floor, onset picking) can be re-planned

@@ -40,9 +40,10 @@ public final class FrameAnalyzer: @unchecked Sendable {
         spectral = SpectralFeatures(
             sampleRate: config.sampleRate, nFFT: config.nFFT, rolloffPercent: config.rolloffPercent,
             windowSum: stft.windowSum)
-        onsetStrength = OnsetStrength(nMels: config.nMels)
+        onsetStrength = OnsetStrength(
+            config: config.onsetFunction, sampleRate: config.sampleRate, nFFT: config.nFFT, nMels: config.nMels, hop: config.hop)
         picker = OnsetPicker(config: config.onset)
-        levelMeter = LevelMeter(sampleRate: config.sampleRate)
+        levelMeter = LevelMeter(sampleRate: config.sampleRate, bands: config.bands)
         power = .allocate(capacity: config.binCount)
         power.initialize(repeating: 0)
         magnitude = .allocate(capacity: config.binCount)
@@ -75,8 +76,9 @@ public final class FrameAnalyzer: @unchecked Sendable {
     /// The `nMels + 2` mel band edges in Hz (for the protocol hello; allocates, not for the hot path).
     public var melBandEdgesHz: [Float] { melBank.bandEdgesHz }
 
-    /// After a discontinuity: forgets the previous spectrum (flux and onset strength read 0 for
-    /// the next frame, as for frame 0), the picker history and the level-meter filter states.
+    /// After a discontinuity: forgets the previous spectrum (flux reads 0 for the next frame, onset strength
+    /// for the next `lag_frames` (superflux) or 1 (logmel), as at the start), the onset noise floor, the picker
+    /// history (no onset until it is filled again) and the level-meter filter states.
     /// ``frameIndex`` keeps counting.
     public func reset() {
         spectral.reset()
@@ -122,7 +124,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
         } else if mfcc.count > 0 {
             mfcc.update(repeating: 0)
         }
-        let strength = onsetStrength.process(logmel: UnsafeBufferPointer(logmel))
+        let strength = onsetStrength.process(power: UnsafeBufferPointer(power), logmel: UnsafeBufferPointer(logmel))
         features.onsetStrength = strength
         if o.contains(.levels) {
             let newSamples = UnsafeBufferPointer(rebasing: frame[(config.nFFT - newSampleCount)...])

@@ -22,12 +22,18 @@ public enum FrequencyWeighting: Sendable, Hashable {
 /// 1 kHz. At 48 kHz the error vs the analytic weighting is < 0.01 dB below 1 kHz, −0.8 dB at
 /// 10 kHz and −1.5 dB at 16 kHz (class 1 allows −3.6 and −17).
 ///
+/// **Z and DC**: the Z path runs through a DC block, a 2nd-order Butterworth high-pass at
+/// ``dcBlockHz`` (5 Hz): −0.26 dB at 10 Hz, −0.02 dB at 20 Hz, inside the IEC 61672-1 class-1 limits of
+/// Z-weighting (+3.5/−∞ dB at 10 Hz, ±2.5 dB at 20 Hz), so a DC offset from the ADC or a bias does not
+/// read as level (`lzf`, LZeq, LZFmax). A and C need none: their two 20.6 Hz poles block DC already.
+///
 /// Processing shares work between the weightings (the filters are linear and time-invariant, so
 /// the cascade order is free): C = `gc·H₁₁·L₄₄` runs per sample, and A = `ga·H₁₁·H₂₃·L₄₄` is C
-/// followed by the one remaining biquad `H₂₃·ga/gc` — 3 biquads per sample instead of 5. The
-/// exponential time weighting is linear too, so over a block of `N` squared samples `q` it is
-/// evaluated in closed form, `s_N = (1−α)^N s_0 + Σ_r α(1−α)^r q_{N−1−r}`, as SIMD dot products
-/// with precomputed weights instead of a per-sample recurrence (same result up to rounding).
+/// followed by the one remaining biquad `H₂₃·ga/gc` — 3 biquads per sample instead of 5, plus the DC block.
+/// The time weightings run per sample (`s += α(q − s)`), so their maxima and minima are exact.
+///
+/// Every ``process(_:)`` also accumulates ``LevelSums`` (energies, per-sample Fast/Slow extremes, C peak)
+/// into ``head`` and ``tail``: samples before ``split`` go to `head`, the others to `tail`.
 ///
 /// Real-time safe: ``process(_:)`` does no allocation, takes no lock. One thread at a time.
 public final class LevelMeter: @unchecked Sendable {
@@ -41,40 +47,55 @@ public final class LevelMeter: @unchecked Sendable {
     struct State {
         var cState = (0.0, 0.0, 0.0, 0.0)  // the 2 C biquads × 2 (DF2T)
         var aState = (0.0, 0.0)            // the A-only biquad
+        var zState = (0.0, 0.0)            // the DC block
         var aFast = 0.0, aSlow = 0.0, cFast = 0.0, zFast = 0.0
+        /// Samples since the last reset (for the settled minima).
+        var sinceReset = 0
     }
 
-    /// Samples per block of the closed-form time weighting.
-    static let block = 1024
+    /// Corner of the Z path's DC block, Hz.
+    public static let dcBlockHz = 5.0
 
     /// A-weighting biquads (3) and C-weighting biquads (2), gain included in the first.
     public let aSections: [Biquad]
     public let cSections: [Biquad]
+    /// The Z path's DC-blocking high-pass.
+    public let zSection: Biquad
     /// A biquad in the state-space form that ``step(_:_:_:_:)`` runs: `b0`, `a1`, `a2` and
     /// `k1 = b1 − a1·b0`, `k2 = b2 − a2·b0`.
     struct Section {
         var b0, k1, k2, a1, a2: Double
         init(_ c: Biquad) { b0 = c.b0; k1 = c.b1 - c.a1 * c.b0; k2 = c.b2 - c.a2 * c.b0; a1 = c.a1; a2 = c.a2 }
     }
-    let coef: UnsafeMutablePointer<Section>  // 0, 1: C sections; 2: H₂₃·ga/gc (C → A)
+    let coef: UnsafeMutablePointer<Section>  // 0, 1: C sections; 2: H₂₃·ga/gc (C → A); 3: DC block
     let state: UnsafeMutablePointer<State>
-    /// Squared A, C and Z outputs of a block, newest first (`3 × block`).
-    let squares: UnsafeMutablePointer<Double>
-    /// `α(1−α)^r`, `r < block`, Fast and Slow.
-    let fastWeights: UnsafeMutablePointer<Double>
-    let slowWeights: UnsafeMutablePointer<Double>
-    /// `(1−α)^N`, `N ≤ block`, Fast and Slow.
-    let fastDecay: UnsafeMutablePointer<Double>
-    let slowDecay: UnsafeMutablePointer<Double>
+    let sums: UnsafeMutablePointer<LevelSums>  // head, tail
     let fastAlpha: Double
     let slowAlpha: Double
+    /// Samples after a reset before the Fast / Slow minima count (5 τ).
+    let settleFast: Int
+    let settleSlow: Int
+
+    /// Index, within the next ``process(_:)`` call, of the first sample that goes to ``tail``
+    /// (`Int.max`: none). Set by the caller before each call; it is kept until changed.
+    public var split = Int.max
 
     /// Analog IEC 61672-1 pole frequencies in Hz.
     public static let poleHz = (f1: 20.598997, f2: 107.65265, f3: 737.86223, f4: 12194.217)
 
-    /// - Parameter sampleRate: Hz (8 k – 192 k).
-    public init(sampleRate: Int) {
+    /// The fractional-octave band filters (nil when bands are off: no cost).
+    public let bank: BandFilterBank?
+    /// Band energies of the last ``process(_:)``: `maxBands` before ``split``, then `maxBands` from it.
+    let bandEnergies: UnsafeMutablePointer<Float>
+
+    /// - Parameters:
+    ///   - sampleRate: Hz (8 k – 192 k).
+    ///   - bands: the band levels to compute along (``BandResolution/off``: none).
+    public init(sampleRate: Int, bands: BandResolution = .off) {
         self.sampleRate = sampleRate
+        bank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
+        bandEnergies = .allocate(capacity: 2 * maxBands)
+        bandEnergies.initialize(repeating: 0, count: 2 * maxBands)
         let fs = Double(sampleRate)
         let t = 1 / fs
         func w(_ f: Double) -> Double { 2 * Double.pi * f }
@@ -106,43 +127,43 @@ public final class LevelMeter: @unchecked Sendable {
         var aOnly = pair(hp(p.f2), hp(p.f3))
         let g = ga / gc
         aOnly.b0 *= g; aOnly.b1 *= g; aOnly.b2 *= g
-        coef = .allocate(capacity: 3)
-        coef.initialize(from: [Section(c[0]), Section(c[1]), Section(aOnly)], count: 3)
+        // 2nd-order Butterworth high-pass (bilinear, pre-warped corner).
+        let k = tan(Double.pi * Self.dcBlockHz / fs), q = 2.0.squareRoot()
+        let norm = 1 / (1 + q * k + k * k)
+        zSection = Biquad(b0: norm, b1: -2 * norm, b2: norm, a1: 2 * (k * k - 1) * norm, a2: (1 - q * k + k * k) * norm)
+        coef = .allocate(capacity: 4)
+        coef.initialize(from: [Section(c[0]), Section(c[1]), Section(aOnly), Section(zSection)], count: 4)
         state = .allocate(capacity: 1)
         state.initialize(to: State())
-        let fa = 1 - exp(-1 / (0.125 * fs)), sa = 1 - exp(-1 / (1.0 * fs))
-        fastAlpha = fa
-        slowAlpha = sa
-        let n = Self.block
-        squares = .allocate(capacity: 3 * n)
-        squares.initialize(repeating: 0, count: 3 * n)
-        fastWeights = .allocate(capacity: n)
-        slowWeights = .allocate(capacity: n)
-        fastDecay = .allocate(capacity: n + 1)
-        slowDecay = .allocate(capacity: n + 1)
-        for r in 0...n {
-            let df = pow(1 - fa, Double(r)), ds = pow(1 - sa, Double(r))
-            fastDecay[r] = df
-            slowDecay[r] = ds
-            if r < n {
-                fastWeights[r] = fa * df
-                slowWeights[r] = sa * ds
-            }
-        }
+        sums = .allocate(capacity: 2)
+        sums.initialize(repeating: .empty, count: 2)
+        fastAlpha = 1 - exp(-1 / (0.125 * fs))
+        slowAlpha = 1 - exp(-1 / (1.0 * fs))
+        settleFast = Int((5 * 0.125 * fs).rounded(.up))
+        settleSlow = Int((5 * 1.0 * fs).rounded(.up))
     }
 
     deinit {
+        bandEnergies.deallocate()
         coef.deallocate()
         state.deallocate()
-        squares.deallocate()
-        fastWeights.deallocate()
-        slowWeights.deallocate()
-        fastDecay.deallocate()
-        slowDecay.deallocate()
+        sums.deallocate()
     }
 
     /// Clears filter and time-weighting states (levels restart from silence).
-    public func reset() { state.pointee = State() }
+    public func reset() { state.pointee = State(); bank?.reset() }
+
+    /// The band energies of the last ``process(_:)`` (``BandFrame/empty`` when bands are off).
+    public var bandFrame: BandFrame {
+        guard let bank else { return .empty }
+        let e = bandEnergies
+        return BandFrame(count: Int32(bank.count), head: BandEnergies { e[$0] }, tail: BandEnergies { e[maxBands + $0] })
+    }
+
+    /// The level data of the samples of the last ``process(_:)`` before ``split``.
+    public var head: LevelSums { sums[0] }
+    /// The level data of the samples of the last ``process(_:)`` from ``split`` on (empty without a split).
+    public var tail: LevelSums { sums[1] }
 
     static func magnitude(_ secs: [Biquad], frequency: Double, sampleRate: Double) -> Double {
         let om = 2 * Double.pi * frequency / sampleRate
@@ -163,7 +184,7 @@ public final class LevelMeter: @unchecked Sendable {
         switch weighting {
         case .a: 20 * log10(Self.magnitude(aSections, frequency: frequency, sampleRate: Double(sampleRate)))
         case .c: 20 * log10(Self.magnitude(cSections, frequency: frequency, sampleRate: Double(sampleRate)))
-        case .z: 0
+        case .z: 20 * log10(Self.magnitude([zSection], frequency: frequency, sampleRate: Double(sampleRate)))
         }
     }
 
@@ -200,65 +221,62 @@ public final class LevelMeter: @unchecked Sendable {
         return y
     }
 
-    /// Runs `samples` (the new samples, in order) through the filters and time weightings.
+    /// Runs `samples` (the new samples, in order) through the filters and time weightings, and sets
+    /// ``head``/``tail`` to their level data (split at ``split``).
     /// A non-finite sample counts as 0: one NaN would otherwise stay in the IIR states for good and pin
     /// every level at the −200 floor until a reset. Real-time safe.
     public func process(_ samples: UnsafeBufferPointer<Float>) {
-        guard var x = samples.baseAddress else { return }
-        var remaining = samples.count
+        sums[0] = .empty
+        sums[1] = .empty
+        guard let x = samples.baseAddress else { return }
+        let cut = min(max(split, 0), samples.count)
         var st = state.pointee
-        let c0 = coef[0], c1 = coef[1], c2 = coef[2]
-        let qa = squares, qc = squares + Self.block, qz = squares + 2 * Self.block
-        while remaining > 0 {
-            let n = min(remaining, Self.block)
-            var r = n - 1
-            for i in 0..<n {
-                let s = x[i]
-                let v = s.isFinite ? Double(s) : 0
-                var yc = Self.step(c0, v, &st.cState.0, &st.cState.1)
-                yc = Self.step(c1, yc, &st.cState.2, &st.cState.3)
-                let ya = Self.step(c2, yc, &st.aState.0, &st.aState.1)
-                qa[r] = ya * ya
-                qc[r] = yc * yc
-                qz[r] = v * v
-                r &-= 1
-            }
-            let sums = weightedSums(n)
-            st.aFast = fastDecay[n] * st.aFast + sums[0]
-            st.aSlow = slowDecay[n] * st.aSlow + sums[1]
-            st.cFast = fastDecay[n] * st.cFast + sums[2]
-            st.zFast = fastDecay[n] * st.zFast + sums[3]
-            x += n
-            remaining -= n
-        }
+        run(x, count: cut, &st, into: sums)
+        run(x + cut, count: samples.count - cut, &st, into: sums + 1)
         state.pointee = st
+        if let bank {
+            bandEnergies.update(repeating: 0, count: 2 * maxBands)
+            bank.process(x, count: cut, into: bandEnergies)
+            bank.process(x + cut, count: samples.count - cut, into: bandEnergies + maxBands)
+        }
     }
 
-    /// `(Σ wF·qa, Σ wS·qa, Σ wF·qc, Σ wF·qz)` over the first `n` entries.
     @inline(__always)
-    func weightedSums(_ n: Int) -> SIMD4<Double> {
-        let qa = UnsafeRawPointer(squares), qc = UnsafeRawPointer(squares + Self.block)
-        let qz = UnsafeRawPointer(squares + 2 * Self.block)
-        let wf = UnsafeRawPointer(fastWeights), ws = UnsafeRawPointer(slowWeights)
-        var af = SIMD4<Double>(), asl = SIMD4<Double>(), cf = SIMD4<Double>(), zf = SIMD4<Double>()
-        var j = 0
-        while j + 4 <= n {
-            let o = j &* 8
-            let f = wf.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
-            let a = qa.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
-            af += f * a
-            asl += ws.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self) * a
-            cf += f * qc.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
-            zf += f * qz.loadUnaligned(fromByteOffset: o, as: SIMD4<Double>.self)
-            j &+= 4
+    func run(_ x: UnsafePointer<Float>, count n: Int, _ st: inout State, into out: UnsafeMutablePointer<LevelSums>) {
+        guard n > 0 else { return }
+        let c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3]
+        let fa = fastAlpha, sa = slowAlpha
+        var o = out.pointee
+        var eA = 0.0, eC = 0.0, eZ = 0.0, pk = 0.0
+        var mxAF = 0.0, mxAS = 0.0, mxCF = 0.0, mxZF = 0.0
+        var mnAF = Double.infinity, mnAS = Double.infinity, mnCF = Double.infinity, mnZF = Double.infinity
+        // Samples from which the Fast / Slow minima count (settled since the last reset).
+        let fastFrom = max(0, settleFast - st.sinceReset), slowFrom = max(0, settleSlow - st.sinceReset)
+        for i in 0..<n {
+            let s = x[i]
+            let v = s.isFinite ? Double(s) : 0
+            var yc = Self.step(c0, v, &st.cState.0, &st.cState.1)
+            yc = Self.step(c1, yc, &st.cState.2, &st.cState.3)
+            let ya = Self.step(c2, yc, &st.aState.0, &st.aState.1)
+            let yz = Self.step(c3, v, &st.zState.0, &st.zState.1)
+            let qa = ya * ya, qc = yc * yc, qz = yz * yz
+            eA += qa; eC += qc; eZ += qz
+            pk = max(pk, abs(yc))
+            st.aFast += fa * (qa - st.aFast)
+            st.aSlow += sa * (qa - st.aSlow)
+            st.cFast += fa * (qc - st.cFast)
+            st.zFast += fa * (qz - st.zFast)
+            mxAF = max(mxAF, st.aFast); mxAS = max(mxAS, st.aSlow)
+            mxCF = max(mxCF, st.cFast); mxZF = max(mxZF, st.zFast)
+            if i >= fastFrom {
+                mnAF = min(mnAF, st.aFast); mnCF = min(mnCF, st.cFast); mnZF = min(mnZF, st.zFast)
+                if i >= slowFrom { mnAS = min(mnAS, st.aSlow) }
+            }
         }
-        var out = SIMD4<Double>(af.sum(), asl.sum(), cf.sum(), zf.sum())
-        while j < n {
-            out += SIMD4(fastWeights[j] * squares[j], slowWeights[j] * squares[j],
-                         fastWeights[j] * squares[Self.block + j], fastWeights[j] * squares[2 * Self.block + j])
-            j &+= 1
-        }
-        return out
+        st.sinceReset = min(st.sinceReset &+ n, settleSlow)
+        o.merge(LevelSums(samples: n, energyA: eA, energyC: eC, energyZ: eZ, maxAF: mxAF, minAF: mnAF, maxAS: mxAS,
+                          minAS: mnAS, maxCF: mxCF, minCF: mnCF, maxZF: mxZF, minZF: mnZF, peakC: pk))
+        out.pointee = o
     }
 
     @inline(__always)

@@ -79,6 +79,8 @@ public final class OnsetPicker: @unchecked Sendable {
         let post = Int64(config.postMaxFrames)
         let c = t - post  // candidate, in picker numbering
         guard c >= 0 else { return nil }
+        // no decision until the history the rule looks at is filled (at start and after each reset)
+        guard c >= Int64(max(config.preMaxFrames, config.preAvgFrames)) else { return nil }
         let sc = value(c)
         if post == 1 && sc < s { return nil }
         // pre-max over the previous frames that exist
@@ -88,7 +90,7 @@ public final class OnsetPicker: @unchecked Sendable {
             if value(c - i) > sc { return nil }
             i += 1
         }
-        // adaptive threshold: mean of the previous frames that exist, + delta
+        // adaptive threshold: meanWeight × mean of the previous frames, + delta
         let preAvg = min(Int64(config.preAvgFrames), c)
         var mean: Float = 0
         if preAvg > 0 {
@@ -100,7 +102,7 @@ public final class OnsetPicker: @unchecked Sendable {
             }
             mean = acc / Float(preAvg)
         }
-        guard sc >= mean + config.delta else { return nil }
+        guard sc >= config.meanWeight * mean + config.delta else { return nil }
         let last = state.pointee.lastOnset
         if last != .min && c - last < Int64(config.waitFrames) { return nil }
         state.pointee.lastOnset = c

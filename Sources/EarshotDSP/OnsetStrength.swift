@@ -1,33 +1,232 @@
-/// Onset strength of one log-mel frame: `librosa.onset.onset_strength(S=logmel_db, lag=1,
-/// max_size=1, center=False)` computed causally, i.e. `mean_m max(0, S[m,t] − S[m,t−1])` in dB,
-/// and 0 for the first frame (and the first frame after ``reset()``), as librosa pads one zero.
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// The onset-detection function (one value per frame, ≥ 0), in one of two definitions
+/// (``OnsetFunctionConfig/function``):
 ///
-/// Real-time safe: ``process(logmel:)`` does no allocation, takes no lock.
-/// One thread at a time per instance (it keeps the previous frame).
+/// - ``OnsetFunctionKind/superflux`` (default): a causal log-magnitude spectral flux over a
+///   log-frequency filterbank of the full-band power spectrum (independent of the mel `fmax`), with
+///   SuperFlux's frequency max-filter and lag (Böck & Widmer, DAFx 2013) and a reference raised to a
+///   tracked per-band noise floor:
+///   - `E[b] = Σ_k W[b,k] · P[k] · (2/Σw)²` — triangular bands, 12 per octave, 30 Hz to 0.95 × Nyquist
+///     (bands narrower than one FFT bin merged), `P` the frame's power spectrum, scaled so that a
+///     full-scale sine reads 0 dB;
+///   - `L[b] = 10·log10(E[b] + 1e-10)` (dB);
+///   - noise floor `N[b]`: of the band power smoothed by a one-pole filter (time constant
+///     ``OnsetFunctionConfig/floorSmoothingSeconds``, 50 ms, so the deep nulls of a single noisy bin do
+///     not drag it down) in dB, `S[b]`: `S[b]` of the first frame, then `min(S[b], N[b] + rise)` (follows
+///     the smoothed level down at once, up at `floor_rise_db_per_s`);
+///   - reference `R[b] = max(max(L[b−m … b+m] of frame t−lag), N[b] + floor_margin_db)` (`m` =
+///     `max_filter_bands`);
+///   - strength = mean of the `top_bands` largest `max(0, L[b] − R[b])` (dB). Taking the largest bands
+///     rather than all of them lets a narrow-band event (a bird chirp) count as much as a broadband hit
+///     of the same rise; the noise-floor reference keeps the random fluctuation of steady noise at 0.
+///   0 for the first `lag` frames (and after ``reset()``).
+/// - ``OnsetFunctionKind/logmel``: `librosa.onset.onset_strength(S=logmel_db, lag=1, max_size=1,
+///   center=False)` computed causally, i.e. `mean_m max(0, S[m,t] − S[m,t−1])` in dB, 0 for the first
+///   frame (and the first frame after ``reset()``), as librosa pads one zero.
+///
+/// Real-time safe: ``process(power:logmel:)`` and ``process(logmel:)`` do no allocation, take no lock
+/// (everything is allocated in `init`). One thread at a time per instance (it keeps history).
 public final class OnsetStrength: @unchecked Sendable {
     public let nMels: Int
+    public let config: OnsetFunctionConfig
+    /// Number of log-frequency bands of the ``OnsetFunctionKind/superflux`` function (0 for `logmel`).
+    public let bandCount: Int
+
+    // logmel
     let previous: UnsafeMutablePointer<Float>
     let hasPrevious: UnsafeMutablePointer<Bool>
+    // superflux: band k-ranges and flat triangular weights
+    let bandStart: UnsafeMutablePointer<Int>
+    let bandLength: UnsafeMutablePointer<Int>
+    let weightOffset: UnsafeMutablePointer<Int>
+    let weights: UnsafeMutablePointer<Float>
+    let history: UnsafeMutablePointer<Float>  // (lag + 1) rows of bandCount band powers
+    let floor: UnsafeMutablePointer<Float>
+    let smoothed: UnsafeMutablePointer<Float>  // band power, one-pole smoothed (floor tracking input)
+    let reference: UnsafeMutablePointer<Float>
+    let top: UnsafeMutablePointer<Float>
+    let frames: UnsafeMutablePointer<Int>
+    let powerScale: Float
+    let riseFactor: Float    // 10^(rise per frame / 10)
+    let marginFactor: Float  // 10^(floor_margin_db / 10)
+    let smoothing: Float
+    let binCount: Int
 
-    /// - Parameter nMels: number of log-mel bands (≥ 1).
-    public init(nMels: Int) {
-        precondition(nMels >= 1)
+    /// The librosa-compatible function on `nMels` log-mel bands (``OnsetFunctionKind/logmel``).
+    public convenience init(nMels: Int) {
+        var c = OnsetFunctionConfig()
+        c.function = .logmel
+        self.init(config: c, sampleRate: 48_000, nFFT: 16, nMels: nMels)
+    }
+
+    /// - Parameters:
+    ///   - config: validated function parameters.
+    ///   - sampleRate, nFFT: the STFT the power spectra come from (the periodic Hann window's sum is
+    ///     `nFFT/2`).
+    ///   - nMels: number of log-mel bands (≥ 1).
+    public init(config: OnsetFunctionConfig, sampleRate: Int, nFFT: Int, nMels: Int, hop: Int = 480) {
+        precondition(nMels >= 1 && nFFT >= 2 && sampleRate > 0)
         self.nMels = nMels
+        self.config = config
         previous = .allocate(capacity: nMels)
         previous.initialize(repeating: 0, count: nMels)
         hasPrevious = .allocate(capacity: 1)
         hasPrevious.initialize(to: false)
+        binCount = nFFT / 2 + 1
+        let edges = config.function == .superflux
+            ? Self.bandEdges(sampleRate: sampleRate, nFFT: nFFT, bandsPerOctave: OnsetFunctionConfig.bandsPerOctave) : []
+        let bands = max(edges.count - 2, 0)
+        bandCount = bands
+        bandStart = .allocate(capacity: max(bands, 1))
+        bandLength = .allocate(capacity: max(bands, 1))
+        weightOffset = .allocate(capacity: max(bands, 1))
+        var flat: [Float] = []
+        for b in 0..<bands {
+            let lo = edges[b], c = edges[b + 1], hi = edges[b + 2]
+            bandStart[b] = lo
+            bandLength[b] = hi - lo + 1
+            weightOffset[b] = flat.count
+            for k in lo...hi {
+                let w: Double = k <= c
+                    ? (c > lo ? Double(k - lo) / Double(c - lo) : 1)
+                    : Double(hi - k) / Double(hi - c)
+                flat.append(Float(w))
+            }
+        }
+        weights = .allocate(capacity: max(flat.count, 1))
+        weights.initialize(repeating: 0, count: max(flat.count, 1))
+        for (i, w) in flat.enumerated() { weights[i] = w }
+        let lag = max(config.lagFrames, 1)
+        history = .allocate(capacity: max(bands, 1) * (lag + 1))
+        history.initialize(repeating: 0, count: max(bands, 1) * (lag + 1))
+        floor = .allocate(capacity: max(bands, 1))
+        floor.initialize(repeating: 0, count: max(bands, 1))
+        smoothed = .allocate(capacity: max(bands, 1))
+        smoothed.initialize(repeating: 0, count: max(bands, 1))
+        reference = .allocate(capacity: max(bands, 1))
+        reference.initialize(repeating: 0, count: max(bands, 1))
+        top = .allocate(capacity: max(config.topBands, 1))
+        top.initialize(repeating: 0, count: max(config.topBands, 1))
+        frames = .allocate(capacity: 1)
+        frames.initialize(to: 0)
+        let windowSum = Double(nFFT) / 2
+        powerScale = Float((2 / windowSum) * (2 / windowSum))
+        let riseDb = Double(config.floorRiseDbPerSecond) * Double(max(hop, 1)) / Double(sampleRate)
+        riseFactor = Float(min(pow(10, riseDb / 10), Double(Float.greatestFiniteMagnitude)))
+        marginFactor = Float(pow(10, Double(config.floorMarginDb) / 10))
+        smoothing = Float(exp(-Double(max(hop, 1)) / (OnsetFunctionConfig.floorSmoothingSeconds * Double(sampleRate))))
     }
 
     deinit {
-        previous.deallocate()
-        hasPrevious.deallocate()
+        previous.deallocate(); hasPrevious.deallocate()
+        bandStart.deallocate(); bandLength.deallocate(); weightOffset.deallocate(); weights.deallocate()
+        history.deallocate(); floor.deallocate(); smoothed.deallocate(); reference.deallocate(); top.deallocate(); frames.deallocate()
     }
 
-    /// Forgets the previous frame: the next strength is 0.
-    public func reset() { hasPrevious.pointee = false }
+    /// FFT-bin edges of the log-frequency bands: `30 Hz · 2^(i/bandsPerOctave)` up to 0.95 × Nyquist,
+    /// rounded to bins, duplicates dropped (so no band is narrower than a bin); always ≥ 3 edges.
+    static func bandEdges(sampleRate: Int, nFFT: Int, bandsPerOctave: Int) -> [Int] {
+        let nyquist = Double(sampleRate) / 2
+        let fMin = 30.0, fMax = 0.95 * nyquist
+        let lastBin = nFFT / 2
+        var edges: [Int] = []
+        if fMax > fMin {
+            let n = Int((log2(fMax / fMin) * Double(bandsPerOctave)).rounded(.down))
+            for i in 0...(n + 2) {
+                let f = fMin * pow(2, Double(i) / Double(bandsPerOctave))
+                if f > nyquist { break }
+                let k = min(Int((f * Double(nFFT) / Double(sampleRate)).rounded()), lastBin)
+                if edges.isEmpty || k > edges[edges.count - 1] { edges.append(k) }
+            }
+        }
+        var k = (edges.last ?? -1) + 1
+        while edges.count < 3 && k <= lastBin { edges.append(k); k += 1 }
+        return edges
+    }
 
-    /// Returns this frame's onset strength (dB, ≥ 0) and remembers the frame. Real-time safe.
+    /// Forgets the history: the next strengths are 0 (for `lag` frames with `superflux`, one with `logmel`)
+    /// and the noise floor starts again from the next frame.
+    public func reset() {
+        hasPrevious.pointee = false
+        frames.pointee = 0
+    }
+
+    /// Returns this frame's onset strength (dB, ≥ 0) by the configured function and remembers the frame.
+    /// Real-time safe.
+    /// - Parameters:
+    ///   - power: the frame's `nFFT/2 + 1` power-spectrum bins (used by `superflux`).
+    ///   - logmel: `nMels` log-mel values in dB (used by `logmel`).
+    @inline(__always)
+    public func process(power: UnsafeBufferPointer<Float>, logmel: UnsafeBufferPointer<Float>) -> Float {
+        config.function == .superflux ? superflux(power: power) : process(logmel: logmel)
+    }
+
+    /// The `superflux` function, computed in the power domain (`L[b] − R[b]` in dB is `10·log10` of the
+    /// power ratio, and every comparison is monotonic), so only the `top_bands` largest ratios take a
+    /// logarithm.
+    func superflux(power: UnsafeBufferPointer<Float>) -> Float {
+        precondition(power.count == binCount)
+        let p = power.baseAddress!
+        let bands = bandCount
+        let lag = max(config.lagFrames, 1)
+        let rows = lag + 1
+        let t = frames.pointee
+        let row = history + (t % rows) * bands
+        for b in 0..<bands {
+            let start = bandStart[b], n = bandLength[b]
+            let w = weights + weightOffset[b]
+            var acc: Float = 0
+            for i in 0..<n { acc += w[i] * p[start + i] }
+            var e = acc * powerScale
+            e = e.isNaN || e < 0 ? 0 : min(e, 1e30)  // total: no NaN, no sticky infinity in the smoothing
+            e += 1e-10
+            row[b] = e
+            // noise floor: minimum-following (rise limited) of the smoothed band power
+            let sm = t == 0 ? e : smoothing * smoothed[b] + (1 - smoothing) * e
+            smoothed[b] = sm
+            floor[b] = t == 0 ? sm : min(sm, floor[b] * riseFactor)
+        }
+        frames.pointee = t + 1  // 2^63 frames: never overflows in practice
+        guard t >= lag else { return 0 }
+        let old = history + ((t - lag) % rows) * bands
+        let m = config.maxFilterBands
+        for b in 0..<bands {
+            var r = old[b]
+            var j = max(b - m, 0)
+            let end = min(b + m, bands - 1)
+            while j <= end { r = max(r, old[j]); j += 1 }
+            reference[b] = max(r, floor[b] * marginFactor)
+        }
+        // the K largest power ratios above 1 (K small: insertion into a sorted buffer)
+        let k = min(max(config.topBands, 1), bands)
+        var filled = 0
+        for b in 0..<bands {
+            let q = row[b] / reference[b]
+            guard q > 1 else { continue }
+            if filled < k {
+                var i = filled
+                while i > 0 && top[i - 1] < q { top[i] = top[i - 1]; i -= 1 }
+                top[i] = q
+                filled += 1
+            } else if q > top[k - 1] {
+                var i = k - 1
+                while i > 0 && top[i - 1] < q { top[i] = top[i - 1]; i -= 1 }
+                top[i] = q
+            }
+        }
+        var sum: Float = 0
+        for i in 0..<filled { sum += 10 * log10(top[i]) }
+        let result = sum / Float(k)
+        return result.isFinite ? result : 0
+    }
+
+    /// The ``OnsetFunctionKind/logmel`` function: returns this frame's strength (dB, ≥ 0) and remembers
+    /// the frame. Real-time safe.
     /// - Parameter logmel: `nMels` log-mel values in dB.
     public func process(logmel: UnsafeBufferPointer<Float>) -> Float {
         precondition(logmel.count == nMels)

@@ -13,5 +13,5 @@ extension EarshotVersion {
     }
 
     /// `earshot_build_info` labels.
-    public static var buildInfo: [String: String] { ["version": string, "swift": swiftVersion] }
+    public static var buildInfo: [String: String] { ["version": string, "commit": commit, "swift": swiftVersion] }
 }

@@ -33,6 +33,8 @@ public struct EarshotConfig: Sendable, Equatable {
     public var limits = Limits()
     /// `health.*`: input-health judgement (the health sink's own configuration, composed as it is).
     public var health = Health()
+    /// `clips.*`: event clips (the clips sink's own configuration; off unless `clips.directory` is set).
+    public var clips = Clips()
 
     /// A configuration holding every default.
     public init() {}
@@ -120,6 +122,20 @@ public struct EarshotConfig: Sendable, Equatable {
             public var delta = Double(analyzerDefaults.onset.delta)
             /// Minimum frames between two onsets.
             public var waitFrames = analyzerDefaults.onset.waitFrames
+            /// Weight of the local mean in the threshold (`mean_weight × mean + delta`).
+            public var meanWeight = Double(analyzerDefaults.onset.meanWeight)
+            /// The onset-detection function (`superflux` or librosa's `logmel`).
+            public var function = analyzerDefaults.onsetFunction.function
+            /// SuperFlux lag (frames).
+            public var lagFrames = analyzerDefaults.onsetFunction.lagFrames
+            /// SuperFlux frequency max-filter half-width (bands).
+            public var maxFilterBands = analyzerDefaults.onsetFunction.maxFilterBands
+            /// Reference at least the tracked noise floor plus this (dB).
+            public var floorMarginDb = Double(analyzerDefaults.onsetFunction.floorMarginDb)
+            /// Rise rate of the tracked noise floor (dB/s).
+            public var floorRiseDbPerSecond = Double(analyzerDefaults.onsetFunction.floorRiseDbPerSecond)
+            /// Bands averaged into the strength (the largest rises).
+            public var topBands = analyzerDefaults.onsetFunction.topBands
             public init() {}
         }
     }
@@ -133,6 +149,8 @@ public struct EarshotConfig: Sendable, Equatable {
         public var calibrationDate: String? = nil
         /// The calibrator's level the offset was measured against, dB SPL.
         public var calibrationReferenceDB: Double? = nil
+        /// `levels.bands`: IEC 61260-1 band levels (`off`, `octave`, `third`); computed on the DSP thread only when on.
+        public var bands: BandResolution = .off
         public init() {}
         /// The unit levels are published in: `dBFS` or `dB SPL`.
         public var unit: String { calibrationDB == nil ? "dBFS" : "dB SPL" }
@@ -221,6 +239,8 @@ public struct EarshotConfig: Sendable, Equatable {
 
     /// `health.*`: thresholds and hold times of the input-health faults (``HealthMonitor``).
     public typealias Health = HealthMonitor.Configuration
+    /// `clips.*`: event clips (``ClipSink``).
+    public typealias Clips = ClipSink.Configuration
     /// `mqtt.*`: the MQTT sink's own configuration, composed as it is (off unless `mqtt.broker` is set).
     public typealias MQTT = MQTTSink.Configuration
 

@@ -21,6 +21,14 @@ extension EarshotConfig {
         a.onset.preAvgFrames = analysis.onset.preAvgFrames
         a.onset.delta = Float(analysis.onset.delta)
         a.onset.waitFrames = analysis.onset.waitFrames
+        a.bands = levels.bands
+        a.onset.meanWeight = Float(analysis.onset.meanWeight)
+        a.onsetFunction.function = analysis.onset.function
+        a.onsetFunction.lagFrames = analysis.onset.lagFrames
+        a.onsetFunction.maxFilterBands = analysis.onset.maxFilterBands
+        a.onsetFunction.floorMarginDb = Float(analysis.onset.floorMarginDb)
+        a.onsetFunction.floorRiseDbPerSecond = Float(analysis.onset.floorRiseDbPerSecond)
+        a.onsetFunction.topBands = analysis.onset.topBands
         return a
     }
 
@@ -109,6 +117,15 @@ extension EarshotConfig {
         return c
     }
 
+    /// `clips.*` with the file-name instance (`$EARSHOT_INSTANCE`, as the metrics label).
+    public func clipsConfiguration(environment: [String: String]) -> ClipSink.Configuration {
+        var c = clips
+        c.instance = environment["EARSHOT_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "earshot"
+        return c
+    }
+    /// Seconds of the pipeline's clip tap (``LivePipeline``'s `clipTapSeconds`): 0 with clips off.
+    public var clipTapSeconds: Double { clips.directory == nil ? 0 : ClipSink.Configuration.tapSeconds }
+
     /// The ranges of the keys the daemon itself owns (no library type holds them).
     public enum DaemonLimits {
         /// `capture.ring_seconds` (the capture → DSP sample ring of ``LivePipeline``).
@@ -154,6 +171,7 @@ extension EarshotConfig {
             ("budgets.", { () throws(SinkConfigError) in try latencyConfiguration.validate() }),
             ("health.", { () throws(SinkConfigError) in try health.validate() }),
             ("mqtt.", { () throws(SinkConfigError) in try mqtt.validate() }),
+            ("clips.", { () throws(SinkConfigError) in try clips.validate() }),
         ]
         for (prefix, validate) in sinks {
             do throws(SinkConfigError) { try validate() } catch {

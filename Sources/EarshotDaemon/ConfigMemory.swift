@@ -88,6 +88,12 @@ extension EarshotConfig {
         terms.append(.init(name: "analyzer", keys: ["analysis.n_mels", "analysis.n_fft"], bytes: nMels * bins * 4 + nFFT * 4 * 12,
                            detail: "\(n(nMels)) mel bands × \(n(bins)) FFT bins × 4 bytes"))
 
+        // The spectrum tap (the `spectrum` stream's ring, allocated with the bus).
+        let tapBins = Int(min(bins, Double(1 << 20)))
+        let tapBytes = Double(SpectrumTap.bytes(bins: tapBins))
+        terms.append(.init(name: "spectrum tap", keys: ["analysis.n_fft"], bytes: tapBytes,
+                           detail: "\(SpectrumTap.capacity(bins: tapBins)) spectra × \(n(bins)) bins × 4 bytes"))
+
         // RollingAggregator: every frame's level, per window.
         let framesPerSecond = rate / hop
         var rollingFrames = 0.0
@@ -115,6 +121,13 @@ extension EarshotConfig {
         let queued = min(clients * Double(socket.queueBytes), max(Double(socket.queueBytesTotal), clients * Double(SocketPublisher.Limits.minQueueShare)))
         terms.append(.init(name: "socket queued bytes", keys: ["socket.queue_bytes_total", "socket.queue_bytes"],
                            bytes: queued, detail: "\(n(queued)) bytes of queued messages (all clients)"))
+        // Event clips (off unless clips.directory is set): the DSP thread's tap and the sink's history.
+        if clips.directory != nil {
+            let tap = powerOfTwoCeil(max(hop * 4, (rate * ClipSink.Configuration.tapSeconds).rounded(.towardZero)))
+            let history = ((clips.maxClipSeconds + 2) * rate).rounded(.towardZero)
+            terms.append(.init(name: "clips", keys: ["clips.max_clip_s", "capture.sample_rate"], bytes: tap * 4 * 2 + history * 4,
+                               detail: "\(n(history)) history samples + \(n(tap)) tap samples (twice) × 4 bytes"))
+        }
         // The MQTT sink: its bounded inbox and the spool's read buffer (the spool itself is on disk).
         if mqtt.enabled {
             let inbox = Double(MQTTSink.Configuration.Limits.inboxBytes + MQTTSink.Configuration.Limits.spoolRecordBytes)

@@ -460,6 +460,13 @@ enum ConfigSchema {
         .int("analysis.onset.pre_avg_frames", \.analysis.onset.preAvgFrames, Bounds(AnalyzerConfig.Limits.preAvgFrames)),
         .double("analysis.onset.delta", \.analysis.onset.delta, Bounds(min: 0)),
         .int("analysis.onset.wait_frames", \.analysis.onset.waitFrames, Bounds(AnalyzerConfig.Limits.waitFrames)),
+        .double("analysis.onset.mean_weight", \.analysis.onset.meanWeight, Bounds(AnalyzerConfig.Limits.meanWeight)),
+        .choice("analysis.onset.function", \.analysis.onset.function),
+        .int("analysis.onset.lag_frames", \.analysis.onset.lagFrames, Bounds(AnalyzerConfig.Limits.lagFrames)),
+        .int("analysis.onset.max_filter_bands", \.analysis.onset.maxFilterBands, Bounds(AnalyzerConfig.Limits.maxFilterBands)),
+        .double("analysis.onset.floor_margin_db", \.analysis.onset.floorMarginDb, Bounds(AnalyzerConfig.Limits.floorMarginDb)),
+        .double("analysis.onset.floor_rise_db_per_s", \.analysis.onset.floorRiseDbPerSecond, Bounds(AnalyzerConfig.Limits.floorRiseDbPerSecond)),
+        .int("analysis.onset.top_bands", \.analysis.onset.topBands, Bounds(AnalyzerConfig.Limits.topBands)),
         // levels
         .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(EarshotConfig.DaemonLimits.calibrationDB)),
         .optionalString("levels.calibration_date", \.levels.calibrationDate) { (s) throws(ValueProblem) in
@@ -468,6 +475,7 @@ enum ConfigSchema {
             }
         },
         .optionalDouble("levels.calibration_reference_db", \.levels.calibrationReferenceDB, Bounds(EarshotConfig.DaemonLimits.calibrationReferenceDB)),
+        .choice("levels.bands", \.levels.bands),
         // socket
         .string("socket.path", \.socket.path) { (s) throws(ValueProblem) in try checkSocketPath(s) },
         ConfigKey(path: "socket.mode", kind: "octal string", apply: { (c, raw) throws(ValueProblem) in
@@ -598,6 +606,24 @@ enum ConfigSchema {
         .string("mqtt.homeassistant.prefix", \.mqtt.homeassistant.prefix) { (s) throws(ValueProblem) in
             guard MQTTSink.Configuration.isTopicText(s, allowSlash: true) else { throw .range("\"\(s)\" is not a valid topic prefix") }
         },
+        // clips (ClipSink.Configuration; README "Event clips")
+        .optionalString("clips.directory", \.clips.directory) { (s) throws(ValueProblem) in try checkAbsolutePath(s) },
+        .double("clips.pre_roll_s", \.clips.preRollSeconds, Bounds(ClipSink.Configuration.Limits.rollSeconds)),
+        .double("clips.post_roll_s", \.clips.postRollSeconds, Bounds(ClipSink.Configuration.Limits.rollSeconds)),
+        .double("clips.max_clip_s", \.clips.maxClipSeconds, Bounds(ClipSink.Configuration.Limits.maxClipSeconds)),
+        .int("clips.max_files", \.clips.maxFiles, Bounds(ClipSink.Configuration.Limits.maxFiles)),
+        .double("clips.max_mb", \.clips.maxMB, Bounds(ClipSink.Configuration.Limits.maxMB)),
+        .double("clips.max_age_s", \.clips.maxAgeSeconds, Bounds(ClipSink.Configuration.Limits.maxAgeSeconds)),
+        ConfigKey(path: "clips.kinds", kind: "list of level, onset, health", apply: { (c, raw) throws(ValueProblem) in
+            var kinds: [String] = []
+            for (item, line) in try parseStringList(raw, expected: "a list of alert kinds (level, onset, health)") {
+                guard ClipSink.Configuration.allKinds.contains(item) else {
+                    throw ValueProblem(code: .outOfRange, message: "\"\(item)\" is not an alert kind: level, onset or health", line: line)
+                }
+                if !kinds.contains(item) { kinds.append(item) }
+            }
+            c.clips.kinds = kinds
+        }, render: { c in "[" + c.clips.kinds.joined(separator: ", ") + "]" }),
         // logging
         .choice("logging.level", \.logging.level),
         // limits

@@ -137,7 +137,11 @@ public final class Daemon {
         do { analyzer = try FrameAnalyzer(config: config.analyzerConfig) } catch {
             throw DaemonStartError(message: "\(error)", exitCode: 78)
         }
-        return LivePipeline(capture: captureConfig, analyzer: analyzer, ringSeconds: config.capture.ringSeconds)
+        let pipeline = LivePipeline(capture: captureConfig, analyzer: analyzer, ringSeconds: config.capture.ringSeconds,
+                                    clipTapSeconds: config.clipTapSeconds)
+        // Level data is split at the rolling windows' common grid, so each window integrates to the sample.
+        pipeline.dsp.processor.levelGridNs = FrameProcessor<FrameBus>.levelGrid(windowsSeconds: config.rolling.windowsSeconds)
+        return pipeline
     }
 
     var streamInfo: StreamInfo {
@@ -169,6 +173,7 @@ public final class Daemon {
         }
         var context = SinkBuildContext(config: config, options: options, logger: logger, publisher: messages, messages: messages)
         context.onHealthChange = { [weak socket] active in socket?.update(health: active.map(\.rawValue)) }
+        context.clipTap = pipeline.clipTap
         socket?.update(health: config.health.enabled ? [] : nil)
         sinks = SinkRegistry.build(&context)
         var failed: [String] = []

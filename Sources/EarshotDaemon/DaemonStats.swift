@@ -72,6 +72,7 @@ public struct DaemonStats: Sendable, Equatable {
             if let n = named["health_events_\(kind.rawValue)"] { m.healthEvents[kind.rawValue] = n }
         }
         m.mqtt = named.filter { $0.key.hasPrefix("mqtt_") }
+        m.clips = named.filter { $0.key.hasPrefix("clip") }
         return m
     }
 }

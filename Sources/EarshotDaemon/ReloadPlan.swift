@@ -5,7 +5,7 @@ import EarshotDSP
 /// The steps, least to most disruptive:
 /// - `live`: sink settings (alert thresholds, budgets: updated in place; rolling windows, metrics, levels,
 ///   the level-alert weighting: those sinks restart on the running bus). DSP and capture are untouched.
-/// - `retune`: onset-picker parameters (`analysis.onset.delta`, `wait_frames`, `pre_max_frames`,
+/// - `retune`: onset-picker parameters (`analysis.onset.delta`, `wait_frames`, `pre_max_frames`, `mean_weight`,
 ///   `pre_avg_frames`) go to the DSP thread through its one-slot mailbox and are taken between two frames:
 ///   no discontinuity, no gap, level meters keep their state.
 /// - `replan`: other `analysis.*` (same frame shape): a new analyzer; the next frame is flagged `reload`.
@@ -65,7 +65,7 @@ public struct ReloadPlan: Sendable, Equatable {
     /// Onset-picker keys the DSP thread takes in place.
     public static let retunableKeys: Set<String> = [
         "analysis.onset.delta", "analysis.onset.wait_frames", "analysis.onset.pre_max_frames",
-        "analysis.onset.pre_avg_frames",
+        "analysis.onset.pre_avg_frames", "analysis.onset.mean_weight",
     ]
     /// Keys fixed when the socket is bound (a restart applies them).
     static func isRestartOnly(_ key: String) -> Bool {
@@ -74,7 +74,7 @@ public struct ReloadPlan: Sendable, Equatable {
     /// Keys whose sinks restart on the running bus.
     static func restartsSinks(_ key: String) -> Bool {
         key.hasPrefix("rolling.") || key.hasPrefix("metrics.") || key.hasPrefix("levels.")
-            || key == "alerts.level.weighting" || key.hasPrefix("health.")
+            || key == "alerts.level.weighting" || key.hasPrefix("health.") || key.hasPrefix("clips.")
             || key.hasPrefix("mqtt.")  // mqtt: also when it is switched on or off
     }
 
@@ -82,6 +82,7 @@ public struct ReloadPlan: Sendable, Equatable {
     /// analyzer's one definition) and the same ring size. The one place the daemon decides "rebuild".
     public static func sameFrameShape(_ a: EarshotConfig, _ b: EarshotConfig) -> Bool {
         a.analyzerConfig.frameShape == b.analyzerConfig.frameShape && a.capture.ringSeconds == b.capture.ringSeconds
+            && a.clipTapSeconds == b.clipTapSeconds  // clips turned on or off: the DSP thread's tap
     }
 
     /// The plan for going from `old` to `new`.
@@ -102,7 +103,7 @@ public struct ReloadPlan: Sendable, Equatable {
         for key in keys {
             if Self.retunableKeys.contains(key) {
                 retune = true
-            } else if key.hasPrefix("analysis.") || key == "capture.sample_rate" {
+            } else if key.hasPrefix("analysis.") || key == "capture.sample_rate" || key == "levels.bands" {
                 replan = true
             } else if key.hasPrefix("capture.") {
                 reopen = true

@@ -1,4 +1,4 @@
-import EarshotPipeline
+public import EarshotPipeline
 public import EarshotSinks
 public import Logging
 
@@ -17,6 +17,8 @@ public struct SinkBuildContext {
     public var rolling: RollingAggregator?
     /// Told the active input-health faults after each change (the daemon refreshes `hello` with it).
     public var onHealthChange: (@Sendable ([HealthMessage.Kind]) -> Void)?
+    /// The pipeline's raw-sample tap for the clips sink (nil: the pipeline was built with clips off).
+    public var clipTap: ClipTap?
 
     public init(config: EarshotConfig, options: DaemonOptions, logger: Logger, publisher: (any MessagePublisher)?,
                 messages: MessageFanout = MessageFanout()) {
@@ -43,7 +45,7 @@ public enum SinkRegistry {
         public let configuration: @Sendable (EarshotConfig, DaemonOptions) -> any Sendable
     }
 
-    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout, health, mqtt]
+    public static let entries: [Entry] = [latency, rolling, alerts, metrics, stdout, health, mqtt, clips]
 
     public static let latency = Entry(name: "latency", build: { ctx in
         let t = LatencyTracker(configuration: ctx.config.latencyConfiguration, logger: ctx.logger)
@@ -87,6 +89,16 @@ public enum SinkRegistry {
         ctx.register(sink)
         return sink
     }, configuration: { c, o in c.mqttConfiguration(environment: o.environment) })
+
+    /// Event clips (``ClipSink``), when `clips.directory` is set: raw samples from the pipeline's tap
+    /// (``SinkBuildContext/clipTap``), triggers from the fan-out.
+    public static let clips = Entry(name: "clips", build: { ctx in
+        let c = ctx.config.clipsConfiguration(environment: ctx.options.environment)
+        guard c.directory != nil else { return nil }
+        let sink = ClipSink(configuration: c, logger: ctx.logger, publisher: ctx.publisher, tap: ctx.clipTap)
+        ctx.register(sink)
+        return sink
+    }, configuration: { c, o in c.clipsConfiguration(environment: o.environment) })
 
     /// Builds the sink set for `context` (not started), each sink but the tracker with its hand-off recorder.
     public static func build(_ context: inout SinkBuildContext) -> [any Sink] {

@@ -51,7 +51,15 @@ public final class FrameBus: @unchecked Sendable {
     /// Which entries are attached (guarded by the lock).
     let attachLock = Mutex<[Bool]>([Bool](repeating: false, count: FrameBus.maxConsumers))
 
-    public init(capacity minimumCapacity: Int, nMels: Int, nMFCC: Int) {
+    /// Linear power spectra for the `spectrum` stream (nil: the bus carries none).
+    public let spectrumTap: SpectrumTap?
+    /// `spectrumTap` without reference counting, for the DSP thread.
+    let spectrumTapRef: Unmanaged<SpectrumTap>?
+
+    /// - Parameter spectrumBins: `n_fft/2 + 1` to carry spectra through a ``SpectrumTap`` (0: none).
+    public init(capacity minimumCapacity: Int, nMels: Int, nMFCC: Int, spectrumBins: Int = 0) {
+        spectrumTap = spectrumBins > 0 ? SpectrumTap(bins: spectrumBins) : nil
+        spectrumTapRef = spectrumTap.map { Unmanaged.passUnretained($0) }
         var c = 2
         while c < minimumCapacity { c <<= 1 }
         capacity = c

@@ -34,6 +34,11 @@ public struct FrameHeader: BitwiseCopyable, Sendable {
     /// Audio time from the onset frame's first sample to the last sample of this (detecting) frame, in ms:
     /// the look-ahead the causal picker needed. Deterministic, identical live and offline.
     public var onsetDelayMs: Float
+    /// The level data (energies, per-sample extremes) of the frame's new samples, split at the level grid;
+    /// ``LevelInterval/empty`` when the analyzer does not compute levels.
+    public var levels: LevelInterval
+    /// The band energies of the frame's new samples, split like `levels` (`count` 0 when bands are off).
+    public var bands: BandFrame
     /// Input-health statistics of the frame's new samples (``SampleHealth``).
     public var health: SampleHealth
 
@@ -41,7 +46,7 @@ public struct FrameHeader: BitwiseCopyable, Sendable {
         seq = 0; firstSample = 0; monotonicNs = 0; wallNs = 0; lastSampleMonotonicNs = 0
         dspStartNs = 0; dspEndNs = 0; gapSamples = 0; flags = 0; features = FrameFeatures()
         hasOnset = false; onset = OnsetEvent(frameIndex: 0, detectedAtFrame: 0, strength: 0)
-        onsetWallNs = 0; onsetDelayMs = 0; health = SampleHealth()
+        onsetWallNs = 0; onsetDelayMs = 0; levels = .empty; bands = .empty; health = SampleHealth()
     }
 
     public var isDiscontinuity: Bool { flags & FrameFlags.discontinuity != 0 }

@@ -9,6 +9,13 @@ public protocol FrameOutput: AnyObject {
     func nextFrameBuffers() -> (logmel: UnsafeMutableBufferPointer<Float>, mfcc: UnsafeMutableBufferPointer<Float>)
     /// The frame whose vectors were just written into the buffers of the last ``nextFrameBuffers()``.
     func emit(_ header: FrameHeader)
+    /// The power spectrum of the frame about to be emitted (valid during the call only). Default: ignored.
+    func offerSpectrum(_ power: UnsafeBufferPointer<Float>, seq: Int64, wallNs: Int64)
+}
+
+extension FrameOutput {
+    @inline(__always)
+    public func offerSpectrum(_ power: UnsafeBufferPointer<Float>, seq: Int64, wallNs: Int64) {}
 }
 
 extension FrameBus: FrameOutput {
@@ -17,6 +24,11 @@ extension FrameBus: FrameOutput {
         return (nextLogmel, nextMFCC)
     }
     public func emit(_ header: FrameHeader) { publish(header) }
+    /// Hands the spectrum to the ``spectrumTap`` (one atomic load when nobody wants spectra).
+    @inline(__always)
+    public func offerSpectrum(_ power: UnsafeBufferPointer<Float>, seq: Int64, wallNs: Int64) {
+        spectrumTapRef?._withUnsafeGuaranteedRef { $0.offer(power, seq: seq, wallNs: wallNs) }
+    }
 }
 
 /// Hop-synchronous framing shared by the live DSP thread and `earshot analyze`: every `hop` new samples
@@ -68,10 +80,19 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     @exclusivity(unchecked) var anchorWallNs: Int64 = 0
     @exclusivity(unchecked) var nsPerSample: Double
     @exclusivity(unchecked) var header = FrameHeader()
+    /// Wall-clock grid (ns) at which each frame's level data is split (``FrameHeader/levels``), so rolling
+    /// windows whose lengths are multiples of it integrate to the sample. 0: no split. Set before the first
+    /// frame; ``levelGrid(windowsSeconds:)`` gives the grid for a set of windows.
+    @exclusivity(unchecked) public var levelGridNs: Int64 = 1_000_000_000
     /// Runs of the input-health statistics (``SampleHealth``) across frames.
     @exclusivity(unchecked) var healthAccumulator = SampleHealthAccumulator()
+    /// Raw samples for event clips (nil: clips off, nothing is copied). ``clipTapRef`` is the per-frame path.
+    public let clipTap: ClipTap?
+    let clipTapRef: Unmanaged<ClipTap>?
 
-    public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool) {
+    public init(analyzer: FrameAnalyzer, output: Output, measureTiming: Bool, clipTap: ClipTap? = nil) {
+        self.clipTap = clipTap
+        clipTapRef = clipTap.map { Unmanaged.passUnretained($0) }
         self.analyzer = analyzer
         current = Unmanaged.passUnretained(analyzer)
         self.output = output
@@ -196,11 +217,35 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         header.lastSampleMonotonicNs = header.monotonicNs &+ Int64((Double(nFFT - 1) * nsPerSample).rounded())
         header.flags = pendingFlags
         header.gapSamples = pendingGap
-        header.health = healthAccumulator.measure(UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...]))
+        // The new samples start (nFFT − newSamples) samples after the frame: split their level data at the
+        // first multiple of the grid inside them (the first sample captured at or after it goes to the tail).
+        let newStartNs = header.wallNs &+ Int64((Double(nFFT - newSamples) * nsPerSample).rounded())
+        var split = Int.max
+        var boundary: Int64 = 0
+        if levelGridNs > 0 {
+            boundary = (floorDiv(newStartNs &- 1, levelGridNs) &+ 1) &* levelGridNs
+            let k = ((Double(boundary &- newStartNs)) / nsPerSample).rounded(.up)
+            if k < Double(newSamples) { split = Int(k) }
+        }
+        let fresh = UnsafeBufferPointer(rebasing: frame[max(0, nFFT - newSamples)...])
+        header.health = healthAccumulator.measure(fresh)
+        if let tap = clipTapRef {
+            let skip = Int64(nFFT - fresh.count)
+            tap._withUnsafeGuaranteedRef {
+                $0.record(fresh, firstSample: windowStart &+ skip,
+                          wallNs: header.wallNs &+ Int64((Double(skip) * nsPerSample).rounded()), seq: seq)
+            }
+        }
         let onset = current._withUnsafeGuaranteedRef {
-            $0.process(
+            $0.levelMeter.split = split
+            return $0.process(
                 frame: frame, newSampleCount: newSamples,
                 features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)
+        }
+        current._withUnsafeGuaranteedRef {
+            header.levels = LevelInterval(startWallNs: newStartNs, splitWallNs: boundary, head: $0.levelMeter.head,
+                                          tail: $0.levelMeter.tail)
+            if $0.levelMeter.bank != nil { header.bands = $0.levelMeter.bandFrame }
         }
         if let onset {
             header.hasOnset = true
@@ -214,6 +259,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         } else {
             header.hasOnset = false
         }
+        output.offerSpectrum(current._withUnsafeGuaranteedRef { $0.powerSpectrum }, seq: seq, wallNs: header.wallNs)
         header.dspStartNs = start
         header.dspEndNs = measureTiming ? Clock.monotonicNanoseconds() : 0
         pendingFlags = 0
@@ -222,4 +268,23 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         nextSeq = seq &+ 1
         output.emit(header)
     }
+}
+
+extension FrameProcessor {
+    /// The level grid for rolling windows of these lengths: the greatest common divisor of their lengths in
+    /// nanoseconds (1 s for 1/10/60 s), or 0 for none. With a grid no shorter than a hop, at most one window
+    /// boundary falls inside any hop and every window integrates its levels to the sample.
+    public static func levelGrid(windowsSeconds: [Double]) -> Int64 {
+        func gcd(_ a: Int64, _ b: Int64) -> Int64 { b == 0 ? a : gcd(b, a % b) }
+        var g: Int64 = 0
+        for w in windowsSeconds where w.isFinite && w > 0 && w < 9e9 { g = gcd(g, Int64((w * 1e9).rounded())) }
+        return g
+    }
+}
+
+/// `floor(a / b)` for b > 0 (window and grid indices of wall-clock times, negative times included).
+@inlinable
+public func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && a < 0) ? q - 1 : q
 }

@@ -22,19 +22,27 @@ public final class LivePipeline: @unchecked Sendable {
     /// - Parameters:
     ///   - busCapacity: frames each sink may fall behind before losing its oldest (default ~10 s at 10 ms).
     ///   - ringSeconds: audio the sample ring holds.
-    public init(capture config: CaptureConfig, analyzer: FrameAnalyzer, busCapacity: Int = 1024, ringSeconds: Double = 4) {
+    ///   - clipTapSeconds: > 0: the DSP thread copies each frame's new samples into a ``ClipTap`` of this many
+    ///     seconds for the clips sink (`clips.directory` set); 0: no tap, no copy.
+    public init(capture config: CaptureConfig, analyzer: FrameAnalyzer, busCapacity: Int = 1024, ringSeconds: Double = 4,
+                clipTapSeconds: Double = 0) {
         precondition(config.sampleRate == analyzer.config.sampleRate, "capture and analyzer sample rates differ")
         captureConfig = config
         let ringSamples = max(Int(Double(config.sampleRate) * ringSeconds), config.periodFrames * config.bufferPeriods * 4)
         samples = SPSCRing<Float>(minimumCapacity: ringSamples)
         stamps = SPSCRing<CaptureStamp>(minimumCapacity: max(64, ringSamples / max(1, config.periodFrames / 4)))
-        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC)
+        bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC,
+                       spectrumBins: analyzer.config.binCount)
         capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
-        let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true)
+        let tap = clipTapSeconds > 0
+            ? ClipTap(sampleRate: analyzer.config.sampleRate, hop: analyzer.config.hop, seconds: clipTapSeconds) : nil
+        let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true, clipTap: tap)
         dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: config.periodFrames * 4)
     }
 
     public var analyzerConfig: AnalyzerConfig { dsp.processor.config }
+    /// The raw-sample tap for event clips (nil unless built with `clipTapSeconds`).
+    public var clipTap: ClipTap? { dsp.processor.clipTap }
 
     /// Starts the DSP thread, then capture.
     public func start(dspFifoPriority: Int32 = 0) {

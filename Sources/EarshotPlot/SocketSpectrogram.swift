@@ -5,7 +5,8 @@ import EarshotProtocol
 /// into a ``SpectrogramGrid``, from the protocol lines (pure; the caller reads the socket).
 ///
 /// The daemon keeps no past log-mel frames (the rolling backfill holds 1 s means only), so the window is
-/// collected live: it starts at the first frame received and ends `seconds` later.
+/// collected live: it starts at the first frame received and ends `seconds` later. `linear`: the `spectrum`
+/// stream's power bins instead of the frames' log-mel (the frames then carry only the level).
 public struct SocketSpectrogram {
     /// The stream parameters from `hello`.
     public struct Stream: Sendable, Equatable {
@@ -16,6 +17,7 @@ public struct SocketSpectrogram {
     }
 
     public let seconds: Double
+    public let linear: Bool
     public let maxColumns: Int
     public let maxRows: Int
     public private(set) var stream: Stream?
@@ -26,12 +28,24 @@ public struct SocketSpectrogram {
     public private(set) var discontinuities = 0
     /// The window is complete.
     public private(set) var isComplete = false
+    /// Messages the daemon dropped for us (we read too slowly).
+    public private(set) var dropped = 0
 
-    /// The subscription: every frame's log-mel and LAF, and the onsets.
-    public static let command = ProtocolCommand.subscribe([.frame, .onset], every: 1, fields: [.logmel, .laf])
+    mutating func addFrameExtras(_ msg: ProtocolJSON, at x: Double) {
+        guard x >= 0, x < seconds else { return }
+        if msg["discontinuity"] == .bool(true) { discontinuities += 1 }
+        if let laf = msg["laf"]?.doubleValue { grid?.addLevel(TopState.sanitizedDb(laf), at: x) }
+    }
 
-    public init(seconds: Double, maxColumns: Int, maxRows: Int) {
+    /// The subscription: every frame's log-mel (or spectrum) and LAF, and the onsets.
+    public var command: ProtocolCommand {
+        linear ? .subscribe([.frame, .spectrum, .onset], every: 1, fields: [.laf])
+            : .subscribe([.frame, .onset], every: 1, fields: [.logmel, .laf])
+    }
+
+    public init(seconds: Double, linear: Bool = false, maxColumns: Int, maxRows: Int) {
         self.seconds = seconds
+        self.linear = linear
         self.maxColumns = maxColumns
         self.maxRows = maxRows
     }
@@ -56,22 +70,30 @@ public struct SocketSpectrogram {
                 throw PlotError("the daemon changed its analysis parameters (a reload) during the window")
             }
             stream = s
-        case FrameMessage.type:
+        case FrameMessage.type where !linear, SpectrumMessage.type where linear:
             guard let s = stream, !isComplete, let t = msg["t"]?.doubleValue, t.isFinite,
-                  let row = msg["logmel"]?.arrayValue, row.count == s.melCentresHz.count else { return }
+                  let row = msg[linear ? "power_db" : "logmel"]?.arrayValue,
+                  row.count == (linear ? s.nFFT / 2 + 1 : s.melCentresHz.count) else { return }
             if start == nil {
                 start = t
                 let frames = Int(min(1e9, seconds * Double(s.sampleRate) / Double(s.hop)))
+                let scale: FrequencyScale = linear
+                    ? .linear(binHz: Double(s.sampleRate) / Double(s.nFFT), bins: s.nFFT / 2 + 1)
+                    : .mel(centresHz: s.melCentresHz)
                 grid = SpectrogramGrid(
-                    scale: .mel(centresHz: s.melCentresHz), start: 0, end: seconds, maxColumns: maxColumns,
-                    maxRows: maxRows, expectedFrames: max(1, frames))
+                    scale: scale, start: 0, end: seconds, maxColumns: maxColumns, maxRows: maxRows,
+                    expectedFrames: max(1, frames))
             }
             let x = t - start!
             if x >= seconds { isComplete = true; return }
-            if msg["discontinuity"] == .bool(true) { discontinuities += 1 }
             let values = row.map { TopState.sanitizedDb($0.doubleValue) }
             values.withUnsafeBufferPointer { _ = grid!.add(dB: $0, at: x) }
-            if let laf = msg["laf"]?.doubleValue { grid!.addLevel(TopState.sanitizedDb(laf), at: x) }
+            if !linear { addFrameExtras(msg, at: x) }
+        case FrameMessage.type:
+            // --linear: frames carry the level (and the gaps).
+            if let start, let t = msg["t"]?.doubleValue { addFrameExtras(msg, at: t - start) }
+        case DroppedMessage.type:
+            dropped &+= Int(msg["count"]?.intValue ?? 0)
         case OnsetMessage.type:
             if let t = msg["t"]?.doubleValue, let start { grid?.addOnset(at: t - start) }
         case ErrorMessage.type:

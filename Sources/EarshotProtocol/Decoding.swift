@@ -109,10 +109,11 @@ extension DecodableServerMessage {
 /// Every message type the server sends, by `type` (`frame` and `onset` excepted: see ``FrameMessage``).
 public let decodableServerMessages: [String: any DecodableServerMessage.Type] = [
     HelloMessage.type: HelloMessage.self, RollingMessage.type: RollingMessage.self, AlertMessage.type: AlertMessage.self,
-    HealthMessage.type: HealthMessage.self,
+    HealthMessage.type: HealthMessage.self, ClipMessage.type: ClipMessage.self,
     StatusMessage.type: StatusMessage.self, StatsMessage.type: StatsMessage.self,
     SubscribedMessage.type: SubscribedMessage.self, UnsubscribedMessage.type: UnsubscribedMessage.self,
     PongMessage.type: PongMessage.self, DroppedMessage.type: DroppedMessage.self, ErrorMessage.type: ErrorMessage.self,
+    SpectrumMessage.type: SpectrumMessage.self,
 ]
 
 /// Decodes a server message by its `type`.
@@ -171,6 +172,19 @@ extension RollingMessage: DecodableServerMessage {
             l50: try r.double("l50"), l90: try r.double("l90"), onsets: try r.int("onsets"),
             discontinuities: try r.int("discontinuities"), centroidHzMean: try r.double("centroid_hz_mean"),
             logmelMean: try r.doubles("logmel_mean"))
+        if r.optional("laeq") != nil {
+            levels = RollingLevels(
+                laeq: try r.double("laeq"), lceq: try r.double("lceq"), lzeq: try r.double("lzeq"),
+                lafmax: try r.double("lafmax"), lafmin: try r.double("lafmin"), lasmax: try r.double("lasmax"),
+                lcpeak: try r.double("lcpeak"), samples: try r.int("level_samples"))
+        }
+        if let b = r.optional("bands") {
+            var br = try MessageReader(b.objectValue.map { .object($0.merging(["type": .string("bands")]) { a, _ in a }) } ?? .null, type: "bands")
+            let bands = RollingBands(kind: try br.string("kind"), centerHz: try br.doubles("center_hz"), leq: try br.doubles("leq"))
+            try br.finish()
+            guard bands.centerHz.count == bands.leq.count else { throw DecodeError("'bands': center_hz and leq differ in length") }
+            self.bands = bands
+        }
     }
 }
 

@@ -67,8 +67,8 @@ public enum Feature: String, CaseIterable, Sendable, Hashable {
         case .bandwidthHz: "spectral bandwidth, p=2 (librosa)"
         case .rolloffHz: "spectral roll-off frequency at roll_percent"
         case .flatness: "spectral flatness (librosa, power=2)"
-        case .flux: "positive spectral flux of |X|, normalized by the window sum"
-        case .onsetStrength: "librosa onset_strength of log-mel (lag 1, max_size 1)"
+        case .flux: "L2 norm of the positive spectral flux of |X|, normalized by the window sum"
+        case .onsetStrength: "onset function of analysis.onset.function: superflux (log-band SuperFlux over the noise floor) or librosa's log-mel onset_strength"
         case .logmel: "log-mel power, 10*log10(max(mel,1e-10)), slaney mel bank, one value per band"
         case .mfcc: "MFCC, orthonormal DCT-II of the log-mel"
         }

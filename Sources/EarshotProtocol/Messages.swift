@@ -184,11 +184,16 @@ public struct RollingMessage: ServerMessage, Equatable {
     public var discontinuities: Int
     public var centroidHzMean: Double
     public var logmelMean: [Double]
+    /// The window's integrated levels (from every sample), when the analyzer computed levels.
+    public var levels: RollingLevels?
+    /// Band Leq per window, when `levels.bands` is on.
+    public var bands: RollingBands?
 
     public init(windowSeconds: Double, t: Double, tEnd: Double, seqFirst: Int64, seqLast: Int64, frames: Int,
                 complete: Bool, levelUnit: String, weighting: String, leq: Double, lmax: Double, lmin: Double,
                 l10: Double, l50: Double, l90: Double, onsets: Int, discontinuities: Int, centroidHzMean: Double,
-                logmelMean: [Double]) {
+                logmelMean: [Double], levels: RollingLevels? = nil, bands: RollingBands? = nil) {
+        self.levels = levels; self.bands = bands
         self.windowSeconds = windowSeconds; self.t = t; self.tEnd = tEnd; self.seqFirst = seqFirst
         self.seqLast = seqLast; self.frames = frames; self.complete = complete; self.levelUnit = levelUnit
         self.weighting = weighting; self.leq = leq; self.lmax = lmax; self.lmin = lmin; self.l10 = l10
@@ -216,6 +221,53 @@ public struct RollingMessage: ServerMessage, Equatable {
         w.member("discontinuities", discontinuities)
         w.member("centroid_hz_mean", centroidHzMean, decimals: 2)
         w.key("logmel_mean"); w.array(logmelMean) { w, v in w.fixed(v, decimals: 3) }
+        if let levels {
+            w.member("laeq", levels.laeq, decimals: 3)
+            w.member("lceq", levels.lceq, decimals: 3)
+            w.member("lzeq", levels.lzeq, decimals: 3)
+            w.member("lafmax", levels.lafmax, decimals: 3)
+            w.member("lafmin", levels.lafmin, decimals: 3)
+            w.member("lasmax", levels.lasmax, decimals: 3)
+            w.member("lcpeak", levels.lcpeak, decimals: 3)
+            w.member("level_samples", levels.samples)
+        }
+        if let bands {
+            w.key("bands")
+            w.object { w in
+                w.member("kind", bands.kind)
+                w.key("center_hz"); w.array(bands.centerHz) { w, v in w.significant(v, digits: 6) }
+                w.key("leq"); w.array(bands.leq) { w, v in w.fixed(v, decimals: 3) }
+            }
+        }
+    }
+}
+
+/// The integrated levels of one rolling window (level unit, calibration applied), each from every sample:
+/// `laeq`/`lceq`/`lzeq` = `10*log10(Σ y² / N)` of the A/C/Z-weighted samples (LAeq,T, LCeq,T, LZeq,T),
+/// `lafmax`/`lafmin`/`lasmax` the largest/smallest value of the per-sample Fast/Slow A-weighted level
+/// (LAFmax, LAFmin, LASmax), `lcpeak` the C-weighted peak `20*log10(max |y|)` (LCpeak); `samples` = N.
+public struct RollingLevels: Sendable, Equatable {
+    public var laeq: Double, lceq: Double, lzeq: Double
+    public var lafmax: Double, lafmin: Double, lasmax: Double
+    public var lcpeak: Double
+    public var samples: Int
+
+    public init(laeq: Double, lceq: Double, lzeq: Double, lafmax: Double, lafmin: Double, lasmax: Double,
+                lcpeak: Double, samples: Int) {
+        self.laeq = laeq; self.lceq = lceq; self.lzeq = lzeq; self.lafmax = lafmax; self.lafmin = lafmin
+        self.lasmax = lasmax; self.lcpeak = lcpeak; self.samples = samples
+    }
+}
+
+/// Band Leq of one rolling window: `kind` is `octave` or `third`, `centerHz` the nominal (IEC 61260-1 base-10
+/// exact) mid-band frequencies, `leq` each band's Leq,T (Z-weighted band energy / N, level unit).
+public struct RollingBands: Sendable, Equatable {
+    public var kind: String
+    public var centerHz: [Double]
+    public var leq: [Double]
+
+    public init(kind: String, centerHz: [Double], leq: [Double]) {
+        self.kind = kind; self.centerHz = centerHz; self.leq = leq
     }
 }
 

@@ -44,6 +44,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var healthEvents: [String: Int] = [:]
     /// The MQTT sink's counters (``MQTTSink/counters``) by name; empty without MQTT (``updateMQTT(_:_:)``).
     public var mqtt: [String: Int] = [:]
+    /// The clips sink's counters (``ClipSink/counters``) by name; empty without clips (``updateClips(_:_:)``).
+    public var clips: [String: Int] = [:]
 
     public init(xruns: Int = 0, reconnects: Int = 0, ringOverrunSamples: Int = 0, socketClients: Int = 0,
                 deviceUp: Bool = false, sinkDroppedFrames: [String: Int] = [:], nonFiniteSamples: Int = 0,
@@ -73,6 +75,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
 /// - `earshot_level_db{weighting}` (gauge): the latest frame's level for `laf`, `las`, `lcf`, `lzf`,
 ///   `rms_dbfs`, in the level unit (calibration applied).
 /// - `earshot_rolling_leq_db{window}` (gauge): Leq of the latest closed rolling window (`window="1s"`, …).
+/// - `earshot_rolling_level_db{window,quantity}` (gauge): the latest closed window's integrated levels,
+///   `quantity` = `laeq`, `lceq`, `lzeq`, `lafmax`, `lafmin`, `lasmax`, `lcpeak` (level unit).
+/// - `earshot_band_leq_db{window,band_hz}` (gauge): band Leq of the latest closed window (with `levels.bands`).
 /// - `earshot_stage_latency_seconds{stage}` (histogram): per-stage latency (`capture`, `dsp`,
 ///   `sink:<name>`, `end_to_end`), exact bucket counts kept by the ``LatencyTracker``.
 /// - `earshot_over_budget_total{stage}` (counter): frames over the stage's latency budget.
@@ -158,6 +163,9 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
     let deviceUp: Gauge
     let levels: [(LevelWeighting, Gauge)]
     let rollingLeq: [(Double, Gauge)]
+    /// `earshot_rolling_level_db` by window and quantity; band gauges made on first use (sink thread).
+    let rollingLevels: [(Double, [(KeyPath<RollingLevels, Double>, Gauge)])]
+    let bandGauges = Mutex<[String: Gauge]>([:])
 
     /// Totals last copied into counters, to turn absolute totals into increments.
     struct Mirror {
@@ -208,6 +216,22 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
         rollingLeq = (rolling?.configuration.windowsSeconds ?? []).map { w in
             (w, registry.makeGauge(descriptor: leqDescriptor, labels: [("window", MetricsSink.windowLabel(w))]))
         }
+        let levelDescriptorW = d("rolling_level", "db", "Integrated levels of the latest closed rolling window, by quantity.")
+        let quantities: [(String, KeyPath<RollingLevels, Double>)] = [
+            ("laeq", \.laeq), ("lceq", \.lceq), ("lzeq", \.lzeq), ("lafmax", \.lafmax), ("lafmin", \.lafmin),
+            ("lasmax", \.lasmax), ("lcpeak", \.lcpeak)]
+        rollingLevels = (rolling?.configuration.windowsSeconds ?? []).map { w in
+            (w, quantities.map { q in
+                (q.1, registry.makeGauge(descriptor: levelDescriptorW, labels: [("window", MetricsSink.windowLabel(w)), ("quantity", q.0)]))
+            })
+        }
+    }
+
+    /// A band's nominal mid-band frequency as a label value (`"31.5"`, `"1000"`).
+    static func bandLabel(_ hz: Double) -> String {
+        let w = ByteWriter(capacity: 32)
+        w.significant(hz, digits: 4)
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 
     static func windowLabel(_ seconds: Double) -> String {
@@ -298,6 +322,7 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
             advanceLabelled("protocol_errors", "Malformed or unknown commands from socket clients.",
                             labels: [], to: s.protocolErrors, &m)
             if !s.mqtt.isEmpty { updateMQTT(s.mqtt, &m) }
+            if !s.clips.isEmpty { updateClips(s.clips, &m) }
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "level")], to: s.levelAlerts, &m)
             advanceLabelled("alerts", "Alerts raised.", labels: [("alert", "onset")], to: s.onsetAlerts, &m)
             advanceLabelled("onset_alerts_suppressed", "Onset alerts held back by alerts.onset rate limits.",
@@ -351,6 +376,26 @@ public final class MetricsSink: ConfigurableSink, @unchecked Sendable {
         if let rolling {
             for (w, g) in rollingLeq {
                 if let r = rolling.latest(windowSeconds: w) { g.set(to: r.leq) }
+            }
+            for (w, gauges) in rollingLevels {
+                guard let levels = rolling.latest(windowSeconds: w)?.levels else { continue }
+                for (q, g) in gauges { g.set(to: levels[keyPath: q]) }
+            }
+            for r in rolling.latest() {
+                guard let bands = r.bands else { continue }
+                let window = MetricsSink.windowLabel(r.windowSeconds)
+                bandGauges.withLock { gauges in
+                    for (i, f) in bands.centerHz.enumerated() where i < bands.leq.count {
+                        let label = MetricsSink.bandLabel(f)
+                        let key = window + "|" + label
+                        let g = gauges[key] ?? registry.makeGauge(
+                            descriptor: MetricNameDescriptor(namespace: "earshot", metricName: "band_leq", unitName: "db",
+                                                             helpText: "Band Leq (IEC 61260-1 octave or 1/3-octave) of the latest closed rolling window."),
+                            labels: [("window", window), ("band_hz", label)])
+                        gauges[key] = g
+                        g.set(to: bands.leq[i])
+                    }
+                }
             }
         }
         guard let latency else { return nil }

@@ -48,12 +48,17 @@ public struct RollingResult: Sendable, Equatable {
     public var onsets: Int
     /// Frames flagged ``FrameFlags/discontinuity`` in this window.
     public var discontinuities: Int
-    /// Energy mean `10*log10(mean(10^(L/10)))`, level unit.
+    /// Leq,T of the weighting's frequency weighting (`laf`/`las`: LAeq,T; `lcf`: LCeq,T; `lzf`: LZeq,T),
+    /// integrated from every sample; for `rms_dbfs` (or without level data) the energy mean
+    /// `10*log10(mean(10^(L/10)))` of the per-frame level. Level unit.
     public var leq: Double
+    /// Largest / smallest value of the weighting's time-weighted level over every sample of the window
+    /// (`laf`: LAFmax/LAFmin, `las`: LASmax/LASmin, …); for `rms_dbfs` (or without level data) over the frames.
     public var lmax: Double
     public var lmin: Double
-    /// Exceedance levels: `l10` is exceeded 10 % of the time (the 90th percentile), `l50` the median,
-    /// `l90` the 10th percentile (linear interpolation between order statistics, numpy's default).
+    /// Exceedance levels of the weighting's level **sampled once per frame** (every hop; for `laf` these are
+    /// LAF10, LAF50, LAF90 with a hop sampling interval): `l10` is exceeded 10 % of the time (the 90th percentile),
+    /// `l50` the median, `l90` the 10th percentile (linear interpolation between order statistics, numpy's default).
     public var l10: Double
     public var l50: Double
     public var l90: Double
@@ -63,6 +68,10 @@ public struct RollingResult: Sendable, Equatable {
     public var logmelMean: [Float]
     /// `false` for the partial window flushed by ``RollingAggregator/stop()``.
     public var complete: Bool
+    /// Integrated levels from every sample (nil when the frames carried no level data).
+    public var levels: RollingLevels?
+    /// Band Leq (with `levels.bands` on).
+    public var bands: RollingBands?
 
     public var t: Double { Double(startNs) / 1e9 }
     public var tEnd: Double { Double(endNs) / 1e9 }
@@ -153,7 +162,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         levelUnit = stream.levelUnit
         let framesPerSecond = Double(stream.sampleRate) / Double(stream.hop)
         windows = configuration.windowsSeconds.map { w in
-            Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels)
+            Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels,
+                   weighting: configuration.weighting, offset: levelOffset, sampleRate: stream.sampleRate)
         }
         latestResults.withLock { $0 = Array(repeating: nil, count: windows.count) }
     }
@@ -166,6 +176,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             if w.count > 0 && k != w.index { close(w, complete: true) }
             if w.count == 0 { w.begin(index: k, seq: h.seq) }
             w.add(h, level: level, logmel: logmel)
+            w.addLevels(h.levels, bands: h.bands)
         }
     }
 
@@ -191,7 +202,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             windowSeconds: r.windowSeconds, t: r.t, tEnd: r.tEnd, seqFirst: r.seqFirst, seqLast: r.seqLast,
             frames: r.frames, complete: r.complete, levelUnit: levelUnit, weighting: weighting.rawValue, leq: r.leq,
             lmax: r.lmax, lmin: r.lmin, l10: r.l10, l50: r.l50, l90: r.l90, onsets: r.onsets,
-            discontinuities: r.discontinuities, centroidHzMean: r.centroidHzMean, logmelMean: r.logmelMean.map(Double.init)
+            discontinuities: r.discontinuities, centroidHzMean: r.centroidHzMean, logmelMean: r.logmelMean.map(Double.init),
+            levels: r.levels, bands: r.bands
         ).line()
     }
 
@@ -216,21 +228,59 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         /// Frames beyond capacity (only if frame times are denser than the hop promises): they still count
         /// in Leq/Lmax/Lmin/means but not in the percentiles.
         var overflow = 0
+        /// Level data of the samples captured in this window (by their own capture time, to the sample).
+        var sums = LevelSums.empty
+        /// Level data of samples already seen that belong to the window `carryIndex` (after this one): a
+        /// frame's new samples end up to `nFFT` samples after its `t`, so its hop can reach into the next window.
+        var carry = LevelSums.empty
+        var carryIndex: Int64 = 0
+        /// Band energies of this window and of the carry (`maxBands` each); `bandCount` bands seen.
+        let bandSums: UnsafeMutableBufferPointer<Double>
+        let bandCarry: UnsafeMutableBufferPointer<Double>
+        var bandCount = 0
+        /// Exact sample rate of the stream (to name the bands).
+        var sampleRate = 48_000
+        /// Level data dropped because its window had already passed (a clock step) or was skipped (a gap
+        /// right after a boundary), in samples.
+        var droppedLevelSamples = 0
 
-        init(seconds: Double, capacity: Int, nMels: Int) {
+        let weighting: LevelWeighting
+        let offset: Double
+        /// Smallest per-frame LAF (level unit), the fallback of `lafmin` before the meter has settled.
+        var frameMinLaf = Double.infinity
+
+        init(seconds: Double, capacity: Int, nMels: Int, weighting: LevelWeighting = .laf, offset: Double = 0,
+             sampleRate: Int = 48_000) {
+            self.weighting = weighting
+            self.offset = offset
             self.seconds = seconds
             lengthNs = Int64((seconds * 1e9).rounded())
             self.capacity = capacity
             self.nMels = nMels
             levels = .allocate(capacity: capacity); levels.initialize(repeating: 0)
             logmelSum = .allocate(capacity: max(nMels, 1)); logmelSum.initialize(repeating: 0)
+            bandSums = .allocate(capacity: maxBands); bandSums.initialize(repeating: 0)
+            bandCarry = .allocate(capacity: maxBands); bandCarry.initialize(repeating: 0)
+            self.sampleRate = sampleRate
         }
 
-        deinit { levels.deallocate(); logmelSum.deallocate() }
+        deinit { levels.deallocate(); logmelSum.deallocate(); bandSums.deallocate(); bandCarry.deallocate() }
 
         func begin(index k: Int64, seq: Int64) {
             index = k; count = 0; overflow = 0; seqFirst = seq; seqLast = seq
             energySum = 0; lmax = -.infinity; lmin = .infinity; centroidSum = 0; onsets = 0; discontinuities = 0
+            sums = .empty; frameMinLaf = .infinity; bandCount = 0
+            for i in 0..<maxBands { bandSums[i] = 0 }
+            if carry.samples > 0 {
+                if carryIndex == k {
+                    sums = carry
+                    for i in 0..<maxBands { bandSums[i] = bandCarry[i] }
+                } else {
+                    droppedLevelSamples &+= carry.samples
+                }
+                carry = .empty
+                for i in 0..<maxBands { bandCarry[i] = 0 }
+            }
             for i in 0..<logmelSum.count { logmelSum[i] = 0 }
         }
 
@@ -242,12 +292,43 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             energySum += pow(10, level / 10)
             if level > lmax { lmax = level }
             if level < lmin { lmin = level }
+            frameMinLaf = min(frameMinLaf, Double(h.features.laf) + offset)
             centroidSum += Double(h.features.centroidHz)
             if h.hasOnset { onsets += 1 }
             if h.isDiscontinuity { discontinuities += 1 }
             let n = min(nMels, logmel.count)
             for i in 0..<n { logmelSum[i] += Double(logmel[i]) }
         }
+
+        /// Adds a frame's level data: each part to the window its samples were captured in.
+        @inline(__always)
+        func addLevels(_ l: LevelInterval, bands: BandFrame) {
+            let nb = min(Int(bands.count), maxBands)
+            if nb > 0 { bandCount = nb }
+            if l.head.samples > 0 {
+                withUnsafePointer(to: bands.head) { addPart(l.head, bands: UnsafeRawPointer($0).assumingMemoryBound(to: Float.self), nb, window: floorDiv(l.startWallNs, lengthNs)) }
+            }
+            if l.tail.samples > 0 {
+                withUnsafePointer(to: bands.tail) { addPart(l.tail, bands: UnsafeRawPointer($0).assumingMemoryBound(to: Float.self), nb, window: floorDiv(l.splitWallNs, lengthNs)) }
+            }
+        }
+
+        @inline(__always)
+        func addPart(_ part: LevelSums, bands: UnsafePointer<Float>, _ nb: Int, window k: Int64) {
+            if k == index {
+                sums.merge(part)
+                for i in 0..<nb { bandSums[i] += Double(bands[i]) }
+            } else if k > index && (carry.samples == 0 || carryIndex == k) {
+                carryIndex = k
+                carry.merge(part)
+                for i in 0..<nb { bandCarry[i] += Double(bands[i]) }
+            } else {
+                droppedLevelSamples &+= part.samples
+            }
+        }
+
+        /// The level unit value of a mean square (−200 dB floor, as the per-frame levels).
+        static func db(_ ms: Double, _ offset: Double) -> Double { 10 * log10(max(ms, 1e-20)) + offset }
 
         func finish(complete: Bool) -> RollingResult {
             let n = count - overflow
@@ -262,16 +343,43 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
                 l90: percentile(UnsafeBufferPointer(sorted), 10), centroidHzMean: centroidSum / d,
                 logmelMean: (0..<nMels).map { Float(logmelSum[$0] / d) }, complete: complete)
             count = 0
-            return result
+            return integrate(into: result)
+        }
+
+        /// Sets the integrated levels (and, for the time-weighted weightings, `leq`/`lmax`/`lmin`) from ``sums``.
+        func integrate(into result: RollingResult) -> RollingResult {
+            var r = result
+            let s = sums
+            guard s.samples > 0 else { return r }
+            let o = offset, n = Double(s.samples)
+            // A minimum with no settled sample (the window began within 5 τ of a reset) falls back to the
+            // frames' minimum.
+            func minimum(_ m: Double, _ fallback: Double) -> Double { m.isFinite ? Self.db(m, o) : fallback }
+            let levels = RollingLevels(
+                laeq: Self.db(s.energyA / n, o), lceq: Self.db(s.energyC / n, o), lzeq: Self.db(s.energyZ / n, o),
+                lafmax: Self.db(s.maxAF, o), lafmin: minimum(s.minAF, frameMinLaf),
+                lasmax: Self.db(s.maxAS, o), lcpeak: 10 * log10(max(s.peakC * s.peakC, 1e-20)) + o, samples: s.samples)
+            r.levels = levels
+            switch weighting {
+            case .laf: r.leq = levels.laeq; r.lmax = levels.lafmax; r.lmin = levels.lafmin
+            case .las: r.leq = levels.laeq; r.lmax = levels.lasmax; r.lmin = minimum(s.minAS, r.lmin)
+            case .lcf: r.leq = levels.lceq; r.lmax = Self.db(s.maxCF, o); r.lmin = minimum(s.minCF, r.lmin)
+            case .lzf: r.leq = levels.lzeq; r.lmax = Self.db(s.maxZF, o); r.lmin = minimum(s.minZF, r.lmin)
+            case .rmsDbfs: break
+            }
+            if bandCount > 0 {
+                // The resolution is the one whose band count at this rate matches (third ≈ 3 × octave).
+                let third = BandFilterBank.bands(.third, sampleRate: sampleRate)
+                let layout = third.count == bandCount ? third : BandFilterBank.bands(.octave, sampleRate: sampleRate)
+                if layout.count == bandCount {
+                    r.bands = RollingBands(kind: third.count == bandCount ? "third" : "octave",
+                                           centerHz: layout.map(\.nominal),
+                                           leq: (0..<bandCount).map { Self.db(bandSums[$0] / n, o) })
+                }
+            }
+            return r
         }
     }
-}
-
-/// `floor(a / b)` for b > 0.
-@inline(__always)
-func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-    let q = a / b
-    return (a % b != 0 && a < 0) ? q - 1 : q
 }
 
 /// The `p`-th percentile (0…100) of ascending `sorted` with linear interpolation (numpy `linear`).

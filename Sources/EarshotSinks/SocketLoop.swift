@@ -31,6 +31,8 @@ final class SocketLoop: @unchecked Sendable {
     /// Lines removed from the front of `backfill` so far: `backfill[i]` is line number `backfillBase + i`.
     var backfillBase = 0
     var frame: FrameCopy
+    /// One spectrum read from the bus's spectrum tap (grown to its bins on first use).
+    var spectrumBuffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
     let writer = ByteWriter(capacity: 1 << 16)
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Accepting is paused until this time after `EMFILE`/`ENFILE`.
@@ -77,7 +79,7 @@ final class SocketLoop: @unchecked Sendable {
         queueBytesShare = max(1, min(config.queueBytes, config.queueBytesTotal))
     }
 
-    deinit { readBuffer.deallocate() }
+    deinit { readBuffer.deallocate(); spectrumBuffer.deallocate() }
 
     // MARK: loop
 
@@ -286,6 +288,7 @@ final class SocketLoop: @unchecked Sendable {
         clients[c.fd] = nil
         close(c.fd)
         updateClientCount()
+        if c.subscriptions.contains(.spectrum) { updateSpectrumDemand() }
         if let uid = c.uid {
             let left = clients.isEmpty ? 0 : clientsPerUID[uid, default: 1] - 1
             clientsPerUID[uid] = left > 0 ? left : nil
@@ -375,13 +378,13 @@ final class SocketLoop: @unchecked Sendable {
             reply(c, PongMessage(id: id, t: Double(Clock.wallNanoseconds()) / 1e9), now: now)
         case .unsubscribe(let streams, let id):
             c.subscriptions.subtract(streams)
+            if streams.contains(.spectrum) { updateSpectrumDemand() }
             reply(c, UnsubscribedMessage(streams: c.subscriptions, id: id), now: now)
         case .subscribe(let streams, let every, let fields, let backfillSeconds, let id):
             c.subscriptions.formUnion(streams)
-            if streams.contains(.frame) {
-                c.every = every ?? 1
-                c.fields = fields == config.features ? nil : fields
-            }
+            if streams.contains(.frame) || streams.contains(.spectrum) { c.every = every ?? 1 }
+            if streams.contains(.frame) { c.fields = fields == config.features ? nil : fields }
+            if c.subscriptions.contains(.spectrum) { updateSpectrumDemand() }
             var replayCount = 0
             if let s = backfillSeconds, s > 0, streams.contains(.rolling), let first = backfillStart(seconds: min(s, config.backfillSeconds)) {
                 // Queued a slice per loop iteration by `replayStep`, after this reply.
@@ -447,6 +450,7 @@ final class SocketLoop: @unchecked Sendable {
             }
         }
         if budget == 0 { shared.wake.notify() }  // come back soon for the rest
+        drainSpectra(now: now)
     }
 
     func encodeFrame(_ header: FrameHeader, with enc: FrameEncoder) -> OutMessage {
@@ -470,8 +474,10 @@ final class SocketLoop: @unchecked Sendable {
             // new bus from now on.
             drainBus(now: now)
             consumer.detach()
+            consumer.bus.spectrumTap?.every = 0
             consumer = newConsumer
             frame = FrameCopy(nMels: newConsumer.bus.nMels, nMFCC: newConsumer.bus.nMFCC)
+            updateSpectrumDemand()
         }
         if let newStream { applyStream(newStream, now: now) }
         if shared.healthChanged.exchange(false, ordering: .acquiring) {

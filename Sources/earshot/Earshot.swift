@@ -7,7 +7,7 @@ struct Earshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "earshot",
         abstract: "Real-time audio analyzer: ALSA capture → log-mel, levels, onsets → Unix socket, journal, metrics.",
-        version: EarshotVersion.string,
+        version: EarshotVersion.long,
         subcommands: [Run.self, Analyze.self, Tail.self, Devices.self, CheckConfig.self, Demo.self, Spectrogram.self, Top.self, Calibrate.self],
         defaultSubcommand: nil)
 }

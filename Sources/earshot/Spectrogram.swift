@@ -44,14 +44,11 @@ struct Spectrogram: ParsableCommand {
             throw ValidationError("--width must be \(PlotOptions.minWidth)–\(PlotOptions.maxSide) and --height \(PlotOptions.minHeight)–\(PlotOptions.maxSide) pixels")
         }
         guard dbRange.isFinite, dbRange > 0, dbRange <= 300 else { throw ValidationError("--db-range must be in (0, 300] dB") }
-        guard from.isFinite, from >= 0 else { throw ValidationError("--from must be a number of seconds ≥ 0") }
-        if let to { guard to.isFinite, to > from else { throw ValidationError("--to must be a number of seconds after --from") } }
+        guard from.isFinite, from >= 0, from <= 1e9 else { throw ValidationError("--from must be a number of seconds, 0–1e9") }
+        if let to { guard to.isFinite, to > from, to <= 1e9 else { throw ValidationError("--to must be a number of seconds after --from (at most 1e9)") } }
         guard (file == nil) != (socket == nil) else { throw ValidationError("give either a WAV file or --socket PATH") }
         if socket != nil {
             guard seconds.isFinite, seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
-            guard !linear else {
-                throw ValidationError("--linear needs the power spectrum, which the socket does not carry (no `spectrum` stream yet): draw a recording with --linear, or drop it")
-            }
             guard from == 0, to == nil, channel == nil, config == nil, overrides.isEmpty else {
                 throw ValidationError("--from/--to/--channel/--config/--set apply to a file; the socket's frames are the daemon's own")
             }
@@ -151,8 +148,8 @@ struct Spectrogram: ParsableCommand {
             fail(message); throw ExitCode(code)
         }
         let layout = PlotLayout(width: width, height: height, level: level)
-        var collector = SocketSpectrogram(seconds: seconds, maxColumns: layout.plot.width, maxRows: layout.plot.height)
-        let connection = StreamConnection(path: path, commands: [SocketSpectrogram.command])
+        var collector = SocketSpectrogram(seconds: seconds, linear: linear, maxColumns: layout.plot.width, maxRows: layout.plot.height)
+        let connection = StreamConnection(path: path, commands: [collector.command])
         // The window plus time for the first frame (a daemon waiting for its device sends none).
         let deadline = Date().addingTimeInterval(seconds + 15)
         var readable = false
@@ -180,7 +177,9 @@ struct Spectrogram: ParsableCommand {
         guard let grid = collector.grid, let stream = collector.stream, let start = collector.start else { try bail("no frames", ExitStatus.unavailable) }
         let from = TailClient.LiveView.clock(start)
         let gaps = collector.discontinuities > 0 ? ", \(collector.discontinuities) gap(s)" : ""
-        try write(grid, title: "\(stream.device) via \(URL(fileURLWithPath: path).lastPathComponent) — log-mel, \(stream.melCentresHz.count) mels, \(stream.sampleRate) Hz, n_fft \(stream.nFFT), hop \(stream.hop)\(gaps)",
+        let kind = linear ? "linear power, \(stream.nFFT / 2 + 1) bins" : "log-mel, \(stream.melCentresHz.count) mels"
+        if collector.dropped > 0 { fail("warning: the daemon dropped \(collector.dropped) message(s) for this client (it read too slowly)") }
+        try write(grid, title: "\(stream.device) via \(URL(fileURLWithPath: path).lastPathComponent) — \(kind), \(stream.sampleRate) Hz, n_fft \(stream.nFFT), hop \(stream.hop)\(gaps)",
                   timeLabel: "time (s) from \(from) (local time)", levelUnit: stream.levelUnit, removeOnFailure: !existed)
     }
 }

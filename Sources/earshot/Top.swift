@@ -21,6 +21,8 @@ struct Top: ParsableCommand {
             """)
 
     @Option(help: "Socket path (default: socket.path of the configuration, /run/earshot/earshot.sock).") var socket: String?
+    @Option(help: "The daemon's configuration, for socket.path and the alert threshold (default: /etc/earshot/earshot.yaml or $EARSHOT_CONFIG, if readable).")
+    var config: String?
     @Option(help: "Show every Nth frame (100 frames/s at the defaults: 5 gives 20 waterfall rows per second).") var every = 5
     @Flag(help: "Plain text lines even on a terminal.") var plain = false
     @Option(help: "Seconds between two status lines in plain mode.") var interval = 1.0
@@ -28,13 +30,21 @@ struct Top: ParsableCommand {
 
     func validate() throws {
         guard every >= 1, every <= 1_000_000 else { throw ValidationError("--every must be 1–1000000") }
-        guard interval.isFinite, interval >= 0.1 else { throw ValidationError("--interval must be at least 0.1 s") }
+        guard interval.isFinite, interval >= 0.1, interval <= 3600 else { throw ValidationError("--interval must be 0.1–3600 s") }
         if let duration { guard duration.isFinite, duration > 0 else { throw ValidationError("--duration must be positive") } }
     }
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
-        let config = try? EarshotConfig.load(configPath: nil, environment: env, options: .init(checkSystem: false))
+        let config: EarshotConfig?
+        if let path = self.config {
+            // Asked for by name: a bad file is an error (exit 78), as for check-config.
+            do { config = try EarshotConfig.load(configPath: path, environment: env, options: .init(checkSystem: false)) } catch {
+                fail("\(error)"); throw ExitCode(error.exitCode)
+            }
+        } else {
+            config = try? EarshotConfig.load(configPath: nil, environment: env, options: .init(checkSystem: false))
+        }
         let path = socket ?? config?.socket.path ?? EarshotConfig.defaults.socket.path
         let alerts = (config ?? EarshotConfig.defaults).alerts.level
         var state = TopState(threshold: alerts.enabled ? alerts.thresholdDB : nil, weighting: alerts.weighting.rawValue)

@@ -45,10 +45,10 @@ RealtimeThread.join(other)
 report("control", "\"expected_mallocs\":1")
 MallocInterposerSwift.initialize()  // resets the counters
 
-// MARK: phase 1a — the analyzer alone with each output mask `earshot analyze --features` can select
-for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), ("statistics", .statistics),
-                        ("levels", .levels), ("mfcc", .mfcc), ("none", .none)] {
-    let a = try FrameAnalyzer(config: AnalyzerConfig(), outputs: outputs)
+// MARK: phase 1a — the analyzer alone with each output mask `earshot analyze --features` can select, and the
+// level meter with IEC 61260-1 band filters on (levels.bands: octave / third; a split every third frame)
+@MainActor func checkAnalyzer(_ name: String, _ config: AnalyzerConfig, _ outputs: AnalyzerOutputs) throws {
+    let a = try FrameAnalyzer(config: config, outputs: outputs)
     let frame = (0..<1024).map { Float(0.2 * sin(Double($0) * 0.05)) + ($0 % 97 == 0 ? 0.5 : 0) }
     let logmel = UnsafeMutableBufferPointer<Float>.allocate(capacity: 64)
     let mfcc = UnsafeMutableBufferPointer<Float>.allocate(capacity: 13)
@@ -57,22 +57,41 @@ for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), (
         for _ in 0..<5 { _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc) }
         MallocInterposerSwift.initialize()
         MallocInterposerSwift.hook()
-        for _ in 0..<200 { _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc) }
+        for i in 0..<200 {
+            a.levelMeter.split = i % 3 == 0 ? 100 : Int.max
+            _ = a.process(frame: f, newSampleCount: 480, features: &features, logmel: logmel, mfcc: mfcc)
+            _ = a.levelMeter.bandFrame
+        }
         MallocInterposerSwift.unhook()
     }
     report("analyzer_" + name, "\"frames\":200")
     logmel.deallocate(); mfcc.deallocate()
 }
+for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), ("statistics", .statistics),
+                        ("levels", .levels), ("mfcc", .mfcc), ("none", .none)] {
+    try checkAnalyzer(name, AnalyzerConfig(), outputs)
+}
+for bands in [BandResolution.octave, .third] {
+    var c = AnalyzerConfig()
+    c.bands = bands
+    try checkAnalyzer("levels_bands_" + bands.rawValue, c, .levels)
+}
 MallocInterposerSwift.initialize()
 
-// MARK: phase 1b — DSP thread fed by hand-written periods (tone + clicks, one xrun gap, one ring overrun)
-let config = AnalyzerConfig()
+// MARK: phase 1b — DSP thread fed by hand-written periods (tone + clicks, one xrun gap, one ring overrun),
+// with third-octave bands on (the level split and band copy into the frame header are on the path)
+var config = AnalyzerConfig()
+config.bands = .third
 let analyzer = try FrameAnalyzer(config: config)
 let samples = SPSCRing<Float>(minimumCapacity: 1 << 16)
 let stamps = SPSCRing<CaptureStamp>(minimumCapacity: 4096)
 let wake = WakeSignal()
-let bus = FrameBus(capacity: 256, nMels: config.nMels, nMFCC: config.nMFCC)
-let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true)
+let bus = FrameBus(capacity: 256, nMels: config.nMels, nMFCC: config.nMFCC, spectrumBins: config.binCount)
+bus.spectrumTap!.every = 2  // a `spectrum` subscriber: the DSP thread copies every other frame's spectrum too
+// Clips enabled: the DSP thread copies each frame's new samples into the clip tap (never drained here, so it
+// also laps itself: the overwrite path).
+let clipTap = ClipTap(sampleRate: 48_000, hop: config.hop, seconds: 1)
+let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true, clipTap: clipTap)
 let dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: 480)
 let idleConsumer = bus.attach()!  // attached, never read: its wake-ups and drops are on the path too
 let period = (0..<480).map { Float(0.2 * sin(2 * Double.pi * 440 * Double($0) / 48_000)) }
@@ -119,7 +138,7 @@ feed(200)
 _ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
 usleep(50_000)
 MallocInterposerSwift.unhook()
-report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied)")
+report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied),\"clip_tap_samples\":\(clipTap.samples.written)")
 dsp.stop()
 _ = idleConsumer
 

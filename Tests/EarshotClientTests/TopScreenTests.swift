@@ -4,7 +4,7 @@ import Testing
 
 /// `earshot top`'s state and screen, fed with protocol lines (no daemon).
 @Suite struct TopScreenTests {
-    static let hello = #"{"type":"hello","protocol":1,"daemon_version":"9.9","sample_rate":48000,"n_fft":1024,"hop":480,"n_mels":4,"n_mfcc":0,"mel_band_edges_hz":[0,100,200,400,800,1600],"level_unit":"dBFS","device":"hw:X","onset_lookahead_ms":10,"features":[],"streams":[],"limits":{},"health":{"state":"degraded","issues":["silence"]}}"#
+    static let hello = #"{"type":"hello","protocol":1,"daemon_version":"9.9","sample_rate":48000,"n_fft":1024,"hop":480,"n_mels":4,"n_mfcc":0,"mel_band_edges_hz":[0,100,200,400,800,1600],"level_unit":"dBFS","device":"hw:X","onset_lookahead_ms":10,"features":[],"streams":[],"limits":{},"health":"silence"}"#
 
     static func frame(_ seq: Int, t: Double, laf: Double, logmel: [Double]) -> String {
         #"{"type":"frame","seq":\#(seq),"t":\#(t),"laf":\#(laf),"las":\#(laf - 1),"logmel":[\#(logmel.map { "\($0)" }.joined(separator: ","))],"level_unit":"dBFS"}"#
@@ -33,7 +33,7 @@ import Testing
         #expect(s.peak == -10)  // held for 3 s
         #expect(s.leq[1] == -31.5)
         #expect(s.threshold == -25 && s.weighting == "las" && s.alertActive)  // the alert's threshold replaces the configuration's
-        #expect(s.health == "degraded (silence)")
+        #expect(s.health == "silence")
         #expect(s.counter("xruns") == 2 && s.droppedTotal == 5)
         #expect(s.alerts.count == 1 && s.onsets.count == 1)
         var later = s
@@ -42,6 +42,13 @@ import Testing
         later.apply(.disconnected(reason: "Connection refused", retryIn: 0.5))
         #expect(later.connection == .reconnecting(reason: "Connection refused", retryIn: 0.5) && later.laf == nil)
         #expect(later.takeEvents().contains { $0.contains("connection lost") })
+        later.apply(line: Array(#"{"type":"health","kind":"clipping","state":"start","t":5,"value":0.2,"threshold":0.01,"active":["silence","clipping"]}"#.utf8))
+        #expect(later.health == "silence,clipping" && later.alerts[0].contains("health clipping start"))
+        later.apply(line: Array(#"{"type":"health","kind":"clipping","state":"end","t":6,"value":0,"threshold":0.01,"active":[]}"#.utf8))
+        #expect(later.health == "ok")
+        later.apply(line: Array(#"{"type":"stats","t":7,"frames":1,"health_silence":1,"health_clipping":0,"health_events_silence":2}"#.utf8))
+        #expect(later.health == "silence" && later.statsLine?.contains("health silence") == true)
+        #expect(later.statsLine?.contains("health_events_silence 2") == true && later.statsLine?.contains("health_silence 1") == false)
     }
 
     @Test func screenHasEveryPartInBothColourModes() {
@@ -53,7 +60,7 @@ import Testing
             #expect(text.contains(escape), "\(mode)")
             #expect(text.contains("▀"))
             #expect(text.contains("LAS  -41.0 dBFS") && text.contains("peak -10.0") && text.contains("alert threshold -25.0 dBFS (las)"))
-            #expect(text.contains("LEVEL ALERT") && text.contains("health degraded (silence)") && text.contains("xruns 2"))
+            #expect(text.contains("LEVEL ALERT") && text.contains("health silence") && text.contains("xruns 2"))
             #expect(text.contains("onset strength 9.5") && text.contains("level start -18.0 dBFS"))
             #expect(text.contains("stats: frames 1000"))
             for line in lines { #expect(Self.visibleWidth(line) <= 80, "\(line)") }

@@ -46,6 +46,7 @@ struct ConfigTests {
         c.onset.postMaxFrames = AnalyzerConfig.Limits.postMaxFrames.upperBound
         try c.validate()
         c.hop = 7; c.sampleRate = 192_000  // 27 428 frames per second: the daemon's limit, not the library's
+        c.nFFT = 4096  // bins every 46.9 Hz: every default mel band has one (1024 would leave band 0 empty)
         try c.validate()
         c.rolloffPercent = AnalyzerConfig.Limits.rolloffMax
         try c.validate()

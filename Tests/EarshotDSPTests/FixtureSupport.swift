@@ -31,6 +31,8 @@ struct Fixture {
         config.fMin = (c["fmin"] as! NSNumber).doubleValue
         config.fMax = (c["fmax"] as! NSNumber).doubleValue
         config.nMFCC = (c["n_mfcc"] as! NSNumber).intValue
+        // The fixtures hold librosa's onset_strength of the log-mel: compare the librosa-compatible function.
+        config.onsetFunction.function = .logmel
         let input = obj["input"] as! String
         let raw = try Data(contentsOf: directory.appendingPathComponent(input))
         let samples = input.hasSuffix(".wav") ? try wavPCM16(raw) : raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

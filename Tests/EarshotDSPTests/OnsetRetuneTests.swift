@@ -20,10 +20,12 @@ struct OnsetRetuneTests {
     @Test func retunedDeltaTakesEffectAtOnceWithoutReset() {
         var c = OnsetPickerConfig()
         c.delta = 2
+        c.meanWeight = 1
         let picker = OnsetPicker(config: c)
         let s = Self.strengths(200, height: 5)
         let first = onsets(picker, s[0..<100], from: 0)
-        #expect(first.count == 10, "\(first)")
+        // the peak at frame 5 comes before the 10 frames of history are filled
+        #expect(first == [15, 25, 35, 45, 55, 65, 75, 85, 95], "\(first)")
         var high = c
         high.delta = 10
         #expect(picker.retune(high))
@@ -36,24 +38,26 @@ struct OnsetRetuneTests {
     }
 
     @Test func historyIsKeptAcrossARetune() {
-        // A slowly rising floor: a reset picker (no history) fires on frame 0 of its restart; one that kept its
-        // history compares against the real mean and does not.
+        // A peak 2 frames after the retune: the picker that kept its history decides on it at once; a reset
+        // picker (control) must first refill its history (no decision on an empty history).
         var c = OnsetPickerConfig()
         c.delta = 0.5
+        c.meanWeight = 1
         c.postMaxFrames = 0
         c.preMaxFrames = 0
         let kept = OnsetPicker(config: c)
         let reset = OnsetPicker(config: c)
-        let s: [Float] = (0..<40).map { 10 + Float($0) * 0.01 }
-        _ = onsets(kept, s[0..<20], from: 0)
+        var s: [Float] = (0..<40).map { 10 + Float($0) * 0.01 }
+        s[22] = 12
+        #expect(onsets(kept, s[0..<20], from: 0).isEmpty)
         _ = onsets(reset, s[0..<20], from: 0)
         var d = c
         d.delta = 0.4
         #expect(kept.retune(d))
         reset.reset()
         #expect(reset.retune(d))
-        #expect(onsets(kept, s[20..<40], from: 20).isEmpty)
-        #expect(!onsets(reset, s[20..<40], from: 20).isEmpty, "control: a reset picker fires on its first frame")
+        #expect(onsets(kept, s[20..<40], from: 20) == [22])
+        #expect(onsets(reset, s[20..<40], from: 20).isEmpty, "control: a reset picker waits for its history")
     }
 
     @Test func lookAheadAndOversizedHistoryAreRefused() {

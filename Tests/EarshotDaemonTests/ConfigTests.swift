@@ -358,12 +358,12 @@ struct ConfigHardeningTests {
         let (f2, e2) = try errorFor("capture:\n  period_frames: 1048576\n  buffer_periods: 1024\n")
         #expect(e2?.description.hasPrefix("\(f2):2: capture.period_frames: this configuration needs about ") == true, "\(String(describing: e2))")
         // Backfill of 1024-band rolling lines; many clients with huge command buffers.
-        let (f3, e3) = try errorFor("analysis:\n  n_fft: 4096\n  n_mels: 1024\n  n_mfcc: 13\n  fmax: 24000\nrolling:\n  windows_s: [1]\n  backfill_s: 86400\n")
+        let (f3, e3) = try errorFor("analysis:\n  n_fft: 16384\n  n_mels: 1024\n  n_mfcc: 13\n  fmax: 24000\nrolling:\n  windows_s: [1]\n  backfill_s: 86400\n")
         #expect(e3?.description.hasPrefix("\(f3):8: rolling.backfill_s:") == true, "\(String(describing: e3))")
         let (f4, e4) = try errorFor("socket:\n  max_clients: 65536\n")
         #expect(e4?.description.hasPrefix("\(f4):2: socket.max_clients:") == true, "\(String(describing: e4))")
         // Raising the limit is the documented way out; lowering it below the defaults names it.
-        #expect(try errorFor("capture:\n  ring_seconds: 120\n  sample_rate: 192000\nanalysis:\n  hop: 480\n  fmax: 8000\nlimits:\n  max_memory_mb: 4096\n").error == nil)
+        #expect(try errorFor("capture:\n  ring_seconds: 120\n  sample_rate: 192000\nanalysis:\n  n_fft: 4096\n  hop: 480\n  fmax: 8000\nlimits:\n  max_memory_mb: 4096\n").error == nil)  // n_fft 4096: every mel band has a bin at 192 kHz
         let (f5, e5) = try errorFor("limits:\n  max_memory_mb: 16\n")
         #expect(e5?.description.hasPrefix("\(f5):2: limits.max_memory_mb:") == true, "\(String(describing: e5))")
     }

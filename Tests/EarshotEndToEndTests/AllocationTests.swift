@@ -56,7 +56,7 @@ import Testing
         }
         func int(_ phase: String, _ key: String) -> Int { (phases[phase]?[key] as? NSNumber)?.intValue ?? -1 }
         #expect(int("control", "mallocs") >= 1, "the interposer did not count the control allocation: \(p.lines)")
-        for mask in ["all", "spectral", "statistics", "levels", "mfcc", "none"] {
+        for mask in ["all", "spectral", "statistics", "levels", "mfcc", "none", "levels_bands_octave", "levels_bands_third"] {
             #expect(int("analyzer_" + mask, "frames") == 200, "\(p.lines)")
             #expect(int("analyzer_" + mask, "mallocs") == 0, "allocations in FrameAnalyzer.process (outputs \(mask)): \(p.lines)")
         }
@@ -65,6 +65,7 @@ import Testing
         #expect(int("dsp", "discontinuities") >= 2, "the xrun gap and the ring overrun should be exercised: \(p.lines)")
         #expect(int("dsp", "retunes") >= 4, "the retune mailbox was not exercised: \(p.lines)")
         #expect(int("dsp", "mallocs") == 0, "allocations on the DSP path: \(p.lines)")
+        #expect(int("dsp", "clip_tap_samples") >= 1000 * 480, "the clip tap (clips enabled) was not exercised: \(p.lines)")
         #expect(int("capture", "periods") >= 1000, "\(p.lines)")
         #expect(int("capture", "mallocs") == 0, "allocations on the capture path: \(p.lines)")
     }

@@ -18,6 +18,7 @@ extension EndToEnd {
                 "--set", "analysis.n_fft=\(n("n_fft"))", "--set", "analysis.hop=\(n("hop"))",
                 "--set", "analysis.n_mels=\(n("n_mels"))", "--set", "analysis.fmin=\(n("fmin"))",
                 "--set", "analysis.fmax=\(n("fmax"))", "--set", "analysis.n_mfcc=\(n("n_mfcc"))",
+                "--set", "analysis.onset.function=logmel",  // the fixture holds librosa's onset_strength
             ]
         }
 

@@ -40,7 +40,7 @@ extension EndToEnd {
             let tmux = Tmux(tmux: tmuxPath, server: "earshot-test-\(getpid())")
             defer { _ = try? tmux.run(["kill-server"]) }
             // After top exits the pane shows its status and whether the tty is back in canonical mode with echo.
-            let command = "env COLORTERM=truecolor EARSHOT_CONFIG='\(rig.config.path)' '\(earshot)' top --socket '\(rig.socketPath)'; "
+            let command = "env COLORTERM=truecolor '\(earshot)' top --config '\(rig.config.path)'; "
                 + "echo TOP-EXITED=$?; stty -a | tr ' ' '\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' '; echo; sleep 60"
             try tmux.run(["new-session", "-d", "-s", "top", "-x", "110", "-y", "40", command])
             let tail = try DaemonProcess(earshot: ["tail", "--socket", rig.socketPath, "--streams", "frame,stats", "--every", "25", "--duration", "40"])

@@ -31,7 +31,7 @@ extension EndToEnd {
             let samples = body.split(separator: "\n").filter { !$0.hasPrefix("#") }
             #expect(!samples.isEmpty)
             #expect(samples.allSatisfy { $0.contains(#"device="paced",instance="north""#) }, "\(samples.prefix(5))")
-            #expect(body.contains(#"earshot_build_info{device="paced",instance="north",swift="#))
+            #expect(body.contains(#"earshot_build_info{device="paced",instance="north",commit=""#) && body.contains(#"",swift=""#))
 
             // A second instance configured with the same port (and its own socket).
             let second = try PublishingRig("metrics-instance-2", extraYAML: "metrics:\n  enabled: true\n  listen: 127.0.0.1:\(port)\n")

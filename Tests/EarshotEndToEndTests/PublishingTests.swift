@@ -21,8 +21,8 @@ extension EndToEnd {
         /// receives `hello`, its `subscribed` reply and every frame in order (no `seq` gap, ≈ 100 frames/s),
         /// every line is a JSON object with a `type`; no `dropped`, no `discontinuity` frame or status; the
         /// final `stats` reports no ring overrun, no discontinuity, no socket drop and 64 subscribers.
-        /// Client 0 is also checked in detail: 1 s rolling windows every second (contiguous seq ranges, Leq/Lmax/Lmin
-        /// recomputed from the frames' `laf`), 10 s windows aligned on multiples of 10 s and agreeing with the
+        /// Client 0 is also checked in detail: 1 s rolling windows every second (contiguous seq ranges, LAFmax/LAFmin
+        /// bounding and L10/L50 recomputed from the frames' `laf`), 10 s windows aligned on multiples of 10 s and agreeing with the
         /// 1 s windows, and a `stats` line every 5 s.
         @Test func sixtyFourClientsGetEveryFrameRollingAndStats() throws {
             let rig = try PublishingRig("fanout")
@@ -112,11 +112,18 @@ extension EndToEnd {
                 guard inWindow.count == count else { continue }  // window partly before the subscription
                 recomputed += 1
                 #expect(inWindow.allSatisfy { $0.t >= t - 1e-6 && $0.t < tEnd + 1e-6 }, "frame times outside [\(t), \(tEnd)): \(w)")
-                let levels = inWindow.map(\.laf)
-                let leq = 10 * log10(levels.map { pow(10, $0 / 10) }.reduce(0, +) / Double(levels.count))
-                #expect(abs(leq - (dbl(w["leq"]) ?? .nan)) < 0.01, "leq \(leq) vs \(w)")
-                #expect(abs(levels.max()! - (dbl(w["lmax"]) ?? .nan)) < 0.002, "lmax \(levels.max()!) vs \(w)")
-                #expect(abs(levels.min()! - (dbl(w["lmin"]) ?? .nan)) < 0.002, "lmin \(levels.min()!) vs \(w)")
+                // Issue 12: leq/lmax/lmin are LAeq,T/LAFmax/LAFmin integrated from every sample (so LAFmax is at
+                // least, and LAFmin at most, every frame's LAF); the exceedance levels are of LAF sampled per frame.
+                let levels = inWindow.map(\.laf).sorted()
+                #expect(dbl(w["leq"]) == dbl(w["laeq"]) && dbl(w["lmax"]) == dbl(w["lafmax"]) && dbl(w["lmin"]) == dbl(w["lafmin"]), "\(w)")
+                #expect((dbl(w["lmax"]) ?? .nan) >= levels.last! - 0.002, "lmax vs frame max \(levels.last!): \(w)")
+                #expect((dbl(w["lmin"]) ?? .nan) <= levels.first! + 0.002, "lmin vs frame min \(levels.first!): \(w)")
+                func percentile(_ p: Double) -> Double {  // numpy 'linear'
+                    let pos = p / 100 * Double(levels.count - 1), lo = Int(pos), hi = min(lo + 1, levels.count - 1)
+                    return levels[lo] + (levels[hi] - levels[lo]) * (pos - Double(lo))
+                }
+                #expect(abs(percentile(50) - (dbl(w["l50"]) ?? .nan)) < 0.002, "l50 \(percentile(50)) vs \(w)")
+                #expect(abs(percentile(90) - (dbl(w["l10"]) ?? .nan)) < 0.002, "l10 \(percentile(90)) vs \(w)")
             }
             #expect(recomputed >= 28, "only \(recomputed) 1 s windows could be recomputed from the frames")
             for (k, w) in r10.enumerated() {

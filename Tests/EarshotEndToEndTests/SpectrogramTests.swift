@@ -63,11 +63,17 @@ extension EndToEnd {
             let script = EarshotBinary.packageRoot.appendingPathComponent("scripts/check_spectrogram.py").path
             let check = try DaemonProcess(executable: python, arguments: [script, "--tone", "440", png, geometry, "0.7"], environment: baseChildEnvironment())
             #expect(check.wait(timeout: 60) == .exited(0), "\(check.stdout) \(check.stderr)")
-            // A socket nobody listens on, and --linear (no spectrum stream).
+            // --linear through the spectrum stream: the 440 Hz bin (9) is the brightest row.
+            let linearPNG = rig.dir.appendingPathComponent("live-linear.png").path
+            let linear = try DaemonProcess.run(["spectrogram", "--socket", rig.socketPath, "--linear", "--seconds", "2", "-o", linearPNG], timeout: 30)
+            #expect(linear.termination == .exited(0), "\(linear.stderr)")
+            let linearGeometry = try #require(linear.lines.first { $0.contains("plot x=") }, "\(linear.stdout)")
+            let checkLinear = try DaemonProcess(executable: python, arguments: [script, "--tone", "440", linearPNG, linearGeometry, "0.7", "linear"],
+                                                environment: baseChildEnvironment())
+            #expect(checkLinear.wait(timeout: 60) == .exited(0), "\(checkLinear.stdout) \(checkLinear.stderr)")
+            // A socket nobody listens on.
             let missing = try DaemonProcess.run(["spectrogram", "--socket", rig.dir.appendingPathComponent("none.sock").path, "-o", png + "2"])
             #expect(missing.termination == .exited(69) && missing.stderr.contains("cannot connect"), "\(missing.stderr)")
-            let linear = try DaemonProcess.run(["spectrogram", "--socket", rig.socketPath, "--linear", "-o", png + "3"])
-            #expect(linear.termination == .exited(64) && linear.stderr.contains("spectrum"), "\(linear.stderr)")
         }
 
         @Test func errorsExitNonZeroWithAMessage() throws {
@@ -85,6 +91,8 @@ extension EndToEnd {
                 ("from after to", [wav.path, "-o", png, "--from", "0.5", "--to", "0.2"], 64, "--to"),
                 ("unwritable output", [wav.path, "-o", dir.appendingPathComponent("no/such/dir/out.png").path], 74, "No such file"),
                 ("too small", [wav.path, "-o", png, "--width", "10"], 64, "--width"),
+                ("absurd range", [wav.path, "-o", png, "--from", "1e300"], 64, "--from"),
+                ("no input", ["-o", png], 64, "--socket"),
                 ("bad config", [wav.path, "-o", png, "--set", "analysis.hop=99999"], 78, "analysis.hop"),
             ]
             for (name, args, code, message) in cases {

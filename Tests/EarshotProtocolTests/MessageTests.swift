@@ -29,7 +29,7 @@ import Testing
             "mel_band_edges_hz":[0,100,200.5,8000],"level_unit":"dB SPL","device":"hw:\\"x\\"","onset_lookahead_ms":10,\
             "features":[{"name":"rms_dbfs","unit":"dBFS","summary":"\(Feature.rmsDbfs.summary)"},\
             {"name":"laf","unit":"dB SPL","summary":"\(Feature.laf.summary)"}],\
-            "streams":["frame","rolling","onset","alert","status","stats"],\
+            "streams":["frame","rolling","onset","alert","status","stats","spectrum"],\
             "limits":{"max_line_bytes":65536,"queue_messages":4096,"queue_bytes":16777216,"stall_limit_s":10,"backfill_s":600,\
             "max_clients":128,"max_clients_per_uid":64,"queue_bytes_total":67108864,"idle_timeout_s":2.5}}
 

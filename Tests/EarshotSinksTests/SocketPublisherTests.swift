@@ -56,7 +56,7 @@ import Testing
         let features = try #require(hello["features"] as? [[String: Any]])
         #expect(features.compactMap { $0["name"] as? String } == Feature.allCases.map(\.rawValue))
         #expect(features.allSatisfy { ($0["unit"] as? String) != nil && ($0["summary"] as? String) != nil })
-        #expect(hello["streams"] as? [String] == ["frame", "rolling", "onset", "alert", "status", "stats"])
+        #expect(hello["streams"] as? [String] == ["frame", "rolling", "onset", "alert", "status", "stats", "spectrum"])
 
         // updateStream (config reload) sends a fresh hello to connected clients.
         var info = env.feeder.info

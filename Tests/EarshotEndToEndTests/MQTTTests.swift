@@ -95,9 +95,13 @@ extension EndToEnd {
             }
             // Alerts (the burst crosses -20 dBFS every 2 s): those on the socket are on MQTT, same fields.
             #expect(waitFor(6) { !ref.log.messages(type: "alert").isEmpty })
-            Thread.sleep(forTimeInterval: 0.5)
-            let alerts = sub.messages(topic: Self.base + "/alert").compactMap(\.json)
             let refAlerts = ref.log.messages(type: "alert")
+            // (An alert raised just now may still be on its way to the broker: wait for it, bounded.)
+            waitFor(3) {
+                let onMQTT = Set(sub.messages(topic: Self.base + "/alert").compactMap(\.json).map { "\(Self.t($0)) \($0["state"] ?? "")" })
+                return refAlerts.allSatisfy { onMQTT.contains("\(Self.t($0)) \($0["state"] ?? "")") }
+            }
+            let alerts = sub.messages(topic: Self.base + "/alert").compactMap(\.json)
             #expect(!refAlerts.isEmpty)
             for r in refAlerts {
                 let match = alerts.first { Self.t($0) == Self.t(r) && $0["state"] as? String == r["state"] as? String }

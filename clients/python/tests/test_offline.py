@@ -29,7 +29,7 @@ def test_messages_parse_and_keep_unknown_fields():
     assert isinstance(h, Hello) and h.n_mels == 3 and h.hop_s == 0.01 and h.health == "ok" and h.raw["future_field"] == {"x": 1}
     f = parse_line('{"type":"frame","seq":5,"t":1.5,"discontinuity":true,"gap_samples":480,"cause":"xrun","laf":-20.5,"logmel":[1,2]}')
     assert isinstance(f, Frame) and f.discontinuity and f.cause == "xrun" and f["laf"] == -20.5 and f.logmel == [1, 2]
-    assert isinstance(parse_line('{"type":"clip","file":"x.wav"}'), GenericMessage)
+    assert isinstance(parse_line('{"type":"future_message","file":"x.wav"}'), GenericMessage)
     hm = parse_line('{"type":"health","kind":"silence","state":"start","t":1,"value":30.5,"threshold":30,"active":["silence"]}')
     assert hm.kind == "silence" and hm.active == ["silence"]
     s = parse_line('{"type":"status","event":"reload","t":1,"device":"d","plan":"live","failed_sinks":[]}')
@@ -96,7 +96,7 @@ def test_schema_accepts_the_docs_examples_and_rejects_broken_messages(tmp_path):
              "complete": True, "level_unit": "dBFS", "weighting": "laf", "leq": -1, "lmax": 0, "lmin": -3, "l10": -1,
              "l50": -2, "l90": -3, "onsets": 0, "discontinuities": 0, "centroid_hz_mean": 5, "logmel_mean": [1],
              "laeq": -3.2, "bands": {"63": -40}},
-            {"type": "clip", "anything": 1}]
+            {"type": "future_message", "anything": 1}]
     for m in good:
         assert not list(v.iter_errors(m)), m
     bad = [{**HELLO, "sample_rate": "48000"}, {k: x for k, x in HELLO.items() if k != "n_mels"},

@@ -43,14 +43,16 @@ final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
         var small = AnalyzerConfig()
         small.sampleRate = 16_000; small.nFFT = 64; small.hop = 16; small.nMels = 8; small.nMFCC = 8
         var usual = AnalyzerConfig()
-        usual.nFFT = 256; usual.hop = 120; usual.nMels = 32; usual.nMFCC = 13
+        usual.nFFT = 256; usual.hop = 120; usual.nMels = 24; usual.nMFCC = 13
         var odd = AnalyzerConfig()
         odd.sampleRate = 8_000; odd.nFFT = 18; odd.hop = 18; odd.nMels = 4; odd.nMFCC = 3; odd.fMax = 4_000
         odd.logMelFloorDb = -80
         var wide = AnalyzerConfig()
-        wide.sampleRate = 192_000; wide.nFFT = 210; wide.hop = 7; wide.nMels = 40; wide.nMFCC = 0
+        wide.sampleRate = 192_000; wide.nFFT = 210; wide.hop = 7; wide.nMels = 8; wide.nMFCC = 0
         wide.fMin = 20; wide.fMax = 96_000; wide.rolloffPercent = 0.99
         wide.onset.postMaxFrames = 0; wide.onset.preAvgFrames = 0; wide.onset.waitFrames = 0
+        // Every edge configuration must be one the analyzer accepts (24 mels at n_fft 256/48 kHz, 8 mels at n_fft 210/192 kHz:
+        // every mel band still holds an FFT bin; more would be refused as a dead feature).
         return [(small, .all), (usual, .all), (odd, [.flatness, .levels, .peak]), (wide, [.spectral, .rms, .zcr])]
     }()
     /// 4 s at 16 kHz: bounded time per input.

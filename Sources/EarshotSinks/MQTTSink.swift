@@ -471,7 +471,7 @@ final class MQTTClientLoop: @unchecked Sendable {
     func acknowledged(mid: Int32) {
         guard let i = inflight.firstIndex(where: { $0.mid == mid && !$0.acked }) else { return }
         inflight[i].acked = true
-        let ms = max(0, Int((Self.wallNs() - inflight[i].enqueuedNs) / 1_000_000))
+        let ms = max(0, Int((Self.wallNs() &- inflight[i].enqueuedNs) / 1_000_000))
         sink._latencyLastMs.store(ms, ordering: .relaxed)
         if ms > sink._latencyMaxMs.load(ordering: .relaxed) { sink._latencyMaxMs.store(ms, ordering: .relaxed) }
         sink._published.add(1, ordering: .relaxed)

@@ -43,6 +43,9 @@ final class MQTTSpool {
     }
 
     static let maxRecordBytes = 1 << 20
+    /// The largest segment index read from a file name (12 digits, as they are written): a larger one is not
+    /// a segment of ours, and `index + 1` stays far from overflowing.
+    static let maxIndex = 999_999_999_999
     let directory: String
     let maxBytes: Int
     let segmentBytes: Int
@@ -84,7 +87,7 @@ final class MQTTSpool {
         }
         while let e = readdir(d) {
             let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name.hasSuffix(".spool"), let i = Int(name.dropLast(6)), i >= 0 { indexes.append(i) }
+            if name.hasSuffix(".spool"), let i = Int(name.dropLast(6)), i >= 0, i <= Self.maxIndex { indexes.append(i) }
         }
         closedir(d)
         indexes.sort()
@@ -97,7 +100,11 @@ final class MQTTSpool {
         let n = buf.withUnsafeMutableBytes { pread(cursorFD, $0.baseAddress, 64, 0) }
         if n > 0 {
             let parts = String(decoding: buf.prefix(n), as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
-            if parts.count >= 2, let s = Int(parts[0]), let o = Int(parts[1]), s >= 0, o >= 0 { saved = Position(segment: s, offset: o) }
+            // A corrupt cursor (an index past every segment, or one no segment name could have) is ignored: the
+            // spool then sends from its oldest segment (at-least-once) instead of unlinking what it holds.
+            if parts.count >= 2, let s = Int(parts[0]), let o = Int(parts[1]), s >= 0, o >= 0, s <= (indexes.last ?? 0) {
+                saved = Position(segment: s, offset: o)
+            }
         }
         for i in indexes {
             var size = fileSize(path(i))
@@ -270,7 +277,7 @@ final class MQTTSpool {
             let start = sendCursor
             sendCursor = Position(segment: seg.index, offset: lineEnd)
             guard let rec = parse(line, start: start, end: sendCursor) else { dropped += 1; continue }
-            let expired = nowNs - rec.enqueuedNs > maxAgeNs
+            let expired = rec.enqueuedNs < nowNs &- maxAgeNs
             if expired { dropped += 1 }
             return (rec, expired)
         }
@@ -278,7 +285,7 @@ final class MQTTSpool {
 
     private func parse(_ line: ArraySlice<UInt8>, start: Position, end: Position) -> Record? {
         let fields = line.split(separator: 0x09, maxSplits: 3, omittingEmptySubsequences: false)
-        guard fields.count == 4, let ns = Int64(String(decoding: fields[0], as: UTF8.self)) else { return nil }
+        guard fields.count == 4, let ns = Int64(String(decoding: fields[0], as: UTF8.self)), ns >= 0 else { return nil }
         return Record(enqueuedNs: ns, retain: fields[1].first == 0x31, topic: String(decoding: fields[2], as: UTF8.self),
                       payload: Array(fields[3]), start: start, end: end)
     }

@@ -146,6 +146,29 @@ struct MQTTSinkTests {
         #expect(topics == ["old", "new"])
     }
 
+    /// A corrupt spool (a record with an absurd time, a segment name no writer makes, a cursor past every
+    /// segment) is read without a trap and without unlinking what it holds.
+    @Test func corruptSpoolIsReadWithoutTrapOrLoss() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1_000)
+            spool.append(topic: "kept", payload: Array("{}".utf8), retain: false, nowNs: 5_000)
+        }
+        let seg = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".spool") })
+        let fh = try #require(FileHandle(forWritingAtPath: dir + "/" + seg))
+        fh.seekToEndOfFile(); fh.write(Data("-9223372036854775808\t0\tneg\t{}\n".utf8)); fh.closeFile()
+        FileManager.default.createFile(atPath: dir + "/9223372036854775807.spool", contents: Data())
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where !name.hasSuffix(".spool") && name.contains("cursor") {
+            try Data("999999 0\n".utf8).write(to: URL(fileURLWithPath: dir + "/" + name))
+        }
+        let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1_000)
+        var topics: [String] = []
+        while let (r, _) = spool.next(nowNs: Int64.max) { topics.append(r.topic) }
+        #expect(topics == ["kept"], "the negative-time record is dropped, the valid one is still sent")
+        #expect(spool.dropped >= 1)
+    }
+
     // MARK: configuration
 
     @Test func configurationChecks() throws {

@@ -16,11 +16,16 @@ public struct CaptureStamp: BitwiseCopyable, Sendable, Equatable {
     public var wallNs: Int64
     /// Samples of audio lost just before this period (measured from timestamps), 0 when contiguous.
     public var gapSamples: Int64
+    /// Position in the side ring of the period's first side sample `S = (L − R) / 2` (2-channel capture
+    /// without `capture.channel`), or −1: the period has no side signal. The DSP thread reads it to make the
+    /// levels an energy mean over the channels (see ``convertToMidSide(_:format:frames:mid:side:)``).
+    public var sideFirst: Int64
 
     public init(
         firstSample: Int64, frames: Int32, monotonicNs: Int64, wallNs: Int64,
-        discontinuity: UInt32 = 0, gapSamples: Int64 = 0
+        discontinuity: UInt32 = 0, gapSamples: Int64 = 0, sideFirst: Int64 = -1
     ) {
+        self.sideFirst = sideFirst
         self.firstSample = firstSample
         self.frames = frames
         self.discontinuity = discontinuity

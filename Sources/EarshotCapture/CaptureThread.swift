@@ -13,7 +13,8 @@ import Glibc
 /// - `start()`/`stop()` and the accessors may be called from any thread.
 /// - The capture thread opens the device (setup may allocate), then loops with no allocation, no lock, no
 ///   logging and no Swift `Array`/`String`: `snd_pcm_readi` (nonblocking) of one period into a preallocated
-///   byte buffer → ``convertToMono(_:format:frames:channels:channel:into:)`` → `samples.write` →
+///   byte buffer → ``convertToMono(_:format:frames:channels:channel:into:)`` (or, for 2 channels,
+///   ``convertToMidSide(_:format:frames:mid:side:)`` → `side.write`) → `samples.write` →
 ///   `stamps.write` → `wake.signal()`. When no period is ready it sleeps in `snd_pcm_wait` with a timeout
 ///   of about one period, so `stop()` returns within roughly one period. Devices whose reads block inside
 ///   libasound (the `file` plugin reading a FIFO whose writer stopped, or opening one without a writer) are
@@ -52,6 +53,10 @@ public final class CaptureThread: @unchecked Sendable {
     /// The configuration in effect (or requested by ``reconfigure(_:)`` and about to be).
     public var config: CaptureConfig { _config.withLock { $0 } }
     public let samples: SPSCRing<Float>
+    /// The side signal `S = (L − R) / 2` of 2-channel periods captured without `capture.channel` (nil: not
+    /// carried; `samples` then holds the averaged downmix only). Written right after `samples`; each stamp
+    /// says where its period's side samples start (``CaptureStamp/sideFirst``).
+    public let side: SPSCRing<Float>?
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
     /// Events for off-RT logging (capture thread produces, one supervisor consumes).
@@ -87,15 +92,17 @@ public final class CaptureThread: @unchecked Sendable {
     /// - Parameters:
     ///   - config: device and stream parameters.
     ///   - samples: mono Float32 samples, written one period at a time (capture thread is the producer).
+    ///   - side: receives the side signal of 2-channel periods (same capacity as `samples`), or nil.
     ///   - stamps: one stamp per period, in `samples` coordinates.
     ///   - wake: signalled once per period.
     ///   - eventCapacity: size of the ``events`` ring (oldest events are overwritten).
     public init(
-        config: CaptureConfig, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal,
-        eventCapacity: Int = 256
+        config: CaptureConfig, samples: SPSCRing<Float>, side: SPSCRing<Float>? = nil, stamps: SPSCRing<CaptureStamp>,
+        wake: WakeSignal, eventCapacity: Int = 256
     ) {
         _config = Mutex(config)
         self.samples = samples
+        self.side = side
         self.stamps = stamps
         self.wake = wake
         self.events = SPSCRing<CaptureEvent>(minimumCapacity: eventCapacity)
@@ -384,6 +391,10 @@ public final class CaptureThread: @unchecked Sendable {
         memset(bytes, 0, period * frameBytes)
         let floats = UnsafeMutablePointer<Float>.allocate(capacity: period)
         defer { floats.deallocate() }
+        // The side signal: only for 2 channels downmixed (not `capture.channel`) and a side ring to carry it.
+        let sideRing = channels == 2 && channel == nil ? side : nil
+        let sideFloats = UnsafeMutablePointer<Float>.allocate(capacity: sideRing == nil ? 1 : period)
+        defer { sideFloats.deallocate() }
         let waitMs = Int32(max(5, min(100, Int64(period) * 1000 / rate)))
         let stallNs = Int64(config.stallTimeout * 1e9)
         let periodNs = Int64(period) * 1_000_000_000 / rate
@@ -567,7 +578,11 @@ public final class CaptureThread: @unchecked Sendable {
                 firstNs = min(firstNs, lastEndNs + periodNs / 64)
             }
 
-            convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
+            if sideRing != nil {
+                convertToMidSide(bytes, format: format, frames: period, mid: floats, side: sideFloats)
+            } else {
+                convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
+            }
             // Zero-fill for the next read: a device that returns frames without writing them (the `file`
             // plugin past the end of its infile) then yields silence, not stale samples.
             memset(bytes, 0, period * frameBytes)
@@ -582,8 +597,10 @@ public final class CaptureThread: @unchecked Sendable {
             let stamp = CaptureStamp(
                 firstSample: Int64(samples.written), frames: Int32(period), monotonicNs: firstNs,
                 wallNs: firstNs &+ Clock.wallMinusMonotonicNanoseconds(), discontinuity: pending,
-                gapSamples: gap)
+                gapSamples: gap, sideFirst: sideRing != nil ? Int64(sideRing.unsafelyUnwrapped.written) : -1)
             pending = 0
+            // Side first: a stamp the DSP thread sees has its side samples in place.
+            sideRing?.write(UnsafeBufferPointer(start: sideFloats, count: period))
             samples.write(UnsafeBufferPointer(start: floats, count: period))
             stamps.write(stamp)
             lastEndNs = firstNs + periodNs

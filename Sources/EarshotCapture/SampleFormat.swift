@@ -79,6 +79,27 @@ public func convertToMono(
     }
 }
 
+/// Converts interleaved 2-channel PCM to the mid signal `M = (L + R) / 2` (bit for bit the averaged downmix of
+/// ``convertToMono(_:format:frames:channels:channel:into:)``) and the side signal `S = (L − R) / 2`.
+///
+/// The level meter runs its weightings on both and adds their energies: by linearity
+/// `A(M)² + A(S)² = (A(L)² + A(R)²) / 2`, the energy mean over the two channels, which anti-phase content
+/// cannot cancel. Real-time safe: no allocation, no locks.
+@inlinable
+public func convertToMidSide(
+    _ source: UnsafeRawPointer, format: SampleFormat, frames: Int,
+    mid: UnsafeMutablePointer<Float>, side: UnsafeMutablePointer<Float>
+) {
+    let b = format.bytesPerSample
+    let stride = 2 * b
+    for f in 0..<frames {
+        let p = source + f * stride
+        let l = decodeSample(p, format: format), r = decodeSample(p + b, format: format)
+        mid[f] = (0 + l + r) * 0.5
+        side[f] = (l - r) * 0.5
+    }
+}
+
 /// Decodes one little-endian sample at `p`.
 @inlinable @inline(__always)
 public func decodeSample(_ p: UnsafeRawPointer, format: SampleFormat) -> Float {

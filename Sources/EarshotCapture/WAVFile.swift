@@ -232,12 +232,15 @@ public final class WAVFile {
     /// - Parameters:
     ///   - scratch: caller-owned bytes, at least `maxFrames * bytesPerFrame` long.
     ///   - destination: room for `maxFrames` floats.
+    ///   - side: room for `maxFrames` floats, or nil. For a 2-channel file read without `channel` it receives
+    ///     the side signal `(L − R) / 2` next to the averaged downmix in `destination`
+    ///     (``convertToMidSide(_:format:frames:mid:side:)``); see ``hasSide(channel:)``.
     /// - Returns: frames read; 0 at the end of the data.
     /// - Throws: when the input ends before the size its header declares or in the middle of a frame, a
     ///   stream delivers nothing for the timeout, or reading fails.
     public func read(
         maxFrames: Int, channel: Int?, scratch: UnsafeMutableRawBufferPointer,
-        into destination: UnsafeMutablePointer<Float>
+        into destination: UnsafeMutablePointer<Float>, side: UnsafeMutablePointer<Float>? = nil
     ) throws(WAVError) -> Int {
         var frames = min(maxFrames, scratch.count / bytesPerFrame)
         if let remainingBytes { frames = min(frames, remainingBytes / bytesPerFrame) }
@@ -258,12 +261,17 @@ public final class WAVFile {
             }
         }
         let whole = got / bytesPerFrame
-        if whole > 0 {
+        if whole > 0, let side, hasSide(channel: channel) {
+            convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
+        } else if whole > 0 {
             convertToMono(scratch.baseAddress!, format: format, frames: whole, channels: channels, channel: channel, into: destination)
         }
         if remainingBytes != nil { remainingBytes! -= got }
         return whole
     }
+
+    /// Whether ``read(maxFrames:channel:scratch:into:side:)`` fills `side` (2 channels, no `channel` picked).
+    public func hasSide(channel: Int?) -> Bool { channels == 2 && channel == nil }
 
     /// `read` until `buffer` is full or end of input; on a non-blocking descriptor waits in `poll` at most
     /// `timeoutMs` for each chunk of bytes.

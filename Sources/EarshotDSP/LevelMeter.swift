@@ -80,6 +80,15 @@ public final class LevelMeter: @unchecked Sendable {
     /// (`Int.max`: none). Set by the caller before each call; it is kept until changed.
     public var split = Int.max
 
+    /// The side signal `S = (L − R) / 2` aligned with the samples of the next ``process(_:)`` (which are then
+    /// the mid signal `M = (L + R) / 2`), or nil (mono). Set by the caller before each call. With it the
+    /// levels are the energy mean over the two channels (see `LevelMeter+Side.swift`).
+    public var side: UnsafePointer<Float>? = nil
+    /// Filter states of the side signal (its time weightings are the shared ones in `state`).
+    let sideState: UnsafeMutablePointer<State>
+    /// The band filters of the side signal (nil when bands are off).
+    let sideBank: BandFilterBank?
+
     /// Analog IEC 61672-1 pole frequencies in Hz.
     public static let poleHz = (f1: 20.598997, f2: 107.65265, f3: 737.86223, f4: 12194.217)
 
@@ -94,6 +103,9 @@ public final class LevelMeter: @unchecked Sendable {
     public init(sampleRate: Int, bands: BandResolution = .off) {
         self.sampleRate = sampleRate
         bank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
+        sideBank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
+        sideState = .allocate(capacity: 1)
+        sideState.initialize(to: State())
         bandEnergies = .allocate(capacity: 2 * maxBands)
         bandEnergies.initialize(repeating: 0, count: 2 * maxBands)
         let fs = Double(sampleRate)
@@ -148,10 +160,11 @@ public final class LevelMeter: @unchecked Sendable {
         coef.deallocate()
         state.deallocate()
         sums.deallocate()
+        sideState.deallocate()
     }
 
     /// Clears filter and time-weighting states (levels restart from silence).
-    public func reset() { state.pointee = State(); bank?.reset() }
+    public func reset() { state.pointee = State(); bank?.reset(); sideState.pointee = State(); sideBank?.reset() }
 
     /// The band energies of the last ``process(_:)`` (``BandFrame/empty`` when bands are off).
     public var bandFrame: BandFrame {
@@ -230,6 +243,8 @@ public final class LevelMeter: @unchecked Sendable {
         sums[1] = .empty
         guard let x = samples.baseAddress else { return }
         let cut = min(max(split, 0), samples.count)
+        if let side { processWithSide(x, side, count: samples.count, cut: cut); return }
+        if sideState.pointee.sinceReset != 0 { sideState.pointee = State(); sideBank?.reset() }  // side ended
         var st = state.pointee
         run(x, count: cut, &st, into: sums)
         run(x + cut, count: samples.count - cut, &st, into: sums + 1)

@@ -20,9 +20,13 @@ import EarshotRealtime
 public final class DSPThread: @unchecked Sendable {
     public let processor: FrameProcessor<FrameBus>
     public let samples: SPSCRing<Float>
+    /// The capture thread's side-signal ring (2-channel capture; see ``CaptureStamp/sideFirst``), or nil.
+    public let side: SPSCRing<Float>?
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
     let scratch: AlignedBuffer<Float>
+    /// Side samples of one read (allocated, never cleared: its pages are touched only by 2-channel capture).
+    let sideScratch: UnsafeMutableBufferPointer<Float>
     let stampScratch: UnsafeMutableBufferPointer<CaptureStamp>
     var handle: RealtimeThread.Handle?
     let running = Atomic<Bool>(false)
@@ -42,16 +46,19 @@ public final class DSPThread: @unchecked Sendable {
     /// New onset-picker parameters waiting for the DSP thread (``retune(onset:)``).
     let retuneMailbox = RetuneMailbox()
 
-    public init(processor: FrameProcessor<FrameBus>, samples: SPSCRing<Float>, stamps: SPSCRing<CaptureStamp>, wake: WakeSignal, maxPeriodFrames: Int) {
+    public init(processor: FrameProcessor<FrameBus>, samples: SPSCRing<Float>, side: SPSCRing<Float>? = nil,
+                stamps: SPSCRing<CaptureStamp>, wake: WakeSignal, maxPeriodFrames: Int) {
         self.processor = processor
         self.samples = samples
+        self.side = side
+        sideScratch = .allocate(capacity: side == nil ? 1 : max(maxPeriodFrames, samples.capacity))
         self.stamps = stamps
         self.wake = wake
         scratch = AlignedBuffer(count: max(maxPeriodFrames, samples.capacity))
         stampScratch = .allocate(capacity: 1)
     }
 
-    deinit { stampScratch.deallocate() }
+    deinit { stampScratch.deallocate(); sideScratch.deallocate() }
 
     /// Frames published.
     public var frames: Int { _frames.load(ordering: .relaxed) }
@@ -187,7 +194,7 @@ public final class DSPThread: @unchecked Sendable {
             let before = processor.nextSeq
             processor.push(
                 UnsafeBufferPointer(start: scratch.pointer, count: got.count),
-                firstSample: start &+ timelineOffset, monotonicNs: s.monotonicNs &+ offsetNs, wallNs: s.wallNs &+ offsetNs)
+                side: readSide(s, from: start, count: got.count), firstSample: start &+ timelineOffset, monotonicNs: s.monotonicNs &+ offsetNs, wallNs: s.wallNs &+ offsetNs)
             let made = Int(processor.nextSeq &- before)
             let sanitized = processor.sanitizedSamples
             if sanitized.total != 0 {
@@ -199,6 +206,22 @@ public final class DSPThread: @unchecked Sendable {
                 _lastFrameMonotonicNs.store(Clock.monotonicNanoseconds(), ordering: .releasing)
             }
         }
+    }
+}
+
+extension DSPThread {
+    /// The side samples of ring positions `[start, start + count)` of the period of `stamp`, read into
+    /// `sideScratch`; nil if the period has none or they are no longer in the side ring (levels then use the
+    /// averaged downmix for these samples). Skips side samples left behind by a sample-ring overrun.
+    @inline(__always)
+    func readSide(_ stamp: CaptureStamp, from start: Int64, count: Int) -> UnsafeMutablePointer<Float>? {
+        guard stamp.sideFirst >= 0, let ring = side, count <= sideScratch.count else { return nil }
+        let target = stamp.sideFirst &+ (start &- stamp.firstSample)
+        let behind = target &- Int64(ring.consumed)
+        if behind > 0 { _ = ring.skip(Int(behind)) }
+        guard Int64(ring.consumed) == target else { return nil }
+        let got = ring.read(into: UnsafeMutableBufferPointer(rebasing: sideScratch[..<count]))
+        return got.count == count && got.lost == 0 ? sideScratch.baseAddress : nil
     }
 }
 

@@ -61,6 +61,8 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     public let output: Output
     public let measureTiming: Bool
     let window: AlignedBuffer<Float>
+    /// The side signal of the samples in `window` (2-channel input; see ``push(_:side:firstSample:monotonicNs:wallNs:)``).
+    let sideWindow: AlignedBuffer<Float>
     /// Sanitized copies of a chunk that needed ``SampleGuard`` (`nFFT` samples at a time).
     let sanitizeScratch: AlignedBuffer<Float>
     /// Samples changed by ``SampleGuard`` since init (never reset: discontinuities and re-plans keep it).
@@ -99,6 +101,8 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         self.measureTiming = measureTiming
         window = AlignedBuffer(count: analyzer.config.nFFT)
         window.clear()
+        sideWindow = AlignedBuffer(count: analyzer.config.nFFT)
+        sideWindow.clear()
         sanitizeScratch = AlignedBuffer(count: analyzer.config.nFFT)
         nsPerSample = 1e9 / Double(analyzer.config.sampleRate)
     }
@@ -140,18 +144,25 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
 
     /// Feeds contiguous samples (any values: see ``SampleGuard``).
     /// - Parameters:
-    ///   - samples: mono Float32 samples.
+    ///   - samples: mono Float32 samples (the averaged downmix `M = (L + R) / 2` of a 2-channel input).
+    ///   - side: nil, or for a 2-channel input the side signal `S = (L − R) / 2` of the same samples
+    ///     (`samples.count` values, sanitized in place): the level meter then reads the energy mean over the
+    ///     channels (``LevelMeter/side``); every other feature keeps the averaged downmix.
     ///   - firstSample: timeline index of `samples[0]` (lost samples included).
     ///   - monotonicNs: capture time (CLOCK_MONOTONIC) of `samples[0]`.
     ///   - wallNs: UNIX time of `samples[0]`.
-    public func push(_ samples: UnsafeBufferPointer<Float>, firstSample: Int64, monotonicNs: Int64, wallNs: Int64) {
+    public func push(_ samples: UnsafeBufferPointer<Float>, side: UnsafeMutablePointer<Float>? = nil, firstSample: Int64,
+                     monotonicNs: Int64, wallNs: Int64) {
         anchorSample = firstSample
         anchorMonotonicNs = monotonicNs
         anchorWallNs = wallNs
         guard let base = samples.baseAddress else { return }
+        if let side, SampleGuard.scan(UnsafeBufferPointer(start: side, count: samples.count)).total != 0 {
+            SampleGuard.copySanitized(side, to: side, count: samples.count)
+        }
         let bad = SampleGuard.scan(samples)
         if bad.total == 0 {
-            feed(samples, firstSample: firstSample)
+            feed(samples, side: side, firstSample: firstSample)
             return
         }
         sanitizedSamples.nonFinite &+= bad.nonFinite
@@ -162,41 +173,48 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         while done < samples.count {
             let n = min(samples.count - done, sanitizeScratch.count)
             SampleGuard.copySanitized(base + done, to: scratch, count: n)
-            feed(UnsafeBufferPointer(start: scratch, count: n), firstSample: firstSample &+ Int64(done))
+            feed(UnsafeBufferPointer(start: scratch, count: n), side: side.map { $0 + done }, firstSample: firstSample &+ Int64(done))
             done += n
         }
     }
 
     /// Frames `samples`, whose first sample is at `firstSample` on the timeline.
-    func feed(_ samples: UnsafeBufferPointer<Float>, firstSample: Int64) {
+    func feed(_ samples: UnsafeBufferPointer<Float>, side: UnsafeMutablePointer<Float>?, firstSample: Int64) {
         let (nFFT, hop) = current._withUnsafeGuaranteedRef { ($0.config.nFFT, $0.config.hop) }
         guard var src = samples.baseAddress else { return }
         var remaining = samples.count
         var srcSample = firstSample
         let win = window.pointer
+        // The side signal moves along with the samples (a discontinuity, where it may start or end, empties
+        // the window).
+        var sideSrc = UnsafePointer(side)
+        let sideWin = sideWindow.pointer
         while remaining > 0 {
             if fill == 0 && remaining >= nFFT {
                 // The whole frame is inside the caller's buffer (offline analysis reads big chunks):
                 // analyze it in place instead of copying it into the window and sliding it.
                 windowStart = srcSample
-                emitFrame(UnsafeBufferPointer(start: src, count: nFFT), nFFT: nFFT, hop: hop)
-                src += hop; remaining -= hop; srcSample &+= Int64(hop)
+                emitFrame(UnsafeBufferPointer(start: src, count: nFFT), side: sideSrc, nFFT: nFFT, hop: hop)
+                src += hop; remaining -= hop; srcSample &+= Int64(hop); sideSrc = sideSrc.map { $0 + hop }
                 continue
             }
             if fill == 0 { windowStart = srcSample }
             let n = min(remaining, nFFT - fill)
             (win + fill).update(from: src, count: n)
+            if let s = sideSrc { (sideWin + fill).update(from: s, count: n); sideSrc = s + n }
             fill += n; src += n; remaining -= n; srcSample &+= Int64(n)
             if fill == nFFT {
-                emitFrame(UnsafeBufferPointer(start: win, count: nFFT), nFFT: nFFT, hop: hop)
+                emitFrame(UnsafeBufferPointer(start: win, count: nFFT), side: sideSrc == nil ? nil : UnsafePointer(sideWin),
+                          nFFT: nFFT, hop: hop)
                 let keep = nFFT - hop
                 if samples.count - remaining >= keep {
                     // The next frame's first samples came from this buffer: go back to reading it in place.
-                    src -= keep; remaining += keep; srcSample &-= Int64(keep)
+                    src -= keep; remaining += keep; srcSample &-= Int64(keep); sideSrc = sideSrc.map { $0 - keep }
                     fill = 0
                 } else {
                     // Slide by one hop.
                     win.update(from: win + hop, count: keep)
+                    if sideSrc != nil { sideWin.update(from: sideWin + hop, count: keep) }
                     fill = keep
                     windowStart &+= Int64(hop)
                 }
@@ -204,7 +222,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         }
     }
 
-    func emitFrame(_ frame: UnsafeBufferPointer<Float>, nFFT: Int, hop: Int) {
+    func emitFrame(_ frame: UnsafeBufferPointer<Float>, side: UnsafePointer<Float>?, nFFT: Int, hop: Int) {
         let start = measureTiming ? Clock.monotonicNanoseconds() : 0
         let buffers = output.nextFrameBuffers()
         let seq = nextSeq
@@ -238,6 +256,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         }
         let onset = current._withUnsafeGuaranteedRef {
             $0.levelMeter.split = split
+            $0.levelMeter.side = side.map { $0 + (nFFT - newSamples) }
             return $0.process(
                 frame: frame, newSampleCount: newSamples,
                 features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)

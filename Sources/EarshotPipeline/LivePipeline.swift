@@ -14,6 +14,8 @@ public final class LivePipeline: @unchecked Sendable {
     public let dsp: DSPThread
     public let bus: FrameBus
     public let samples: SPSCRing<Float>
+    /// The side signal of 2-channel capture (``CaptureThread/side``); its pages are touched only by stereo.
+    public let side: SPSCRing<Float>
     public let stamps: SPSCRing<CaptureStamp>
     public let wake = WakeSignal()
     /// SCHED_FIFO priority of the DSP thread, kept for restarts (re-plan).
@@ -30,14 +32,16 @@ public final class LivePipeline: @unchecked Sendable {
         captureConfig = config
         let ringSamples = max(Int(Double(config.sampleRate) * ringSeconds), config.periodFrames * config.bufferPeriods * 4)
         samples = SPSCRing<Float>(minimumCapacity: ringSamples)
+        side = SPSCRing<Float>(minimumCapacity: ringSamples)
         stamps = SPSCRing<CaptureStamp>(minimumCapacity: max(64, ringSamples / max(1, config.periodFrames / 4)))
         bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC,
                        spectrumBins: analyzer.config.binCount)
-        capture = CaptureThread(config: config, samples: samples, stamps: stamps, wake: wake)
+        capture = CaptureThread(config: config, samples: samples, side: side, stamps: stamps, wake: wake)
         let tap = clipTapSeconds > 0
             ? ClipTap(sampleRate: analyzer.config.sampleRate, hop: analyzer.config.hop, seconds: clipTapSeconds) : nil
         let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true, clipTap: tap)
-        dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: config.periodFrames * 4)
+        dsp = DSPThread(processor: processor, samples: samples, side: side, stamps: stamps, wake: wake,
+                        maxPeriodFrames: config.periodFrames * 4)
     }
 
     public var analyzerConfig: AnalyzerConfig { dsp.processor.config }

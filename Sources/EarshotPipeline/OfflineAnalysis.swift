@@ -82,14 +82,20 @@ public enum OfflineAnalysis {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkFrames * wav.bytesPerFrame, alignment: 16)
         defer { scratch.deallocate() }
         let samples = AlignedBuffer<Float>(count: chunkFrames)
+        // 2-channel files: the side signal too, so the levels are the energy mean over the channels (as live).
+        let stereo = wav.hasSide(channel: channel)
+        let sideBuffer = AlignedBuffer<Float>(count: stereo ? chunkFrames : 1)
+        let side = stereo ? sideBuffer.pointer : nil
         let before = processor.nextSeq
         var position: Int64 = 0
         let nsPerSample = 1e9 / Double(wav.sampleRate)
         while endSample.map({ position < $0 }) ?? true {
-            let n = try wav.read(maxFrames: chunkFrames, channel: channel, scratch: scratch, into: samples.pointer)
+            let n = try wav.read(maxFrames: chunkFrames, channel: channel, scratch: scratch, into: samples.pointer,
+                                 side: side)
             if n == 0 { break }
             let t = Int64((Double(position) * nsPerSample).rounded())
-            processor.push(UnsafeBufferPointer(start: samples.pointer, count: n), firstSample: position, monotonicNs: t, wallNs: t)
+            processor.push(UnsafeBufferPointer(start: samples.pointer, count: n), side: side, firstSample: position,
+                           monotonicNs: t, wallNs: t)
             position += Int64(n)
         }
         return Int(processor.nextSeq - before)

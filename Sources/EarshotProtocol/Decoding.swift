@@ -198,9 +198,14 @@ extension AlertMessage: DecodableServerMessage {
             guard (duration == nil) == (state == .start), (max == nil) == (state == .start) else {
                 throw DecodeError("'duration_s'/'max_db' come with state 'end' only")
             }
+            let selDb = r.optional("sel_db")?.doubleValue
+            let sel = r.optional("sel")?.stringValue
+            guard (selDb == nil) == (sel == nil), selDb == nil || state == .end else {
+                throw DecodeError("'sel_db' and 'sel' come together, with state 'end' only")
+            }
             self = .level(state: state, levelDb: try r.double("level_db"), thresholdDb: try r.double("threshold_db"),
                           t: try r.double("t"), seq: try r.int64("seq"), decidedSeq: try r.int64("decided_seq"),
-                          durationSeconds: duration, maxDb: max, weighting: try r.string("weighting"))
+                          durationSeconds: duration, maxDb: max, weighting: try r.string("weighting"), selDb: selDb, sel: sel)
         case "onset":
             self = .onset(strength: try r.double("strength"), t: try r.double("t"), seq: try r.int64("seq"),
                           suppressed: try r.int("suppressed"))

@@ -280,9 +280,11 @@ public enum AlertMessage: ServerMessage, Equatable {
     public enum LevelState: String, Sendable { case start, end }
 
     /// `t`/`seq`: first frame at or above the threshold (start) or below `threshold − hysteresis` (end);
-    /// `decidedSeq`: the frame that confirmed it. `durationSeconds`/`maxDb` only on `end`.
+    /// `decidedSeq`: the frame that confirmed it. `durationSeconds`/`maxDb` only on `end`; `selDb` (`sel_db`)
+    /// with `sel` (`LAE`, `LCE` or `LZE`): the sound exposure level of the alert, on `end` of a frequency-weighted
+    /// level (not `rms_dbfs`).
     case level(state: LevelState, levelDb: Double, thresholdDb: Double, t: Double, seq: Int64, decidedSeq: Int64,
-               durationSeconds: Double?, maxDb: Double?, weighting: String)
+               durationSeconds: Double?, maxDb: Double?, weighting: String, selDb: Double? = nil, sel: String? = nil)
     /// `suppressed`: alerts the rate limit suppressed since the previous one.
     case onset(strength: Double, t: Double, seq: Int64, suppressed: Int)
     /// Once per `periodSeconds` when the rate limit suppressed something.
@@ -290,7 +292,8 @@ public enum AlertMessage: ServerMessage, Equatable {
 
     public func encodeMembers(into w: inout JSONWriter) {
         switch self {
-        case .level(let state, let level, let threshold, let t, let seq, let decided, let duration, let max, let weighting):
+        case .level(let state, let level, let threshold, let t, let seq, let decided, let duration, let max, let weighting,
+                    let selDb, let sel):
             w.member("alert", "level")
             w.member("state", state.rawValue)
             w.member("level_db", level, decimals: 1)
@@ -301,6 +304,10 @@ public enum AlertMessage: ServerMessage, Equatable {
             if let duration { w.member("duration_s", duration, decimals: 3) }
             if let max { w.member("max_db", max, decimals: 1) }
             w.member("weighting", weighting)
+            if let selDb, let sel {
+                w.member("sel_db", selDb, decimals: 2)
+                w.member("sel", sel)
+            }
         case .onset(let strength, let t, let seq, let suppressed):
             w.member("alert", "onset")
             w.member("strength", strength, decimals: 2)

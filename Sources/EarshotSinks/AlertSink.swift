@@ -22,9 +22,16 @@ import Synchronization
 /// - *end*: once the level has stayed < `thresholdDB − hysteresisDB` for `minDurationMs`,
 ///   `alert=level state=end level_db=… threshold_db=… t=… seq=… duration_s=… max_db=…` at `.notice`; `t`/`seq`
 ///   are the first frame below the release level, `duration_s` = end `t` − start `t`, `max_db` the highest
-///   level during the alert.
+///   level during the alert, `sel_db` (with `sel=LAE|LCE|LZE`) the sound exposure level of the alert (below).
 /// - *re-arm*: after an end, frames earlier than end `t` + `rearmMs` cannot begin a new start.
 /// - A discontinuity (gap) restarts the start/end qualification: durations are never bridged across a gap.
+/// - *Sound exposure level* (IEC 61672-1 `L_E`: LAE for `laf`/`las`, LCE for `lcf`, LZE for `lzf`; none for
+///   `rms_dbfs`): `10·log10(Σ y² / fs / 1 s)` + the calibration offset, from the exact per-sample energies of
+///   the weighted signal (``LevelSums``) of the new samples of the frames from the start frame (`t`/`seq` of
+///   the start) up to, not including, the end frame: the alert's `duration_s` of audio, the start hold
+///   included (those frames were above the threshold) and the release hold excluded (they were below the
+///   release level). Audio lost in a gap counts as silence. For a burst of steady level `L` and duration `T`
+///   well above the threshold this is `L + 10·log10(T / 1 s)`.
 ///
 /// **Onset alerts**: an onset with strength ≥ `minStrength` logs `alert=onset strength=… t=… seq=…
 /// suppressed=N` at `.warning` (`t`, `seq` = the onset frame). Onsets closer than `minIntervalMs` to the
@@ -111,6 +118,12 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     var activeMax = -Double.infinity
     var releaseNs: Int64? = nil
     var releaseSeq: Int64 = 0
+    /// Sound exposure of the alert so far (Σ y² of the weighting's frequency weighting, full-scale units):
+    /// of the frames since the candidate start (`alertEnergy`), and of the release candidate's frames, which
+    /// count only if the level rises again (`releaseEnergy`).
+    var alertEnergy = 0.0
+    var releaseEnergy = 0.0
+    var sampleRate = 48_000.0
     var rearmUntilNs: Int64 = .min
 
     // Onset state (sink thread only).
@@ -155,6 +168,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         levelOffset = Double(stream.levelOffsetDb)
+        sampleRate = Double(max(1, stream.sampleRate))
         try reader.start(bus: bus, recorder: latencyRecorder) { [self] frame in evaluate(frame.header) }
     }
 
@@ -186,11 +200,17 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         let level = Double(c.weighting.dbfs(h)) + levelOffset
         let t = h.wallNs
         let holdNs = Int64(c.minDurationMs * 1e6)
-        if h.isDiscontinuity { candidateNs = nil; releaseNs = nil }
+        let energy = c.weighting.energy(h.levels)
+        if h.isDiscontinuity {
+            candidateNs = nil
+            if releaseNs != nil { alertEnergy += releaseEnergy }  // the gap ends the release candidate
+            releaseNs = nil
+        }
         switch levelState {
         case .idle:
             guard level >= c.thresholdDB, t >= rearmUntilNs else { candidateNs = nil; return }
-            if candidateNs == nil { candidateNs = t; candidateSeq = h.seq; activeMax = level }
+            if candidateNs == nil { candidateNs = t; candidateSeq = h.seq; activeMax = level; alertEnergy = 0 }
+            alertEnergy += energy
             activeMax = max(activeMax, level)
             if let start = candidateNs, t - start >= holdNs {
                 levelState = .active
@@ -202,21 +222,29 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
             }
         case .active:
             activeMax = max(activeMax, level)
-            guard level < c.thresholdDB - c.hysteresisDB else { releaseNs = nil; return }
-            if releaseNs == nil { releaseNs = t; releaseSeq = h.seq }
+            guard level < c.thresholdDB - c.hysteresisDB else {
+                if releaseNs != nil { alertEnergy += releaseEnergy; releaseNs = nil }
+                alertEnergy += energy
+                return
+            }
+            if releaseNs == nil { releaseNs = t; releaseSeq = h.seq; releaseEnergy = 0 }
+            releaseEnergy += energy
             if let end = releaseNs, t - end >= holdNs {
                 levelState = .idle
                 releaseNs = nil
                 rearmUntilNs = end + Int64(c.rearmMs * 1e6)
+                let sel = c.weighting.exposureName.map { name in
+                    (name, 10 * log10(max(alertEnergy / sampleRate, 1e-20)) + levelOffset)
+                }
                 emitLevel(state: "end", level: level, t: end, seq: releaseSeq, decidedSeq: h.seq,
-                          duration: Double(end - activeStartNs) / 1e9, max: activeMax)
+                          duration: Double(end - activeStartNs) / 1e9, max: activeMax, sel: sel)
                 activeMax = -.infinity
             }
         }
     }
 
     func emitLevel(state: StaticString, level: Double, t: Int64, seq: Int64, decidedSeq: Int64, duration: Double?,
-                   max: Double?) {
+                   max: Double?, sel: (name: StaticString, db: Double)? = nil) {
         let threshold = config.level.thresholdDB
         let text = ByteWriter(capacity: 256)
         text.ascii("alert=level state="); text.ascii(state)
@@ -230,9 +258,11 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         field("decided_seq", Double(decidedSeq), 0)
         if let duration { field("duration_s", duration, 3) }
         if let max { field("max_db", max, 1) }
+        if let sel { field("sel_db", sel.db, 2); text.ascii(" sel="); text.ascii(sel.name) }
         let json = AlertMessage.level(
             state: duration == nil ? .start : .end, levelDb: level, thresholdDb: threshold, t: Double(t) / 1e9, seq: seq,
-            decidedSeq: decidedSeq, durationSeconds: duration, maxDb: max, weighting: config.level.weighting.rawValue)
+            decidedSeq: decidedSeq, durationSeconds: duration, maxDb: max, weighting: config.level.weighting.rawValue,
+            selDb: sel?.db, sel: sel?.name.description)
         let line = String(decoding: text.bytes, as: UTF8.self)
         if duration == nil {  // start
             logger.warning("\(line)")
@@ -297,5 +327,28 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         summaryStartNs = t
         summarySuppressed = 0
         summaryEmitted = 0
+    }
+}
+
+extension LevelWeighting {
+    /// Σ y² of this weighting's frequency weighting over the frame's new samples (0 for `rms_dbfs`).
+    @inline(__always)
+    func energy(_ levels: LevelInterval) -> Double {
+        switch self {
+        case .laf, .las: levels.head.energyA + levels.tail.energyA
+        case .lcf: levels.head.energyC + levels.tail.energyC
+        case .lzf: levels.head.energyZ + levels.tail.energyZ
+        case .rmsDbfs: 0
+        }
+    }
+
+    /// The IEC 61672-1 name of the sound exposure level of this weighting (nil for `rms_dbfs`: no exposure).
+    var exposureName: StaticString? {
+        switch self {
+        case .laf, .las: "LAE"
+        case .lcf: "LCE"
+        case .lzf: "LZE"
+        case .rmsDbfs: nil
+        }
     }
 }

@@ -13,16 +13,18 @@ final class PublishingRig {
     let socketPath: String
     private(set) var daemon: DaemonProcess?
 
+    /// - Parameter channels: interleaved float32 channels in `samples` (`capture.channels`).
     init(_ name: String, samples: [Float] = serviceTestSignal(), extraYAML: String = "", socketYAML: String = "",
-         pace: Double = 1) throws {
+         pace: Double = 1, channels: Int = 1) throws {
         dir = try makeTemporaryDirectory("earshot-pub-\(name)")
-        device = try PacedFIFODevice(directory: dir, samples: samples, pace: pace)
+        device = try PacedFIFODevice(directory: dir, samples: samples, pace: pace, channels: channels)
         socketPath = dir.appendingPathComponent("earshot.sock").path
         config = dir.appendingPathComponent("earshot.yaml")
         try """
             capture:
               device: \(device.pcmName)
               format: FLOAT_LE
+              channels: \(channels)
             socket:
               path: \(socketPath)
             \(socketYAML.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))

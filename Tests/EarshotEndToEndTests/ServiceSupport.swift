@@ -17,8 +17,10 @@ final class PacedFIFODevice: @unchecked Sendable {
     let rate = 48_000
     private let writer: PacedFIFOWriter
 
-    /// - Parameter pace: real-time multiple the writer keeps (1.01: a device whose clock runs 1 % fast).
-    init(directory: URL, samples: [Float], pace: Double = 1) throws {
+    /// - Parameters:
+    ///   - pace: real-time multiple the writer keeps (1.01: a device whose clock runs 1 % fast).
+    ///   - channels: interleaved channels in `samples` (float32 each).
+    init(directory: URL, samples: [Float], pace: Double = 1, channels: Int = 1) throws {
         self.directory = directory
         fifo = directory.appendingPathComponent("capture.fifo").path
         asoundrc = directory.appendingPathComponent("asoundrc")
@@ -26,9 +28,10 @@ final class PacedFIFODevice: @unchecked Sendable {
         try """
             pcm.\(pcmName) { type file slave.pcm "null" file "/dev/null" infile "\(fifo)" format "raw" }
             """.write(to: asoundrc, atomically: true, encoding: .utf8)
-        writer = pace == 1 ? PacedFIFOWriter(samples: samples, sampleRate: rate, path: fifo)
-            : PacedFIFOWriter(bytes: samples.withUnsafeBytes { Array($0) }, frameBytes: 4,
-                              bytesPerSecond: Int((Double(rate * 4) * pace).rounded()) / 4 * 4, path: fifo)
+        writer = pace == 1 && channels == 1 ? PacedFIFOWriter(samples: samples, sampleRate: rate, path: fifo)
+            : PacedFIFOWriter(bytes: samples.withUnsafeBytes { Array($0) }, frameBytes: 4 * channels,
+                              bytesPerSecond: Int((Double(rate * 4 * channels) * pace).rounded()) / (4 * channels) * (4 * channels),
+                              path: fifo)
         writer.start()
     }
 

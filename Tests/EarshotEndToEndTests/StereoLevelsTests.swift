@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+extension EndToEnd {
+    /// Issue 12: levels of 2-channel input as the energy mean over the channels, and the sound exposure level of
+    /// level alerts, through the real binary (paced FIFO → ALSA `file` plugin, `earshot analyze`).
+    @Suite("stereo levels and alert exposure", .serialized)
+    struct StereoLevelsTests {
+        static let rate = 48_000
+
+        /// A 1 kHz sine of amplitude `a`, `seconds` long (a whole number of cycles).
+        static func sine(_ a: Double, seconds: Double, hz: Double = 1_000) -> [Float] {
+            (0..<Int(seconds * Double(rate))).map { Float(a * sin(2 * Double.pi * hz * Double($0) / Double(rate))) }
+        }
+
+        /// Three 2 s segments of a 1 kHz tone, captured as 2 channels: anti-phase (L = −R, amplitude 0.1), in
+        /// phase (0.05 on both) and one silent channel (0.3 on L, R = 0). Every 1 s rolling window inside a
+        /// segment reads LAeq/LCeq/LZeq = the energy mean over the channels and LCpeak = the louder channel's peak:
+        /// −23.01 dB (one channel's level: the averaged downmix would read silence), −29.03 dB (as one channel),
+        /// −16.48 dB (3.01 dB below L alone).
+        @Test func stereoLevelsAreTheEnergyMeanOverChannels() throws {
+            let segments: [(l: Double, r: Double, laeq: Double, lcpeak: Double)] = [
+                (0.1, -0.1, 20 * log10(0.1 / 2.0.squareRoot()), 20 * log10(0.1)),
+                (0.05, 0.05, 20 * log10(0.05 / 2.0.squareRoot()), 20 * log10(0.05)),
+                (0.3, 0, 20 * log10(0.3 / 2.0.squareRoot()) - 10 * log10(2), 20 * log10(0.3)),
+            ]
+            let unit = Self.sine(1, seconds: 2)
+            var interleaved: [Float] = []
+            interleaved.reserveCapacity(2 * 3 * unit.count)
+            for s in segments { for v in unit { interleaved.append(v * Float(s.l)); interleaved.append(v * Float(s.r)) } }
+            let rig = try PublishingRig("stereo", samples: interleaved, extraYAML: "rolling:\n  windows_s: [1]\n", channels: 2)
+            defer { rig.cleanup() }
+            let daemon = try rig.start()
+            let fd = connectUnix(rig.socketPath)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            let log = StreamLog(name: "stereo", keepDetail: true, fullJSON: true)
+            let readers = PollingReaders(fds: [fd], logs: [log], threads: 1)
+            defer { readers.stop() }
+            #expect(sendAll(fd, Array(#"{"op":"subscribe","streams":["rolling","frame"],"id":1}"#.utf8) + [0x0A]))
+            // The first complete window may hold the meter's first 0.6 s (settling, filter start-up): not that one.
+            func complete() -> [[String: Any]] {
+                Array(log.messages(type: "rolling").filter { $0["complete"] as? Bool == true }.dropFirst())
+            }
+            func seen(_ s: (l: Double, r: Double, laeq: Double, lcpeak: Double)) -> [String: Any]? {
+                complete().first { abs((dbl($0["laeq"]) ?? 0) - s.laeq) < 0.05 }
+            }
+            #expect(waitFor(20) { segments.allSatisfy { seen($0) != nil } }, "\(log.summary) \(daemon.stderr)")
+            readers.stop()
+            for s in segments {
+                let w = try #require(seen(s), "no 1 s window reads \(s.laeq) dB: \(complete().map { dbl($0["laeq"]) ?? 0 })")
+                #expect(abs((dbl(w["lceq"]) ?? 0) - s.laeq) < 0.05 && abs((dbl(w["lzeq"]) ?? 0) - s.laeq) < 0.05, "\(w)")
+                #expect(abs((dbl(w["lcpeak"]) ?? 0) - s.lcpeak) < 0.1, "\(w)")
+            }
+            // Per-frame Fast levels settle on the same values (the anti-phase segment does not read silence).
+            let laf = log.frameRecords.dropFirst(100).map(\.laf)
+            for s in segments {
+                #expect(laf.contains { abs($0 - s.laeq) < 0.05 }, "no frame reads laf \(s.laeq): min \(laf.min() ?? 0)")
+            }
+            #expect(laf.count > 200 && laf.allSatisfy { $0 > -40 }, "a frame read \(laf.min() ?? 0) dB: anti-phase channels cancelled")
+        }
+
+        /// `earshot analyze` on a 2-channel float WAV (L = a + b, R = −a + b: a 1 kHz tone in anti-phase, a 3 kHz
+        /// tone in phase): every feature but the levels equals, bit for bit, that of the averaged downmix written
+        /// as a mono file, and the levels equal those of one channel alone (both have the same energy), within
+        /// 0.05 dB once settled.
+        @Test func analyzeStereoWAVKeepsSpectralFeaturesAndReadsChannelEnergy() throws {
+            let dir = try makeTemporaryDirectory("earshot-e2e-stereo")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let a = Self.sine(0.1, seconds: 2), b = Self.sine(0.05, seconds: 2, hz: 3_000)
+            let left = zip(a, b).map { $0 + $1 }, right = zip(a, b).map { -$0 + $1 }
+            let mid = zip(left, right).map { (0 + $0 + $1) * 0.5 }
+            func write(_ name: String, channels: Int, _ x: [Float]) throws -> String {
+                let u = dir.appendingPathComponent(name)
+                try TestAudio.wav(formatTag: 3, channels: channels, rate: Self.rate, bits: 32, data: TestAudio.bytesFloat(x)).write(to: u)
+                return u.path
+            }
+            let stereo = try write("stereo.wav", channels: 2, zip(left, right).flatMap { [$0, $1] })
+            let midPath = try write("mid.wav", channels: 1, mid), leftPath = try write("left.wav", channels: 1, left)
+            func frames(_ path: String) throws -> [RawJSON] {
+                let r = try DaemonProcess.run(["analyze", path])
+                #expect(r.termination == .exited(0), "\(path): \(r.stderr)")
+                return try NDJSONOutput(lines: r.lines).frames
+            }
+            let s = try frames(stereo), m = try frames(midPath), l = try frames(leftPath)
+            #expect(s.count > 150 && s.count == m.count && s.count == l.count)
+            let levels: Set<String> = ["laf", "las", "lcf", "lzf"]
+            var worst = 0.0
+            for (i, (fs, (fm, fl))) in zip(s, zip(m, l)).enumerated() {
+                guard case .object(let os) = fs, case .object(let om) = fm else { Issue.record("not an object"); break }
+                #expect(os.filter { !levels.contains($0.key) } == om.filter { !levels.contains($0.key) },
+                        "frame \(i): a non-level feature differs from the averaged downmix")
+                #expect(os.keys.contains("laf"))
+                if i >= 100 {  // Fast (and Slow: same energy throughout) settled
+                    for k in levels { worst = max(worst, abs((fs[k]?.double ?? 0) - (fl[k]?.double ?? 99))) }
+                }
+                // The averaged downmix holds only the 3 kHz tone: 7 dB below (the check fails without the side signal).
+                if i == s.count - 1 { #expect((fs["lzf"]?.double ?? 0) - (fm["lzf"]?.double ?? 0) > 6, "\(fs) \(fm)") }
+            }
+            #expect(worst < 0.05, "stereo levels differ from one channel's by \(worst) dB")
+        }
+
+        /// A 1 kHz burst of level L = −23.01 dBFS lasting T = 0.5 s, then 3.5 s of silence: the level alert's end
+        /// carries LAE = L + 10·log10(T / 1 s) = −26.02 dB within 0.1 dB, on the socket and in the log line.
+        @Test func levelAlertEndCarriesTheSoundExposureLevel() throws {
+            let a = 0.1, t = 0.5
+            let burst = Self.sine(a, seconds: t) + [Float](repeating: 0, count: Int(3.5 * Double(Self.rate)))
+            let rig = try PublishingRig("lae", samples: burst, extraYAML: """
+                alerts:
+                  level:
+                    enabled: true
+                    weighting: laf
+                    threshold_db: -45
+                    min_duration_ms: 100
+                    hysteresis_db: 3
+                    rearm_ms: 500
+                """)
+            defer { rig.cleanup() }
+            let daemon = try rig.start()
+            let fd = connectUnix(rig.socketPath)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            let log = StreamLog(name: "lae", keepDetail: true, fullJSON: true)
+            let readers = PollingReaders(fds: [fd], logs: [log], threads: 1)
+            defer { readers.stop() }
+            #expect(sendAll(fd, Array(#"{"op":"subscribe","streams":["alert"],"id":1}"#.utf8) + [0x0A]))
+            func ends() -> [[String: Any]] {
+                log.messages(type: "alert").filter { $0["alert"] as? String == "level" && $0["state"] as? String == "end" }
+            }
+            #expect(waitFor(15) { ends().count >= 2 }, "\(log.summary) \(daemon.stderr)")
+            readers.stop()
+            let expected = 20 * log10(a / 2.0.squareRoot()) + 10 * log10(t)
+            for e in ends() {
+                #expect(e["sel"] as? String == "LAE", "\(e)")
+                #expect(abs((dbl(e["sel_db"]) ?? 0) - expected) < 0.1, "LAE \(dbl(e["sel_db"]) ?? 0) vs \(expected): \(e)")
+            }
+            #expect(daemon.stderr.contains("sel=LAE"), "\(daemon.stderr)")
+        }
+    }
+}

@@ -92,7 +92,9 @@ bus.spectrumTap!.every = 2  // a `spectrum` subscriber: the DSP thread copies ev
 // also laps itself: the overwrite path).
 let clipTap = ClipTap(sampleRate: 48_000, hop: config.hop, seconds: 1)
 let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true, clipTap: clipTap)
-let dsp = DSPThread(processor: processor, samples: samples, stamps: stamps, wake: wake, maxPeriodFrames: 480)
+// 2-channel capture: most periods carry a side signal (the stereo level path), the others none (the switch).
+let side = SPSCRing<Float>(minimumCapacity: 1 << 16)
+let dsp = DSPThread(processor: processor, samples: samples, side: side, stamps: stamps, wake: wake, maxPeriodFrames: 480)
 let idleConsumer = bus.attach()!  // attached, never read: its wake-ups and drops are on the path too
 let period = (0..<480).map { Float(0.2 * sin(2 * Double.pi * 440 * Double($0) / 48_000)) }
 let click = (0..<480).map { $0 < 16 ? Float(0.9) : Float(0) }
@@ -109,11 +111,13 @@ let feeder = Feeder()
     defer { feeder.written = written; feeder.mono = mono }
     for i in 0..<count {
         let src = i % 25 == 0 ? click : i % 25 == 12 ? hostile : period
+        let sideFirst: Int64 = i % 3 == 1 ? -1 : Int64(side.written)
+        if sideFirst >= 0 { period.withUnsafeBufferPointer { side.write($0) } }
         src.withUnsafeBufferPointer { samples.write($0) }
         var flags: UInt32 = written == 0 ? CaptureStamp.Discontinuity.start : 0
         var gap: Int64 = 0
         if i == xrunAt { flags |= CaptureStamp.Discontinuity.xrun; gap = 960; mono += 20_000_000 }
-        stamps.write(CaptureStamp(firstSample: written, frames: 480, monotonicNs: mono, wallNs: mono, discontinuity: flags, gapSamples: gap))
+        stamps.write(CaptureStamp(firstSample: written, frames: 480, monotonicNs: mono, wallNs: mono, discontinuity: flags, gapSamples: gap, sideFirst: sideFirst))
         written += 480
         mono += 10_000_000
         wake.signal()
@@ -161,4 +165,19 @@ MallocInterposerSwift.unhook()
 let periodsDuring = capture.periods - periodsBefore
 capture.stop()
 report("capture", "\"periods\":\(periodsDuring)")
+
+// MARK: phase 2b — the same with 2 channels: the capture thread splits mid and side into two rings
+let capSide = SPSCRing<Float>(minimumCapacity: 1 << 20)
+let stereoCapture = CaptureThread(
+    config: CaptureConfig(device: plugin.pcmName, channels: 2, format: .float32), samples: capSamples, side: capSide,
+    stamps: capStamps, wake: WakeSignal())
+stereoCapture.start()
+_ = waitUntil(10) { stereoCapture.periods >= 50 }
+let stereoBefore = stereoCapture.periods
+MallocInterposerSwift.hook()
+_ = waitUntil(10) { stereoCapture.periods >= stereoBefore + 2000 }
+MallocInterposerSwift.unhook()
+let stereoDuring = stereoCapture.periods - stereoBefore
+stereoCapture.stop()
+report("capture_stereo", "\"periods\":\(stereoDuring),\"side_samples\":\(capSide.written)")
 try? FileManager.default.removeItem(at: dir)

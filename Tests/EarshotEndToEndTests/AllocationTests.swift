@@ -68,5 +68,7 @@ import Testing
         #expect(int("dsp", "clip_tap_samples") >= 1000 * 480, "the clip tap (clips enabled) was not exercised: \(p.lines)")
         #expect(int("capture", "periods") >= 1000, "\(p.lines)")
         #expect(int("capture", "mallocs") == 0, "allocations on the capture path: \(p.lines)")
+        #expect(int("capture_stereo", "periods") >= 1000 && int("capture_stereo", "side_samples") > 0, "\(p.lines)")
+        #expect(int("capture_stereo", "mallocs") == 0, "allocations on the 2-channel capture path: \(p.lines)")
     }
 }

@@ -11,6 +11,22 @@ extension EndToEnd {
     struct StereoLevelsTests {
         static let rate = 48_000
 
+        /// Starts the rig's daemon, subscribes to `streams` (JSON strings) and collects messages until `done` holds
+        /// (expected within `seconds`).
+        static func listen(_ rig: PublishingRig, streams: String, seconds: Double,
+                           until done: (StreamLog) -> Bool) throws -> StreamLog {
+            let daemon = try rig.start()
+            let fd = connectUnix(rig.socketPath)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            let log = StreamLog(name: "stereo", keepDetail: true, fullJSON: true)
+            let readers = PollingReaders(fds: [fd], logs: [log], threads: 1)
+            defer { readers.stop() }
+            #expect(sendAll(fd, Array("{\"op\":\"subscribe\",\"streams\":[\(streams)],\"id\":1}\n".utf8)))
+            #expect(waitFor(seconds) { done(log) }, "\(log.summary) \(daemon.stderr)")
+            return log
+        }
+
         /// A 1 kHz sine of amplitude `a`, `seconds` long (a whole number of cycles).
         static func sine(_ a: Double, seconds: Double, hz: Double = 1_000) -> [Float] {
             (0..<Int(seconds * Double(rate))).map { Float(a * sin(2 * Double.pi * hz * Double($0) / Double(rate))) }
@@ -33,25 +49,18 @@ extension EndToEnd {
             for s in segments { for v in unit { interleaved.append(v * Float(s.l)); interleaved.append(v * Float(s.r)) } }
             let rig = try PublishingRig("stereo", samples: interleaved, extraYAML: "rolling:\n  windows_s: [1]\n", channels: 2)
             defer { rig.cleanup() }
-            let daemon = try rig.start()
-            let fd = connectUnix(rig.socketPath)
-            try #require(fd >= 0)
-            defer { close(fd) }
-            let log = StreamLog(name: "stereo", keepDetail: true, fullJSON: true)
-            let readers = PollingReaders(fds: [fd], logs: [log], threads: 1)
-            defer { readers.stop() }
-            #expect(sendAll(fd, Array(#"{"op":"subscribe","streams":["rolling","frame"],"id":1}"#.utf8) + [0x0A]))
             // The first complete window may hold the meter's first 0.6 s (settling, filter start-up): not that one.
-            func complete() -> [[String: Any]] {
+            func complete(_ log: StreamLog) -> [[String: Any]] {
                 Array(log.messages(type: "rolling").filter { $0["complete"] as? Bool == true }.dropFirst())
             }
-            func seen(_ s: (l: Double, r: Double, laeq: Double, lcpeak: Double)) -> [String: Any]? {
-                complete().first { abs((dbl($0["laeq"]) ?? 0) - s.laeq) < 0.05 }
+            func seen(_ log: StreamLog, _ laeq: Double) -> [String: Any]? {
+                complete(log).first { abs((dbl($0["laeq"]) ?? 0) - laeq) < 0.05 }
             }
-            #expect(waitFor(20) { segments.allSatisfy { seen($0) != nil } }, "\(log.summary) \(daemon.stderr)")
-            readers.stop()
+            let log = try Self.listen(rig, streams: #""rolling","frame""#, seconds: 20) { log in
+                segments.allSatisfy { seen(log, $0.laeq) != nil }
+            }
             for s in segments {
-                let w = try #require(seen(s), "no 1 s window reads \(s.laeq) dB: \(complete().map { dbl($0["laeq"]) ?? 0 })")
+                let w = try #require(seen(log, s.laeq), "no 1 s window reads \(s.laeq) dB: \(complete(log).map { dbl($0["laeq"]) ?? 0 })")
                 #expect(abs((dbl(w["lceq"]) ?? 0) - s.laeq) < 0.05 && abs((dbl(w["lzeq"]) ?? 0) - s.laeq) < 0.05, "\(w)")
                 #expect(abs((dbl(w["lcpeak"]) ?? 0) - s.lcpeak) < 0.1, "\(w)")
             }
@@ -119,25 +128,16 @@ extension EndToEnd {
                     rearm_ms: 500
                 """)
             defer { rig.cleanup() }
-            let daemon = try rig.start()
-            let fd = connectUnix(rig.socketPath)
-            try #require(fd >= 0)
-            defer { close(fd) }
-            let log = StreamLog(name: "lae", keepDetail: true, fullJSON: true)
-            let readers = PollingReaders(fds: [fd], logs: [log], threads: 1)
-            defer { readers.stop() }
-            #expect(sendAll(fd, Array(#"{"op":"subscribe","streams":["alert"],"id":1}"#.utf8) + [0x0A]))
-            func ends() -> [[String: Any]] {
+            func ends(_ log: StreamLog) -> [[String: Any]] {
                 log.messages(type: "alert").filter { $0["alert"] as? String == "level" && $0["state"] as? String == "end" }
             }
-            #expect(waitFor(15) { ends().count >= 2 }, "\(log.summary) \(daemon.stderr)")
-            readers.stop()
+            let log = try Self.listen(rig, streams: #""alert""#, seconds: 15) { ends($0).count >= 2 }
             let expected = 20 * log10(a / 2.0.squareRoot()) + 10 * log10(t)
-            for e in ends() {
+            for e in ends(log) {
                 #expect(e["sel"] as? String == "LAE", "\(e)")
                 #expect(abs((dbl(e["sel_db"]) ?? 0) - expected) < 0.1, "LAE \(dbl(e["sel_db"]) ?? 0) vs \(expected): \(e)")
             }
-            #expect(daemon.stderr.contains("sel=LAE"), "\(daemon.stderr)")
+            #expect(rig.daemon?.stderr.contains("sel=LAE") == true, "\(rig.daemon?.stderr ?? "")")
         }
     }
 }

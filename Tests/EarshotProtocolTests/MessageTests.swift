@@ -76,6 +76,19 @@ import Testing
         try roundTrip(AlertMessage.level(state: .start, levelDb: -26.9, thresholdDb: -30, t: 1795454030.836, seq: 710,
                                          decidedSeq: 811, durationSeconds: nil, maxDb: nil, weighting: "laf"))
         try roundTrip(end)
+        // The end's sound exposure level (issue 12): `sel_db` with its IEC name, both or neither, on `end` only.
+        let withSEL = AlertMessage.level(state: .end, levelDb: -34.1, thresholdDb: -30, t: 1795454033.412, seq: 968,
+                                         decidedSeq: 988, durationSeconds: 2.58, maxDb: -26.7, weighting: "laf",
+                                         selDb: -25.6149, sel: "LAE")
+        #expect(withSEL.text.contains(#""weighting":"laf","sel_db":-25.61,"sel":"LAE"}"#))
+        try roundTrip(AlertMessage.level(state: .end, levelDb: -34.1, thresholdDb: -30, t: 1795454033.412, seq: 968,
+                                         decidedSeq: 988, durationSeconds: 2.58, maxDb: -26.7, weighting: "lcf",
+                                         selDb: -25.61, sel: "LCE"))
+        for bad in [#""sel_db":-25.61"#, #""sel":"LAE""#] {
+            let line = #"{"type":"alert","alert":"level","state":"end","level_db":-34.1,"threshold_db":-30,"t":1,"seq":9,"decided_seq":9,"duration_s":1,"max_db":-20,"weighting":"laf","#
+                + bad + "}"
+            #expect(throws: (any Error).self) { try AlertMessage.decode(ProtocolJSON.parse(Array(line.utf8))) }
+        }
         try roundTrip(AlertMessage.onset(strength: 12.14, t: 1795454026.226, seq: 249, suppressed: 0))
         try roundTrip(summary)
         // `duration_s` on a start is refused.

@@ -154,30 +154,27 @@ let plugin = try ALSAFilePlugin(directory: dir, bytes: raw)
 plugin.install()
 let capSamples = SPSCRing<Float>(minimumCapacity: 1 << 20)
 let capStamps = SPSCRing<CaptureStamp>(minimumCapacity: 1 << 14)
+/// Runs `capture` for 2000 periods (after 50 of warm-up) with the malloc counter on; returns the periods counted.
+@MainActor func measure(_ capture: CaptureThread) -> Int {
+    capture.start()
+    _ = waitUntil(10) { capture.periods >= 50 }
+    let before = capture.periods
+    MallocInterposerSwift.hook()
+    _ = waitUntil(10) { capture.periods >= before + 2000 }
+    MallocInterposerSwift.unhook()
+    let during = capture.periods - before
+    capture.stop()
+    return during
+}
 let capture = CaptureThread(
     config: CaptureConfig(device: plugin.pcmName, format: .float32), samples: capSamples, stamps: capStamps, wake: WakeSignal())
-capture.start()
-_ = waitUntil(10) { capture.periods >= 50 }
-let periodsBefore = capture.periods
-MallocInterposerSwift.hook()
-_ = waitUntil(10) { capture.periods >= periodsBefore + 2000 }
-MallocInterposerSwift.unhook()
-let periodsDuring = capture.periods - periodsBefore
-capture.stop()
-report("capture", "\"periods\":\(periodsDuring)")
+report("capture", "\"periods\":\(measure(capture))")
 
 // MARK: phase 2b — the same with 2 channels: the capture thread splits mid and side into two rings
 let capSide = SPSCRing<Float>(minimumCapacity: 1 << 20)
 let stereoCapture = CaptureThread(
     config: CaptureConfig(device: plugin.pcmName, channels: 2, format: .float32), samples: capSamples, side: capSide,
     stamps: capStamps, wake: WakeSignal())
-stereoCapture.start()
-_ = waitUntil(10) { stereoCapture.periods >= 50 }
-let stereoBefore = stereoCapture.periods
-MallocInterposerSwift.hook()
-_ = waitUntil(10) { stereoCapture.periods >= stereoBefore + 2000 }
-MallocInterposerSwift.unhook()
-let stereoDuring = stereoCapture.periods - stereoBefore
-stereoCapture.stop()
-report("capture_stereo", "\"periods\":\(stereoDuring),\"side_samples\":\(capSide.written)")
+let stereoPeriods = measure(stereoCapture)
+report("capture_stereo", "\"periods\":\(stereoPeriods),\"side_samples\":\(capSide.written)")
 try? FileManager.default.removeItem(at: dir)

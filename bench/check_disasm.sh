@@ -9,8 +9,8 @@ BIN=${1:-$(dirname "$0")/../.build/release/earshot}
 command -v objdump >/dev/null || { echo "check_disasm: objdump missing (apt-get install binutils)" >&2; exit 2; }
 # Per-frame functions on the DSP thread, FrameBus specializations (the live path); regexes on mangled names.
 SYMBOLS=(
-    'FrameProcessorC04emitC0_4nFFT3hopySRySfG_S2itFAA0C3BusC_Tg5$'   # FrameProcessor<FrameBus>.emitFrame
-    'FrameProcessorC4feed_11firstSampleySRySfG_s5Int64VtFAA0C3BusC_Tg5$'  # .feed (if not inlined)
+    'FrameProcessorC04emitC0_.*AA0C3BusC_Tg5$'                       # FrameProcessor<FrameBus>.emitFrame
+    'FrameProcessorC4feed_.*AA0C3BusC_Tg5$'                          # .feed (if not inlined)
     'FrameProcessorC4push_.*AA0C3BusC_Tg5$'                            # .push (if not inlined)
     '8FrameBusC7publishyyAA0C6HeaderVF$'                               # FrameBus.publish
     '9DSPThreadC5drainyyF$'                                            # DSPThread.drain (per period)

@@ -83,7 +83,13 @@ public final class LevelMeter: @unchecked Sendable {
     /// The side signal `S = (L − R) / 2` aligned with the samples of the next ``process(_:)`` (which are then
     /// the mid signal `M = (L + R) / 2`), or nil (mono). Set by the caller before each call. With it the
     /// levels are the energy mean over the two channels (see `LevelMeter+Side.swift`).
-    public var side: UnsafePointer<Float>? = nil
+    /// (Kept behind a pointer: a stored class property set from another module costs a dynamic exclusivity
+    /// check per frame.)
+    public var side: UnsafePointer<Float>? {
+        @inline(__always) get { sideBox.pointee }
+        @inline(__always) set { sideBox.pointee = newValue }
+    }
+    let sideBox: UnsafeMutablePointer<UnsafePointer<Float>?>
     /// Filter states of the side signal (its time weightings are the shared ones in `state`).
     let sideState: UnsafeMutablePointer<State>
     /// The band filters of the side signal (nil when bands are off).
@@ -105,6 +111,8 @@ public final class LevelMeter: @unchecked Sendable {
         bank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
         sideBank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
         sideState = .allocate(capacity: 1)
+        sideBox = .allocate(capacity: 1)
+        sideBox.initialize(to: nil)
         sideState.initialize(to: State())
         bandEnergies = .allocate(capacity: 2 * maxBands)
         bandEnergies.initialize(repeating: 0, count: 2 * maxBands)
@@ -161,6 +169,7 @@ public final class LevelMeter: @unchecked Sendable {
         state.deallocate()
         sums.deallocate()
         sideState.deallocate()
+        sideBox.deallocate()
     }
 
     /// Clears filter and time-weighting states (levels restart from silence).

@@ -22,6 +22,8 @@ public final class DSPThread: @unchecked Sendable {
     public let samples: SPSCRing<Float>
     /// The capture thread's side-signal ring (2-channel capture; see ``CaptureStamp/sideFirst``), or nil.
     public let side: SPSCRing<Float>?
+    /// `side` without reference counting (the per-period path; `side` keeps it alive).
+    let sideRef: Unmanaged<SPSCRing<Float>>?
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
     let scratch: AlignedBuffer<Float>
@@ -51,6 +53,7 @@ public final class DSPThread: @unchecked Sendable {
         self.processor = processor
         self.samples = samples
         self.side = side
+        sideRef = side.map { Unmanaged.passUnretained($0) }
         sideScratch = .allocate(capacity: side == nil ? 1 : max(maxPeriodFrames, samples.capacity))
         self.stamps = stamps
         self.wake = wake
@@ -215,13 +218,17 @@ extension DSPThread {
     /// averaged downmix for these samples). Skips side samples left behind by a sample-ring overrun.
     @inline(__always)
     func readSide(_ stamp: CaptureStamp, from start: Int64, count: Int) -> UnsafeMutablePointer<Float>? {
-        guard stamp.sideFirst >= 0, let ring = side, count <= sideScratch.count else { return nil }
+        guard stamp.sideFirst >= 0, let ref = sideRef, count <= sideScratch.count else { return nil }
         let target = stamp.sideFirst &+ (start &- stamp.firstSample)
-        let behind = target &- Int64(ring.consumed)
-        if behind > 0 { _ = ring.skip(Int(behind)) }
-        guard Int64(ring.consumed) == target else { return nil }
-        let got = ring.read(into: UnsafeMutableBufferPointer(rebasing: sideScratch[..<count]))
-        return got.count == count && got.lost == 0 ? sideScratch.baseAddress : nil
+        let buffer = UnsafeMutableBufferPointer(rebasing: sideScratch[..<count])
+        let ok = ref._withUnsafeGuaranteedRef { ring -> Bool in
+            let behind = target &- Int64(ring.consumed)
+            if behind > 0 { _ = ring.skip(Int(behind)) }
+            guard Int64(ring.consumed) == target else { return false }
+            let got = ring.read(into: buffer)
+            return got.count == count && got.lost == 0
+        }
+        return ok ? sideScratch.baseAddress : nil
     }
 }
 

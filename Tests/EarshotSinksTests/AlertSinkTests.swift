@@ -1,3 +1,4 @@
+import EarshotDSP
 import EarshotPipeline
 import Foundation
 import Logging
@@ -69,6 +70,49 @@ struct AlertSinkTests {
         #expect(o["type"] as? String == "alert" && o["alert"] as? String == "level" && o["state"] as? String == "start")
         #expect(o["level_db"] as? Double == -10 && o["threshold_db"] as? Double == -20 && o["seq"] as? Int == 50)
         #expect(abs((o["t"] as? Double ?? 0) - Double(K.t0 + 50 * K.hopNs) / 1e9) < 1e-3)
+    }
+
+    /// The end's sound exposure level sums the exact energies (``LevelSums``) of the frames from the start frame
+    /// up to the end frame: a release candidate that did not last counts, the release hold does not; the
+    /// weighting picks the energy (A for `laf`, C for `lcf`) and its IEC name; `rms_dbfs` has none.
+    @Test func levelEndCarriesTheSoundExposureOfTheAlertWindow() throws {
+        func framesWithEnergy(_ ranges: [(Range<Int64>, Float)]) -> [FrameHeader] {
+            frames(ranges).map { h in
+                var h = h
+                let e = Double(K.hop) * pow(10, Double(h.features.laf) / 10)
+                h.levels.head = LevelSums(samples: K.hop, energyA: e, energyC: 2 * e, energyZ: 4 * e, maxAF: 0, minAF: 0,
+                                          maxAS: 0, minAS: 0, maxCF: 0, minCF: 0, maxZF: 0, minZF: 0, peakC: 0)
+                return h
+            }
+        }
+        // Threshold −20 dBFS, release level −23 dBFS, hold 50 ms (5 frames).
+        let input = framesWithEnergy([
+            (0..<10, -30), (10..<20, -19),
+            (20..<23, -24),    // a release candidate shorter than the hold: part of the alert
+            (23..<30, -19),
+            (30..<60, -23.5),  // the end (t = frame 30); its hold and what follows are after the alert window
+        ])
+        // Frames 10..<30: 17 at −19 dB and 3 at −24 dB, each one hop long.
+        let exposure = (17 * pow(10, -1.9) + 3 * pow(10, -2.4)) * Double(K.hop) / Double(K.sampleRate)
+        for (weighting, name, factor) in [(LevelWeighting.laf, "LAE", 1.0), (.lcf, "LCE", 2.0), (.rmsDbfs, "", 0)] {
+            var c = Self.level
+            c.level.weighting = weighting
+            c.level.minDurationMs = 50
+            c.level.thresholdDB = -15  // with the +5 dB calibration: −20 dBFS; release below −23 dBFS
+            let (logs, pub, _) = try run(c, input, offset: 5)
+            let ends = logs.all.filter { $0.message.hasPrefix("alert=level state=end") }.map { K.fields($0.message) }
+            try #require(ends.count == 1, "\(logs.all.map(\.message))")
+            #expect(ends[0]["t"] == t(30) && ends[0]["duration_s"] == "0.2", "\(ends[0])")
+            let line = try #require(pub.lines(.alert).last)
+            let o = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            if name.isEmpty {
+                #expect(ends[0]["sel_db"] == nil && o["sel_db"] == nil && o["sel"] == nil, "\(line)")
+                continue
+            }
+            let expected = 10 * log10(factor * exposure) + 5
+            #expect(ends[0]["sel"] == name && abs((ends[0]["sel_db"].flatMap(Double.init) ?? 0) - expected) < 0.006, "\(ends[0])")
+            #expect(o["sel"] as? String == name && abs((o["sel_db"] as? Double ?? 0) - expected) < 0.006, "\(line)")
+        }
     }
 
     @Test func calibratedThresholdAndGapRestartsQualification() throws {

@@ -32,7 +32,7 @@ public struct OnsetPickerConfig: Sendable, Hashable {
 /// The onset-detection function (see ``OnsetStrength`` for the exact definitions).
 public enum OnsetFunctionKind: String, Sendable, Hashable, CaseIterable {
     /// Log-magnitude spectral flux over a full-band log-frequency filterbank, SuperFlux max-filter and
-    /// lag, reference raised to a tracked noise floor (the default).
+    /// lag, measured against a decaying per-band peak memory raised to a tracked background median (the default).
     case superflux
     /// `librosa.onset.onset_strength` of the log-mel spectrogram (lag 1, max_size 1): limited to the mel range.
     case logmel
@@ -57,7 +57,7 @@ public struct OnsetFunctionConfig: Sendable, Hashable {
     public var topBands: Int = 4
     /// Bands per octave of the log-frequency filterbank (fixed).
     public static let bandsPerOctave = 12
-    /// Time constant of the band-power smoothing the noise floor is tracked on (fixed, seconds).
+    /// Time constant of the band-power smoothing the background level is tracked on (fixed, seconds).
     public static let floorSmoothingSeconds = 0.05
 
     public init() {}

@@ -17,10 +17,10 @@ public struct OnsetPickerConfig: Sendable, Hashable {
     public var preAvgFrames: Int = 10
     /// Threshold offset in onset-strength units (dB).
     ///
-    /// Default 10 dB for the `superflux` function, tuned on the development split of
+    /// Default 8 dB for the `superflux` function, tuned on the development split of
     /// `bench/onset_eval.py` (drum hits and chirps over recorded backgrounds); the `logmel` function's
     /// values are about 5× smaller (2 dB suits it).
-    public var delta: Float = 10.0
+    public var delta: Float = 8.0
     /// Weight of the local mean in the threshold (`meanWeight × mean + delta`); 1 is librosa's `peak_pick`.
     public var meanWeight: Float = 1.5
     /// Minimum gap between two onsets, in frames.
@@ -32,7 +32,7 @@ public struct OnsetPickerConfig: Sendable, Hashable {
 /// The onset-detection function (see ``OnsetStrength`` for the exact definitions).
 public enum OnsetFunctionKind: String, Sendable, Hashable, CaseIterable {
     /// Log-magnitude spectral flux over a full-band log-frequency filterbank, SuperFlux max-filter and
-    /// lag, reference raised to a tracked noise floor (the default).
+    /// lag, measured against a decaying per-band peak memory raised to a tracked background median (the default).
     case superflux
     /// `librosa.onset.onset_strength` of the log-mel spectrogram (lag 1, max_size 1): limited to the mel range.
     case logmel
@@ -46,15 +46,18 @@ public struct OnsetFunctionConfig: Sendable, Hashable {
     public var lagFrames: Int = 2
     /// SuperFlux maximum filter: the reference band is the maximum of ±`maxFilterBands` bands.
     public var maxFilterBands: Int = 1
-    /// The reference of each band is at least its tracked noise floor plus this (dB).
-    public var floorMarginDb: Float = 10
-    /// How fast the tracked noise floor may rise (dB per second; it falls at once).
-    public var floorRiseDbPerSecond: Float = 5
+    /// The reference of each band is at least its tracked background level plus this (dB).
+    public var floorMarginDb: Float = 6
+    /// How fast the tracked background level moves toward the band level, up and down (dB per second): it
+    /// settles at the band level's running median.
+    public var floorSlewDbPerSecond: Float = 10
+    /// Decay of each band's peak memory, the reference a rise is measured against (dB per second).
+    public var memoryDecayDbPerSecond: Float = 120
     /// The strength is the mean of this many largest band rises.
     public var topBands: Int = 4
     /// Bands per octave of the log-frequency filterbank (fixed).
     public static let bandsPerOctave = 12
-    /// Time constant of the band-power smoothing the noise floor is tracked on (fixed, seconds).
+    /// Time constant of the band-power smoothing the background level is tracked on (fixed, seconds).
     public static let floorSmoothingSeconds = 0.05
 
     public init() {}
@@ -99,7 +102,8 @@ public struct AnalyzerConfig: Sendable, Hashable {
         public static let lagFrames = 1...8
         public static let maxFilterBands = 0...8
         public static let floorMarginDb = 0.0...120.0
-        public static let floorRiseDbPerSecond = 0.0...10_000.0
+        public static let floorSlewDbPerSecond = 0.0...10_000.0
+        public static let memoryDecayDbPerSecond = 1.0...10_000.0
         public static let topBands = 1...64
     }
 
@@ -157,8 +161,11 @@ public struct AnalyzerConfig: Sendable, Hashable {
         guard f.floorMarginDb.isFinite, Limits.floorMarginDb.contains(Double(f.floorMarginDb)) else {
             throw fail("onset.floor_margin_db", "\(f.floorMarginDb) is out of range: must be between 0 and 120")
         }
-        guard f.floorRiseDbPerSecond.isFinite, Limits.floorRiseDbPerSecond.contains(Double(f.floorRiseDbPerSecond)) else {
-            throw fail("onset.floor_rise_db_per_s", "\(f.floorRiseDbPerSecond) is out of range: must be between 0 and 10000")
+        guard f.floorSlewDbPerSecond.isFinite, Limits.floorSlewDbPerSecond.contains(Double(f.floorSlewDbPerSecond)) else {
+            throw fail("onset.floor_slew_db_per_s", "\(f.floorSlewDbPerSecond) is out of range: must be between 0 and 10000")
+        }
+        guard f.memoryDecayDbPerSecond.isFinite, Limits.memoryDecayDbPerSecond.contains(Double(f.memoryDecayDbPerSecond)) else {
+            throw fail("onset.memory_decay_db_per_s", "\(f.memoryDecayDbPerSecond) is out of range: must be between 1 and 10000")
         }
         try range("onset.top_bands", f.topBands, Limits.topBands)
         // Cross-field: the message names the other key; `related` lets a caller point at it instead.

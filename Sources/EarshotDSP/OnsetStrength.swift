@@ -9,21 +9,26 @@ import Darwin
 ///
 /// - ``OnsetFunctionKind/superflux`` (default): a causal log-magnitude spectral flux over a
 ///   log-frequency filterbank of the full-band power spectrum (independent of the mel `fmax`), with
-///   SuperFlux's frequency max-filter and lag (Böck & Widmer, DAFx 2013) and a reference raised to a
-///   tracked per-band noise floor:
+///   SuperFlux's frequency max-filter and lag (Böck & Widmer, DAFx 2013), measured against each band's
+///   decaying peak memory (the peak spectral profile of Stowell & Plumbley's adaptive whitening, 2007)
+///   raised to a tracked per-band background level:
 ///   - `E[b] = Σ_k W[b,k] · P[k] · (2/Σw)²` — triangular bands, 12 per octave, 30 Hz to 0.95 × Nyquist
 ///     (bands narrower than one FFT bin merged), `P` the frame's power spectrum, scaled so that a
 ///     full-scale sine reads 0 dB;
 ///   - `L[b] = 10·log10(E[b] + 1e-10)` (dB);
-///   - noise floor `N[b]`: of the band power smoothed by a one-pole filter (time constant
-///     ``OnsetFunctionConfig/floorSmoothingSeconds``, 50 ms, so the deep nulls of a single noisy bin do
-///     not drag it down) in dB, `S[b]`: `S[b]` of the first frame, then `min(S[b], N[b] + rise)` (follows
-///     the smoothed level down at once, up at `floor_rise_db_per_s`);
-///   - reference `R[b] = max(max(L[b−m … b+m] of frame t−lag), N[b] + floor_margin_db)` (`m` =
+///   - peak memory `M[b]`: `L[b]` of the first frame, then `max(L[b], M[b] − decay)` (`decay` =
+///     ``OnsetFunctionConfig/memoryDecayDbPerSecond`` per second), so the random fluctuation of a decaying
+///     cymbal or reverberation tail does not read as a rise;
+///   - background level `N[b]`: of the band power smoothed by a one-pole filter (time constant
+///     ``OnsetFunctionConfig/floorSmoothingSeconds``, 50 ms) in dB, `S[b]`: `S[b]` of the first frame, then
+///     a step of at most `floor_slew_db_per_s` toward `S[b]` (up or down, never past it), so it settles at
+///     the running median of `S[b]`: the level of a steady background and of a background with frequent
+///     weaker events of its own (distant speech, traffic);
+///   - reference `R[b] = max(max(M[b−m … b+m] of frame t−lag), N[b] + floor_margin_db)` (`m` =
 ///     `max_filter_bands`);
 ///   - strength = mean of the `top_bands` largest `max(0, L[b] − R[b])` (dB). Taking the largest bands
 ///     rather than all of them lets a narrow-band event (a bird chirp) count as much as a broadband hit
-///     of the same rise; the noise-floor reference keeps the random fluctuation of steady noise at 0.
+///     of the same rise.
 ///   0 for the first `lag` frames (and after ``reset()``).
 /// - ``OnsetFunctionKind/logmel``: `librosa.onset.onset_strength(S=logmel_db, lag=1, max_size=1,
 ///   center=False)` computed causally, i.e. `mean_m max(0, S[m,t] − S[m,t−1])` in dB, 0 for the first
@@ -45,14 +50,16 @@ public final class OnsetStrength: @unchecked Sendable {
     let bandLength: UnsafeMutablePointer<Int>
     let weightOffset: UnsafeMutablePointer<Int>
     let weights: UnsafeMutablePointer<Float>
-    let history: UnsafeMutablePointer<Float>  // (lag + 1) rows of bandCount band powers
-    let floor: UnsafeMutablePointer<Float>
-    let smoothed: UnsafeMutablePointer<Float>  // band power, one-pole smoothed (floor tracking input)
-    let reference: UnsafeMutablePointer<Float>
+    let history: UnsafeMutablePointer<Float>  // (lag + 1) rows of bandCount peak memories
+    let floor: UnsafeMutablePointer<Float>     // tracked background level (power)
+    let smoothed: UnsafeMutablePointer<Float>  // band power, one-pole smoothed (background tracking input)
+    let current: UnsafeMutablePointer<Float>   // this frame's band power
     let top: UnsafeMutablePointer<Float>
     let frames: UnsafeMutablePointer<Int>
     let powerScale: Float
-    let riseFactor: Float    // 10^(rise per frame / 10)
+    let slewUp: Float        // 10^(slew per frame / 10)
+    let slewDown: Float      // 1 / slewUp
+    let decayFactor: Float   // 10^(−memory decay per frame / 10)
     let marginFactor: Float  // 10^(floor_margin_db / 10)
     let smoothing: Float
     let binCount: Int
@@ -108,16 +115,19 @@ public final class OnsetStrength: @unchecked Sendable {
         floor.initialize(repeating: 0, count: max(bands, 1))
         smoothed = .allocate(capacity: max(bands, 1))
         smoothed.initialize(repeating: 0, count: max(bands, 1))
-        reference = .allocate(capacity: max(bands, 1))
-        reference.initialize(repeating: 0, count: max(bands, 1))
+        current = .allocate(capacity: max(bands, 1))
+        current.initialize(repeating: 0, count: max(bands, 1))
         top = .allocate(capacity: max(config.topBands, 1))
         top.initialize(repeating: 0, count: max(config.topBands, 1))
         frames = .allocate(capacity: 1)
         frames.initialize(to: 0)
         let windowSum = Double(nFFT) / 2
         powerScale = Float((2 / windowSum) * (2 / windowSum))
-        let riseDb = Double(config.floorRiseDbPerSecond) * Double(max(hop, 1)) / Double(sampleRate)
-        riseFactor = Float(min(pow(10, riseDb / 10), Double(Float.greatestFiniteMagnitude)))
+        let perFrame = Double(max(hop, 1)) / Double(sampleRate)
+        let up = min(pow(10, Double(config.floorSlewDbPerSecond) * perFrame / 10), Double(Float.greatestFiniteMagnitude))
+        slewUp = Float(up)
+        slewDown = Float(1 / up)
+        decayFactor = Float(pow(10, -Double(config.memoryDecayDbPerSecond) * perFrame / 10))
         marginFactor = Float(pow(10, Double(config.floorMarginDb) / 10))
         smoothing = Float(exp(-Double(max(hop, 1)) / (OnsetFunctionConfig.floorSmoothingSeconds * Double(sampleRate))))
     }
@@ -125,7 +135,7 @@ public final class OnsetStrength: @unchecked Sendable {
     deinit {
         previous.deallocate(); hasPrevious.deallocate()
         bandStart.deallocate(); bandLength.deallocate(); weightOffset.deallocate(); weights.deallocate()
-        history.deallocate(); floor.deallocate(); smoothed.deallocate(); reference.deallocate(); top.deallocate(); frames.deallocate()
+        history.deallocate(); floor.deallocate(); smoothed.deallocate(); current.deallocate(); top.deallocate(); frames.deallocate()
     }
 
     /// FFT-bin edges of the log-frequency bands: `30 Hz · 2^(i/bandsPerOctave)` up to 0.95 × Nyquist,
@@ -150,7 +160,7 @@ public final class OnsetStrength: @unchecked Sendable {
     }
 
     /// Forgets the history: the next strengths are 0 (for `lag` frames with `superflux`, one with `logmel`)
-    /// and the noise floor starts again from the next frame.
+    /// and the peak memory and background level start again from the next frame.
     public func reset() {
         hasPrevious.pointee = false
         frames.pointee = 0
@@ -177,6 +187,7 @@ public final class OnsetStrength: @unchecked Sendable {
         let rows = lag + 1
         let t = frames.pointee
         let row = history + (t % rows) * bands
+        let previous = history + ((t + rows - 1) % rows) * bands  // frame t−1 (rows ≥ 2)
         for b in 0..<bands {
             let start = bandStart[b], n = bandLength[b]
             let w = weights + weightOffset[b]
@@ -185,28 +196,33 @@ public final class OnsetStrength: @unchecked Sendable {
             var e = acc * powerScale
             e = e.isNaN || e < 0 ? 0 : min(e, 1e30)  // total: no NaN, no sticky infinity in the smoothing
             e += 1e-10
-            row[b] = e
-            // noise floor: minimum-following (rise limited) of the smoothed band power
-            let sm = t == 0 ? e : smoothing * smoothed[b] + (1 - smoothing) * e
-            smoothed[b] = sm
-            floor[b] = t == 0 ? sm : min(sm, floor[b] * riseFactor)
+            current[b] = e
+            // peak memory (decaying) and background level (slew-limited follower of the smoothed power)
+            if t == 0 {
+                row[b] = e
+                smoothed[b] = e
+                floor[b] = e
+            } else {
+                row[b] = max(e, previous[b] * decayFactor)
+                let sm = smoothing * smoothed[b] + (1 - smoothing) * e
+                smoothed[b] = sm
+                let f = floor[b]
+                floor[b] = sm > f ? min(f * slewUp, sm) : max(f * slewDown, sm)
+            }
         }
         frames.pointee = t + 1  // 2^63 frames: never overflows in practice
         guard t >= lag else { return 0 }
         let old = history + ((t - lag) % rows) * bands
         let m = config.maxFilterBands
+        // the K largest power ratios above 1 (K small: insertion into a sorted buffer)
+        let k = min(max(config.topBands, 1), bands)
+        var filled = 0
         for b in 0..<bands {
             var r = old[b]
             var j = max(b - m, 0)
             let end = min(b + m, bands - 1)
             while j <= end { r = max(r, old[j]); j += 1 }
-            reference[b] = max(r, floor[b] * marginFactor)
-        }
-        // the K largest power ratios above 1 (K small: insertion into a sorted buffer)
-        let k = min(max(config.topBands, 1), bands)
-        var filled = 0
-        for b in 0..<bands {
-            let q = row[b] / reference[b]
+            let q = current[b] / max(r, floor[b] * marginFactor)
             guard q > 1 else { continue }
             if filled < k {
                 var i = filled

@@ -130,10 +130,12 @@ public struct EarshotConfig: Sendable, Equatable {
             public var lagFrames = analyzerDefaults.onsetFunction.lagFrames
             /// SuperFlux frequency max-filter half-width (bands).
             public var maxFilterBands = analyzerDefaults.onsetFunction.maxFilterBands
-            /// Reference at least the tracked noise floor plus this (dB).
+            /// Reference at least the tracked background level plus this (dB).
             public var floorMarginDb = Double(analyzerDefaults.onsetFunction.floorMarginDb)
-            /// Rise rate of the tracked noise floor (dB/s).
-            public var floorRiseDbPerSecond = Double(analyzerDefaults.onsetFunction.floorRiseDbPerSecond)
+            /// Slew rate of the tracked background level, up and down (dB/s).
+            public var floorSlewDbPerSecond = Double(analyzerDefaults.onsetFunction.floorSlewDbPerSecond)
+            /// Decay of each band's peak memory (dB/s).
+            public var memoryDecayDbPerSecond = Double(analyzerDefaults.onsetFunction.memoryDecayDbPerSecond)
             /// Bands averaged into the strength (the largest rises).
             public var topBands = analyzerDefaults.onsetFunction.topBands
             public init() {}

@@ -27,7 +27,8 @@ extension EarshotConfig {
         a.onsetFunction.lagFrames = analysis.onset.lagFrames
         a.onsetFunction.maxFilterBands = analysis.onset.maxFilterBands
         a.onsetFunction.floorMarginDb = Float(analysis.onset.floorMarginDb)
-        a.onsetFunction.floorRiseDbPerSecond = Float(analysis.onset.floorRiseDbPerSecond)
+        a.onsetFunction.floorSlewDbPerSecond = Float(analysis.onset.floorSlewDbPerSecond)
+        a.onsetFunction.memoryDecayDbPerSecond = Float(analysis.onset.memoryDecayDbPerSecond)
         a.onsetFunction.topBands = analysis.onset.topBands
         return a
     }

@@ -465,7 +465,8 @@ enum ConfigSchema {
         .int("analysis.onset.lag_frames", \.analysis.onset.lagFrames, Bounds(AnalyzerConfig.Limits.lagFrames)),
         .int("analysis.onset.max_filter_bands", \.analysis.onset.maxFilterBands, Bounds(AnalyzerConfig.Limits.maxFilterBands)),
         .double("analysis.onset.floor_margin_db", \.analysis.onset.floorMarginDb, Bounds(AnalyzerConfig.Limits.floorMarginDb)),
-        .double("analysis.onset.floor_rise_db_per_s", \.analysis.onset.floorRiseDbPerSecond, Bounds(AnalyzerConfig.Limits.floorRiseDbPerSecond)),
+        .double("analysis.onset.floor_slew_db_per_s", \.analysis.onset.floorSlewDbPerSecond, Bounds(AnalyzerConfig.Limits.floorSlewDbPerSecond)),
+        .double("analysis.onset.memory_decay_db_per_s", \.analysis.onset.memoryDecayDbPerSecond, Bounds(AnalyzerConfig.Limits.memoryDecayDbPerSecond)),
         .int("analysis.onset.top_bands", \.analysis.onset.topBands, Bounds(AnalyzerConfig.Limits.topBands)),
         // levels
         .optionalDouble("levels.calibration_db", \.levels.calibrationDB, Bounds(EarshotConfig.DaemonLimits.calibrationDB)),

@@ -77,7 +77,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
     public var melBandEdgesHz: [Float] { melBank.bandEdgesHz }
 
     /// After a discontinuity: forgets the previous spectrum (flux reads 0 for the next frame, onset strength
-    /// for the next `lag_frames` (superflux) or 1 (logmel), as at the start), the onset noise floor, the picker
+    /// for the next `lag_frames` (superflux) or 1 (logmel), as at the start), the onset band memory and background, the picker
     /// history (no onset until it is filled again) and the level-meter filter states.
     /// ``frameIndex`` keeps counting.
     public func reset() {

@@ -65,7 +65,7 @@ struct Demo: ParsableCommand {
                 min_duration_ms: 1000
               onset:
                 enabled: true
-                min_strength: 10
+                min_strength: 8
             # The file plugin reports its whole buffer as available, so its capture times read about
             # 90 ms early: end-to-end latency is meaningless here.
             budgets:

@@ -78,7 +78,14 @@ public final class LevelMeter: @unchecked Sendable {
 
     /// Index, within the next ``process(_:)`` call, of the first sample that goes to ``tail``
     /// (`Int.max`: none). Set by the caller before each call; it is kept until changed.
-    public var split = Int.max
+    /// Stored behind a pointer: set and read on the DSP thread only (one thread at a time, see the type); a
+    /// stored class property costs the caller a `swift_beginAccess` call per frame (bench/check_disasm.sh;
+    /// `@exclusivity(unchecked)` does not reach callers in other modules).
+    public var split: Int {
+        get { splitStorage.pointee }
+        set { splitStorage.pointee = newValue }
+    }
+    let splitStorage: UnsafeMutablePointer<Int>
 
     /// Analog IEC 61672-1 pole frequencies in Hz.
     public static let poleHz = (f1: 20.598997, f2: 107.65265, f3: 737.86223, f4: 12194.217)
@@ -94,6 +101,8 @@ public final class LevelMeter: @unchecked Sendable {
     public init(sampleRate: Int, bands: BandResolution = .off) {
         self.sampleRate = sampleRate
         bank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
+        splitStorage = .allocate(capacity: 1)
+        splitStorage.initialize(to: Int.max)
         bandEnergies = .allocate(capacity: 2 * maxBands)
         bandEnergies.initialize(repeating: 0, count: 2 * maxBands)
         let fs = Double(sampleRate)
@@ -144,6 +153,7 @@ public final class LevelMeter: @unchecked Sendable {
     }
 
     deinit {
+        splitStorage.deallocate()
         bandEnergies.deallocate()
         coef.deallocate()
         state.deallocate()

@@ -1,5 +1,21 @@
 // swift-tools-version: 6.1
 import PackageDescription
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The build host's glibc loads packed relative relocations (DT_RELR: glibc >= 2.36; the binary runs where it
+/// is built, or from the .deb, which then depends on libc6 >= 2.36).
+let hostGlibcHasRELR: Bool = {
+    #if canImport(Glibc)
+    var buf = [CChar](repeating: 0, count: 64)
+    guard confstr(Int32(_CS_GNU_LIBC_VERSION), &buf, buf.count) > 0 else { return false }
+    let v = String(cString: buf).split(separator: " ").last.map { $0.split(separator: ".").compactMap { Int($0) } } ?? []
+    return v.count >= 2 && (v[0], v[1]) >= (2, 36)
+    #else
+    return false
+    #endif
+}()
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -87,7 +103,7 @@ let package = Package(
             // static binary has ~80,000 relative relocations, 1.9 MB of RELA entries read at every start
             // (resident), 16 KB as RELR; with lld's separate read-only segment the daemon's VmHWM falls by
             // ~3.5 MB (bench/README.md, issue 10).
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]),
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"] + (hostGlibcHasRELR ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : []))]),
         // Counts heap allocations on the real-time path (run with LD_PRELOAD=libMallocInterposerSwift.so by
         // EarshotEndToEndTests); a test tool, not installed.
         .executableTarget(

@@ -90,6 +90,11 @@ abs_bin=$(cd "$stage/usr/bin" && pwd)/earshot
 depends=$(cd "$shlib" && dpkg-shlibdeps -O "$abs_bin" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 rm -rf "$shlib"
 [ -n "$depends" ] || { echo "make-deb: dpkg-shlibdeps found no dependencies for $BIN" >&2; exit 1; }
+# Packed relative relocations (lld -z pack-relative-relocs, Package.swift) need glibc 2.36; dpkg-shlibdeps
+# looks at symbols only and misses that version requirement (GLIBC_ABI_DT_RELR).
+if readelf -V "$abs_bin" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
+    depends=$(printf '%s' "$depends" | sed 's/libc6 (>= [0-9.]*)/libc6 (>= 2.36)/')
+fi
 # Opened with dlopen by Sources/CMosquitto and Sources/CCairo (the versions whose functions they resolve).
 LAZY_LIBS="libmosquitto1 (>= 2.0), libcairo2 (>= 1.10)"
 # postinst runs systemd-sysusers (as debhelper's dh_installsysusers: the same alternatives).

@@ -16,6 +16,8 @@ SYMBOLS=(
     '9DSPThreadC5drainyyF$'                                            # DSPThread.drain (per period)
     '9DSPThreadC4loopyyF$'                                             # DSPThread.loop
     '13FrameAnalyzerC7process'                                         # FrameAnalyzer.process
+    '10LevelMeterC7processyySRySfGF$'                                  # LevelMeter.process
+    '23SampleHealthAccumulatorV7measure'                               # SampleHealthAccumulator.measure
 )
 fail=0
 for re in "${SYMBOLS[@]}"; do

@@ -13,7 +13,7 @@ for --seconds after --warmup), VmHWM, voluntary+involuntary context switches per
 median of each figure. The daemon is the release binary `make release` ships (build it first:
 `swift build -c release --static-swift-stdlib --product earshot`).
 
-Usage: bench/live_cost.py [--seconds 60] [--warmup 5] [--runs 3] [--cases sub,none,floor] [--json OUT]
+Usage: bench/live_cost.py [--seconds 60] [--warmup 5] [--runs 3] [--cases sub,none,floor] [--json OUT] [--smaps]
 """
 import argparse
 import json
@@ -30,6 +30,7 @@ import time
 
 RATE = 48000
 TICK = os.sysconf("SC_CLK_TCK")
+SMAPS = False
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -153,6 +154,18 @@ def snapshot(pid):
     return t, total, threads, hwm
 
 
+def rss_by_mapping(pid):
+    """Resident kB per mapped file ([heap], [stack], anonymous, …) from /proc/PID/smaps, largest first."""
+    out, name = {}, "?"
+    for line in open(f"/proc/{pid}/smaps"):
+        f = line.split()
+        if not f[0].endswith(":") and "-" in f[0]:
+            name = f[5] if len(f) > 5 else "[anon]"
+        elif f[0] == "Rss:":
+            out[name] = out.get(name, 0) + int(f[1])
+    return sorted(out.items(), key=lambda kv: -kv[1])
+
+
 def measure(pid, seconds):
     a = snapshot(pid)
     time.sleep(seconds)
@@ -213,6 +226,8 @@ def run_case(case, binary, seconds, warmup, chunk_ms, data):
             time.sleep(warmup)
             f0 = sub.frames if sub else 0
             r = measure(proc.pid, seconds)
+            if SMAPS:
+                r["rss_by_mapping_kb"] = rss_by_mapping(proc.pid)
             if sub:
                 r["frames_per_s"] = (sub.frames - f0) / r["wall_s"]
             if proc.poll() is not None:
@@ -238,7 +253,11 @@ def main():
     ap.add_argument("--cases", default="sub,none,floor")
     ap.add_argument("--chunk-ms", type=float, default=20, help="FIFO write size (the demo writes 20 ms)")
     ap.add_argument("--json", help="write the results (every run and the medians) to this file")
+    ap.add_argument("--smaps", action="store_true",
+                    help="also print the resident memory per mapping (from /proc/PID/smaps) after each run")
     a = ap.parse_args()
+    global SMAPS
+    SMAPS = a.smaps
     if not os.access(a.binary, os.X_OK):
         sys.exit(f"live_cost: {a.binary} missing (swift build -c release --static-swift-stdlib --product earshot)")
     data = material()
@@ -252,6 +271,8 @@ def main():
             print(f"run {i + 1} {c:<5}: CPU {r['cpu_pct']:.3f} %  ctxsw/s {r['ctxsw_per_s']:.0f} "
                   f"(voluntary {r['voluntary_per_s']:.0f})  "
                   f"VmHWM {r['vmhwm_mb']:.1f} MB{extra}  load {' '.join(r['load'])}", file=sys.stderr)
+            for name, kb in r.get("rss_by_mapping_kb", [])[:16]:
+                print(f"    {kb:>7} kB  {name}", file=sys.stderr)
     med = lambda v: statistics.median(v)
     summary = {}
     print(f"\nmedian of {a.runs} run(s), {a.seconds:.0f} s each after {a.warmup:.0f} s warm-up:")

@@ -5,8 +5,10 @@
 #     MANPAGES_DIR  man pages from swift-argument-parser's generate-manual plugin (earshot.1, earshot.run.1, …)
 #     OUT_DIR       where the .deb goes (default .build/deb); prints its path last
 # The version is EarshotVersion.string (Sources/EarshotDaemon/Version.swift) and must head
-# packaging/deb/changelog; Depends is computed from the binary's NEEDED libraries by dpkg-shlibdeps (so a
-# library a sink links — libmosquitto, Cairo, … — is picked up), never written by hand.
+# packaging/deb/changelog; Depends is computed from the binary's NEEDED libraries by dpkg-shlibdeps, never
+# written by hand. Libraries the binary opens on first use (dlopen, not NEEDED, so dpkg-shlibdeps cannot see
+# them) are listed in LAZY_LIBS below and go to Recommends: libmosquitto1 for the `mqtt` sink, libcairo2 for
+# `earshot spectrogram` (without them those two fail with a message naming the package; the rest works).
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/earshot}
@@ -88,11 +90,18 @@ abs_bin=$(cd "$stage/usr/bin" && pwd)/earshot
 depends=$(cd "$shlib" && dpkg-shlibdeps -O "$abs_bin" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 rm -rf "$shlib"
 [ -n "$depends" ] || { echo "make-deb: dpkg-shlibdeps found no dependencies for $BIN" >&2; exit 1; }
+# Packed relative relocations (lld -z pack-relative-relocs, Package.swift) need glibc 2.36; dpkg-shlibdeps
+# looks at symbols only and misses that version requirement (GLIBC_ABI_DT_RELR).
+if readelf -V "$abs_bin" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
+    depends=$(printf '%s' "$depends" | sed 's/libc6 (>= [0-9.]*)/libc6 (>= 2.36)/')
+fi
+# Opened with dlopen by Sources/CMosquitto and Sources/CCairo (the versions whose functions they resolve).
+LAZY_LIBS="libmosquitto1 (>= 2.0), libcairo2 (>= 1.10)"
 # postinst runs systemd-sysusers (as debhelper's dh_installsysusers: the same alternatives).
 depends="$depends, systemd | systemd-standalone-sysusers | systemd-sysusers"
 
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-sed -e "s#@VERSION@#$debversion#" -e "s#@ARCH@#$arch#" -e "s#@DEPENDS@#$depends#" -e "s#@INSTALLED_SIZE@#$size#" \
+sed -e "s#@VERSION@#$debversion#" -e "s#@ARCH@#$arch#" -e "s#@DEPENDS@#$depends#" -e "s#@RECOMMENDS@#$LAZY_LIBS#" -e "s#@INSTALLED_SIZE@#$size#" \
     packaging/deb/control.in > "$stage/DEBIAN/control"
 install -m 0644 packaging/deb/conffiles "$stage/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$stage/DEBIAN/$s"; done

@@ -56,3 +56,50 @@ static void alsa_error_handler(const char *file, int line, const char *function,
 }
 
 void *CEarshot_alsa_error_handler(void) { return (void *)alsa_error_handler; }
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int CEarshot_lazy_load(CEarshot_lazy_library *lib) {
+    int state = __atomic_load_n(&lib->loaded, __ATOMIC_ACQUIRE);
+    if (state != 0) return state == 1;
+    pthread_mutex_lock(&lazy_lock);
+    if (lib->loaded == 0) {
+        int ok = 0;
+        void *h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char *why = dlerror();
+            snprintf(lib->error, sizeof lib->error, "cannot load %s (%s): %s needs it; install the %s package",
+                     lib->soname, why ? why : "not found", lib->purpose, lib->package);
+        } else {
+            ok = 1;
+            for (unsigned long i = 0; i < lib->count; i++) {
+                lib->slots[i] = dlsym(h, lib->symbols[i]);
+                if (!lib->slots[i]) {
+                    snprintf(lib->error, sizeof lib->error, "%s has no %s (too old?): %s needs a newer %s package",
+                             lib->soname, lib->symbols[i], lib->purpose, lib->package);
+                    ok = 0;
+                    break;
+                }
+            }
+            if (!ok) dlclose(h);  // otherwise stays open for the life of the process
+        }
+        __atomic_store_n(&lib->loaded, ok ? 1 : -1, __ATOMIC_RELEASE);
+    }
+    int loaded = lib->loaded;
+    pthread_mutex_unlock(&lazy_lock);
+    return loaded == 1;
+}
+
+const char *CEarshot_lazy_error(CEarshot_lazy_library *lib) {
+    return __atomic_load_n(&lib->loaded, __ATOMIC_ACQUIRE) == -1 ? lib->error : "";
+}
+
+void CEarshot_lazy_require(CEarshot_lazy_library *lib) {
+    if (CEarshot_lazy_load(lib)) return;
+    fprintf(stderr, "earshot: %s\n", lib->error);
+    abort();
+}

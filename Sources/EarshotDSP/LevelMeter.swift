@@ -78,7 +78,14 @@ public final class LevelMeter: @unchecked Sendable {
 
     /// Index, within the next ``process(_:)`` call, of the first sample that goes to ``tail``
     /// (`Int.max`: none). Set by the caller before each call; it is kept until changed.
-    public var split = Int.max
+    /// Stored behind a pointer: set and read on the DSP thread only (one thread at a time, see the type); a
+    /// stored class property costs the caller a `swift_beginAccess` call per frame (bench/check_disasm.sh;
+    /// `@exclusivity(unchecked)` does not reach callers in other modules).
+    public var split: Int {
+        get { splitStorage.pointee }
+        set { splitStorage.pointee = newValue }
+    }
+    let splitStorage: UnsafeMutablePointer<Int>
 
     /// The side signal `S = (L − R) / 2` aligned with the samples of the next ``process(_:)`` (which are then
     /// the mid signal `M = (L + R) / 2`), or nil (mono). Set by the caller before each call. With it the
@@ -114,6 +121,8 @@ public final class LevelMeter: @unchecked Sendable {
         sideBox = .allocate(capacity: 1)
         sideBox.initialize(to: nil)
         sideState.initialize(to: State())
+        splitStorage = .allocate(capacity: 1)
+        splitStorage.initialize(to: Int.max)
         bandEnergies = .allocate(capacity: 2 * maxBands)
         bandEnergies.initialize(repeating: 0, count: 2 * maxBands)
         let fs = Double(sampleRate)
@@ -164,6 +173,7 @@ public final class LevelMeter: @unchecked Sendable {
     }
 
     deinit {
+        splitStorage.deallocate()
         bandEnergies.deallocate()
         coef.deallocate()
         state.deallocate()
@@ -255,8 +265,9 @@ public final class LevelMeter: @unchecked Sendable {
         if let side { processWithSide(x, side, count: samples.count, cut: cut); return }
         if sideState.pointee.sinceReset != 0 { sideState.pointee = State(); sideBank?.reset() }  // side ended
         var st = state.pointee
-        run(x, count: cut, &st, into: sums)
-        run(x + cut, count: samples.count - cut, &st, into: sums + 1)
+        var unused = State()
+        run(x, side: nil, count: cut, &st, &unused, into: sums)
+        run(x + cut, side: nil, count: samples.count - cut, &st, &unused, into: sums + 1)
         state.pointee = st
         if let bank {
             bandEnergies.update(repeating: 0, count: 2 * maxBands)
@@ -265,8 +276,12 @@ public final class LevelMeter: @unchecked Sendable {
         }
     }
 
+    /// One block of samples through the weightings and time weightings into `out`. With `sx` (the side signal
+    /// of a 2-channel input, filter states in `ss`) every squared weighted sample is the energy mean over the two
+    /// channels (see LevelMeter+Side.swift); inlined at each call site, so the mono loop carries no side code.
     @inline(__always)
-    func run(_ x: UnsafePointer<Float>, count n: Int, _ st: inout State, into out: UnsafeMutablePointer<LevelSums>) {
+    func run(_ x: UnsafePointer<Float>, side sx: UnsafePointer<Float>?, count n: Int, _ st: inout State,
+             _ ss: inout State, into out: UnsafeMutablePointer<LevelSums>) {
         guard n > 0 else { return }
         let c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3]
         let fa = fastAlpha, sa = slowAlpha
@@ -283,9 +298,20 @@ public final class LevelMeter: @unchecked Sendable {
             yc = Self.step(c1, yc, &st.cState.2, &st.cState.3)
             let ya = Self.step(c2, yc, &st.aState.0, &st.aState.1)
             let yz = Self.step(c3, v, &st.zState.0, &st.zState.1)
-            let qa = ya * ya, qc = yc * yc, qz = yz * yz
+            var qa = ya * ya, qc = yc * yc, qz = yz * yz
+            var peak = abs(yc)
+            if let sx {
+                let m = sx[i]
+                let w = m.isFinite ? Double(m) : 0
+                var zc = Self.step(c0, w, &ss.cState.0, &ss.cState.1)
+                zc = Self.step(c1, zc, &ss.cState.2, &ss.cState.3)
+                let za = Self.step(c2, zc, &ss.aState.0, &ss.aState.1)
+                let zz = Self.step(c3, w, &ss.zState.0, &ss.zState.1)
+                qa += za * za; qc += zc * zc; qz += zz * zz
+                peak += abs(zc)
+            }
             eA += qa; eC += qc; eZ += qz
-            pk = max(pk, abs(yc))
+            pk = max(pk, peak)
             st.aFast += fa * (qa - st.aFast)
             st.aSlow += sa * (qa - st.aSlow)
             st.cFast += fa * (qc - st.cFast)

@@ -70,6 +70,7 @@ public enum SpectrogramPlot {
     @discardableResult
     public static func writePNG(_ grid: SpectrogramGrid, options: PlotOptions, to path: String) throws(PlotError) -> PlotLayout {
         let layout = PlotLayout(width: options.width, height: options.height, level: options.levelLabel != nil)
+        guard CEarshot_cairo_load() == 1 else { throw PlotError(String(cString: CEarshot_cairo_error())) }
         guard let surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(options.width), Int32(options.height)),
               cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS
         else { throw PlotError("cannot create a \(options.width)x\(options.height) image") }

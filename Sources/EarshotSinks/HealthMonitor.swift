@@ -17,8 +17,11 @@ import Synchronization
 /// the clips and MQTT sinks). The faults active now are in ``activeFaults`` (for `hello`, `stats`, `STATUS=`,
 /// `/metrics`), the starts per kind in ``events``.
 ///
-/// Threading: its own thread (`es-health`), a batch ``BusReader`` that wakes every 100 ms even without frames
-/// — that wake-up is the timer that notices their absence. No allocation per frame (only per block and
+/// Threading: its own thread (`es-health`), a batch ``BusReader`` that wakes every ``intervalMilliseconds``
+/// (500 ms) even without frames — that wake-up is the timer that notices their absence. The judge works on
+/// 0.5 s blocks of audio and dates every transition from the frames' capture times, so the longer interval
+/// (2 wake-ups a second instead of 10) changes no hold or clear time, only when a transition is announced
+/// (at most 0.5 s later; `no_data` within 0.5 s after `no_data_s`). No allocation per frame (only per block and
 /// per transition).
 public final class HealthMonitor: ConfigurableSink, @unchecked Sendable {
     /// The `health.*` section. Defaults are chosen to stay quiet on speech, music, street noise and quiet
@@ -92,7 +95,9 @@ public final class HealthMonitor: ConfigurableSink, @unchecked Sendable {
     let logger: Logger
     let publisher: (any MessagePublisher)?
     public var latencyRecorder: StageRecorder?
-    let reader = BusReader(threadName: "es-health")
+    /// The batch interval of the `es-health` thread (see the type's documentation).
+    static let intervalMilliseconds: Int32 = 500
+    let reader = BusReader(threadName: "es-health", delivery: .batch(intervalMilliseconds: HealthMonitor.intervalMilliseconds))
     var judge: HealthJudge?
     let faults = Mutex<[HealthMessage.Kind]>([])
     let eventCounts = Mutex<[Int]>([Int](repeating: 0, count: HealthMessage.Kind.allCases.count))
@@ -147,7 +152,7 @@ public final class HealthMonitor: ConfigurableSink, @unchecked Sendable {
             if let t = judge?.tick(nowMonotonicNs: now, nowWallNs: now &+ Clock.wallMinusMonotonicNanoseconds()), !t.isEmpty {
                 report(t)
             }
-            return 100
+            return Self.intervalMilliseconds
         })
     }
 

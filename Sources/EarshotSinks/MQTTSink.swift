@@ -300,6 +300,7 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
         guard thread == nil, let endpoint = configuration.broker.flatMap(Configuration.parseBroker) else {
             throw MQTTSinkError("mqtt.broker is not set or not a valid URL")
         }
+        guard CEarshot_mosquitto_load() == 1 else { throw MQTTSinkError(String(cString: CEarshot_mosquitto_error())) }
         var credentials: (user: String, password: String?)?
         if let path = configuration.credentialsFile {
             do { credentials = try Configuration.readCredentials(path) } catch { throw MQTTSinkError("mqtt.\(error.field): \(error.message)") }

@@ -31,7 +31,8 @@ import Testing
             SinkTestKit2.publish(Array(frames[chunk..<min(chunk + 100, frames.count)]), on: bus)
             Thread.sleep(forTimeInterval: 0.01)
         }
-        Thread.sleep(forTimeInterval: 0.3)
+        // The sink judges on its 500 ms batch timer: wait (bounded) for the end of the silence fault.
+        #expect(waitUntil(seconds: 3) { publisher.lines(.alert).count >= 2 }, "\(publisher.lines(.alert))")
         #expect(sink.activeFaults.isEmpty)
         #expect(sink.counters.contains { $0.0 == "health_events_silence" && $0.1 == 1 }, "\(sink.counters)")
         let lines = publisher.lines(.alert)
@@ -43,9 +44,8 @@ import Testing
         #expect(SinkTestKit2.fields(start?.message ?? "")["active"] == "silence")
         #expect(changes.withLock { $0 } == [[.silence], []])
 
-        // Then nothing arrives: the sink's own timer notices (no_data after 1 s).
-        Thread.sleep(forTimeInterval: 1.5)
-        #expect(sink.activeFaults == [.noData], "\(publisher.lines(.alert))")
+        // Then nothing arrives: the sink's own timer notices (no_data after 1 s; judged within one 500 ms tick).
+        #expect(waitUntil(seconds: 3) { sink.activeFaults == [.noData] }, "\(publisher.lines(.alert))")
         #expect(HealthMonitor.summary(sink.activeFaults) == "no_data")
         sink.stop()
     }

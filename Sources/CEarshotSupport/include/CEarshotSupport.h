@@ -33,4 +33,30 @@ void CEarshot_alsa_set_error_sink(CEarshot_alsa_error_sink sink);
 /// Returned as `void *` for `snd_lib_error_set_handler`, which EarshotCapture calls.
 void *CEarshot_alsa_error_handler(void);
 
+/// A shared library opened on first use with `dlopen` (Cairo for `earshot spectrogram`, libmosquitto for the
+/// `mqtt` sink), so that the daemon does not map and relocate them, and their dependencies, at every start.
+/// `CCairo` and `CMosquitto` define the library's functions the Swift code calls as trampolines through
+/// `slots` (hidden symbols: never exported, never interposed).
+typedef struct CEarshot_lazy_library {
+    const char *soname;          ///< e.g. "libcairo.so.2"
+    const char *package;         ///< the Debian package that ships it, for the error message
+    const char *purpose;         ///< what needs it, for the error message
+    const char *const *symbols;  ///< `count` function names
+    void **slots;                ///< `count` addresses, filled by `CEarshot_lazy_load`
+    unsigned long count;
+    int loaded;                  ///< 1 once every symbol is resolved (atomic), -1 when loading failed
+    char error[512];
+} CEarshot_lazy_library;
+
+/// Opens the library and resolves every symbol, once (thread-safe). Returns 1 when loaded, 0 when the library
+/// or one of its functions is missing; `CEarshot_lazy_error` then says which, and what to install.
+int CEarshot_lazy_load(CEarshot_lazy_library *lib);
+
+/// The reason `CEarshot_lazy_load` failed ("" when it did not).
+const char *CEarshot_lazy_error(CEarshot_lazy_library *lib);
+
+/// Called by a trampoline: loads the library if needed; when it cannot be loaded prints the reason and
+/// aborts (callers check `…_load()` before the first call, so this is reached only by a missing check).
+void CEarshot_lazy_require(CEarshot_lazy_library *lib);
+
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Soak: hours of varied audio pushed at full speed through ALSA's `file` plugin into the whole daemon.
 
-The daemon runs with every sink on (socket, rolling, alerts, metrics HTTP + textfile, stdout) and these
+The daemon runs with every sink on (socket, rolling, alerts, metrics HTTP + textfile, stdout, input health,
+event clips into a temp dir, MQTT to a private mosquitto on a free port with levels every 10th frame) and these
 clients on its socket:
   full     every stream, every frame, every field, reading as fast as Python can (it falls behind: the
            daemon drops for it and says so; the soak checks `dropped` notices == seq gaps);
@@ -27,6 +28,8 @@ Pass/fail (exit 1 on failure):
 
   python3 bench/soak.py                         # the full soak: 24 h of audio at 100× (15 min), release binary
   python3 bench/soak.py --audio-hours 16 --binary .build/debug/earshot  # the 10-minute CI version (make test)
+  python3 bench/soak.py --audio-hours 8 --heap-every 20       # glibc heap in use vs mapped over time (gdb)
+  python3 bench/soak.py --audio-hours 8 --off mqtt,clips,scraper --env MALLOC_ARENA_MAX=8   # bisecting
 """
 import argparse
 import json

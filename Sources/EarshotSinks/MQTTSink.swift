@@ -199,13 +199,25 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             var buf = [UInt8](repeating: 0, count: 4096)
             let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
             guard n > 0 else { throw SinkConfigError(field: "credentials_file", message: "\(path) is empty") }
-            let lines = String(decoding: buf.prefix(n), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-                .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-            guard let user = lines.first, !user.isEmpty else {
+            // Lines split as bytes (a Swift `Character` "\r\n" is one grapheme: splitting the String at "\n" kept
+            // CRLF files whole), one CR before each LF dropped. A user or password that is not valid UTF-8 or holds
+            // a control character (NUL would cut it short in libmosquitto's C string) is refused, not altered.
+            let lines = buf.prefix(n).split(separator: 0x0A, maxSplits: 2, omittingEmptySubsequences: false)
+                .map { $0.last == 0x0D ? $0.dropLast() : $0 }
+            func text(_ i: Int, _ what: String) throws(SinkConfigError) -> String? {
+                guard i < lines.count, !lines[i].isEmpty else { return nil }
+                guard let s = String(validating: lines[i], as: UTF8.self) else {
+                    throw SinkConfigError(field: "credentials_file", message: "\(path): the \(what) is not valid UTF-8")
+                }
+                guard !lines[i].contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+                    throw SinkConfigError(field: "credentials_file", message: "\(path): the \(what) contains a control character")
+                }
+                return s
+            }
+            guard let user = try text(0, "user name (first line)") else {
                 throw SinkConfigError(field: "credentials_file", message: "\(path): the first line must be the user name")
             }
-            let password = lines.count > 1 && !lines[1].isEmpty ? lines[1] : nil
-            return (user, password)
+            return (user, try text(1, "password (second line)"))
         }
 
         static func octal(_ m: UInt32) -> String {

@@ -26,7 +26,9 @@ extension CaptureTests.StalledSource {
         }
         // The source delivers again (from another thread: 96 KB does not fit the pipe's buffer): a full recording
         // still works (the interrupted threads are gone and read nothing more).
-        let writer = Thread { source.write(frames: 24_000) }
+        final class Box: @unchecked Sendable { let source: StalledFIFO; init(_ s: StalledFIFO) { source = s } }
+        let box = Box(source)
+        let writer = Thread { box.source.write(frames: 24_000) }
         writer.start()
         let got = try CaptureTap.record(Self.config(), seconds: 0.5, timeoutSlack: 2)
         #expect(got.count == 24_000)

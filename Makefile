@@ -38,10 +38,11 @@ demo: release
 # analyzer for a short time (FUZZ_SECONDS each), soaks the daemon for about 10 minutes (SOAK_HOURS of audio
 # at 100x real time), runs every test.
 FUZZ_SECONDS ?= 60
+FUZZ_EXTRA_SECONDS ?= 25
 SOAK_HOURS ?= 16
 test: deps
 	$(SWIFT) build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_EXTRA_SECONDS=$(FUZZ_EXTRA_SECONDS) bash scripts/fuzz.sh
 	python3 bench/soak.py --binary .build/debug/earshot --audio-hours $(SOAK_HOURS) --sample-every 15
 	$(MAKE) deb
 	$(SWIFT) test --no-parallel
@@ -50,7 +51,8 @@ test: deps
 soak: deps release
 	python3 bench/soak.py --binary .build/release/earshot --audio-hours 24 --sample-every 15 --json bench/soak-last.json
 
-# libFuzzer + AddressSanitizer on the WAV reader, the command parser, the YAML loader and the analyzer,
+# libFuzzer + AddressSanitizer on the WAV reader, the command parser, the YAML loader, the analyzer (also with
+# the band filter bank on), the MQTT spool reader, the credentials file and calibrate's YAML line editor,
 # FUZZ_SECONDS (default 300) each; see scripts/fuzz.sh.
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash scripts/fuzz.sh

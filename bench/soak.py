@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Soak: hours of varied audio pushed at full speed through ALSA's `file` plugin into the whole daemon.
 
-The daemon runs with every sink on (socket, rolling, alerts, metrics HTTP + textfile, stdout) and these
+The daemon runs with every sink on (socket, rolling, alerts, metrics HTTP + textfile, stdout, input health,
+event clips into a temp dir, MQTT to a private mosquitto on a free port with levels every 10th frame) and these
 clients on its socket:
   full     every stream, every frame, every field, reading as fast as Python can (it falls behind: the
            daemon drops for it and says so; the soak checks `dropped` notices == seq gaps);
@@ -27,6 +28,8 @@ Pass/fail (exit 1 on failure):
 
   python3 bench/soak.py                         # the full soak: 24 h of audio at 100× (15 min), release binary
   python3 bench/soak.py --audio-hours 16 --binary .build/debug/earshot  # the 10-minute CI version (make test)
+  python3 bench/soak.py --audio-hours 8 --heap-every 20       # glibc heap in use vs mapped over time (gdb)
+  python3 bench/soak.py --audio-hours 8 --off mqtt,clips,scraper --env MALLOC_ARENA_MAX=8   # bisecting
 """
 import argparse
 import json
@@ -196,6 +199,19 @@ def proc_sample(pid):
     return rss, fds, threads
 
 
+def heap_stats(pid, log_path):
+    """glibc's malloc_stats() of the daemon (printed on its stderr, our log) via gdb: (arenas, mapped kB, in use kB)."""
+    before = os.path.getsize(log_path)
+    subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "call (void)malloc_stats()"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    with open(log_path, "rb") as f:
+        f.seek(before); text = f.read().decode(errors="replace")
+    total = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)", text)
+    if not total:
+        return None
+    return len(re.findall(r"^Arena \d+:", text, re.M)), int(total.group(1)) // 1024, int(total.group(2)) // 1024
+
+
 def metric(text, name):
     m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
     return float(m.group(1)) if m else None
@@ -213,7 +229,16 @@ def main():
     ap.add_argument("--clients", default="full,levels,churn",
                     help="which subscribers to run (comma-separated: full, levels, churn); for isolating growth")
     ap.add_argument("--reconnect-s", type=float, default=3.0, help="seconds between the churn client's reconnections")
+    ap.add_argument("--off", default="",
+                    help="sinks to turn off, comma-separated (mqtt, clips, health, alerts, stdout), or scraper (no "
+                         "/metrics scrapes during the run); for bisecting growth")
+    ap.add_argument("--heap-every", type=float, default=0,
+                    help="every this many seconds, attach gdb and have the daemon print glibc's malloc_stats() "
+                         "(heap in use vs mapped: a growing live heap is a leak, mapped growth with flat use is "
+                         "fragmentation); 0: never. Pauses the daemon ~0.3 s each time")
+    ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the daemon (e.g. MALLOC_ARENA_MAX=2)")
     a = ap.parse_args()
+    off = set(filter(None, a.off.split(",")))
     binary = os.path.abspath(a.binary)
     if not os.access(binary, os.X_OK):
         sys.exit(f"soak: no binary at {binary} (make release)")
@@ -226,19 +251,37 @@ def main():
     sock = os.path.join(tmp, "earshot.sock")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]
+    broker = None
+    if "mqtt" not in off:
+        # A private mosquitto on a free port (the MQTT sink with its spool, QoS 1 and decimated levels).
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0)); mqtt_port = probe.getsockname()[1]
+        with open(os.path.join(tmp, "mosquitto.conf"), "w") as f:
+            f.write(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        try:
+            broker = subprocess.Popen(["mosquitto", "-c", os.path.join(tmp, "mosquitto.conf")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            sys.exit("soak: mosquitto is not installed (apt install mosquitto, or --off mqtt)")
     cfg = os.path.join(tmp, "earshot.yaml")
     with open(cfg, "w") as f:
         f.write(f"""capture: {{device: soak, sample_rate: {RATE}, channels: 1, format: FLOAT_LE, max_backlog_ms: 0, ring_seconds: 4}}
 socket: {{path: {sock}, stall_limit_s: 30, queue_messages: 512}}
 rolling: {{backfill_s: 60}}
-alerts: {{level: {{threshold_db: -20}}, onset: {{enabled: true}}}}
+alerts: {{level: {{threshold_db: -20, enabled: {str("alerts" not in off).lower()}}}, onset: {{enabled: {str("alerts" not in off).lower()}}}}}
 metrics: {{enabled: true, listen: "127.0.0.1:{port}", textfile: {tmp}/earshot.prom, textfile_interval_s: 1}}
+health: {{enabled: {str("health" not in off).lower()}}}
 logging: {{level: notice}}
 """)
+        if "clips" not in off:
+            f.write(f"clips: {{directory: {tmp}/clips, pre_roll_s: 1, post_roll_s: 1, max_clip_s: 10, max_files: 20, kinds: [level, health]}}\n")
+        if broker:
+            f.write(f"mqtt: {{broker: 'mqtt://127.0.0.1:{mqtt_port}', levels_every: 10, spool: {{directory: {tmp}/mqtt-spool, max_mb: 8}}}}\n")
     env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{asoundrc}")
+    env.update(kv.split("=", 1) for kv in a.env)
     writer = Writer(fifo, total, a.seed, a.speed); writer.start()
     log = open(os.path.join(tmp, "daemon.log"), "wb")
-    daemon = subprocess.Popen([binary, "run", "--config", cfg, "--stdout"], env=env,
+    daemon = subprocess.Popen([binary, "run", "--config", cfg] + ([] if "stdout" in off else ["--stdout"]), env=env,
                               stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(200):
         if os.path.exists(sock): break
@@ -266,7 +309,7 @@ logging: {{level: notice}}
     scraping = threading.Event(); scraping.set()
 
     def scraper():
-        while scraping.is_set():
+        while scraping.is_set() and "scraper" not in off:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read(); scrapes[0] += 1
             except OSError:
@@ -275,8 +318,16 @@ logging: {{level: notice}}
     threading.Thread(target=scraper, daemon=True).start()
 
     samples = []
+    heap = []  # (t, arenas, mapped kB, in use kB)
+    next_heap = 0.0
     started = time.monotonic()
     while not writer.done.is_set():
+        if a.heap_every > 0 and time.monotonic() - started >= next_heap:
+            next_heap += a.heap_every
+            h = heap_stats(daemon.pid, log.name)
+            if h:
+                heap.append((round(time.monotonic() - started, 1), *h))
+                print(f"soak: heap  arenas {h[0]}  mapped {h[1]} kB  in use {h[2]} kB", flush=True)
         if daemon.poll() is not None:
             sys.exit(f"soak: daemon exited with {daemon.returncode}; log in {tmp}/daemon.log")
         samples.append((time.monotonic() - started, *proc_sample(daemon.pid)))
@@ -319,6 +370,8 @@ logging: {{level: notice}}
     except subprocess.TimeoutExpired:
         daemon.kill(); code = "killed after 10 s"
     writer.stop.set()
+    if broker:
+        broker.terminate(); broker.wait(5)
     warm = [s for s in samples if s[0] >= max(0.25 * wall, 90)]
     base = warm[0] if warm else samples[0]
     end = samples[-1]
@@ -335,7 +388,12 @@ logging: {{level: notice}}
         "clients": {s.name: {"frames": s.frames, "seq_gaps": s.seq_gaps, "dropped": s.dropped,
                              "connections": s.connections, "errors": s.errors, "failure": s.failure} for s in subs},
         "scrapes_ok": scrapes[0], "scrapes_failed": scrapes[1], "exit": code,
+        "off": sorted(off), "env": a.env, "heap": heap,
     }
+    if heap:
+        hw = [h for h in heap if h[0] >= max(0.25 * wall, 90)] or heap
+        result["heap_in_use_growth_kb"] = hw[-1][3] - hw[0][3]
+        result["heap_mapped_growth_kb"] = hw[-1][2] - hw[0][2]
     print(json.dumps(result, indent=1))
     if a.json:
         with open(a.json, "w") as f: json.dump(result, f, indent=1)

@@ -74,24 +74,29 @@ public final class CaptureTap {
         let want = skip + Int(seconds * Double(config.sampleRate))
         final class Job: @unchecked Sendable {
             let cancelled = Atomic<Bool>(false)
-            let thread = Atomic<UInt>(0)
+            /// The reading thread's id while it can still receive the interrupt (0 before it starts and once it
+            /// is about to exit). The thread is detached: once it has exited its id may name another thread or
+            /// nothing, so the id is cleared, and the signal sent, only under this lock — a thread that has
+            /// cleared it has stopped reading, and one that has not cannot exit while the signal is sent.
+            let thread = Mutex<UInt>(0)
             let done = DispatchSemaphore(value: 0)
             var result: Result<[Float], any Error> = .success([])
         }
         let job = Job()
         Thread.detachNewThread {
             CaptureInterrupt.unblockOnThisThread()
-            job.thread.store(UInt(pthread_self()), ordering: .releasing)
+            job.thread.withLock { $0 = UInt(pthread_self()) }
             job.result = Result { try readFrames(config, count: want, cancelled: job.cancelled) }
-            job.thread.store(0, ordering: .releasing)
+            job.thread.withLock { $0 = 0 }
             job.done.signal()
         }
         if job.done.wait(timeout: .now() + seconds + skipSeconds + timeoutSlack) == .timedOut {
             job.cancelled.store(true, ordering: .releasing)
             // Interrupt a read blocked inside the plugin until the thread notices (bounded).
             for _ in 0..<200 {
-                let t = job.thread.load(ordering: .acquiring)
-                if t != 0 { pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber) }
+                job.thread.withLock { t in
+                    if t != 0 { pthread_kill(pthread_t(t), CaptureInterrupt.signalNumber) }
+                }
                 if job.done.wait(timeout: .now() + 0.005) == .success { break }
             }
             throw RecordError(message: "capture device '\(CaptureError.printable(config.device))' delivered too little audio within \(Int(seconds + skipSeconds + timeoutSlack)) s")

@@ -55,6 +55,8 @@ public final class Daemon {
     var healthMonitor: HealthMonitor? { sinks.lazy.compactMap { $0 as? HealthMonitor }.first }
     var lastStatsNs: Int64 = 0
     var lastMetricsNs: Int64 = 0
+    /// Last `malloc_trim` (``HeapPolicy``).
+    var lastHeapTrimNs: Int64 = 0
     /// Seconds between two `stats` messages on the socket.
     public static let statsIntervalSeconds = 5.0
     var startNs: Int64 = 0
@@ -341,6 +343,7 @@ public final class Daemon {
             updateMetrics()
         }
         if actions.status { notifier.status(statusLine()) }
+        HeapPolicy.trimIfDue(nowNs: now, last: &lastHeapTrimNs)
     }
 
     /// Samples the DSP input guard changed (``SampleGuard``: NaN/inf → 0, beyond ±1000 clamped): one warning

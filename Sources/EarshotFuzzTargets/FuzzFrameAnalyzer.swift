@@ -14,6 +14,19 @@ import Synchronization
 /// The rest is little-endian Float32 samples (at most ``FuzzAnalyzerRig/maxSamples``). Every output is checked
 /// against its documented range; a violation traps (`precondition`), which the fuzzer reports as a crash.
 public func fuzzFrameAnalyzer(_ data: UnsafeRawBufferPointer) {
+    runAnalyzerRig(data, configurations: FuzzAnalyzerRig.configurations, rigs: fuzzAnalyzerRigs)
+}
+
+/// Fuzz target body (corpus: Fuzz/corpus/bands): the analyzer rig above with the IEC 61260-1 band filter bank on
+/// (`levels.bands` octave and third, at 16, 48, 8 and 192 kHz); same input layout. Besides every feature's
+/// range, each frame's band energies must be ≥ 0 and never NaN, finite behind the sample guard, and as many as
+/// the bank has bands (the direct path reads them from the level meter, the processor path from the frame).
+public func fuzzBandFilters(_ data: UnsafeRawBufferPointer) {
+    runAnalyzerRig(data, configurations: FuzzAnalyzerRig.bandConfigurations, rigs: fuzzBandRigs)
+}
+
+private func runAnalyzerRig(_ data: UnsafeRawBufferPointer, configurations: [(AnalyzerConfig, AnalyzerOutputs)],
+                            rigs: borrowing Mutex<[FuzzAnalyzerRig?]>) {
     guard data.count >= 2 else { return }
     let selector = Int(data[0])
     let chunkByte = Int(data[1])
@@ -22,9 +35,9 @@ public func fuzzFrameAnalyzer(_ data: UnsafeRawBufferPointer) {
     for i in 0..<count {
         samples[i] = Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 2 + 4 * i, as: UInt32.self)))
     }
-    fuzzAnalyzerRigs.withLock { rigs in
+    rigs.withLock { rigs in
         let index = selector & 3
-        if rigs[index] == nil { rigs[index] = FuzzAnalyzerRig(FuzzAnalyzerRig.configurations[index]) }
+        if rigs[index] == nil { rigs[index] = FuzzAnalyzerRig(configurations[index]) }
         let rig = rigs[index]!
         samples.withUnsafeBufferPointer { x in
             if selector & 4 == 0 {
@@ -55,6 +68,12 @@ final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
         // every mel band still holds an FFT bin; more would be refused as a dead feature).
         return [(small, .all), (usual, .all), (odd, [.flatness, .levels, .peak]), (wide, [.spectral, .rms, .zcr])]
     }()
+    /// The same four with the band filter bank on (third octave where the rate allows the most bands).
+    static let bandConfigurations: [(AnalyzerConfig, AnalyzerOutputs)] = configurations.enumerated().map { i, setup in
+        var c = setup.0
+        c.bands = i == 1 ? .octave : .third
+        return (c, setup.1)
+    }
     /// 4 s at 16 kHz: bounded time per input.
     static let maxSamples = 65_536
 
@@ -87,6 +106,7 @@ final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
                 frame: UnsafeBufferPointer(rebasing: x[start..<(start + config.nFFT)]),
                 newSampleCount: start == 0 ? config.nFFT : config.hop, features: &features, logmel: logmel, mfcc: mfcc)
             check(features)
+            if analyzer.levelMeter.bank != nil { checkBands(analyzer.levelMeter.bandFrame) }
             start += config.hop
         }
     }
@@ -115,6 +135,20 @@ final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
     func emit(_ header: FrameHeader) {
         emitted += 1
         check(header.features)
+        if analyzer.levelMeter.bank != nil { checkBands(header.bands) }
+    }
+
+    /// Band energies: as many as the bank has bands, never negative or NaN; finite behind the guard (±1000 full
+    /// scale: at most 1e6 per sample, times the samples of a frame and the multirate scale).
+    func checkBands(_ b: BandFrame) {
+        let count = analyzer.levelMeter.bank?.count ?? 0
+        precondition(Int(b.count) == count, "band frame holds \(b.count) bands, the bank \(count)")
+        for i in 0..<count {
+            for v in [b.head[i], b.tail[i]] {
+                precondition(v >= 0 && !v.isNaN, "band \(i) energy \(v)")
+                if guarded { precondition(v.isFinite, "band \(i) energy \(v) behind the guard") }
+            }
+        }
     }
 
     /// Every documented range (FrameFeatures: nothing is ever NaN or infinite).
@@ -143,3 +177,4 @@ final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
 
 /// The rigs, built on first use (one input at a time: libFuzzer is single-threaded, the corpus test serial).
 let fuzzAnalyzerRigs = Mutex<[FuzzAnalyzerRig?]>([nil, nil, nil, nil])
+let fuzzBandRigs = Mutex<[FuzzAnalyzerRig?]>([nil, nil, nil, nil])

@@ -6,6 +6,10 @@ public enum FuzzTargets {
         ("command", fuzzCommandParser),
         ("config", fuzzConfigLoader),
         ("analyzer", fuzzFrameAnalyzer),
+        ("bands", fuzzBandFilters),
+        ("spool", fuzzMQTTSpool),
+        ("credentials", fuzzCredentials),
+        ("editor", fuzzConfigEditor),
     ]
 
     public static func named(_ name: String) -> (@Sendable (UnsafeRawBufferPointer) -> Void)? {

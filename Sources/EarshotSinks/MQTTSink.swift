@@ -199,13 +199,25 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             var buf = [UInt8](repeating: 0, count: 4096)
             let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
             guard n > 0 else { throw SinkConfigError(field: "credentials_file", message: "\(path) is empty") }
-            let lines = String(decoding: buf.prefix(n), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-                .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-            guard let user = lines.first, !user.isEmpty else {
+            // Lines split as bytes (a Swift `Character` "\r\n" is one grapheme: splitting the String at "\n" kept
+            // CRLF files whole), one CR before each LF dropped. A user or password that is not valid UTF-8 or holds
+            // a control character (NUL would cut it short in libmosquitto's C string) is refused, not altered.
+            let lines = buf.prefix(n).split(separator: 0x0A, maxSplits: 2, omittingEmptySubsequences: false)
+                .map { $0.last == 0x0D ? $0.dropLast() : $0 }
+            func text(_ i: Int, _ what: String) throws(SinkConfigError) -> String? {
+                guard i < lines.count, !lines[i].isEmpty else { return nil }
+                guard let s = String(validating: lines[i], as: UTF8.self) else {
+                    throw SinkConfigError(field: "credentials_file", message: "\(path): the \(what) is not valid UTF-8")
+                }
+                guard !lines[i].contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+                    throw SinkConfigError(field: "credentials_file", message: "\(path): the \(what) contains a control character")
+                }
+                return s
+            }
+            guard let user = try text(0, "user name (first line)") else {
                 throw SinkConfigError(field: "credentials_file", message: "\(path): the first line must be the user name")
             }
-            let password = lines.count > 1 && !lines[1].isEmpty ? lines[1] : nil
-            return (user, password)
+            return (user, try text(1, "password (second line)"))
         }
 
         static func octal(_ m: UInt32) -> String {
@@ -237,6 +249,8 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
     /// Where the spool lives (``Configuration/resolvedSpoolDirectory(environment:)``).
     public let spoolDirectory: String
     public var latencyRecorder: StageRecorder?
+    /// How the broker's name is resolved (tests substitute one that blocks; set before ``start(bus:stream:)``).
+    var resolver = MQTTResolver.system
 
     let reader = BusReader(threadName: "es-mqtt-levels")
     let running = Atomic<Bool>(false)
@@ -373,6 +387,11 @@ final class MQTTClientLoop: @unchecked Sendable {
     var tokens = 0.0
     var lastTokenNs: Int64 = 0
     var lastHousekeepingNs: Int64 = 0
+    /// The broker's name lookup (``resolved()``): the one in flight or last started, whether an attempt waits
+    /// on it, and until when.
+    var resolution: MQTTResolution?
+    var resolving = false
+    var resolveDeadlineNs: Int64 = 0
 
     static let libraryReady: Bool = { mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue }()
 
@@ -494,23 +513,17 @@ final class MQTTClientLoop: @unchecked Sendable {
         return text
     }
 
-    /// Checks that a TCP connection to the broker can be made within the connect timeout (libmosquitto's
-    /// own connect would wait for the kernel's SYN timeout, minutes); returns the failure, or nil.
-    func probe() -> String? {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        let g = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &res)
-        guard g == 0, let first = res else { return "cannot resolve \(endpoint.host): \(String(cString: gai_strerror(g)))" }
-        defer { freeaddrinfo(res) }
+    /// Checks that a TCP connection to one of `addresses` can be made within the connect timeout (libmosquitto's
+    /// own connect would wait for the kernel's SYN timeout, minutes); returns the address that answered, or why
+    /// none did.
+    func probe(_ addresses: [MQTTAddress]) -> Result<MQTTAddress, MQTTResolveFailure> {
         var failure = "no address for \(endpoint.host)"
-        var ai: UnsafeMutablePointer<addrinfo>? = first
-        while let a = ai {
-            ai = a.pointee.ai_next
-            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), a.pointee.ai_protocol)
+        for a in addresses {
+            let fd = socket(a.family, a.socketType | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), a.proto)
             guard fd >= 0 else { failure = String(cString: strerror(errno)); continue }
             defer { close(fd) }
-            if Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return nil }
+            let rc = a.address.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
+            if rc == 0 { return .success(a) }
             guard errno == EINPROGRESS else { failure = String(cString: strerror(errno)); continue }
             let deadline = Clock.monotonicNanoseconds() + Int64(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 1e9)
             var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
@@ -521,17 +534,53 @@ final class MQTTClientLoop: @unchecked Sendable {
             var err: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err == 0 { return nil }
+            if err == 0 { return .success(a) }
             failure = String(cString: strerror(err))
         }
-        return failure
+        return .failure(MQTTResolveFailure(failure))
+    }
+
+    /// Resolves the broker's name on a helper thread (``MQTTResolution``) and waits for it without blocking:
+    /// called on every turn of the loop while an attempt is due, it returns the addresses once the lookup has
+    /// answered, nil while it runs (the loop goes on, so a stop or reload is never held), and fails the
+    /// attempt when there is no answer within the connect timeout. A lookup still running from an attempt
+    /// that timed out is waited for again rather than a second one started.
+    func resolved() -> [MQTTAddress]? {
+        let now = Clock.monotonicNanoseconds()
+        if !resolving {
+            resolving = true
+            connectStartedNs = now
+            resolveDeadlineNs = now + Int64(MQTTSink.Configuration.Limits.connectTimeoutSeconds * 1e9)
+            if resolution == nil || resolution?.result != nil {
+                resolution = MQTTResolution(resolver: sink.resolver, host: endpoint.host, port: endpoint.port)
+            }
+        }
+        let target = "cannot connect to \(endpoint.host):\(endpoint.port): cannot resolve \(endpoint.host)"
+        guard let outcome = resolution?.result else {
+            if now >= resolveDeadlineNs {
+                resolving = false
+                fail("\(target): no answer within \(Int(MQTTSink.Configuration.Limits.connectTimeoutSeconds)) s")
+            }
+            return nil
+        }
+        resolving = false
+        resolution = nil
+        switch outcome {
+        case .success(let addresses): return addresses
+        case .failure(let f): fail("\(target): \(f.reason)"); return nil
+        }
     }
 
     func connect() {
+        guard let addresses = resolved() else { return }
         connectStartedNs = Clock.monotonicNanoseconds()
         lost = nil
         lastLibraryError = nil
-        if let failure = probe() { fail("cannot connect to \(endpoint.host):\(endpoint.port): \(failure)"); return }
+        let address: MQTTAddress
+        switch probe(addresses) {
+        case .success(let a): address = a
+        case .failure(let f): fail("cannot connect to \(endpoint.host):\(endpoint.port): \(f.reason)"); return
+        }
         let clientID = "earshot-\(node)-\(instance)"
         guard let m = mosquitto_new(clientID, true, Unmanaged.passUnretained(self).toOpaque()) else {
             fail("mosquitto_new failed: \(String(cString: strerror(errno)))"); return
@@ -567,7 +616,10 @@ final class MQTTClientLoop: @unchecked Sendable {
             }
             guard rc == MOSQ_ERR_SUCCESS.rawValue else { fail("TLS setup failed: \(describe(rc))"); return }
         }
-        let rc = mosquitto_connect(m, endpoint.host, Int32(endpoint.port), Int32(config.keepaliveSeconds))
+        // The address that answered, as text: libmosquitto does not resolve again. With TLS it must get the name
+        // (it checks the certificate against it), and resolves it again right after the lookup above succeeded.
+        let host = endpoint.tls ? endpoint.host : (address.numericHost ?? endpoint.host)
+        let rc = mosquitto_connect(m, host, Int32(endpoint.port), Int32(config.keepaliveSeconds))
         if rc != MOSQ_ERR_SUCCESS.rawValue { fail(connectFailure(rc)) }
     }
 

@@ -18,21 +18,21 @@ import Glibc
 /// counted too. A record longer than ``maxRecordBytes`` is refused (counted).
 ///
 /// Single-threaded: used only by the MQTT sink's thread.
-final class MQTTSpool {
-    struct Position: Comparable, Sendable {
-        var segment: Int
-        var offset: Int
-        static func < (a: Position, b: Position) -> Bool { (a.segment, a.offset) < (b.segment, b.offset) }
+package final class MQTTSpool {
+    package struct Position: Comparable, Sendable {
+        package var segment: Int
+        package var offset: Int
+        package static func < (a: Position, b: Position) -> Bool { (a.segment, a.offset) < (b.segment, b.offset) }
     }
 
-    struct Record {
-        var enqueuedNs: Int64
-        var retain: Bool
-        var topic: String
-        var payload: [UInt8]
+    package struct Record {
+        package var enqueuedNs: Int64
+        package var retain: Bool
+        package var topic: String
+        package var payload: [UInt8]
         /// Where the record starts and where the next one starts.
-        var start: Position
-        var end: Position
+        package var start: Position
+        package var end: Position
     }
 
     struct Segment {
@@ -61,14 +61,14 @@ final class MQTTSpool {
     private var lockFD: Int32 = -1
     private var readCache: (segment: Int, offset: Int, bytes: [UInt8]) = (-1, 0, [])
     /// Records dropped (size or age bound, or too long).
-    private(set) var dropped = 0
+    package private(set) var dropped = 0
 
-    var pendingBytes: Int { segments.reduce(0) { $0 + $1.size } - committed.offset * (segments.first?.index == committed.segment ? 1 : 0) }
-    var pendingMessages: Int { segments.reduce(0) { $0 + $1.pending } }
+    package var pendingBytes: Int { segments.reduce(0) { $0 + $1.size } - committed.offset * (segments.first?.index == committed.segment ? 1 : 0) }
+    package var pendingMessages: Int { segments.reduce(0) { $0 + $1.pending } }
 
     /// Opens (creating if needed, mode 0700) `directory` and resumes where a previous run stopped: a record
     /// torn by a crash at the end of the last segment is cut off.
-    init(directory: String, maxBytes: Int, maxAgeNs: Int64) throws(MQTTSinkError) {
+    package init(directory: String, maxBytes: Int, maxAgeNs: Int64) throws(MQTTSinkError) {
         self.directory = directory
         self.maxBytes = max(maxBytes, 4096)
         self.segmentBytes = min(max(self.maxBytes / 8, 4096), 1 << 20)
@@ -126,7 +126,7 @@ final class MQTTSpool {
     deinit { close() }
 
     /// Closes the files and releases the directory lock (the sink's thread does this when it ends).
-    func close() {
+    package func close() {
         for fd in [writeFD, cursorFD, lockFD] where fd >= 0 { Glibc.close(fd) }
         writeFD = -1; cursorFD = -1; lockFD = -1
     }
@@ -205,7 +205,7 @@ final class MQTTSpool {
     /// Appends one record (oldest segments are dropped to stay within the size bound). Returns false if it
     /// could not be written (too long, or a write error), counted in ``dropped``.
     @discardableResult
-    func append(topic: String, payload: some Collection<UInt8>, retain: Bool, nowNs: Int64) -> Bool {
+    package func append(topic: String, payload: some Collection<UInt8>, retain: Bool, nowNs: Int64) -> Bool {
         var line: [UInt8] = []
         line.reserveCapacity(payload.count + topic.utf8.count + 32)
         line += String(nowNs).utf8; line.append(0x09)
@@ -243,7 +243,7 @@ final class MQTTSpool {
 
     /// Drops whole segments whose newest record is older than the age bound (cheap housekeeping; single
     /// expired records are skipped by ``next(nowNs:)``).
-    func expire(nowNs: Int64) {
+    package func expire(nowNs: Int64) {
         while segments.count > 1 {
             var st = stat()
             guard stat(path(segments[0].index), &st) == 0 else { dropOldestSegment(); continue }
@@ -255,7 +255,7 @@ final class MQTTSpool {
 
     /// The next record after those already handed out, or nil. `expired`: older than the age bound (the
     /// caller must not publish it, and acknowledges it at once).
-    func next(nowNs: Int64) -> (record: Record, expired: Bool)? {
+    package func next(nowNs: Int64) -> (record: Record, expired: Bool)? {
         while true {
             guard let si = segments.firstIndex(where: { $0.index == sendCursor.segment }) else {
                 guard let s = segments.first(where: { $0.index > sendCursor.segment }) else { return nil }
@@ -317,7 +317,7 @@ final class MQTTSpool {
 
     /// Every record up to `end` (exclusive) is acknowledged: advances the committed cursor (persisted) and
     /// deletes segments left behind. Positions at or before the cursor are ignored.
-    func acknowledge(through record: Position, end: Position) {
+    package func acknowledge(through record: Position, end: Position) {
         guard committed < end else { return }
         if let i = segments.firstIndex(where: { $0.index == record.segment }), segments[i].pending > 0 { segments[i].pending -= 1 }
         committed = end
@@ -332,7 +332,7 @@ final class MQTTSpool {
     }
 
     /// Hands out again everything not acknowledged (after a disconnect).
-    func rewind() { sendCursor = committed }
+    package func rewind() { sendCursor = committed }
 
     private func saveCursor() {
         var text = Array("\(committed.segment) \(committed.offset)\n".utf8)

@@ -513,7 +513,10 @@ final class SocketLoop: @unchecked Sendable {
               backfill[backfillHead].wallNs < horizon || backfill.count - backfillHead > Self.maxBackfillLines {
             backfillHead += 1
         }
-        if backfillHead > 1024, backfillHead * 2 > backfill.count {
+        // Compact once the dead lines are as many as the live ones (at least 64): rolling lines come ~1.1 per
+        // second, so waiting for 1024 dead ones kept every line of the last ~15 minutes alive beyond backfill_s
+        // (the soak's slow RSS creep: ~1 kB per line, released all at once every ~15 min).
+        if backfillHead >= 64, backfillHead * 2 > backfill.count {
             backfill.removeFirst(backfillHead)
             backfillBase += backfillHead
             backfillHead = 0

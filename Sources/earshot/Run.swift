@@ -29,6 +29,7 @@ struct Run: ParsableCommand {
     @Option(help: "Log level (logging.level): trace, debug, info, notice, warning, error, critical.") var logLevel: String?
 
     func run() throws {
+        HeapPolicy.applyAtStart(environment: ProcessInfo.processInfo.environment)  // before any thread starts
         var sets = overrides
         // A device or socket named on the command line is a string, always (`--device null` is the ALSA
         // `null` PCM, not YAML null).

@@ -408,7 +408,7 @@ final class SocketLoop: @unchecked Sendable {
         var budget = 4096  // bound the time spent before serving sockets again
         while budget > 0, case .frame(let lost) = consumer.next(into: frame) {
             budget -= 1
-            if lost > 0 { shared.busDropped.add(lost, ordering: .relaxed) }
+            if lost > 0 { busLost(lost, before: frame.header.seq) }
             shared.frames.add(1, ordering: .relaxed)
             latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
             if clients.isEmpty { continue }
@@ -451,6 +451,20 @@ final class SocketLoop: @unchecked Sendable {
         }
         if budget == 0 { shared.wake.notify() }  // come back soon for the rest
         drainSpectra(now: now)
+    }
+
+    /// The loop fell more than the whole bus behind and `lost` frames before `seq` are gone: counted, and
+    /// owed to every frame subscriber as a `dropped` notice (as many as its `every` would have delivered), so a
+    /// client never sees a seq gap without one.
+    func busLost(_ lost: Int, before seq: Int64) {
+        shared.busDropped.add(lost, ordering: .relaxed)
+        let first = seq &- Int64(lost)
+        for c in clients.values where c.closingDeadlineNs == nil && c.subscriptions.contains(.frame) {
+            let e = Int64(max(c.every, 1))
+            // Multiples of `every` in [first, seq): the frames this client would have received.
+            let n = Int((seq + e - 1) / e - (max(first, 0) + e - 1) / e)
+            if n > 0 { c.pendingDropped[.frame, default: 0] += n }
+        }
     }
 
     func encodeFrame(_ header: FrameHeader, with enc: FrameEncoder) -> OutMessage {

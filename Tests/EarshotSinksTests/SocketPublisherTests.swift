@@ -131,6 +131,45 @@ import Testing
         #expect(Set(o.keys).subtracting(["discontinuity", "gap_samples", "cause"]) == ["type", "seq", "t", "rms_dbfs"])
     }
 
+    /// The I/O thread held up for longer than the whole bus (here: blocked on its inbox lock while 3 buses of
+    /// frames are pushed): the frames it lost are owed to each subscriber as `dropped` notices, so received
+    /// frames + notified drops = frames made, for a full-rate and an `every: 4` subscriber.
+    @Test func framesLostOnTheBusAreReportedToSubscribers() throws {
+        let env = try makeEnv(feed: false)
+        defer { env.stop() }
+        let full = try TestClient(path: env.path), sparse = try TestClient(path: env.path)
+        full.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"]}\n")
+        sparse.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"every\":4,\"fields\":[\"laf\"]}\n")
+        for c in [full, sparse] { _ = try #require(c.read(type: "subscribed")) }
+        let p = env.feeder.processor
+        let first = p.nextSeq
+        let hop = p.config.hop
+        env.publisher.shared.inbox.withLock { _ in
+            env.publisher.shared.wake.notify()  // the loop wakes and waits for this lock in drainInbox
+            usleep(200_000)
+            env.feeder.signal.withUnsafeBufferPointer { all in
+                for k in 0..<(3 * env.feeder.bus.capacity) {
+                    let offset = (k * hop) % (all.count - hop)
+                    p.push(UnsafeBufferPointer(rebasing: all[offset..<(offset + hop)]), firstSample: Int64(k * hop),
+                           monotonicNs: 0, wallNs: Int64(k * hop) * 20_833)
+                }
+            }
+        }
+        let made = Int(p.nextSeq - first)
+        for (c, every) in [(full, 1), (sparse, 4)] {
+            var frames = 0, notified = 0
+            while let o = c.readObject() {
+                if o["type"] as? String == "frame" { frames += 1 }
+                if o["type"] as? String == "dropped", o["stream"] as? String == "frame" { notified += o["count"] as? Int ?? 0 }
+                if frames + notified >= (made + every - 1) / every { break }
+            }
+            let expected = (Int(p.nextSeq) + every - 1) / every - (Int(first) + every - 1) / every
+            #expect(frames + notified == expected, "every \(every): \(frames) frames + \(notified) dropped, \(expected) made")
+            #expect(notified > 0)
+        }
+        #expect(env.publisher.dropped > 0, "the loop did not fall behind the bus")
+    }
+
     @Test func pingPongAndUnsubscribe() throws {
         let env = try makeEnv()
         defer { env.stop() }

@@ -292,21 +292,11 @@ public final class LevelMeter: @unchecked Sendable {
         // Samples from which the Fast / Slow minima count (settled since the last reset).
         let fastFrom = max(0, settleFast - st.sinceReset), slowFrom = max(0, settleSlow - st.sinceReset)
         for i in 0..<n {
-            let s = x[i]
-            let v = s.isFinite ? Double(s) : 0
-            var yc = Self.step(c0, v, &st.cState.0, &st.cState.1)
-            yc = Self.step(c1, yc, &st.cState.2, &st.cState.3)
-            let ya = Self.step(c2, yc, &st.aState.0, &st.aState.1)
-            let yz = Self.step(c3, v, &st.zState.0, &st.zState.1)
+            let (ya, yc, yz) = Self.weigh(x[i], c0, c1, c2, c3, &st)
             var qa = ya * ya, qc = yc * yc, qz = yz * yz
             var peak = abs(yc)
             if let sx {
-                let m = sx[i]
-                let w = m.isFinite ? Double(m) : 0
-                var zc = Self.step(c0, w, &ss.cState.0, &ss.cState.1)
-                zc = Self.step(c1, zc, &ss.cState.2, &ss.cState.3)
-                let za = Self.step(c2, zc, &ss.aState.0, &ss.aState.1)
-                let zz = Self.step(c3, w, &ss.zState.0, &ss.zState.1)
+                let (za, zc, zz) = Self.weigh(sx[i], c0, c1, c2, c3, &ss)
                 qa += za * za; qc += zc * zc; qz += zz * zz
                 peak += abs(zc)
             }
@@ -327,6 +317,18 @@ public final class LevelMeter: @unchecked Sendable {
         o.merge(LevelSums(samples: n, energyA: eA, energyC: eC, energyZ: eZ, maxAF: mxAF, minAF: mnAF, maxAS: mxAS,
                           minAS: mnAS, maxCF: mxCF, minCF: mnCF, maxZF: mxZF, minZF: mnZF, peakC: pk))
         out.pointee = o
+    }
+
+    /// One sample through the A, C and Z weightings (a non-finite sample counts as 0): (A, C, Z) outputs.
+    @inline(__always)
+    static func weigh(_ s: Float, _ c0: Section, _ c1: Section, _ c2: Section, _ c3: Section,
+                      _ st: inout State) -> (Double, Double, Double) {
+        let v = s.isFinite ? Double(s) : 0
+        var yc = step(c0, v, &st.cState.0, &st.cState.1)
+        yc = step(c1, yc, &st.cState.2, &st.cState.3)
+        let ya = step(c2, yc, &st.aState.0, &st.aState.1)
+        let yz = step(c3, v, &st.zState.0, &st.zState.1)
+        return (ya, yc, yz)
     }
 
     @inline(__always)

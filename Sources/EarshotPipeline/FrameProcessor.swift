@@ -68,6 +68,10 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     /// Samples changed by ``SampleGuard`` since init (never reset: discontinuities and re-plans keep it).
     @exclusivity(unchecked) public private(set) var sanitizedSamples = SampleGuard.Counts()
     @exclusivity(unchecked) var fill = 0
+    /// How many of the last samples in `window` have their side signal in `sideWindow` (a push without a side
+    /// — a lapped side ring, a mono period — ends the run): a frame gets its side only when all its new
+    /// samples have one, never an older frame's side left in `sideWindow`.
+    @exclusivity(unchecked) var sideValid = 0
     @exclusivity(unchecked) var freshAfterReset = true
     /// `seq` of the next frame.
     @exclusivity(unchecked) public private(set) var nextSeq: Int64 = 0
@@ -201,10 +205,16 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
             if fill == 0 { windowStart = srcSample }
             let n = min(remaining, nFFT - fill)
             (win + fill).update(from: src, count: n)
-            if let s = sideSrc { (sideWin + fill).update(from: s, count: n); sideSrc = s + n }
+            if let s = sideSrc {
+                (sideWin + fill).update(from: s, count: n); sideSrc = s + n
+                sideValid = min(sideValid + n, fill + n)
+            } else {
+                sideValid = 0
+            }
             fill += n; src += n; remaining -= n; srcSample &+= Int64(n)
             if fill == nFFT {
-                emitFrame(UnsafeBufferPointer(start: win, count: nFFT), side: sideSrc == nil ? nil : UnsafePointer(sideWin),
+                let fresh = freshAfterReset ? nFFT : hop
+                emitFrame(UnsafeBufferPointer(start: win, count: nFFT), side: sideValid >= fresh ? UnsafePointer(sideWin) : nil,
                           nFFT: nFFT, hop: hop)
                 let keep = nFFT - hop
                 if samples.count - remaining >= keep {
@@ -214,7 +224,8 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
                 } else {
                     // Slide by one hop.
                     win.update(from: win + hop, count: keep)
-                    if sideSrc != nil { sideWin.update(from: sideWin + hop, count: keep) }
+                    if sideValid > 0 { sideWin.update(from: sideWin + hop, count: keep) }
+                    sideValid = min(sideValid, keep)
                     fill = keep
                     windowStart &+= Int64(hop)
                 }

@@ -51,6 +51,34 @@ func process(_ samples: [Float], chunks: [Int], config: AnalyzerConfig = Analyze
 @Suite("FrameProcessor framing")
 struct FrameProcessorTests {
     /// Frame count and content do not depend on how the samples are chunked (period size).
+    /// A push without a side signal (a lapped side ring, a mono period) ends the side run: the frame that
+    /// completes in the next push with a side must not read the older side samples still in the side window.
+    @Test func aFrameNeverReadsAStaleSideSignal() throws {
+        let config = AnalyzerConfig()
+        let out = CollectingOutput(nMels: config.nMels, nMFCC: config.nMFCC)
+        let p = FrameProcessor(analyzer: try FrameAnalyzer(config: config), output: out, measureTiming: false)
+        let silence = [Float](repeating: 0, count: 2000)
+        var loud = [Float](repeating: 0, count: 2000)
+        for i in loud.indices { loud[i] = 0.5 * Float(sin(2 * Double.pi * 1000 * Double(i) / 48_000)) }
+        var quiet = silence
+        var pos: Int64 = 0
+        func push(_ count: Int, side: UnsafeMutablePointer<Float>?) {
+            silence.withUnsafeBufferPointer { p.push(UnsafeBufferPointer(rebasing: $0[..<count]), side: side, firstSample: pos,
+                                                     monotonicNs: pos * 20_833, wallNs: pos * 20_833) }
+            pos += Int64(count)
+        }
+        loud.withUnsafeMutableBufferPointer { push(2000, side: $0.baseAddress) }  // anti-phase: loud levels, silent mid
+        #expect(out.headers.contains { $0.levels.head.energyA + $0.levels.tail.energyA > 1 })
+        let before = out.headers.count
+        push(100, side: nil)  // no side for these samples
+        quiet.withUnsafeMutableBufferPointer { push(2000, side: $0.baseAddress) }
+        let after = out.headers[before...]
+        #expect(after.count >= 3)
+        for h in after {
+            #expect(h.levels.head.energyA + h.levels.tail.energyA == 0, "frame \(h.seq) read a stale side signal")
+        }
+    }
+
     @Test func chunkingInvariance() throws {
         let x = testSignal(seconds: 1.5)
         let whole = try process(x, chunks: [x.count])

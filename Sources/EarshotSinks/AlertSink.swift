@@ -128,6 +128,9 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     var alertEnergy = 0.0
     var releaseEnergy = 0.0
     var sampleRate = 48_000.0
+    /// Samples per hop: a frame contributes one hop of audio to an alert's exposure (the first frame after a
+    /// reset carries `n_fft` new samples; their mean square is counted over one hop).
+    var hop = 480
     var rearmUntilNs: Int64 = .min
 
     // Onset state (sink thread only).
@@ -173,6 +176,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         levelOffset = Double(stream.levelOffsetDb)
         sampleRate = Double(max(1, stream.sampleRate))
+        hop = max(1, stream.hop)
         try reader.start(bus: bus, recorder: latencyRecorder) { [self] frame in evaluate(frame.header) }
     }
 
@@ -204,7 +208,9 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         let level = Double(c.weighting.dbfs(h)) + levelOffset
         let t = h.wallNs
         let holdNs = Int64(c.minDurationMs * 1e6)
-        let energy = c.weighting.energy(h.levels)
+        var energy = c.weighting.energy(h.levels)
+        let covered = h.levels.head.samples + h.levels.tail.samples
+        if covered > hop { energy *= Double(hop) / Double(covered) }  // first frame after a reset: n_fft samples
         if h.isDiscontinuity {
             candidateNs = nil
             if releaseNs != nil { alertEnergy += releaseEnergy }  // the gap ends the release candidate

@@ -115,6 +115,26 @@ struct AlertSinkTests {
         }
     }
 
+    /// An alert that starts on the first frame after a reset: that frame's level data cover `n_fft` samples, of
+    /// which one hop (at their mean square) counts, like every other frame, so LAE = level + 10·log10(duration).
+    @Test func exposureCountsOneHopOfTheFirstFrameAfterAReset() throws {
+        var input = frames([(0..<20, -19), (20..<60, -30)])
+        for i in input.indices {
+            let n = i == 0 ? 4 * K.hop : K.hop  // the first frame's n_fft new samples
+            let e = Double(n) * pow(10, Double(input[i].features.laf) / 10)
+            input[i].levels.head = LevelSums(samples: n, energyA: e, energyC: e, energyZ: e, maxAF: 0, minAF: 0,
+                                             maxAS: 0, minAS: 0, maxCF: 0, minCF: 0, maxZF: 0, minZF: 0, peakC: 0)
+        }
+        var c = Self.level
+        c.level.minDurationMs = 50
+        c.level.thresholdDB = -15
+        let (logs, _, _) = try run(c, input, offset: 5)
+        let ends = logs.all.filter { $0.message.hasPrefix("alert=level state=end") }.map { K.fields($0.message) }
+        try #require(ends.count == 1, "\(logs.all.map(\.message))")
+        let expected = 10 * log10(20 * pow(10, -1.9) * Double(K.hop) / Double(K.sampleRate)) + 5
+        #expect(abs((ends[0]["sel_db"].flatMap(Double.init) ?? 0) - expected) < 0.006, "\(ends[0])")
+    }
+
     @Test func calibratedThresholdAndGapRestartsQualification() throws {
         var c = Self.level
         c.level.thresholdDB = 74  // dB SPL with a 94 dB offset: −20 dBFS

@@ -93,7 +93,11 @@ rm -rf "$shlib"
 # Packed relative relocations (lld -z pack-relative-relocs, Package.swift) need glibc 2.36; dpkg-shlibdeps
 # looks at symbols only and misses that version requirement (GLIBC_ABI_DT_RELR).
 if readelf -V "$abs_bin" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
-    depends=$(printf '%s' "$depends" | sed 's/libc6 (>= [0-9.]*)/libc6 (>= 2.36)/')
+    # Only ever raise it: a build host with a newer glibc may already require more.
+    libc=$(printf '%s' "$depends" | sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p')
+    if [ -n "$libc" ] && dpkg --compare-versions "$libc" lt 2.36; then
+        depends=$(printf '%s' "$depends" | sed 's/libc6 (>= [0-9.]*)/libc6 (>= 2.36)/')
+    fi
 fi
 # Opened with dlopen by Sources/CMosquitto and Sources/CCairo (the versions whose functions they resolve).
 LAZY_LIBS="libmosquitto1 (>= 2.0), libcairo2 (>= 1.10)"

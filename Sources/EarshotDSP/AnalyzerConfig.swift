@@ -102,7 +102,7 @@ public struct AnalyzerConfig: Sendable, Hashable {
         public static let lagFrames = 1...8
         public static let maxFilterBands = 0...8
         public static let floorMarginDb = 0.0...120.0
-        public static let floorSlewDbPerSecond = 0.0...10_000.0
+        public static let floorSlewDbPerSecond = 0.1...10_000.0
         public static let memoryDecayDbPerSecond = 1.0...10_000.0
         public static let topBands = 1...64
     }
@@ -162,7 +162,7 @@ public struct AnalyzerConfig: Sendable, Hashable {
             throw fail("onset.floor_margin_db", "\(f.floorMarginDb) is out of range: must be between 0 and 120")
         }
         guard f.floorSlewDbPerSecond.isFinite, Limits.floorSlewDbPerSecond.contains(Double(f.floorSlewDbPerSecond)) else {
-            throw fail("onset.floor_slew_db_per_s", "\(f.floorSlewDbPerSecond) is out of range: must be between 0 and 10000")
+            throw fail("onset.floor_slew_db_per_s", "\(f.floorSlewDbPerSecond) is out of range: must be between 0.1 and 10000 (0 would freeze the background)")
         }
         guard f.memoryDecayDbPerSecond.isFinite, Limits.memoryDecayDbPerSecond.contains(Double(f.memoryDecayDbPerSecond)) else {
             throw fail("onset.memory_decay_db_per_s", "\(f.memoryDecayDbPerSecond) is out of range: must be between 1 and 10000")

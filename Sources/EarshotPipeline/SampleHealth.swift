@@ -53,7 +53,8 @@ public struct SampleHealthAccumulator: Sendable {
     /// Real-time safe: one pass, no allocation. Blocks of 8 samples in which no sample repeats its predecessor
     /// and none is near full scale (almost every block of live audio) take a vector path that does the same
     /// bookkeeping at once (every run ends there: constant run 1, full-scale run 0); any other block goes
-    /// sample by sample. The result is the same either way (`SampleHealthTests`).
+    /// sample by sample. The counts and runs are the same either way; the sum (for DC) may differ in its last
+    /// bits (another summation order) (`SampleHealthTests`).
     public mutating func measure(_ x: UnsafeBufferPointer<Float>) -> SampleHealth {
         var h = SampleHealth()
         guard let p = x.baseAddress, x.count > 0 else { return h }

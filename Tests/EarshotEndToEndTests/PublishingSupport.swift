@@ -281,6 +281,17 @@ func findExecutable(_ name: String) -> String? {
     return nil
 }
 
+/// A python3 that can import `module`: the one on `$PATH` first, then Debian's `/usr/bin/python3` (where
+/// `.ci/run` installs python3-pil & co. — a pyenv or venv first on `$PATH` may not have them).
+func findPython(with module: String) -> String? {
+    for py in [findExecutable("python3"), "/usr/bin/python3"].compactMap({ $0 })
+    where FileManager.default.isExecutableFile(atPath: py) {
+        if let p = try? DaemonProcess(executable: py, arguments: ["-c", "import \(module)"], environment: baseChildEnvironment()),
+           p.wait(timeout: 20) == .exited(0) { return py }
+    }
+    return nil
+}
+
 /// python3 with numpy is installed (the example client needs it).
 let pythonNumpyAvailable: Bool = {
     guard let py = findExecutable("python3"),

@@ -7,7 +7,7 @@ extension EndToEnd {
     /// and the tone's frequency tracks in log-mel and --linear, axes, title and colour bar), and the errors.
     @Suite("earshot spectrogram") struct SpectrogramPictures {
         @Test func chirpAndTonePicturesFollowTheirFrequencies() throws {
-            let python = try #require(findExecutable("python3"), "python3 is not installed")
+            let python = try #require(findPython(with: "PIL"), "no python3 with Pillow (python3-pil) is installed")
             let dir = try makeTemporaryDirectory("earshot-spectrogram")
             defer { try? FileManager.default.removeItem(at: dir) }
             let script = EarshotBinary.packageRoot.appendingPathComponent("scripts/check_spectrogram.py").path
@@ -49,7 +49,7 @@ extension EndToEnd {
 
         /// `--socket`: the next seconds of a live daemon (a 440 Hz tone with clicks on a paced FIFO).
         @Test func fromASocket() throws {
-            let python = try #require(findExecutable("python3"), "python3 is not installed")
+            let python = try #require(findPython(with: "PIL"), "no python3 with Pillow (python3-pil) is installed")
             let rig = try PublishingRig("spectrogram-socket")
             defer { rig.cleanup() }
             _ = try rig.start()

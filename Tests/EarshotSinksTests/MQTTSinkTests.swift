@@ -137,13 +137,18 @@ struct MQTTSinkTests {
             #expect(spool.dropped == 1)
         }
         // A crash in the middle of a write leaves a partial line: it is cut off on the next open.
-        let seg = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".spool") })
-        let fh = try #require(FileHandle(forWritingAtPath: dir + "/" + seg))
-        fh.seekToEndOfFile(); fh.write(Data("12\t0\ttorn\t{\"x\"".utf8)); fh.closeFile()
+        try appendToSegment(dir, "12\t0\ttorn\t{\"x\"")
         let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
         var topics: [String] = []
         while let (r, _) = spool.next(nowNs: 6_000) { topics.append(r.topic) }
         #expect(topics == ["old", "new"])
+    }
+
+    /// Appends `text` to the spool's (first) segment file, as a crash or a corrupting writer would leave it.
+    func appendToSegment(_ dir: String, _ text: String) throws {
+        let seg = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".spool") })
+        let fh = try #require(FileHandle(forWritingAtPath: dir + "/" + seg))
+        fh.seekToEndOfFile(); fh.write(Data(text.utf8)); fh.closeFile()
     }
 
     /// A corrupt spool (a record with an absurd time, a segment name no writer makes, a cursor past every
@@ -155,10 +160,8 @@ struct MQTTSinkTests {
             let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1_000)
             spool.append(topic: "kept", payload: Array("{}".utf8), retain: false, nowNs: 5_000)
         }
-        let seg = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".spool") })
-        let fh = try #require(FileHandle(forWritingAtPath: dir + "/" + seg))
-        fh.seekToEndOfFile(); fh.write(Data("-9223372036854775808\t0\tneg\t{}\n".utf8)); fh.closeFile()
-        FileManager.default.createFile(atPath: dir + "/9223372036854775807.spool", contents: Data())
+        try appendToSegment(dir, "-9223372036854775808\t0\tneg\t{}\n")
+        _ = FileManager.default.createFile(atPath: dir + "/9223372036854775807.spool", contents: Data())
         for name in try FileManager.default.contentsOfDirectory(atPath: dir) where !name.hasSuffix(".spool") && name.contains("cursor") {
             try Data("999999 0\n".utf8).write(to: URL(fileURLWithPath: dir + "/" + name))
         }

@@ -23,10 +23,12 @@ public enum ConfigFileEditor {
         guard header.count <= 1 else { throw EditError("section '\(section):' appears \(header.count) times") }
         guard let h = header.first else {
             // Append the section.
+            // (The file's own line break; `hasSuffix("\n")` would miss a CRLF, one `Character` in Swift.)
+            let nl = lineEnding(lines)
             var out = text
-            if !out.isEmpty, !out.hasSuffix("\n") { out += "\n" }
-            out += "\n\(section):\n"
-            for (k, v) in values { out += "  \(k): \(v)\n" }
+            if let last = lines.last, last.ending.isEmpty { out += nl }
+            out += nl + section + ":" + nl
+            for (k, v) in values { out += "  \(k): \(v)" + nl }
             return out
         }
         let rest = lines[h].body.dropFirst(section.count + 1)
@@ -146,22 +148,24 @@ public enum ConfigFileEditor {
 
     struct Line { var body: String; var ending: String }
 
-    /// Lines split at LF (bytes: a Swift `Character` "\r\n" is one grapheme), CR kept in the ending.
+    /// Lines split at YAML's line breaks, LF, CRLF or a lone CR (bytes: a Swift `Character` "\r\n" is one
+    /// grapheme), the break kept in the ending: a lone CR is a line break to the YAML parser too, so a header
+    /// written `capture:\r` is found as one (and an edit cannot turn it into a second header).
     static func splitLines(_ text: String) -> [Line] {
         var out: [Line] = []
         let bytes = Array(text.utf8)
         var start = 0
-        while start < bytes.count {
-            guard let nl = bytes[start...].firstIndex(of: 0x0A) else {
-                out.append(Line(body: String(decoding: bytes[start...], as: UTF8.self), ending: ""))
-                break
-            }
-            var end = nl
-            var ending = "\n"
-            if end > start, bytes[end - 1] == 0x0D { end -= 1; ending = "\r\n" }
-            out.append(Line(body: String(decoding: bytes[start..<end], as: UTF8.self), ending: ending))
-            start = nl + 1
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            guard b == 0x0A || b == 0x0D else { i += 1; continue }
+            let crlf = b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A
+            let ending = crlf ? "\r\n" : (b == 0x0A ? "\n" : "\r")
+            out.append(Line(body: String(decoding: bytes[start..<i], as: UTF8.self), ending: ending))
+            i += crlf ? 2 : 1
+            start = i
         }
+        if start < bytes.count { out.append(Line(body: String(decoding: bytes[start...], as: UTF8.self), ending: "")) }
         return out
     }
 

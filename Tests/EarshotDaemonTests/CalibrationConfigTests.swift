@@ -52,6 +52,23 @@ struct CalibrationConfigTests {
         #expect(filled.contains("  # nothing yet\n"))
     }
 
+    /// A lone CR is a YAML line break: `levels:\r` is the section's header, not text to append a second
+    /// `levels:` after (found by the editor fuzz target: the second, identical edit then refused its own
+    /// output for a duplicate section). An appended section uses the file's own line break.
+    @Test func editTreatsALoneCRAsALineBreakAndAppendsWithTheFilesLineBreak() throws {
+        for text in ["levels:\r", "levels:\r  calibration_db: 3\r", "capture:\r\n  device: x"] {
+            let edited = try ConfigFileEditor.setting(Self.values, in: "levels", text: text)
+            #expect(edited.components(separatedBy: "levels:").count == 2, "\(text.debugDescription) → \(edited.debugDescription)")
+            #expect(try ConfigFileEditor.setting(Self.values, in: "levels", text: edited) == edited)
+            let c = try EarshotConfig.parse(yaml: edited, options: .init(checkSystem: false))
+            #expect(c.levels.calibrationDB == 120.37 && c.levels.calibrationReferenceDB == 94)
+        }
+        #expect(try ConfigFileEditor.setting(Self.values, in: "levels", text: "levels:\r")
+            == "levels:\r  calibration_db: 120.37\r  calibration_date: \"2026-12-02T12:40:20Z\"\r  calibration_reference_db: 94\r")
+        #expect(try ConfigFileEditor.setting([("calibration_db", "1")], in: "levels", text: "capture:\r\n  device: x")
+            == "capture:\r\n  device: x\r\n\r\nlevels:\r\n  calibration_db: 1\r\n")
+    }
+
     @Test func editRefusesWhatALineEditCannotDoSafely() {
         #expect(throws: ConfigFileEditor.EditError.self) {
             try ConfigFileEditor.setting(Self.values, in: "levels", text: "levels: {calibration_db: 3}\n")

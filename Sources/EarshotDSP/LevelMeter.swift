@@ -88,8 +88,9 @@ public final class LevelMeter: @unchecked Sendable {
     let splitStorage: UnsafeMutablePointer<Int>
 
     /// The side signal `S = (L − R) / 2` aligned with the samples of the next ``process(_:)`` (which are then
-    /// the mid signal `M = (L + R) / 2`), or nil (mono). Set by the caller before each call. With it the
-    /// levels are the energy mean over the two channels (see `LevelMeter+Side.swift`).
+    /// the mid signal `M = (L + R) / 2`), or nil (mono). Set by the caller before each call, which consumes it
+    /// (back to nil: a caller that does not set it again gets mono levels, never a read through a stale
+    /// pointer). With it the levels are the energy mean over the two channels (see `LevelMeter+Side.swift`).
     /// (Kept behind a pointer: a stored class property set from another module costs a dynamic exclusivity
     /// check per frame.)
     public var side: UnsafePointer<Float>? {
@@ -262,7 +263,11 @@ public final class LevelMeter: @unchecked Sendable {
         sums[1] = .empty
         guard let x = samples.baseAddress else { return }
         let cut = min(max(split, 0), samples.count)
-        if let side { processWithSide(x, side, count: samples.count, cut: cut); return }
+        if let side {
+            sideBox.pointee = nil  // consumed: a later call without a fresh side is mono, never a stale pointer
+            processWithSide(x, side, count: samples.count, cut: cut)
+            return
+        }
         if sideState.pointee.sinceReset != 0 { sideState.pointee = State(); sideBank?.reset() }  // side ended
         var st = state.pointee
         var unused = State()

@@ -9,7 +9,11 @@ import Synchronization
 ///   with no ``SampleGuard`` in front, so every kernel must be total on arbitrary floats (NaN, ±inf,
 ///   `Float.greatestFiniteMagnitude`, subnormals);
 /// - set: they go through ``FrameProcessor`` (the live and offline entry, with the guard), in chunks whose
-///   sizes come from byte 1, and the framing must give exactly `1 + (n − nFFT)/hop` frames.
+///   sizes come from byte 1, and the framing must give exactly `1 + (n − nFFT)/hop` frames. With bit 3 also
+///   set the input is a 2-channel one: the floats alternate mid and side (`M = (L + R) / 2`, `S = (L − R) / 2`,
+///   the side sanitized by the processor too), and the chunks whose index has a set bit in byte 0's bits 4–7
+///   come without their side (a lapped side ring, a mono period), so the level meter's mid/side path and its
+///   hand-over between the two are fuzzed as well.
 ///
 /// The rest is little-endian Float32 samples (at most ``FuzzAnalyzerRig/maxSamples``). Every output is checked
 /// against its documented range; a violation traps (`precondition`), which the fuzzer reports as a crash.
@@ -35,6 +39,12 @@ private func runAnalyzerRig(_ data: UnsafeRawBufferPointer, configurations: [(An
     for i in 0..<count {
         samples[i] = Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 2 + 4 * i, as: UInt32.self)))
     }
+    let stereo = selector & 12 == 12
+    var side: [Float] = []
+    if stereo {
+        side = stride(from: 1, to: count, by: 2).map { samples[$0] }
+        samples = stride(from: 0, to: count - count % 2, by: 2).map { samples[$0] }
+    }
     rigs.withLock { rigs in
         let index = selector & 3
         if rigs[index] == nil { rigs[index] = FuzzAnalyzerRig(configurations[index]) }
@@ -42,6 +52,10 @@ private func runAnalyzerRig(_ data: UnsafeRawBufferPointer, configurations: [(An
         samples.withUnsafeBufferPointer { x in
             if selector & 4 == 0 {
                 rig.analyzeDirectly(x)
+            } else if stereo {
+                side.withUnsafeMutableBufferPointer { s in
+                    rig.analyzeThroughProcessor(x, side: s, sideless: UInt8(selector >> 4), chunk: 1 + chunkByte * 37)
+                }
             } else {
                 rig.analyzeThroughProcessor(x, chunk: 1 + chunkByte * 37)
             }
@@ -111,17 +125,25 @@ final class FuzzAnalyzerRig: FrameOutput, @unchecked Sendable {
         }
     }
 
-    func analyzeThroughProcessor(_ x: UnsafeBufferPointer<Float>, chunk: Int) {
+    /// `side`: nil, or the side signal of `x` (as many values); chunk `k` goes without it when bit `k % 4` of
+    /// `sideless` is set.
+    func analyzeThroughProcessor(_ x: UnsafeBufferPointer<Float>, side: UnsafeMutableBufferPointer<Float>? = nil,
+                                 sideless: UInt8 = 0, chunk: Int) {
         processor.discontinuity(flags: 0, gapSamples: 0)  // forget the previous input's partial frame
         guarded = true
         emitted = 0
         let before = processor.sanitizedSamples.total
         var start = 0
+        var k = 0
         while start < x.count {
             let end = min(x.count, start + chunk)
-            processor.push(UnsafeBufferPointer(rebasing: x[start..<end]), firstSample: Int64(start), monotonicNs: 0, wallNs: 0)
+            let s = sideless >> (k % 4) & 1 == 0 ? side.flatMap { $0.baseAddress.map { $0 + start } } : nil
+            processor.push(UnsafeBufferPointer(rebasing: x[start..<end]), side: s, firstSample: Int64(start),
+                           monotonicNs: 0, wallNs: 0)
             start = end
+            k += 1
         }
+        if let side { precondition(SampleGuard.scan(UnsafeBufferPointer(side)).total == 0 || sideless != 0, "side left unsanitized") }
         let expected = x.count >= config.nFFT ? 1 + (x.count - config.nFFT) / config.hop : 0
         precondition(emitted == expected, "framing: \(emitted) frames for \(x.count) samples, expected \(expected)")
         let changed = processor.sanitizedSamples.total - before

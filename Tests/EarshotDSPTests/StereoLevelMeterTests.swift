@@ -27,7 +27,7 @@ struct StereoLevelMeterTests {
             stereo.side = s.baseAddress
             mid.withUnsafeBufferPointer { stereo.process($0) }
         }
-        stereo.side = nil
+        #expect(stereo.side == nil, "process consumes the side pointer (a later call must not read through it)")
         // Reference: each channel alone, one sample at a time (so every per-sample value is seen).
         let ml = LevelMeter(sampleRate: rate, bands: .octave), mr = LevelMeter(sampleRate: rate, bands: .octave)
         var ref = [LevelSums.empty, .empty]

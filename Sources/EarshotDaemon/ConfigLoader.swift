@@ -35,6 +35,18 @@ public struct ConfigBuilder: Sendable {
     /// The configuration so far (not yet cross-validated).
     public private(set) var config: EarshotConfig
     private(set) var origins: [String: ConfigOrigin] = [:]
+    /// Warnings that do not stop the load, `FILE:LINE: key: message` (a retired key in a file: see
+    /// ``retiredKeys``).
+    public private(set) var warnings: [String] = []
+
+    /// Keys earlier releases wrote into the shipped `earshot.yaml` and this one no longer has: ignored with a
+    /// warning in a file, never refused. A conffile the operator edited (`earshot calibrate --write` does)
+    /// survives a package upgrade as it was; refusing its old keys would leave the box without a daemon.
+    /// A retired key on the command line or in the environment is still refused (someone is there to fix it).
+    public static let retiredKeys: [String: String] = [
+        "analysis.onset.floor_rise_db_per_s":
+            "retired and ignored; the onset background now follows analysis.onset.floor_slew_db_per_s both ways",
+    ]
 
     /// Environment variables starting with `EARSHOT_` that are not configuration keys.
     public static let reservedEnvironmentVariables: Set<String> = ["EARSHOT_CONFIG", "EARSHOT_TEST_FAULT", "EARSHOT_INSTANCE"]
@@ -179,6 +191,8 @@ public struct ConfigBuilder: Sendable {
                 try apply(key, raw, origin: .file(path: file, line: line), elementOrigin: { .file(path: file, line: $0) })
             } else if ConfigSchema.sections.contains(path) {
                 try walk(valueNode, section: path, file: file)
+            } else if let note = Self.retiredKeys[path] {
+                warnings.append("\(ConfigOrigin.file(path: file, line: line)): \(path): \(note)")
             } else {
                 throw ConfigError(.unknownKey, origin: .file(path: file, line: line), key: path,
                                   message: Self.unknownKeyMessage(name: name, section: section))
@@ -490,22 +504,25 @@ extension EarshotConfig {
         configPath: String?,
         environment: [String: String] = ProcessInfo.processInfo.environment,
         overrides: [String] = [],
-        options: ConfigValidationOptions = .init()
+        options: ConfigValidationOptions = .init(),
+        warn: (String) -> Void = { _ in }
     ) throws(ConfigError) -> EarshotConfig {
-        try loadWithSource(configPath: configPath, environment: environment, overrides: overrides, options: options).config
+        let loaded = try loadWithSource(configPath: configPath, environment: environment, overrides: overrides, options: options)
+        loaded.warnings.forEach(warn)
+        return loaded.config
     }
 
-    /// ``load(configPath:environment:overrides:options:)``, also returning the file bytes it parsed (nil: no
-    /// file), so a reload can tell an unchanged file without re-planning anything.
+    /// ``load(configPath:environment:overrides:options:warn:)``, also returning the file bytes it parsed (nil:
+    /// no file), so a reload can tell an unchanged file without re-planning anything, and the warnings.
     static func loadWithSource(
         configPath: String?, environment: [String: String], overrides: [String], options: ConfigValidationOptions
-    ) throws(ConfigError) -> (config: EarshotConfig, source: Data?) {
+    ) throws(ConfigError) -> (config: EarshotConfig, source: Data?, warnings: [String]) {
         var builder = ConfigBuilder()
         let file = configFile(flag: configPath, environment: environment)
         let source = try builder.applyFile(at: file.path, required: file.required)
         try builder.applyEnvironment(environment)
         try builder.applyOverrides(overrides)
-        return (try builder.validated(options), source)
+        return (try builder.validated(options), source, builder.warnings)
     }
 
     /// Parses YAML text on top of the defaults (no environment, no overrides) and validates it.

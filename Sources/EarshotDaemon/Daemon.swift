@@ -22,6 +22,8 @@ public struct DaemonOptions: Sendable {
     /// The `--config` flag (nil: `$EARSHOT_CONFIG` or the default path) and `--set` overrides, kept for reloads.
     public var configPath: String?
     public var overrides: [String] = []
+    /// Warnings from loading the configuration at start (logged once the daemon's logging is set up).
+    public var configWarnings: [String] = []
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// Validation used for reloads (the same as at start: no socket directory check with `--no-socket`).
     public var validation = ConfigValidationOptions()
@@ -268,6 +270,7 @@ public final class Daemon {
         logger.info("earshot \(EarshotVersion.string) started", metadata: [
             "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
             "n_fft": "\(config.analysis.nFFT)", "hop": "\(config.analysis.hop)", "n_mels": "\(config.analysis.nMels)"])
+        for warning in options.configWarnings { logger.warning("configuration: \(warning)") }
         var pfd = pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)
         let reloadIntervalNs = Int64(Self.reloadIntervalSeconds * 1e9)
         while true {
@@ -412,14 +415,16 @@ public final class Daemon {
     func reload() {
         var next: EarshotConfig
         let source: Data?
+        let warnings: [String]
         do {
-            (next, source) = try EarshotConfig.loadWithSource(
+            (next, source, warnings) = try EarshotConfig.loadWithSource(
                 configPath: options.configPath, environment: options.environment, overrides: options.overrides,
                 options: options.validation)
         } catch {
             logger.error("reload failed, keeping the running configuration: \(error)")
             return
         }
+        for warning in warnings { logger.warning("reload: \(warning)") }
         // A sink that failed to start on an earlier reload (a busy port) is retried by the next SIGHUP, even
         // with the same file: its stopped state is the thing to fix.
         let sinksDown = sinkUp.values.contains(false)

@@ -20,7 +20,8 @@ struct CheckConfig: ParsableCommand {
             // exist yet: checking the file before the first start is the documented install order.
             let config = try EarshotConfig.load(
                 configPath: file, environment: ProcessInfo.processInfo.environment, overrides: overrides,
-                options: .init(checkSystem: true, runtimeDirectoryMayBeMissing: true))
+                options: .init(checkSystem: true, runtimeDirectoryMayBeMissing: true),
+                warn: { FileHandle.standardError.write(Data("earshot: warning: \($0)\n".utf8)) })
             if !quiet {
                 let directory = (config.socket.path as NSString).deletingLastPathComponent
                 if !FileManager.default.fileExists(atPath: directory) {

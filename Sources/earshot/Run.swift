@@ -37,8 +37,10 @@ struct Run: ParsableCommand {
         if let socket { sets.append(ConfigBuilder.stringOverride("socket.path", socket)) }
         if let logLevel { sets.append("logging.level=\(logLevel)") }
         let settings: EarshotConfig
+        var warnings: [String] = []
         do {
-            settings = try EarshotConfig.load(configPath: config, overrides: sets, options: .init(checkSystem: !noSocket))
+            settings = try EarshotConfig.load(configPath: config, overrides: sets, options: .init(checkSystem: !noSocket),
+                                              warn: { warnings.append($0) })
         } catch {
             fail("\(error)")
             throw ExitCode(error.exitCode)
@@ -58,6 +60,7 @@ struct Run: ParsableCommand {
         options.timing = timing
         options.configPath = config
         options.overrides = sets
+        options.configWarnings = warnings
         options.duration = duration
         settings.applyLogging()  // LogLevelSwitch.shared: a reload that changes logging.level applies it
         bootstrapLogging(levelSwitch: .shared)

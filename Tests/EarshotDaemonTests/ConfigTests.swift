@@ -106,6 +106,24 @@ struct ConfigTests {
         #expect(error?.exitCode == 78)
     }
 
+    /// A key an earlier shipped `earshot.yaml` held (the conffile an operator edited survives an upgrade as it
+    /// was) loads with a warning naming file, line and key, and changes nothing; on the command line it is
+    /// still refused.
+    @Test func retiredKeyInAFileIsAWarningNotAnError() throws {
+        let dir = try TempDir()
+        defer { dir.cleanUp() }
+        let file = try dir.write("earshot.yaml", "analysis:\n  onset:\n    delta: 9\n    floor_rise_db_per_s: 5\n")
+        var warnings: [String] = []
+        let config = try EarshotConfig.load(configPath: file, environment: [:], options: noSystem, warn: { warnings.append($0) })
+        #expect(warnings == ["\(file):4: analysis.onset.floor_rise_db_per_s: " + ConfigBuilder.retiredKeys["analysis.onset.floor_rise_db_per_s"]!])
+        var expected = EarshotConfig.defaults
+        expected.analysis.onset.delta = 9
+        #expect(config == expected)
+        let (_, error) = try errorFor("", overrides: ["analysis.onset.floor_rise_db_per_s=5"])
+        #expect(error?.code == .unknownKey)
+        for key in ConfigBuilder.retiredKeys.keys { #expect(ConfigSchema.byPath[key] == nil, "\(key) is retired and a key") }
+    }
+
     @Test func keyInWrongSectionSuggestsItsHome() throws {
         let (file, error) = try errorFor("capture:\n  hop: 240\n")
         #expect(error?.description == "\(file):2: capture.hop: unknown key; did you mean analysis.hop?")

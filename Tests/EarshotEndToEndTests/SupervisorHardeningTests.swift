@@ -279,6 +279,24 @@ extension EndToEnd {
             #expect(d2.wait(timeout: 5) == .exited(0))
         }
 
+        /// The shipped `earshot.yaml` of an earlier release, edited by its operator and so kept by dpkg on upgrade,
+        /// holds a key this release retired: `check-config` and `run` warn naming file, line and key, and go on.
+        @Test func retiredKeyOfAnOlderConffileWarnsAndRuns() throws {
+            let dir = try makeTemporaryDirectory("earshot-retired-key")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let shipped = try String(contentsOf: EarshotBinary.packageRoot.appendingPathComponent("config/earshot.yaml"), encoding: .utf8)
+            var lines = shipped.components(separatedBy: "\n")
+            let at = try #require(lines.firstIndex { $0.hasPrefix("    floor_slew_db_per_s:") })
+            lines.insert("    floor_rise_db_per_s: 5", at: at)
+            let file = dir.appendingPathComponent("earshot.yaml")
+            try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+            let warning = "\(file.path):\(at + 1): analysis.onset.floor_rise_db_per_s: retired and ignored"
+            let check = try DaemonProcess.run(["check-config", "--quiet", file.path], timeout: 20)
+            #expect(check.termination == .exited(0) && check.stderr.contains("earshot: warning: " + warning), "\(check.stderr)")
+            let run = try DaemonProcess.run(["run", "--config", file.path, "--no-socket", "--device", "null", "--duration", "1"], timeout: 20)
+            #expect(run.termination == .exited(0) && run.stderr.contains("configuration: " + warning), "\(run.stderr)")
+        }
+
         /// The configurations that exhausted memory or trapped, through `check-config` and `run`: exit 78
         /// naming the file, line and key, quickly, and a bad SIGHUP is refused the same way while the running
         /// configuration keeps going.

@@ -29,15 +29,21 @@ public enum SampleFormat: String, Sendable, CaseIterable, CustomStringConvertibl
 /// The live capture path and `earshot analyze` both go through this, so the same bytes give the same
 /// floats bit for bit. Real-time safe: no allocation, no locks.
 ///
+/// A non-finite `FLOAT_LE` sample of one channel counts as 0 in the average (``decodeChannelSample(_:format:nonFinite:)``):
+/// a NaN in one channel must not erase the others (the DSP's input guard would zero the whole averaged
+/// sample). A single channel (or a picked one) is passed through as it is; the DSP's guard counts and
+/// replaces its non-finite samples.
+///
 /// - Parameters:
 ///   - source: `frames * channels * format.bytesPerSample` bytes, interleaved.
 ///   - channel: the 0-based channel to keep, or `nil` to average all channels.
 ///   - destination: room for `frames` floats.
-@inlinable
+/// - Returns: the channel samples replaced by 0 in the average because they were NaN or ±infinity.
+@inlinable @discardableResult
 public func convertToMono(
     _ source: UnsafeRawPointer, format: SampleFormat, frames: Int, channels: Int, channel: Int?,
     into destination: UnsafeMutablePointer<Float>
-) {
+) -> Int {
     let stride = channels * format.bytesPerSample
     if let channel {
         let offset = channel * format.bytesPerSample
@@ -67,16 +73,19 @@ public func convertToMono(
         }
     } else {
         let scale = 1 / Float(channels)
+        var nonFinite = 0
         for f in 0..<frames {
             var acc: Float = 0
             var p = source + f * stride
             for _ in 0..<channels {
-                acc += decodeSample(p, format: format)
+                acc += decodeChannelSample(p, format: format, nonFinite: &nonFinite)
                 p += format.bytesPerSample
             }
             destination[f] = acc * scale
         }
+        return nonFinite
     }
+    return 0
 }
 
 /// Converts interleaved 2-channel PCM to the mid signal `M = (L + R) / 2` (bit for bit the averaged downmix of
@@ -84,20 +93,38 @@ public func convertToMono(
 ///
 /// The level meter runs its weightings on both and adds their energies: by linearity
 /// `A(M)² + A(S)² = (A(L)² + A(R)²) / 2`, the energy mean over the two channels, which anti-phase content
-/// cannot cancel. Real-time safe: no allocation, no locks.
-@inlinable
+/// cannot cancel. A non-finite `FLOAT_LE` sample of one channel counts as 0 (the other channel's level
+/// stays measured). Real-time safe: no allocation, no locks.
+///
+/// - Returns: the channel samples replaced by 0 because they were NaN or ±infinity.
+@inlinable @discardableResult
 public func convertToMidSide(
     _ source: UnsafeRawPointer, format: SampleFormat, frames: Int,
     mid: UnsafeMutablePointer<Float>, side: UnsafeMutablePointer<Float>
-) {
+) -> Int {
     let b = format.bytesPerSample
     let stride = 2 * b
+    var nonFinite = 0
     for f in 0..<frames {
         let p = source + f * stride
-        let l = decodeSample(p, format: format), r = decodeSample(p + b, format: format)
+        let l = decodeChannelSample(p, format: format, nonFinite: &nonFinite)
+        let r = decodeChannelSample(p + b, format: format, nonFinite: &nonFinite)
         mid[f] = (0 + l + r) * 0.5
         side[f] = (l - r) * 0.5
     }
+    return nonFinite
+}
+
+/// One channel's sample for a mix of several: a non-finite float becomes 0 and is counted in `nonFinite`
+/// (integer formats are always finite; the check is one compare on the common path).
+@inlinable @inline(__always)
+public func decodeChannelSample(_ p: UnsafeRawPointer, format: SampleFormat, nonFinite: inout Int) -> Float {
+    let v = decodeSample(p, format: format)
+    if format == .float32 && !v.isFinite {
+        nonFinite &+= 1
+        return 0
+    }
+    return v
 }
 
 /// Decodes one little-endian sample at `p`.

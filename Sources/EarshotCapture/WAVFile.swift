@@ -41,6 +41,9 @@ public final class WAVFile {
     /// Data bytes not read yet (`nil`: until end of input).
     private var remainingBytes: Int?
     private var dataBytesRead = 0
+    /// Non-finite float samples of one channel counted as 0 in a multi-channel mix so far (see
+    /// ``convertToMono(_:format:frames:channels:channel:into:)``).
+    public private(set) var nonFiniteChannelSamples = 0
 
     /// Opens `path`. A FIFO is opened without blocking (no writer yet is not a hang) and read as a stream.
     public convenience init(path: String, timeout: Double = WAVFile.defaultTimeout) throws(WAVError) {
@@ -262,9 +265,10 @@ public final class WAVFile {
         }
         let whole = got / bytesPerFrame
         if whole > 0, let side, hasSide(channel: channel) {
-            convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
+            nonFiniteChannelSamples += convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
         } else if whole > 0 {
-            convertToMono(scratch.baseAddress!, format: format, frames: whole, channels: channels, channel: channel, into: destination)
+            nonFiniteChannelSamples += convertToMono(
+                scratch.baseAddress!, format: format, frames: whole, channels: channels, channel: channel, into: destination)
         }
         if remainingBytes != nil { remainingBytes! -= got }
         return whole

@@ -64,7 +64,7 @@ public enum TailClient {
                     }
                 case .line(let line):
                     if json {
-                        output(String(decoding: line, as: UTF8.self))
+                        output(TerminalText.safe(line))
                     } else if let text = view.render(line[...]) {
                         output(text)
                     }
@@ -127,9 +127,10 @@ public enum TailClient {
         public init() {}
 
         public mutating func render(_ line: ArraySlice<UInt8>) -> String? {
-            guard let msg = try? ProtocolJSON.parse(line), let type = msg["type"]?.stringValue else {
-                return String(decoding: line, as: UTF8.self)
+            guard let parsed = try? ProtocolJSON.parse(line), let type = parsed["type"]?.stringValue else {
+                return TerminalText.safe(line)
             }
+            let msg = TerminalText.safe(parsed)
             let t = msg["t"]?.doubleValue
             let time = t.map(Self.clock) ?? "            "
             switch type {
@@ -178,7 +179,7 @@ public enum TailClient {
             case SubscribedMessage.type, PongMessage.type, UnsubscribedMessage.type:
                 return nil
             default:
-                return String(decoding: line, as: UTF8.self)
+                return TerminalText.safe(line)
             }
         }
 

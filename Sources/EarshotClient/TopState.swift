@@ -83,7 +83,8 @@ public struct TopState {
 
     /// Applies one message line from the socket (unknown or malformed lines are ignored).
     public mutating func apply(line: [UInt8]) {
-        guard let msg = try? ProtocolJSON.parse(line), let type = msg["type"]?.stringValue else { return }
+        guard let parsed = try? ProtocolJSON.parse(line), let type = parsed["type"]?.stringValue else { return }
+        let msg = TerminalText.safe(parsed)
         switch type {
         case HelloMessage.type:
             device = msg["device"]?.stringValue ?? device

@@ -100,4 +100,7 @@ public final class LivePipeline: @unchecked Sendable {
     public var xruns: Int { capture.xruns }
     /// Total reconnects (reopens for a reload do not count).
     public var reconnects: Int { capture.reconnects }
+    /// Non-finite samples replaced by 0: single channel samples in a multi-channel mix (capture) plus those
+    /// the DSP's input guard replaced.
+    public var nonFiniteSamples: Int { capture.nonFiniteChannelSamples &+ dsp.nonFiniteSamples }
 }

@@ -73,6 +73,15 @@ public final class EncodingOutput: FrameOutput, @unchecked Sendable {
 /// `earshot analyze`: the live pipeline's framing and analysis driven from a WAV file as fast as the CPU
 /// allows. Frame times are `firstSample / sampleRate` seconds from the start of the file.
 public enum OfflineAnalysis {
+    /// The warning `analyze` and `spectrogram` print after a file whose samples were replaced (a non-finite
+    /// channel sample counted as 0 in the mix, or a mixed sample the input guard changed), or nil.
+    public static func sanitizedWarning<O: FrameOutput>(file: String, wav: WAVFile, processor: FrameProcessor<O>) -> String? {
+        let sanitized = processor.sanitizedSamples
+        let nonFinite = sanitized.nonFinite + wav.nonFiniteChannelSamples
+        guard nonFinite + sanitized.clamped > 0 else { return nil }
+        return "warning: \(file): \(nonFinite) non-finite sample(s) analyzed as 0, \(sanitized.clamped) beyond ±\(Int(SampleGuard.limit)) clamped"
+    }
+
     /// Analyzes `wav` into `output`; returns the number of frames.
     /// - Parameter endSample: stop reading once this many samples were read (nil: to the end of the file).
     @discardableResult

@@ -66,7 +66,9 @@ public struct RollingResult: Sendable, Equatable {
     public var centroidHzMean: Double
     /// Arithmetic mean of each log-mel band's dB values (a mean of dB, not an energy mean).
     public var logmelMean: [Float]
-    /// `false` for the partial window flushed by ``RollingAggregator/stop()``.
+    /// Whether the window holds all of its audio: `false` for the first window after a start in mid-window,
+    /// a window with a discontinuity in it (or right after its last frame: a gap at its end), and the partial
+    /// window flushed by ``RollingAggregator/stop()``.
     public var complete: Bool
     /// Integrated levels from every sample (nil when the frames carried no level data).
     public var levels: RollingLevels?
@@ -87,7 +89,7 @@ public struct RollingResult: Sendable, Equatable {
 /// A window is closed, published and made the ``latest(windowSeconds:)`` result when the first frame of a
 /// later window arrives (a step of the clock backwards also closes it). A gap (discontinuity) does not
 /// close a window by itself; the frames after it are counted in whichever window their time falls in, and
-/// the window reports how many discontinuities it contains.
+/// the window reports how many discontinuities it contains and is not `complete`.
 ///
 /// Threading: frames are read on the sink's own thread (`es-rolling`). All per-window storage is
 /// preallocated from the configuration (at most `ceil(W * sampleRate / hop) + 2` frames per window); the
@@ -119,6 +121,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     var windows: [Window] = []
     var levelOffset: Double = 0
     var levelUnit = "dBFS"
+    /// One hop in nanoseconds (a window whose first frame starts within it counts as covered from its start).
+    var hopNs: Int64 = 10_000_000
     let latestResults = Mutex<[RollingResult?]>([])
 
     /// - Parameters:
@@ -160,6 +164,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     func prepare(stream: StreamInfo, nMels: Int) {
         levelOffset = Double(stream.levelOffsetDb)
         levelUnit = stream.levelUnit
+        hopNs = Int64(stream.hop) * 1_000_000_000 / Int64(max(stream.sampleRate, 1))
         let framesPerSecond = Double(stream.sampleRate) / Double(stream.hop)
         windows = configuration.windowsSeconds.map { w in
             Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels,
@@ -173,8 +178,18 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         let level = Double(configuration.weighting.dbfs(h)) + levelOffset
         for w in windows {
             let k = floorDiv(h.wallNs, w.lengthNs)
-            if w.count > 0 && k != w.index { close(w, complete: true) }
-            if w.count == 0 { w.begin(index: k, seq: h.seq) }
+            var follows = false
+            if w.count > 0 && k != w.index {
+                follows = k == w.index &+ 1 && !h.isDiscontinuity
+                // Whole: from its start, without a gap, and its last frame started about a hop before its end
+                // (half a hop of slack for the jitter of capture times between periods).
+                let toEnd = (w.index &+ 1) &* w.lengthNs &- w.lastWallNs
+                close(w, complete: w.coveredFromStart && w.discontinuities == 0 && toEnd <= hopNs &+ hopNs / 2)
+            }
+            if w.count == 0 {
+                w.begin(index: k, seq: h.seq)
+                w.coveredFromStart = follows || h.wallNs &- k &* w.lengthNs < hopNs
+            }
             w.add(h, level: level, logmel: logmel)
             w.addLevels(h.levels, bands: h.bands)
         }
@@ -225,6 +240,12 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         var centroidSum = 0.0
         var onsets = 0
         var discontinuities = 0
+        /// Whether the window's frames reach back to its start: it follows the previous window without a gap,
+        /// or its first frame started less than a hop after the window's start (not the first window after a
+        /// start in mid-window).
+        var coveredFromStart = false
+        /// `wallNs` of the latest frame.
+        var lastWallNs: Int64 = 0
         /// Frames beyond capacity (only if frame times are denser than the hop promises): they still count
         /// in Leq/Lmax/Lmin/means but not in the percentiles.
         var overflow = 0
@@ -289,6 +310,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             if count - overflow < capacity { levels[count - overflow] = level } else { overflow += 1 }
             count += 1
             seqLast = h.seq
+            lastWallNs = h.wallNs
             energySum += pow(10, level / 10)
             if level > lmax { lmax = level }
             if level < lmin { lmin = level }

@@ -90,9 +90,6 @@ struct Analyze: ParsableCommand {
             if out.writeError == EPIPE { return }
             fail("write failed: \(String(cString: strerror(out.writeError)))"); throw ExitCode(ExitStatus.ioError)
         }
-        let sanitized = processor.sanitizedSamples
-        if sanitized.total > 0 {
-            fail("warning: \(file): \(sanitized.nonFinite) non-finite sample(s) analyzed as 0, \(sanitized.clamped) beyond ±\(Int(SampleGuard.limit)) clamped")
-        }
+        if let warning = OfflineAnalysis.sanitizedWarning(file: file, wav: wav, processor: processor) { fail(warning) }
     }
 }

@@ -112,10 +112,7 @@ struct Spectrogram: ParsableCommand {
         let kind = linear ? "linear power, \(ac.binCount) bins" : "log-mel, \(ac.nMels) mels \(SpectrogramPlot.hz(Double(ac.fMin)))–\(SpectrogramPlot.hz(Double(ac.fMax))) Hz"
         try write(collector.grid, title: "\(URL(fileURLWithPath: file).lastPathComponent) — \(kind), \(ac.sampleRate) Hz, n_fft \(ac.nFFT), hop \(ac.hop)",
                   timeLabel: "time (s)", levelUnit: settings.levels.unit, removeOnFailure: !existed)
-        let sanitized = processor.sanitizedSamples
-        if sanitized.total > 0 {
-            fail("warning: \(file): \(sanitized.nonFinite) non-finite sample(s) analyzed as 0, \(sanitized.clamped) beyond ±\(Int(SampleGuard.limit)) clamped")
-        }
+        if let warning = OfflineAnalysis.sanitizedWarning(file: file, wav: wav, processor: processor) { fail(warning) }
     }
 
     /// Draws `grid` into `output` and prints where the plot lies.

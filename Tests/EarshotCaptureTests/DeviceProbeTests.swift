@@ -76,7 +76,8 @@ extension CaptureTests {
             var holders: [DeviceHolder] = []
             for _ in 0..<100 {
                 holders = DeviceProbe.holders(of: path)
-                if holders.count >= 2 { break }
+                // sh opens the redirect before it execs sleep: wait for the exec, not just the open.
+                if holders.contains(where: { $0.pid == child.processIdentifier && $0.command == "sleep" }) { break }
                 usleep(20_000)
             }
             #expect(holders.contains { $0.pid == getpid() })

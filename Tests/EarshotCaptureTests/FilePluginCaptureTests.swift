@@ -81,6 +81,43 @@ extension CaptureTests {
             #expect(h.thread.timestampSource != .unknown)
         }
 
+        /// A NaN or ±inf in one channel of a float source (issue 9, attack run): the mix counts it as 0 and keeps
+        /// the other channel (averaged after the mix, the DSP's guard would zero the whole sample), and the
+        /// capture thread counts it.
+        @Test func nonFiniteSampleOfOneChannelKeepsTheOtherChannel() throws {
+            let dir = try ALSAFilePlugin.makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let frames = 4800
+            var floats = [Float](repeating: 0, count: frames * 2)
+            var bad = 0
+            for f in 0..<frames {
+                floats[2 * f] = 0.5 * sin(Float(f) * 0.05)
+                floats[2 * f + 1] = 0.25
+                if f % 7 == 3 { floats[2 * f + 1] = [Float.nan, .infinity, -.infinity][f % 3]; bad += 1 }
+            }
+            let bytes = floats.withUnsafeBytes { Array($0) }
+            let plugin = try ALSAFilePlugin(directory: dir, bytes: bytes)
+            plugin.install()
+            defer { ALSAFilePlugin.uninstall() }
+            let config = CaptureConfig(
+                device: plugin.pcmName, sampleRate: 48_000, channels: 2, channel: nil, format: .float32,
+                periodFrames: 480, bufferPeriods: 8)
+            let h = CaptureHarness(config: config, sampleCapacity: 1 << 20)
+            h.thread.start()
+            let deadline = Date().addingTimeInterval(10)
+            while h.thread.periods < frames / 480 + 1 && Date() < deadline { usleep(500) }
+            h.thread.stop()
+            h.drain()
+            #expect(h.captured.count >= frames)
+            for f in 0..<min(frames, h.captured.count) {
+                let left = floats[2 * f], right = f % 7 == 3 ? 0 : floats[2 * f + 1]
+                if h.captured[f] != (0 + left + right) * 0.5 {
+                    Issue.record("frame \(f): \(h.captured[f]) != mix of \(left) and \(right)"); break
+                }
+            }
+            #expect(h.thread.nonFiniteChannelSamples == bad)
+        }
+
         @Test func unsupportedFormatNamesParameterAndSupportedFormats() throws {
             let dir = try ALSAFilePlugin.makeTemporaryDirectory()
             defer { try? FileManager.default.removeItem(at: dir) }

@@ -100,5 +100,29 @@ extension EndToEnd {
             #expect(!ref.stderr.contains("non-finite"), "the replaced file needs no sanitizing: \(ref.stderr)")
             #expect(r.lines == ref.lines, "frames differ from those of the file with the replacements written in")
         }
+
+        /// A 2-channel float WAV whose right channel is NaN/±inf throughout (attack run: every level read −200
+        /// dB, the mix was zeroed after the downmix): the non-finite channel counts as 0, so every frame equals
+        /// that of the same file with a silent right channel, and the count is on stderr.
+        @Test func analyzeKeepsTheFiniteChannelOfAStereoWAV() throws {
+            let dir = try makeTemporaryDirectory("earshot-e2e-hostile-stereo")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let rate = 48_000
+            let left = (0..<rate).map { Float(0.1 * sin(2 * Double.pi * 1000 * Double($0) / Double(rate))) }
+            let bad: [Float] = [.nan, .infinity, -.infinity]
+            let files = [("bad.wav", left.indices.map { bad[$0 % 3] }), ("silent.wav", left.map { _ in 0 })].map { name, right in
+                (dir.appendingPathComponent(name).path,
+                 TestAudio.wav(formatTag: 3, channels: 2, rate: rate, bits: 32, data: TestAudio.bytesFloat(zip(left, right).flatMap { [$0, $1] })))
+            }
+            for (path, data) in files { try data.write(to: URL(fileURLWithPath: path)) }
+            let r = try DaemonProcess.run(["analyze", files[0].0], timeout: 30)
+            #expect(r.termination == .exited(0), "\(r.stderr.suffix(2000))")
+            #expect(r.stderr.contains("\(rate) non-finite sample(s) analyzed as 0, 0 beyond"), "\(r.stderr.suffix(2000))")
+            let ref = try DaemonProcess.run(["analyze", files[1].0], timeout: 30)
+            #expect(ref.termination == .exited(0) && !ref.stderr.contains("non-finite"), "\(ref.stderr)")
+            #expect(!r.lines.isEmpty && r.lines == ref.lines, "frames differ from those of the file with a silent right channel")
+            let laf = try NDJSONOutput(lines: r.lines).frames.last?["laf"]?.double ?? -200
+            #expect(abs(laf - (hostileToneLaf - 3.01)) < 0.3, "laf \(laf): the left channel's energy mean over two channels")
+        }
     }
 }

@@ -99,6 +99,38 @@ struct RollingAggregatorTests {
         #expect(!ten.complete && ten.frames == 300 && ten.startNs == K.t0)
     }
 
+    /// `complete` only for a window holding all of its audio (attack run: the first window after a start in
+    /// mid-window said `complete: true` with 68 frames): not the first window of a start half-way in, not a
+    /// window with a gap inside or right after it; yes for a start within one hop of the boundary and for
+    /// the windows that follow without a gap.
+    @Test func completeMeansTheWholeWindowWasCaptured() throws {
+        func completes(_ headers: [FrameHeader]) -> [Bool] {
+            let (agg, pub) = makeAggregator(windows: [1])
+            feed(agg, headers)
+            return pub.lines(.rolling).map { (try? json($0))?["complete"] as? Bool ?? false }
+        }
+        func run(from start: Int64, count: Int) -> [FrameHeader] {
+            (0..<count).map { K.header(seq: Int64($0), level: -30, wallNs: start + Int64($0) * K.hopNs) }
+        }
+        // Started 0.32 s into a second: the first window is partial; the next two are whole.
+        #expect(completes(run(from: K.t0 + 320_000_000, count: 290)) == [false, true, true])
+        // Started less than a hop after the boundary: whole from the first window.
+        #expect(completes(run(from: K.t0 + 9_000_000, count: 201)) == [true, true])
+        // A gap inside the second window (frames 130-149 lost, the next one flagged).
+        var gapped = run(from: K.t0, count: 400).filter { !(130..<150).contains($0.seq) }
+        if let i = gapped.firstIndex(where: { $0.seq == 150 }) { gapped[i].flags = FrameFlags.discontinuity; gapped[i].gapSamples = 20 * 480 }
+        #expect(completes(gapped) == [true, false, true])
+        // A gap at the end of the first window: the frame after it opens the second window, flagged.
+        var atEnd = run(from: K.t0, count: 300).filter { !(90..<100).contains($0.seq) }
+        if let i = atEnd.firstIndex(where: { $0.seq == 100 }) { atEnd[i].flags = FrameFlags.discontinuity; atEnd[i].gapSamples = 10 * 480 }
+        #expect(completes(atEnd) == [false, false])
+        // Whole windows skipped (a long outage right after a whole window): the window after the outage starts cut.
+        let skipped = run(from: K.t0, count: 100) + run(from: K.t0 + 3_500_000_000, count: 150).map { h in
+            var h = h; h.seq += 350; if h.seq == 350 { h.flags = FrameFlags.discontinuity }; return h
+        }
+        #expect(completes(skipped) == [true, false])
+    }
+
     @Test func discontinuitiesAndOnsetsAreCounted() throws {
         let (agg, _) = makeAggregator(windows: [1])
         var frames = (0..<30).map { K.header(seq: $0, level: -30) }

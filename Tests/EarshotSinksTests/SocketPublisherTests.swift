@@ -5,6 +5,7 @@ import EarshotPipeline
 @testable import EarshotSinks
 @testable import EarshotClient
 import Foundation
+import Logging
 import Testing
 
 /// Real FrameBus + FrameProcessor on generated audio, a real socket in a temp dir, real client sockets.
@@ -22,13 +23,14 @@ import Testing
         }
     }
 
-    func makeEnv(feed: Bool = true, _ tweak: (inout SocketPublisher.Configuration) -> Void = { _ in }) throws -> Env {
+    func makeEnv(feed: Bool = true, logger: Logger = testLogger(),
+                 _ tweak: (inout SocketPublisher.Configuration) -> Void = { _ in }) throws -> Env {
         let dir = makeTempDir()
         let path = dir + "/s.sock"
         var config = SocketPublisher.Configuration(path: path, mode: 0o600)
         tweak(&config)
         let feeder = try AudioFeeder()
-        let publisher = SocketPublisher(configuration: config, logger: testLogger(), daemonVersion: "9.9.9-test")
+        let publisher = SocketPublisher(configuration: config, logger: logger, daemonVersion: "9.9.9-test")
         try publisher.start(bus: feeder.bus, stream: feeder.info)
         if feed { feeder.start() }
         return Env(dir: dir, path: path, feeder: feeder, publisher: publisher)
@@ -391,6 +393,25 @@ import Testing
         let c = try TestClient(path: env.path)
         #expect(c.read(type: "error")?["code"] as? String == "too_many_clients")
         #expect(c.readLine() == nil)
+        a.send("{\"op\":\"ping\"}\n")
+        #expect(a.read(type: "pong") != nil)
+    }
+
+    /// A client looping on connect past the limits (attack run: ~13,000 warning lines/s): every refusal is
+    /// counted, the log gets the first one of each kind and then at most one line per 10 s.
+    @Test func refusalsAreCountedButTheirLogIsRateLimited() throws {
+        let log = SinkTestKit2.LogStore()
+        let env = try makeEnv(feed: false, logger: log.logger()) { $0.maxClients = 3; $0.maxClientsPerUID = 2 }
+        defer { env.stop() }
+        let a = try TestClient(path: env.path), b = try TestClient(path: env.path)
+        _ = try #require(a.read(type: "hello")); _ = try #require(b.read(type: "hello"))
+        for _ in 0..<200 {
+            let c = try TestClient(path: env.path)
+            #expect(c.read(type: "error")?["code"] as? String == "too_many_clients")
+        }
+        #expect(env.publisher.refused == 200)
+        let lines = log.messages(containing: "client refused")
+        #expect(lines.count == 1, "\(lines.count) refusal lines for 200 refusals")
         a.send("{\"op\":\"ping\"}\n")
         #expect(a.read(type: "pong") != nil)
     }

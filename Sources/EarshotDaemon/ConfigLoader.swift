@@ -394,14 +394,20 @@ public struct ConfigBuilder: Sendable {
         // The libraries' own checks are the authority: what they refuse, the daemon cannot run, so
         // check-config, --set, run and reload refuse it here, under the YAML key and its origin.
         if let problem = c.libraryProblem() {
-            if let related = problem.related, origins[problem.key] == nil, origins[related] != nil {
-                throw ConfigError(problem.code, origin: origin(of: related), key: related,
-                                  message: "conflicts with \(problem.key): \(problem.message)")
+            if origins[problem.key] == nil, let set = problem.related.flatMap({ origins[$0] != nil ? $0 : nil })
+                ?? userSetInput(of: problem) {
+                throw ConfigError(problem.code, origin: origin(of: set), key: set,
+                                  message: "conflicts with \(problem.key)\(origins[problem.key] == nil ? " (default)" : ""): \(problem.message)")
             }
             throw ConfigError(problem.code, origin: origin(of: problem.key), key: problem.key, message: problem.message)
         }
         if options.checkSystem {
             try checkDirectory(of: c.socket.path, key: "socket.path", runtimeDirectory: options.runtimeDirectoryMayBeMissing)
+            if isDirectory(c.socket.path) {
+                let suggestion = (c.socket.path as NSString).appendingPathComponent("earshot.sock")
+                throw ConfigError(.outOfRange, origin: origin(of: "socket.path"), key: "socket.path",
+                                  message: "\(c.socket.path) is a directory; name the socket file in it (e.g. \(suggestion))")
+            }
             if c.metrics.enabled, let textfile = c.metrics.textfile {
                 try checkDirectory(of: textfile, key: "metrics.textfile")
             }
@@ -411,6 +417,19 @@ public struct ConfigBuilder: Sendable {
             }
         }
         return c
+    }
+
+    /// For a library refusal of two keys the user set neither of (e.g. the default `analysis.n_mels` against
+    /// the `capture.sample_rate` they set): a key of the same section (`capture.sample_rate` counting as
+    /// `analysis`) that they did set, the one named in the message first, so the error points at a line of
+    /// their file rather than at `defaults`.
+    private func userSetInput(of problem: LibraryProblem) -> String? {
+        let sections = Set([problem.key, problem.related ?? problem.key].map { $0.split(separator: ".").first.map(String.init) ?? $0 })
+        let set = origins.keys.filter { key in
+            let section = key.split(separator: ".").first.map(String.init) ?? key
+            return sections.contains(section) || (sections.contains("analysis") && key == "capture.sample_rate")
+        }.sorted()
+        return set.first { problem.message.contains($0.split(separator: ".").last.map(String.init) ?? $0) } ?? set.first
     }
 
     /// Refuses a configuration whose buffers (``EarshotConfig/memoryEstimate``) exceed `limits.max_memory_mb`,

@@ -240,6 +240,10 @@ private struct Parser {
         }
         let text = String(decoding: bytes[start..<i], as: UTF8.self)
         guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
-        return .number(d, integer: integral ? Int64(text) : nil)
+        guard integral else { return .number(d, integer: nil) }
+        // An integer literal must fit 64 bits: beyond, it would only survive as a rounded double (an echoed
+        // command id would come back as a different number).
+        guard let i = Int64(text) else { throw fail("integer out of range (beyond ±2^63; write it as a string)") }
+        return .number(d, integer: i)
     }
 }

@@ -369,7 +369,7 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func handleLine(_ c: SocketClient, _ line: UnsafeBufferPointer<UInt8>, now: Int64) {
-        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank lines are ignored
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }  // blank lines (JSON whitespace) are ignored
         switch ProtocolCommand.parse(line, enabledFeatures: config.features) {
         case .failure(let e):
             shared.protocolErrors.add(1, ordering: .relaxed)

@@ -189,6 +189,12 @@ struct ConfigTests {
         ("capture:\n  channels: 2\n  channel: 2\n", 3, "capture.channel", "2 does not exist with capture.channels 2 (0-based: at most 1)"),
         ("capture:\n  reconnect_max_s: 0.1\n", 2, "capture.reconnect_max_s", "0.1 is below capture.reconnect_initial_s (0.5)"),
         ("metrics:\n  enabled: true\n  listen: null\n", 2, "metrics.enabled", "true, but neither metrics.listen nor metrics.textfile is set"),
+        // A library refusal of two keys left at their defaults points at the key of the file that caused it
+        // (attack run: `defaults: analysis.n_mels: …`, `defaults: clips.pre_roll_s: …`).
+        ("capture:\n  sample_rate: 192000\n", 2, "capture.sample_rate",
+         "conflicts with analysis.n_mels (default): mel band 0 (0.0–92.81 Hz) contains no FFT bin at n_fft 1024 (bins every 187.5 Hz at 192000 Hz), so it would read a constant floor: use a larger n_fft, fewer n_mels, or a higher fmin"),
+        ("clips:\n  directory: /tmp/clips\n  post_roll_s: 300\n", 3, "clips.post_roll_s",
+         "conflicts with clips.pre_roll_s (default): pre_roll_s + post_roll_s (305.0) must not exceed max_clip_s (60.0)"),
     ])
     func crossField(yaml: String, line: Int, key: String, message: String) throws {
         let (file, error) = try errorFor(yaml)
@@ -206,6 +212,9 @@ struct ConfigTests {
         defer { dir.cleanUp() }
         let ok = try EarshotConfig.parse(yaml: "socket:\n  path: \(dir.path)/e.sock\n", options: .init(checkSystem: true))
         #expect(ok.socket.path == "\(dir.path)/e.sock")
+        // A path that is an existing directory can never be bound (attack run: check-config said OK).
+        let (file2, isDir) = try errorFor("socket:\n  path: \(dir.path)\n", options: .init(checkSystem: true))
+        #expect(isDir?.description == "\(file2):2: socket.path: \(dir.path) is a directory; name the socket file in it (e.g. \(dir.path)/earshot.sock)")
     }
 
     @Test func missingGroup() throws {

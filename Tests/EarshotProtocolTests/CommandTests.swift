@@ -75,10 +75,15 @@ import Testing
             (#"{"op":"subscribe","streams":[],"backfill_s":"1"}"#, .invalidType), (#"{"op":"subscribe","streams":[],"backfill_s":-0.5}"#, .invalidValue),
             (#"{"op":"ping","id":{}}"#, .invalidType), (#"{"op":"ping","id":[1]}"#, .invalidType), (#"{"op":"ping","id":true}"#, .invalidType),
             ("{\"op\":\"ping\",\"id\":\"\(String(repeating: "x", count: 257))\"}", .invalidType),
+            // An integer id beyond Int64 would be echoed as a different number (attack run: 1.2345678901234567e+19).
+            (#"{"op":"ping","id":12345678901234567890}"#, .invalidJSON), (#"{"op":"ping","id":-9223372036854775809}"#, .invalidJSON),
         ]
         for (text, expected) in cases { #expect(code(text) == expected, "\(text)") }
         #expect(code(#"{"op":"subscribe","streams":[],"fields":["mfcc"]}"#, enabled: [.laf]) == .unknownField)
         #expect(code("{\"op\":\"ping\",\"id\":\"\(String(repeating: "x", count: 256))\"}") == nil)
+        for ok in [#"{"op":"ping","id":9223372036854775807}"#, #"{"op":"ping","id":-9223372036854775808}"#, #"{"op":"ping","id":1.5}"#, #"{"op":"ping","id":1e300}"#] {
+            #expect(code(ok) == nil, "\(ok)")
+        }
         // The id is echoed in errors once it could be read.
         guard case .failure(let e) = parse(#"{"op":"nope","id":"q"}"#) else { Issue.record("accepted"); return }
         #expect(e.id == .string("q") && e.message.contains("'nope'"))
@@ -88,7 +93,7 @@ import Testing
     @Test func hugeNumbers() {
         #expect(code(#"{"op":"subscribe","streams":[],"every":1e400}"#) == .invalidJSON)
         #expect(code(#"{"op":"subscribe","streams":[],"every":-1e400}"#) == .invalidJSON)
-        #expect(code(#"{"op":"subscribe","streams":[],"every":99999999999999999999}"#) == .invalidType)  // beyond Int64
+        #expect(code(#"{"op":"subscribe","streams":[],"every":99999999999999999999}"#) == .invalidJSON)  // an integer beyond Int64
         #expect(code(#"{"op":"subscribe","streams":[],"every":9223372036854775807}"#) == .invalidValue)
         #expect(code(#"{"op":"subscribe","streams":[],"backfill_s":1e308}"#) == nil)
         #expect(code("{\"op\":\"ping\",\"id\":\(String(repeating: "9", count: 400))}") == .invalidJSON)

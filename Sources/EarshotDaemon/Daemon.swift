@@ -68,6 +68,9 @@ public final class Daemon {
     var captureReporter: CaptureEventReporter
     var lastDiscontinuities = 0
     var sanitizedReporter = SanitizedSampleReporter()
+    /// libasound's error lines: each distinct one at most every 10 s; lost lines summed between reports.
+    var alsaLineLog = KeyedLogRateLimiter(), alsaLostLog = LogRateLimiter()
+    var alsaLinesLost = 0
     /// Sinks whose last start failed (reported, left stopped) and failed starts per sink since the daemon started.
     var sinkUp: [String: Bool] = [:]
     var sinkFailures: [String: Int] = [:]
@@ -370,9 +373,18 @@ public final class Daemon {
 
     func drainCaptureEvents() {
         let alsa = ALSALibraryLog.drain()
-        if alsa.dropped > 0 { logger.warning("libasound error lines lost: \(alsa.dropped)") }
+        let now = Clock.monotonicNanoseconds()
+        alsaLinesLost += alsa.dropped
+        if alsaLinesLost > 0, alsaLostLog.admit(nowNs: now) != nil {
+            logger.warning("libasound error lines lost: \(alsaLinesLost)")
+            alsaLinesLost = 0
+        }
+        // A device in a bad state repeats one line hundreds of times a second: each distinct line is logged
+        // at most every 10 s, with how many times it was not.
         for l in alsa.lines {
-            logger.warning("libasound: \(l.message)", metadata: ["source": "\(l.source)", "errno": "\(l.errno)"])
+            guard let unlogged = alsaLineLog.admit("\(l.source) \(l.errno) \(l.message)", nowNs: now) else { continue }
+            logger.warning("libasound: \(l.message)", metadata: [
+                "source": "\(l.source)", "errno": "\(l.errno)", "repeats_unlogged": "\(unlogged)"])
         }
         var event = CaptureEvent(kind: .stopped, monotonicNs: 0)
         while true {

@@ -20,3 +20,22 @@ public struct LogRateLimiter: Sendable {
         return suppressed
     }
 }
+
+/// ``LogRateLimiter`` per distinct line (e.g. libasound's error lines, which a misbehaving device repeats
+/// hundreds of times a second): each line's first occurrence is logged, then at most one per interval.
+/// At most `maxKeys` lines are tracked; beyond that the table starts over (libasound has few messages).
+public struct KeyedLogRateLimiter: Sendable {
+    public let intervalNs: Int64
+    public let maxKeys: Int
+    var limiters: [String: LogRateLimiter] = [:]
+
+    public init(intervalNs: Int64 = 10_000_000_000, maxKeys: Int = 64) {
+        self.intervalNs = intervalNs; self.maxKeys = maxKeys
+    }
+
+    /// ``LogRateLimiter/admit(nowNs:)`` for the line `key`.
+    public mutating func admit(_ key: String, nowNs: Int64) -> Int? {
+        if limiters[key] == nil && limiters.count >= maxKeys { limiters.removeAll(keepingCapacity: true) }
+        return limiters[key, default: LogRateLimiter(intervalNs: intervalNs)].admit(nowNs: nowNs)
+    }
+}

@@ -104,6 +104,35 @@ extension EndToEnd.Service {
         #expect(!lines.contains { $0.hasPrefix("ALSA lib") }, "\(daemon.stderr)")
     }
 
+    /// A `file` PCM reading a regular file over a `null` slave returns at its end as fast as it is read, and
+    /// libasound prints `invalid frames 0` for every read (attack run: ~600 journal lines/s, plus a line per
+    /// drain of lost ones). Each distinct line is logged at most every 10 s with the unlogged count; the daemon
+    /// stays up and exits 0 on SIGTERM.
+    @Test func repeatedLibasoundLinesAreRateLimited() throws {
+        let dir = try makeTemporaryDirectory("earshot-alsaspin")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let infile = dir.appendingPathComponent("in.raw")
+        try Data(count: 9600).write(to: infile)
+        let asoundrc = dir.appendingPathComponent("asoundrc")
+        try #"pcm.spin { type file slave.pcm "null" file "/dev/null" infile "\#(infile.path)" format "raw" }"#
+            .write(to: asoundrc, atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("earshot.yaml")
+        try "capture:\n  device: spin\n  format: S16_LE\n".write(to: config, atomically: true, encoding: .utf8)
+        var env = baseChildEnvironment()
+        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
+        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
+        defer { daemon.killAndReap() }
+        #expect(daemon.wait(until: 10) { d in d.stderr.contains("libasound: invalid frames") }, "\(daemon.stderr.suffix(3000))")
+        Thread.sleep(forTimeInterval: 3)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(timeout: 5) == .exited(0))
+        let lines = daemon.stderr.split(separator: "\n")
+        let repeated = lines.filter { $0.contains("libasound: invalid frames") }
+        #expect(repeated.count == 1, "\(repeated.count) lines in ~3 s: \(repeated.prefix(3))")
+        #expect(lines.filter { $0.contains("libasound error lines lost") }.count <= 1)
+        #expect(lines.count < 40, "\(lines.count) log lines in ~3 s")
+    }
+
     /// A capture FIFO that nobody writes to: the start-up probe gives up after 2 s (it used to hang in
     /// `open`), the daemon waits for the device, and SIGTERM still exits 0 at once.
     @Test func fifoDeviceWithoutWriterDoesNotHangStartOrStop() throws {

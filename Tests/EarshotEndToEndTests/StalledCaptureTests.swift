@@ -85,14 +85,7 @@ extension EndToEnd.Service {
         let dir = try makeTemporaryDirectory("earshot-alsalog")
         defer { try? FileManager.default.removeItem(at: dir) }
         let missing = dir.appendingPathComponent("missing.fifo").path
-        let asoundrc = dir.appendingPathComponent("asoundrc")
-        try #"pcm.broken { type file slave.pcm "null" file "/dev/null" infile "\#(missing)" format "raw" }"#
-            .write(to: asoundrc, atomically: true, encoding: .utf8)
-        let config = dir.appendingPathComponent("earshot.yaml")
-        try "capture:\n  device: broken\n  format: FLOAT_LE\n".write(to: config, atomically: true, encoding: .utf8)
-        var env = baseChildEnvironment()
-        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
-        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
+        let daemon = try runOnFilePCM("broken", infile: missing, format: "FLOAT_LE", in: dir)
         defer { daemon.killAndReap() }
         #expect(daemon.wait(until: 10) { d in d.stderr.contains("libasound:") }, "\(daemon.stderr)")
         daemon.signal(SIGTERM)
@@ -113,14 +106,7 @@ extension EndToEnd.Service {
         defer { try? FileManager.default.removeItem(at: dir) }
         let infile = dir.appendingPathComponent("in.raw")
         try Data(count: 9600).write(to: infile)
-        let asoundrc = dir.appendingPathComponent("asoundrc")
-        try #"pcm.spin { type file slave.pcm "null" file "/dev/null" infile "\#(infile.path)" format "raw" }"#
-            .write(to: asoundrc, atomically: true, encoding: .utf8)
-        let config = dir.appendingPathComponent("earshot.yaml")
-        try "capture:\n  device: spin\n  format: S16_LE\n".write(to: config, atomically: true, encoding: .utf8)
-        var env = baseChildEnvironment()
-        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
-        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
+        let daemon = try runOnFilePCM("spin", infile: infile.path, format: "S16_LE", in: dir)
         defer { daemon.killAndReap() }
         #expect(daemon.wait(until: 10) { d in d.stderr.contains("libasound: invalid frames") }, "\(daemon.stderr.suffix(3000))")
         Thread.sleep(forTimeInterval: 3)
@@ -140,14 +126,7 @@ extension EndToEnd.Service {
         defer { try? FileManager.default.removeItem(at: dir) }
         let fifo = dir.appendingPathComponent("nowriter.fifo").path
         #expect(mkfifo(fifo, 0o600) == 0)
-        let asoundrc = dir.appendingPathComponent("asoundrc")
-        try #"pcm.nowriter { type file slave.pcm "null" file "/dev/null" infile "\#(fifo)" format "raw" }"#
-            .write(to: asoundrc, atomically: true, encoding: .utf8)
-        let config = dir.appendingPathComponent("earshot.yaml")
-        try "capture:\n  device: nowriter\n  format: FLOAT_LE\n".write(to: config, atomically: true, encoding: .utf8)
-        var env = baseChildEnvironment()
-        env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
-        let daemon = try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
+        let daemon = try runOnFilePCM("nowriter", infile: fifo, format: "FLOAT_LE", in: dir)
         defer { daemon.killAndReap() }
         #expect(daemon.wait(until: 8) { d in d.stderr.contains("started") }, "\(daemon.stderr)")
         #expect(daemon.stderr.contains("not available yet, waiting for it"), "\(daemon.stderr)")
@@ -157,4 +136,16 @@ extension EndToEnd.Service {
         #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr)")
         #expect(Date().timeIntervalSince(t0) < 2.0)
     }
+}
+
+/// `earshot run --no-socket` on a `file` PCM named `name` (`null` slave) reading `infile`, with `format`.
+private func runOnFilePCM(_ name: String, infile: String, format: String, in dir: URL) throws -> DaemonProcess {
+    let asoundrc = dir.appendingPathComponent("asoundrc")
+    try #"pcm.\#(name) { type file slave.pcm "null" file "/dev/null" infile "\#(infile)" format "raw" }"#
+        .write(to: asoundrc, atomically: true, encoding: .utf8)
+    let config = dir.appendingPathComponent("earshot.yaml")
+    try "capture:\n  device: \(name)\n  format: \(format)\n".write(to: config, atomically: true, encoding: .utf8)
+    var env = baseChildEnvironment()
+    env["ALSA_CONFIG_PATH"] = "/usr/share/alsa/alsa.conf:\(asoundrc.path)"
+    return try DaemonProcess(earshot: ["run", "--config", config.path, "--no-socket"], environment: env)
 }

@@ -57,7 +57,9 @@ extension EndToEnd {
             try "analysis:\n  n_fft: 512\n  hop: 240\n".write(toFile: bad, atomically: true, encoding: .utf8)
             let r = try DaemonProcess.run(["check-config", bad])
             #expect(r.termination == .exited(78), "\(r.stderr)")
-            #expect(r.stderr.contains("analysis.n_mels: mel band 0 (") && r.stderr.contains("contains no FFT bin at n_fft 512"), "\(r.stderr)")
+            // Named at the line the user wrote (n_fft), against the default n_mels.
+            #expect(r.stderr.contains("bad.yaml:2: analysis.n_fft: conflicts with analysis.n_mels (default): mel band 0 (")
+                    && r.stderr.contains("contains no FFT bin at n_fft 512"), "\(r.stderr)")
             let set = try DaemonProcess.run(["check-config", "--set", "analysis.n_fft=512", "--set", "analysis.hop=240"])
             #expect(set.termination == .exited(78), "\(set.stderr)")
             let ok = try DaemonProcess.run(["check-config", "--set", "analysis.n_fft=512", "--set", "analysis.hop=240",

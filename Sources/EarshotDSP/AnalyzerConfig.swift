@@ -17,10 +17,10 @@ public struct OnsetPickerConfig: Sendable, Hashable {
     public var preAvgFrames: Int = 10
     /// Threshold offset in onset-strength units (dB).
     ///
-    /// Default 8 dB for the `superflux` function, tuned on the development split of
+    /// Default 8.5 dB for the `superflux` function, tuned on the development split of
     /// `bench/onset_eval.py` (drum hits and chirps over recorded backgrounds); the `logmel` function's
     /// values are about 5× smaller (2 dB suits it).
-    public var delta: Float = 8.0
+    public var delta: Float = 8.5
     /// Weight of the local mean in the threshold (`meanWeight × mean + delta`); 1 is librosa's `peak_pick`.
     public var meanWeight: Float = 1.5
     /// Minimum gap between two onsets, in frames.
@@ -53,8 +53,12 @@ public struct OnsetFunctionConfig: Sendable, Hashable {
     public var floorSlewDbPerSecond: Float = 10
     /// Decay of each band's peak memory, the reference a rise is measured against (dB per second).
     public var memoryDecayDbPerSecond: Float = 120
-    /// The strength is the mean of this many largest band rises.
+    /// The strength is the root mean square of this many largest band rises (dB).
     public var topBands: Int = 4
+    /// Fast start of the background level (dB): on the `n`-th frame after the start or a discontinuity it
+    /// may move `max(floorSlewDbPerSecond × hop, fastStartDb / n)` dB. Not a configuration key (the daemon
+    /// always uses 20); 0 turns the fast start off (the unit tests' control).
+    public var fastStartDb: Float = 20
     /// Bands per octave of the log-frequency filterbank (fixed).
     public static let bandsPerOctave = 12
     /// Time constant of the band-power smoothing the background level is tracked on (fixed, seconds).

@@ -23,12 +23,17 @@ import Darwin
 ///     ``OnsetFunctionConfig/floorSmoothingSeconds``, 50 ms) in dB, `S[b]`: `S[b]` of the first frame, then
 ///     a step of at most `floor_slew_db_per_s` toward `S[b]` (up or down, never past it), so it settles at
 ///     the running median of `S[b]`: the level of a steady background and of a background with frequent
-///     weaker events of its own (distant speech, traffic);
+///     weaker events of its own (distant speech, traffic). Fast start: on the `n`-th frame after the
+///     start or a ``reset()`` the step may be `max(slew per frame, fastStartDb / n)` dB
+///     (``OnsetFunctionConfig/fastStartDb``, 20 dB: about 20·ln n dB over n frames), so the level settles
+///     within tens of frames instead of seconds, whatever the first frame held;
 ///   - reference `R[b] = max(max(M[b−m … b+m] of frame t−lag), N[b] + floor_margin_db)` (`m` =
 ///     `max_filter_bands`);
-///   - strength = mean of the `top_bands` largest `max(0, L[b] − R[b])` (dB). Taking the largest bands
+///   - strength = root mean square of the `top_bands` largest `max(0, L[b] − R[b])` (dB; when fewer
+///     bands rise, the missing ones count 0): `sqrt(Σ r_i² / top_bands)`. Taking the largest bands
 ///     rather than all of them lets a narrow-band event (a bird chirp) count as much as a broadband hit
-///     of the same rise.
+///     of the same rise; the RMS weights the largest rises more than their mean does, so a few bands far
+///     above their references (an attack) outweigh several bands just above theirs (noise).
 ///   0 for the first `lag` frames (and after ``reset()``).
 /// - ``OnsetFunctionKind/logmel``: `librosa.onset.onset_strength(S=logmel_db, lag=1, max_size=1,
 ///   center=False)` computed causally, i.e. `mean_m max(0, S[m,t] − S[m,t−1])` in dB, 0 for the first
@@ -63,6 +68,11 @@ public final class OnsetStrength: @unchecked Sendable {
     let marginFactor: Float  // 10^(floor_margin_db / 10)
     let smoothing: Float
     let binCount: Int
+    /// ``OnsetFunctionConfig/fastStartDb`` (0 if not finite or negative).
+    let fastStartDb: Float
+    /// Frames after a start or reset during which the fast-start slew (`fastStartDb / t` dB per frame)
+    /// exceeds the configured slew: `fastStartDb` / (slew per frame).
+    let fastStartFrames: Float
 
     /// The librosa-compatible function on `nMels` log-mel bands (``OnsetFunctionKind/logmel``).
     public convenience init(nMels: Int) {
@@ -127,6 +137,10 @@ public final class OnsetStrength: @unchecked Sendable {
         let up = min(pow(10, Double(config.floorSlewDbPerSecond) * perFrame / 10), Double(Float.greatestFiniteMagnitude))
         slewUp = Float(up)
         slewDown = Float(1 / up)
+        let fast = config.fastStartDb.isFinite ? max(config.fastStartDb, 0) : 0
+        fastStartDb = fast
+        let slewPerFrame = Double(config.floorSlewDbPerSecond) * perFrame
+        fastStartFrames = slewPerFrame > 0 ? Float(min(Double(fast) / slewPerFrame, 1e9)) : 1e9
         decayFactor = Float(pow(10, -Double(config.memoryDecayDbPerSecond) * perFrame / 10))
         marginFactor = Float(pow(10, Double(config.floorMarginDb) / 10))
         smoothing = Float(exp(-Double(max(hop, 1)) / (OnsetFunctionConfig.floorSmoothingSeconds * Double(sampleRate))))
@@ -188,6 +202,13 @@ public final class OnsetStrength: @unchecked Sendable {
         let t = frames.pointee
         let row = history + (t % rows) * bands
         let previous = history + ((t + rows - 1) % rows) * bands  // frame t−1 (rows ≥ 2)
+        // fast start: on the t-th frame after the start or a reset the background may move
+        // max(slew per frame, fastStartDb / t) dB, so it settles in a few frames instead of seconds
+        var up = slewUp, down = slewDown
+        if t > 0 && Float(t) < fastStartFrames && fastStartDb > 0 {
+            up = powf(10, fastStartDb / Float(t) / 10)
+            down = 1 / up
+        }
         for b in 0..<bands {
             let start = bandStart[b], n = bandLength[b]
             let w = weights + weightOffset[b]
@@ -207,7 +228,7 @@ public final class OnsetStrength: @unchecked Sendable {
                 let sm = smoothing * smoothed[b] + (1 - smoothing) * e
                 smoothed[b] = sm
                 let f = floor[b]
-                floor[b] = sm > f ? min(f * slewUp, sm) : max(f * slewDown, sm)
+                floor[b] = sm > f ? min(f * up, sm) : max(f * down, sm)
             }
         }
         frames.pointee = t + 1  // 2^63 frames: never overflows in practice
@@ -235,9 +256,13 @@ public final class OnsetStrength: @unchecked Sendable {
                 top[i] = q
             }
         }
+        // root mean square of the K largest rises in dB (the missing ones count 0)
         var sum: Float = 0
-        for i in 0..<filled { sum += 10 * log10(top[i]) }
-        let result = sum / Float(k)
+        for i in 0..<filled {
+            let r = 10 * log10(top[i])
+            sum += r * r
+        }
+        let result = (sum / Float(k)).squareRoot()
         return result.isFinite ? result : 0
     }
 

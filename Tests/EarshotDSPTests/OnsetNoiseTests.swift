@@ -114,7 +114,7 @@ struct OnsetNoiseTests {
         var starts = 0
         for seed in UInt64(1)...24 {
             let db = -60 + Double(seed % 5) * 10
-            let x = Self.noise(seconds: 0.6, dbfs: db, seed: seed &* 7919, colored: seed % 2 == 0)
+            let x = Self.noise(seconds: 1.5, dbfs: db, seed: seed &* 7919, colored: seed % 2 == 0)
             let onsets = try Self.detect([x])
             starts += onsets.count
             #expect(onsets.isEmpty, "seed \(seed), \(db) dBFS: \(onsets)")
@@ -125,8 +125,8 @@ struct OnsetNoiseTests {
     @Test("no onset right after a discontinuity, even onto a 20 dB louder or brighter noise (12 seeds)")
     func noOnsetAfterDiscontinuity() throws {
         for seed in UInt64(1)...12 {
-            let before = Self.noise(seconds: 0.5, dbfs: -55, seed: seed, colored: seed % 2 == 0)
-            let after = Self.noise(seconds: 0.5, dbfs: -35, seed: seed + 100, colored: seed % 2 == 1)
+            let before = Self.noise(seconds: 1.0, dbfs: -55, seed: seed, colored: seed % 2 == 0)
+            let after = Self.noise(seconds: 1.0, dbfs: -35, seed: seed + 100, colored: seed % 2 == 1)
             let onsets = try Self.detect([before, after, before])
             #expect(onsets.isEmpty, "seed \(seed): \(onsets)")
         }

@@ -1,11 +1,12 @@
-import EarshotDSP
+@testable import EarshotDSP
 import Foundation
 import Testing
 
 /// The two references of the default (`superflux`) onset function beside SuperFlux's lagged max-filter:
 /// the decaying per-band peak memory (`memory_decay_db_per_s`) and the tracked background median
-/// (`floor_slew_db_per_s`, `floor_margin_db`). Each test also runs a control configuration without the
-/// part under test and expects it to fail there, so the test proves the part works.
+/// (`floor_slew_db_per_s`, `floor_margin_db`) with its fast start; and the strength's definition (root mean
+/// square of the `top_bands` largest rises). Each behaviour test also runs a control configuration without
+/// the part under test and expects it to fail there, so the test proves the part works.
 @Suite("Onset function references")
 struct OnsetReferenceTests {
     static let sr = OnsetNoiseTests.sr
@@ -52,7 +53,7 @@ struct OnsetReferenceTests {
         }
         print("[Onset references] onsets at dropout ends: memory \(extraDefault), without memory \(extraControl)")
         #expect(extraDefault == 0)
-        #expect(extraControl >= 24)
+        #expect(extraControl >= 15)
     }
 
     /// Distant-babble-like background: low-passed noise "syllables" (100–250 ms, 15 ms attack, ±3 dB)
@@ -74,18 +75,26 @@ struct OnsetReferenceTests {
             }
             t += len + 0.06 + 0.1 * rng.uniform()
         }
-        var refs: [Double] = []
         var hrng = SeededNoise(state: seed &+ 11)
-        var h = 2.5
-        var k = 0
-        while h < 7.6 {
-            let amp = pow(10, (-50 + 27 + 14 * hrng.uniform()) / 20)
-            OnsetNoiseTests.add(OnsetNoiseTests.Hit.allCases[k % 3], at: Int(h * Double(sr)), amp: amp, into: &x, rng: &hrng)
-            refs.append(h)
-            h += 0.3 + 0.4 * hrng.uniform()
+        let refs = addHits(into: &x, from: 2.5, until: 7.6, dbfs: (-23, 14), gap: (0.3, 0.4), rng: &hrng)
+        return (x, refs)
+    }
+
+    /// Kick, snare and hat in turn from `from` s while before `until`, each of peak level
+    /// `dbfs.0 + dbfs.1 × u` dBFS and followed by a gap of `gap.0 + gap.1 × u` s (`u` uniform in 0…1);
+    /// returns the hit times.
+    static func addHits(into x: inout [Float], from: Double, until: Double, dbfs: (Double, Double),
+                        gap: (Double, Double), rng: inout SeededNoise) -> [Double] {
+        var refs: [Double] = []
+        var t = from, k = 0
+        while t < until {
+            let amp = pow(10, (dbfs.0 + dbfs.1 * rng.uniform()) / 20)
+            OnsetNoiseTests.add(OnsetNoiseTests.Hit.allCases[k % 3], at: Int(t * Double(sr)), amp: amp, into: &x, rng: &rng)
+            refs.append(t)
+            t += gap.0 + gap.1 * rng.uniform()
             k += 1
         }
-        return (x, refs)
+        return refs
     }
 
     @Test("the weaker events of a dense background (distant babble) are not onsets once its median is tracked (4 seeds)")
@@ -107,5 +116,97 @@ struct OnsetReferenceTests {
         #expect(extraDefault * 4 <= extraControl)
         #expect(extraControl >= 20)
         #expect(Double(found) >= 0.95 * Double(hits))
+    }
+
+    // MARK: strength = RMS of the top bands' rises
+
+    /// Strength of `OnsetStrength` (defaults, 48 kHz, n_fft 1024) after a flat power spectrum held for 300
+    /// frames (past the fast start), on one frame whose bands `rises` (band index → dB above the steady band
+    /// level) rise by raising only each band's centre bin (the neighbouring bands' triangles are 0 there).
+    static func strengthOfRise(_ rises: [Int: Double]) -> Float {
+        let s = OnsetStrength(config: OnsetFunctionConfig(), sampleRate: 48_000, nFFT: 1024, nMels: 1)
+        let edges = OnsetStrength.bandEdges(sampleRate: 48_000, nFFT: 1024, bandsPerOctave: OnsetFunctionConfig.bandsPerOctave)
+        let p0: Float = 1  // band energies ≫ the 1e-10 floor of L[b]
+        var flat = [Float](repeating: p0, count: 513)
+        var last: Float = -1
+        flat.withUnsafeBufferPointer { p in
+            for _ in 0..<300 { last = s.process(power: p, logmel: UnsafeBufferPointer(start: nil, count: 0)) }
+        }
+        #expect(last == 0, "steady spectrum: \(last)")
+        for (b, db) in rises {
+            let lo = edges[b], c = edges[b + 1], hi = edges[b + 2]
+            var weightSum = 0.0  // Σ_k W[b,k]: the band's energy is p0 × that on the flat spectrum
+            for k in lo...hi {
+                weightSum += k <= c ? (c > lo ? Double(k - lo) / Double(c - lo) : 1) : Double(hi - k) / Double(hi - c)
+            }
+            flat[c] = Float(Double(p0) * (1 + (pow(10, db / 10) - 1) * weightSum))
+        }
+        return flat.withUnsafeBufferPointer { s.process(power: $0, logmel: UnsafeBufferPointer(start: nil, count: 0)) }
+    }
+
+    @Test("the strength is the root mean square of the 4 largest rises above the references (their mean would read 5.0 / 8.0 / 22.4)")
+    func rmsOfTopBands() {
+        // the reference is the steady level + floor_margin_db (6) + the background's step toward the rising
+        // band in this very frame (floor_slew_db_per_s × hop = 0.1 dB): a band 26 dB up rises 19.9 dB
+        func rms(_ r: [Double]) -> Float { Float((r.map { $0 * $0 }.reduce(0, +) / 4).squareRoot()) }
+        let one = Self.strengthOfRise([40: 26])
+        #expect(abs(one - rms([19.9])) < 0.02, "one band 19.9 dB: RMS 9.95, mean 4.98; got \(one)")
+        let two = Self.strengthOfRise([20: 26, 50: 18])
+        #expect(abs(two - rms([19.9, 11.9])) < 0.02, "19.9 and 11.9 dB: RMS 11.59, mean 7.95; got \(two)")
+        // five bands: only the 4 largest count
+        let five = Self.strengthOfRise([10: 26, 20: 26, 30: 26, 40: 26, 50: 36])
+        #expect(abs(five - rms([29.9, 19.9, 19.9, 19.9])) < 0.02, "29.9 and 3 × 19.9 dB (one 19.9 left out): RMS 22.8, mean 22.4; got \(five)")
+        // under the margin: no rise
+        #expect(Self.strengthOfRise([40: 5]) == 0)
+    }
+
+    // MARK: fast start of the background level
+
+    /// −50 dBFS coloured noise that starts with a loud broadband burst (−12 dBFS RMS, the first 60 ms: a
+    /// hit or a door at the moment capture starts), then hits 25…33 dB over the noise from 0.4 s to 2 s.
+    static func loudStart(seed: UInt64) -> ([Float], [Double]) {
+        var x = OnsetNoiseTests.noise(seconds: 2.2, dbfs: -50, seed: seed, colored: true)
+        let burst = OnsetNoiseTests.noise(seconds: 0.06, dbfs: -12, seed: seed &+ 1)
+        for i in 0..<burst.count { x[i] += burst[i] }
+        var rng = SeededNoise(state: seed &+ 2)
+        let refs = addHits(into: &x, from: 0.4, until: 2.0, dbfs: (-25, 8), gap: (0.2, 0.15), rng: &rng)
+        return (x, refs)
+    }
+
+    @Test("after a loud start the background level settles within frames: the hits after it are found (fast start; 4 seeds)")
+    func fastStartAfterLoudStart() throws {
+        var slow = AnalyzerConfig()
+        slow.onsetFunction.fastStartDb = 0  // control: the background level falls at floor_slew_db_per_s only
+        var found = 0, foundControl = 0, hits = 0, extra = 0
+        for seed in UInt64(1)...4 {
+            let (x, refs) = Self.loudStart(seed: seed)
+            let est = try OnsetNoiseTests.detect([x]).map(\.1)
+            let (_, r) = OnsetNoiseTests.precisionRecall(refs, est)
+            found += Int((r * Double(refs.count)).rounded())
+            extra += Self.extra(est, refs).count
+            hits += refs.count
+            let (_, rc) = OnsetNoiseTests.precisionRecall(refs, try OnsetNoiseTests.detect([x], config: slow).map(\.1))
+            foundControl += Int((rc * Double(refs.count)).rounded())
+        }
+        print("[Onset references] hits after a loud start: fast start \(found)/\(hits) (+\(extra) extra), without \(foundControl)/\(hits)")
+        #expect(Double(found) >= 0.95 * Double(hits))
+        #expect(extra == 0)
+        #expect(Double(foundControl) <= 0.5 * Double(hits))
+    }
+
+    @Test("after a quiet start the background level climbs within frames: a dense background is not onsets from 0.5 s (fast start; 4 seeds)")
+    func fastStartAfterQuietStart() throws {
+        var slow = AnalyzerConfig()
+        slow.onsetFunction.fastStartDb = 0
+        var extraDefault = 0, extraControl = 0
+        for seed in UInt64(1)...4 {
+            let (x, _) = Self.babble(seed: seed)  // babble from 0.1 s over a −70 dBFS room, hits from 2.5 s
+            let early = { (t: Double) in t >= 0.5 && t < 2.4 }
+            extraDefault += try OnsetNoiseTests.detect([x]).map(\.1).filter(early).count
+            extraControl += try OnsetNoiseTests.detect([x], config: slow).map(\.1).filter(early).count
+        }
+        print("[Onset references] babble onsets 0.5–2.4 s: fast start \(extraDefault), without \(extraControl)")
+        #expect(extraDefault * 2 <= extraControl)
+        #expect(extraControl >= 15)
     }
 }

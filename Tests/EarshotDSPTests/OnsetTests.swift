@@ -93,7 +93,7 @@ struct OnsetTests {
         let config = AnalyzerConfig()
         let a = try FrameAnalyzer(config: config)
         var rng = SeededNoise(state: 7)
-        let x = (0..<config.nFFT).map { _ in Float(0.1 * rng.gaussian()) }
+        let x = (0..<config.nFFT).map { _ in Float(0.01 * rng.gaussian()) }
         let y = (0..<config.nFFT).map { _ in Float(1.0 * rng.gaussian()) }
         var lm = [Float](repeating: 0, count: config.nMels)
         var mf = [Float](repeating: 0, count: config.nMFCC)
@@ -113,7 +113,8 @@ struct OnsetTests {
         run(y, config.hop)
         #expect(f.onsetStrength == 0 && f.flux > 0)
         run(y, config.hop)
-        #expect(f.onsetStrength > 0, "a 20 dB rise over frame 0")
+        // a 40 dB rise over frame 0 (the fast-starting background level has climbed ~30 dB by frame 2)
+        #expect(f.onsetStrength > 0, "a 40 dB rise over frame 0")
         a.reset()
         run(y, config.nFFT)
         #expect(f.onsetStrength == 0 && f.flux == 0)

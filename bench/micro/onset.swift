@@ -1,6 +1,8 @@
 // Micro-benchmark of the `superflux` onset function's per-frame loop (bench-only; copies, not linked to
-// Sources/): "before" = the noise-floor version of main 964d500, "after" = peak memory + background median
-// (this branch). Both over the default layout (48 kHz, n_fft 1024: 73 bands), top 4 bands, lag 2, ±1 band.
+// Sources/): "before" = peak memory + background median, strength = mean of the top 4 rises (main fe1e213),
+// "after" = the same with the fast start of the background level (one powf per frame for the first
+// 200 frames after a start) and strength = RMS of the top 4 rises (branch s21-onset). Both over the
+// default layout (48 kHz, n_fft 1024: 73 bands), top 4 bands, lag 2, ±1 band.
 // Build & run:  swiftc -O bench/micro/onset.swift -o /tmp/es-onset && taskset -c 0 /tmp/es-onset
 #if canImport(Glibc)
 import Glibc
@@ -46,7 +48,7 @@ let smoothed = UnsafeMutablePointer<Float>.allocate(capacity: bands); smoothed.i
 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: bands); scratch.initialize(repeating: 1e-10, count: bands)
 let top = UnsafeMutablePointer<Float>.allocate(capacity: topK); top.initialize(repeating: 0, count: topK)
 let powerScale = Float((2.0 / 512) * (2.0 / 512)), smoothing = Float(exp(-Double(hop) / (0.05 * Double(sr))))
-let riseFactor = Float(pow(10, 5.0 * 0.01 / 10)), marginBefore = Float(pow(10, 1.0)), marginAfter = Float(pow(10, 0.6))
+let margin = Float(pow(10, 0.6))
 let slewUp = Float(pow(10, 10.0 * 0.01 / 10)), slewDown = 1 / slewUp, decay = Float(pow(10, -120.0 * 0.01 / 10))
 
 @inline(__always) func bandPower(_ p: UnsafePointer<Float>, _ b: Int) -> Float {
@@ -57,7 +59,7 @@ let slewUp = Float(pow(10, 10.0 * 0.01 / 10)), slewDown = 1 / slewUp, decay = Fl
     e = e.isNaN || e < 0 ? 0 : min(e, 1e30)
     return e + 1e-10
 }
-@inline(__always) func topMean(_ q: Float, _ filled: inout Int) {
+@inline(__always) func topInsert(_ q: Float, _ filled: inout Int) {
     guard q > 1 else { return }
     if filled < topK {
         var i = filled
@@ -69,33 +71,19 @@ let slewUp = Float(pow(10, 10.0 * 0.01 / 10)), slewDown = 1 / slewUp, decay = Fl
         top[i] = q
     }
 }
-@inline(__always) func finish(_ filled: Int) -> Float {
+@inline(__always) func finishMean(_ filled: Int) -> Float {
     var sum: Float = 0
     for i in 0..<filled { sum += 10 * log10(top[i]) }
     return sum / Float(topK)
 }
+@inline(__always) func finishRMS(_ filled: Int) -> Float {
+    var sum: Float = 0
+    for i in 0..<filled { let r = 10 * log10(top[i]); sum += r * r }
+    return (sum / Float(topK)).squareRoot()
+}
+let fastStartDb: Float = 20, fastStartFrames: Float = 20 / 0.1
 
 @inline(never) func before(_ p: UnsafePointer<Float>, _ t: Int) -> Float {
-    let row = history + (t % rows) * bands
-    for b in 0..<bands {
-        let e = bandPower(p, b)
-        row[b] = e
-        let sm = smoothing * smoothed[b] + (1 - smoothing) * e
-        smoothed[b] = sm
-        floorB[b] = min(sm, floorB[b] * riseFactor)
-    }
-    let old = history + ((t - lag) % rows) * bands
-    for b in 0..<bands {
-        var r = old[b]; var j = max(b - m, 0); let end = min(b + m, bands - 1)
-        while j <= end { r = max(r, old[j]); j += 1 }
-        scratch[b] = max(r, floorB[b] * marginBefore)
-    }
-    var filled = 0
-    for b in 0..<bands { topMean(row[b] / scratch[b], &filled) }
-    return finish(filled)
-}
-
-@inline(never) func after(_ p: UnsafePointer<Float>, _ t: Int) -> Float {
     let row = history + (t % rows) * bands
     let previous = history + ((t + rows - 1) % rows) * bands
     for b in 0..<bands {
@@ -112,9 +100,36 @@ let slewUp = Float(pow(10, 10.0 * 0.01 / 10)), slewDown = 1 / slewUp, decay = Fl
     for b in 0..<bands {
         var r = old[b]; var j = max(b - m, 0); let end = min(b + m, bands - 1)
         while j <= end { r = max(r, old[j]); j += 1 }
-        topMean(scratch[b] / max(r, floorB[b] * marginAfter), &filled)
+        topInsert(scratch[b] / max(r, floorB[b] * margin), &filled)
     }
-    return finish(filled)
+    return finishMean(filled)
+}
+
+@inline(never) func after(_ p: UnsafePointer<Float>, _ t: Int) -> Float {
+    let row = history + (t % rows) * bands
+    let previous = history + ((t + rows - 1) % rows) * bands
+    var up = slewUp, down = slewDown
+    if t > 0 && Float(t) < fastStartFrames {
+        up = powf(10, fastStartDb / Float(t) / 10)
+        down = 1 / up
+    }
+    for b in 0..<bands {
+        let e = bandPower(p, b)
+        scratch[b] = e
+        row[b] = max(e, previous[b] * decay)
+        let sm = smoothing * smoothed[b] + (1 - smoothing) * e
+        smoothed[b] = sm
+        let f = floorB[b]
+        floorB[b] = sm > f ? min(f * up, sm) : max(f * down, sm)
+    }
+    let old = history + ((t - lag) % rows) * bands
+    var filled = 0
+    for b in 0..<bands {
+        var r = old[b]; var j = max(b - m, 0); let end = min(b + m, bands - 1)
+        while j <= end { r = max(r, old[j]); j += 1 }
+        topInsert(scratch[b] / max(r, floorB[b] * margin), &filled)
+    }
+    return finishRMS(filled)
 }
 
 func bench(_ name: String, _ body: (UnsafePointer<Float>, Int) -> Float) {
@@ -128,8 +143,8 @@ func bench(_ name: String, _ body: (UnsafePointer<Float>, Int) -> Float) {
     }
     print(name, (Double(best) / Double(frames) / 1000 * 1000).rounded() / 1000, "µs/frame (\(bands) bands, best of 7 × \(frames) frames)")
 }
-bench("superflux before (noise-floor min follower)  ", before)
-bench("superflux after (peak memory + median level) ", after)
-bench("superflux before (noise-floor min follower)  ", before)
-bench("superflux after (peak memory + median level) ", after)
+bench("superflux before (mean of top 4)             ", before)
+bench("superflux after (RMS of top 4, fast start)    ", after)
+bench("superflux before (mean of top 4)             ", before)
+bench("superflux after (RMS of top 4, fast start)    ", after)
 print(blackhole > 0 ? "" : " ")

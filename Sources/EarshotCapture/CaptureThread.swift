@@ -410,6 +410,11 @@ public final class CaptureThread: @unchecked Sendable {
         var firstPeriod = true
         /// When the last complete period was read (0 before the first): the reader's own stall detector.
         var lastPeriodReadNs: Int64 = 0
+        /// Samples this thread read and dropped after its own stall (bounded backlog), or −1: the gap of the
+        /// next period then is exactly this many samples, on the sample clock. (Measured from the next
+        /// period's timestamp instead, a device that clamps `avail` while its backlog is read — the pulse
+        /// plugin — placed the gap up to a second too late and the catch-up periods all at about one time.)
+        var skipGapSamples: Int64 = -1
         let maxBacklogNs = Int64(config.maxBacklog * 1e9)
         /// Loop iterations normally come at least every `waitMs`; a longer silence between two is a stall.
         let stallThresholdNs = max(maxBacklogNs, 4 * Int64(waitMs) * 1_000_000)
@@ -438,6 +443,7 @@ public final class CaptureThread: @unchecked Sendable {
                 if r < 0 { return -r }
                 _ = snd_pcm_start(h)
                 pending |= CaptureStamp.Discontinuity.xrun
+                skipGapSamples = -1  // the device lost samples too: measure the gap from timestamps
                 filled = 0
                 lastDataNs = Clock.monotonicNanoseconds()
                 return 0
@@ -455,6 +461,7 @@ public final class CaptureThread: @unchecked Sendable {
                 }
                 _ = snd_pcm_start(h)
                 pending |= CaptureStamp.Discontinuity.suspend
+                skipGapSamples = -1
                 filled = 0
                 lastDataNs = Clock.monotonicNanoseconds()
                 return 0
@@ -520,8 +527,12 @@ public final class CaptureThread: @unchecked Sendable {
                     lastTopNs = 0  // this wait is not a stall
                     continue
                 }
+                // Exact when nothing else is pending and the stall was shorter than any server-side
+                // buffer could hold (10 s); else the next period's timestamp measures it.
+                let stalledNs = topNs - lastPeriodReadNs
                 stallDetectedNs = 0
                 skipped += filled  // a partly read period is stale too (its time is in the gap)
+                skipGapSamples = pending == 0 && lastEndNs != 0 && stalledNs < 10_000_000_000 ? Int64(skipped) : -1
                 filled = 0
                 memset(bytes, 0, period * frameBytes)
                 lastPeriodReadNs = Clock.monotonicNanoseconds()
@@ -580,6 +591,8 @@ public final class CaptureThread: @unchecked Sendable {
             // keeps sample-clock times, and a device clock slower than CLOCK_MONOTONIC is still followed.
             if pending == 0 && lastEndNs != 0 {
                 firstNs = min(firstNs, lastEndNs + periodNs / 64)
+            } else if skipGapSamples >= 0 && pending == CaptureStamp.Discontinuity.xrun && lastEndNs != 0 {
+                firstNs = lastEndNs + skipGapSamples * 1_000_000_000 / rate
             }
 
             let replaced = sideRing != nil
@@ -594,9 +607,11 @@ public final class CaptureThread: @unchecked Sendable {
             let gapFlags = CaptureStamp.Discontinuity.xrun | CaptureStamp.Discontinuity.suspend
                 | CaptureStamp.Discontinuity.reconnect
             if pending & gapFlags != 0 && lastEndNs != 0 {
-                gap = max(0, ((firstNs - lastEndNs) * rate + 500_000_000) / 1_000_000_000)
+                gap = skipGapSamples >= 0 && pending == CaptureStamp.Discontinuity.xrun
+                    ? skipGapSamples : max(0, ((firstNs - lastEndNs) * rate + 500_000_000) / 1_000_000_000)
                 _gapSamples.add(Int(gap), ordering: .relaxed)
             }
+            skipGapSamples = -1
             let stamp = CaptureStamp(
                 firstSample: Int64(samples.written), frames: Int32(period), monotonicNs: firstNs,
                 wallNs: firstNs &+ Clock.wallMinusMonotonicNanoseconds(), discontinuity: pending,

@@ -421,10 +421,9 @@ final class MQTTClientLoop: @unchecked Sendable {
     var held: [(topic: String, payload: [UInt8], retain: Bool, enqueuedNs: Int64)] = []
     var heldBytes = 0
     var heldSent = 0
-    /// The spool write failure being reported: since when, the errno logged, when the next summary is due
-    /// and the counters when it started.
+    /// The spool write failure being reported: since when, when the next summary is due and the counters
+    /// when it started.
     struct SpoolFailure {
-        var errno: Int32
         var sinceNs: Int64
         var nextSummaryNs: Int64
         var summaryInterval: Double
@@ -550,7 +549,7 @@ final class MQTTClientLoop: @unchecked Sendable {
         if e != 0 {
             spoolFailure?.okSinceNs = nil
             guard var f = spoolFailure else {
-                spoolFailure = SpoolFailure(errno: e, sinceNs: now, nextSummaryNs: now + Int64(limits.spoolSummarySeconds * 1e9),
+                spoolFailure = SpoolFailure(sinceNs: now, nextSummaryNs: now + Int64(limits.spoolSummarySeconds * 1e9),
                                             summaryInterval: limits.spoolSummarySeconds, unspooledAtStart: unspooled, droppedAtStart: dropped)
                 logger.error("mqtt spool write failed: \(String(cString: strerror(e))); QoS-1 messages are held in memory (at most \(limits.heldMessages)) and published from there while the broker is connected, without surviving a restart", metadata: [
                     "spool": "\(spool.directory)", "held_messages": "\(held.count)",

@@ -30,7 +30,7 @@ public struct MQTTSinkError: Error, Sendable, CustomStringConvertible {
 ///   are held in memory, in order after everything spooled (bounded: ``Configuration/Limits/heldMessages``,
 ///   the oldest not yet sent dropped and counted), published from there like spooled ones (same order, same
 ///   PUBACK release, sent again after a reconnect) and written to the spool once it takes writes again; only
-///   a daemon stop or crash loses them. The failure is logged at error when it starts, summarised while it
+///   a daemon stop or crash (or a reload that restarts the sink) loses them. The failure is logged at error when it starts, summarised while it
 ///   lasts (after 1, 2, 4, … minutes, at most hourly), and a notice says when writes succeed again.
 /// - Availability: `<base>/status` retained `online` after each connect, `offline` on a clean stop and as the
 ///   Last Will (a box that dies or loses power shows offline once the broker notices).
@@ -561,14 +561,14 @@ final class MQTTClientLoop: @unchecked Sendable {
             f.summaryInterval = min(f.summaryInterval * 2, limits.spoolSummaryMaxSeconds)
             f.nextSummaryNs = now + Int64(f.summaryInterval * 1e9)
             spoolFailure = f
-            logger.error("mqtt spool write still failing: \(String(cString: strerror(e))); \(unspooled - f.unspooledAtStart) messages not spooled so far, \(dropped - f.droppedAtStart) of them dropped (memory bound)", metadata: [
+            logger.error("mqtt spool write still failing: \(String(cString: strerror(e))); \(unspooled - f.unspooledAtStart) messages held in memory instead so far, \(dropped - f.droppedAtStart) of them dropped (memory bound)", metadata: [
                 "spool": "\(spool.directory)", "held_messages": "\(held.count)", "failing_s": "\((now - f.sinceNs) / 1_000_000_000)",
             ])
         } else if var f = spoolFailure {
             guard let ok = f.okSinceNs else { f.okSinceNs = now; spoolFailure = f; updateGauges(); return }
             guard now - ok >= Int64(limits.spoolRecoverySeconds * 1e9) else { return }
             spoolFailure = nil
-            logger.notice("mqtt spool writable again (for \(Int(limits.spoolRecoverySeconds)) s) after failing for \((ok - f.sinceNs) / 1_000_000_000) s; \(unspooled - f.unspooledAtStart) messages were not spooled, \(dropped - f.droppedAtStart) of them dropped (memory bound)", metadata: [
+            logger.notice("mqtt spool writable again (for \(Int(limits.spoolRecoverySeconds)) s) after failing for \((ok - f.sinceNs) / 1_000_000_000) s; \(unspooled - f.unspooledAtStart) messages were held in memory instead, \(dropped - f.droppedAtStart) of them dropped (memory bound)", metadata: [
                 "spool": "\(spool.directory)", "held_messages": "\(held.count)",
             ])
             updateGauges()
@@ -914,7 +914,7 @@ extension MetricsSink {
         advanceLabelled("mqtt_connects", "Connections established to the MQTT broker.", labels: [], to: c["mqtt_connects"] ?? 0, &m)
         advanceLabelled("mqtt_connect_failures", "Failed or lost MQTT connection attempts.", labels: [], to: c["mqtt_connect_failures"] ?? 0, &m)
         advanceLabelled("mqtt_published", "MQTT messages published (QoS 1: acknowledged).", labels: [], to: c["mqtt_published"] ?? 0, &m)
-        advanceLabelled("mqtt_unspooled", "QoS-1 MQTT messages the spool could not take (full or read-only disk), held in memory instead.",
+        advanceLabelled("mqtt_unspooled", "QoS-1 MQTT messages held in memory instead of the spool while it could not be written (full or read-only disk).",
                         labels: [], to: c["mqtt_unspooled"] ?? 0, &m)
         for reason in ["inbox", "qos0", "spool", "memory"] {
             advanceLabelled("mqtt_dropped", "MQTT messages dropped: inbox full, QoS 0 while disconnected, spool bounds, memory bound while the spool cannot be written.",

@@ -480,13 +480,25 @@ package final class MQTTSpool {
     /// Hands out again everything not acknowledged (after a disconnect).
     package func rewind() { sendCursor = committed }
 
-    /// One in-place `pwrite` of the fixed-size cursor (overwriting its own 40 bytes needs no new space).
+    /// One in-place `pwrite` of the fixed-size cursor (overwriting its own 40 bytes needs no new space). A cursor
+    /// file that cannot get its first bytes (created on a full disk) is removed rather than left empty or short —
+    /// a missing cursor reads like an empty one — and created again by the next write (``retryCursor()``).
     private func saveCursor() {
-        guard cursorFD >= 0 else { return }
+        if cursorFD < 0 {
+            cursorFD = open(directory + "/cursor", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard cursorFD >= 0 else { cursorErrno = errno == 0 ? EIO : errno; return }
+        }
         let numbers = "\(committed.segment) \(committed.offset)"
         var text = Array("\(numbers) \(String(Self.check(numbers), radix: 16))\n".utf8)
         while text.count < Self.cursorBytes { text.insert(0x20, at: text.count - 1) }  // fixed width
         let n = text.withUnsafeBytes { pwrite(cursorFD, $0.baseAddress, $0.count, 0) }
-        cursorErrno = n == text.count ? 0 : n < 0 ? (errno == 0 ? EIO : errno) : ENOSPC
+        guard n != text.count else { cursorErrno = 0; return }
+        cursorErrno = n < 0 ? (errno == 0 ? EIO : errno) : ENOSPC
+        var st = stat()
+        if fstat(cursorFD, &st) == 0, st.st_size < Self.cursorBytes {
+            unlink(directory + "/cursor")
+            Glibc.close(cursorFD)
+            cursorFD = -1
+        }
     }
 }

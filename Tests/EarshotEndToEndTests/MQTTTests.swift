@@ -276,7 +276,8 @@ extension EndToEnd {
         /// in order with none missing — also across a 3 s broker outage while the disk is full (held in memory,
         /// sent after the reconnect); exactly one error line when it starts; `stats` and `/metrics` show it;
         /// freeing the space logs a notice and the spool takes writes again; drained segments are unlinked;
-        /// the cursor keeps its 40 bytes throughout.
+        /// the cursor keeps its 40 bytes throughout. Then a daemon started on a fresh spool on an already full
+        /// disk: one error line, no empty cursor file, windows delivered, the cursor written once there is room.
         @Test(.enabled(if: mqttTestsEnabled, "mosquitto not installed (CI=true fails instead)"))
         func aFullSpoolDiskStillDeliversInOrderAndRecovers() throws {
             let dir = try makeTemporaryDirectory("earshot-mqtt-full")
@@ -375,6 +376,22 @@ extension EndToEnd {
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr.suffix(1500))")
             #expect(cursorBytes() == 40)
+
+            // A daemon started with a fresh spool on a disk that is already full: one error line at start, no empty
+            // cursor left behind, windows still delivered; the cursor gets its 40 bytes once there is room.
+            try FileManager.default.removeItem(atPath: spoolDir)
+            fs.fill()
+            let second = try rig.start()
+            #expect(second.wait(until: 10) { $0.stderr.contains("mqtt spool write failed") }, "\(second.stderr)")
+            #expect(cursorBytes() == -1, "an empty cursor was left: \(cursorBytes()) bytes")
+            let before = sub.messages(topic: topic).count
+            #expect(waitFor(10) { sub.messages(topic: topic).count >= before + 8 }, "no windows from a daemon started on a full disk")
+            fs.free()
+            #expect(waitFor(10) { cursorBytes() == 40 })
+            #expect(second.wait(until: 20) { $0.stderr.contains("mqtt spool writable again") }, "\(second.stderr)")
+            #expect(second.stderr.split(separator: "\n").filter { $0.contains("mqtt spool write failed") }.count == 1)
+            second.signal(SIGTERM)
+            #expect(second.wait(timeout: 5) == .exited(0), "\(second.stderr.suffix(1500))")
             print("full spool disk: \(unspooled) messages published from memory, \(got.count) windows delivered, \(Set(got).count) distinct")
         }
 

@@ -348,11 +348,15 @@ struct MQTTSinkTests {
             #expect(spool.append(topic: "again", payload: payload, retain: false, nowNs: 1) == .written)
             #expect(spool.writeErrno == 0 && spool.next(nowNs: 2)?.record.topic == "again")
         }
-        // Opened on a full disk: the new cursor cannot get its bytes (reported); it does once there is room.
+        // Opened on a full disk: the new cursor cannot get its bytes (reported) and is not left empty (removed:
+        // a missing cursor reads as an empty one); it is written once there is room.
         try FileManager.default.removeItem(atPath: dir)
         fs.fill()
         let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
         #expect(spool.cursorErrno == ENOSPC && spool.writeErrno == ENOSPC)
+        #expect(fileSize(dir + "/cursor") == -1, "no empty cursor file left behind")
+        spool.retryCursor()
+        #expect(spool.cursorErrno == ENOSPC && fileSize(dir + "/cursor") == -1)
         #expect(spool.append(topic: "t", payload: payload, retain: false, nowNs: 1) == .failed(ENOSPC))
         fs.free()
         spool.retryCursor()

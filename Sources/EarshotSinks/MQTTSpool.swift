@@ -281,7 +281,7 @@ package final class MQTTSpool {
         return count
     }
 
-    /// Opens the segment to append to: the last one while it has room, else a new one (errno is left set
+    /// Opens the segment to append to: the last one while it has room, else a new one (``appendErrno`` is set
     /// when it throws).
     private func openWriteSegment() throws(MQTTSinkError) {
         if writeFD >= 0 { Glibc.close(writeFD); writeFD = -1 }
@@ -293,7 +293,9 @@ package final class MQTTSpool {
         }
         writeFD = open(path(index), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard writeFD >= 0 else {
-            throw MQTTSinkError("cannot open spool segment \(path(index)): \(String(cString: strerror(errno)))")
+            let e = errno
+            appendErrno = e == 0 ? EIO : e
+            throw MQTTSinkError("cannot open spool segment \(path(index)): \(String(cString: strerror(e)))")
         }
     }
 
@@ -314,7 +316,7 @@ package final class MQTTSpool {
             if writeFD >= 0 { Glibc.close(writeFD); writeFD = -1 }
         }
         if writeFD < 0 {
-            do { try openWriteSegment() } catch { return failed(errno) }
+            do { try openWriteSegment() } catch { return .failed(appendErrno) }
         }
         while segments.count > 1, segments.reduce(0, { $0 + $1.size }) + line.count > maxBytes { dropOldestSegment() }
         let written = line.withUnsafeBytes { write(writeFD, $0.baseAddress, $0.count) }

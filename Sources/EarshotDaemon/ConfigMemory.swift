@@ -133,6 +133,10 @@ extension EarshotConfig {
             let inbox = Double(MQTTSink.Configuration.Limits.inboxBytes + MQTTSink.Configuration.Limits.spoolRecordBytes)
             terms.append(.init(name: "mqtt inbox", keys: ["mqtt.broker"], bytes: inbox,
                                detail: "\(n(inbox)) bytes of messages waiting for the MQTT thread and one spool record"))
+            // Messages held while the spool cannot be written: their bytes plus about 64 bytes of bookkeeping each.
+            let held = Double(MQTTSink.Configuration.Limits.heldBytes + 64 * MQTTSink.Configuration.Limits.heldMessages)
+            terms.append(.init(name: "mqtt held messages", keys: ["mqtt.broker"], bytes: held,
+                               detail: "\(n(held)) bytes of QoS-1 messages held in memory while the spool cannot be written"))
         }
         return MemoryEstimate(terms: terms)
     }

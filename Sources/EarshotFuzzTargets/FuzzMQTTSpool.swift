@@ -41,7 +41,7 @@ public func fuzzMQTTSpool(_ data: UnsafeRawBufferPointer) {
             let topic = "earshot/fuzz/\(k)"
             let payload = Array("{\"k\":\(k),\"flags\":\(flags)}".utf8)
             // (Old segments may be dropped to make room; never the newest, which holds this record.)
-            guard spool.append(topic: topic, payload: payload, retain: k == 1, nowNs: nowNs) else { continue }
+            guard spool.append(topic: topic, payload: payload, retain: k == 1, nowNs: nowNs) == .written else { continue }
             guard let (rec, expired) = spool.next(nowNs: nowNs) else { fatalError("appended record \(k) not handed out") }
             precondition(!expired && rec.topic == topic && rec.payload == payload && rec.retain == (k == 1),
                          "appended record \(k) came back as \(rec.topic) \(rec.payload.count) bytes, expired \(expired)")

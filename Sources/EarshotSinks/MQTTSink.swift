@@ -26,6 +26,12 @@ public struct MQTTSinkError: Error, Sendable, CustomStringConvertible {
 ///   restarts; delivery is at-least-once (a message whose PUBACK was lost is sent again; consumers drop
 ///   repeats by topic and `t`). QoS-0 messages (decimated levels, stats) are dropped (counted) while
 ///   disconnected.
+/// - A spool that cannot be written (full or read-only disk) does not stop delivery: the messages it refuses
+///   are held in memory, in order after everything spooled (bounded: ``Configuration/Limits/heldMessages``,
+///   the oldest not yet sent dropped and counted), published from there like spooled ones (same order, same
+///   PUBACK release, sent again after a reconnect) and written to the spool once it takes writes again; only
+///   a daemon stop or crash (or a reload that restarts the sink) loses them. The failure is logged at error when it starts, summarised while it
+///   lasts (after 1, 2, 4, … minutes, at most hourly), and a notice says when writes succeed again.
 /// - Availability: `<base>/status` retained `online` after each connect, `offline` on a clean stop and as the
 ///   Last Will (a box that dies or loses power shows offline once the broker notices).
 /// - `stop()` is bounded: the thread sends `offline`, disconnects and ends within about 1.5 s.
@@ -93,6 +99,16 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             public static let spoolRecordBytes = MQTTSpool.maxRecordBytes
             /// QoS-1 messages sent and not yet acknowledged.
             public static let maxInflight = 20
+            /// QoS-1 messages held in memory while the spool cannot be written (full or read-only disk); beyond
+            /// either bound the oldest not yet sent is dropped and counted (`mqtt_dropped_memory`).
+            public static let heldMessages = 4096
+            public static let heldBytes = 4 << 20
+            /// The first summary of a spool write failure that lasts; then doubling, at most ``spoolSummaryMaxSeconds``.
+            public static let spoolSummarySeconds = 60.0
+            public static let spoolSummaryMaxSeconds = 3600.0
+            /// Writes must succeed this long before the failure is reported over (a disk at the edge of full that
+            /// takes one record and refuses the next is one failure, not a log line each time).
+            public static let spoolRecoverySeconds = 10.0
             /// Seconds the TCP connection to the broker may take.
             public static let connectTimeoutSeconds = 5.0
         }
@@ -269,6 +285,10 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
     let _spoolMessages = Atomic<Int>(0)
     let _latencyLastMs = Atomic<Int>(0)
     let _latencyMaxMs = Atomic<Int>(0)
+    let _spoolFailing = Atomic<Int>(0)
+    let _unspooled = Atomic<Int>(0)
+    let _held = Atomic<Int>(0)
+    let _heldDropped = Atomic<Int>(0)
 
     public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) {
         self.configuration = configuration
@@ -282,14 +302,17 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
     public var isConnected: Bool { _connected.load(ordering: .relaxed) == 1 }
 
     /// `mqtt_connected` (0/1), `mqtt_connects`, `mqtt_connect_failures`, `mqtt_published`,
-    /// `mqtt_dropped_inbox`, `mqtt_dropped_qos0`, `mqtt_dropped_spool`, `mqtt_spool_bytes`,
-    /// `mqtt_spool_messages`, `mqtt_publish_latency_ms_last`, `mqtt_publish_latency_ms_max`.
+    /// `mqtt_dropped_inbox`, `mqtt_dropped_qos0`, `mqtt_dropped_spool`, `mqtt_dropped_memory`, `mqtt_spool_bytes`,
+    /// `mqtt_spool_messages`, `mqtt_spool_failing` (0/1), `mqtt_unspooled`, `mqtt_held_messages`,
+    /// `mqtt_publish_latency_ms_last`, `mqtt_publish_latency_ms_max`.
     public var counters: [(String, Int)] {
         [("mqtt_connected", _connected.load(ordering: .relaxed)), ("mqtt_connects", _connects.load(ordering: .relaxed)),
          ("mqtt_connect_failures", _connectFailures.load(ordering: .relaxed)), ("mqtt_published", _published.load(ordering: .relaxed)),
          ("mqtt_dropped_inbox", _inboxDropped.load(ordering: .relaxed)), ("mqtt_dropped_qos0", _qos0Dropped.load(ordering: .relaxed)),
-         ("mqtt_dropped_spool", _spoolDropped.load(ordering: .relaxed)), ("mqtt_spool_bytes", _spoolBytes.load(ordering: .relaxed)),
-         ("mqtt_spool_messages", _spoolMessages.load(ordering: .relaxed)),
+         ("mqtt_dropped_spool", _spoolDropped.load(ordering: .relaxed)), ("mqtt_dropped_memory", _heldDropped.load(ordering: .relaxed)),
+         ("mqtt_spool_bytes", _spoolBytes.load(ordering: .relaxed)),
+         ("mqtt_spool_messages", _spoolMessages.load(ordering: .relaxed)), ("mqtt_spool_failing", _spoolFailing.load(ordering: .relaxed)),
+         ("mqtt_unspooled", _unspooled.load(ordering: .relaxed)), ("mqtt_held_messages", _held.load(ordering: .relaxed)),
          ("mqtt_publish_latency_ms_last", _latencyLastMs.load(ordering: .relaxed)),
          ("mqtt_publish_latency_ms_max", _latencyMaxMs.load(ordering: .relaxed))]
     }
@@ -383,7 +406,33 @@ final class MQTTClientLoop: @unchecked Sendable {
     var backoffSeconds: Double
     /// The failure reason last logged (a repeat is not logged again).
     var loggedFailure: String?
-    var inflight: [(mid: Int32, start: MQTTSpool.Position, end: MQTTSpool.Position, enqueuedNs: Int64, acked: Bool)] = []
+    /// Sent and not yet released, in publish order: spooled records (positions) and held ones (`held`).
+    struct InFlight {
+        var mid: Int32
+        var start = MQTTSpool.Position(segment: 0, offset: 0), end = MQTTSpool.Position(segment: 0, offset: 0)
+        var enqueuedNs: Int64
+        var acked: Bool
+        /// A message from ``held`` (its head), not from the spool.
+        var held = false
+    }
+    var inflight: [InFlight] = []
+    /// QoS-1 messages the spool could not take (full or read-only disk), in order after everything spooled;
+    /// the first `heldSent` are in flight. While any is held, new messages are held too (order).
+    var held: [(topic: String, payload: [UInt8], retain: Bool, enqueuedNs: Int64)] = []
+    var heldBytes = 0
+    var heldSent = 0
+    /// The spool write failure being reported: since when, when the next summary is due and the counters
+    /// when it started.
+    struct SpoolFailure {
+        var sinceNs: Int64
+        var nextSummaryNs: Int64
+        var summaryInterval: Double
+        var unspooledAtStart: Int
+        var droppedAtStart: Int
+        /// Since when writes succeed again (reported over after ``MQTTSink/Configuration/Limits/spoolRecoverySeconds``).
+        var okSinceNs: Int64?
+    }
+    var spoolFailure: SpoolFailure?
     var tokens = 0.0
     var lastTokenNs: Int64 = 0
     var lastHousekeepingNs: Int64 = 0
@@ -407,6 +456,11 @@ final class MQTTClientLoop: @unchecked Sendable {
 
     func run() {
         _ = Self.libraryReady
+        if let problem = spool.cursorProblem {
+            logger.warning("mqtt spool cursor not used: \(problem); resending from the oldest spooled message (at-least-once)",
+                           metadata: ["spool": "\(spool.directory)", "spooled_messages": "\(spool.pendingMessages)"])
+        }
+        noteSpoolState()
         while sink.running.load(ordering: .acquiring) {
             let now = Clock.monotonicNanoseconds()
             route(sink.takeInbox())
@@ -425,11 +479,19 @@ final class MQTTClientLoop: @unchecked Sendable {
             if now - lastHousekeepingNs >= 1_000_000_000 {
                 lastHousekeepingNs = now
                 spool.expire(nowNs: Self.wallNs())
+                spool.retryCursor()
+                flushHeld()
+                noteSpoolState()
                 updateGauges()
             }
         }
         route(sink.takeInbox())
         shutdown()
+        flushHeld()
+        if !held.isEmpty {
+            logger.error("mqtt stopped with \(held.count) QoS-1 messages held in memory (the spool could not be written): they are lost",
+                         metadata: ["spool": "\(spool.directory)"])
+        }
         updateGauges()
         spool.close()
     }
@@ -439,6 +501,78 @@ final class MQTTClientLoop: @unchecked Sendable {
         sink._spoolBytes.store(spool.pendingBytes, ordering: .relaxed)
         sink._spoolMessages.store(spool.pendingMessages, ordering: .relaxed)
         sink._connected.store(connected ? 1 : 0, ordering: .relaxed)
+        sink._held.store(held.count, ordering: .relaxed)
+        sink._spoolFailing.store(spool.writeErrno != 0 ? 1 : 0, ordering: .relaxed)
+    }
+
+    // MARK: spool write failures
+
+    /// A QoS-1 message: into the spool, or (the spool cannot be written, or messages are already held) held
+    /// in memory after everything spooled.
+    func enqueueQoS1(topic: String, payload: [UInt8], retain: Bool, nowNs: Int64) {
+        if held.isEmpty {
+            if case .failed = spool.append(topic: topic, payload: payload, retain: retain, nowNs: nowNs) {} else { return }
+            if spoolFailure == nil { noteSpoolState() }  // the failure starts with this message (counted in it)
+        }
+        sink._unspooled.add(1, ordering: .relaxed)
+        held.append((topic, payload, retain, nowNs))
+        heldBytes += topic.utf8.count + payload.count
+        // Bounded: the oldest not yet sent goes (those in flight are released by their PUBACK).
+        while held.count > heldSent && (held.count > MQTTSink.Configuration.Limits.heldMessages
+                                         || heldBytes > MQTTSink.Configuration.Limits.heldBytes) {
+            let h = held.remove(at: heldSent)
+            heldBytes -= h.topic.utf8.count + h.payload.count
+            sink._heldDropped.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Moves held messages into the spool, oldest first, while it takes them (only when none is in flight:
+    /// a held message sent before a spooled one must stay before it).
+    func flushHeld() {
+        guard heldSent == 0, !held.isEmpty else { return }
+        var moved = 0
+        for h in held {
+            if case .failed = spool.append(topic: h.topic, payload: h.payload, retain: h.retain, nowNs: h.enqueuedNs) { break }
+            moved += 1
+        }
+        guard moved > 0 else { return }
+        for h in held.prefix(moved) { heldBytes -= h.topic.utf8.count + h.payload.count }
+        held.removeFirst(moved)
+    }
+
+    /// Logs a spool write failure when it starts (error), a summary while it lasts, and its end (notice).
+    func noteSpoolState() {
+        let e = spool.writeErrno
+        let now = Clock.monotonicNanoseconds()
+        let unspooled = sink._unspooled.load(ordering: .relaxed), dropped = sink._heldDropped.load(ordering: .relaxed)
+        let limits = MQTTSink.Configuration.Limits.self
+        if e != 0 {
+            spoolFailure?.okSinceNs = nil
+            guard var f = spoolFailure else {
+                spoolFailure = SpoolFailure(sinceNs: now, nextSummaryNs: now + Int64(limits.spoolSummarySeconds * 1e9),
+                                            summaryInterval: limits.spoolSummarySeconds, unspooledAtStart: unspooled, droppedAtStart: dropped)
+                logger.error("mqtt spool write failed: \(String(cString: strerror(e))); QoS-1 messages are held in memory (at most \(limits.heldMessages)) and published from there while the broker is connected, without surviving a restart", metadata: [
+                    "spool": "\(spool.directory)", "held_messages": "\(held.count)",
+                ])
+                updateGauges()
+                return
+            }
+            guard now >= f.nextSummaryNs else { return }
+            f.summaryInterval = min(f.summaryInterval * 2, limits.spoolSummaryMaxSeconds)
+            f.nextSummaryNs = now + Int64(f.summaryInterval * 1e9)
+            spoolFailure = f
+            logger.error("mqtt spool write still failing: \(String(cString: strerror(e))); \(unspooled - f.unspooledAtStart) messages held in memory instead so far, \(dropped - f.droppedAtStart) of them dropped (memory bound)", metadata: [
+                "spool": "\(spool.directory)", "held_messages": "\(held.count)", "failing_s": "\((now - f.sinceNs) / 1_000_000_000)",
+            ])
+        } else if var f = spoolFailure {
+            guard let ok = f.okSinceNs else { f.okSinceNs = now; spoolFailure = f; updateGauges(); return }
+            guard now - ok >= Int64(limits.spoolRecoverySeconds * 1e9) else { return }
+            spoolFailure = nil
+            logger.notice("mqtt spool writable again (for \(Int(limits.spoolRecoverySeconds)) s) after failing for \((ok - f.sinceNs) / 1_000_000_000) s; \(unspooled - f.unspooledAtStart) messages were held in memory instead, \(dropped - f.droppedAtStart) of them dropped (memory bound)", metadata: [
+                "spool": "\(spool.directory)", "held_messages": "\(held.count)",
+            ])
+            updateGauges()
+        }
     }
 
     /// Routes inbox messages: QoS 1 into the spool, QoS 0 straight out (or dropped while disconnected).
@@ -452,9 +586,9 @@ final class MQTTClientLoop: @unchecked Sendable {
             guard let r = MQTTMessages.route(line: item.line, wallNs: item.wallNs, base: base, node: node, instance: instance,
                                              levelUnit: levelUnit) else { continue }
             if r.qos == 0 { publishQoS0(topic: r.topic, payload: r.payload) }
-            else { spool.append(topic: r.topic, payload: r.payload, retain: r.retain, nowNs: now) }
+            else { enqueueQoS1(topic: r.topic, payload: r.payload, retain: r.retain, nowNs: now) }
         }
-        if !batch.isEmpty { updateGauges() }
+        if !batch.isEmpty { noteSpoolState(); updateGauges() }
     }
 
     func publishQoS0(topic: String, payload: [UInt8]) {
@@ -464,8 +598,8 @@ final class MQTTClientLoop: @unchecked Sendable {
         else { sink._qos0Dropped.add(1, ordering: .relaxed) }
     }
 
-    /// Sends spooled records, in order, while fewer than `maxInflight` are unacknowledged and the drain
-    /// rate allows.
+    /// Sends spooled records, then held ones, in order, while fewer than `maxInflight` are unacknowledged and
+    /// the drain rate allows.
     func pump() {
         let nowMono = Clock.monotonicNanoseconds()
         let rate = config.spool.drainPerSecond
@@ -474,9 +608,20 @@ final class MQTTClientLoop: @unchecked Sendable {
         lastTokenNs = nowMono
         let now = Self.wallNs()
         while connected, let m = mosq, inflight.count < MQTTSink.Configuration.Limits.maxInflight, tokens >= 1 {
-            guard let (rec, expired) = spool.next(nowNs: now) else { break }
+            guard let (rec, expired) = spool.next(nowNs: now) else {
+                // The spool is sent up to its end: the held messages come next.
+                guard heldSent < held.count else { break }
+                let h = held[heldSent]
+                var mid: Int32 = 0
+                let rc = h.payload.withUnsafeBytes { mosquitto_publish(m, &mid, h.topic, Int32($0.count), $0.baseAddress, 1, h.retain) }
+                guard rc == MOSQ_ERR_SUCCESS.rawValue else { lost = describe(rc); return }
+                tokens -= 1
+                heldSent += 1
+                inflight.append(InFlight(mid: mid, enqueuedNs: h.enqueuedNs, acked: false, held: true))
+                continue
+            }
             if expired {
-                inflight.append((-1, rec.start, rec.end, rec.enqueuedNs, true))
+                inflight.append(InFlight(mid: -1, start: rec.start, end: rec.end, enqueuedNs: rec.enqueuedNs, acked: true))
                 releaseAcknowledged()
                 continue
             }
@@ -484,7 +629,7 @@ final class MQTTClientLoop: @unchecked Sendable {
             let rc = rec.payload.withUnsafeBytes { mosquitto_publish(m, &mid, rec.topic, Int32($0.count), $0.baseAddress, 1, rec.retain) }
             guard rc == MOSQ_ERR_SUCCESS.rawValue else { lost = describe(rc); return }
             tokens -= 1
-            inflight.append((mid, rec.start, rec.end, rec.enqueuedNs, false))
+            inflight.append(InFlight(mid: mid, start: rec.start, end: rec.end, enqueuedNs: rec.enqueuedNs, acked: false))
         }
     }
 
@@ -501,7 +646,13 @@ final class MQTTClientLoop: @unchecked Sendable {
     func releaseAcknowledged() {
         while let first = inflight.first, first.acked {
             inflight.removeFirst()
-            spool.acknowledge(through: first.start, end: first.end)
+            if first.held {
+                let h = held.removeFirst()
+                heldBytes -= h.topic.utf8.count + h.payload.count
+                heldSent -= 1
+            } else {
+                spool.acknowledge(through: first.start, end: first.end)
+            }
         }
     }
 
@@ -645,9 +796,12 @@ final class MQTTClientLoop: @unchecked Sendable {
         loggedFailure = nil
         spool.rewind()
         inflight.removeAll()
-        logger.notice("mqtt connected", metadata: [
+        heldSent = 0
+        var about: Logger.Metadata = [
             "broker": "\(endpoint.host):\(endpoint.port)", "tls": "\(endpoint.tls)", "spooled_messages": "\(spool.pendingMessages)",
-        ])
+        ]
+        if !held.isEmpty { about["held_messages"] = "\(held.count)" }
+        logger.notice("mqtt connected", metadata: about)
         guard let m = mosq else { return }
         let online = Array("online".utf8)
         _ = online.withUnsafeBytes { mosquitto_publish(m, nil, base + "/status", 6, $0.baseAddress, 1, true) }
@@ -692,10 +846,12 @@ final class MQTTClientLoop: @unchecked Sendable {
         connected = false
         if let m = mosq { mosquitto_destroy(m); mosq = nil }
         inflight.removeAll()
+        heldSent = 0
         spool.rewind()
         lost = nil
         if wasConnected {
-            logger.warning("mqtt disconnected: \(reason); spooling", metadata: ["broker": "\(endpoint.host):\(endpoint.port)"])
+            let keeping = spool.writeErrno == 0 ? "spooling" : "holding QoS-1 messages in memory (the spool cannot be written)"
+            logger.warning("mqtt disconnected: \(reason); \(keeping)", metadata: ["broker": "\(endpoint.host):\(endpoint.port)"])
             loggedFailure = nil
             nextAttemptNs = Clock.monotonicNanoseconds() + Int64(backoffSeconds * 1e9)
             updateGauges()
@@ -725,20 +881,24 @@ final class MQTTClientLoop: @unchecked Sendable {
         mosquitto_destroy(m)
         mosq = nil
         connected = false
+        heldSent = 0
         logger.info("mqtt stopped", metadata: ["spooled_messages": "\(spool.pendingMessages)"])
     }
 }
 
 extension MetricsSink {
     /// `/metrics` for the MQTT sink: `earshot_mqtt_connected`, `earshot_mqtt_spool_bytes`,
-    /// `earshot_mqtt_spool_messages`, `earshot_mqtt_publish_latency_{last,max}_seconds` (gauges);
-    /// `earshot_mqtt_connects_total`, `earshot_mqtt_connect_failures_total`, `earshot_mqtt_published_total`,
-    /// `earshot_mqtt_dropped_total{reason="inbox"|"qos0"|"spool"}` (counters). Called under the mirror lock.
+    /// `earshot_mqtt_spool_messages`, `earshot_mqtt_spool_failing`, `earshot_mqtt_held_messages`,
+    /// `earshot_mqtt_publish_latency_{last,max}_seconds` (gauges); `earshot_mqtt_connects_total`,
+    /// `earshot_mqtt_connect_failures_total`, `earshot_mqtt_published_total`, `earshot_mqtt_unspooled_total`,
+    /// `earshot_mqtt_dropped_total{reason="inbox"|"qos0"|"spool"|"memory"}` (counters). Called under the mirror lock.
     func updateMQTT(_ c: [String: Int], _ m: inout Mirror) {
         let gauges: [(String, String, String, Double)] = [
             ("mqtt_connected", "", "1 while connected to the MQTT broker.", Double(c["mqtt_connected"] ?? 0)),
             ("mqtt_spool_bytes", "", "Bytes of QoS-1 messages waiting in the MQTT spool.", Double(c["mqtt_spool_bytes"] ?? 0)),
             ("mqtt_spool_messages", "", "QoS-1 messages waiting in the MQTT spool (not yet acknowledged).", Double(c["mqtt_spool_messages"] ?? 0)),
+            ("mqtt_spool_failing", "", "1 while the MQTT spool cannot be written (full or read-only disk).", Double(c["mqtt_spool_failing"] ?? 0)),
+            ("mqtt_held_messages", "", "QoS-1 messages held in memory because the MQTT spool could not be written.", Double(c["mqtt_held_messages"] ?? 0)),
             ("mqtt_publish_latency_last", "seconds", "Enqueue to PUBACK of the last acknowledged MQTT message.",
              Double(c["mqtt_publish_latency_ms_last"] ?? 0) / 1000),
             ("mqtt_publish_latency_max", "seconds", "Longest enqueue to PUBACK of an MQTT message (outages included).",
@@ -754,8 +914,10 @@ extension MetricsSink {
         advanceLabelled("mqtt_connects", "Connections established to the MQTT broker.", labels: [], to: c["mqtt_connects"] ?? 0, &m)
         advanceLabelled("mqtt_connect_failures", "Failed or lost MQTT connection attempts.", labels: [], to: c["mqtt_connect_failures"] ?? 0, &m)
         advanceLabelled("mqtt_published", "MQTT messages published (QoS 1: acknowledged).", labels: [], to: c["mqtt_published"] ?? 0, &m)
-        for reason in ["inbox", "qos0", "spool"] {
-            advanceLabelled("mqtt_dropped", "MQTT messages dropped: inbox full, QoS 0 while disconnected, spool bounds.",
+        advanceLabelled("mqtt_unspooled", "QoS-1 MQTT messages held in memory instead of the spool while it could not be written (full or read-only disk).",
+                        labels: [], to: c["mqtt_unspooled"] ?? 0, &m)
+        for reason in ["inbox", "qos0", "spool", "memory"] {
+            advanceLabelled("mqtt_dropped", "MQTT messages dropped: inbox full, QoS 0 while disconnected, spool bounds, memory bound while the spool cannot be written.",
                             labels: [("reason", reason)], to: c["mqtt_dropped_" + reason] ?? 0, &m)
         }
     }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EarshotProtocol
+import EarshotTestKit
 import Foundation
 import Testing
 
@@ -170,6 +171,197 @@ struct MQTTSinkTests {
         while let (r, _) = spool.next(nowNs: Int64.max) { topics.append(r.topic) }
         #expect(topics == ["kept"], "the negative-time record is dropped, the valid one is still sent")
         #expect(spool.dropped >= 1)
+    }
+
+    func segmentFiles(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".spool") }.sorted()
+    }
+
+    func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1
+    }
+
+    /// Hands out and acknowledges everything as the sink does (at most 20 in flight, in order); returns the topics.
+    @discardableResult
+    func drainAll(_ spool: MQTTSpool, nowNs: Int64 = 2) -> [String] {
+        var inflight: [MQTTSpool.Record] = [], topics: [String] = []
+        while true {
+            while inflight.count < 20, let (r, _) = spool.next(nowNs: nowNs) { inflight.append(r) }
+            guard !inflight.isEmpty else { return topics }
+            let r = inflight.removeFirst()
+            topics.append(r.topic)
+            spool.acknowledge(through: r.start, end: r.end)
+        }
+    }
+
+    /// Issue 9 hardening: every fully acknowledged segment is unlinked — the one being appended to as well —
+    /// after a drain with a reconnect (rewind) in the middle, and when a restart finds one acknowledged to its end.
+    @Test func drainedSegmentsAreUnlinkedTheLastOneTooAndOnRestart() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let payload = [UInt8](repeating: 0x61, count: 200)
+        do {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 64 * 1024, maxAgeNs: 1 << 62)  // 8 KiB segments
+            for i in 0..<200 { spool.append(topic: "t/\(i)", payload: payload, retain: false, nowNs: 1) }
+            #expect(segmentFiles(dir).count >= 5, "\(segmentFiles(dir))")
+            // Half sent and acknowledged, ten more sent, then the connection drops (rewind) and it all drains.
+            for _ in 0..<100 { let (r, _) = try #require(spool.next(nowNs: 2)); spool.acknowledge(through: r.start, end: r.end) }
+            for _ in 0..<10 { _ = spool.next(nowNs: 2) }
+            spool.rewind()
+            let rest = drainAll(spool)
+            #expect(rest == (100..<200).map { "t/\($0)" })
+            #expect(segmentFiles(dir).isEmpty, "drained, yet \(segmentFiles(dir)) left")
+            #expect(spool.pendingMessages == 0 && spool.pendingBytes == 0 && spool.dropped == 0)
+            #expect(fileSize(dir + "/cursor") == 40)
+            // The next record starts a new segment and comes out next.
+            #expect(spool.append(topic: "after", payload: payload, retain: false, nowNs: 3) == .written)
+            #expect(spool.next(nowNs: 4)?.record.topic == "after")
+        }
+        // Restart: the unacknowledged one is still there, the cursor is trusted, nothing else is pending.
+        do {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 64 * 1024, maxAgeNs: 1 << 62)
+            #expect(spool.cursorProblem == nil && spool.pendingMessages == 1)
+            #expect(drainAll(spool) == ["after"])
+            #expect(segmentFiles(dir).isEmpty)
+        }
+        // A spool an earlier version left (a drained segment kept, its cursor at the segment's end, no check
+        // value): the restart unlinks the segment and resends nothing.
+        let seg = dir + "/000000000007.spool"
+        try Data("1\t0\told\t{}\n".utf8).write(to: URL(fileURLWithPath: seg))
+        try Data(("7 11" + String(repeating: " ", count: 35) + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/cursor"))
+        let spool = try MQTTSpool(directory: dir, maxBytes: 64 * 1024, maxAgeNs: 1 << 62)
+        #expect(spool.cursorProblem == nil && spool.pendingMessages == 0 && spool.next(nowNs: 2) == nil)
+        #expect(segmentFiles(dir).isEmpty, "\(segmentFiles(dir))")
+        #expect(spool.append(topic: "new", payload: payload, retain: false, nowNs: 3) == .written)
+        #expect(segmentFiles(dir) == ["000000000008.spool"])
+    }
+
+    /// The cursor: 40 bytes from the moment the spool opens; an empty, short or damaged one on start is not
+    /// trusted (reported) and the spool resends from its oldest segment — nothing lost, at most that segment's
+    /// acknowledged part again; one pointing into the middle of a record resends from that record.
+    @Test func anEmptyShortOrDamagedCursorResendsFromTheOldestSegmentAndLosesNothing() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cursor = dir + "/cursor"
+        func fill() throws {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+            #expect(fileSize(cursor) == 40, "the cursor is written when the spool opens")
+            for i in 0..<10 { spool.append(topic: "t/\(i)", payload: Array("{}".utf8), retain: false, nowNs: 1) }
+            for _ in 0..<4 { let (r, _) = try #require(spool.next(nowNs: 2)); spool.acknowledge(through: r.start, end: r.end) }
+        }
+        func reopen() throws -> (problem: String?, topics: [String]) {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+            defer { spool.close() }
+            #expect(fileSize(cursor) == 40)
+            return (spool.cursorProblem, drainAll(spool))
+        }
+        try fill()
+        #expect(try reopen() == (nil, (4..<10).map { "t/\($0)" }), "an intact cursor resumes at the first unacknowledged")
+        let all = (0..<10).map { "t/\($0)" }
+        let damages: [(String, Data, String)] = [
+            ("empty", Data(), "empty"),
+            ("short", Data("0 4".utf8), "bytes long"),
+            ("wrong check", Data(("0 22 deadbeef" + String(repeating: " ", count: 26) + "\n").utf8), "damaged"),
+        ]
+        for (what, bytes, problem) in damages {
+            try? FileManager.default.removeItem(atPath: dir)
+            try fill()
+            try bytes.write(to: URL(fileURLWithPath: cursor))
+            let (found, topics) = try reopen()
+            #expect(found?.contains(problem) == true, "\(what): \(found ?? "no problem reported")")
+            #expect(topics == all, "\(what): resent from the oldest segment, nothing lost")
+        }
+        // A valid cursor in the middle of record 4 (offset of t/4 + 3): t/4 is sent again, not cut.
+        try? FileManager.default.removeItem(atPath: dir)
+        try fill()
+        let segment = try #require(segmentFiles(dir).first)
+        let text = try String(contentsOfFile: dir + "/" + segment, encoding: .utf8)
+        let offset = text.split(separator: "\n").prefix(4).reduce(0) { $0 + $1.utf8.count + 1 } + 3
+        let numbers = "\(Int(segment.dropLast(6))!) \(offset)"
+        let line = "\(numbers) \(String(MQTTSpool.check(numbers), radix: 16))"
+        try Data((line + String(repeating: " ", count: 39 - line.utf8.count) + "\n").utf8).write(to: URL(fileURLWithPath: cursor))
+        #expect(try reopen() == (nil, (4..<10).map { "t/\($0)" }))
+    }
+
+    /// Records skipped as unreadable are dropped once (not again after a rewind) and leave `pendingMessages`
+    /// right (it went stale: `stats` kept counting them); a corrupt segment at the head is released.
+    @Test func skippedCorruptRecordsAreCountedOnceAndLeaveNoStalePendingCount() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+            spool.append(topic: "a", payload: Array("{}".utf8), retain: false, nowNs: 1)
+        }
+        try appendToSegment(dir, "garbage\nmore garbage\n2\t0\tb\t{}\n")
+        let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+        #expect(spool.pendingMessages == 4)
+        let a = try #require(spool.next(nowNs: 3))  // "a" in flight; the two bad lines are skipped after it
+        let b = try #require(spool.next(nowNs: 3))
+        #expect(a.record.topic == "a" && b.record.topic == "b" && spool.dropped == 2)
+        #expect(spool.pendingMessages == 2, "the skipped lines are no longer pending")
+        spool.rewind()  // a reconnect: handed out again, not counted again
+        #expect(drainAll(spool, nowNs: 3) == ["a", "b"])
+        #expect(spool.dropped == 2 && spool.pendingMessages == 0 && segmentFiles(dir).isEmpty)
+        // A segment that is all garbage, with nothing before it in flight, is released as it is skipped.
+        do {
+            let s = try MQTTSpool(directory: dir + "/2", maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+            s.append(topic: "x", payload: Array("{}".utf8), retain: false, nowNs: 1)
+            drainAll(s)
+            s.append(topic: "y", payload: Array("{}".utf8), retain: false, nowNs: 1)
+        }
+        try FileManager.default.removeItem(atPath: dir + "/2/" + segmentFiles(dir + "/2")[0])
+        try Data("junk\njunk\n".utf8).write(to: URL(fileURLWithPath: dir + "/2/000000000001.spool"))
+        let s = try MQTTSpool(directory: dir + "/2", maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+        #expect(s.pendingMessages == 2 && s.next(nowNs: 3) == nil)
+        #expect(s.dropped == 2 && s.pendingMessages == 0 && segmentFiles(dir + "/2").isEmpty)
+    }
+
+    /// The spool on a genuinely full file system (a 64 KiB tmpfs; root mounts it, CI=true fails without it):
+    /// appends fail with ENOSPC without a partial record or a drop count, what was written drains intact, the
+    /// cursor keeps its 40 bytes (written in place), and writes succeed again once there is room. A spool
+    /// opened on a full disk reports the cursor it could not write and writes it when room comes back.
+    @Test func aFullDiskRefusesAppendsCleanlyAndTheCursorKeepsItsBytes() throws {
+        let base = try tempDir()
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        guard let fs = SmallTmpfs(at: base, kib: 64) else {
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
+            print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
+            return
+        }
+        defer { fs.unmount() }
+        let dir = base + "/spool"
+        let payload = [UInt8](repeating: 0x62, count: 300)
+        do {
+            let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+            #expect(spool.append(topic: "t/0", payload: payload, retain: false, nowNs: 1) == .written)
+            fs.fill()
+            var results: [MQTTSpool.AppendResult] = []
+            for i in 1..<100 { results.append(spool.append(topic: "t/\(i)", payload: payload, retain: false, nowNs: 1)) }
+            let written = 1 + (results.firstIndex { $0 != .written } ?? results.count)
+            #expect(written < 100, "the full disk refused nothing")
+            #expect(results.dropFirst(written - 1).allSatisfy { $0 == .failed(ENOSPC) }, "\(results)")
+            #expect(spool.writeErrno == ENOSPC && spool.dropped == 0)
+            #expect(drainAll(spool) == (0..<written).map { "t/\($0)" }, "what was written is whole and in order")
+            #expect(fileSize(dir + "/cursor") == 40 && spool.cursorErrno == 0, "the cursor is rewritten in place")
+            fs.free()
+            #expect(spool.append(topic: "again", payload: payload, retain: false, nowNs: 1) == .written)
+            #expect(spool.writeErrno == 0 && spool.next(nowNs: 2)?.record.topic == "again")
+        }
+        // Opened on a full disk: the new cursor cannot get its bytes (reported) and is not left empty (removed:
+        // a missing cursor reads as an empty one); it is written once there is room.
+        try FileManager.default.removeItem(atPath: dir)
+        fs.fill()
+        let spool = try MQTTSpool(directory: dir, maxBytes: 1 << 20, maxAgeNs: 1 << 62)
+        #expect(spool.cursorErrno == ENOSPC && spool.writeErrno == ENOSPC)
+        #expect(fileSize(dir + "/cursor") == -1, "no empty cursor file left behind")
+        spool.retryCursor()
+        #expect(spool.cursorErrno == ENOSPC && fileSize(dir + "/cursor") == -1)
+        #expect(spool.append(topic: "t", payload: payload, retain: false, nowNs: 1) == .failed(ENOSPC))
+        fs.free()
+        spool.retryCursor()
+        #expect(spool.cursorErrno == 0 && fileSize(dir + "/cursor") == 40)
+        #expect(spool.append(topic: "t", payload: payload, retain: false, nowNs: 1) == .written && spool.writeErrno == 0)
     }
 
     // MARK: configuration

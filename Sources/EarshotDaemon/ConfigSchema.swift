@@ -498,7 +498,7 @@ enum ConfigSchema {
         .int("socket.queue_bytes", \.socket.queueBytes, Bounds(SocketPublisher.Configuration.Limits.queueBytes)),
         .int("socket.queue_bytes_total", \.socket.queueBytesTotal, Bounds(SocketPublisher.Configuration.Limits.queueBytesTotal)),
         // rolling
-        ConfigKey(path: "rolling.windows_s", kind: "list of numbers", apply: { (c, raw) throws(ValueProblem) in
+        ConfigKey(path: "rolling.windows_s", kind: "list of numbers, each 0.1–86400", apply: { (c, raw) throws(ValueProblem) in
             let items = try parseDoubleList(raw)
             guard !items.isEmpty else { throw .range("must list at least one window") }
             let limits = RollingAggregator.Configuration.Limits.self
@@ -506,7 +506,7 @@ enum ConfigSchema {
             var previous = 0.0
             for (v, line) in items {
                 guard limits.windowSeconds.contains(v) else {
-                    throw ValueProblem(code: .outOfRange, message: "window \(formatNumber(v)) is out of range: must be greater than 0 and at most 86400 seconds", line: line)
+                    throw ValueProblem(code: .outOfRange, message: "window \(formatNumber(v)) is out of range: must be at least 0.1 and at most 86400 seconds", line: line)
                 }
                 guard v > previous else {
                     throw ValueProblem(code: .outOfRange, message: "windows must be strictly increasing: \(formatNumber(v)) follows \(formatNumber(previous))", line: line)

@@ -275,7 +275,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             self.weighting = weighting
             self.offset = offset
             self.seconds = seconds
-            lengthNs = Int64((seconds * 1e9).rounded())
+            lengthNs = max(1, Int64((seconds * 1e9).rounded()))  // validate() keeps it ≥ 0.1 s; never 0
             self.capacity = capacity
             self.nMels = nMels
             levels = .allocate(capacity: capacity); levels.initialize(repeating: 0)

@@ -90,11 +90,12 @@ extension SocketPublisher.Configuration {
 extension RollingAggregator.Configuration {
     public enum Limits {
         public static let windowCount = 1...16
-        /// Each window, seconds.
-        public static let windowSeconds = SinkRange(0, 86_400, lowerExclusive: true)
+        /// Each window, seconds: from 0.1 s (ten default hops; shorter ones rounded to 0 ns and trapped the
+        /// rolling thread, attack run) to a day.
+        public static let windowSeconds = SinkRange(0.1, 86_400)
     }
 
-    /// Windows: 1 to 16, each in (0, 86400] s, strictly increasing (field `windows_s`).
+    /// Windows: 1 to 16, each in [0.1, 86400] s, strictly increasing (field `windows_s`).
     public func validate() throws(SinkConfigError) {
         guard !windowsSeconds.isEmpty else { throw SinkConfigError(field: "windows_s", message: "must list at least one window") }
         guard Limits.windowCount.contains(windowsSeconds.count) else {
@@ -103,7 +104,7 @@ extension RollingAggregator.Configuration {
         var previous = 0.0
         for w in windowsSeconds {
             guard Limits.windowSeconds.contains(w) else {
-                throw SinkConfigError(field: "windows_s", message: "window \(fmt(w)) is out of range: must be greater than 0 and at most 86400 seconds")
+                throw SinkConfigError(field: "windows_s", message: "window \(fmt(w)) is out of range: must be at least 0.1 and at most 86400 seconds")
             }
             guard w > previous else {
                 throw SinkConfigError(field: "windows_s", message: "windows must be strictly increasing: \(fmt(w)) follows \(fmt(previous))")

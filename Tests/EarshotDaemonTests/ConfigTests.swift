@@ -159,6 +159,8 @@ struct ConfigTests {
         ("socket:\n  path: relative.sock\n", 2, "socket.path", "\"relative.sock\" must be an absolute path"),
         ("metrics:\n  listen: localhost\n", 2, "metrics.listen", "\"localhost\" is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464, port 1-65535)"),
         ("rolling:\n  windows_s: [10, 1]\n", 2, "rolling.windows_s", "windows must be strictly increasing: 1 follows 10"),
+        // Shorter windows rounded to 0 ns and trapped the rolling thread (attack run: 1e-300, 1e-10).
+        ("rolling:\n  windows_s: [1e-10, 1]\n", 2, "rolling.windows_s", "window 1e-10 is out of range: must be at least 0.1 and at most 86400 seconds"),
         ("budgets:\n  dsp_ms: 0\n", 2, "budgets.dsp_ms", "0 is out of range: must be greater than 0 and at most 60000"),
     ])
     func outOfRange(yaml: String, line: Int, key: String, message: String) throws {

@@ -382,6 +382,11 @@ public struct ConfigBuilder: Sendable {
             throw fail("analysis.hop", "\(a.hop) gives \(n(Double(c.capture.sampleRate) / Double(a.hop))) frames per second at capture.sample_rate \(c.capture.sampleRate); at most \(EarshotConfig.maxFramesPerSecond) are allowed (hop at least \(minHop))",
                        "capture.sample_rate", "\(c.capture.sampleRate) gives more than \(EarshotConfig.maxFramesPerSecond) frames per second with analysis.hop \(a.hop) (hop at least \(minHop))")
         }
+        let hopSeconds = Double(a.hop) / Double(c.capture.sampleRate)
+        if let w = c.rolling.windowsSeconds.first, w < hopSeconds {
+            throw fail("rolling.windows_s", "window \(n(w)) s is shorter than one hop (analysis.hop \(a.hop) at \(c.capture.sampleRate) Hz = \(n(hopSeconds)) s)",
+                       "analysis.hop", "\(a.hop) is longer than the rolling window of \(n(w)) s (rolling.windows_s)")
+        }
         if let listen = c.metrics.listen, !c.metrics.allowRemote, let host = splitListenAddress(listen)?.host, !isLoopbackHost(host) {
             throw fail("metrics.listen", "\"\(listen)\" is not a loopback address (127.0.0.1, [::1], localhost); set metrics.allow_remote: true to serve /metrics to the network",
                        "metrics.allow_remote", "false, and metrics.listen \"\(listen)\" is not a loopback address")

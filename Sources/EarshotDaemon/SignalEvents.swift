@@ -29,7 +29,11 @@ public enum SignalEvents {
             var one: UInt64 = 1
             _ = write(SignalEvents.fd, &one, 8)
         }
-        setHandler(handler, for: [SIGTERM, SIGINT, SIGHUP])
+        // SIGXCPU (a CPU-time limit reached) stops cleanly like SIGTERM; the signals the daemon has no use
+        // for, whose default action ends the process without a log line, socket cleanup or clip flush, are
+        // ignored (attack run: `kill -USR1` ended it at once).
+        setHandler(handler, for: [SIGTERM, SIGINT, SIGHUP, SIGXCPU])
+        for sig in [SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF] { signal(sig, SIG_IGN) }
         return fd
     }
 

@@ -58,6 +58,12 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
             try Limits.rollSeconds.check("pre_roll_s", preRollSeconds)
             try Limits.rollSeconds.check("post_roll_s", postRollSeconds)
             try Limits.maxClipSeconds.check("max_clip_s", maxClipSeconds)
+            if preRollSeconds + postRollSeconds <= 0 {
+                // 0 + 0 would enable clips that never hold a sample (nothing written, nothing logged).
+                var e = SinkConfigError(field: "post_roll_s", message: "pre_roll_s + post_roll_s must be more than 0 (a clip holds the seconds around its alert)")
+                e.related = "pre_roll_s"
+                throw e
+            }
             if preRollSeconds + postRollSeconds > maxClipSeconds {
                 var e = SinkConfigError(field: "pre_roll_s", message: "pre_roll_s + post_roll_s (\(preRollSeconds + postRollSeconds)) must not exceed max_clip_s (\(maxClipSeconds))")
                 e.related = "max_clip_s"

@@ -137,7 +137,7 @@ extension AlertSink.Configuration {
 
 extension MetricsSink.Configuration {
     public enum Limits {
-        public static let textfileIntervalSeconds = SinkRange(0, 86_400, lowerExclusive: true)
+        public static let textfileIntervalSeconds = SinkRange(1, 86_400)  // 1e-300 rewrote the file in a tight loop (attack run)
         /// Constant labels besides `instance` and `device` (`metrics.labels`), and the bytes of each value.
         public static let constantLabels = 16
         public static let labelValueBytes = 256

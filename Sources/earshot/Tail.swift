@@ -21,9 +21,16 @@ struct Tail: ParsableCommand {
             path = (try? EarshotConfig.load(configPath: nil, environment: env, options: .init(checkSystem: false)))?.socket.path
         }
         guard every >= 1 else { fail("--every must be at least 1"); throw ExitCode(ExitStatus.usage) }
+        let names = streams.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.contains(where: \.isEmpty) else {
+            fail("--streams: empty stream name in '\(streams)'; known: frame, rolling, onset, alert, status, stats, spectrum")
+            throw ExitCode(ExitStatus.usage)
+        }
         let code = try TailClient.run(
             socketPath: path ?? EarshotConfig.defaults.socket.path,
-            streams: streams.split(separator: ",").map { String($0) }, every: every, json: json, maxSeconds: duration)
+            streams: names, every: every, json: json, maxSeconds: duration,
+            // One line at a time also into a pipe or file (block buffering lost the last lines on SIGINT).
+            output: { print($0); fflush(nil) })
         if code != 0 { throw ExitCode(code) }
     }
 }

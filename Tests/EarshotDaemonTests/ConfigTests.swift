@@ -195,6 +195,10 @@ struct ConfigTests {
         // (attack run: `defaults: analysis.n_mels: …`, `defaults: clips.pre_roll_s: …`).
         ("capture:\n  sample_rate: 192000\n", 2, "capture.sample_rate",
          "conflicts with analysis.n_mels (default): mel band 0 (0.0–92.81 Hz) contains no FFT bin at n_fft 1024 (bins every 187.5 Hz at 192000 Hz), so it would read a constant floor: use a larger n_fft, fewer n_mels, or a higher fmin"),
+        ("clips:\n  directory: /tmp/clips\n  pre_roll_s: 0\n  post_roll_s: 0\n", 4, "clips.post_roll_s",
+         "pre_roll_s + post_roll_s must be more than 0 (a clip holds the seconds around its alert)"),
+        ("capture:\n  sample_rate: 8000\nanalysis:\n  n_fft: 8192\n  hop: 4096\n  fmax: 4000\n  n_mels: 32\nrolling:\n  windows_s: [0.2, 1]\n", 9, "rolling.windows_s",
+         "window 0.2 s is shorter than one hop (analysis.hop 4096 at 8000 Hz = 0.512 s)"),
         ("clips:\n  directory: /tmp/clips\n  post_roll_s: 300\n", 3, "clips.post_roll_s",
          "conflicts with clips.pre_roll_s (default): pre_roll_s + post_roll_s (305.0) must not exceed max_clip_s (60.0)"),
     ])

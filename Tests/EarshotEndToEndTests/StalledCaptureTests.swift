@@ -119,6 +119,24 @@ extension EndToEnd.Service {
         #expect(lines.count < 40, "\(lines.count) log lines in ~3 s")
     }
 
+    /// Signals the daemon has no use for are ignored (attack run: SIGUSR1 and co. ended it with no log line
+    /// and no socket cleanup); SIGXCPU stops it cleanly like SIGTERM.
+    @Test func unusedSignalsAreIgnoredAndSIGXCPUStopsCleanly() throws {
+        let dir = try makeTemporaryDirectory("earshot-signals")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("sig.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let daemon = try runOnFilePCM("sig", infile: fifo, format: "S16_LE", in: dir)
+        defer { daemon.killAndReap() }
+        #expect(daemon.wait(until: 8) { d in d.stderr.contains("started") }, "\(daemon.stderr)")
+        for sig in [SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF] { daemon.signal(sig) }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(daemon.isRunning, "\(daemon.stderr)")
+        daemon.signal(SIGXCPU)
+        #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("stopped"), "\(daemon.stderr)")
+    }
+
     /// A capture FIFO that nobody writes to: the start-up probe gives up after 2 s (it used to hang in
     /// `open`), the daemon waits for the device, and SIGTERM still exits 0 at once.
     @Test func fifoDeviceWithoutWriterDoesNotHangStartOrStop() throws {

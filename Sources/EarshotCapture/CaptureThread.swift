@@ -70,6 +70,7 @@ public final class CaptureThread: @unchecked Sendable {
     private let _reconnects = Atomic<Int>(0)
     private let _gapSamples = Atomic<Int>(0)
     private let _nonFiniteChannelSamples = Atomic<Int>(0)
+    private let _clampedChannelSamples = Atomic<Int>(0)
     private let _timestampSource = Atomic<UInt8>(0)
     private let stopRequested = Atomic<Bool>(false)
     private let launched = Atomic<Bool>(false)
@@ -127,6 +128,8 @@ public final class CaptureThread: @unchecked Sendable {
     /// Non-finite `FLOAT_LE` samples of one channel counted as 0 in a multi-channel mix (so a NaN in one
     /// channel does not erase the others; the DSP's input guard counts what reaches it).
     public var nonFiniteChannelSamples: Int { _nonFiniteChannelSamples.load(ordering: .relaxed) }
+    /// `FLOAT_LE` samples of one channel beyond ±1000 counted as ±1000 in a multi-channel mix.
+    public var clampedChannelSamples: Int { _clampedChannelSamples.load(ordering: .relaxed) }
     /// How the most recent stamps were timed.
     public var timestampSource: CaptureTimestampSource {
         CaptureTimestampSource(rawValue: _timestampSource.load(ordering: .relaxed)) ?? .unknown
@@ -598,7 +601,10 @@ public final class CaptureThread: @unchecked Sendable {
             let replaced = sideRing != nil
                 ? convertToMidSide(bytes, format: format, frames: period, mid: floats, side: sideFloats)
                 : convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
-            if replaced != 0 { _nonFiniteChannelSamples.add(replaced, ordering: .relaxed) }
+            if replaced.total != 0 {
+                _nonFiniteChannelSamples.add(replaced.nonFinite, ordering: .relaxed)
+                _clampedChannelSamples.add(replaced.clamped, ordering: .relaxed)
+            }
             // Zero-fill for the next read: a device that returns frames without writing them (the `file`
             // plugin past the end of its infile) then yields silence, not stale samples.
             memset(bytes, 0, period * frameBytes)

@@ -1,3 +1,5 @@
+import EarshotRealtime
+
 /// Interleaved PCM sample encodings Earshot reads, from ALSA or from WAV files.
 public enum SampleFormat: String, Sendable, CaseIterable, CustomStringConvertible {
     /// 32-bit IEEE float, little endian. ALSA: `SND_PCM_FORMAT_FLOAT_LE`.
@@ -29,21 +31,22 @@ public enum SampleFormat: String, Sendable, CaseIterable, CustomStringConvertibl
 /// The live capture path and `earshot analyze` both go through this, so the same bytes give the same
 /// floats bit for bit. Real-time safe: no allocation, no locks.
 ///
-/// A non-finite `FLOAT_LE` sample of one channel counts as 0 in the average (``decodeChannelSample(_:format:nonFinite:)``):
-/// a NaN in one channel must not erase the others (the DSP's input guard would zero the whole averaged
-/// sample). A single channel (or a picked one) is passed through as it is; the DSP's guard counts and
-/// replaces its non-finite samples.
+/// A non-finite `FLOAT_LE` sample of one channel counts as 0 in the average and one beyond ±1000 as ±1000
+/// (``decodeChannelSample(_:format:replaced:)``): a NaN in one channel must not erase the others, and the sum
+/// of channels near `Float.greatestFiniteMagnitude` must not overflow to infinity (the DSP's input guard
+/// would zero the whole averaged sample). A single channel (or a picked one) is passed through as it is;
+/// the DSP's guard counts and replaces its samples.
 ///
 /// - Parameters:
 ///   - source: `frames * channels * format.bytesPerSample` bytes, interleaved.
 ///   - channel: the 0-based channel to keep, or `nil` to average all channels.
 ///   - destination: room for `frames` floats.
-/// - Returns: the channel samples replaced by 0 in the average because they were NaN or ±infinity.
+/// - Returns: the channel samples replaced before the average.
 @inlinable @discardableResult
 public func convertToMono(
     _ source: UnsafeRawPointer, format: SampleFormat, frames: Int, channels: Int, channel: Int?,
     into destination: UnsafeMutablePointer<Float>
-) -> Int {
+) -> ChannelReplacements {
     let stride = channels * format.bytesPerSample
     if let channel {
         let offset = channel * format.bytesPerSample
@@ -73,19 +76,19 @@ public func convertToMono(
         }
     } else {
         let scale = 1 / Float(channels)
-        var nonFinite = 0
+        var replaced = ChannelReplacements()
         for f in 0..<frames {
             var acc: Float = 0
             var p = source + f * stride
             for _ in 0..<channels {
-                acc += decodeChannelSample(p, format: format, nonFinite: &nonFinite)
+                acc += decodeChannelSample(p, format: format, replaced: &replaced)
                 p += format.bytesPerSample
             }
             destination[f] = acc * scale
         }
-        return nonFinite
+        return replaced
     }
-    return 0
+    return ChannelReplacements()
 }
 
 /// Converts interleaved 2-channel PCM to the mid signal `M = (L + R) / 2` (bit for bit the averaged downmix of
@@ -93,36 +96,50 @@ public func convertToMono(
 ///
 /// The level meter runs its weightings on both and adds their energies: by linearity
 /// `A(M)² + A(S)² = (A(L)² + A(R)²) / 2`, the energy mean over the two channels, which anti-phase content
-/// cannot cancel. A non-finite `FLOAT_LE` sample of one channel counts as 0 (the other channel's level
-/// stays measured). Real-time safe: no allocation, no locks.
+/// cannot cancel. A non-finite `FLOAT_LE` sample of one channel counts as 0 and one beyond ±1000 as ±1000
+/// (the other channel's level stays measured, `L ± R` cannot overflow). Real-time safe: no allocation, no locks.
 ///
-/// - Returns: the channel samples replaced by 0 because they were NaN or ±infinity.
+/// - Returns: the channel samples replaced.
 @inlinable @discardableResult
 public func convertToMidSide(
     _ source: UnsafeRawPointer, format: SampleFormat, frames: Int,
     mid: UnsafeMutablePointer<Float>, side: UnsafeMutablePointer<Float>
-) -> Int {
+) -> ChannelReplacements {
     let b = format.bytesPerSample
     let stride = 2 * b
-    var nonFinite = 0
+    var replaced = ChannelReplacements()
     for f in 0..<frames {
         let p = source + f * stride
-        let l = decodeChannelSample(p, format: format, nonFinite: &nonFinite)
-        let r = decodeChannelSample(p + b, format: format, nonFinite: &nonFinite)
+        let l = decodeChannelSample(p, format: format, replaced: &replaced)
+        let r = decodeChannelSample(p + b, format: format, replaced: &replaced)
         mid[f] = (0 + l + r) * 0.5
         side[f] = (l - r) * 0.5
     }
-    return nonFinite
+    return replaced
 }
 
-/// One channel's sample for a mix of several: a non-finite float becomes 0 and is counted in `nonFinite`
-/// (integer formats are always finite; the check is one compare on the common path).
+/// Channel samples replaced before a mix (see ``decodeChannelSample(_:format:replaced:)``).
+public struct ChannelReplacements: Sendable, Equatable {
+    /// NaN or ±infinity, counted as 0.
+    public var nonFinite = 0
+    /// Finite beyond ±``limit``, counted as ±``limit``.
+    public var clamped = 0
+    /// ``SampleLimit/magnitude`` (+60 dBFS), the DSP input guard's bound.
+    public static let limit: Float = SampleLimit.magnitude
+    public init(nonFinite: Int = 0, clamped: Int = 0) { self.nonFinite = nonFinite; self.clamped = clamped }
+    public var total: Int { nonFinite &+ clamped }
+}
+
+/// One channel's sample for a mix of several: a non-finite float becomes 0, one beyond ±1000 becomes ±1000,
+/// each counted in `replaced` (integer formats are always within [−1, 1); the check is one compare on the
+/// common path).
 @inlinable @inline(__always)
-public func decodeChannelSample(_ p: UnsafeRawPointer, format: SampleFormat, nonFinite: inout Int) -> Float {
+public func decodeChannelSample(_ p: UnsafeRawPointer, format: SampleFormat, replaced: inout ChannelReplacements) -> Float {
     let v = decodeSample(p, format: format)
-    if format == .float32 && !v.isFinite {
-        nonFinite &+= 1
-        return 0
+    if format == .float32 && !(abs(v) <= ChannelReplacements.limit) {
+        if !v.isFinite { replaced.nonFinite &+= 1; return 0 }
+        replaced.clamped &+= 1
+        return v > 0 ? ChannelReplacements.limit : -ChannelReplacements.limit
     }
     return v
 }

@@ -41,9 +41,9 @@ public final class WAVFile {
     /// Data bytes not read yet (`nil`: until end of input).
     private var remainingBytes: Int?
     private var dataBytesRead = 0
-    /// Non-finite float samples of one channel counted as 0 in a multi-channel mix so far (see
+    /// Float samples of one channel replaced before a multi-channel mix so far (see
     /// ``convertToMono(_:format:frames:channels:channel:into:)``).
-    public private(set) var nonFiniteChannelSamples = 0
+    public private(set) var replacedChannelSamples = ChannelReplacements()
 
     /// Opens `path`. A FIFO is opened without blocking (no writer yet is not a hang) and read as a stream.
     public convenience init(path: String, timeout: Double = WAVFile.defaultTimeout) throws(WAVError) {
@@ -265,10 +265,12 @@ public final class WAVFile {
         }
         let whole = got / bytesPerFrame
         if whole > 0, let side, hasSide(channel: channel) {
-            nonFiniteChannelSamples += convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
+            let r = convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
+            replacedChannelSamples.nonFinite += r.nonFinite; replacedChannelSamples.clamped += r.clamped
         } else if whole > 0 {
-            nonFiniteChannelSamples += convertToMono(
+            let r = convertToMono(
                 scratch.baseAddress!, format: format, frames: whole, channels: channels, channel: channel, into: destination)
+            replacedChannelSamples.nonFinite += r.nonFinite; replacedChannelSamples.clamped += r.clamped
         }
         if remainingBytes != nil { remainingBytes! -= got }
         return whole

@@ -1,3 +1,5 @@
+import EarshotRealtime
+
 /// Where samples enter the DSP: non-finite samples become 0 and magnitudes beyond ``limit`` are clamped to
 /// ±``limit``, so nothing downstream (STFT power in `Float`, mel sums, level meters, encoders) can overflow
 /// or be poisoned by a NaN, whatever a float source (`FLOAT_LE` capture, a float WAV) delivers.
@@ -9,7 +11,7 @@
 /// Real-time safe: no allocation, no lock. ``scan(_:)`` is one vectorized integer pass in the common, clean case.
 public enum SampleGuard {
     /// The largest magnitude passed through unchanged: 1000, i.e. +60 dBFS.
-    public static let limit: Float = 1000
+    public static let limit: Float = SampleLimit.magnitude
 
     /// How many samples of a buffer ``copySanitized(_:to:count:)`` would change.
     public struct Counts: Sendable, Hashable {

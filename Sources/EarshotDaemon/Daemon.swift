@@ -224,7 +224,7 @@ public final class Daemon {
         d.frames = pipeline.dsp.frames; d.xruns = pipeline.xruns; d.reconnects = pipeline.reconnects
         d.discontinuities = pipeline.dsp.discontinuities; d.ringOverrunSamples = pipeline.dsp.ringOverrunSamples
         d.captureGapSamples = pipeline.capture.gapSamples
-        d.nonFiniteSamples = pipeline.nonFiniteSamples; d.clampedSamples = pipeline.dsp.clampedSamples
+        d.nonFiniteSamples = pipeline.nonFiniteSamples; d.clampedSamples = pipeline.clampedSamples
         d.deviceUp = pipeline.capture.state == .running
         if let socket {
             var s = DaemonStats.Socket()
@@ -355,7 +355,7 @@ public final class Daemon {
     /// Samples the DSP input guard changed (``SampleGuard``: NaN/inf → 0, beyond ±1000 clamped): one warning
     /// and one `samples_sanitized` status with the totals, at most every 10 s while it keeps happening.
     func reportSanitizedSamples(now: Int64) {
-        let nonFinite = pipeline.nonFiniteSamples, clamped = pipeline.dsp.clampedSamples
+        let nonFinite = pipeline.nonFiniteSamples, clamped = pipeline.clampedSamples
         guard sanitizedReporter.shouldReport(nonFinite: nonFinite, clamped: clamped, now: now) else { return }
         logger.warning("invalid audio samples replaced (non-finite → 0, beyond ±\(Int(SampleGuard.limit)) clamped)", metadata: [
             "device": "\(config.capture.device)", "nonfinite_total": "\(nonFinite)", "clamped_total": "\(clamped)"])

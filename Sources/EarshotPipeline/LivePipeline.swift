@@ -103,4 +103,6 @@ public final class LivePipeline: @unchecked Sendable {
     /// Non-finite samples replaced by 0: single channel samples in a multi-channel mix (capture) plus those
     /// the DSP's input guard replaced.
     public var nonFiniteSamples: Int { capture.nonFiniteChannelSamples &+ dsp.nonFiniteSamples }
+    /// Samples beyond ±1000 clamped, in a multi-channel mix (capture) or by the DSP's input guard.
+    public var clampedSamples: Int { capture.clampedChannelSamples &+ dsp.clampedSamples }
 }

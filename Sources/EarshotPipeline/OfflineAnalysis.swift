@@ -77,9 +77,10 @@ public enum OfflineAnalysis {
     /// channel sample counted as 0 in the mix, or a mixed sample the input guard changed), or nil.
     public static func sanitizedWarning<O: FrameOutput>(file: String, wav: WAVFile, processor: FrameProcessor<O>) -> String? {
         let sanitized = processor.sanitizedSamples
-        let nonFinite = sanitized.nonFinite + wav.nonFiniteChannelSamples
-        guard nonFinite + sanitized.clamped > 0 else { return nil }
-        return "warning: \(file): \(nonFinite) non-finite sample(s) analyzed as 0, \(sanitized.clamped) beyond ±\(Int(SampleGuard.limit)) clamped"
+        let nonFinite = sanitized.nonFinite + wav.replacedChannelSamples.nonFinite
+        let clamped = sanitized.clamped + wav.replacedChannelSamples.clamped
+        guard nonFinite + clamped > 0 else { return nil }
+        return "warning: \(file): \(nonFinite) non-finite sample(s) analyzed as 0, \(clamped) beyond ±\(Int(SampleGuard.limit)) clamped"
     }
 
     /// Analyzes `wav` into `output`; returns the number of frames.

@@ -124,5 +124,28 @@ extension EndToEnd {
             let laf = try NDJSONOutput(lines: r.lines).frames.last?["laf"]?.double ?? -200
             #expect(abs(laf - (hostileToneLaf - 3.01)) < 0.3, "laf \(laf): the left channel's energy mean over two channels")
         }
+
+        /// Channels near `Float.greatestFiniteMagnitude` (attack run: L = +3e38, R = −3e38 summed to ±inf before
+        /// any guard and read as silence, with no warning): each channel is clamped to ±1000 before the mix and
+        /// counted, so the file reads as the same file with ±1000 written in.
+        @Test func hugeChannelsAreClampedBeforeTheMix() throws {
+            let dir = try makeTemporaryDirectory("earshot-e2e-huge-stereo")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let rate = 48_000, n = rate / 2
+            let sign = (0..<n).map { Float(($0 / 24) % 2 == 0 ? 1 : -1) }  // a 1 kHz square wave
+            func write(_ name: String, _ l: Float, _ r: Float) throws -> String {
+                let path = dir.appendingPathComponent(name).path
+                try TestAudio.wav(formatTag: 3, channels: 2, rate: rate, bits: 32, data: TestAudio.bytesFloat(sign.flatMap { [$0 * l, $0 * r] }))
+                    .write(to: URL(fileURLWithPath: path))
+                return path
+            }
+            for (l, r) in [(Float(3e38), Float(-3e38)), (3e38, 3e38)] {
+                let huge = try DaemonProcess.run(["analyze", try write("huge.wav", l, r)], timeout: 30)
+                let ref = try DaemonProcess.run(["analyze", try write("ref.wav", l.sign == .minus ? -1000 : 1000, r.sign == .minus ? -1000 : 1000)], timeout: 30)
+                #expect(huge.termination == .exited(0) && ref.termination == .exited(0), "\(huge.stderr)")
+                #expect(huge.stderr.contains("0 non-finite sample(s) analyzed as 0, \(2 * n) beyond ±1000 clamped"), "\(huge.stderr)")
+                #expect(!huge.lines.isEmpty && huge.lines == ref.lines, "L \(l) R \(r): frames differ from the clamped file's")
+            }
+        }
     }
 }

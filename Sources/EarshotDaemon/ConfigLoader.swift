@@ -402,7 +402,7 @@ public struct ConfigBuilder: Sendable {
             if origins[problem.key] == nil, let set = problem.related.flatMap({ origins[$0] != nil ? $0 : nil })
                 ?? userSetInput(of: problem) {
                 throw ConfigError(problem.code, origin: origin(of: set), key: set,
-                                  message: "conflicts with \(problem.key)\(origins[problem.key] == nil ? " (default)" : ""): \(problem.message)")
+                                  message: "conflicts with \(problem.key) (default): \(problem.message)")
             }
             throw ConfigError(problem.code, origin: origin(of: problem.key), key: problem.key, message: problem.message)
         }
@@ -434,7 +434,8 @@ public struct ConfigBuilder: Sendable {
             let section = key.split(separator: ".").first.map(String.init) ?? key
             return sections.contains(section) || (sections.contains("analysis") && key == "capture.sample_rate")
         }.sorted()
-        return set.first { problem.message.contains($0.split(separator: ".").last.map(String.init) ?? $0) } ?? set.first
+        // The key the message names; else the only one set (an unrelated key of the section would mislead).
+        return set.first { problem.message.contains($0.split(separator: ".").last.map(String.init) ?? $0) } ?? (set.count == 1 ? set[0] : nil)
     }
 
     /// Refuses a configuration whose buffers (``EarshotConfig/memoryEstimate``) exceed `limits.max_memory_mb`,

@@ -379,10 +379,11 @@ public final class Daemon {
             logger.warning("libasound error lines lost: \(alsaLinesLost)")
             alsaLinesLost = 0
         }
-        // A device in a bad state repeats one line hundreds of times a second: each distinct line is logged
-        // at most every 10 s, with how many times it was not.
+        // A device in a bad state repeats one line hundreds of times a second: each line of libasound's source
+        // (file:line function, errno; its text may carry changing numbers) is logged at most every 10 s, with how
+        // many times it was not.
         for l in alsa.lines {
-            guard let unlogged = alsaLineLog.admit("\(l.source) \(l.errno) \(l.message)", nowNs: now) else { continue }
+            guard let unlogged = alsaLineLog.admit("\(l.source) \(l.errno)", nowNs: now) else { continue }
             logger.warning("libasound: \(l.message)", metadata: [
                 "source": "\(l.source)", "errno": "\(l.errno)", "repeats_unlogged": "\(unlogged)"])
         }

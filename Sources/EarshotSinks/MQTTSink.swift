@@ -91,7 +91,7 @@ public final class MQTTSink: ConfigurableSink, MessagePublisher, @unchecked Send
             public static let reconnectSeconds = SinkRange(0, 3600, lowerExclusive: true)
             public static let spoolMaxMB = SinkRange(0.01, 1_048_576)
             public static let spoolMaxAgeSeconds = SinkRange(1, 31_536_000)
-            public static let drainPerSecond = SinkRange(0, 100_000, lowerExclusive: true)
+            public static let drainPerSecond = SinkRange(0.01, 100_000)  // 1e-300 never published a spooled message
             /// Messages waiting for the sink's thread; more are dropped and counted.
             public static let inboxMessages = 8192
             public static let inboxBytes = 16 << 20

@@ -49,7 +49,7 @@ extension SocketPublisher.Configuration {
     public enum Limits {
         public static let maxClients = 1...65_536
         public static let queueMessages = 1...1_048_576
-        public static let stallLimitSeconds = SinkRange(0, 86_400, lowerExclusive: true)
+        public static let stallLimitSeconds = SinkRange(0.5, 86_400)  // 1e-300 disconnected every subscriber as stalled
         public static let maxLineBytes = 256...16_777_216
         public static let maxClientsPerUID = 1...65_536
         public static let idleTimeoutSeconds = SinkRange(0, 86_400, lowerExclusive: true)
@@ -137,7 +137,7 @@ extension AlertSink.Configuration {
 
 extension MetricsSink.Configuration {
     public enum Limits {
-        public static let textfileIntervalSeconds = SinkRange(1, 86_400)  // 1e-300 rewrote the file in a tight loop (attack run)
+        public static let textfileIntervalSeconds = SinkRange(0.005, 86_400)  // 1e-300 rewrote the file in a tight loop (attack run)
         /// Constant labels besides `instance` and `device` (`metrics.labels`), and the bytes of each value.
         public static let constantLabels = 16
         public static let labelValueBytes = 256

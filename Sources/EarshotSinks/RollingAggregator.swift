@@ -66,9 +66,9 @@ public struct RollingResult: Sendable, Equatable {
     public var centroidHzMean: Double
     /// Arithmetic mean of each log-mel band's dB values (a mean of dB, not an energy mean).
     public var logmelMean: [Float]
-    /// Whether the window holds all of its audio: `false` for the first window after a start in mid-window,
-    /// a window with a discontinuity in it (or right after its last frame: a gap at its end), and the partial
-    /// window flushed by ``RollingAggregator/stop()``.
+    /// Whether the window holds all of its audio: `false` for the first window after a start more than a hop
+    /// into it, a window holding a frame flagged as a discontinuity, one whose frames end more than 1.5 hops
+    /// before its end, and the partial window flushed by ``RollingAggregator/stop()``.
     public var complete: Bool
     /// Integrated levels from every sample (nil when the frames carried no level data).
     public var levels: RollingLevels?

@@ -15,6 +15,9 @@ SYMBOLS=(
     '8FrameBusC7publishyyAA0C6HeaderVF$'                               # FrameBus.publish
     '9DSPThreadC5drainyyF$'                                            # DSPThread.drain (per period)
     '9DSPThreadC4loopyyF$'                                             # DSPThread.loop
+    '9DSPThreadC18runOnCaptureThread.*cfU_(To)?$'                      # the capture thread's per-period call into the DSP stage
+    '14EarshotCapture0B6ThreadC6stream'                                # CaptureThread.stream (per period)
+    '8FrameBusC17endDeferringWakesyyF$'                                # FrameBus.endDeferringWakes (if not inlined)
     '13FrameAnalyzerC7process'                                         # FrameAnalyzer.process
     '10LevelMeterC7processyySRySfGF$'                                  # LevelMeter.process
     '23SampleHealthAccumulatorV7measure'                               # SampleHealthAccumulator.measure

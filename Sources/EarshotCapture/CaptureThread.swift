@@ -59,8 +59,17 @@ public final class CaptureThread: @unchecked Sendable {
     public let side: SPSCRing<Float>?
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
+    /// Called on the capture thread after each period is in the rings, instead of signalling ``wake``
+    /// (set with ``setPeriodConsumer(_:)`` before ``start()``; nil: signal ``wake``).
+    @exclusivity(unchecked) private var periodConsumer: PeriodConsumer?
+    /// Keeps the consumer's object alive as long as this capture thread may call it (a capture thread left
+    /// behind by ``stop()`` may come back later).
+    private var periodConsumerOwner: AnyObject?
     /// Events for off-RT logging (capture thread produces, one supervisor consumes).
     public let events: SPSCRing<CaptureEvent>
+    /// Readable after an event was written to ``events`` (the supervisor polls it, so it need not wake on a
+    /// short timer to log device events promptly). One `write(2)` per event, never per sample.
+    public let eventNotifier = EventNotifier()
 
     private let _state = Atomic<UInt8>(CaptureState.stopped.rawValue)
     private let _periods = Atomic<Int>(0)
@@ -108,6 +117,26 @@ public final class CaptureThread: @unchecked Sendable {
         self.stamps = stamps
         self.wake = wake
         self.events = SPSCRing<CaptureEvent>(minimumCapacity: eventCapacity)
+    }
+
+    /// A function the capture thread calls after each period instead of signalling ``wake`` (the DSP stage
+    /// running on the capture thread: no second thread to wake per period). A C function and an unretained
+    /// context, so the call costs no reference counting on the capture thread.
+    public struct PeriodConsumer: @unchecked Sendable {
+        public let function: @convention(c) (UnsafeMutableRawPointer) -> Void
+        public let context: UnsafeMutableRawPointer
+        public init(function: @convention(c) (UnsafeMutableRawPointer) -> Void, context: UnsafeMutableRawPointer) {
+            self.function = function
+            self.context = context
+        }
+    }
+
+    /// Makes the capture thread call `consumer` after each period (instead of signalling ``wake``); `owner` is
+    /// the object `consumer.context` points to, kept alive with this capture thread. Before ``start()`` only.
+    public func setPeriodConsumer(_ consumer: PeriodConsumer, owner: AnyObject) {
+        precondition(!launched.load(ordering: .acquiring), "setPeriodConsumer after start")
+        periodConsumer = consumer
+        periodConsumerOwner = owner
     }
 
     // MARK: - Accessors (any thread)
@@ -296,6 +325,7 @@ public final class CaptureThread: @unchecked Sendable {
     @inline(__always)
     private func post(_ kind: CaptureEventKind, errno: Int32 = 0, value: Int64 = 0) {
         events.write(CaptureEvent(kind: kind, errno: errno, monotonicNs: Clock.monotonicNanoseconds(), value: value))
+        eventNotifier.notify()
     }
 
     private var isStopping: Bool { stopRequested.load(ordering: .acquiring) }
@@ -399,7 +429,9 @@ public final class CaptureThread: @unchecked Sendable {
         let floats = UnsafeMutablePointer<Float>.allocate(capacity: period)
         defer { floats.deallocate() }
         // The side signal: only for 2 channels downmixed (not `capture.channel`) and a side ring to carry it.
-        let sideRing = channels == 2 && channel == nil ? side : nil
+        // Unretained (`self.side` keeps the ring alive): no reference counting per period.
+        let sideRing: Unmanaged<SPSCRing<Float>>? = channels == 2 && channel == nil
+            ? withExtendedLifetime(side) { $0.map { Unmanaged.passUnretained($0) } } : nil
         let sideFloats = UnsafeMutablePointer<Float>.allocate(capacity: sideRing == nil ? 1 : period)
         defer { sideFloats.deallocate() }
         let waitMs = Int32(max(5, min(100, Int64(period) * 1000 / rate)))
@@ -621,10 +653,10 @@ public final class CaptureThread: @unchecked Sendable {
             let stamp = CaptureStamp(
                 firstSample: Int64(samples.written), frames: Int32(period), monotonicNs: firstNs,
                 wallNs: firstNs &+ Clock.wallMinusMonotonicNanoseconds(), discontinuity: pending,
-                gapSamples: gap, sideFirst: sideRing != nil ? Int64(sideRing.unsafelyUnwrapped.written) : -1)
+                gapSamples: gap, sideFirst: sideRing.map { r in r._withUnsafeGuaranteedRef { Int64($0.written) } } ?? -1)
             pending = 0
             // Side first: a stamp the DSP thread sees has its side samples in place.
-            sideRing?.write(UnsafeBufferPointer(start: sideFloats, count: period))
+            sideRing?._withUnsafeGuaranteedRef { $0.write(UnsafeBufferPointer(start: sideFloats, count: period)) }
             samples.write(UnsafeBufferPointer(start: floats, count: period))
             stamps.write(stamp)
             lastEndNs = firstNs + periodNs
@@ -636,7 +668,7 @@ public final class CaptureThread: @unchecked Sendable {
                 _state.store(CaptureState.running.rawValue, ordering: .releasing)
                 post(.timestampSource, value: Int64(source.rawValue))
             }
-            wake.signal()
+            if let c = periodConsumer { c.function(c.context) } else { wake.signal() }
         }
         return 0
     }

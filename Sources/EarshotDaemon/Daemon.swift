@@ -29,8 +29,9 @@ public struct DaemonOptions: Sendable {
     public var validation = ConfigValidationOptions()
     /// Stop after this many seconds (tests, demos); nil = until SIGTERM/SIGINT.
     public var duration: Double?
-    /// Supervisor tick (signals, events, watchdog, status).
-    public var tickMilliseconds: Int32 = 100
+    /// Supervisor tick (watchdog, status, stats, metrics); at most a quarter of the watchdog interval. Signals
+    /// and capture events wake the supervisor at once, whatever the tick.
+    public var tickMilliseconds: Int32 = 500
 
     public init() {}
 }
@@ -38,7 +39,7 @@ public struct DaemonOptions: Sendable {
 /// The live daemon: capture → DSP → sinks, supervised from the calling thread.
 ///
 /// The supervisor (the thread that calls ``run()``) never touches samples: it polls the signal descriptor
-/// every tick, turns capture events into log lines and `status` messages, feeds systemd (`READY=1`,
+/// and the capture thread's event descriptor (tick: 500 ms), turns capture events into log lines and `status` messages, feeds systemd (`READY=1`,
 /// `STATUS=`, `WATCHDOG=1` only while frames flow), reloads on SIGHUP and shuts down on SIGTERM/SIGINT.
 public final class Daemon {
     public let logger: Logger
@@ -274,15 +275,21 @@ public final class Daemon {
             "device": "\(config.capture.device)", "sample_rate": "\(config.capture.sampleRate)",
             "n_fft": "\(config.analysis.nFFT)", "hop": "\(config.analysis.hop)", "n_mels": "\(config.analysis.nMels)"])
         for warning in options.configWarnings { logger.warning("configuration: \(warning)") }
-        var pfd = pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)
         let reloadIntervalNs = Int64(Self.reloadIntervalSeconds * 1e9)
+        var tickMs = Int64(max(1, options.tickMilliseconds))
+        if let w = health.watchdogIntervalNs { tickMs = max(10, min(tickMs, w / 4_000_000)) }
         while true {
-            var timeout = options.tickMilliseconds
-            if reloadPending {
-                let due = (lastReloadNs + reloadIntervalNs - Clock.monotonicNanoseconds()) / 1_000_000
-                timeout = Int32(max(0, min(Int64(timeout), due + 1)))
+            var timeout = tickMs
+            let now = Clock.monotonicNanoseconds()
+            if reloadPending { timeout = max(0, min(timeout, (lastReloadNs + reloadIntervalNs - now) / 1_000_000 + 1)) }
+            if let d = options.duration, d.isFinite {
+                timeout = max(0, min(timeout, (startNs + Int64(min(d, 1e9) * 1e9) - now) / 1_000_000 + 1))
             }
-            _ = poll(&pfd, 1, timeout)
+            // Signals and capture events (device lost, xrun, …) wake the supervisor at once; the rest waits for
+            // the tick. The pipeline (and so the event descriptor) changes on a rebuild: read it every time.
+            var pfds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: pipeline.capture.eventNotifier.fileDescriptor, events: Int16(POLLIN), revents: 0)]
+            if poll(&pfds, 2, Int32(timeout)) > 0, pfds[1].revents != 0 { pipeline.capture.eventNotifier.consume() }
             let pending = SignalEvents.take()
             if pending.contains(.terminate) { break }
             if let d = options.duration, Double(Clock.monotonicNanoseconds() - startNs) / 1e9 >= d { break }

@@ -15,8 +15,17 @@ import EarshotRealtime
 /// xruns and reconnects. Samples the ring dropped because this thread fell behind are a discontinuity
 /// flagged ``FrameFlags/ringOverrun`` with their count.
 ///
-/// Loop: wait on the capture thread's wake signal (≤ 100 ms), drain every available stamp, read exactly its
-/// samples, push them. No allocation, lock or logging inside the loop.
+/// Two ways to run, one per instance:
+/// - **On the capture thread** (``runOnCaptureThread(_:)``, what ``LivePipeline`` does): the capture thread
+///   calls ``periodCaptured()`` right after each period is in the rings and it drains them there. No second
+///   thread is woken per period (on this project's 2-core VM every wake-up of a sleeping thread costs
+///   ~30 µs of CPU, more than the analysis of the period). ``stop()`` pauses it: the capture thread then
+///   only fills the rings, and ``start(fifoPriority:)`` resumes it (a re-plan), catching up from the ring.
+/// - **Its own thread** `es-dsp` (``start(fifoPriority:)`` without the above): waits on the capture thread's
+///   wake signal (≤ 100 ms), drains. The ring then also absorbs analysis slower than capture for a while.
+///
+/// Either way: drain every available stamp, read exactly its samples, push them. No allocation, lock or
+/// logging inside the loop.
 public final class DSPThread: @unchecked Sendable {
     public let processor: FrameProcessor<FrameBus>
     public let samples: SPSCRing<Float>
@@ -24,6 +33,8 @@ public final class DSPThread: @unchecked Sendable {
     public let side: SPSCRing<Float>?
     /// `side` without reference counting (the per-period path; `side` keeps it alive).
     let sideRef: Unmanaged<SPSCRing<Float>>?
+    /// `processor.output` without reference counting (the per-period path; `processor` keeps it alive).
+    let busRef: Unmanaged<FrameBus>
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
     let scratch: AlignedBuffer<Float>
@@ -47,6 +58,12 @@ public final class DSPThread: @unchecked Sendable {
     @exclusivity(unchecked) var lastStampEndNs: Int64 = 0
     /// New onset-picker parameters waiting for the DSP thread (``retune(onset:)``).
     let retuneMailbox = RetuneMailbox()
+    /// Runs on the capture thread (``runOnCaptureThread(_:)``) rather than its own.
+    public private(set) var runsOnCaptureThread = false
+    /// On the capture thread: draining allowed (between ``start(fifoPriority:)`` and ``stop()``).
+    let inlineEnabled = Atomic<Bool>(false)
+    /// On the capture thread: set while ``periodCaptured()`` may be draining (``stop()`` waits for it).
+    let inlineBusy = Atomic<Bool>(false)
 
     public init(processor: FrameProcessor<FrameBus>, samples: SPSCRing<Float>, side: SPSCRing<Float>? = nil,
                 stamps: SPSCRing<CaptureStamp>, wake: WakeSignal, maxPeriodFrames: Int) {
@@ -54,6 +71,7 @@ public final class DSPThread: @unchecked Sendable {
         self.samples = samples
         self.side = side
         sideRef = side.map { Unmanaged.passUnretained($0) }
+        busRef = Unmanaged.passUnretained(processor.output)
         sideScratch = .allocate(capacity: side == nil ? 1 : max(maxPeriodFrames, samples.capacity))
         self.stamps = stamps
         self.wake = wake
@@ -76,27 +94,70 @@ public final class DSPThread: @unchecked Sendable {
     /// Samples beyond ±``SampleGuard/limit`` clamped where they entered the DSP.
     public var clampedSamples: Int { _clampedSamples.load(ordering: .relaxed) }
 
-    /// Starts the thread (optionally SCHED_FIFO, best effort).
+    /// Makes `capture` run this stage after each of its periods (instead of waking a thread of its own).
+    /// Before `capture` starts and before ``start(fifoPriority:)``.
+    public func runOnCaptureThread(_ capture: CaptureThread) {
+        precondition(handle == nil, "runOnCaptureThread while the DSP thread runs")
+        runsOnCaptureThread = true
+        capture.setPeriodConsumer(CaptureThread.PeriodConsumer(function: { context in
+            Unmanaged<DSPThread>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.periodCaptured() }
+        }, context: Unmanaged.passUnretained(self).toOpaque()), owner: self)
+    }
+
+    /// Starts the thread (optionally SCHED_FIFO, best effort), or, on the capture thread, lets it drain again
+    /// (the capture thread's scheduling applies; nothing is started, nil is returned).
     @discardableResult
-    public func start(fifoPriority: Int32 = 0) -> RealtimeThread.SchedulingResult {
+    public func start(fifoPriority: Int32 = 0) -> RealtimeThread.SchedulingResult? {
         running.store(true, ordering: .releasing)
+        if runsOnCaptureThread {
+            inlineEnabled.store(true, ordering: .sequentiallyConsistent)
+            wake.signal()
+            return nil
+        }
         let (h, sched) = RealtimeThread.start(name: "es-dsp", fifoPriority: fifoPriority, batchIfNotFIFO: true) { [self] in loop() }
         handle = h
         return sched
     }
 
-    /// Stops and joins the thread; samples still in the ring stay there (a restart continues with them).
+    /// Stops and joins the thread (on the capture thread: waits until a drain under way there has finished;
+    /// bounded by what the ring holds); samples still in the ring stay there (a restart continues with them).
     public func stop() {
         running.store(false, ordering: .releasing)
+        if runsOnCaptureThread {
+            // Dekker with periodCaptured(): either it sees `inlineEnabled` false, or this sees it busy.
+            inlineEnabled.store(false, ordering: .sequentiallyConsistent)
+            while inlineBusy.load(ordering: .sequentiallyConsistent) { sched_yield() }
+            return
+        }
         wake.signal()
         if let h = handle { RealtimeThread.join(h); handle = nil }
+    }
+
+    /// The capture thread's call after each period (``runOnCaptureThread(_:)``): drains what is in the rings.
+    @inline(__always)
+    func periodCaptured() {
+        guard inlineEnabled.load(ordering: .relaxed) else { return }
+        inlineBusy.store(true, ordering: .sequentiallyConsistent)
+        if inlineEnabled.load(ordering: .sequentiallyConsistent) && !stalledByFault() { drain() }
+        inlineBusy.store(false, ordering: .releasing)
+    }
+
+    /// The test fault of ``injectStall(milliseconds:)`` is in force.
+    @inline(__always)
+    func stalledByFault() -> Bool {
+        let until = _stallUntilNs.load(ordering: .acquiring)
+        if until == 0 { return false }
+        if Clock.monotonicNanoseconds() < until { return true }
+        _stallUntilNs.store(0, ordering: .relaxed)
+        return false
     }
 
     /// Retunes applied by the DSP thread (between two frames, no reset, no discontinuity).
     public var retunesApplied: Int { retuneMailbox.applied.load(ordering: .acquiring) }
 
     /// Hands new onset-picker parameters to the DSP thread, which takes them between two frames (the next
-    /// time it drains, ≤ 100 ms: it wakes at least that often) without a reset. Any thread but the DSP
+    /// time it drains: its own thread wakes at least every 100 ms, on the capture thread with the next
+    /// period) without a reset. Any thread but the DSP
     /// thread; a newer retune replaces one not yet taken. Returns `false` (nothing posted) if the picker
     /// cannot take them in place (look-ahead changed): re-plan instead.
     @discardableResult
@@ -122,11 +183,7 @@ public final class DSPThread: @unchecked Sendable {
 
     func loop() {
         while running.load(ordering: .acquiring) {
-            let until = _stallUntilNs.load(ordering: .acquiring)
-            if until != 0 {
-                if Clock.monotonicNanoseconds() < until { usleep(10_000); continue }
-                _stallUntilNs.store(0, ordering: .relaxed)
-            }
+            if stalledByFault() { usleep(10_000); continue }
             _ = wake.wait(timeoutNanoseconds: 100_000_000)
             drain()
         }
@@ -140,8 +197,11 @@ public final class DSPThread: @unchecked Sendable {
     }
     @exclusivity(unchecked) var draining = false
 
-    /// Processes everything available (DSP thread).
+    /// Processes everything available (DSP thread). Consumers of the bus are woken once at the end, for all
+    /// the frames of the drain (``FrameBus/beginDeferringWakes()``).
     func drain() {
+        busRef._withUnsafeGuaranteedRef { $0.beginDeferringWakes() }
+        defer { busRef._withUnsafeGuaranteedRef { $0.endDeferringWakes() } }
         let rate = Double(processor.config.sampleRate)
         let nsPerSample = 1e9 / rate
         while running.load(ordering: .relaxed) || draining {

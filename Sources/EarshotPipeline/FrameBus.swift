@@ -129,6 +129,33 @@ public final class FrameBus: @unchecked Sendable {
         let p = published.load(ordering: .relaxed)
         headers[p & mask] = header
         published.store(p &+ 1, ordering: .sequentiallyConsistent)
+        if wakesDeferred { return }
+        wakeParked(published: p &+ 1)
+    }
+
+    /// Producer only: frames published until ``endDeferringWakes()`` wake no consumer; that call then wakes
+    /// each parked consumer once for all of them. The DSP stage brackets each drain of the capture rings with
+    /// these (a period yields several frames within microseconds: one wake-up of the socket thread for them,
+    /// not one per frame, and no preemption of the producer between them). Delays a consumer's wake-up by
+    /// the analysis of the rest of the drain only (tens of µs), never across periods.
+    @inline(__always)
+    public func beginDeferringWakes() { wakesDeferred = true }
+
+    /// Producer only: ends ``beginDeferringWakes()`` and wakes the parked consumers the frames published
+    /// meanwhile reach (the same Dekker pairing as ``publish(_:)``: `published` was stored sequentially
+    /// consistent before the parked flags are read here).
+    @inline(__always)
+    public func endDeferringWakes() {
+        wakesDeferred = false
+        wakeParked(published: published.load(ordering: .relaxed))
+    }
+
+    /// Producer state of ``beginDeferringWakes()``.
+    @exclusivity(unchecked) var wakesDeferred = false
+
+    @inline(__always)
+    func wakeParked(published count: Int) {
+        let p = count &- 1
         var one: UInt64 = 1
         for i in 0..<Self.maxConsumers {
             let fd = wakeFDs[i].load(ordering: .relaxed)

@@ -2,9 +2,11 @@ import EarshotCapture
 import EarshotDSP
 import EarshotRealtime
 
-/// Live capture → ring → DSP thread → ``FrameBus``: the real-time half of the daemon.
+/// Live capture → ring → DSP stage → ``FrameBus``: the real-time half of the daemon. The DSP stage runs on
+/// the capture thread right after each period (``DSPThread/runOnCaptureThread(_:)``): one thread wakes per
+/// period, not two.
 ///
-/// The sample ring holds `ringSeconds` of audio, so the DSP thread may be stopped briefly (re-plan on reload)
+/// The sample ring holds `ringSeconds` of audio, so the DSP stage may be paused briefly (re-plan on reload)
 /// or descheduled without losing samples; beyond that the ring drops the oldest samples and the next frame
 /// is flagged. Reopening the device (``reopen(capture:)``) keeps the rings, so the timeline continues and
 /// the first frame after it is a discontinuity.
@@ -42,6 +44,7 @@ public final class LivePipeline: @unchecked Sendable {
         let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: true, clipTap: tap)
         dsp = DSPThread(processor: processor, samples: samples, side: side, stamps: stamps, wake: wake,
                         maxPeriodFrames: config.periodFrames * 4)
+        dsp.runOnCaptureThread(capture)
     }
 
     public var analyzerConfig: AnalyzerConfig { dsp.processor.config }

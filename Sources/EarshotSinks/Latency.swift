@@ -247,7 +247,8 @@ public final class LatencyTracker: ConfigurableSink, @unchecked Sendable {
     public let endToEndStage: StageRecorder
     let sinkRecorders = Mutex<[StageRecorder]>([])
 
-    let reader = BusReader(threadName: "es-latency")
+    /// Only counts and warns: twice a second is enough (its own hand-off is counted from when a drain was due).
+    let reader = BusReader(threadName: "es-latency", delivery: .batch(intervalMilliseconds: 500))
 
     /// - Parameters:
     ///   - configuration: budgets.
@@ -317,7 +318,8 @@ public final class LatencyTracker: ConfigurableSink, @unchecked Sendable {
     }
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
-        try reader.start(bus: bus, recorder: nil) { [self] frame in recordPipelineStages(frame.header) }
+        try reader.start(bus: bus, recorder: nil, onFrame: { [self] frame in recordPipelineStages(frame.header) },
+                         afterDrain: { _ in 500 })
     }
 
     public func stop() { reader.stop() }

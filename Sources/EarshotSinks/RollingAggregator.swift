@@ -117,7 +117,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency.
     public var latencyRecorder: StageRecorder?
 
-    let reader = BusReader(threadName: "es-rolling")
+    /// Wakes when the next window may close (``nextDrainMilliseconds(nowWallNs:)``), at least once a second.
+    let reader = BusReader(threadName: "es-rolling", delivery: .batch(intervalMilliseconds: 1000))
     var windows: [Window] = []
     var levelOffset: Double = 0
     var levelUnit = "dBFS"
@@ -153,9 +154,30 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             ingest(frame.header, logmel: UnsafeBufferPointer(frame.logmel))
         }, afterDrain: { [self] stopping in
             if stopping { flush() }
-            return 200
+            return nextDrainMilliseconds(nowWallNs: Clock.monotonicNanoseconds() &+ Clock.wallMinusMonotonicNanoseconds())
         })
     }
+
+    /// How long the sink thread may sleep: a window closes with the first frame past its end, which is read
+    /// about a frame and a period after that end, so it wakes `closeMarginNs` after the earliest end of an
+    /// open window, then every 20 ms until that frame is in. Nothing open: the shortest window (a window
+    /// opened meanwhile cannot close sooner). Not every 100 ms: the rolling sink has nothing to do between
+    /// window ends (one wake-up per second with the default 1 s windows instead of ten).
+    func nextDrainMilliseconds(nowWallNs: Int64) -> Int32 {
+        var earliest = Int64.max
+        var shortest = Int64.max
+        for w in windows {
+            shortest = min(shortest, w.lengthNs)
+            if w.count > 0 { earliest = min(earliest, (w.index &+ 1) &* w.lengthNs) }
+        }
+        if earliest == .max { return shortest == .max ? 1000 : Int32(clamping: min(1000, shortest / 1_000_000)) }
+        let wait = earliest &+ Self.closeMarginNs &- nowWallNs
+        if wait <= 0 { return 20 }
+        return Int32(clamping: min(1000, (wait + 999_999) / 1_000_000))
+    }
+
+    /// After a window's end: how long until the frame that closes it is usually read (see above).
+    static let closeMarginNs: Int64 = 100_000_000
 
     /// Drains what is queued, publishes the partial windows (`"complete":false`), stops. Idempotent.
     public func stop() { reader.stop() }

@@ -88,6 +88,11 @@ final class SocketLoop: @unchecked Sendable {
 
     // MARK: loop
 
+    /// Poll timeout without clients (no frame wake-ups then either).
+    static let idleDrainMilliseconds: Int32 = 1000
+    /// When the idle drain was due (0: a client was connected when the loop went to sleep).
+    var idleDueNs: Int64 = 0
+
     func run() {
         // Woken by the DSP thread for each frame: do not preempt it (see RealtimeThread.useBatchPolicyOnThisThread).
         RealtimeThread.useBatchPolicyOnThisThread()
@@ -103,7 +108,9 @@ final class SocketLoop: @unchecked Sendable {
             fds.append(pollfd(fd: clients.isEmpty ? -1 : consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
             let accepting = now >= acceptPausedUntilNs
             fds.append(pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0))
-            var timeoutMs: Int32 = 100
+            // Without clients nothing waits for this thread but the bus, which holds ~10 s: drain it once a
+            // second (the hand-off is then counted from when that drain was due, like a batch sink's).
+            var timeoutMs: Int32 = clients.isEmpty ? Self.idleDrainMilliseconds : 100
             for (fd, c) in clients {
                 var ev: Int32 = 0
                 var pending = false  // buffered commands or a replay to continue: wake for its next slice
@@ -129,6 +136,7 @@ final class SocketLoop: @unchecked Sendable {
                 fds.append(pollfd(fd: fd, events: Int16(ev), revents: 0))
                 order.append(fd)
             }
+            idleDueNs = clients.isEmpty ? now &+ Int64(timeoutMs) &* 1_000_000 : 0
             let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMs) }
             if r < 0 && errno != EINTR {
                 logger.error("poll failed: \(String(cString: strerror(errno)))")
@@ -426,7 +434,12 @@ final class SocketLoop: @unchecked Sendable {
             budget -= 1
             if lost > 0 { busLost(lost, before: frame.header.seq) }
             shared.frames.add(1, ordering: .relaxed)
-            latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds())
+            if let latencyRecorder {
+                let t = Clock.monotonicNanoseconds(), h = frame.header
+                // Idle (no client when the loop went to sleep): count only the delay past max(ready, due).
+                let late = idleDueNs > h.dspEndNs && h.dspEndNs > 0 ? idleDueNs &- h.dspEndNs : 0
+                latencyRecorder.record(h, dequeuedAtNs: t &- min(late, max(0, t &- h.dspEndNs)))
+            }
             if clients.isEmpty { continue }
             var header = frame.header
             let hasOnset = header.hasOnset

@@ -177,4 +177,17 @@ let stereoCapture = CaptureThread(
     stamps: capStamps, wake: WakeSignal())
 let stereoPeriods = measure(stereoCapture)
 report("capture_stereo", "\"periods\":\(stereoPeriods),\"side_samples\":\(capSide.written)")
+
+// MARK: phase 2c — the daemon's live path: a LivePipeline, whose DSP stage runs on the capture thread after
+// each period (the file plugin again, 2 channels: side signal and level split on the path too)
+let pipeline = LivePipeline(capture: CaptureConfig(device: plugin.pcmName, channels: 2, format: .float32),
+                            analyzer: try FrameAnalyzer(config: config), ringSeconds: 2)
+pipeline.start()
+_ = waitUntil(10) { pipeline.dsp.frames >= 50 }
+let pipelineBefore = (pipeline.capture.periods, pipeline.dsp.frames)
+MallocInterposerSwift.hook()
+_ = waitUntil(10) { pipeline.capture.periods >= pipelineBefore.0 + 2000 }
+MallocInterposerSwift.unhook()
+report("capture_dsp", "\"periods\":\(pipeline.capture.periods - pipelineBefore.0),\"frames\":\(pipeline.dsp.frames - pipelineBefore.1),\"inline\":\(pipeline.dsp.runsOnCaptureThread)")
+pipeline.stop()
 try? FileManager.default.removeItem(at: dir)

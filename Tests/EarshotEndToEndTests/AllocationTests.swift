@@ -70,5 +70,9 @@ import Testing
         #expect(int("capture", "mallocs") == 0, "allocations on the capture path: \(p.lines)")
         #expect(int("capture_stereo", "periods") >= 1000 && int("capture_stereo", "side_samples") > 0, "\(p.lines)")
         #expect(int("capture_stereo", "mallocs") == 0, "allocations on the 2-channel capture path: \(p.lines)")
+        // The daemon's path: the DSP stage on the capture thread (LivePipeline), 2 channels, bands on.
+        #expect(int("capture_dsp", "periods") >= 2000 && int("capture_dsp", "frames") >= 1900, "\(p.lines)")
+        #expect(phases["capture_dsp"]?["inline"] as? Bool == true, "\(p.lines)")
+        #expect(int("capture_dsp", "mallocs") == 0, "allocations on the capture thread running the DSP stage: \(p.lines)")
     }
 }

@@ -169,6 +169,32 @@ struct FrameBusTests {
         #expect(batchSeqs == [1, 2, 3, 4, 5])
     }
 
+    /// The DSP stage brackets each drain with begin/endDeferringWakes: the frames of one drain wake a parked
+    /// consumer once, at the end, and a drain without frames wakes no one.
+    @Test func deferredWakesWakeOncePerDrain() {
+        let bus = FrameBus(capacity: 16, nMels: 2, nMFCC: 1)
+        let stream = bus.attach()!
+        let f = FrameCopy(nMels: 2, nMFCC: 1)
+        #expect(stream.next(into: f) == .empty(lost: 0))  // parks
+        bus.beginDeferringWakes()
+        for i in 0..<3 { Self.publish(bus, Int64(i)) }
+        #expect(bus.wakeUps == 0)
+        #expect(stream.notifier.consume() == 0)
+        bus.endDeferringWakes()
+        #expect(bus.wakeUps == 1)
+        #expect(stream.notifier.consume() == 1)
+        var seqs: [Int64] = []
+        while case .frame = stream.next(into: f) { seqs.append(f.header.seq) }
+        #expect(seqs == [0, 1, 2])
+        // Parked again; an empty drain wakes no one, the next frame outside a drain wakes it at once.
+        bus.beginDeferringWakes()
+        bus.endDeferringWakes()
+        #expect(bus.wakeUps == 1)
+        Self.publish(bus, 3)
+        #expect(bus.wakeUps == 2)
+        #expect(stream.notifier.consume() == 1)
+    }
+
     /// No lost wake-up under a real race: a producer publishing at random short intervals and a consumer
     /// that drains, then sleeps on its notifier with no timeout worth counting on (5 s). Every frame must
     /// arrive, and far fewer wake-ups than frames are made when the producer bursts.

@@ -29,6 +29,28 @@ private func json(_ line: String) throws -> [String: Any] {
 
 @Suite("RollingAggregator")
 struct RollingAggregatorTests {
+    /// The sink thread sleeps until the earliest open window can close (its end + the close margin), then
+    /// polls every 20 ms until the closing frame is in; nothing open: the shortest window; never over 1 s.
+    @Test func wakesWhenTheNextWindowCanClose() {
+        let (agg, _) = makeAggregator(windows: [10, 1])
+        #expect(agg.nextDrainMilliseconds(nowWallNs: K.t0) == 1000)
+        let (short, _) = makeAggregator(windows: [0.25])
+        #expect(short.nextDrainMilliseconds(nowWallNs: K.t0) == 250)
+        // Frames from the start of a 1 s window (K.t0 is on a whole second): 30 frames = 0.3 s in.
+        feed(agg, (0..<30).map { K.header(seq: $0, level: -20) })
+        let windowStart = (K.t0 / 1_000_000_000) * 1_000_000_000
+        let end = windowStart + 1_000_000_000
+        let now = K.t0 + 30 * K.hopNs
+        #expect(agg.nextDrainMilliseconds(nowWallNs: now)
+                == Int32((end + RollingAggregator.closeMarginNs - now + 999_999) / 1_000_000))
+        // Past the end and the margin, the closing frame not read yet: every 20 ms.
+        #expect(agg.nextDrainMilliseconds(nowWallNs: end + RollingAggregator.closeMarginNs + 1) == 20)
+        // Far before the end of a long window: capped at 1 s.
+        let (long, _) = makeAggregator(windows: [60])
+        feed(long, [K.header(seq: 0, level: -20)])
+        #expect(long.nextDrainMilliseconds(nowWallNs: K.t0) <= 1000)
+    }
+
     @Test func leqIsTheEnergyMean() throws {
         let (agg, pub) = makeAggregator(windows: [1])
         // 1 s = 100 frames: 50 at −20 dB, 50 at −40 dB, interleaved; then one frame of the next window.

@@ -39,8 +39,9 @@ public struct DaemonOptions: Sendable {
 /// The live daemon: capture → DSP → sinks, supervised from the calling thread.
 ///
 /// The supervisor (the thread that calls ``run()``) never touches samples: it polls the signal descriptor
-/// and the capture thread's event descriptor (tick: 500 ms), turns capture events into log lines and `status` messages, feeds systemd (`READY=1`,
-/// `STATUS=`, `WATCHDOG=1` only while frames flow), reloads on SIGHUP and shuts down on SIGTERM/SIGINT.
+/// and the capture thread's event descriptor (tick: 500 ms), turns capture events into log lines and
+/// `status` messages, feeds systemd (`READY=1`, `STATUS=`, `WATCHDOG=1` only while frames flow), reloads on
+/// SIGHUP and shuts down on SIGTERM/SIGINT.
 public final class Daemon {
     public let logger: Logger
     public private(set) var config: EarshotConfig

@@ -111,7 +111,6 @@ public final class DSPThread: @unchecked Sendable {
         running.store(true, ordering: .releasing)
         if runsOnCaptureThread {
             inlineEnabled.store(true, ordering: .sequentiallyConsistent)
-            wake.signal()
             return nil
         }
         let (h, sched) = RealtimeThread.start(name: "es-dsp", fifoPriority: fifoPriority, batchIfNotFIFO: true) { [self] in loop() }
@@ -168,7 +167,7 @@ public final class DSPThread: @unchecked Sendable {
         guard onset.postMaxFrames == processor.config.onset.postMaxFrames, fits, onset.preMaxFrames >= 0,
               onset.preAvgFrames >= 0, onset.waitFrames >= 0 else { return false }
         retuneMailbox.post(onset)
-        wake.signal()
+        if !runsOnCaptureThread { wake.signal() }  // on the capture thread it is taken with the next period
         return true
     }
 

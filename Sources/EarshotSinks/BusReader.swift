@@ -62,11 +62,8 @@ final class BusReader: @unchecked Sendable {
                 drains.add(1, ordering: .relaxed)
                 while case .frame(let lost) = consumer.next(into: frame) {
                     if let recorder {
-                        let now = Clock.monotonicNanoseconds()
-                        let h = frame.header
-                        // Batch: count only the delay past max(ready, due) (see the type's documentation).
-                        let late = h.dspEndNs > 0 && dueNs > h.dspEndNs ? dueNs &- h.dspEndNs : 0
-                        recorder.record(h, dequeuedAtNs: now &- min(late, max(0, now &- h.dspEndNs)))
+                        // Batch: counted from max(ready, due) (see the type's documentation).
+                        recorder.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds(), dueNs: dueNs)
                     }
                     if lost > 0 { droppedFrames.add(lost, ordering: .relaxed) }
                     onFrame(frame)

@@ -95,6 +95,14 @@ public final class StageRecorder: Sendable {
         }
     }
 
+    /// ``record(_:dequeuedAtNs:)`` for a reader that takes frames on a schedule: a frame counts as handed
+    /// off at the later of its being ready (`dspEndNs`) and `dueNs`, when the drain that took it was due (0:
+    /// not scheduled), so the deliberate wait is not counted, a late wake-up or a slow sink still is.
+    public func record(_ header: FrameHeader, dequeuedAtNs now: Int64, dueNs: Int64) {
+        let late = header.dspEndNs > 0 && dueNs > header.dspEndNs ? dueNs &- header.dspEndNs : 0
+        record(header, dequeuedAtNs: now &- min(late, max(0, now &- header.dspEndNs)))
+    }
+
     /// Records one latency value (negative values are recorded as 0), checks the budget.
     ///
     /// Overruns are summarised, not repeated: the first overrun after a quiet interval is logged at once

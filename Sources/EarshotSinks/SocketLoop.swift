@@ -434,12 +434,8 @@ final class SocketLoop: @unchecked Sendable {
             budget -= 1
             if lost > 0 { busLost(lost, before: frame.header.seq) }
             shared.frames.add(1, ordering: .relaxed)
-            if let latencyRecorder {
-                let t = Clock.monotonicNanoseconds(), h = frame.header
-                // Idle (no client when the loop went to sleep): count only the delay past max(ready, due).
-                let late = idleDueNs > h.dspEndNs && h.dspEndNs > 0 ? idleDueNs &- h.dspEndNs : 0
-                latencyRecorder.record(h, dequeuedAtNs: t &- min(late, max(0, t &- h.dspEndNs)))
-            }
+            // Idle (no client when the loop went to sleep): counted from when the idle drain was due.
+            latencyRecorder?.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds(), dueNs: idleDueNs)
             if clients.isEmpty { continue }
             var header = frame.header
             let hasOnset = header.hasOnset

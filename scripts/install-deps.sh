@@ -55,8 +55,10 @@ lintian
 dpkg-dev
 fakeroot
 "
-# bench/onset_eval.py (not CI): the drum kits and recordings it builds its material from (pip: librosa aubio essentia)
+# bench/onset_eval.py (not CI): the drum kits and recordings it builds its material from (pip: librosa aubio essentia);
+# bench/symbol_order.py: valgrind
 BENCH="
+valgrind
 hydrogen-drumkits
 lincity-ng-data
 asterisk-core-sounds-en-wav

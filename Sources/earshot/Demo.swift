@@ -21,6 +21,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Show every Nth frame.") var every: Int = 10
     @Flag(help: "Keep the temp dir (recording, asoundrc, log).") var keep = false
 
+    func validate() throws { try validateDuration(duration) }
+
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("earshot-demo-\(getpid())")

@@ -28,6 +28,8 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds.") var duration: Double?
     @Option(help: "Log level (logging.level): trace, debug, info, notice, warning, error, critical.") var logLevel: String?
 
+    func validate() throws { try validateDuration(duration) }
+
     func run() throws {
         HeapPolicy.applyAtStart(environment: ProcessInfo.processInfo.environment)  // before any thread starts
         var sets = overrides
@@ -84,4 +86,12 @@ func bootstrapLogging(levelSwitch: LogLevelSwitch) {
     guard !loggingBootstrapped else { return }
     loggingBootstrapped = true
     LoggingSystem.bootstrap { label in JournalLogHandler(label: label, levelSwitch: levelSwitch) }
+}
+
+/// `--duration S` of `run` and `demo`: a finite number of seconds ≥ 0 (NaN or inf would mean "forever",
+/// which is what leaving the option out says).
+func validateDuration(_ duration: Double?) throws {
+    if let duration, !(duration.isFinite && duration >= 0 && duration <= 1e9) {
+        throw ValidationError("--duration must be a number of seconds, 0–1e9 (leave it out to run until stopped)")
+    }
 }

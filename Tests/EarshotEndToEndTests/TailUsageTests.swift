@@ -14,4 +14,18 @@ extension EndToEnd {
             }
         }
     }
+
+    /// `--duration nan|inf|-1` of `run` and `demo` meant "forever" or stopped at once (attack run): a usage error
+    /// (exit 64) naming the option, before any configuration is read or device opened.
+    @Suite("earshot run/demo --duration") struct DurationUsage {
+        @Test func nonFiniteOrNegativeDurationIsAUsageError() throws {
+            for command in ["run", "demo"] {
+                for d in ["nan", "inf", "-1", "1e300"] {
+                    let r = try DaemonProcess.run([command, "--duration=\(d)"], timeout: 10)
+                    #expect(r.termination == .exited(64), "\(command) --duration \(d): \(r.stderr)")
+                    #expect(r.stderr.contains("--duration must be a number of seconds"), "\(r.stderr)")
+                }
+            }
+        }
+    }
 }

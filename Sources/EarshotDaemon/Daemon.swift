@@ -497,6 +497,16 @@ public final class Daemon {
             }
             return
         }
+        if plan.reopen, next.capture.device != config.capture.device {
+            // Another device: one ALSA does not know, or that cannot capture as configured, is refused as at
+            // start (exit 69 there) and the running one kept; one defined but absent or busy is waited for.
+            do { _ = try CaptureThread.probe(next.captureConfig) } catch {
+                if !error.isTransient {
+                    logger.error("reload failed, keeping the running configuration: \(error)")
+                    return
+                }
+            }
+        }
         if plan.replan {
             do {
                 let analyzer = try FrameAnalyzer(config: next.analyzerConfig)

@@ -103,6 +103,43 @@ extension EndToEnd {
             #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr)")
         }
 
+        /// SIGHUP to a device name ALSA does not know is refused like at start (where it exits 69): the daemon
+        /// keeps capturing from the running device and says why; it never logs "reload applied".
+        @Test func reloadRefusesAnUnknownDevice() throws {
+            let dir = try makeTemporaryDirectory("earshot-cfgmodel-device")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let device = try PacedFIFODevice(directory: dir, samples: serviceTestSignal())
+            defer { device.stop() }
+            let config = dir.appendingPathComponent("earshot.yaml").path
+            let socketPath = dir.appendingPathComponent("earshot.sock").path
+            func write(_ name: String) throws {
+                try "capture:\n  device: \(name)\n  format: FLOAT_LE\nsocket:\n  path: \(socketPath)\n"
+                    .write(toFile: config, atomically: true, encoding: .utf8)
+            }
+            try write(device.pcmName)
+            var env = baseChildEnvironment()
+            for (k, v) in device.environment { env[k] = v }
+            let daemon = try DaemonProcess(earshot: ["run", "--config", config], environment: env)
+            defer { daemon.killAndReap() }
+            #expect(daemon.wait(until: 15) { _ in FileManager.default.fileExists(atPath: socketPath) }, "\(daemon.stderr)")
+
+            try write("earshot_no_such_pcm")
+            daemon.signal(SIGHUP)
+            #expect(daemon.wait(until: 10) { $0.stderr.contains("reload failed, keeping the running configuration") && $0.stderr.contains("earshot_no_such_pcm") },
+                    "\(daemon.stderr)")
+            #expect(!daemon.stderr.contains("reload applied"), "\(daemon.stderr)")
+            #expect(!daemon.stderr.contains("capture device reopened"), "\(daemon.stderr)")
+            // Still capturing from the running device: frames keep arriving on the socket.
+            let client = try SocketLineClient(path: socketPath)
+            client.send(#"{"op":"subscribe","streams":["frame"],"every":1}"#)
+            for _ in 0..<2 {
+                #expect(client.readUntil(timeout: 10) { $0.hasPrefix(#"{"type":"frame""#) } != nil, "\(daemon.stderr)")
+            }
+            #expect(daemon.isRunning)
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr)")
+        }
+
         /// `--device null` is ALSA's `null` PCM (a string), not YAML null.
         @Test func deviceNamedNullIsAString() throws {
             let r = try DaemonProcess.run(["run", "--device", "null", "--no-socket", "--duration", "0.5"])

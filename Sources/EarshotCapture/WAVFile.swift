@@ -144,9 +144,19 @@ public final class WAVFile {
             var fmt = [UInt8](repeating: 0, count: 64)
             var fmtSize = -1
             var dataSize: Int?
+            // Some writers leave out the pad byte after an odd-sized chunk: a byte there that is not 0 but could
+            // start a chunk ID is taken as the first byte of the next chunk header (streams cannot seek back).
+            var carried: UInt8?
             while dataSize == nil {
-                guard try fill(8) == 8 else { break }
-                let chunk = Array(UnsafeRawBufferPointer(start: scratch, count: 8))
+                var chunk: [UInt8]
+                if let first = carried {
+                    carried = nil
+                    guard try fill(7) == 7 else { break }
+                    chunk = [first] + Array(UnsafeRawBufferPointer(start: scratch, count: 7))
+                } else {
+                    guard try fill(8) == 8 else { break }
+                    chunk = Array(UnsafeRawBufferPointer(start: scratch, count: 8))
+                }
                 let id = Self.fourCC(chunk[0..<4])
                 let size = Self.u32(chunk, 4)
                 let available = fileSize - offset  // about Int.max for streams
@@ -164,8 +174,12 @@ public final class WAVFile {
                 } else if id == "data" {
                     dataSize = size
                 } else {
-                    let total = size + (size & 1)
-                    guard total <= available, try skip(total) == total else { break }  // no data chunk follows
+                    guard size <= available, try skip(size) == size else { break }  // no data chunk follows
+                    if size & 1 == 1 {
+                        guard try fill(1) == 1 else { break }
+                        let pad = scratch.load(as: UInt8.self)
+                        if pad != 0 && (0x20...0x7E).contains(pad) { carried = pad }
+                    }
                 }
             }
             guard fmtSize >= 0 else { throw fail("no 'fmt ' chunk: not a valid WAV file") }

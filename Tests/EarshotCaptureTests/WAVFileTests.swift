@@ -41,6 +41,7 @@ import Testing
         ("extensible-float-6ch.wav", 8), ("list-before-fmt.wav", 32), ("odd-chunk-padding.wav", 16),
         ("list-after-data.wav", 16), ("two-fmt-chunks.wav", 16), ("streaming-ffffffff.wav", 24),
         ("streaming-zero-size.wav", 24),
+        ("odd-list-unpadded.wav", 16),  // a writer left out the pad byte after an odd-sized LIST chunk
     ])
     func readable(_ name: String, _ frames: Int) throws {
         let r = try Self.read(name)

@@ -421,6 +421,12 @@ final class MQTTClientLoop: @unchecked Sendable {
     var held: [(topic: String, payload: [UInt8], retain: Bool, enqueuedNs: Int64)] = []
     var heldBytes = 0
     var heldSent = 0
+    /// No further held message is sent until those in flight are acknowledged, then the held ones are moved
+    /// to the spool if it takes writes again (set once a second while held messages are in flight: with
+    /// messages always in flight, ``flushHeld()`` would otherwise never find a moment to run).
+    var heldPaused = false
+    /// Held messages dropped unsent because they were older than `spool.max_age_s` (counted with the spool's).
+    var heldExpired = 0
     /// The spool write failure being reported: since when, when the next summary is due and the counters
     /// when it started.
     struct SpoolFailure {
@@ -479,7 +485,9 @@ final class MQTTClientLoop: @unchecked Sendable {
             if now - lastHousekeepingNs >= 1_000_000_000 {
                 lastHousekeepingNs = now
                 spool.expire(nowNs: Self.wallNs())
+                expireHeld(nowNs: Self.wallNs())
                 spool.retryCursor()
+                if heldSent > 0 && held.count > 0 { heldPaused = true }  // flushHeld once these are acknowledged
                 flushHeld()
                 noteSpoolState()
                 updateGauges()
@@ -497,7 +505,7 @@ final class MQTTClientLoop: @unchecked Sendable {
     }
 
     func updateGauges() {
-        sink._spoolDropped.store(spool.dropped, ordering: .relaxed)
+        sink._spoolDropped.store(spool.dropped + heldExpired, ordering: .relaxed)
         sink._spoolBytes.store(spool.pendingBytes, ordering: .relaxed)
         sink._spoolMessages.store(spool.pendingMessages, ordering: .relaxed)
         sink._connected.store(connected ? 1 : 0, ordering: .relaxed)
@@ -526,10 +534,27 @@ final class MQTTClientLoop: @unchecked Sendable {
         }
     }
 
+    var maxAgeNs: Int64 { Int64(config.spool.maxAgeSeconds * 1e9) }
+
+    func dropHeld(at i: Int) {
+        let h = held.remove(at: i)
+        heldBytes -= h.topic.utf8.count + h.payload.count
+    }
+
+    /// Drops the held messages not yet sent that are older than `spool.max_age_s` (the spool's age bound
+    /// applies to them too), oldest first.
+    func expireHeld(nowNs: Int64) {
+        while heldSent < held.count, held[heldSent].enqueuedNs < nowNs &- maxAgeNs {
+            dropHeld(at: heldSent)
+            heldExpired += 1
+        }
+    }
+
     /// Moves held messages into the spool, oldest first, while it takes them (only when none is in flight:
     /// a held message sent before a spooled one must stay before it).
     func flushHeld() {
         guard heldSent == 0, !held.isEmpty else { return }
+        heldPaused = false
         var moved = 0
         for h in held {
             if case .failed = spool.append(topic: h.topic, payload: h.payload, retain: h.retain, nowNs: h.enqueuedNs) { break }
@@ -610,8 +635,13 @@ final class MQTTClientLoop: @unchecked Sendable {
         while connected, let m = mosq, inflight.count < MQTTSink.Configuration.Limits.maxInflight, tokens >= 1 {
             guard let (rec, expired) = spool.next(nowNs: now) else {
                 // The spool is sent up to its end: the held messages come next.
-                guard heldSent < held.count else { break }
+                guard heldSent < held.count, !heldPaused else { break }
                 let h = held[heldSent]
+                if h.enqueuedNs < now &- maxAgeNs {  // older than spool.max_age_s, like an expired spool record
+                    dropHeld(at: heldSent)
+                    heldExpired += 1
+                    continue
+                }
                 var mid: Int32 = 0
                 let rc = h.payload.withUnsafeBytes { mosquitto_publish(m, &mid, h.topic, Int32($0.count), $0.baseAddress, 1, h.retain) }
                 guard rc == MOSQ_ERR_SUCCESS.rawValue else { lost = describe(rc); return }
@@ -650,6 +680,7 @@ final class MQTTClientLoop: @unchecked Sendable {
                 let h = held.removeFirst()
                 heldBytes -= h.topic.utf8.count + h.payload.count
                 heldSent -= 1
+                if heldPaused && heldSent == 0 { flushHeld() }
             } else {
                 spool.acknowledge(through: first.start, end: first.end)
             }
@@ -797,6 +828,7 @@ final class MQTTClientLoop: @unchecked Sendable {
         spool.rewind()
         inflight.removeAll()
         heldSent = 0
+        heldPaused = false
         var about: Logger.Metadata = [
             "broker": "\(endpoint.host):\(endpoint.port)", "tls": "\(endpoint.tls)", "spooled_messages": "\(spool.pendingMessages)",
         ]
@@ -847,6 +879,7 @@ final class MQTTClientLoop: @unchecked Sendable {
         if let m = mosq { mosquitto_destroy(m); mosq = nil }
         inflight.removeAll()
         heldSent = 0
+        heldPaused = false
         spool.rewind()
         lost = nil
         if wasConnected {
@@ -882,6 +915,7 @@ final class MQTTClientLoop: @unchecked Sendable {
         mosq = nil
         connected = false
         heldSent = 0
+        heldPaused = false
         logger.info("mqtt stopped", metadata: ["spooled_messages": "\(spool.pendingMessages)"])
     }
 }

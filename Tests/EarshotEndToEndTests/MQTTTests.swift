@@ -395,6 +395,99 @@ extension EndToEnd {
             print("full spool disk: \(unspooled) messages published from memory, \(got.count) windows delivered, \(Set(got).count) distinct")
         }
 
+        /// The held messages go back to the spool once it takes writes again even while messages are always in
+        /// flight: a broker whose acknowledgements arrive 250 ms late (a relay that delays every byte from the
+        /// broker) and a window every 100 ms keep several QoS-1 messages unacknowledged at all times. The sink
+        /// used to move held messages to the spool only at a moment with none in flight — which never came — so
+        /// after the disk recovered they stayed in memory (lost on a crash) and `mqtt_spool_failing` stayed 1.
+        @Test(.enabled(if: mqttTestsEnabled, "mosquitto not installed (CI=true fails instead)"))
+        func heldMessagesReturnToTheSpoolWhileMessagesAreInFlight() throws {
+            let dir = try makeTemporaryDirectory("earshot-mqtt-heldflush")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let fsDir = dir.appendingPathComponent("fs")
+            try FileManager.default.createDirectory(at: fsDir, withIntermediateDirectories: false)
+            guard let fs = SmallTmpfs(at: fsDir.path, kib: 64) else {
+                #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
+                print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
+                return
+            }
+            defer { fs.unmount() }
+            let broker = try MosquittoBroker(dir: dir)
+            try broker.start()
+            defer { broker.stop() }
+            let relay = try DelayingTCPRelay(to: broker.port, delayFromServer: 0.25)
+            defer { relay.stop() }
+            let topic = Self.base + "/rolling/0.1"
+            let sub = try MQTTSubscriber(port: broker.port, topics: [topic], persistentID: "earshot-test-heldflush")
+            let rig = try PublishingRig("mqtt-heldflush", samples: burstSignal(quiet: 1, burst: 1), extraYAML: """
+                rolling:
+                  windows_s: [0.1]
+
+                """ + Self.mqttYAML(port: relay.port, dir: fsDir))
+            defer { rig.cleanup() }
+            let daemon = try rig.start()
+            let ref = try SocketReference(rig)
+            defer { ref.stop() }
+            #expect(waitFor(10) { sub.messages(topic: topic).count >= 10 }, "\(daemon.stderr)")
+
+            fs.fill()
+            #expect(daemon.wait(until: 10) { $0.stderr.contains("mqtt spool write failed") }, "\(daemon.stderr)")
+            #expect(waitFor(15) { (int(ref.lastStats?["mqtt_held_messages"]) ?? 0) > 0 && (int(ref.lastStats?["mqtt_unspooled"]) ?? 0) >= 20 },
+                    "\(ref.lastStats ?? [:])")
+            fs.free()
+            // Within a few housekeeping rounds: nothing held, the spool is not failing, messages keep arriving.
+            #expect(waitFor(15) { int(ref.lastStats?["mqtt_held_messages"]) == 0 && int(ref.lastStats?["mqtt_spool_failing"]) == 0 },
+                    "held messages stayed in memory: \(ref.lastStats ?? [:])")
+            let before = sub.messages(topic: topic).count
+            #expect(waitFor(10) { sub.messages(topic: topic).count >= before + 10 }, "\(daemon.stderr)")
+            let got = sub.messages(topic: topic).compactMap(\.json).map(Self.t)
+            #expect(zip(got, got.dropFirst()).allSatisfy { $0 <= $1 }, "out of order: \(got)")
+            #expect(int(ref.lastStats?["mqtt_dropped_memory"]) == 0 && int(ref.lastStats?["mqtt_dropped_spool"]) == 0, "\(ref.lastStats ?? [:])")
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr.suffix(1500))")
+        }
+
+        /// `mqtt.spool.max_age_s` bounds the messages held in memory too: with the disk full and the broker down,
+        /// held messages older than 1 s are dropped (counted in `mqtt_dropped_spool`, like expired spool records)
+        /// instead of being kept and published late.
+        @Test(.enabled(if: mqttTestsEnabled, "mosquitto not installed (CI=true fails instead)"))
+        func heldMessagesExpireLikeSpooledOnes() throws {
+            let dir = try makeTemporaryDirectory("earshot-mqtt-heldage")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let fsDir = dir.appendingPathComponent("fs")
+            try FileManager.default.createDirectory(at: fsDir, withIntermediateDirectories: false)
+            guard let fs = SmallTmpfs(at: fsDir.path, kib: 64) else {
+                #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
+                print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
+                return
+            }
+            defer { fs.unmount() }
+            let broker = try MosquittoBroker(dir: dir)
+            try broker.start()
+            defer { broker.stop() }
+            let rig = try PublishingRig("mqtt-heldage", samples: burstSignal(quiet: 1, burst: 1), extraYAML: """
+                rolling:
+                  windows_s: [0.1]
+
+                """ + Self.mqttYAML(port: broker.port, dir: fsDir, spool: "max_age_s: 1"))
+            defer { rig.cleanup() }
+            let daemon = try rig.start()
+            let ref = try SocketReference(rig)
+            defer { ref.stop() }
+            #expect(waitFor(10) { int(ref.lastStats?["mqtt_connected"]) == 1 }, "\(daemon.stderr)")
+            fs.fill()
+            #expect(daemon.wait(until: 10) { $0.stderr.contains("mqtt spool write failed") }, "\(daemon.stderr)")
+            broker.stop()
+            // 10 windows a second are held; those older than 1 s go, so about 10-20 stay held, never ~40.
+            #expect(waitFor(15) { (int(ref.lastStats?["mqtt_dropped_spool"]) ?? 0) >= 10 }, "\(ref.lastStats ?? [:])")
+            Thread.sleep(forTimeInterval: 2)
+            let held = int(ref.lastStats?["mqtt_held_messages"]) ?? -1
+            #expect(held >= 0 && held <= 25, "held \(held): \(ref.lastStats ?? [:])")
+            #expect(int(ref.lastStats?["mqtt_dropped_memory"]) == 0, "\(ref.lastStats ?? [:])")
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(timeout: 5) == .exited(0), "\(daemon.stderr.suffix(1500))")
+        }
+
         // MARK: credentials
 
         /// A wrong password: one clear log line (not one per attempt), retries with backoff counted in

@@ -135,3 +135,84 @@ func makeTestCA(in dir: URL, name: String) throws -> (ca: String, cert: String, 
                             "-CAcreateserial", "-days", "2", "-extfile", "\(p)-ext.cnf", "-out", "\(p)-server.crt"])
     return ("\(p)-ca.crt", "\(p)-server.crt", "\(p)-server.key")
 }
+
+/// A TCP relay on 127.0.0.1 in front of a server that delays everything the server sends by
+/// `delayFromServer` seconds (a slow or distant broker: its acknowledgements arrive late), one connection at a
+/// time is enough for the daemon's MQTT sink. Bytes from the client are forwarded at once.
+final class DelayingTCPRelay: @unchecked Sendable {
+    let port: Int
+    private let listenFD: Int32
+    private let target: Int
+    private let delay: Double
+    private let lock = NSLock()
+    private var fds: [Int32] = []
+    private var stopped = false
+
+    init(to targetPort: Int, delayFromServer: Double) throws {
+        target = targetPort
+        delay = delayFromServer
+        port = freeTCPPort()
+        listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(listenFD, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = Self.loopback(port)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(listenFD, 4) == 0 else { close(listenFD); throw POSIXError(.EADDRINUSE) }
+        Thread.detachNewThread { [self] in acceptLoop() }
+    }
+
+    static func loopback(_ port: Int) -> sockaddr_in {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return addr
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listenFD, nil, nil)
+            if client < 0 { if errno == EINTR { continue }; return }
+            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = Self.loopback(target)
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+            lock.lock()
+            let isStopped = stopped
+            fds += [client, server]
+            lock.unlock()
+            guard ok, !isStopped else { shutdown(client, Int32(SHUT_RDWR)); shutdown(server, Int32(SHUT_RDWR)); continue }
+            Thread.detachNewThread { [self] in pipe(from: client, to: server, delay: 0) }
+            Thread.detachNewThread { [self] in pipe(from: server, to: client, delay: delay) }
+        }
+    }
+
+    /// Copies until either side closes; each chunk waits `delay` seconds before it is written on.
+    private func pipe(from a: Int32, to b: Int32, delay: Double) {
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(a, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            var off = 0
+            while off < n {
+                let w = buf.withUnsafeBytes { write(b, $0.baseAddress! + off, n - off) }
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else { shutdown(a, Int32(SHUT_RDWR)); shutdown(b, Int32(SHUT_RDWR)); return }
+                off += w
+            }
+        }
+        shutdown(a, Int32(SHUT_RDWR))
+        shutdown(b, Int32(SHUT_RDWR))
+    }
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        let open = fds
+        lock.unlock()
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        close(listenFD)
+        for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+}

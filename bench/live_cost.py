@@ -98,9 +98,13 @@ class Writer(threading.Thread):
 
 
 class Subscriber(threading.Thread):
-    def __init__(self, path):
+    """A socket client reading every line of `streams` (default: every frame); with `ping_every` it also sends
+    `ping` and `stats` commands that often (seconds)."""
+
+    def __init__(self, path, streams=("frame",), ping_every=None):
         super().__init__(daemon=True)
-        self.path, self.frames, self.stop = path, 0, threading.Event()
+        self.path, self.frames, self.lines, self.stop = path, 0, 0, threading.Event()
+        self.streams, self.ping_every = list(streams), ping_every
         self.sock = None
 
     def run(self):
@@ -109,10 +113,15 @@ class Subscriber(threading.Thread):
         self.sock = s
         f = s.makefile("rb")
         assert b'"hello"' in f.readline()
-        s.sendall(b'{"op":"subscribe","streams":["frame"],"every":1}\n')
+        s.sendall(('{"op":"subscribe","streams":%s,"every":1}\n' % json.dumps(self.streams)).encode())
+        last = time.monotonic()
         for line in f:
+            self.lines += 1
             if line.startswith(b'{"type":"frame"'):
                 self.frames += 1
+            if self.ping_every and time.monotonic() - last > self.ping_every:
+                s.sendall(b'{"op":"ping","id":2}\n{"op":"stats","id":3}\n')
+                last = time.monotonic()
             if self.stop.is_set():
                 break
 
@@ -121,6 +130,30 @@ class Subscriber(threading.Thread):
         if self.sock:
             try: self.sock.shutdown(socket.SHUT_RDWR)
             except OSError: pass
+
+
+def paced_device(tmp, name):
+    """A FIFO in `tmp` and an ALSA `file` PCM `name` reading it (over the `null` slave): (fifo path, environment
+    for the process that opens it; the system's ALSA configuration is read first, hooks and all)."""
+    fifo = os.path.join(tmp, "capture.fifo")
+    os.mkfifo(fifo, 0o600)
+    asoundrc = os.path.join(tmp, "asoundrc")
+    with open(asoundrc, "w") as f:
+        f.write(f'pcm.{name} {{ type file slave.pcm "null" file "/dev/null" infile "{fifo}" format "raw" }}\n')
+    env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{asoundrc}")
+    env.pop("EARSHOT_CONFIG", None)
+    return fifo, env
+
+
+def default_config(tmp, device, sock):
+    """The default configuration except the device, its format and where the socket goes. As in `earshot demo`:
+    the file plugin's capture times read ~90 ms early, so the end-to-end budget would only warn; it is off (the
+    latency tracker still runs). Returns the file's path."""
+    cfg = os.path.join(tmp, "earshot.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"capture:\n  device: {device}\n  format: FLOAT_LE\nsocket:\n  path: {sock}\n"
+                "budgets:\n  end_to_end_ms: null\n")
+    return cfg
 
 
 def stat_ticks(path):
@@ -190,13 +223,7 @@ def measure(pid, seconds):
 def run_case(case, binary, seconds, warmup, chunk_ms, data):
     tmp = tempfile.mkdtemp(prefix="earshot-livecost.")
     try:
-        fifo = os.path.join(tmp, "capture.fifo")
-        os.mkfifo(fifo, 0o600)
-        asoundrc = os.path.join(tmp, "asoundrc")
-        with open(asoundrc, "w") as f:
-            f.write(f'pcm.livecost {{ type file slave.pcm "null" file "/dev/null" infile "{fifo}" format "raw" }}\n')
-        env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{asoundrc}")
-        env.pop("EARSHOT_CONFIG", None)
+        fifo, env = paced_device(tmp, "livecost")
         writer = Writer(fifo, data, chunk_ms)
         writer.start()
         sub = None
@@ -205,14 +232,7 @@ def run_case(case, binary, seconds, warmup, chunk_ms, data):
             cmd = ["arecord", "-q", "-D", "livecost", "-f", "FLOAT_LE", "-r", str(RATE), "-c", "1",
                    "--period-size=480", "--buffer-size=3840", "-t", "raw", "/dev/null"]
         else:
-            cfg = os.path.join(tmp, "earshot.yaml")
-            # Default configuration except the device, its format and where the socket goes. As in
-            # `earshot demo`: the file plugin's capture times read ~90 ms early, so the end-to-end budget
-            # would only warn; it is off (the latency tracker still runs).
-            with open(cfg, "w") as f:
-                f.write(f"capture:\n  device: livecost\n  format: FLOAT_LE\nsocket:\n  path: {sock}\n"
-                        "budgets:\n  end_to_end_ms: null\n")
-            cmd = [binary, "run", "--config", cfg]
+            cmd = [binary, "run", "--config", default_config(tmp, "livecost", sock)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "log"), "wb"))
         try:
             if case != "floor":

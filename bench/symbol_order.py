@@ -23,49 +23,16 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import live_cost  # noqa: E402  (Writer, material, RATE: the same paced FIFO as the CPU figures)
+import live_cost  # noqa: E402  (Writer, Subscriber, material: the same paced FIFO and client as the CPU figures)
 
 ROOT = live_cost.ROOT
 STREAMS = ["frame", "rolling", "onset", "alert", "status", "stats", "spectrum"]
-
-
-class AllStreams(threading.Thread):
-    """One subscriber to every stream, plus a ping now and then (the command path)."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.path, self.lines, self.stop = path, 0, threading.Event()
-        self.sock = None
-
-    def run(self):
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(self.path)
-        self.sock = s
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(('{"op":"subscribe","streams":%s,"every":1,"id":1}\n' % str(STREAMS).replace("'", '"')).encode())
-        last = time.monotonic()
-        for _ in f:
-            self.lines += 1
-            if time.monotonic() - last > 2:
-                s.sendall(b'{"op":"ping","id":2}\n{"op":"stats","id":3}\n')
-                last = time.monotonic()
-            if self.stop.is_set():
-                break
-
-    def close(self):
-        self.stop.set()
-        if self.sock:
-            try: self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError: pass
 
 
 def executed_functions(callgrind_out, binary_name):
@@ -95,18 +62,9 @@ def main():
     try:
         binary = os.path.join(tmp, "earshot")
         subprocess.run(["objcopy", "--strip-debug", a.binary, binary], check=True)
-        fifo = os.path.join(tmp, "capture.fifo")
-        os.mkfifo(fifo, 0o600)
-        asoundrc = os.path.join(tmp, "asoundrc")
-        with open(asoundrc, "w") as f:
-            f.write(f'pcm.order {{ type file slave.pcm "null" file "/dev/null" infile "{fifo}" format "raw" }}\n')
-        env = dict(os.environ, ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{asoundrc}")
-        env.pop("EARSHOT_CONFIG", None)
+        fifo, env = live_cost.paced_device(tmp, "order")
         sock = os.path.join(tmp, "earshot.sock")
-        cfg = os.path.join(tmp, "earshot.yaml")
-        with open(cfg, "w") as f:
-            f.write(f"capture:\n  device: order\n  format: FLOAT_LE\nsocket:\n  path: {sock}\n"
-                    "budgets:\n  end_to_end_ms: null\n")
+        cfg = live_cost.default_config(tmp, "order", sock)
         out = os.path.join(tmp, "callgrind.out")
         writer = live_cost.Writer(fifo, live_cost.material(), 20)
         writer.start()
@@ -121,7 +79,7 @@ def main():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"symbol_order: daemon did not open its socket:\n{open(log.name).read()[-3000:]}")
                 time.sleep(0.2)
-            sub = AllStreams(sock)
+            sub = live_cost.Subscriber(sock, streams=STREAMS, ping_every=2)
             sub.start()
             time.sleep(a.seconds / 2)
             proc.send_signal(signal.SIGHUP)

@@ -271,6 +271,19 @@ extension EndToEnd {
 
         // MARK: spool on a full disk
 
+        /// A 64 KiB tmpfs mounted at `dir`/fs for the spool (root mounts it); nil, after recording an issue under
+        /// CI=true or printing why, where it cannot be mounted.
+        static func smallSpoolDisk(in dir: URL) throws -> (SmallTmpfs, URL)? {
+            let fsDir = dir.appendingPathComponent("fs")
+            try FileManager.default.createDirectory(at: fsDir, withIntermediateDirectories: false)
+            guard let fs = SmallTmpfs(at: fsDir.path, kib: 64) else {
+                #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
+                print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
+                return nil
+            }
+            return (fs, fsDir)
+        }
+
         /// Issue 9 hardening: the spool directory on a genuinely full file system (a 64 KiB tmpfs filled after
         /// the daemon started; root mounts it, CI=true fails without it). QoS-1 messages still reach the broker
         /// in order with none missing — also across a 3 s broker outage while the disk is full (held in memory,
@@ -282,13 +295,7 @@ extension EndToEnd {
         func aFullSpoolDiskStillDeliversInOrderAndRecovers() throws {
             let dir = try makeTemporaryDirectory("earshot-mqtt-full")
             defer { try? FileManager.default.removeItem(at: dir) }
-            let fsDir = dir.appendingPathComponent("fs")
-            try FileManager.default.createDirectory(at: fsDir, withIntermediateDirectories: false)
-            guard let fs = SmallTmpfs(at: fsDir.path, kib: 64) else {
-                #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
-                print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
-                return
-            }
+            guard let (fs, fsDir) = try Self.smallSpoolDisk(in: dir) else { return }
             defer { fs.unmount() }
             let spoolDir = fsDir.path + "/mqtt-spool"
             func cursorBytes() -> Int { ((try? FileManager.default.attributesOfItem(atPath: spoolDir + "/cursor"))?[.size] as? Int) ?? -1 }
@@ -404,13 +411,7 @@ extension EndToEnd {
         func heldMessagesReturnToTheSpoolWhileMessagesAreInFlight() throws {
             let dir = try makeTemporaryDirectory("earshot-mqtt-heldflush")
             defer { try? FileManager.default.removeItem(at: dir) }
-            let fsDir = dir.appendingPathComponent("fs")
-            try FileManager.default.createDirectory(at: fsDir, withIntermediateDirectories: false)
-            guard let fs = SmallTmpfs(at: fsDir.path, kib: 64) else {
-                #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
-                print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
-                return
-            }
+            guard let (fs, fsDir) = try Self.smallSpoolDisk(in: dir) else { return }
             defer { fs.unmount() }
             let broker = try MosquittoBroker(dir: dir)
             try broker.start()
@@ -454,13 +455,7 @@ extension EndToEnd {
         func heldMessagesExpireLikeSpooledOnes() throws {
             let dir = try makeTemporaryDirectory("earshot-mqtt-heldage")
             defer { try? FileManager.default.removeItem(at: dir) }
-            let fsDir = dir.appendingPathComponent("fs")
-            try FileManager.default.createDirectory(at: fsDir, withIntermediateDirectories: false)
-            guard let fs = SmallTmpfs(at: fsDir.path, kib: 64) else {
-                #expect(ProcessInfo.processInfo.environment["CI"] != "true", "cannot mount a tmpfs (needs root) under CI=true")
-                print("skipped: cannot mount a tmpfs here (not root or no mount permission)")
-                return
-            }
+            guard let (fs, fsDir) = try Self.smallSpoolDisk(in: dir) else { return }
             defer { fs.unmount() }
             let broker = try MosquittoBroker(dir: dir)
             try broker.start()
@@ -475,9 +470,12 @@ extension EndToEnd {
             let ref = try SocketReference(rig)
             defer { ref.stop() }
             #expect(waitFor(10) { int(ref.lastStats?["mqtt_connected"]) == 1 }, "\(daemon.stderr)")
+            // Broker first, so the segment being written stays (nothing is acknowledged and unlinked, which
+            // would free room on the full disk for the next write).
+            broker.stop()
+            Thread.sleep(forTimeInterval: 0.3)
             fs.fill()
             #expect(daemon.wait(until: 10) { $0.stderr.contains("mqtt spool write failed") }, "\(daemon.stderr)")
-            broker.stop()
             // 10 windows a second are held; those older than 1 s go, so about 10-20 stay held, never ~40.
             #expect(waitFor(15) { (int(ref.lastStats?["mqtt_dropped_spool"]) ?? 0) >= 10 }, "\(ref.lastStats ?? [:])")
             Thread.sleep(forTimeInterval: 2)

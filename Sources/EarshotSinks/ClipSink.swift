@@ -295,7 +295,12 @@ public final class ClipSink: ConfigurableSink, MessagePublisher, @unchecked Send
 
     func write(_ p: Pending) {
         guard let directory = configuration.directory else { return }
-        let from = position(of: p.startNs), to = max(from, position(of: p.endNs))
+        let from = position(of: p.startNs), mapped = max(from, position(of: p.endNs))
+        // The chunks' wall times jitter by a few samples, so the end is placed from the start by the clip's length
+        // in samples whenever the audio is continuous (the mapped end within 2 ms of it); a gap inside the clip
+        // (fewer samples than its wall span) or a history that ends early keeps the mapped end.
+        let exact = from + Int64((Double(p.endNs - p.startNs) / nsPerSample).rounded())
+        let to = abs(mapped - exact) <= Int64(2e6 / nsPerSample) ? min(exact, historyEnd) : mapped
         let count = Int(to - from)
         guard count > 0 else { return }
         let cap = Int64(history.count)

@@ -27,7 +27,21 @@ import Testing
         #expect(ClipSink.trigger(Array("not json".utf8)) == nil)
     }
 
-    @Test func overlappingAlertsExtendOneClipWithTheExactSamples() throws {
+    /// Capture times jitter (a real device's period stamps): the clip still has exactly pre + post roll samples,
+    /// contiguous, its start within the jitter of the ideal one (it used to drift by up to ±13 samples in length).
+    @Test func jitteredCaptureTimesKeepTheExactLength() throws {
+        let m = try Self.clip(jitterNs: { f in (f / 10) % 2 == 0 ? -150_000 : 150_000 })  // ±0.15 ms, by blocks of 10 frames
+        #expect(m.message.samples == Int(1.3 * 48_000), "\(m.message)")
+        #expect(m.values.count == m.message.samples)
+        #expect(zip(m.values, m.values.dropFirst()).allSatisfy { $1 == $0 + 1 }, "not contiguous")
+        #expect(abs(Int(m.values.first ?? 0) - 24_000) <= 8, "first \(m.values.prefix(1))")
+    }
+
+    /// One clip from alerts at 1.0 s (onset) and 1.3 s (level) over 3 s of frames whose sample i has value i,
+    /// each frame's wall time offset by `jitterNs(frame)`.
+    static func clip(jitterNs: (Int) -> Int64) throws
+        -> (message: ClipMessage, values: [Float], t0: Int64, written: Int?, logLines: Int)
+    {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clip-sink-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -38,19 +52,18 @@ import Testing
         let sink = ClipSink(configuration: c, logger: logs.logger(), publisher: publisher, tap: tap)
         let bus = FrameBus(capacity: 64, nMels: K.nMels, nMFCC: 2)
         try sink.start(bus: bus, stream: K.stream())
-        // 3 s of frames; sample i has value i (exactly representable).
-        // Now (a clip whose end is more than 2 s in the past is written at once, with what was captured).
         let t0 = Int64(Date().timeIntervalSince1970 * 1000) * 1_000_000
         var chunk = [Float](repeating: 0, count: K.hop)
         func feed(_ frames: Range<Int>) {
             for f in frames {
                 for k in 0..<K.hop { chunk[k] = Float(f * K.hop + k) }
-                chunk.withUnsafeBufferPointer { tap.record($0, firstSample: Int64(f * K.hop), wallNs: t0 + Int64(f) * K.hopNs, seq: Int64(f)) }
+                chunk.withUnsafeBufferPointer {
+                    tap.record($0, firstSample: Int64(f * K.hop), wallNs: t0 + Int64(f) * K.hopNs + jitterNs(f), seq: Int64(f))
+                }
             }
         }
         feed(0..<100)
         usleep(50_000)
-        // Alerts at 1.0 s (onset) and 1.3 s (level): one clip 0.5 … 1.8 s, named by the first.
         sink.publish(.alert, line: AlertMessage.onset(strength: 3, t: Double(t0) / 1e9 + 1.0, seq: 100, suppressed: 0).line(), wallNs: 0)
         sink.publish(.alert, line: AlertMessage.level(state: .start, levelDb: -10, thresholdDb: -20, t: Double(t0) / 1e9 + 1.3,
                                                      seq: 130, decidedSeq: 131, durationSeconds: nil, maxDb: nil, weighting: "laf").line(), wallNs: 0)
@@ -63,22 +76,28 @@ import Testing
         sink.stop()
         let text = try #require(line, "\(logs.all.map(\.message))")
         let m = try ClipMessage.decode(ProtocolJSON.parse(Array(text.utf8.dropLast())))
-        #expect(m.kind == "onset" && m.alerts == 2)
-        #expect(m.samples == Int(1.3 * 48_000), "\(m)")
-        #expect(abs(m.start - (Double(t0) / 1e9 + 0.5)) < 1e-3)
-        let d = try Data(contentsOf: URL(fileURLWithPath: m.path))
-        let bytes = [UInt8](d)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: m.path)))
         var values: [Float] = []
         for o in stride(from: 44, to: bytes.count - 3, by: 4) {
             let b0 = UInt32(bytes[o]), b1 = UInt32(bytes[o + 1]) << 8
             let b2 = UInt32(bytes[o + 2]) << 16, b3 = UInt32(bytes[o + 3]) << 24
             values.append(Float(bitPattern: b0 | b1 | b2 | b3))
         }
-        #expect(values.count == m.samples)
-        #expect(values.enumerated().allSatisfy { $0.element == Float(24_000 + $0.offset) }, "first \(values.prefix(3))")
-        #expect(URL(fileURLWithPath: m.path).lastPathComponent == ClipSink.utcName(t0 + 1_000_000_000) + "-earshot-onset.wav")
-        #expect(sink.counters.first { $0.0 == "clips_written" }?.1 == 1)
-        #expect(logs.messages(containing: "clip written path=\(m.path) kind=onset").count == 1)
+        return (m, values, t0, sink.counters.first { $0.0 == "clips_written" }?.1,
+                logs.messages(containing: "clip written path=\(m.path) kind=onset").count)
+    }
+
+    @Test func overlappingAlertsExtendOneClipWithTheExactSamples() throws {
+        let r = try Self.clip(jitterNs: { _ in 0 })
+        let m = r.message
+        #expect(m.kind == "onset" && m.alerts == 2)
+        #expect(m.samples == Int(1.3 * 48_000), "\(m)")
+        #expect(abs(m.start - (Double(r.t0) / 1e9 + 0.5)) < 1e-3)
+        #expect(r.values.count == m.samples)
+        #expect(r.values.enumerated().allSatisfy { $0.element == Float(24_000 + $0.offset) }, "first \(r.values.prefix(3))")
+        #expect(URL(fileURLWithPath: m.path).lastPathComponent == ClipSink.utcName(r.t0 + 1_000_000_000) + "-earshot-onset.wav")
+        #expect(r.written == 1)
+        #expect(r.logLines == 1)
     }
 
     @Test func utcNames() {

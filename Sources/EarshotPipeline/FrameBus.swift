@@ -44,7 +44,7 @@ public final class FrameBus: @unchecked Sendable {
     /// line each.
     let wakeAt: UnsafeMutablePointer<Atomic<Int>>
     static let wakeAtStride = 8
-    /// Each entry's ``FrameWakeFilter`` (``filterStride`` words, one cache line): written by its consumer
+    /// Each entry's ``FrameWakeFilter`` (``filterStride`` words, one cache line: the mode, seven fields): written by its consumer
     /// (``Consumer/setWakeFilter(_:)``), read by the producer for a parked consumer that is not due yet.
     let filters: UnsafeMutablePointer<Atomic<UInt64>>
     static let filterStride = 8
@@ -215,6 +215,7 @@ public final class FrameBus: @unchecked Sendable {
         filter.quietUntilNs = Int64(bitPattern: filters[f &+ 4].load(ordering: .sequentiallyConsistent))
         filter.onsetMinStrength = Double(bitPattern: filters[f &+ 5].load(ordering: .sequentiallyConsistent))
         filter.deadlineNs = Int64(bitPattern: filters[f &+ 6].load(ordering: .sequentiallyConsistent))
+        filter.onsetNotBeforeNs = Int64(bitPattern: filters[f &+ 7].load(ordering: .sequentiallyConsistent))
         return filter
     }
 
@@ -329,6 +330,7 @@ public final class FrameBus: @unchecked Sendable {
             bus.filters[f &+ 4].store(UInt64(bitPattern: filter.quietUntilNs), ordering: .sequentiallyConsistent)
             bus.filters[f &+ 5].store(filter.onsetMinStrength.bitPattern, ordering: .sequentiallyConsistent)
             bus.filters[f &+ 6].store(UInt64(bitPattern: filter.deadlineNs), ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 7].store(UInt64(bitPattern: filter.onsetNotBeforeNs), ordering: .sequentiallyConsistent)
             bus.filters[f].store(mode, ordering: .sequentiallyConsistent)
             return bus.published.load(ordering: .sequentiallyConsistent) != position
         }
@@ -420,7 +422,8 @@ public enum FrameLevel: UInt8, Sendable, Equatable {
 /// - **level**: `Double(level) + levelOffset >= threshold` (`above`) or `< threshold` (not `above`) — the
 ///   same expression in the same precision as the consumer's own test, so the two never disagree — and its
 ///   `wallNs` is outside `[quietFromNs, quietUntilNs)`;
-/// - **onset**: it decided an onset with `Double(strength) >= onsetMinStrength`;
+/// - **onset**: it decided an onset with `Double(strength) >= onsetMinStrength` whose time (`onsetWallNs`) is
+///   at or after `onsetNotBeforeNs`;
 /// - **deadline**: its `wallNs >= deadlineNs`.
 /// The default (``never``) matches no frame.
 public struct FrameWakeFilter: Sendable, Equatable {
@@ -435,15 +438,17 @@ public struct FrameWakeFilter: Sendable, Equatable {
     public var quietUntilNs: Int64
     /// +∞: onsets never match.
     public var onsetMinStrength: Double
+    /// Onsets earlier than this (`onsetWallNs`) do not match (`Int64.min`: none excluded).
+    public var onsetNotBeforeNs: Int64
     /// `Int64.max`: no deadline.
     public var deadlineNs: Int64
 
     public init(level: FrameLevel? = nil, above: Bool = true, levelOffset: Double = 0, threshold: Double = .infinity,
                 quietFromNs: Int64 = 0, quietUntilNs: Int64 = 0, onsetMinStrength: Double = .infinity,
-                deadlineNs: Int64 = .max) {
+                onsetNotBeforeNs: Int64 = .min, deadlineNs: Int64 = .max) {
         self.level = level; self.above = above; self.levelOffset = levelOffset; self.threshold = threshold
         self.quietFromNs = quietFromNs; self.quietUntilNs = quietUntilNs; self.onsetMinStrength = onsetMinStrength
-        self.deadlineNs = deadlineNs
+        self.onsetNotBeforeNs = onsetNotBeforeNs; self.deadlineNs = deadlineNs
     }
 
     /// Matches no frame.
@@ -457,7 +462,7 @@ public struct FrameWakeFilter: Sendable, Equatable {
     @inline(__always)
     public func matches(_ h: FrameHeader) -> Bool {
         if h.wallNs >= deadlineNs { return true }
-        if h.hasOnset && Double(h.onset.strength) >= onsetMinStrength { return true }
+        if h.hasOnset && Double(h.onset.strength) >= onsetMinStrength && h.onsetWallNs >= onsetNotBeforeNs { return true }
         guard let level else { return false }
         let v = Double(level.value(h.features)) + levelOffset
         guard above ? v >= threshold : v < threshold else { return false }

@@ -49,7 +49,7 @@ import Synchronization
 /// wake-up or the 1 s backstop (``backstopMilliseconds``) and is then evaluated in order as before. Only
 /// the moment of evaluation changes, never its outcome, so an alert is logged from the same drain as when
 /// every frame was delivered at once. While the level stays below the threshold (no alert, no candidate)
-/// and no onset reaches `minStrength`, no frame wakes it: one wake-up a second instead of ten.
+/// and no onset could raise an alert, no frame wakes it: one wake-up a second instead of ten.
 public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `alerts.*` section.
     public struct Configuration: Sendable, Equatable {
@@ -228,8 +228,11 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     ///   re-arm end;
     /// - level, active: a frame below the release level, except inside `[release, release + hold)` of a
     ///   known release candidate (the same argument for the end);
-    /// - onsets: an onset with strength ≥ `minStrength` (debounced and rate-limited ones too);
-    /// - the onset summary: with suppressed alerts pending, the first frame of the next summary period.
+    /// - onsets: an onset with strength ≥ `minStrength` at or after the end of the debounce interval of the
+    ///   last alert and, while `maxPerMinute` alerts lie within 60 s, 60 s after the oldest of them (earlier
+    ///   ones are debounced or suppressed: counted, not emitted; a suppression only happens in that state);
+    /// - the onset summary: with suppressed alerts pending or the rate limit reached, the first frame of the
+    ///   next summary period.
     /// Nothing else emits: discontinuities, SEL sums, the maximum and the re-arm only change state, which the
     /// next evaluation (these frames are never skipped, only evaluated later) brings up to date.
     func wakeFilter() -> FrameWakeFilter {
@@ -255,9 +258,18 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
             }
         }
         if config.onset.enabled {
-            f.onsetMinStrength = config.onset.minStrength
+            let c = config.onset
+            f.onsetMinStrength = c.minStrength
+            if lastOnsetAlertNs != .min {
+                f.onsetNotBeforeNs = lastOnsetAlertNs.addingSaturating(Int64(c.minIntervalMs * 1e6))
+            }
+            // At the limit (the count is forgotten lazily, so this may be stale-high: an early wake-up only).
+            let limited = c.maxPerMinute > 0 && recentCount >= c.maxPerMinute
+            if limited {
+                f.onsetNotBeforeNs = max(f.onsetNotBeforeNs, oldestRecentOnsetAlert.addingSaturating(60_000_000_000))
+            }
             let period = Int64(config.summaryIntervalSeconds * 1e9)
-            if summarySuppressed > 0 && period > 0 && summaryStartNs != .min {
+            if (summarySuppressed > 0 || limited) && period > 0 && summaryStartNs != .min {
                 f.deadlineNs = summaryStartNs.addingSaturating(period)
             }
         }
@@ -360,7 +372,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         if c.maxPerMinute > 0 {
             // Forget alerts older than 60 s.
             while recentCount > 0 {
-                let oldest = recentOnsetAlerts[(recentHead - recentCount + recentOnsetAlerts.count) % recentOnsetAlerts.count]
+                let oldest = oldestRecentOnsetAlert
                 if t - oldest >= 60_000_000_000 { recentCount -= 1 } else { break }
             }
             if recentCount >= c.maxPerMinute {
@@ -385,6 +397,11 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         suppressedSinceLast = 0
         logger.warning("\(String(decoding: text.bytes, as: UTF8.self))")
         publisher?.publish(.alert, line: json.line(), wallNs: t)
+    }
+
+    /// The time of the oldest alert in the rate limit's ring (`recentCount > 0`).
+    var oldestRecentOnsetAlert: Int64 {
+        recentOnsetAlerts[(recentHead - recentCount + recentOnsetAlerts.count) % recentOnsetAlerts.count]
     }
 
     func maybeSummary(_ t: Int64) {

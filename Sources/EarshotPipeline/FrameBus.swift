@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Synchronization
 import EarshotRealtime
+import EarshotDSP
 
 /// The fan-out from the DSP thread to the sinks: a preallocated broadcast ring of frame slots (header,
 /// log-mel, MFCC) with one read cursor per consumer.
@@ -12,7 +13,10 @@ import EarshotRealtime
 ///   producer writes its eventfd (one `write(2)`) only if it is parked, clearing the flag. A consumer that is
 ///   still busy with earlier frames is not woken again: it finds the new frame before it parks. Batch
 ///   consumers (``attach(wakes:)`` with `wakes: false`) read on their own timer; the producer wakes one
-///   only when half the ring is queued for it. The producer never waits for anyone and never makes a syscall per sample.
+///   only when half the ring is queued for it, or — an on-demand consumer, one that set a
+///   ``FrameWakeFilter`` (``Consumer/setWakeFilter(_:)``) — when a frame published while it is parked
+///   matches that filter (the alert sink: a level crossing its threshold, an onset). The producer never waits
+///   for anyone and never makes a syscall per sample.
 /// - Each consumer owns a cursor: it is a bounded queue of `capacity` frames. A consumer that falls more
 ///   than `capacity` frames behind loses its oldest frames, counted in its ``Consumer/dropped``; other
 ///   consumers are not affected. Copies are validated seqlock style, so a consumer never sees a torn frame.
@@ -40,6 +44,13 @@ public final class FrameBus: @unchecked Sendable {
     /// line each.
     let wakeAt: UnsafeMutablePointer<Atomic<Int>>
     static let wakeAtStride = 8
+    /// Each entry's ``FrameWakeFilter`` (``filterStride`` words, one cache line: the mode, seven fields): written by its consumer
+    /// (``Consumer/setWakeFilter(_:)``), read by the producer for a parked consumer that is not due yet.
+    let filters: UnsafeMutablePointer<Atomic<UInt64>>
+    static let filterStride = 8
+    /// Producer only: frames before this position were judged against the parked consumers' filters (or
+    /// published while they were busy, so they read them anyway).
+    @exclusivity(unchecked) var filterScanFrom = 0
     /// Set by a consumer that found nothing to read (it is about to wait); cleared by the producer when it
     /// wakes it. Entries padded to a cache line each so consumers do not share lines.
     let parked: UnsafeMutablePointer<Atomic<Bool>>
@@ -79,6 +90,8 @@ public final class FrameBus: @unchecked Sendable {
         for i in 0..<Self.maxConsumers * Self.parkedStride { (parked + i).initialize(to: Atomic<Bool>(false)) }
         wakeAt = .allocate(capacity: Self.maxConsumers * Self.wakeAtStride)
         for i in 0..<Self.maxConsumers * Self.wakeAtStride { (wakeAt + i).initialize(to: Atomic<Int>(0)) }
+        filters = .allocate(capacity: Self.maxConsumers * Self.filterStride)
+        for i in 0..<Self.maxConsumers * Self.filterStride { (filters + i).initialize(to: Atomic<UInt64>(0)) }
     }
 
     deinit {
@@ -89,6 +102,8 @@ public final class FrameBus: @unchecked Sendable {
         parked.deallocate()
         wakeAt.deinitialize(count: Self.maxConsumers * Self.wakeAtStride)
         wakeAt.deallocate()
+        filters.deinitialize(count: Self.maxConsumers * Self.filterStride)
+        filters.deallocate()
     }
 
 
@@ -153,21 +168,55 @@ public final class FrameBus: @unchecked Sendable {
     /// Producer state of ``beginDeferringWakes()``.
     @exclusivity(unchecked) var wakesDeferred = false
 
+    /// Wakes each parked consumer that is due: `count` reaches its wake-up point, or (an on-demand consumer)
+    /// a frame published since the last call matches its ``FrameWakeFilter``. Frames published while a
+    /// consumer is busy are not judged for it: it reads them before it parks (the Dekker pairing of
+    /// ``publish(_:)``). The filter words are loaded sequentially consistent after `published` was stored, the
+    /// pairing of ``Consumer/setWakeFilter(_:)``.
     @inline(__always)
     func wakeParked(published count: Int) {
-        let p = count &- 1
+        let scanFrom = max(filterScanFrom, count &- capacity)
+        filterScanFrom = count
         var one: UInt64 = 1
         for i in 0..<Self.maxConsumers {
             let fd = wakeFDs[i].load(ordering: .relaxed)
             guard fd >= 0 else { continue }
             let k = i &* Self.parkedStride
-            if parked[k].load(ordering: .sequentiallyConsistent)
-                && p &+ 1 >= wakeAt[i &* Self.wakeAtStride].load(ordering: .relaxed)
-                && parked[k].exchange(false, ordering: .sequentiallyConsistent) {
+            guard parked[k].load(ordering: .sequentiallyConsistent) else { continue }
+            var due = count >= wakeAt[i &* Self.wakeAtStride].load(ordering: .relaxed)
+            if !due && scanFrom < count {
+                let f = i &* Self.filterStride
+                if filters[f].load(ordering: .sequentiallyConsistent) & FrameWakeFilter.setBit != 0 {
+                    let filter = loadFilter(f)
+                    var q = scanFrom
+                    while q < count && !due {
+                        due = filter.matches(headers[q & mask])
+                        q &+= 1
+                    }
+                }
+            }
+            if due && parked[k].exchange(false, ordering: .sequentiallyConsistent) {
                 _ = write(fd, &one, 8)
                 wakeWrites.add(1, ordering: .relaxed)
             }
         }
+    }
+
+    /// The filter stored at word `f` of ``filters`` (producer side).
+    @inline(__always)
+    func loadFilter(_ f: Int) -> FrameWakeFilter {
+        var filter = FrameWakeFilter()
+        let mode = filters[f].load(ordering: .sequentiallyConsistent)
+        filter.level = FrameLevel(rawValue: UInt8(truncatingIfNeeded: mode))
+        filter.above = mode & FrameWakeFilter.aboveBit != 0
+        filter.levelOffset = Double(bitPattern: filters[f &+ 1].load(ordering: .sequentiallyConsistent))
+        filter.threshold = Double(bitPattern: filters[f &+ 2].load(ordering: .sequentiallyConsistent))
+        filter.quietFromNs = Int64(bitPattern: filters[f &+ 3].load(ordering: .sequentiallyConsistent))
+        filter.quietUntilNs = Int64(bitPattern: filters[f &+ 4].load(ordering: .sequentiallyConsistent))
+        filter.onsetMinStrength = Double(bitPattern: filters[f &+ 5].load(ordering: .sequentiallyConsistent))
+        filter.deadlineNs = Int64(bitPattern: filters[f &+ 6].load(ordering: .sequentiallyConsistent))
+        filter.onsetNotBeforeNs = Int64(bitPattern: filters[f &+ 7].load(ordering: .sequentiallyConsistent))
+        return filter
     }
 
     /// eventfd `write`s the producer has made: one per wake-up of a parked consumer.
@@ -209,6 +258,7 @@ public final class FrameBus: @unchecked Sendable {
                 notifier.consume()  // wake-ups left over from a previous consumer of this entry
                 parked[i &* Self.parkedStride].store(false, ordering: .sequentiallyConsistent)
                 wakeAt[i &* Self.wakeAtStride].store(0, ordering: .relaxed)
+                filters[i &* Self.filterStride].store(0, ordering: .sequentiallyConsistent)  // no filter
                 wakeFDs[i].store(notifier.fileDescriptor, ordering: .releasing)
                 return Consumer(bus: self, entry: i, notifier: notifier, start: publishedCount,
                                 wakeAfter: wakes ? 1 : max(1, capacity / 2))
@@ -238,6 +288,8 @@ public final class FrameBus: @unchecked Sendable {
         public let wakeAfter: Int
         /// Frames this consumer lost because it fell more than `capacity` frames behind.
         public private(set) var dropped: Int = 0
+        /// The filter set by ``setWakeFilter(_:)`` (nil: none).
+        public private(set) var wakeFilter: FrameWakeFilter?
         private var attached = true
 
         init(bus: FrameBus, entry: Int, notifier: EventNotifier, start: Int, wakeAfter: Int) {
@@ -254,6 +306,34 @@ public final class FrameBus: @unchecked Sendable {
 
         /// Frames published but not read yet (may exceed capacity: the excess is lost on the next read).
         public var backlog: Int { bus.publishedCount &- position }
+
+        /// Whether this consumer is parked (found nothing to read and has not been woken since; tests).
+        public var isParked: Bool { bus.parked[entry &* FrameBus.parkedStride].load(ordering: .sequentiallyConsistent) }
+
+        /// Makes this an on-demand consumer: besides its wake-up point (``wakeAfter`` frames queued), the
+        /// producer wakes it when a frame published while it is parked matches `filter` (see
+        /// ``FrameWakeFilter``), at the end of the drain that published it. Consumer thread, after reading
+        /// until ``Next/empty(lost:)``.
+        /// - Returns: true if the filter changed and frames were published meanwhile: the producer may have
+        ///   judged them by the old filter, so read again before waiting (this load of `published` follows the
+        ///   filter's sequentially consistent stores: either the producer saw the new filter or this sees the
+        ///   frame). False when nothing needs reading.
+        public func setWakeFilter(_ filter: FrameWakeFilter) -> Bool {
+            guard filter != wakeFilter else { return false }
+            wakeFilter = filter
+            let f = entry &* FrameBus.filterStride
+            var mode = FrameWakeFilter.setBit | UInt64(filter.level?.rawValue ?? 0)
+            if filter.above { mode |= FrameWakeFilter.aboveBit }
+            bus.filters[f &+ 1].store(filter.levelOffset.bitPattern, ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 2].store(filter.threshold.bitPattern, ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 3].store(UInt64(bitPattern: filter.quietFromNs), ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 4].store(UInt64(bitPattern: filter.quietUntilNs), ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 5].store(filter.onsetMinStrength.bitPattern, ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 6].store(UInt64(bitPattern: filter.deadlineNs), ordering: .sequentiallyConsistent)
+            bus.filters[f &+ 7].store(UInt64(bitPattern: filter.onsetNotBeforeNs), ordering: .sequentiallyConsistent)
+            bus.filters[f].store(mode, ordering: .sequentiallyConsistent)
+            return bus.published.load(ordering: .sequentiallyConsistent) != position
+        }
 
         /// Outcome of ``next(into:)``.
         public enum Next: Equatable, Sendable {
@@ -316,4 +396,76 @@ public final class FrameCopy: @unchecked Sendable {
     }
 
     deinit { logmel.deallocate(); mfcc.deallocate() }
+}
+
+/// One of the frame's level figures (``FrameFeatures``), for a ``FrameWakeFilter``'s level test.
+public enum FrameLevel: UInt8, Sendable, Equatable {
+    case laf = 1, las, lcf, lzf, rmsDbfs
+
+    /// The figure in dBFS.
+    @inline(__always)
+    public func value(_ f: FrameFeatures) -> Float {
+        switch self {
+        case .laf: f.laf
+        case .las: f.las
+        case .lcf: f.lcf
+        case .lzf: f.lzf
+        case .rmsDbfs: f.rmsDbfs
+        }
+    }
+}
+
+/// Which frames wake an on-demand consumer of the ``FrameBus`` before its own timer
+/// (``FrameBus/Consumer/setWakeFilter(_:)``). Evaluated by the producer (the DSP stage, on the capture
+/// thread) for each frame published while the consumer is parked: plain loads and compares, no allocation,
+/// lock or reference counting. A frame matches if any of these holds:
+/// - **level**: `Double(level) + levelOffset >= threshold` (`above`) or `< threshold` (not `above`) — the
+///   same expression in the same precision as the consumer's own test, so the two never disagree — and its
+///   `wallNs` is outside `[quietFromNs, quietUntilNs)`;
+/// - **onset**: it decided an onset with `Double(strength) >= onsetMinStrength` whose time (`onsetWallNs`) is
+///   at or after `onsetNotBeforeNs`;
+/// - **deadline**: its `wallNs >= deadlineNs`.
+/// The default (``never``) matches no frame.
+public struct FrameWakeFilter: Sendable, Equatable {
+    /// The level the level test reads; nil: no level test.
+    public var level: FrameLevel?
+    public var above: Bool
+    /// Added to the level before the comparison (the calibration offset).
+    public var levelOffset: Double
+    public var threshold: Double
+    /// Level matches with `wallNs` in `[quietFromNs, quietUntilNs)` do not count (empty when from ≥ until).
+    public var quietFromNs: Int64
+    public var quietUntilNs: Int64
+    /// +∞: onsets never match.
+    public var onsetMinStrength: Double
+    /// Onsets earlier than this (`onsetWallNs`) do not match (`Int64.min`: none excluded).
+    public var onsetNotBeforeNs: Int64
+    /// `Int64.max`: no deadline.
+    public var deadlineNs: Int64
+
+    public init(level: FrameLevel? = nil, above: Bool = true, levelOffset: Double = 0, threshold: Double = .infinity,
+                quietFromNs: Int64 = 0, quietUntilNs: Int64 = 0, onsetMinStrength: Double = .infinity,
+                onsetNotBeforeNs: Int64 = .min, deadlineNs: Int64 = .max) {
+        self.level = level; self.above = above; self.levelOffset = levelOffset; self.threshold = threshold
+        self.quietFromNs = quietFromNs; self.quietUntilNs = quietUntilNs; self.onsetMinStrength = onsetMinStrength
+        self.onsetNotBeforeNs = onsetNotBeforeNs; self.deadlineNs = deadlineNs
+    }
+
+    /// Matches no frame.
+    public static let never = FrameWakeFilter()
+
+    /// Bits of the mode word in the bus: the level's raw value in the low byte.
+    static let aboveBit: UInt64 = 1 << 8
+    static let setBit: UInt64 = 1 << 16
+
+    /// Whether `h` matches (see the type).
+    @inline(__always)
+    public func matches(_ h: FrameHeader) -> Bool {
+        if h.wallNs >= deadlineNs { return true }
+        if h.hasOnset && Double(h.onset.strength) >= onsetMinStrength && h.onsetWallNs >= onsetNotBeforeNs { return true }
+        guard let level else { return false }
+        let v = Double(level.value(h.features)) + levelOffset
+        guard above ? v >= threshold : v < threshold else { return false }
+        return h.wallNs < quietFromNs || h.wallNs >= quietUntilNs
+    }
 }

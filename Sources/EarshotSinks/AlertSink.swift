@@ -42,6 +42,14 @@ import Synchronization
 ///
 /// Threading: the evaluation runs on the sink's own thread (`es-alerts`); ``update(configuration:)`` may
 /// be called from any thread and is picked up at the next frame. No allocation per frame (only per alert).
+///
+/// Wake-ups: `es-alerts` is an on-demand reader of the frame bus. After each drain it tells the DSP stage
+/// (``wakeFilter()``, a ``FrameWakeFilter``) which frames could make it *emit* something, and the DSP stage
+/// wakes it at the end of the drain that publishes such a frame; every other frame waits for the next such
+/// wake-up or the 1 s backstop (``backstopMilliseconds``) and is then evaluated in order as before. Only
+/// the moment of evaluation changes, never its outcome, so an alert is logged from the same drain as when
+/// every frame was delivered at once. While the level stays below the threshold (no alert, no candidate)
+/// and no onset could raise an alert, no frame wakes it: one wake-up a second instead of ten.
 public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     /// Mirrors the daemon's `alerts.*` section.
     public struct Configuration: Sendable, Equatable {
@@ -108,7 +116,12 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     var config: Configuration
     var levelOffset = 0.0
 
-    let reader = BusReader(threadName: "es-alerts")
+    /// The slow timer of the on-demand reader: no alert decision waits for it (see the type), it only keeps
+    /// the evaluation (counters, SEL sums) at most this far behind the audio. Well inside the bus (the
+    /// producer also wakes the reader when half the ring is queued for it).
+    static let backstopMilliseconds: Int32 = 1_000
+    let backstopMilliseconds: Int32
+    let reader: BusReader
     let _levelAlerts = Atomic<Int>(0)
     let _onsetAlerts = Atomic<Int>(0)
     let _suppressed = Atomic<Int>(0)
@@ -147,11 +160,18 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     ///   - configuration: the initial thresholds.
     ///   - logger: receives the alert lines.
     ///   - publisher: the socket's `alert` stream, or nil.
-    public init(configuration: Configuration = Configuration(), logger: Logger, publisher: (any MessagePublisher)?) {
+    public convenience init(configuration: Configuration = Configuration(), logger: Logger, publisher: (any MessagePublisher)?) {
+        self.init(configuration: configuration, logger: logger, publisher: publisher, backstopMilliseconds: Self.backstopMilliseconds)
+    }
+
+    /// - Parameter backstopMilliseconds: the reader's timer (tests: longer, so only the DSP stage wakes it).
+    init(configuration: Configuration, logger: Logger, publisher: (any MessagePublisher)?, backstopMilliseconds: Int32) {
         self.logger = logger
         self.publisher = publisher
         pending = Mutex(configuration)
         config = configuration
+        self.backstopMilliseconds = backstopMilliseconds
+        reader = BusReader(threadName: "es-alerts", delivery: .onDemand(backstopMilliseconds: backstopMilliseconds))
     }
 
     public var dropped: Int { reader.dropped }
@@ -171,13 +191,16 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     public func update(configuration: Configuration) {
         pending.withLock { $0 = configuration }
         generation.add(1, ordering: .releasing)
+        reader.wake()  // the sink thread takes it at once and gives the DSP stage the new wake filter
     }
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         levelOffset = Double(stream.levelOffsetDb)
         sampleRate = Double(max(1, stream.sampleRate))
         hop = max(1, stream.hop)
-        try reader.start(bus: bus, recorder: latencyRecorder) { [self] frame in evaluate(frame.header) }
+        try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in evaluate(frame.header) },
+                         afterDrain: { [self] _ in refreshConfiguration(); return backstopMilliseconds },
+                         wakeFilter: { [self] in wakeFilter() })
     }
 
     public func stop() { reader.stop() }
@@ -193,6 +216,64 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
             recentOnsetAlerts = Array(repeating: 0, count: cap)
             recentHead = 0; recentCount = 0
         }
+    }
+
+    /// The frames that can make the next evaluation emit something, given the state after the frames
+    /// evaluated so far (sink thread; the DSP stage wakes the reader for a frame matching it):
+    /// - level, idle: a frame at or above the threshold, except inside `[candidate, candidate + hold)` of a
+    ///   known start candidate, or before `rearm end + hold` without one — a start is decided only by a frame
+    ///   at or above the threshold at least `hold` after its candidate's first frame, and that candidate is
+    ///   either the known one or a later one, itself at or above the threshold (its own first frame wakes
+    ///   the reader if it lies before the known candidate: audio time stepping back), and never before the
+    ///   re-arm end;
+    /// - level, active: a frame below the release level, except inside `[release, release + hold)` of a
+    ///   known release candidate (the same argument for the end);
+    /// - onsets: an onset with strength ≥ `minStrength` at or after the end of the debounce interval of the
+    ///   last alert and, while `maxPerMinute` alerts lie within 60 s, 60 s after the oldest of them (earlier
+    ///   ones are debounced or suppressed: counted, not emitted; a suppression only happens in that state);
+    /// - the onset summary: with suppressed alerts pending or the rate limit reached, the first frame of the
+    ///   next summary period.
+    /// Nothing else emits: discontinuities, SEL sums, the maximum and the re-arm only change state, which the
+    /// next evaluation (these frames are never skipped, only evaluated later) brings up to date.
+    func wakeFilter() -> FrameWakeFilter {
+        var f = FrameWakeFilter.never
+        if config.level.enabled {
+            let c = config.level
+            let holdNs = Int64(c.minDurationMs * 1e6)
+            f.level = c.weighting.frameLevel
+            f.levelOffset = levelOffset
+            switch levelState {
+            case .idle:
+                f.above = true
+                f.threshold = c.thresholdDB
+                if let start = candidateNs {
+                    (f.quietFromNs, f.quietUntilNs) = (start, start.addingSaturating(holdNs))
+                } else {
+                    (f.quietFromNs, f.quietUntilNs) = (.min, rearmUntilNs.addingSaturating(holdNs))
+                }
+            case .active:
+                f.above = false
+                f.threshold = c.thresholdDB - c.hysteresisDB  // the release level, computed as evaluateLevel does
+                if let end = releaseNs { (f.quietFromNs, f.quietUntilNs) = (end, end.addingSaturating(holdNs)) }
+            }
+        }
+        if config.onset.enabled {
+            let c = config.onset
+            f.onsetMinStrength = c.minStrength
+            if lastOnsetAlertNs != .min {
+                f.onsetNotBeforeNs = lastOnsetAlertNs.addingSaturating(Int64(c.minIntervalMs * 1e6))
+            }
+            // At the limit (the count is forgotten lazily, so this may be stale-high: an early wake-up only).
+            let limited = c.maxPerMinute > 0 && recentCount >= c.maxPerMinute
+            if limited {
+                f.onsetNotBeforeNs = max(f.onsetNotBeforeNs, oldestRecentOnsetAlert.addingSaturating(60_000_000_000))
+            }
+            let period = Int64(config.summaryIntervalSeconds * 1e9)
+            if (summarySuppressed > 0 || limited) && period > 0 && summaryStartNs != .min {
+                f.deadlineNs = summaryStartNs.addingSaturating(period)
+            }
+        }
+        return f
     }
 
     /// Evaluates one frame. Sink thread only.
@@ -291,7 +372,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         if c.maxPerMinute > 0 {
             // Forget alerts older than 60 s.
             while recentCount > 0 {
-                let oldest = recentOnsetAlerts[(recentHead - recentCount + recentOnsetAlerts.count) % recentOnsetAlerts.count]
+                let oldest = oldestRecentOnsetAlert
                 if t - oldest >= 60_000_000_000 { recentCount -= 1 } else { break }
             }
             if recentCount >= c.maxPerMinute {
@@ -318,6 +399,11 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         publisher?.publish(.alert, line: json.line(), wallNs: t)
     }
 
+    /// The time of the oldest alert in the rate limit's ring (`recentCount > 0`).
+    var oldestRecentOnsetAlert: Int64 {
+        recentOnsetAlerts[(recentHead - recentCount + recentOnsetAlerts.count) % recentOnsetAlerts.count]
+    }
+
     func maybeSummary(_ t: Int64) {
         if summaryStartNs == .min { summaryStartNs = t; return }
         let period = Int64(config.summaryIntervalSeconds * 1e9)
@@ -340,6 +426,14 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     }
 }
 
+extension Int64 {
+    /// `self + other`, clamped to the representable range.
+    func addingSaturating(_ other: Int64) -> Int64 {
+        let (r, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : r
+    }
+}
+
 extension LevelWeighting {
     /// Σ y² of this weighting's frequency weighting over the frame's new samples (0 for `rms_dbfs`).
     @inline(__always)
@@ -349,6 +443,17 @@ extension LevelWeighting {
         case .lcf: levels.head.energyC + levels.tail.energyC
         case .lzf: levels.head.energyZ + levels.tail.energyZ
         case .rmsDbfs: 0
+        }
+    }
+
+    /// The frame bus's name for this weighting's level (``FrameWakeFilter``).
+    var frameLevel: FrameLevel {
+        switch self {
+        case .laf: .laf
+        case .las: .las
+        case .lcf: .lcf
+        case .lzf: .lzf
+        case .rmsDbfs: .rmsDbfs
         }
     }
 

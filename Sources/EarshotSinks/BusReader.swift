@@ -16,10 +16,15 @@ import Synchronization
 ///   stage) is measured from when the frame was *due*, i.e. the later of the frame being ready and the
 ///   batch's scheduled wake-up: the deliberate batching delay is not counted against the sink's budget,
 ///   a late wake-up or a slow sink still is.
+/// - ``Delivery/onDemand(backstopMilliseconds:)``: a batch reader (backstop timer, half-ring wake-up) that
+///   the DSP stage also wakes, at the end of the drain that published it, for a frame matching the
+///   ``FrameWakeFilter`` the sink asks for after each drain (`wakeFilter`; alerts: a frame that could start
+///   or end an alert). A frame matching the filter is due when it is ready, the others at the backstop.
 final class BusReader: @unchecked Sendable {
     enum Delivery: Sendable, Equatable {
         case stream
         case batch(intervalMilliseconds: Int32)
+        case onDemand(backstopMilliseconds: Int32)
     }
 
     /// Default batch interval: 10 frames at the default 10 ms hop.
@@ -31,8 +36,10 @@ final class BusReader: @unchecked Sendable {
     let droppedFrames = Atomic<Int>(0)
     /// Times the thread woke up and drained (tests; the cost of this reader in context switches).
     let drains = Atomic<Int>(0)
+    /// Times the thread went to wait, everything queued read and (on demand) its wake filter set (tests).
+    let waits = Atomic<Int>(0)
     private var thread: RealtimeThread.Handle?
-    private var consumer: FrameBus.Consumer?
+    private(set) var consumer: FrameBus.Consumer?
 
     init(threadName: String, delivery: Delivery = .batch(intervalMilliseconds: BusReader.defaultBatchMilliseconds)) {
         self.threadName = threadName
@@ -47,9 +54,16 @@ final class BusReader: @unchecked Sendable {
     ///   - onFrame: called on the sink thread for every frame.
     ///   - afterDrain: called after each drain (and once more with `stopping: true` before the thread ends);
     ///     returns how long to wait for the next frame, ms (a batch reader waits at most its interval).
+    ///   - wakeFilter: ``Delivery/onDemand(backstopMilliseconds:)`` only: called after `afterDrain` on the
+    ///     sink thread; the frames that should wake the reader from now on.
     func start(bus: FrameBus, recorder: StageRecorder?, onFrame: @escaping @Sendable (FrameCopy) -> Void,
-               afterDrain: @escaping @Sendable (_ stopping: Bool) -> Int32 = { _ in 200 }) throws {
-        let batchMs: Int32? = if case .batch(let ms) = delivery { max(1, ms) } else { nil }
+               afterDrain: @escaping @Sendable (_ stopping: Bool) -> Int32 = { _ in 200 },
+               wakeFilter: (@Sendable () -> FrameWakeFilter)? = nil) throws {
+        let batchMs: Int32? = switch delivery {
+        case .stream: nil
+        case .batch(let ms), .onDemand(let ms): max(1, ms)
+        }
+        let wakeFilter: (@Sendable () -> FrameWakeFilter)? = if case .onDemand = delivery { wakeFilter ?? { .never } } else { nil }
         guard let consumer = bus.attach(wakes: batchMs == nil) else { throw SinkError.tooManyConsumers }
         self.consumer = consumer
         running.store(true, ordering: .releasing)
@@ -58,12 +72,17 @@ final class BusReader: @unchecked Sendable {
             var stopping = false
             // A batch reader: when its current batch was due (frames ready before it are handed off "at" it).
             var dueNs: Int64 = 0
+            // On demand: the filter in force (frames matching it were due when ready).
+            var filter = FrameWakeFilter.never
+            var woken = true
             while true {
-                drains.add(1, ordering: .relaxed)
+                if woken { drains.add(1, ordering: .relaxed) }
+                woken = false
                 while case .frame(let lost) = consumer.next(into: frame) {
                     if let recorder {
                         // Batch: counted from max(ready, due) (see the type's documentation).
-                        recorder.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds(), dueNs: dueNs)
+                        recorder.record(frame.header, dequeuedAtNs: Clock.monotonicNanoseconds(),
+                                        dueNs: filter.matches(frame.header) ? 0 : dueNs)
                     }
                     if lost > 0 { droppedFrames.add(lost, ordering: .relaxed) }
                     onFrame(frame)
@@ -71,15 +90,25 @@ final class BusReader: @unchecked Sendable {
                 var waitMs = afterDrain(stopping)
                 if stopping { return }
                 if !running.load(ordering: .acquiring) { stopping = true; continue }  // one last drain
+                if let wakeFilter {
+                    filter = wakeFilter()
+                    // Frames the producer may have judged by the previous filter: read them before waiting.
+                    if consumer.setWakeFilter(filter) { continue }
+                }
                 if let batchMs {
                     waitMs = min(max(waitMs, 0), batchMs)
                     dueNs = Clock.monotonicNanoseconds() &+ Int64(waitMs) &* 1_000_000
                 }
+                waits.add(1, ordering: .releasing)
                 consumer.notifier.wait(timeoutMilliseconds: waitMs)
+                woken = true
             }
         }
         thread = h
     }
+
+    /// Wakes the reader for one drain (any thread; e.g. a reload that changes what its wake filter must be).
+    func wake() { consumer?.notifier.notify() }
 
     /// Idempotent.
     func stop() {

@@ -96,6 +96,21 @@ let processor = FrameProcessor(analyzer: analyzer, output: bus, measureTiming: t
 let side = SPSCRing<Float>(minimumCapacity: 1 << 16)
 let dsp = DSPThread(processor: processor, samples: samples, side: side, stamps: stamps, wake: wake, maxPeriodFrames: 480)
 let idleConsumer = bus.attach()!  // attached, never read: its wake-ups and drops are on the path too
+// An on-demand consumer (the alert sink's kind), read by this thread between batches so that it parks again:
+// the DSP thread judges every frame published while it is parked against its wake filter — one that never
+// matches (a level test and an onset test evaluated for every frame) and one that matches every frame
+// (a wake-up per drain), alternately.
+let onDemand = bus.attach(wakes: false)!
+let onDemandCopy = FrameCopy(nMels: config.nMels, nMFCC: config.nMFCC)
+var onDemandWakes = 0
+@MainActor func parkOnDemand(_ batch: Int) {
+    onDemandWakes += Int(onDemand.notifier.consume())
+    while case .frame = onDemand.next(into: onDemandCopy) {}
+    let filter = batch % 2 == 0
+        ? FrameWakeFilter(level: .laf, above: true, levelOffset: 0, threshold: 100, quietFromNs: 0, quietUntilNs: 1, onsetMinStrength: 1e9)
+        : FrameWakeFilter(deadlineNs: 0)
+    while onDemand.setWakeFilter(filter) { while case .frame = onDemand.next(into: onDemandCopy) {} }
+}
 let period = (0..<480).map { Float(0.2 * sin(2 * Double.pi * 440 * Double($0) / 48_000)) }
 let click = (0..<480).map { $0 < 16 ? Float(0.9) : Float(0) }
 // Hostile float samples take FrameProcessor's sanitizing path (SampleGuard): it must not allocate either.
@@ -134,6 +149,7 @@ for batch in 0..<50 {  // 1000 periods in batches the DSP thread keeps up with, 
     if batch % 10 == 5 { var o = OnsetPickerConfig(); o.delta = Float(batch); dsp.retune(onset: o) }  // retune mailbox (SIGHUP path)
     let target = before + (batch + 1) * 20 - 5
     _ = waitUntil(20) { dsp.frames >= target }
+    parkOnDemand(batch)
 }
 // Ring overrun: 200 periods (96000 samples) at once into a 65536-sample ring while the DSP thread is busy.
 dsp.injectStall(milliseconds: 50)
@@ -142,9 +158,10 @@ feed(200)
 _ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
 usleep(50_000)
 MallocInterposerSwift.unhook()
-report("dsp", "\"frames\":\(dsp.frames - before),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied),\"clip_tap_samples\":\(clipTap.samples.written)")
+report("dsp", "\"frames\":\(dsp.frames - before),\"on_demand_frames\":\(onDemand.position),\"on_demand_wakes\":\(onDemandWakes),\"discontinuities\":\(dsp.discontinuities),\"ring_overrun_samples\":\(dsp.ringOverrunSamples),\"nonfinite_samples\":\(dsp.nonFiniteSamples),\"retunes\":\(dsp.retunesApplied),\"clip_tap_samples\":\(clipTap.samples.written)")
 dsp.stop()
 _ = idleConsumer
+_ = onDemand
 
 // MARK: phase 2 — the ALSA capture thread reading the file plugin (real libasound)
 let dir = try ALSAFilePlugin.makeTemporaryDirectory(prefix: "earshot-alloc")

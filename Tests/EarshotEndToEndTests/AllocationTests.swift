@@ -64,6 +64,8 @@ import Testing
         #expect(int("dsp", "nonfinite_samples") > 0, "the sanitizing path was not exercised: \(p.lines)")
         #expect(int("dsp", "discontinuities") >= 2, "the xrun gap and the ring overrun should be exercised: \(p.lines)")
         #expect(int("dsp", "retunes") >= 4, "the retune mailbox was not exercised: \(p.lines)")
+        // The on-demand consumer's wake filter was judged on the DSP thread and woke it now and then.
+        #expect(int("dsp", "on_demand_frames") >= 1000 && int("dsp", "on_demand_wakes") >= 10, "\(p.lines)")
         #expect(int("dsp", "mallocs") == 0, "allocations on the DSP path: \(p.lines)")
         #expect(int("dsp", "clip_tap_samples") >= 1000 * 480, "the clip tap (clips enabled) was not exercised: \(p.lines)")
         #expect(int("capture", "periods") >= 1000, "\(p.lines)")

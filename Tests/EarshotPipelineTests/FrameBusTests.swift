@@ -1,3 +1,4 @@
+import EarshotDSP
 import EarshotPipeline
 import Foundation
 import Synchronization
@@ -200,32 +201,179 @@ struct FrameBusTests {
     /// arrive, and far fewer wake-ups than frames are made when the producer bursts.
     @Test func noLostWakeUpsUnderRace() async throws {
         let bus = FrameBus(capacity: 1024, nMels: 4, nMFCC: 1)
-        let c = bus.attach()!
         let total: Int64 = 20_000
+        let (got, stalls) = try await Self.race(bus.attach()!, total: total) {
+            var rng = SystemRandomNumberGenerator()
+            for i in 0..<total {
+                Self.publish(bus, i)
+                if UInt8.random(in: 0...255, using: &rng) < 8 { usleep(UInt32.random(in: 0...50, using: &rng)) }
+            }
+        }
+        #expect(got == Int(total))  // received or counted as lost
+        #expect(stalls == 0)
+        #expect(bus.wakeUps < Int(total))
+    }
+
+    /// Runs `c` on a thread of its own that reads until it has accounted for `total` frames (received, or
+    /// lost because it fell a whole ring behind on a loaded box): it drains, calls `beforeWait` (true: read
+    /// again first), then sleeps on its notifier with no timeout worth counting on (5 s), while `produce`
+    /// publishes on the caller. Returns the frames accounted for and the stalls (a wait that timed out with
+    /// frames pending: a lost wake-up).
+    static func race(_ c: FrameBus.Consumer, total: Int64, beforeWait: @escaping @Sendable () -> Bool = { false },
+                     produce: () -> Void) async throws -> (received: Int, stalls: Int) {
         let got = Atomic<Int>(0)
         let stalls = Atomic<Int>(0)
         let done = Atomic<Bool>(false)
         Thread {
-            let f = FrameCopy(nMels: 4, nMFCC: 1)
+            let f = FrameCopy(nMels: c.bus.nMels, nMFCC: c.bus.nMFCC)
             var received = 0
             while received < Int(total) {
-                while case .frame = c.next(into: f) { received += 1 }
+                while true {
+                    let next = c.next(into: f)
+                    switch next {
+                    case .frame(let lost): received += 1 + lost
+                    case .empty(let lost): received += lost
+                    }
+                    if case .empty = next { break }
+                }
                 if received >= Int(total) { break }
-                // A lost wake-up shows as a 5 s stall with frames pending.
+                if beforeWait() { continue }
                 if !c.notifier.wait(timeoutMilliseconds: 5_000) && c.backlog > 0 { stalls.add(1, ordering: .relaxed) }
             }
             got.store(received, ordering: .releasing)
             done.store(true, ordering: .releasing)
         }.start()
-        var rng = SystemRandomNumberGenerator()
-        for i in 0..<total {
-            Self.publish(bus, i)
-            if UInt8.random(in: 0...255, using: &rng) < 8 { usleep(UInt32.random(in: 0...50, using: &rng)) }
-        }
+        produce()
         let deadline = ContinuousClock.now + .seconds(60)
         while !done.load(ordering: .acquiring) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(got.load(ordering: .acquiring) == Int(total))
-        #expect(stalls.load(ordering: .relaxed) == 0)
-        #expect(bus.wakeUps < Int(total))
+        return (got.load(ordering: .acquiring), stalls.load(ordering: .relaxed))
+    }
+
+    // MARK: on-demand consumers (wake filter)
+
+    static func header(_ seq: Int64, laf: Float, wallNs: Int64? = nil, onset: Float? = nil) -> FrameHeader {
+        var h = FrameHeader()
+        h.seq = seq
+        h.wallNs = wallNs ?? seq * 10_000_000
+        h.features.laf = laf
+        h.features.rmsDbfs = -100
+        if let onset {
+            h.hasOnset = true
+            h.onset = OnsetEvent(frameIndex: seq, detectedAtFrame: seq, strength: onset)
+            h.onsetWallNs = h.wallNs
+        }
+        return h
+    }
+
+    static func publish(_ bus: FrameBus, _ h: FrameHeader) {
+        _ = bus.nextFrameBuffers()
+        bus.emit(h)
+    }
+
+    /// What each clause of the filter matches, with the same arithmetic as the consumer's own test.
+    @Test func wakeFilterMatches() {
+        #expect(!FrameWakeFilter.never.matches(Self.header(0, laf: 1000, wallNs: .max - 1, onset: 1e9)))
+        var f = FrameWakeFilter(level: .laf, above: true, levelOffset: 94, threshold: 74)  // −20 dBFS
+        #expect(f.matches(Self.header(1, laf: -20)) && !f.matches(Self.header(1, laf: -20.001)))
+        #expect(!f.matches(Self.header(1, laf: .nan)))
+        f.level = .rmsDbfs  // reads the named level only
+        #expect(!f.matches(Self.header(1, laf: -10)))
+        f = FrameWakeFilter(level: .laf, above: false, threshold: -23)
+        #expect(f.matches(Self.header(1, laf: -23.5)) && !f.matches(Self.header(1, laf: -23)))
+        // Quiet window [100, 200) ms: level matches inside it do not count, outside they do.
+        f.quietFromNs = 100_000_000; f.quietUntilNs = 200_000_000
+        #expect(f.matches(Self.header(9, laf: -30)) && !f.matches(Self.header(10, laf: -30))
+                && !f.matches(Self.header(19, laf: -30)) && f.matches(Self.header(20, laf: -30)))
+        // An onset at or above the strength, and the deadline, match regardless of the level and the window.
+        f.onsetMinStrength = 15
+        #expect(f.matches(Self.header(12, laf: 0, onset: 15)) && !f.matches(Self.header(12, laf: 0, onset: 14.9)))
+        f.onsetNotBeforeNs = 130_000_000  // compared with the onset's own time
+        var early = Self.header(13, laf: 0, onset: 20)
+        #expect(f.matches(early))
+        early.onsetWallNs = 129_000_000
+        #expect(!f.matches(early))
+        f.deadlineNs = 150_000_000
+        #expect(!f.matches(Self.header(14, laf: 0)) && f.matches(Self.header(15, laf: 0)))
+    }
+
+    /// A parked on-demand consumer is woken, once, at the end of the drain that publishes a frame matching its
+    /// filter, and not for other frames (its timer and half the ring aside); a new filter applies to the
+    /// frames published after it, and `setWakeFilter` says when frames published meanwhile must be read first.
+    @Test func onDemandConsumerIsWokenOnlyForMatchingFrames() {
+        let bus = FrameBus(capacity: 256, nMels: 2, nMFCC: 1)  // the half-ring wake-up at 128 frames: out of reach
+        let c = bus.attach(wakes: false)!
+        let f = FrameCopy(nMels: 2, nMFCC: 1)
+        #expect(c.next(into: f) == .empty(lost: 0))  // parks at 0
+        #expect(c.setWakeFilter(FrameWakeFilter(level: .laf, above: true, threshold: -20, onsetMinStrength: 15)) == false)
+        #expect(!c.setWakeFilter(FrameWakeFilter(level: .laf, above: true, threshold: -20, onsetMinStrength: 15)))  // unchanged
+        func drain(_ headers: [FrameHeader]) -> Int {
+            let before = bus.wakeUps
+            bus.beginDeferringWakes()
+            for h in headers { Self.publish(bus, h) }
+            #expect(bus.wakeUps == before, "woken inside a drain")
+            bus.endDeferringWakes()
+            return bus.wakeUps - before
+        }
+        // 20 quiet drains of 2 frames (one with a weak onset): no wake-up.
+        for i in 0..<20 {
+            let s = Int64(2 * i)
+            #expect(drain([Self.header(s, laf: -40), Self.header(s + 1, laf: -21, onset: i == 7 ? 14 : nil)]) == 0)
+        }
+        #expect(c.isParked && c.notifier.consume() == 0)
+        // A frame at the threshold, first of its drain: one wake-up, at the end of that drain.
+        #expect(drain([Self.header(40, laf: -20), Self.header(41, laf: -40)]) == 1)
+        #expect(c.notifier.consume() == 1 && !c.isParked)
+        // Woken (not parked): more matching frames wake nobody; it reads them all before parking.
+        #expect(drain([Self.header(42, laf: -10)]) == 0)
+        var seqs: [Int64] = []
+        while case .frame = c.next(into: f) { seqs.append(f.header.seq) }
+        #expect(seqs == Array(0...42))
+        // Parked again at 43. A strong onset wakes it.
+        #expect(drain([Self.header(43, laf: -40, onset: 15)]) == 1)
+        while case .frame = c.next(into: f) {}
+        // A new filter (wait for a level below −23, quiet until 0.5 s): no frame was published since the
+        // last read, so nothing to read first.
+        #expect(!c.setWakeFilter(FrameWakeFilter(level: .laf, above: false, threshold: -23,
+                                                 quietFromNs: 440_000_000, quietUntilNs: 500_000_000)))
+        #expect(drain([Self.header(44, laf: -30), Self.header(45, laf: -10)]) == 0)  // quiet window; above
+        #expect(drain([Self.header(50, laf: -30)]) == 1)  // t = 0.5 s: outside the window
+        while case .frame = c.next(into: f) {}
+        // Frames published between parking and a filter change: the change reports them.
+        #expect(drain([Self.header(51, laf: -10)]) == 0)
+        #expect(c.setWakeFilter(FrameWakeFilter(deadlineNs: 0)))
+        #expect(c.next(into: f) == .frame(lost: 0) && f.header.seq == 51)
+        #expect(c.next(into: f) == .empty(lost: 0))
+        #expect(drain([Self.header(52, laf: -100)]) == 1)  // the deadline: every frame
+        #expect(c.dropped == 0)
+    }
+
+    /// No lost wake-up when the consumer changes its filter after every drain while the producer publishes
+    /// (the Dekker pairing of `setWakeFilter` with the producer's judging): every frame matches both filters it
+    /// alternates between, the half-ring wake-up is out of reach (a 64 Ki-frame bus), so each frame must wake
+    /// the consumer or be found by it before it waits; a lost wake-up shows as a 5 s timeout with frames
+    /// pending.
+    @Test func noLostWakeUpsWhileTheFilterChanges() async throws {
+        let bus = FrameBus(capacity: 1 << 16, nMels: 4, nMFCC: 1)
+        let c = bus.attach(wakes: false)!
+        let total: Int64 = 20_000
+        let flip = Atomic<Bool>(false)  // the consumer thread's: which of the two filters is next
+        let (got, stalls) = try await Self.race(c, total: total, beforeWait: {
+            let up = !flip.load(ordering: .relaxed)
+            flip.store(up, ordering: .relaxed)
+            return c.setWakeFilter(FrameWakeFilter(level: .laf, above: true, threshold: up ? -1 : -2))
+        }) {
+            var rng = SystemRandomNumberGenerator()
+            var i: Int64 = 0
+            while i < total {
+                let n = Int64.random(in: 1...3, using: &rng)
+                bus.beginDeferringWakes()
+                for _ in 0..<n where i < total { Self.publish(bus, Self.header(i, laf: 0)); i += 1 }
+                bus.endDeferringWakes()
+                if UInt8.random(in: 0...255, using: &rng) < 16 { usleep(UInt32.random(in: 0...50, using: &rng)) }
+            }
+        }
+        #expect(got == Int(total))
+        #expect(c.dropped == 0)  // a 64 Ki-frame ring: every frame was received
+        #expect(stalls == 0)
     }
 }

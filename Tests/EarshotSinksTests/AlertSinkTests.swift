@@ -196,3 +196,165 @@ struct AlertSinkTests {
         #expect(K.fields(start)["seq"] == "50" && K.fields(start)["threshold_db"] == "-15")
     }
 }
+
+/// A started AlertSink whose reader's own timer is 60 s: within a test only the DSP stage's wake-ups
+/// (`FrameBus.wakeUps`, eventfd writes at the end of a drain) and ``AlertSink/update(configuration:)`` drive it.
+private final class OnDemandRig {
+    let bus = FrameBus(capacity: 8192, nMels: K.nMels, nMFCC: 2)
+    let logs = K.LogStore()
+    let sink: AlertSink
+
+    init(_ configuration: AlertSink.Configuration) throws {
+        sink = AlertSink(configuration: configuration, logger: logs.logger(), publisher: nil, backstopMilliseconds: 60_000)
+        try sink.start(bus: bus, stream: K.stream())
+        try waitIdle(after: 0)
+    }
+
+    deinit { sink.stop() }
+
+    var waits: Int { sink.reader.waits.load(ordering: .acquiring) }
+
+    /// Waits (≤ 10 s) until the reader has gone to wait more than `n` times and is parked: it has read every
+    /// frame published so far and set its wake filter.
+    func waitIdle(after n: Int) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !(waits > n && sink.reader.consumer?.isParked == true) {
+            try #require(ContinuousClock.now < deadline, "the alert reader did not settle (waits \(waits))")
+            usleep(500)
+        }
+    }
+
+    /// Publishes `headers` as one drain of the DSP stage and returns the wake-ups it made (0 or 1); after a
+    /// wake-up, waits until the reader has handled it.
+    func drain(_ headers: [FrameHeader]) throws -> Int {
+        let w = waits
+        let before = bus.wakeUps
+        bus.beginDeferringWakes()
+        K.publish(headers, on: bus)
+        bus.endDeferringWakes()
+        let woke = bus.wakeUps - before
+        if woke > 0 { try waitIdle(after: w) }
+        return woke
+    }
+}
+
+/// es-alerts is woken by the DSP stage only for frames that can make it emit an alert, at the end of the
+/// drain that publishes them, so alerts come from the same drain as when every frame was delivered.
+@Suite("AlertSink wake-ups", .serialized)
+struct AlertSinkWakeTests {
+    /// Quiet input (levels below the threshold, onsets below `min_strength`) wakes the reader never, not once
+    /// per frame or drain; the first frame at the threshold does, in its own drain.
+    @Test func quietInputDoesNotWakeTheReader() throws {
+        var c = AlertSinkTests.level
+        c.onset = .init(enabled: true, minStrength: 15, minIntervalMs: 100, maxPerMinute: 60)
+        let rig = try OnDemandRig(c)
+        let drains0 = rig.sink.reader.drains.load(ordering: .relaxed)
+        var woke = 0
+        for i in stride(from: Int64(0), to: 300, by: 2) {
+            var second = K.header(seq: i + 1, level: -20.5)
+            if i % 50 == 0 { second = K.withOnset(second, strength: 14) }
+            woke += try rig.drain([K.header(seq: i, level: -35), second])
+        }
+        #expect(woke == 0, "woken \(woke) times by 300 quiet frames")
+        #expect(rig.sink.reader.drains.load(ordering: .relaxed) == drains0)
+        #expect(rig.logs.all.isEmpty)
+        // The first frame at the threshold wakes it at the end of its drain (minimum duration 200 ms: no
+        // alert yet, a candidate).
+        #expect(try rig.drain([K.header(seq: 300, level: -40), K.header(seq: 301, level: -20)]) == 1)
+        #expect(rig.sink.reader.drains.load(ordering: .relaxed) == drains0 + 1)
+    }
+
+    /// The sequence of `levelStartEndHysteresisAndRearm` published in drains of two frames (as the DSP stage
+    /// does with 20 ms periods): the same three alerts with the same `seq`/`decided_seq`, each logged by the
+    /// wake-up of the drain holding its deciding frame; 6 wake-ups in 250 drains, each where the design says.
+    @Test func levelAlertsComeFromTheDrainOfTheirDecidingFrame() throws {
+        let rig = try OnDemandRig(AlertSinkTests.level)
+        let input = frames([
+            (0..<10, -30), (10..<25, -10), (25..<50, -30), (50..<150, -10), (150..<250, -22), (250..<300, -30),
+            (300..<500, -10),
+        ])
+        var wokeAt: [Int64] = []
+        var alertsAfter: [Int64: Int] = [:]
+        for k in stride(from: 0, to: input.count, by: 2) {
+            if try rig.drain(Array(input[k..<k + 2])) == 1 {
+                wokeAt.append(input[k].seq)
+                alertsAfter[input[k].seq] = rig.logs.messages(containing: "alert=level").count
+            }
+        }
+        // 10: the crossing (a candidate); 50: above again after the blip, outside the first candidate's
+        // hold; 70: the start is decided; 250: below the release level; 270: the end is decided; 370: the
+        // re-armed start is decided (the frames above the threshold before re-arm + hold wake nobody).
+        #expect(wokeAt == [10, 50, 70, 250, 270, 370])
+        #expect(alertsAfter == [10: 0, 50: 0, 70: 1, 250: 1, 270: 2, 370: 3])
+        let alerts = rig.logs.messages(containing: "alert=level").map(K.fields)
+        try #require(alerts.count == 3)
+        #expect(alerts.map { $0["state"] } == ["start", "end", "start"])
+        #expect(alerts.map { $0["seq"] } == ["50", "250", "350"])
+        #expect(alerts.map { $0["decided_seq"] } == ["70", "270", "370"])
+        #expect(alerts[1]["duration_s"] == "2" && alerts[1]["max_db"] == "-10")
+    }
+
+    /// Onset alerts (the input of `onsetRateLimitAndSuppressedCounts`): a drain wakes the reader when it holds
+    /// an onset that will raise an alert — at or above `min_strength`, past the debounce interval and, once
+    /// `max_per_minute` alerts lie within 60 s, 60 s after the oldest of them — and, with the rate limit
+    /// reached, the drain reaching the next summary period, which logs the summary then. Weak, debounced and
+    /// suppressed onsets (counted all the same) and everything else wake nobody.
+    @Test func onsetAlertsAndTheSummaryWakeTheReader() throws {
+        let c = AlertSink.Configuration(
+            level: .init(enabled: false),
+            onset: .init(enabled: true, minStrength: 5, minIntervalMs: 100, maxPerMinute: 3), summaryIntervalSeconds: 60)
+        let rig = try OnDemandRig(c)
+        var input = frames([(0..<200, -60), (5990..<6110, -60)])
+        func onset(_ seq: Int64, _ s: Float) { input[input.firstIndex { $0.seq == seq }!] = K.withOnset(input.first { $0.seq == seq }!, strength: s) }
+        for seq in stride(from: Int64(0), to: 200, by: 20) { onset(seq, 9) }
+        onset(10, 2)   // too weak
+        onset(25, 9)   // debounced
+        onset(6100, 8)
+        var wokeAt: [Int64] = []
+        var summaryAfter: Int64? = nil
+        for k in stride(from: 0, to: input.count, by: 2) {
+            if try rig.drain(Array(input[k..<k + 2])) == 1 {
+                wokeAt.append(input[k].seq)
+                if summaryAfter == nil && !rig.logs.messages(containing: "alert=onset_summary").isEmpty { summaryAfter = input[k].seq }
+            }
+        }
+        // 0, 20, 40: alerts (the limit of 3 reached); 60…180 suppressed and 25 debounced: no wake-up; 6000: the
+        // summary period ends (t0 + 60 s); 6100: an alert again (the alerts of 0, 20, 40 are 60 s old).
+        #expect(wokeAt == [0, 20, 40, 6000, 6100])
+        #expect(summaryAfter == 6000, "the summary must be logged by the drain of the first frame of the next period")
+        let onsets = rig.logs.all.filter { $0.message.hasPrefix("alert=onset ") }.map { K.fields($0.message) }
+        #expect(onsets.map { $0["seq"] } == ["0", "20", "40", "6100"])
+        #expect(onsets.map { $0["suppressed"] } == ["0", "0", "0", "7"])
+        #expect(K.fields(rig.logs.messages(containing: "alert=onset_summary").first ?? "")["suppressed"] == "7")
+        #expect(rig.sink.onsetAlerts == 4 && rig.sink.suppressedOnsetAlerts == 7)
+    }
+
+    /// A reload that lowers the threshold reaches the DSP stage's test at once: with −5 dBFS a frame at −10
+    /// wakes nobody; after `update` to −15 (the reader takes it and sets its new filter), it does, and the
+    /// alert is logged from that drain.
+    @Test func aLoweredThresholdWakesTheReader() throws {
+        var c = AlertSinkTests.level
+        c.level.thresholdDB = -5
+        c.level.minDurationMs = 0
+        let control = try OnDemandRig(c)
+        #expect(try control.drain([K.header(seq: 0, level: -30), K.header(seq: 1, level: -10)]) == 0)
+
+        let rig = try OnDemandRig(c)
+        let w = rig.waits
+        var lower = c
+        lower.level.thresholdDB = -15
+        rig.sink.update(configuration: lower)
+        try rig.waitIdle(after: w)
+        #expect(try rig.drain([K.header(seq: 0, level: -30), K.header(seq: 1, level: -10)]) == 1)
+        let start = try #require(rig.logs.messages(containing: "state=start").first)
+        #expect(K.fields(start)["seq"] == "1" && K.fields(start)["threshold_db"] == "-15")
+        // Raised again to −5: the same level wakes nobody (the alert ends first: below the release level).
+        var higher = lower
+        higher.level.thresholdDB = -5
+        #expect(try rig.drain([K.header(seq: 2, level: -40)]) == 1)  // release (minimum duration 0): the end
+        let w2 = rig.waits
+        rig.sink.update(configuration: higher)
+        try rig.waitIdle(after: w2)
+        #expect(try rig.drain([K.header(seq: 300, level: -10)]) == 0)
+    }
+}

@@ -32,6 +32,26 @@ int CEarshot_malloc_trim(void) {
     return malloc_trim(0);
 }
 
+#include <sys/epoll.h>
+
+int CEarshot_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int CEarshot_epoll_ctl(int epfd, int op, int fd, unsigned int events) {
+    struct epoll_event ev = {.events = events, .data = {.fd = fd}};
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int CEarshot_epoll_wait(int epfd, int *fds, unsigned int *events, int max, int timeout_ms) {
+    struct epoll_event ev[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, ev, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        fds[i] = ev[i].data.fd;
+        events[i] = ev[i].events;
+    }
+    return n;
+}
+
 #include <sys/mman.h>
 
 int CEarshot_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

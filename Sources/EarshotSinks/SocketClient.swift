@@ -7,12 +7,21 @@ import EarshotRealtime
 
 /// One serialized message, shared by every client queue it is put on (a frame line is encoded once).
 final class OutMessage {
-    let bytes: [UInt8]
+    /// Changed only by ``refill(_:)`` (no dynamic exclusivity check: read several times per message per
+    /// client on the socket thread, which alone owns it).
+    @exclusivity(unchecked) private(set) var bytes: [UInt8]
     /// The stream of a data message (may be dropped when a queue is full); nil for replies and notices,
     /// which are never dropped.
     let stream: StreamKind?
 
     init(_ bytes: [UInt8], stream: StreamKind?) { self.bytes = bytes; self.stream = stream }
+
+    /// Replaces the bytes in place (no allocation once the array is large enough). Only for a message no
+    /// client queue holds any more (see ``SocketLoop/frameMessage(_:)``).
+    func refill(_ b: UnsafeBufferPointer<UInt8>) {
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: b)
+    }
 }
 
 /// A connected subscriber, owned by the publisher's I/O thread.
@@ -22,8 +31,14 @@ final class SocketClient {
     /// The peer's uid (`SO_PEERCRED`), for the per-uid connection limit; nil when it is not counted (refused).
     var uid: uid_t? = nil
     var subscriptions = Set<StreamKind>() {
-        didSet { if subscriptions.isEmpty != oldValue.isEmpty { idleSinceNs = subscriptions.isEmpty ? Clock.monotonicNanoseconds() : nil } }
+        didSet {
+            if subscriptions.isEmpty != oldValue.isEmpty { idleSinceNs = subscriptions.isEmpty ? Clock.monotonicNanoseconds() : nil }
+            wantsFrames = subscriptions.contains(.frame)
+            wantsOnsets = subscriptions.contains(.onset)
+        }
     }
+    /// `subscriptions` contains `.frame` / `.onset` (looked at for every frame: no hashing then).
+    private(set) var wantsFrames = false, wantsOnsets = false
     var every = 1
     /// nil: every enabled feature (the shared line).
     var fields: Set<Feature>? = nil
@@ -42,8 +57,12 @@ final class SocketClient {
     var replayNext: Int? = nil
     /// When the client's next slice of commands or replay may run (CLOCK_MONOTONIC).
     var nextSliceNs: Int64 = 0
-    /// The last write found the socket full; writing resumes when `poll` reports `POLLOUT`.
+    /// The last write found the socket full; writing resumes when `epoll` reports `EPOLLOUT`.
     var blocked = false
+    /// The events the socket loop's epoll set watches for this client now, and those it reported in the
+    /// current loop iteration.
+    var watched: UInt32 = 0
+    var revents: UInt32 = 0
 
     // Output queue: items[head...] are pending, nil slots are data messages evicted from behind replies;
     // items[head] may be partly written (`headOffset`).
@@ -129,7 +148,9 @@ final class SocketClient {
 
     private func compactIfNeeded() {
         while head < items.count, items[head] == nil { head += 1; holes -= 1 }
-        if head == items.count {
+        // Emptied: restarted from index 0 once 64 slots are used (not after every flush: removing the few nil
+        // slots of a flush cost more than the flush's own bookkeeping), or at once to free a large array.
+        if head == items.count, head >= 64 || items.capacity > 4096 {
             items.removeAll(keepingCapacity: items.capacity <= 4096)
             head = 0; dataScan = 0; holes = 0
         } else if holes >= 1024 && holes * 2 >= items.count - head {

@@ -8,7 +8,7 @@ import EarshotRealtime
 import Logging
 import Synchronization
 
-/// The I/O thread's state and `poll(2)` loop of a ``SocketPublisher``. Everything here runs on that thread.
+/// The I/O thread's state and `epoll` loop of a ``SocketPublisher``. Everything here runs on that thread.
 final class SocketLoop: @unchecked Sendable {
     let shared: SocketShared
     let logger: Logger
@@ -19,11 +19,16 @@ final class SocketLoop: @unchecked Sendable {
     var consumer: FrameBus.Consumer
     var stream: StreamInfo
 
-    var clients: [Int32: SocketClient] = [:]
+    @exclusivity(unchecked) var clients: [Int32: SocketClient] = [:]
     var nextClientID = 1
     /// Full-feature encoder and the `fields` encoders made on demand.
-    var encoder: FrameEncoder
-    var fieldEncoders: [Set<Feature>: FrameEncoder] = [:]
+    var encoder: EncoderRef
+    var fieldEncoders: [Set<Feature>: EncoderRef] = [:]
+    /// The current frame's line per `fields` set (emptied after every frame).
+    @exclusivity(unchecked) var filtered: [Set<Feature>: OutMessage] = [:]
+    /// Frame lines for reuse (``frameMessage(_:)``).
+    @exclusivity(unchecked) var framePool: [OutMessage] = []
+    static let framePoolSize = 16
     var hello: OutMessage
     /// `rolling` lines kept for `backfill_s`, oldest first.
     var backfill: [(wallNs: Int64, message: OutMessage)] = []
@@ -75,56 +80,99 @@ final class SocketLoop: @unchecked Sendable {
         self.listener = listener
         self.consumer = consumer
         self.stream = stream
-        encoder = FrameEncoder(features: config.features, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
+        encoder = EncoderRef(FrameEncoder(features: config.features, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit))
         hello = OutMessage(Self.helloLine(stream: stream, config: config, version: daemonVersion, health: shared.health.withLock { $0 }), stream: nil)
         frame = FrameCopy(nMels: consumer.bus.nMels, nMFCC: consumer.bus.nMFCC)
         readBuffer = .allocate(byteCount: SocketPublisher.Limits.readBufferBytes, alignment: 8)
         stallLimitNs = Int64(max(0, config.stallLimitSeconds) * 1e9)
         idleTimeoutNs = Int64(min(max(0, config.idleTimeoutSeconds), 1e9) * 1e9)
         queueBytesShare = max(1, min(config.queueBytes, config.queueBytesTotal))
+        epollFD = CEarshot_epoll_create()
+        precondition(epollFD >= 0, "epoll_create1 failed: \(errno)")
     }
 
-    deinit { readBuffer.deallocate(); spectrumBuffer.deallocate() }
+    deinit { close(epollFD); readBuffer.deallocate(); spectrumBuffer.deallocate() }
 
     // MARK: loop
 
-    /// Poll timeout without clients (no frame wake-ups then either).
+    /// Wait timeout without clients (no frame wake-ups then either).
     static let idleDrainMilliseconds: Int32 = 1000
     /// When the idle drain was due (0: a client was connected when the loop went to sleep).
     var idleDueNs: Int64 = 0
+    /// The loop's epoll set: the wake-up and the listener (level-triggered), the bus consumer's eventfd
+    /// (edge-triggered and never read, see ``watchBus(_:)``) and every client (level-triggered, with the
+    /// events it needs now, changed with `EPOLL_CTL_MOD` only when they change). A steady frame stream costs
+    /// one `epoll_wait` and one `sendmsg` per wake-up: no registration of every descriptor per wait as with
+    /// `poll`, no eventfd `read`, no `epoll_ctl`.
+    let epollFD: Int32
+    /// The consumer notifier's descriptor while it is in the epoll set (only with clients), else -1.
+    var watchedNotifierFD: Int32 = -1
+    var listenerWatched = false
+    static let readable = UInt32(POLLIN), writable = UInt32(POLLOUT), hangUp = UInt32(POLLHUP | POLLERR)
+    static let edgeTriggered: UInt32 = 1 << 31  // EPOLLET
+    static let maxEvents = 64
+
+    func watch(_ fd: Int32, _ events: UInt32, op: Int32) {
+        if CEarshot_epoll_ctl(epollFD, op, fd, events) != 0 {
+            logger.error("epoll_ctl(\(op), fd \(fd)) failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Puts the bus consumer's eventfd in the epoll set while there are clients, edge-triggered: every
+    /// eventfd `write` of the DSP stage (one per drain, and only while this consumer is parked) makes a new
+    /// edge whether or not the count was read, so it is never read (the count cannot reach its 2^64 − 2
+    /// limit). Stale counts are reset when it is added (else it would report one spurious edge at once).
+    func watchBus(_ want: Bool) {
+        let fd = consumer.notifier.fileDescriptor
+        if want, watchedNotifierFD != fd {
+            unwatchBus()
+            consumer.notifier.consume()
+            watch(fd, Self.readable | Self.edgeTriggered, op: EPOLL_CTL_ADD)
+            watchedNotifierFD = fd
+        } else if !want {
+            unwatchBus()
+        }
+    }
+
+    func unwatchBus() {
+        if watchedNotifierFD >= 0 { watch(watchedNotifierFD, 0, op: EPOLL_CTL_DEL) }
+        watchedNotifierFD = -1
+    }
 
     func run() {
         // Woken by the DSP thread for each frame: do not preempt it (see RealtimeThread.useBatchPolicyOnThisThread).
         RealtimeThread.useBatchPolicyOnThisThread()
-        var fds: [pollfd] = []
-        var order: [Int32] = []
+        let readyFDs = UnsafeMutablePointer<Int32>.allocate(capacity: Self.maxEvents)
+        let readyEvents = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.maxEvents)
+        defer { readyFDs.deallocate(); readyEvents.deallocate() }
+        watch(shared.wake.fileDescriptor, Self.readable, op: EPOLL_CTL_ADD)
         while shared.running.load(ordering: .acquiring) {
             let now = Clock.monotonicNanoseconds()
-            fds.removeAll(keepingCapacity: true)
-            order.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: shared.wake.fileDescriptor, events: Int16(POLLIN), revents: 0))
             // With no client, frames are not waited for (no wake-up per frame): the bus is drained on the
             // loop's timeout or the next event.
-            fds.append(pollfd(fd: clients.isEmpty ? -1 : consumer.notifier.fileDescriptor, events: Int16(POLLIN), revents: 0))
+            watchBus(!clients.isEmpty)
             let accepting = now >= acceptPausedUntilNs
-            fds.append(pollfd(fd: accepting ? listener.fd : -1, events: Int16(POLLIN), revents: 0))
+            if accepting != listenerWatched {
+                watch(listener.fd, Self.readable, op: accepting ? EPOLL_CTL_ADD : EPOLL_CTL_DEL)
+                listenerWatched = accepting
+            }
             // Without clients nothing waits for this thread but the bus, which holds ~10 s: drain it once a
             // second (the hand-off is then counted from when that drain was due, like a batch sink's).
             var timeoutMs: Int32 = clients.isEmpty ? Self.idleDrainMilliseconds : 100
-            for (fd, c) in clients {
-                var ev: Int32 = 0
+            for c in clients.values {
+                var ev: UInt32 = 0
                 var pending = false  // buffered commands or a replay to continue: wake for its next slice
                 if c.inputClosed {
-                    // The client shut down its sending side: keep serving it until it closes (POLLHUP) or a
+                    // The client shut down its sending side: keep serving it until it closes (EPOLLHUP) or a
                     // write fails. Its last buffered commands still run.
                     if c.closingDeadlineNs == nil, acceptsCommands(c), c.input.hasWholeLine { pending = true }
                     if c.closingDeadlineNs == nil, replayCanRun(c) { pending = true }
                 } else if c.closingDeadlineNs != nil {
-                    ev |= Int32(POLLIN)  // read and discard
+                    ev |= Self.readable  // read and discard
                 } else {
                     if acceptsCommands(c) {
                         // One read is buffered at most: read more only once every whole line in it has run.
-                        if c.input.hasWholeLine { pending = true } else { ev |= Int32(POLLIN) }
+                        if c.input.hasWholeLine { pending = true } else { ev |= Self.readable }
                     }
                     if replayCanRun(c) { pending = true }
                 }
@@ -132,32 +180,45 @@ final class SocketLoop: @unchecked Sendable {
                     let wait = c.nextSliceNs &- now
                     timeoutMs = min(timeoutMs, wait <= 0 ? 0 : Int32(min(100, (wait + 999_999) / 1_000_000)))
                 }
-                if !c.isEmpty { ev |= Int32(POLLOUT) }
-                fds.append(pollfd(fd: fd, events: Int16(ev), revents: 0))
-                order.append(fd)
+                if !c.isEmpty { ev |= Self.writable }
+                // EPOLLHUP/EPOLLERR are reported whatever the mask (as poll's POLLHUP/POLLERR were).
+                if ev != c.watched { watch(c.fd, ev, op: EPOLL_CTL_MOD); c.watched = ev }
             }
             idleDueNs = clients.isEmpty ? now &+ Int64(timeoutMs) &* 1_000_000 : 0
-            let r = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMs) }
+            let r = CEarshot_epoll_wait(epollFD, readyFDs, readyEvents, Int32(Self.maxEvents), timeoutMs)
             if r < 0 && errno != EINTR {
-                logger.error("poll failed: \(String(cString: strerror(errno)))")
+                logger.error("epoll_wait failed: \(String(cString: strerror(errno)))")
                 usleep(10_000)
                 continue
             }
+            var woken = false, incoming = false
+            for i in 0..<max(0, Int(r)) {
+                let fd = readyFDs[i]
+                if fd == shared.wake.fileDescriptor {
+                    woken = true
+                } else if fd == watchedNotifierFD {
+                    shared.busWakeups.add(1, ordering: .relaxed)  // edge-triggered, nothing to read
+                } else if listenerWatched, fd == listener.fd {
+                    incoming = true
+                } else if let c = clients[fd] {
+                    c.revents = readyEvents[i]
+                }
+            }
             let after = Clock.monotonicNanoseconds()
-            if fds[0].revents != 0 { shared.wake.consume(); drainInbox(now: after) }
-            if fds[1].revents != 0 { consumer.notifier.consume() }
-            // Always look at the bus: a wake-up may have been consumed while frames were still queued.
+            if woken { shared.wake.consume(); drainInbox(now: after) }
+            // Always look at the bus: a wake-up may have come while frames were still queued.
             drainBus(now: after)
-            if fds[2].revents != 0 { acceptAll(now: after) }
-            for (k, fd) in order.enumerated() {
-                let re = Int32(fds[3 + k].revents)
-                guard re != 0, let c = clients[fd] else { continue }
-                if re & Int32(POLLOUT) != 0 { c.blocked = false }
+            if incoming { acceptAll(now: after) }
+            for c in clients.values where c.revents != 0 {
+                let re = c.revents
+                c.revents = 0
+                guard clients[c.fd] === c else { continue }
+                if re & Self.writable != 0 { c.blocked = false }
                 if c.inputClosed {
-                    // POLLHUP on a half-closed Unix socket: the peer closed its end too.
-                    if re & Int32(POLLHUP | POLLERR) != 0 { disconnect(c, reason: "closed"); continue }
-                } else if re & Int32(POLLIN) != 0 || re & Int32(POLLHUP | POLLERR) != 0 {
-                    if !readInput(c, now: after, hangUp: re & Int32(POLLHUP | POLLERR) != 0) {
+                    // EPOLLHUP on a half-closed Unix socket: the peer closed its end too.
+                    if re & Self.hangUp != 0 { disconnect(c, reason: "closed"); continue }
+                } else if re & Self.readable != 0 || re & Self.hangUp != 0 {
+                    if !readInput(c, now: after, hangUp: re & Self.hangUp != 0) {
                         disconnect(c, reason: "closed"); continue
                     }
                 }
@@ -165,8 +226,8 @@ final class SocketLoop: @unchecked Sendable {
             // Bounded work per client: a slice (a few commands, or part of a backfill replay) per iteration and
             // at most one per `sliceIntervalNs`, so a client with endless requests costs a bounded share of
             // the thread and the loop still sleeps between frames.
-            for fd in order {
-                guard let c = clients[fd], c.closingDeadlineNs == nil, after >= c.nextSliceNs else { continue }
+            for c in clients.values {  // (commands and replays never disconnect: no client here is gone)
+                guard c.closingDeadlineNs == nil, after >= c.nextSliceNs else { continue }
                 var worked = false
                 if replayCanRun(c) { replayStep(c, now: after); worked = true }
                 if acceptsCommands(c), c.input.hasWholeLine { runCommands(c, now: after); worked = true }
@@ -212,9 +273,16 @@ final class SocketLoop: @unchecked Sendable {
                 logger.error("accept failed: \(String(cString: strerror(err)))")
                 return
             }
+            // Level-triggered; the events are narrowed to what the client needs at the top of the next loop.
+            if CEarshot_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, Self.readable | Self.writable) != 0 {
+                logger.warning("connection closed: cannot watch it: \(String(cString: strerror(errno)))")
+                close(fd)
+                continue
+            }
             shared.connectionsTotal.add(1, ordering: .relaxed)
             let c = SocketClient(fd: fd, id: nextClientID, maxLineBytes: config.maxLineBytes, nowNs: now)
             nextClientID += 1
+            c.watched = Self.readable | Self.writable
             clients[fd] = c
             c.enqueue(hello, maxMessages: config.queueMessages, maxBytes: queueBytesShare, nowNs: now)
             let uid = Self.peerUID(fd)
@@ -307,6 +375,7 @@ final class SocketLoop: @unchecked Sendable {
 
     func disconnect(_ c: SocketClient, reason: String, log: Bool = true) {
         clients[c.fd] = nil
+        watch(c.fd, 0, op: EPOLL_CTL_DEL)
         close(c.fd)
         updateClientCount()
         if c.subscriptions.contains(.spectrum) { updateSpectrumDemand() }
@@ -441,17 +510,17 @@ final class SocketLoop: @unchecked Sendable {
             let hasOnset = header.hasOnset
             header.hasOnset = false
             var shared: OutMessage? = nil
-            var filtered: [Set<Feature>: OutMessage] = [:]
+            if !filtered.isEmpty { filtered.removeAll(keepingCapacity: true) }
             var onset: OutMessage? = nil
             for c in clients.values where c.closingDeadlineNs == nil {
-                if c.subscriptions.contains(.frame), c.every == 1 || header.seq % Int64(c.every) == 0 {
+                if c.wantsFrames, c.every == 1 || header.seq % Int64(c.every) == 0 {
                     let m: OutMessage
                     if let f = c.fields {
                         if let cached = filtered[f] {
                             m = cached
                         } else {
                             let enc = fieldEncoders[f] ?? {
-                                let e = FrameEncoder(features: f, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit)
+                                let e = EncoderRef(FrameEncoder(features: f, levelOffsetDb: stream.levelOffsetDb, levelUnit: stream.levelUnit))
                                 fieldEncoders[f] = e
                                 return e
                             }()
@@ -464,10 +533,10 @@ final class SocketLoop: @unchecked Sendable {
                     }
                     deliver(m, to: c, now: now)
                 }
-                if hasOnset, c.subscriptions.contains(.onset) {
+                if hasOnset, c.wantsOnsets {
                     if onset == nil {
                         writer.reset()
-                        encoder.encodeOnsetJSON(frame.header, into: writer)
+                        encoder.value.encodeOnsetJSON(frame.header, into: writer)
                         onset = OutMessage(Array(writer.bytes), stream: .onset)
                     }
                     deliver(onset!, to: c, now: now)
@@ -475,6 +544,7 @@ final class SocketLoop: @unchecked Sendable {
             }
         }
         if budget == 0 { shared.wake.notify() }  // come back soon for the rest
+        if !filtered.isEmpty { filtered.removeAll(keepingCapacity: true) }  // no line held past its frame
         drainSpectra(now: now)
     }
 
@@ -492,10 +562,23 @@ final class SocketLoop: @unchecked Sendable {
         }
     }
 
-    func encodeFrame(_ header: FrameHeader, with enc: FrameEncoder) -> OutMessage {
+    func encodeFrame(_ header: FrameHeader, with enc: EncoderRef) -> OutMessage {
         writer.reset()
-        enc.encodeJSON(header, logmel: UnsafeBufferPointer(frame.logmel), mfcc: UnsafeBufferPointer(frame.mfcc), into: writer)
-        return OutMessage(Array(writer.bytes), stream: .frame)
+        enc.value.encodeJSON(header, logmel: UnsafeBufferPointer(frame.logmel), mfcc: UnsafeBufferPointer(frame.mfcc), into: writer)
+        return frameMessage(writer.bytes)
+    }
+
+    /// A `frame` message holding `bytes`: a line of ``framePool`` that no client queue and no caller holds
+    /// any more, refilled in place (with one subscriber reading along: the lines of the previous drain), or
+    /// a new one (kept in the pool while it has room). No allocation per frame in the steady state.
+    func frameMessage(_ bytes: UnsafeBufferPointer<UInt8>) -> OutMessage {
+        for i in framePool.indices where isKnownUniquelyReferenced(&framePool[i]) {
+            framePool[i].refill(bytes)
+            return framePool[i]
+        }
+        let m = OutMessage(Array(bytes), stream: .frame)
+        if framePool.count < Self.framePoolSize { framePool.append(m) }
+        return m
     }
 
     func drainInbox(now: Int64) {
@@ -512,6 +595,7 @@ final class SocketLoop: @unchecked Sendable {
             // Configuration reload rebuilt the pipeline: deliver what the old bus still holds, then read the
             // new bus from now on.
             drainBus(now: now)
+            unwatchBus()  // the loop watches the new consumer's eventfd from its next iteration
             consumer.detach()
             consumer.bus.spectrumTap?.every = 0
             consumer = newConsumer
@@ -535,7 +619,7 @@ final class SocketLoop: @unchecked Sendable {
 
     func applyStream(_ info: StreamInfo, now: Int64) {
         stream = info
-        encoder = FrameEncoder(features: config.features, levelOffsetDb: info.levelOffsetDb, levelUnit: info.levelUnit)
+        encoder = EncoderRef(FrameEncoder(features: config.features, levelOffsetDb: info.levelOffsetDb, levelUnit: info.levelUnit))
         fieldEncoders.removeAll()
         hello = OutMessage(Self.helloLine(stream: info, config: config, version: daemonVersion, health: shared.health.withLock { $0 }), stream: nil)
         for c in clients.values where c.closingDeadlineNs == nil {
@@ -600,7 +684,8 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func flushAll(now: Int64) {
-        for c in Array(clients.values) {
+        // A disconnect below removes the client from `clients`, not from the copy being iterated.
+        for c in clients.values {
             if !c.isEmpty, !c.blocked {  // a full socket is retried once poll reports POLLOUT
                 switch c.flush(nowNs: now) {
                 case .failed(let err):
@@ -661,4 +746,12 @@ final class SocketLoop: @unchecked Sendable {
         m.calibration = s.calibration
         return m.line()
     }
+}
+
+/// A ``FrameEncoder`` used through a class reference: its methods then run on the stored value (a `let`),
+/// whereas a `FrameEncoder` read from a `var` or a dictionary was copied for every frame (a retain and a
+/// release of each of its arrays).
+final class EncoderRef {
+    let value: FrameEncoder
+    init(_ value: FrameEncoder) { self.value = value }
 }

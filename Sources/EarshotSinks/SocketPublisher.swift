@@ -7,7 +7,7 @@ public import Logging
 import Synchronization
 
 /// The NDJSON subscriber socket (protocol v1, `docs/protocol.md`): a listening Unix stream socket served by
-/// one I/O thread (`es-socket`) running a `poll(2)` loop over the listener, every client, the frame bus
+/// one I/O thread (`es-socket`) running an `epoll` loop over the listener, every client, the frame bus
 /// consumer's eventfd and an internal eventfd for ``publish(_:line:wallNs:)``, ``updateStream(_:)`` and
 /// ``stop()``.
 ///
@@ -231,6 +231,8 @@ final class SocketShared: Sendable {
     let busDropped = Atomic<Int>(0)
     let publishDropped = Atomic<Int>(0)
     let frames = Atomic<Int>(0)
+    /// Loop iterations the bus consumer's eventfd woke (tests: frames wake the loop, no timeout needed).
+    let busWakeups = Atomic<Int>(0)
     let refused = Atomic<Int>(0)
     let idleClosed = Atomic<Int>(0)
     let running = Atomic<Bool>(false)

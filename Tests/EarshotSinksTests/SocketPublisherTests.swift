@@ -543,6 +543,107 @@ import Testing
         #expect(text.contains("n_mels 64"))
         #expect(text.contains("window 2: shape=(50, 64) dtype=float32"))
     }
+
+    /// Frame lines are recycled once no client queue holds them (`SocketLoop.frameMessage`): a client that
+    /// does not read for a while holds hundreds of them while a reading client lets the pool recycle its own,
+    /// and a `fields` client gets its own line. Every client must then get exactly its own bytes: the lagging
+    /// client byte-identical lines to the reading one's for the same seq, in order, none rewritten while
+    /// queued; the `fields` client only its keys, with the same values.
+    @Test func recycledFrameLinesReachEveryClientUnchanged() throws {
+        let env = try makeEnv()
+        defer { env.stop() }
+        let lagging = try TestClient(path: env.path), reading = try TestClient(path: env.path)
+        let subset = try TestClient(path: env.path)
+        for c in [lagging, reading] { c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"]}\n") }
+        subset.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"fields\":[\"laf\",\"mfcc\"]}\n")
+        for c in [lagging, reading, subset] { _ = try #require(c.read(type: "subscribed")) }
+        func seqOf(_ line: [UInt8]) -> Int? {
+            ((try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any])?["seq"] as? Int
+        }
+        // The reading client reads ~600 frames (1.2 s at one per 2 ms) while the lagging one reads nothing.
+        var byReading: [Int: [UInt8]] = [:]
+        while byReading.count < 600, let line = reading.readLine() {
+            if line.starts(with: Array("{\"type\":\"frame\"".utf8)), let seq = seqOf(line) { byReading[seq] = line }
+        }
+        try #require(byReading.count == 600)
+        var compared = 0, last: Int? = nil
+        while compared < 400, let line = lagging.readLine() {
+            guard line.starts(with: Array("{\"type\":\"frame\"".utf8)) else { continue }
+            let seq = try #require(seqOf(line), "not a whole frame line: \(String(decoding: line, as: UTF8.self))")
+            if let last { #expect(seq == last + 1, "lagging client: \(seq) after \(last)") }
+            last = seq
+            if let other = byReading[seq] {
+                #expect(line == other, "seq \(seq) differs between the two full-rate clients")
+                compared += 1
+            }
+        }
+        #expect(compared == 400)
+        var checked = 0
+        while checked < 100, let o = subset.readObject() {
+            guard o["type"] as? String == "frame", let seq = o["seq"] as? Int, let full = byReading[seq] else { continue }
+            #expect(Set(o.keys).subtracting(["discontinuity", "gap_samples", "cause"]) == ["type", "seq", "t", "laf", "mfcc", "level_unit"])
+            let f = try #require((try JSONSerialization.jsonObject(with: Data(full))) as? [String: Any])
+            #expect(o["laf"] as? Double == f["laf"] as? Double)
+            #expect(o["mfcc"] as? [Double] == f["mfcc"] as? [Double])
+            checked += 1
+        }
+        #expect(checked == 100)
+        #expect(env.publisher.droppedTotal == 0)
+    }
+
+    /// The bus consumer's eventfd is in the loop's epoll set (edge-triggered, never read) only while there
+    /// are clients, and is replaced when a reload moves the publisher to another bus: a frame must still wake
+    /// the loop (not wait for its 100 ms timeout) for a client that connects after the last one left, and
+    /// after a switch to a new bus. Frames are pushed one at a time, each read before the next, so the loop is
+    /// asleep in `epoll_wait` when most of them come: it counts the wake-ups by the bus.
+    @Test func framesWakeTheLoopAfterReconnectsAndABusSwitch() throws {
+        let env = try makeEnv(feed: false)
+        defer { env.stop() }
+        /// Pushes hops into `feeder` until `n` frames were made, reading each from `c` before the next push.
+        func pushAndRead(_ feeder: AudioFeeder, _ c: TestClient, frames n: Int) throws -> (seqs: [Int], wakes: Int) {
+            let p = feeder.processor, hop = p.config.hop
+            let wakes0 = env.publisher.shared.busWakeups.load(ordering: .relaxed)
+            var seqs: [Int] = []
+            var position = Int(p.nextSeq) * hop + 1024
+            while seqs.count < n {
+                let before = p.nextSeq
+                feeder.signal.withUnsafeBufferPointer { all in
+                    let offset = position % (all.count - hop)
+                    p.push(UnsafeBufferPointer(rebasing: all[offset..<(offset + hop)]), firstSample: Int64(position),
+                           monotonicNs: 0, wallNs: Int64(position) * 20_833)
+                }
+                position += hop
+                guard p.nextSeq != before else { continue }
+                let o = try #require(c.read(type: "frame"), "frame \(before) not delivered")
+                seqs.append(try #require(o["seq"] as? Int))
+            }
+            return (seqs, env.publisher.shared.busWakeups.load(ordering: .relaxed) - wakes0)
+        }
+        for round in 0..<3 {
+            do {
+                let c = try TestClient(path: env.path)
+                c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"fields\":[\"laf\"]}\n")
+                _ = try #require(c.read(type: "subscribed"))
+                let (seqs, wakes) = try pushAndRead(env.feeder, c, frames: 10)
+                #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 + 1 })
+                #expect(wakes > 0, "round \(round): no frame woke the loop")
+            }
+            #expect(waitUntil { env.publisher.clients == 0 })
+            usleep(50_000)  // the loop sleeps without watching the bus for a while
+        }
+        let c = try TestClient(path: env.path)
+        c.send("{\"op\":\"subscribe\",\"streams\":[\"frame\"],\"fields\":[\"laf\"]}\n")
+        _ = try #require(c.read(type: "subscribed"))
+        let old = try pushAndRead(env.feeder, c, frames: 5).seqs
+        // Switch to a second bus, counting from seq 0 again: a new hello, then that bus's frames.
+        let second = try AudioFeeder()
+        try env.publisher.switchBus(second.bus, stream: second.info)
+        _ = try #require(c.read(type: "hello"))
+        let (seqs, wakes) = try pushAndRead(second, c, frames: 10)
+        #expect(seqs.first.map { $0 < old[0] } == true, "frames from the new bus: \(seqs.prefix(3)) after \(old)")
+        #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $1 == $0 + 1 })
+        #expect(wakes > 0, "after the switch no frame woke the loop")
+    }
 }
 
 final class LineBox: @unchecked Sendable {

@@ -2,6 +2,7 @@
 #define CEARSHOT_SUPPORT_H
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/epoll.h>
 
 /// pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define.
 int CEarshot_pthread_setname(pthread_t thread, const char *name);
@@ -17,6 +18,15 @@ int CEarshot_peer_uid(int fd, unsigned int *uid);
 
 /// glibc `malloc_trim(0)` (not in Swift's Glibc module): returns freed heap to the system.
 int CEarshot_malloc_trim(void);
+
+/// epoll without Swift importing `struct epoll_event` (packed on x86-64, with a union): the data of every
+/// registration is the descriptor itself.
+/// `CEarshot_epoll_ctl`: `op` is EPOLL_CTL_ADD/MOD/DEL, `events` EPOLLIN | EPOLLOUT | EPOLLET…; 0 or -1 and errno.
+int CEarshot_epoll_create(void);
+int CEarshot_epoll_ctl(int epfd, int op, int fd, unsigned int events);
+/// `epoll_wait` for at most `max` (≤ 64) events: their descriptors in `fds`, their events in `events`.
+/// Returns the count, or -1 and errno.
+int CEarshot_epoll_wait(int epfd, int *fds, unsigned int *events, int max, int timeout_ms);
 
 /// memfd_create(name, MFD_CLOEXEC) (needs _GNU_SOURCE): a memory-backed regular file. -1 and errno on failure.
 int CEarshot_memfd_create(const char *name);

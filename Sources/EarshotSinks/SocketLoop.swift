@@ -184,6 +184,9 @@ final class SocketLoop: @unchecked Sendable {
                 // EPOLLHUP/EPOLLERR are reported whatever the mask (as poll's POLLHUP/POLLERR were).
                 if ev != c.watched { watch(c.fd, ev, op: EPOLL_CTL_MOD); c.watched = ev }
             }
+            if !accepting {  // accepting resumes when the pause ends, not at the next idle drain (up to 1 s later)
+                timeoutMs = min(timeoutMs, Int32(max(0, min(1000, (acceptPausedUntilNs &- now + 999_999) / 1_000_000))))
+            }
             idleDueNs = clients.isEmpty ? now &+ Int64(timeoutMs) &* 1_000_000 : 0
             let r = CEarshot_epoll_wait(epollFD, readyFDs, readyEvents, Int32(Self.maxEvents), timeoutMs)
             if r < 0 && errno != EINTR {

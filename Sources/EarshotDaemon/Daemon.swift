@@ -169,7 +169,9 @@ public final class Daemon {
     /// `earshot_sink_failures_total`), left stopped, and the other sinks still start.
     /// - Returns: the names of the sinks that failed to start.
     @discardableResult
-    func startSinks(failuresAreFatal: Bool = true) throws(DaemonStartError) -> [String] {
+    func startSinks(failuresAreFatal: Bool = true, replacing previous: [any Sink] = [], sameBus: Bool = true)
+        throws(DaemonStartError) -> [String]
+    {
         let info = streamInfo
         if options.socket, socket == nil {
             let publisher = SocketPublisher(configuration: config.socketConfiguration, logger: logger, daemonVersion: EarshotVersion.string)
@@ -185,6 +187,10 @@ public final class Daemon {
         context.clipTap = pipeline.clipTap
         socket?.update(health: config.health.enabled ? [] : nil)
         sinks = SinkRegistry.build(&context)
+        // A restart must not lose an ongoing alert or the frames between the old sinks' stop and these.
+        for sink in sinks {
+            if let old = previous.first(where: { $0.name == sink.name }) { sink.inherit(from: old, sameBus: sameBus) }
+        }
         var failed: [String] = []
         sinkUp = socket == nil ? [:] : ["socket": true]
         for sink in sinks {
@@ -211,12 +217,15 @@ public final class Daemon {
         return failed
     }
 
-    func stopSinks() {
+    /// Stops the non-socket sinks; returns them (stopped) for ``startSinks(failuresAreFatal:replacing:sameBus:)``.
+    @discardableResult
+    func stopSinks() -> [any Sink] {
         for sink in sinks {
             if let consumer = sink as? any MessagePublisher { messages.remove(consumer) }
             sink.stop()
         }
-        sinks.removeAll()
+        defer { sinks.removeAll() }
+        return sinks
     }
 
 
@@ -481,12 +490,11 @@ public final class Daemon {
                                metadata: ["device": "\(config.capture.device)"])
             }
             drainCaptureEvents()
-            stopSinks()
-            sinks.removeAll()
+            let stopped = stopSinks()
             newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
             adopt(next, source: source)
             pipeline = newPipeline
-            let failed = (try? startSinks(failuresAreFatal: false)) ?? []
+            let failed = (try? startSinks(failuresAreFatal: false, replacing: stopped, sameBus: false)) ?? []
             do { try socket?.switchBus(pipeline.bus, stream: streamInfo) } catch { logger.critical("\(error)") }
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
             publishStatus(.reload(changed: nil, rebuilt: true, plan: "\(plan.action)", failedSinks: failed))
@@ -548,9 +556,9 @@ public final class Daemon {
         let notLive = SinkRegistry.applyReload(to: sinks, config: config, options: options)
         if !notLive.isEmpty { logger.info("reload: restarting sinks", metadata: ["not_live": "\(notLive.joined(separator: ","))"]) }
         if restartSinks || !notLive.isEmpty || sinkUp.values.contains(false) {
-            // Rebuild the non-socket sinks (they keep no client state); the socket stays up.
-            stopSinks()
-            return (try? startSinks(failuresAreFatal: false)) ?? []
+            // Rebuild the non-socket sinks (the socket stays up); an ongoing alert carries over.
+            let stopped = stopSinks()
+            return (try? startSinks(failuresAreFatal: false, replacing: stopped)) ?? []
         }
         return []
     }

@@ -250,7 +250,10 @@ public final class FrameBus: @unchecked Sendable {
     ///   is queued for it (a burst faster than its timer: frames the DSP catches up with after a stall, a
     ///   faster-than-real-time source), so a batch consumer loses frames only if it is itself too slow.
     /// - Returns: nil when ``maxConsumers`` are attached.
-    public func attach(wakes: Bool = true) -> Consumer? {
+    /// - Parameter resumeAt: where a consumer that replaces a stopped one of the same sink continues (its
+    ///   ``Consumer/position`` when it stopped): no frame is skipped or read twice across the replacement. Frames
+    ///   the ring no longer holds count as lost on the first read. Nil: from the next frame published.
+    public func attach(wakes: Bool = true, resumeAt: Int? = nil) -> Consumer? {
         attachLock.withLock { inUse -> Consumer? in
             for i in 0..<Self.maxConsumers where !inUse[i] {
                 inUse[i] = true
@@ -260,7 +263,9 @@ public final class FrameBus: @unchecked Sendable {
                 wakeAt[i &* Self.wakeAtStride].store(0, ordering: .relaxed)
                 filters[i &* Self.filterStride].store(0, ordering: .sequentiallyConsistent)  // no filter
                 wakeFDs[i].store(notifier.fileDescriptor, ordering: .releasing)
-                return Consumer(bus: self, entry: i, notifier: notifier, start: publishedCount,
+                let published = publishedCount
+                let start = resumeAt.map { min(max($0, 0), published) } ?? published
+                return Consumer(bus: self, entry: i, notifier: notifier, start: start,
                                 wakeAfter: wakes ? 1 : max(1, capacity / 2))
             }
             return nil

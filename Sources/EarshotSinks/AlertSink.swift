@@ -205,6 +205,25 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
 
     public func stop() { reader.stop() }
 
+    /// A reload that restarts the sinks (a rebuilt pipeline, `levels.*`, `alerts.level.weighting`, another
+    /// sink's settings) must not lose an ongoing alert: a stopped `previous` alert sink's level and onset
+    /// state and counters move here (so the alert ends once, against the settings in force, and is not
+    /// started twice), and on the same bus this sink reads on from the frame where `previous` stopped.
+    public func inherit(from previous: any Sink, sameBus: Bool) {
+        guard let old = previous as? AlertSink, old !== self else { return }
+        levelState = old.levelState; candidateNs = old.candidateNs; candidateSeq = old.candidateSeq
+        activeStartNs = old.activeStartNs; activeMax = old.activeMax
+        releaseNs = old.releaseNs; releaseSeq = old.releaseSeq
+        alertEnergy = old.alertEnergy; releaseEnergy = old.releaseEnergy; rearmUntilNs = old.rearmUntilNs
+        recentOnsetAlerts = old.recentOnsetAlerts; recentHead = old.recentHead; recentCount = old.recentCount
+        lastOnsetAlertNs = old.lastOnsetAlertNs; suppressedSinceLast = old.suppressedSinceLast
+        summaryStartNs = old.summaryStartNs; summarySuppressed = old.summarySuppressed; summaryEmitted = old.summaryEmitted
+        _levelAlerts.store(old.levelAlerts, ordering: .relaxed)
+        _onsetAlerts.store(old.onsetAlerts, ordering: .relaxed)
+        _suppressed.store(old.suppressedOnsetAlerts, ordering: .relaxed)
+        reader.resumeAt = sameBus ? old.reader.stoppedAt : nil
+    }
+
     func refreshConfiguration() {
         let g = generation.load(ordering: .acquiring)
         guard g != appliedGeneration else { return }

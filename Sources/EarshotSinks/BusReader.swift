@@ -40,6 +40,10 @@ final class BusReader: @unchecked Sendable {
     let waits = Atomic<Int>(0)
     private var thread: RealtimeThread.Handle?
     private(set) var consumer: FrameBus.Consumer?
+    /// The consumer's position when ``stop()`` detached it (a replacement on the same bus resumes there).
+    private(set) var stoppedAt: Int?
+    /// Where the next ``start(bus:recorder:onFrame:afterDrain:wakeFilter:)`` attaches (nil: the next frame).
+    var resumeAt: Int?
 
     init(threadName: String, delivery: Delivery = .batch(intervalMilliseconds: BusReader.defaultBatchMilliseconds)) {
         self.threadName = threadName
@@ -64,7 +68,7 @@ final class BusReader: @unchecked Sendable {
         case .batch(let ms), .onDemand(let ms): max(1, ms)
         }
         let wakeFilter: (@Sendable () -> FrameWakeFilter)? = if case .onDemand = delivery { wakeFilter ?? { .never } } else { nil }
-        guard let consumer = bus.attach(wakes: batchMs == nil) else { throw SinkError.tooManyConsumers }
+        guard let consumer = bus.attach(wakes: batchMs == nil, resumeAt: resumeAt) else { throw SinkError.tooManyConsumers }
         self.consumer = consumer
         running.store(true, ordering: .releasing)
         let (h, _) = RealtimeThread.start(name: threadName, fifoPriority: 0) { [self] in
@@ -116,6 +120,7 @@ final class BusReader: @unchecked Sendable {
         consumer?.notifier.notify()
         if let thread { RealtimeThread.join(thread) }
         thread = nil
+        stoppedAt = consumer?.position
         consumer?.detach()
         consumer = nil
     }

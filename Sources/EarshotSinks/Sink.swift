@@ -54,11 +54,16 @@ public protocol Sink: AnyObject, Sendable {
     var counters: [(String, Int)] { get }
     /// Set before ``start(bus:stream:)`` to record this sink's hand-off latency (`sink:<name>`); nil: none.
     var latencyRecorder: StageRecorder? { get set }
+    /// Before ``start(bus:stream:)`` of a sink that replaces `previous` (same name, stopped) on a reload that
+    /// restarts the sinks: takes over what must not restart with it (an ongoing alert), and with `sameBus`
+    /// continues reading where `previous` stopped. Default: nothing.
+    func inherit(from previous: any Sink, sameBus: Bool)
 }
 
 extension Sink {
     public var configSection: String { "" }
     public func applyReload(_ configuration: any Sendable) -> Bool { false }
+    public func inherit(from previous: any Sink, sameBus: Bool) {}
     public var counters: [(String, Int)] { [] }
     public var latencyRecorder: StageRecorder? {
         get { nil }

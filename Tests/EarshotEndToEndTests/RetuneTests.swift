@@ -66,6 +66,37 @@ extension EndToEnd {
             """
         }
 
+        /// Reloads that restart the sinks (a rolling window added, the alert weighting changed) while a level
+        /// alert is on: it stays one alert — no second `start`, no `end` — because the new alert sink takes
+        /// over the old one's state (attack run: each such reload lost the end and started the event again).
+        @Test func sinkRestartingReloadsKeepAnOngoingLevelAlert() throws {
+            let rig = try PublishingRig("retune-alert", extraYAML: Self.yaml(delta: 2, thresholdDB: -80))
+            defer { rig.cleanup() }
+            let base = try String(contentsOf: rig.config, encoding: .utf8)
+            let daemon = try rig.start()
+            func levelAlertLines() -> [String] { daemon.stderr.split(separator: "\n").map(String.init).filter { $0.contains("alert=level") } }
+            #expect(daemon.wait(until: 10) { _ in levelAlertLines().count == 1 }, "\(daemon.stderr.suffix(1500))")
+            let steps = [
+                base.replacingOccurrences(of: "windows_s: [1]", with: "windows_s: [1, 2]"),
+                base.replacingOccurrences(of: "windows_s: [1]", with: "windows_s: [1, 2]")
+                    .replacingOccurrences(of: "min_duration_ms: 100", with: "min_duration_ms: 100\n    weighting: las"),
+            ]
+            for (i, text) in steps.enumerated() {
+                #expect(text != base)
+                Thread.sleep(forTimeInterval: 1.1)  // reloads are coalesced to one per second
+                try text.write(to: rig.config, atomically: true, encoding: .utf8)
+                daemon.signal(SIGHUP)
+                #expect(daemon.wait(until: 5) { $0.stderr.components(separatedBy: "reload applied").count - 1 > i },
+                        "\(daemon.stderr.suffix(1500))")
+            }
+            Thread.sleep(forTimeInterval: 1)
+            #expect(daemon.stderr.contains("restarting sinks") || daemon.stderr.contains("rolling.windows_s"), "\(daemon.stderr.suffix(1500))")
+            let lines = levelAlertLines()
+            #expect(lines.count == 1 && lines.first?.contains("state=start") == true, "\(lines)")
+            daemon.signal(SIGTERM)
+            #expect(daemon.wait(timeout: 5) == .exited(0))
+        }
+
         @Test func thresholdChangeOnSighupKeepsStreamAndLevelMeters() throws {
             let rig = try PublishingRig("retune", extraYAML: Self.yaml(delta: 2, thresholdDB: 0))
             defer { rig.cleanup() }

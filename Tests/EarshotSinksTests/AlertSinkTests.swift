@@ -72,6 +72,32 @@ struct AlertSinkTests {
         #expect(abs((o["t"] as? Double ?? 0) - Double(K.t0 + 50 * K.hopNs) / 1e9) < 1e-3)
     }
 
+    /// A reload that restarts the sinks mid-alert (attack run: a `levels.calibration_db` or weighting change,
+    /// a pipeline rebuild): the replacement sink takes over the ongoing alert and reads on from the frame where
+    /// the old one stopped, so the sequence gives exactly the alerts of an uninterrupted sink — one start, one
+    /// end at the same frames — although frames were published while no alert sink was attached. Before, the
+    /// new sink started idle at the next frame: the end was lost and the same event started again.
+    @Test func sinkRestartMidAlertKeepsTheAlertAndTheFrames() throws {
+        let bus = FrameBus(capacity: 8192, nMels: K.nMels, nMFCC: 2)
+        let logs = K.LogStore(), pub = K.Publisher()
+        let first = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
+        try first.start(bus: bus, stream: K.stream())
+        K.publish(frames([(0..<50, -30), (50..<120, -10)]), on: bus)  // start decided at frame 70
+        first.stop()
+        K.publish(frames([(120..<150, -10), (150..<250, -22), (250..<260, -30)]), on: bus)  // nobody attached
+        let second = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
+        second.inherit(from: first, sameBus: true)
+        try second.start(bus: bus, stream: K.stream())
+        K.publish(frames([(260..<300, -30)]), on: bus)  // end decided at frame 270, t = frame 250
+        second.stop()
+        let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }
+        #expect(alerts.count == 2, "\(alerts)")
+        #expect(alerts.first?["state"] == "start" && alerts.first?["seq"] == "50" && alerts.first?["decided_seq"] == "70")
+        #expect(alerts.last?["state"] == "end" && alerts.last?["seq"] == "250" && alerts.last?["decided_seq"] == "270"
+                && alerts.last?["duration_s"] == "2")
+        #expect(second.levelAlerts == 1 && second.dropped == 0)
+    }
+
     /// The end's sound exposure level sums the exact energies (``LevelSums``) of the frames from the start frame
     /// up to the end frame: a release candidate that did not last counts, the release hold does not; the
     /// weighting picks the energy (A for `laf`, C for `lcf`) and its IEC name; `rms_dbfs` has none.

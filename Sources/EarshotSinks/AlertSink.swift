@@ -112,6 +112,9 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
 
     let pending: Mutex<Configuration>
     let generation = Atomic<Int>(0)
+    /// Wall time of the last ``update(configuration:)``: frames captured before it — read later, since a quiet
+    /// frame waits up to the backstop — are still judged by the settings they were captured under.
+    let pendingFromNs = Atomic<Int64>(.min)
     var appliedGeneration = -1
     var config: Configuration
     var levelOffset = 0.0
@@ -190,6 +193,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     /// alerts drops the state silently.
     public func update(configuration: Configuration) {
         pending.withLock { $0 = configuration }
+        pendingFromNs.store(Clock.wallNanoseconds(), ordering: .relaxed)  // published by the generation below
         generation.add(1, ordering: .releasing)
         reader.wake()  // the sink thread takes it at once and gives the DSP stage the new wake filter
     }
@@ -297,7 +301,9 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
 
     /// Evaluates one frame. Sink thread only.
     func evaluate(_ h: FrameHeader) {
-        refreshConfiguration()
+        // New settings apply from the first frame captured after the reload (the rest of the drain at the
+        // latest: afterDrain takes them, so the wake filter reflects them).
+        if h.wallNs >= pendingFromNs.load(ordering: .relaxed) { refreshConfiguration() }
         if config.level.enabled { evaluateLevel(h) }
         if config.onset.enabled && h.hasOnset { evaluateOnset(h) }
         if config.onset.enabled { maybeSummary(h.wallNs) }

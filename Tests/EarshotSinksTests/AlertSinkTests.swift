@@ -1,5 +1,6 @@
 import EarshotDSP
 import EarshotPipeline
+import EarshotRealtime
 import Foundation
 import Logging
 import Testing
@@ -217,9 +218,35 @@ struct AlertSinkTests {
         let updater = Thread { sink.update(configuration: updated) }
         updater.start()
         while sink.configuration.level.thresholdDB != -15 { usleep(1000) }
-        for h in frames([(50..<100, -10)]) { sink.evaluate(h) }
+        // Frames captured after the update (settings apply to audio captured after a reload).
+        let later = EarshotRealtime.Clock.wallNanoseconds() + 1_000_000_000
+        for seq in Int64(50)..<100 { sink.evaluate(K.header(seq: seq, level: -10, wallNs: later + seq * K.hopNs)) }
         let start = try #require(logs.messages(containing: "state=start").first)
         #expect(K.fields(start)["seq"] == "50" && K.fields(start)["threshold_db"] == "-15")
+    }
+}
+
+/// A threshold lowered by SIGHUP applies to audio captured after the reload, not to the quiet frames captured
+/// before it that the reader had not read yet (they wait up to its 1 s backstop; attack run D2: an alert was
+/// started from frames up to ~0.8 s older than the reload, its time depending on the backstop's phase).
+@Suite("AlertSink reload timing", .serialized)
+struct AlertSinkReloadTimingTests {
+    @Test func aLoweredThresholdAppliesToFramesCapturedAfterTheReload() throws {
+        let rig = try OnDemandRig(AlertSinkTests.level)  // threshold −20
+        let now = EarshotRealtime.Clock.wallNanoseconds()
+        // 100 frames at −25 dBFS captured before the reload: below −20, so they do not wake the reader.
+        let before = (Int64(0)..<100).map { K.header(seq: $0, level: -25, wallNs: now - 2_000_000_000 + $0 * K.hopNs) }
+        #expect(try rig.drain(before) == 0)
+        var c = AlertSinkTests.level
+        c.level.thresholdDB = -30
+        let w = rig.waits
+        rig.sink.update(configuration: c)  // wakes the reader: it reads the 100 older frames now
+        try rig.waitIdle(after: w)
+        // The same level captured after the reload: an alert from its first frame (seq 100), decided 200 ms later.
+        let after = (Int64(100)..<140).map { K.header(seq: $0, level: -25, wallNs: now + 1_000_000_000 + ($0 - 100) * K.hopNs) }
+        _ = try rig.drain(after)
+        let starts = rig.logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }
+        #expect(starts.count == 1 && starts.first?["seq"] == "100" && starts.first?["decided_seq"] == "120", "\(starts)")
     }
 }
 

@@ -154,7 +154,10 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
             ingest(frame.header, logmel: UnsafeBufferPointer(frame.logmel))
         }, afterDrain: { [self] stopping in
             if stopping { flush() }
-            return nextDrainMilliseconds(nowWallNs: Clock.monotonicNanoseconds() &+ Clock.wallMinusMonotonicNanoseconds())
+            let mono = Clock.monotonicNanoseconds()
+            if latestFrameWallNs != progressFrameWallNs { progressFrameWallNs = latestFrameWallNs; progressMonoNs = mono }
+            return nextDrainMilliseconds(nowWallNs: mono &+ Clock.wallMinusMonotonicNanoseconds(),
+                                         sinceProgressNs: mono &- progressMonoNs)
         })
     }
 
@@ -163,7 +166,13 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     /// open window, then every 20 ms until that frame is in. Nothing open: the shortest window (a window
     /// opened meanwhile cannot close sooner). Not every 100 ms: the rolling sink has nothing to do between
     /// window ends (one wake-up per second with the default 1 s windows instead of ten).
-    func nextDrainMilliseconds(nowWallNs: Int64) -> Int32 {
+    ///
+    /// Late (the margin has passed without the closing frame): if frames still arrive, it waits for the audio
+    /// still missing before the window's end (≥ 20 ms) — frames that lag the clock for good (a source that
+    /// stalled while its device stayed open) would otherwise make that every 20 ms for as long as the lag
+    /// lasts; if no frame has arrived for a second (the source is stalled), once a second.
+    /// - Parameter sinceProgressNs: time since a drain last brought a new frame (sink thread's bookkeeping).
+    func nextDrainMilliseconds(nowWallNs: Int64, sinceProgressNs: Int64 = 0) -> Int32 {
         var earliest = Int64.max
         var shortest = Int64.max
         for w in windows {
@@ -172,9 +181,18 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         }
         if earliest == .max { return shortest == .max ? 1000 : Int32(clamping: min(1000, shortest / 1_000_000)) }
         let wait = earliest &+ Self.closeMarginNs &- nowWallNs
-        if wait <= 0 { return 20 }
+        if wait <= 0 {
+            if sinceProgressNs > 1_000_000_000 { return 1000 }
+            guard let latest = latestFrameWallNs else { return 20 }
+            return Int32(clamping: min(1000, max(20, (earliest &- latest) / 1_000_000 &+ 20)))
+        }
         return Int32(clamping: min(1000, (wait + 999_999) / 1_000_000))
     }
+
+    /// Wall time of the newest frame ingested (sink thread), and the bookkeeping of when it last changed.
+    var latestFrameWallNs: Int64?
+    var progressFrameWallNs: Int64?
+    var progressMonoNs: Int64 = 0
 
     /// After a window's end: how long until the frame that closes it is usually read (see above).
     static let closeMarginNs: Int64 = 100_000_000
@@ -197,6 +215,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
 
     /// Adds one frame to every window, closing the windows it has moved past. Sink thread only.
     func ingest(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>) {
+        latestFrameWallNs = h.wallNs
         let level = Double(configuration.weighting.dbfs(h)) + levelOffset
         for w in windows {
             let k = floorDiv(h.wallNs, w.lengthNs)

@@ -43,8 +43,17 @@ struct RollingAggregatorTests {
         let now = K.t0 + 30 * K.hopNs
         #expect(agg.nextDrainMilliseconds(nowWallNs: now)
                 == Int32((end + RollingAggregator.closeMarginNs - now + 999_999) / 1_000_000))
-        // Past the end and the margin, the closing frame not read yet: every 20 ms.
-        #expect(agg.nextDrainMilliseconds(nowWallNs: end + RollingAggregator.closeMarginNs + 1) == 20)
+        // Past the end and the margin, the closing frame not read yet: the audio still missing before the end
+        // (0.7 s of the window are not in: frames lag the clock) plus 20 ms, not every 20 ms (attack run: a
+        // source stalled with its device open left frames 3.4 s behind and es-rolling woke 50 times a second).
+        let latest = K.t0 + 29 * K.hopNs
+        #expect(agg.nextDrainMilliseconds(nowWallNs: end + RollingAggregator.closeMarginNs + 1)
+                == Int32((end - latest) / 1_000_000 + 20))
+        // Only the last frame missing (the usual late drain): 20 ms after the window's last hop.
+        feed(agg, (30..<100).map { K.header(seq: $0, level: -20) })
+        #expect(agg.nextDrainMilliseconds(nowWallNs: end + RollingAggregator.closeMarginNs + 1) == 30)
+        // No frame for more than a second (a stalled source): once a second.
+        #expect(agg.nextDrainMilliseconds(nowWallNs: end + RollingAggregator.closeMarginNs + 1, sinceProgressNs: 1_500_000_000) == 1000)
         // Far before the end of a long window: capped at 1 s.
         let (long, _) = makeAggregator(windows: [60])
         feed(long, [K.header(seq: 0, level: -20)])

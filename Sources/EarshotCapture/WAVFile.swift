@@ -144,8 +144,9 @@ public final class WAVFile {
             var fmt = [UInt8](repeating: 0, count: 64)
             var fmtSize = -1
             var dataSize: Int?
-            // Some writers leave out the pad byte after an odd-sized chunk: a byte there that is not 0 but could
-            // start a chunk ID is taken as the first byte of the next chunk header (streams cannot seek back).
+            // Some writers leave out the pad byte after an odd-sized chunk: a letter there (every chunk ID starts
+            // with one; a pad byte is 0, or garbage from writers that fill it) is taken as the first byte of the
+            // next chunk header (streams cannot seek back).
             var carried: UInt8?
             while dataSize == nil {
                 var chunk: [UInt8]
@@ -178,7 +179,7 @@ public final class WAVFile {
                     if size & 1 == 1 {
                         guard try fill(1) == 1 else { break }
                         let pad = scratch.load(as: UInt8.self)
-                        if pad != 0 && (0x20...0x7E).contains(pad) { carried = pad }
+                        if (0x41...0x5A).contains(pad) || (0x61...0x7A).contains(pad) { carried = pad }
                     }
                 }
             }

@@ -553,8 +553,9 @@ final class MQTTClientLoop: @unchecked Sendable {
     /// Moves held messages into the spool, oldest first, while it takes them (only when none is in flight:
     /// a held message sent before a spooled one must stay before it).
     func flushHeld() {
-        guard heldSent == 0, !held.isEmpty else { return }
-        heldPaused = false
+        guard heldSent == 0 else { return }
+        heldPaused = false  // also when the last held message was just acknowledged: the next one may go
+        guard !held.isEmpty else { return }
         var moved = 0
         for h in held {
             if case .failed = spool.append(topic: h.topic, payload: h.payload, retain: h.retain, nowNs: h.enqueuedNs) { break }

@@ -121,12 +121,12 @@ final class SocketLoop: @unchecked Sendable {
     /// Puts the bus consumer's eventfd in the epoll set while there are clients, edge-triggered: every
     /// eventfd `write` of the DSP stage (one per drain, and only while this consumer is parked) makes a new
     /// edge whether or not the count was read, so it is never read (the count cannot reach its 2^64 − 2
-    /// limit). Stale counts are reset when it is added (else it would report one spurious edge at once).
+    /// limit). A count left from before it is added reports one edge at once: harmless (the loop drains the
+    /// bus after every wait), whereas resetting it could drop a real wake-up written after the consumer parked.
     func watchBus(_ want: Bool) {
         let fd = consumer.notifier.fileDescriptor
         if want, watchedNotifierFD != fd {
             unwatchBus()
-            consumer.notifier.consume()
             watch(fd, Self.readable | Self.edgeTriggered, op: EPOLL_CTL_ADD)
             watchedNotifierFD = fd
         } else if !want {

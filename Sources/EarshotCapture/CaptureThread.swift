@@ -345,6 +345,8 @@ public final class CaptureThread: @unchecked Sendable {
 
     /// What ``stream(_:config:lastEndNs:pending:)`` returns when a reconfiguration asks for a reopen.
     private static let reopenRequested: Int32 = -1
+    /// How long the bounded-backlog skip keeps reading while less than half of a stall's audio has arrived.
+    private static let lateBacklogGraceNs: Int64 = 100_000_000
 
     private func run() {
         CaptureInterrupt.unblockOnThisThread()
@@ -534,21 +536,38 @@ public final class CaptureThread: @unchecked Sendable {
             }
             lastTopNs = topNs
             if stallDetectedNs != 0 {
-                let limit = Int((topNs - lastPeriodReadNs) * rate / 1_000_000_000) + 2 * period
+                let expected = Int((topNs - lastPeriodReadNs) * rate / 1_000_000_000)
+                let limit = expected + 2 * period
                 var skipped = 0
+                /// When a read last returned without waiting: the backlog was still coming then.
+                var lastFastNs = Clock.monotonicNanoseconds()
                 while skipped < limit {
                     let t0 = Clock.monotonicNanoseconds()
                     let kicks = interrupts.load(ordering: .acquiring)
                     let r = snd_pcm_readi(h, bytes, snd_pcm_uframes_t(period))
                     if let code = interrupted(since: kicks) { return code }
+                    let endNs = Clock.monotonicNanoseconds()
+                    // A read that had to wait (or EAGAIN) means the backlog is gone and fresh audio comes
+                    // (devices whose reads block, like the `file` plugin on a FIFO, never say EAGAIN) — once
+                    // about the stall's worth has been read. Before that, a plugin whose own client thread was
+                    // stopped too (pulse after SIGCONT) hands over what it buffered and makes the next reads
+                    // wait while it fetches the backlog, in bursts; so reading goes on until no burst came for
+                    // `lateBacklogGraceNs` (CI run of stop 22: the backlog was delivered as current audio and a
+                    // 500 ms gap reported as 480 samples). A device that kept less loses that much fresh audio,
+                    // counted in the gap like the rest.
+                    let caughtUp = skipped + max(0, r) >= expected - 2 * period
                     if r > 0 {
                         skipped += r
-                        // A read that had to wait got fresh audio: the backlog is gone (devices whose reads
-                        // block, like the `file` plugin on a FIFO, never say EAGAIN).
-                        if Clock.monotonicNanoseconds() - t0 > periodNs / 2 { break }
+                        if endNs - t0 <= periodNs / 2 { lastFastNs = endNs; continue }
+                        if caughtUp || endNs - lastFastNs > Self.lateBacklogGraceNs { break }
                         continue
                     }
-                    if r == -EAGAIN || r == -EINTR { break }
+                    if r == -EAGAIN || r == -EINTR {
+                        if caughtUp || endNs - lastFastNs > Self.lateBacklogGraceNs { break }
+                        let lost = waitForData()
+                        if lost != 0 { return lost }
+                        continue
+                    }
                     let lost = recover(Int32(r))
                     if lost != 0 { return lost }
                     break

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import EarshotCapture
+@_spi(Testing) import EarshotCapture
 import EarshotRealtime
 import EarshotTestKit
 import Foundation
@@ -149,6 +149,51 @@ extension CaptureTests {
             #expect(h.thread.reconnects == 0, "a reload's reopen is not a reconnect")
             #expect(h.capturedEvents.filter { $0.kind == .opened }.count == 2)
             #expect(h.thread.stop())
+        }
+
+        /// A reader stall whose backlog reaches the plugin late (the pulse plugin's own client thread was
+        /// stopped with the process: after SIGCONT it hands over one buffered period, the next read waits
+        /// while it fetches the server's backlog, then the backlog comes at once). The bounded-backlog skip
+        /// must not take that first wait for "fresh audio": the backlog is skipped and reported as the gap,
+        /// not delivered as current audio (CI run of stop 22: a 500 ms pause reported as a 480-sample gap
+        /// and the catch-up frames stamped 10.16 ms apart). Here the `file` plugin reads a FIFO the test
+        /// writes: nothing during the stall, then one period, a 20 ms wait, the 500 ms backlog at once, and
+        /// real time again.
+        @Test func lateBacklogAfterAStallIsSkippedNotDeliveredAsCurrent() throws {
+            let source = try StalledFIFO()
+            var cfg = Self.config()
+            cfg.maxBacklog = 0.25
+            let h = CaptureHarness(config: cfg)
+            source.write(frames: 480 * 4)
+            h.thread.start()
+            defer { h.thread.stop() }
+            #expect(h.run(until: 5) { h.thread.periods >= 4 }, "periods: \(h.thread.periods)")
+            func pace(_ periods: Int) {
+                for _ in 0..<periods { source.write(frames: 480); h.run(seconds: 0.01) }
+            }
+            pace(100)
+            h.thread.injectStall(milliseconds: 500)
+            let stalledAt = Date()
+            pace(1)  // the read in progress returns; the thread stalls at its loop top
+            h.run(seconds: 0.49 - Date().timeIntervalSince(stalledAt))
+            source.write(frames: 480)  // the one buffered period
+            h.run(seconds: 0.03)  // the stall ends; the next read waits
+            source.write(frames: 24_000)  // the backlog, at once
+            let periodsBeforeRealTime = h.thread.periods
+            pace(100)
+            h.run(seconds: 0.1)
+            h.thread.stop()
+            h.drain()
+            #expect(h.lostSamples == 0)
+            let flagged = h.capturedStamps.filter { $0.discontinuity & CaptureStamp.Discontinuity.xrun != 0 }
+            #expect(flagged.count == 1, "flagged: \(flagged)")
+            let f = try #require(flagged.first)
+            print("late backlog after a 500 ms stall: gap \(f.gapSamples) samples; periods after it \(h.thread.periods - periodsBeforeRealTime)")
+            // Skipped: the buffered period, the backlog and at most two fresh periods.
+            #expect(f.gapSamples >= 24_000 && f.gapSamples <= 24_000 + 4 * 480, "gap \(f.gapSamples)")
+            // What follows the gap is the real-time audio only: one hop apart on the clock, not a burst.
+            let after = h.capturedStamps.drop { $0.firstSample < f.firstSample }
+            #expect(after.count <= 100 + 2, "\(after.count) periods after the gap for 100 written in real time")
         }
     }
 }

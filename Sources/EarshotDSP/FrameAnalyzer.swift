@@ -5,8 +5,8 @@
 /// is a straight chain into caller-owned buffers: no allocation, no lock, no logging, never throws.
 /// It is `Sendable` so it can be handed to the DSP thread; it must be used by one thread at a time.
 ///
-/// Only the features in ``outputs`` are computed (log-mel and onset strength always are); the
-/// others read 0.
+/// Only the features in ``outputs`` are computed (onset strength always is; log-mel also when MFCC or
+/// the `logmel` onset function needs it); the others read 0.
 public final class FrameAnalyzer: @unchecked Sendable {
     public let config: AnalyzerConfig
     /// The optional features this analyzer computes (fixed at init; ``AnalyzerOutputs/all`` by default).
@@ -23,6 +23,8 @@ public final class FrameAnalyzer: @unchecked Sendable {
     let magnitude: UnsafeMutableBufferPointer<Float>
     let frames: UnsafeMutablePointer<Int64>
     let floorDb: Float
+    /// Whether the mel bank runs: log-mel asked for, or needed by MFCC or the `logmel` onset function.
+    let wantsLogmel: Bool
 
     /// - Parameters:
     ///   - config: the DSP parameters.
@@ -51,6 +53,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
         frames = .allocate(capacity: 1)
         frames.initialize(to: 0)
         floorDb = config.logMelFloorDb ?? -Float.infinity
+        wantsLogmel = !outputs.isDisjoint(with: [.logmel, .mfcc]) || config.onsetFunction.function == .logmel
     }
 
     /// Computes everything (``AnalyzerOutputs/all``), as the live daemon needs.
@@ -117,8 +120,12 @@ public final class FrameAnalyzer: @unchecked Sendable {
             features.centroidHz = 0; features.bandwidthHz = 0; features.rolloffHz = 0
             features.flatness = 0; features.flux = 0
         }
-        melBank.process(power: UnsafeBufferPointer(power), into: logmel)
-        MelFilterbank.powerToDb(logmel, floorDb: floorDb)
+        if wantsLogmel {
+            melBank.process(power: UnsafeBufferPointer(power), into: logmel)
+            MelFilterbank.powerToDb(logmel, floorDb: floorDb)
+        } else {
+            logmel.update(repeating: 0)
+        }
         if o.contains(.mfcc) {
             dct.process(UnsafeBufferPointer(logmel), into: mfcc)
         } else if mfcc.count > 0 {

@@ -1,8 +1,8 @@
 import EarshotDSP
 
 extension AnalyzerOutputs {
-    /// What a ``FrameAnalyzer`` must compute to produce `features` (log-mel and onset strength are
-    /// always computed, so they map to nothing).
+    /// What a ``FrameAnalyzer`` must compute to produce `features` (onset strength is always computed,
+    /// so it maps to nothing).
     public init(features: some Sequence<Feature>) {
         self = []
         for f in features { formUnion(f.analyzerOutputs) }
@@ -10,7 +10,7 @@ extension AnalyzerOutputs {
 }
 
 extension Feature {
-    /// The analyzer output that produces this feature (empty for log-mel and onset strength).
+    /// The analyzer output that produces this feature (empty for onset strength).
     public var analyzerOutputs: AnalyzerOutputs {
         switch self {
         case .rmsDbfs: .rms
@@ -23,7 +23,8 @@ extension Feature {
         case .flatness: .flatness
         case .flux: .flux
         case .mfcc: .mfcc
-        case .onsetStrength, .logmel: []
+        case .logmel: .logmel
+        case .onsetStrength: []
         }
     }
 }

@@ -65,7 +65,7 @@ struct Spectrogram: ParsableCommand {
         }
         let settings = try fileAnalysisSettings(file: file, sampleRate: wav.sampleRate, config: config, overrides: overrides)
         let ac = settings.analyzerConfig
-        let outputs: AnalyzerOutputs = level ? .levels : .none
+        let outputs: AnalyzerOutputs = level ? [.logmel, .levels] : .logmel
         let analyzer: FrameAnalyzer
         do { analyzer = try FrameAnalyzer(config: ac, outputs: outputs) } catch {
             fail("\(EarshotConfig.yamlKey(analyzerField: error.field)): \(error.message)"); throw ExitCode(ConfigError.exitCode)

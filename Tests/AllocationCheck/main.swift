@@ -68,7 +68,7 @@ MallocInterposerSwift.initialize()  // resets the counters
     logmel.deallocate(); mfcc.deallocate()
 }
 for (name, outputs) in [("all", AnalyzerOutputs.all), ("spectral", .spectral), ("statistics", .statistics),
-                        ("levels", .levels), ("mfcc", .mfcc), ("none", .none)] {
+                        ("levels", .levels), ("mfcc", .mfcc), ("logmel", .logmel), ("none", .none)] {
     try checkAnalyzer(name, AnalyzerConfig(), outputs)
 }
 for bands in [BandResolution.octave, .third] {

@@ -34,19 +34,20 @@ import Testing
         }
     }
 
-    /// Noise with stretches of zeros, a stuck value, clipped runs at ±1, single full-scale peaks and NaN-free
-    /// repeats, from a fixed seed.
+    /// Noise with stretches of zeros, a stuck value, clipped runs at ±1, single full-scale peaks, NaN-free
+    /// repeats and quiet 16-bit audio (a few quantization steps: many repeats), from a fixed seed.
     static func material(count: Int) -> [Float] {
         var g = SplitMix64(seed: 7)
         var x: [Float] = []
         while x.count < count {
-            let kind = g.next() % 6
+            let kind = g.next() % 7
             let n = Int(g.next() % 40) + 1
             switch kind {
             case 0: x += (0..<n).map { _ in 0 }
             case 1: x += (0..<n).map { _ in 0.25 }
             case 2: x += (0..<n).map { _ in g.next() % 2 == 0 ? 1 : -1 }
             case 3: x += (0..<n).map { _ in g.next() % 3 == 0 ? 0.995 : Float(Int(g.next() % 2001) - 1000) / 1000 }
+            case 4: x += (0..<(n * 8)).map { _ in Float(Int(g.next() % 3) - 1) / 32768 }
             default: x += (0..<(n * 8)).map { _ in Float(Int(g.next() % 20001) - 10000) / 20000 }
             }
         }
@@ -55,9 +56,14 @@ import Testing
 
     @Test func vectorPathMatchesTheDefinition() {
         let x = Self.material(count: 20_000)
-        // Both kinds of 8-sample block occur (vector path: no repeat, nothing near full scale).
-        let plain = (1..<(x.count - 8)).filter { i in (i..<(i + 8)).allSatisfy { x[$0] != x[$0 - 1] && abs(x[$0]) < SampleHealth.nearFullScale } }
-        #expect(plain.count > 1000 && plain.count < x.count - 1000, "\(plain.count) plain blocks")
+        // Every kind of 8-sample block occurs: nothing near full scale with no repeat (vector path), some
+        // repeats (the run restarts inside the block) and only repeats; and blocks near full scale.
+        let quiet = (1..<(x.count - 8)).filter { i in (i..<(i + 8)).allSatisfy { abs(x[$0]) < SampleHealth.nearFullScale } }
+        let repeats = quiet.map { i in (i..<(i + 8)).filter { x[$0] == x[$0 - 1] }.count }
+        #expect(repeats.filter { $0 == 0 }.count > 1000, "blocks without a repeat")
+        #expect(repeats.filter { $0 > 0 && $0 < 8 }.count > 1000, "blocks with some repeats")
+        #expect(repeats.filter { $0 == 8 }.count > 100, "blocks of repeats only")
+        #expect(quiet.count < x.count - 1000, "\(quiet.count) quiet blocks")
         for frame in [1, 7, 8, 9, 17, 480, 1024] {
             var a = SampleHealthAccumulator(), r = Reference()
             var at = 0

@@ -203,9 +203,12 @@ extension AlertMessage: DecodableServerMessage {
             guard (selDb == nil) == (sel == nil), selDb == nil || state == .end else {
                 throw DecodeError("'sel_db' and 'sel' come together, with state 'end' only")
             }
+            let reason = r.optional("reason")?.stringValue
+            guard reason == nil || state == .end else { throw DecodeError("'reason' comes with state 'end' only") }
             self = .level(state: state, levelDb: try r.double("level_db"), thresholdDb: try r.double("threshold_db"),
                           t: try r.double("t"), seq: try r.int64("seq"), decidedSeq: try r.int64("decided_seq"),
-                          durationSeconds: duration, maxDb: max, weighting: try r.string("weighting"), selDb: selDb, sel: sel)
+                          durationSeconds: duration, maxDb: max, weighting: try r.string("weighting"), selDb: selDb, sel: sel,
+                          reason: reason)
         case "onset":
             self = .onset(strength: try r.double("strength"), t: try r.double("t"), seq: try r.int64("seq"),
                           suppressed: try r.int("suppressed"))

@@ -282,9 +282,12 @@ public enum AlertMessage: ServerMessage, Equatable {
     /// `t`/`seq`: first frame at or above the threshold (start) or below `threshold − hysteresis` (end);
     /// `decidedSeq`: the frame that confirmed it. `durationSeconds`/`maxDb` only on `end`; `selDb` (`sel_db`)
     /// with `sel` (`LAE`, `LCE` or `LZE`): the sound exposure level of the alert, on `end` of a frequency-weighted
-    /// level (not `rms_dbfs`).
+    /// level (not `rms_dbfs`). `reason` only on an `end` not decided by the level: `reconfigured` when a reload
+    /// disabled level alerts or changed what the level measures (weighting, calibration, sample rate) during
+    /// the alert; `t`/`seq` are then the last frame judged by the old settings (or the release start).
     case level(state: LevelState, levelDb: Double, thresholdDb: Double, t: Double, seq: Int64, decidedSeq: Int64,
-               durationSeconds: Double?, maxDb: Double?, weighting: String, selDb: Double? = nil, sel: String? = nil)
+               durationSeconds: Double?, maxDb: Double?, weighting: String, selDb: Double? = nil, sel: String? = nil,
+               reason: String? = nil)
     /// `suppressed`: alerts the rate limit suppressed since the previous one.
     case onset(strength: Double, t: Double, seq: Int64, suppressed: Int)
     /// Once per `periodSeconds` when the rate limit suppressed something.
@@ -293,7 +296,7 @@ public enum AlertMessage: ServerMessage, Equatable {
     public func encodeMembers(into w: inout JSONWriter) {
         switch self {
         case .level(let state, let level, let threshold, let t, let seq, let decided, let duration, let max, let weighting,
-                    let selDb, let sel):
+                    let selDb, let sel, let reason):
             w.member("alert", "level")
             w.member("state", state.rawValue)
             w.member("level_db", level, decimals: 1)
@@ -308,6 +311,7 @@ public enum AlertMessage: ServerMessage, Equatable {
                 w.member("sel_db", selDb, decimals: 2)
                 w.member("sel", sel)
             }
+            if let reason { w.member("reason", reason) }
         case .onset(let strength, let t, let seq, let suppressed):
             w.member("alert", "onset")
             w.member("strength", strength, decimals: 2)

@@ -148,6 +148,14 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     /// reset carries `n_fft` new samples; their mean square is counted over one hop).
     var hop = 480
     var rearmUntilNs: Int64 = .min
+    /// The last frame the level was judged on (its capture time, seq and level by the settings of then): where
+    /// an alert ends when a reload takes its measure away (`reason=reconfigured`).
+    var lastFrameNs: Int64 = .min
+    var lastFrameSeq: Int64 = 0
+    var lastLevel = -Double.infinity
+    /// What the sink this one took over from measured (set by ``inherit(from:sameBus:)``, compared in
+    /// ``start(bus:stream:)``, where this sink's own measure is known).
+    var inheritedMeasure: (config: Configuration, levelOffset: Double, sampleRate: Double)? = nil
 
     // Onset state (sink thread only).
     var recentOnsetAlerts: [Int64] = []  // ring of emitted alert times, capacity maxPerMinute
@@ -190,7 +198,8 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
 
     /// Replaces thresholds and limits; thread-safe (SIGHUP reload). Applied before the next frame is
     /// evaluated. An ongoing level alert is kept and ends against the new release level; disabling level
-    /// alerts drops the state silently.
+    /// alerts or changing their weighting ends it at once with `reason=reconfigured` (its numbers would
+    /// otherwise mix two measures).
     public func update(configuration: Configuration) {
         pending.withLock { $0 = configuration }
         pendingFromNs.store(Clock.wallNanoseconds(), ordering: .relaxed)  // published by the generation below
@@ -202,6 +211,18 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         levelOffset = Double(stream.levelOffsetDb)
         sampleRate = Double(max(1, stream.sampleRate))
         hop = max(1, stream.hop)
+        if let old = inheritedMeasure {
+            inheritedMeasure = nil
+            // A carried alert whose measure changed (weighting, calibration, sample rate) or that is disabled
+            // now ends, in the old terms, before any frame is judged in the new ones.
+            if levelState == .active && (!config.level.enabled || old.config.level.weighting != config.level.weighting
+                || old.levelOffset != levelOffset || old.sampleRate != sampleRate) {
+                let mine = (config, levelOffset, sampleRate)
+                (config, levelOffset, sampleRate) = (old.config, old.levelOffset, old.sampleRate)
+                endForReconfiguration()
+                (config, levelOffset, sampleRate) = mine
+            }
+        }
         try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in evaluate(frame.header) },
                          afterDrain: { [self] _ in refreshConfiguration(); return backstopMilliseconds },
                          wakeFilter: { [self] in wakeFilter() })
@@ -225,14 +246,35 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         _levelAlerts.store(old.levelAlerts, ordering: .relaxed)
         _onsetAlerts.store(old.onsetAlerts, ordering: .relaxed)
         _suppressed.store(old.suppressedOnsetAlerts, ordering: .relaxed)
+        lastFrameNs = old.lastFrameNs; lastFrameSeq = old.lastFrameSeq; lastLevel = old.lastLevel
+        inheritedMeasure = (old.config, old.levelOffset, old.sampleRate)
         reader.resumeAt = sameBus ? old.reader.stoppedAt : nil
+    }
+
+    /// Ends an ongoing level alert because a reload took its measure away (`reason=reconfigured`), in the
+    /// terms of the settings in force (`config`, `levelOffset`): at the release start if one is pending (its
+    /// frames, below the release level, are not in the exposure, as at a normal end), else at the last frame
+    /// judged. A start candidate is dropped (nothing was announced).
+    func endForReconfiguration() {
+        defer { levelState = .idle; candidateNs = nil; releaseNs = nil; activeMax = -.infinity }
+        guard levelState == .active, lastFrameNs != .min else { return }
+        let (t, seq) = releaseNs.map { ($0, releaseSeq) } ?? (lastFrameNs, lastFrameSeq)
+        let sel = config.level.weighting.exposureName.map { name in
+            (name, 10 * log10(max(alertEnergy / sampleRate, 1e-20)) + levelOffset)
+        }
+        emitLevel(state: "end", level: lastLevel, t: t, seq: seq, decidedSeq: lastFrameSeq,
+                  duration: Double(t - activeStartNs) / 1e9, max: activeMax, sel: sel, reason: "reconfigured")
     }
 
     func refreshConfiguration() {
         let g = generation.load(ordering: .acquiring)
         guard g != appliedGeneration else { return }
         appliedGeneration = g
-        config = pending.withLock { $0 }
+        let new = pending.withLock { $0 }
+        if config.level.enabled && (!new.level.enabled || new.level.weighting != config.level.weighting) {
+            endForReconfiguration()
+        }
+        config = new
         if !config.level.enabled { levelState = .idle; candidateNs = nil; releaseNs = nil }
         let cap = max(config.onset.maxPerMinute, 0)
         if cap != recentOnsetAlerts.count {
@@ -314,6 +356,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         let level = Double(c.weighting.dbfs(h)) + levelOffset
         let t = h.wallNs
         let holdNs = Int64(c.minDurationMs * 1e6)
+        lastFrameNs = t; lastFrameSeq = h.seq; lastLevel = level
         var energy = c.weighting.energy(h.levels)
         let covered = h.levels.head.samples + h.levels.tail.samples
         if covered > hop { energy *= Double(hop) / Double(covered) }  // first frame after a reset: n_fft samples
@@ -360,7 +403,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     }
 
     func emitLevel(state: StaticString, level: Double, t: Int64, seq: Int64, decidedSeq: Int64, duration: Double?,
-                   max: Double?, sel: (name: StaticString, db: Double)? = nil) {
+                   max: Double?, sel: (name: StaticString, db: Double)? = nil, reason: StaticString? = nil) {
         let threshold = config.level.thresholdDB
         let text = ByteWriter(capacity: 256)
         text.ascii("alert=level state="); text.ascii(state)
@@ -375,10 +418,11 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         if let duration { field("duration_s", duration, 3) }
         if let max { field("max_db", max, 1) }
         if let sel { field("sel_db", sel.db, 2); text.ascii(" sel="); text.ascii(sel.name) }
+        if let reason { text.ascii(" reason="); text.ascii(reason) }
         let json = AlertMessage.level(
             state: duration == nil ? .start : .end, levelDb: level, thresholdDb: threshold, t: Double(t) / 1e9, seq: seq,
             decidedSeq: decidedSeq, durationSeconds: duration, maxDb: max, weighting: config.level.weighting.rawValue,
-            selDb: sel?.db, sel: sel?.name.description)
+            selDb: sel?.db, sel: sel?.name.description, reason: reason?.description)
         let line = String(decoding: text.bytes, as: UTF8.self)
         if duration == nil {  // start
             logger.warning("\(line)")

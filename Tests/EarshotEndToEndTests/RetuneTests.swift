@@ -66,9 +66,11 @@ extension EndToEnd {
             """
         }
 
-        /// Reloads that restart the sinks (a rolling window added, the alert weighting changed) while a level
-        /// alert is on: it stays one alert — no second `start`, no `end` — because the new alert sink takes
-        /// over the old one's state (attack run: each such reload lost the end and started the event again).
+        /// Reloads that restart the sinks while a level alert is on. One that keeps the alert's measure (a
+        /// rolling window added) keeps the alert — no second `start`, no `end` — because the new alert sink
+        /// takes over the old one's state (attack run: each such reload lost the end and started the event
+        /// again). One that changes its measure (the weighting) ends it once with `reason=reconfigured` in the
+        /// old terms, and the new measure starts a new alert (the signal is still above the threshold).
         @Test func sinkRestartingReloadsKeepAnOngoingLevelAlert() throws {
             let rig = try PublishingRig("retune-alert", extraYAML: Self.yaml(delta: 2, thresholdDB: -80))
             defer { rig.cleanup() }
@@ -88,11 +90,21 @@ extension EndToEnd {
                 daemon.signal(SIGHUP)
                 #expect(daemon.wait(until: 5) { $0.stderr.components(separatedBy: "reload applied").count - 1 > i },
                         "\(daemon.stderr.suffix(1500))")
+                if i == 0 {
+                    Thread.sleep(forTimeInterval: 0.5)
+                    #expect(levelAlertLines().count == 1, "the same measure: carried, \(levelAlertLines())")
+                }
             }
             Thread.sleep(forTimeInterval: 1)
             #expect(daemon.stderr.contains("restarting sinks") || daemon.stderr.contains("rolling.windows_s"), "\(daemon.stderr.suffix(1500))")
+            #expect(daemon.wait(until: 5) { _ in levelAlertLines().count >= 3 }, "\(levelAlertLines())")
             let lines = levelAlertLines()
-            #expect(lines.count == 1 && lines.first?.contains("state=start") == true, "\(lines)")
+            #expect(lines.count == 3, "\(lines)")
+            if lines.count == 3 {
+                #expect(lines[0].contains("state=start"))
+                #expect(lines[1].contains("state=end") && lines[1].contains("reason=reconfigured"), "\(lines[1])")
+                #expect(lines[2].contains("state=start"))
+            }
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 5) == .exited(0))
         }

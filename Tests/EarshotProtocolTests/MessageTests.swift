@@ -84,6 +84,14 @@ import Testing
         try roundTrip(AlertMessage.level(state: .end, levelDb: -34.1, thresholdDb: -30, t: 1795454033.412, seq: 968,
                                          decidedSeq: 988, durationSeconds: 2.58, maxDb: -26.7, weighting: "lcf",
                                          selDb: -25.61, sel: "LCE"))
+        // An end a reload decided (`reason`, on `end` only).
+        let reconfigured = AlertMessage.level(state: .end, levelDb: -10, thresholdDb: -20, t: 1795454033.412, seq: 119,
+                                              decidedSeq: 119, durationSeconds: 0.69, maxDb: -10, weighting: "laf",
+                                              selDb: -12.5, sel: "LAE", reason: "reconfigured")
+        #expect(reconfigured.text.contains(#""sel":"LAE","reason":"reconfigured"}"#))
+        try roundTrip(reconfigured)
+        let startWithReason = #"{"type":"alert","alert":"level","state":"start","level_db":-26.9,"threshold_db":-30,"t":1,"seq":9,"decided_seq":9,"weighting":"laf","reason":"reconfigured"}"#
+        #expect(throws: (any Error).self) { try AlertMessage.decode(ProtocolJSON.parse(Array(startWithReason.utf8))) }
         for bad in [#""sel_db":-25.61"#, #""sel":"LAE""#] {
             let line = #"{"type":"alert","alert":"level","state":"end","level_db":-34.1,"threshold_db":-30,"t":1,"seq":9,"decided_seq":9,"duration_s":1,"max_db":-20,"weighting":"laf","#
                 + bad + "}"

@@ -99,6 +99,76 @@ struct AlertSinkTests {
         #expect(second.levelAlerts == 1 && second.dropped == 0)
     }
 
+    /// A sink restart whose new settings measure the level differently (calibration, weighting) or disable
+    /// level alerts ends the carried alert once, at once, with `reason=reconfigured`, in the old terms (the
+    /// old threshold, weighting and calibrated level of the last frame judged), instead of carrying it into
+    /// numbers that mix two measures; the new sink then judges afresh. The same restart with the same measure
+    /// carries it (the test above).
+    @Test(arguments: ["calibration", "weighting", "disabled"])
+    func sinkRestartThatChangesTheMeasureEndsTheAlertAsReconfigured(change: String) throws {
+        let bus = FrameBus(capacity: 8192, nMels: K.nMels, nMFCC: 2)
+        let logs = K.LogStore(), pub = K.Publisher()
+        let first = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
+        try first.start(bus: bus, stream: K.stream())
+        K.publish(frames([(0..<50, -30), (50..<120, -10)]), on: bus)  // start decided at frame 70
+        first.stop()
+        var c = Self.level
+        var offset: Float = 0
+        switch change {
+        case "calibration": offset = 6
+        case "weighting": c.level.weighting = .las
+        default: c.level.enabled = false
+        }
+        let second = AlertSink(configuration: c, logger: logs.logger(), publisher: pub)
+        second.inherit(from: first, sameBus: true)
+        try second.start(bus: bus, stream: K.stream(levelOffsetDb: offset))
+        K.publish(frames([(120..<300, -10)]), on: bus)
+        second.stop()
+        let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }
+        // start (first sink), end reconfigured, and — unless disabled — a new start by the new measure.
+        #expect(alerts.count == (change == "disabled" ? 2 : 3), "\(alerts)")
+        guard alerts.count >= 2 else { return }
+        let end = alerts[1]
+        #expect(end["state"] == "end" && end["reason"] == "reconfigured", "\(end)")
+        #expect(end["seq"] == "119" && end["level_db"] == "-10" && end["threshold_db"] == "-20" && end["max_db"] == "-10")
+        #expect(end["duration_s"] == "0.69")  // frames 50…119
+        #expect(end["sel"] == "LAE")  // the old weighting's exposure (`las` has the same A weighting)
+        let json = try #require(pub.lines(.alert).dropFirst().first)
+        #expect(json.contains(#""reason":"reconfigured""#) && json.contains(#""weighting":"laf""#), "\(json)")
+        if change != "disabled" {
+            let restart = alerts[2]
+            #expect(restart["state"] == "start" && restart["seq"] == "120" && restart["decided_seq"] == "140")
+            #expect(restart["level_db"] == (change == "calibration" ? "-4" : "-10"))
+        }
+        #expect(first.levelAlerts == 1 && second.levelAlerts == (change == "disabled" ? 1 : 2))
+    }
+
+    /// A live update (no restart) that disables level alerts or changes their weighting mid-alert ends the
+    /// alert with `reason=reconfigured` before the new settings judge a frame; before, disabling dropped it
+    /// without an end.
+    @Test(arguments: ["weighting", "disabled"])
+    func liveUpdateThatChangesTheMeasureEndsTheAlertAsReconfigured(change: String) throws {
+        let logs = K.LogStore()
+        let sink = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: nil)
+        for h in frames([(0..<50, -30), (50..<100, -10)]) { sink.evaluate(h) }
+        var c = Self.level
+        if change == "weighting" { c.level.weighting = .lcf } else { c.level.enabled = false }
+        sink.update(configuration: c)
+        sink.refreshConfiguration()
+        let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }
+        #expect(alerts.count == 2, "\(alerts)")
+        #expect(alerts.last?["state"] == "end" && alerts.last?["reason"] == "reconfigured" && alerts.last?["seq"] == "99")
+        #expect(sink.levelState == .idle)
+        // A threshold change alone keeps the alert (it ends against the new release level).
+        let keep = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: nil)
+        for h in frames([(0..<50, -30), (50..<100, -10)]) { keep.evaluate(h) }
+        var t = Self.level
+        t.level.thresholdDB = -15
+        keep.update(configuration: t)
+        keep.refreshConfiguration()
+        #expect(keep.levelState == .active)
+    }
+
     /// The end's sound exposure level sums the exact energies (``LevelSums``) of the frames from the start frame
     /// up to the end frame: a release candidate that did not last counts, the release hold does not; the
     /// weighting picks the energy (A for `laf`, C for `lcf`) and its IEC name; `rms_dbfs` has none.

@@ -78,13 +78,20 @@ struct AlertSinkTests {
     /// the old one stopped, so the sequence gives exactly the alerts of an uninterrupted sink — one start, one
     /// end at the same frames — although frames were published while no alert sink was attached. Before, the
     /// new sink started idle at the next frame: the end was lost and the same event started again.
-    @Test func sinkRestartMidAlertKeepsTheAlertAndTheFrames() throws {
+    /// An alert sink on a real bus that started a level alert (frames 0…119, start decided at frame 70) and
+    /// was stopped, as a reload that restarts the sinks stops it.
+    fileprivate static func stoppedMidAlert() throws -> (FrameBus, K.LogStore, K.Publisher, AlertSink) {
         let bus = FrameBus(capacity: 8192, nMels: K.nMels, nMFCC: 2)
         let logs = K.LogStore(), pub = K.Publisher()
         let first = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
         try first.start(bus: bus, stream: K.stream())
-        K.publish(frames([(0..<50, -30), (50..<120, -10)]), on: bus)  // start decided at frame 70
+        K.publish(frames([(0..<50, -30), (50..<120, -10)]), on: bus)
         first.stop()
+        return (bus, logs, pub, first)
+    }
+
+    @Test func sinkRestartMidAlertKeepsTheAlertAndTheFrames() throws {
+        let (bus, logs, pub, first) = try Self.stoppedMidAlert()
         K.publish(frames([(120..<150, -10), (150..<250, -22), (250..<260, -30)]), on: bus)  // nobody attached
         let second = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
         second.inherit(from: first, sameBus: true)
@@ -106,12 +113,7 @@ struct AlertSinkTests {
     /// carries it (the test above).
     @Test(arguments: ["calibration", "weighting", "disabled"])
     func sinkRestartThatChangesTheMeasureEndsTheAlertAsReconfigured(change: String) throws {
-        let bus = FrameBus(capacity: 8192, nMels: K.nMels, nMFCC: 2)
-        let logs = K.LogStore(), pub = K.Publisher()
-        let first = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
-        try first.start(bus: bus, stream: K.stream())
-        K.publish(frames([(0..<50, -30), (50..<120, -10)]), on: bus)  // start decided at frame 70
-        first.stop()
+        let (bus, logs, pub, first) = try Self.stoppedMidAlert()
         var c = Self.level
         var offset: Float = 0
         switch change {

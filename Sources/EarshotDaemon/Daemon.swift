@@ -172,6 +172,8 @@ public final class Daemon {
     func startSinks(failuresAreFatal: Bool = true, replacing previous: [any Sink] = [], sameBus: Bool = true)
         throws(DaemonStartError) -> [String]
     {
+        // What no successor took over (a rolling window whose length or measure changed) is published now.
+        defer { for old in previous { old.finishHandover() } }
         let info = streamInfo
         if options.socket, socket == nil {
             let publisher = SocketPublisher(configuration: config.socketConfiguration, logger: logger, daemonVersion: EarshotVersion.string)
@@ -219,10 +221,12 @@ public final class Daemon {
 
     /// Stops the non-socket sinks; returns them (stopped) for ``startSinks(failuresAreFatal:replacing:sameBus:)``.
     @discardableResult
-    func stopSinks() -> [any Sink] {
+    /// - Parameter handingOver: the sinks are being replaced (a reload): they keep what their successors may take
+    ///   over, and ``startSinks(failuresAreFatal:replacing:sameBus:)`` finishes the handover.
+    func stopSinks(handingOver: Bool = false) -> [any Sink] {
         for sink in sinks {
             if let consumer = sink as? any MessagePublisher { messages.remove(consumer) }
-            sink.stop()
+            sink.stop(handingOver: handingOver)
         }
         defer { sinks.removeAll() }
         return sinks
@@ -490,7 +494,7 @@ public final class Daemon {
                                metadata: ["device": "\(config.capture.device)"])
             }
             drainCaptureEvents()
-            let stopped = stopSinks()
+            let stopped = stopSinks(handingOver: true)
             newPipeline.dsp.processor.continueSequence(at: pipeline.dsp.processor.nextSeq)
             adopt(next, source: source)
             pipeline = newPipeline
@@ -557,7 +561,7 @@ public final class Daemon {
         if !notLive.isEmpty { logger.info("reload: restarting sinks", metadata: ["not_live": "\(notLive.joined(separator: ","))"]) }
         if restartSinks || !notLive.isEmpty || sinkUp.values.contains(false) {
             // Rebuild the non-socket sinks (the socket stays up); an ongoing alert carries over.
-            let stopped = stopSinks()
+            let stopped = stopSinks(handingOver: true)
             return (try? startSinks(failuresAreFatal: false, replacing: stopped)) ?? []
         }
         return []

@@ -150,10 +150,19 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
 
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         prepare(stream: stream, nMels: bus.nMels)
+        do {
+            try startReader(bus: bus)
+        } catch {
+            flush()  // windows taken over from a predecessor are published (partial), not lost
+            throw error
+        }
+    }
+
+    func startReader(bus: FrameBus) throws {
         try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in
             ingest(frame.header, logmel: UnsafeBufferPointer(frame.logmel))
         }, afterDrain: { [self] stopping in
-            if stopping { flush() }
+            if stopping && !handingOver.load(ordering: .acquiring) { flush() }
             let mono = Clock.monotonicNanoseconds()
             if latestFrameWallNs != progressFrameWallNs { progressFrameWallNs = latestFrameWallNs; progressMonoNs = mono }
             return nextDrainMilliseconds(nowWallNs: mono &+ Clock.wallMinusMonotonicNanoseconds(),
@@ -200,17 +209,57 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     /// Drains what is queued, publishes the partial windows (`"complete":false`), stops. Idempotent.
     public func stop() { reader.stop() }
 
+    /// On a reload that restarts the sinks: drains and stops, but keeps the open windows for the successor
+    /// (``inherit(from:sameBus:)``), so a reload does not cut the windows in progress into two partial ones —
+    /// an hour's LAeq survives a threshold or weighting change elsewhere.
+    public func stop(handingOver: Bool) {
+        self.handingOver.store(handingOver, ordering: .releasing)
+        reader.stop()
+    }
+
+    /// Publishes (partial) the windows no successor took over.
+    public func finishHandover() { flush() }
+
+    /// On the same bus, a successor takes over every open window whose length, weighting, calibration,
+    /// hop and sample rate it keeps (taken in ``prepare(stream:nMels:)``, where its own are known) and reads on
+    /// from the frame where this one stopped: the windows close once, complete, as if nothing had restarted.
+    /// A rebuilt pipeline (`sameBus` false) flags a discontinuity anyway: nothing is taken over.
+    public func inherit(from previous: any Sink, sameBus: Bool) {
+        guard sameBus, let old = previous as? RollingAggregator, old !== self else { return }
+        predecessor = old
+        latestFrameWallNs = old.latestFrameWallNs
+        reader.resumeAt = old.reader.stoppedAt
+    }
+
+    let handingOver = Atomic<Bool>(false)
+    /// The stopped sink whose windows ``prepare(stream:nMels:)`` may take over (then nil).
+    var predecessor: RollingAggregator?
+
     /// Allocates the windows for `stream` (called by `start`; tests call it to drive ``ingest`` directly).
     func prepare(stream: StreamInfo, nMels: Int) {
         levelOffset = Double(stream.levelOffsetDb)
         levelUnit = stream.levelUnit
         hopNs = Int64(stream.hop) * 1_000_000_000 / Int64(max(stream.sampleRate, 1))
         let framesPerSecond = Double(stream.sampleRate) / Double(stream.hop)
+        let old = predecessor
+        predecessor = nil
+        var carried: [RollingResult?] = []
         windows = configuration.windowsSeconds.map { w in
-            Window(seconds: w, capacity: Int((w * framesPerSecond).rounded(.up)) + 2, nMels: nMels,
-                   weighting: configuration.weighting, offset: levelOffset, sampleRate: stream.sampleRate)
+            let capacity = Int((w * framesPerSecond).rounded(.up)) + 2
+            if let old, old.levelUnit == levelUnit, old.hopNs == hopNs,
+               let i = old.windows.firstIndex(where: {
+                   $0.seconds == w && $0.weighting == configuration.weighting && $0.offset == levelOffset
+                       && $0.nMels == nMels && $0.capacity == capacity && $0.sampleRate == stream.sampleRate
+               }) {
+                let taken = old.windows.remove(at: i)
+                carried.append(old.latest(windowSeconds: w))
+                return taken
+            }
+            carried.append(nil)
+            return Window(seconds: w, capacity: capacity, nMels: nMels,
+                          weighting: configuration.weighting, offset: levelOffset, sampleRate: stream.sampleRate)
         }
-        latestResults.withLock { $0 = Array(repeating: nil, count: windows.count) }
+        latestResults.withLock { $0 = carried }
     }
 
     /// Adds one frame to every window, closing the windows it has moved past. Sink thread only.

@@ -58,12 +58,20 @@ public protocol Sink: AnyObject, Sendable {
     /// restarts the sinks: takes over what must not restart with it (an ongoing alert), and with `sameBus`
     /// continues reading where `previous` stopped. Default: nothing.
     func inherit(from previous: any Sink, sameBus: Bool)
+    /// ``stop()`` on a reload that restarts the sinks (`handingOver`): keeps what a successor may take over in
+    /// ``inherit(from:sameBus:)`` (the rolling sink's open windows) instead of publishing it at once; the
+    /// daemon then calls ``finishHandover()``. Default: ``stop()``.
+    func stop(handingOver: Bool)
+    /// After the successors started: publishes what none of them took over. Default: nothing.
+    func finishHandover()
 }
 
 extension Sink {
     public var configSection: String { "" }
     public func applyReload(_ configuration: any Sendable) -> Bool { false }
     public func inherit(from previous: any Sink, sameBus: Bool) {}
+    public func stop(handingOver: Bool) { stop() }
+    public func finishHandover() {}
     public var counters: [(String, Int)] { [] }
     public var latencyRecorder: StageRecorder? {
         get { nil }

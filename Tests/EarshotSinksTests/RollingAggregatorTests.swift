@@ -200,4 +200,40 @@ struct RollingAggregatorTests {
         #expect(lines[0]["logmel_mean"] as? [Double] == [-50, -51, -52, -53])
         #expect(agg.dropped == 0)
     }
+
+    /// A reload that restarts the sinks (another sink's settings, a window added) on the running bus: the
+    /// successor takes over the open windows it keeps and reads on from the frame where the old sink stopped,
+    /// so each window closes once and complete, with every frame — as an uninterrupted sink gives — although
+    /// frames were published while no rolling sink was attached. A window the successor drops (or whose
+    /// measure changed) is published partial by the handover's end. Before, the old sink flushed its windows
+    /// as partial and the new one started mid-window: two incomplete windows of every length per reload.
+    @Test func sinkRestartKeepsTheOpenWindows() throws {
+        let bus = FrameBus(capacity: 1024, nMels: K.nMels, nMFCC: 2)
+        let pub = K.Publisher()
+        let frames = (0..<450).map { K.header(seq: $0, level: $0 < 100 ? -20 : -40) }
+        let first = RollingAggregator(configuration: .init(windowsSeconds: [1, 4]), publisher: pub)
+        try first.start(bus: bus, stream: K.stream())
+        K.publish(Array(frames[0..<150]), on: bus)
+        first.stop(handingOver: true)
+        K.publish(Array(frames[150..<170]), on: bus)  // nobody attached
+        let second = RollingAggregator(configuration: .init(windowsSeconds: [1, 2]), publisher: pub)  // 4 s dropped, 2 s added
+        second.inherit(from: first, sameBus: true)
+        try second.start(bus: bus, stream: K.stream())
+        first.finishHandover()
+        K.publish(Array(frames[170..<450]), on: bus)
+        second.stop()
+        let lines = pub.lines(.rolling).map { try! json($0) }
+        let ones = lines.filter { $0["window_s"] as? Double == 1 }
+        #expect(ones.map { $0["frames"] as? Int } == [100, 100, 100, 100, 50], "\(ones)")
+        #expect(ones.map { $0["complete"] as? Bool } == [true, true, true, true, false])
+        #expect(ones.map { $0["seq_first"] as? Int } == [0, 100, 200, 300, 400])
+        // The 4 s window the successor dropped: published partial once, by the handover (frames 0…149).
+        let fours = lines.filter { $0["window_s"] as? Double == 4 }
+        #expect(fours.count == 1 && fours.first?["frames"] as? Int == 150 && fours.first?["complete"] as? Bool == false)
+        // The new 2 s window starts mid-window (partial), then whole.
+        let twos = lines.filter { $0["window_s"] as? Double == 2 }
+        #expect(twos.map { $0["complete"] as? Bool } == [false, true, false], "\(twos)")
+        #expect(second.dropped == 0 && first.dropped == 0)
+        #expect(second.latest(windowSeconds: 1)?.seqFirst == 400)
+    }
 }

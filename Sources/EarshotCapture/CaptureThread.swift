@@ -453,10 +453,15 @@ public final class CaptureThread: @unchecked Sendable {
         /// plugin — placed the gap up to a second too late and the catch-up periods all at about one time.)
         var skipGapSamples: Int64 = -1
         let maxBacklogNs = Int64(config.maxBacklog * 1e9)
-        /// Loop iterations normally come at least every `waitMs`; a longer silence between two is a stall.
-        let stallThresholdNs = max(maxBacklogNs, 4 * Int64(waitMs) * 1_000_000)
+        /// Loop iterations normally come at least every `waitMs` (a blocking read: every period); a longer
+        /// silence between two is a stall.
+        let stallThresholdNs = max(maxBacklogNs, 4 * Int64(waitMs) * 1_000_000, 2 * periodNs)
         var lastTopNs: Int64 = 0
         var stallDetectedNs: Int64 = 0
+        /// The last loop iteration's start before the stall (what the device's backlog reaches back to), and
+        /// the frames already read since (a blocking read that returned at the end of the stall).
+        var stallFromNs: Int64 = 0
+        var carriedSkip = 0
 
         // After a blocking call returned: was it interrupted for a stop (0) or a reconfiguration
         // (`reopenRequested`)? nil to go on. The `file` plugin ignores a failed read of its infile and returns
@@ -533,14 +538,21 @@ public final class CaptureThread: @unchecked Sendable {
             if maxBacklogNs > 0 && lastPeriodReadNs != 0 && pending == 0 && lastTopNs != 0
                 && topNs - lastTopNs > stallThresholdNs {
                 stallDetectedNs = topNs
+                stallFromNs = lastTopNs
             }
             lastTopNs = topNs
             if stallDetectedNs != 0 {
-                let expected = Int((topNs - lastPeriodReadNs) * rate / 1_000_000_000)
+                let expected = Int((topNs - stallFromNs) * rate / 1_000_000_000)
                 let limit = expected + 2 * period
-                var skipped = 0
+                var skipped = carriedSkip
+                carriedSkip = 0
                 /// When a read last returned without waiting: the backlog was still coming then.
                 var lastFastNs = Clock.monotonicNanoseconds()
+                /// Blocking reads in windows of 4: a window that took 2 periods or more came about as fast as
+                /// real time; two such windows in a row mean the backlog is over (a writer that runs ahead of
+                /// the reader makes some reads return at once, so one fast read proves nothing; one slow window
+                /// may be a plugin fetching a late backlog).
+                var windowStartNs = lastFastNs, windowReads = 0, slowWindows = 0
                 while skipped < limit {
                     let t0 = Clock.monotonicNanoseconds()
                     let kicks = interrupts.load(ordering: .acquiring)
@@ -550,16 +562,25 @@ public final class CaptureThread: @unchecked Sendable {
                     // A read that had to wait (or EAGAIN) means the backlog is gone and fresh audio comes
                     // (devices whose reads block, like the `file` plugin on a FIFO, never say EAGAIN) — once
                     // about the stall's worth has been read. Before that, a plugin whose own client thread was
-                    // stopped too (pulse after SIGCONT) hands over what it buffered and makes the next reads
-                    // wait while it fetches the backlog, in bursts; so reading goes on until no burst came for
+                    // stopped too (pulse after SIGCONT) hands over what it buffered and says EAGAIN while it
+                    // fetches the backlog, in bursts; so reading goes on until no burst came for
                     // `lateBacklogGraceNs` (CI run of stop 22: the backlog was delivered as current audio and a
-                    // 500 ms gap reported as 480 samples). A device that kept less loses that much fresh audio,
-                    // counted in the gap like the rest.
+                    // 500 ms gap reported as 480 samples). Blocking reads end the skip once they come at real
+                    // time for 8 reads (see `slowWindows`). A device that kept less than the stall loses that
+                    // much fresh audio, and its gap is measured from timestamps (below).
                     let caughtUp = skipped + max(0, r) >= expected - 2 * period
                     if r > 0 {
                         skipped += r
-                        if endNs - t0 <= periodNs / 2 { lastFastNs = endNs; continue }
-                        if caughtUp || endNs - lastFastNs > Self.lateBacklogGraceNs { break }
+                        let waited = endNs - t0 > periodNs / 2
+                        if waited && caughtUp { break }
+                        windowReads += 1
+                        if windowReads == 4 {
+                            slowWindows = endNs - windowStartNs >= 2 * periodNs ? slowWindows + 1 : 0
+                            windowReads = 0
+                            windowStartNs = endNs
+                            if slowWindows >= 2 { break }
+                        }
+                        if !waited { lastFastNs = endNs }
                         continue
                     }
                     if r == -EAGAIN || r == -EINTR {
@@ -581,12 +602,17 @@ public final class CaptureThread: @unchecked Sendable {
                     lastTopNs = 0  // this wait is not a stall
                     continue
                 }
-                // Exact when nothing else is pending and the stall was shorter than any server-side
-                // buffer could hold (10 s); else the next period's timestamp measures it.
-                let stalledNs = topNs - lastPeriodReadNs
+                // Exact when nothing else is pending, the stall was shorter than any server-side buffer could
+                // hold (10 s) and the device did hold the stall's audio (all but 1/8 of it came); else the
+                // next period's timestamp measures it: a blocking source whose writer paused (the `file`
+                // plugin on a FIFO: the read itself blocked, so it looks like a stall) never had that audio,
+                // and counting only what was read reported a 3.3 s pause as 960 samples and left the
+                // timeline behind the clock for good (attack run D3 of stop 22).
+                let stalledNs = topNs - stallFromNs
                 stallDetectedNs = 0
+                let held = skipped >= expected - expected / 8 - 2 * period
                 skipped += filled  // a partly read period is stale too (its time is in the gap)
-                skipGapSamples = pending == 0 && lastEndNs != 0 && stalledNs < 10_000_000_000 ? Int64(skipped) : -1
+                skipGapSamples = pending == 0 && lastEndNs != 0 && stalledNs < 10_000_000_000 && held ? Int64(skipped) : -1
                 filled = 0
                 memset(bytes, 0, period * frameBytes)
                 lastPeriodReadNs = Clock.monotonicNanoseconds()
@@ -620,6 +646,18 @@ public final class CaptureThread: @unchecked Sendable {
             if n == 0 { continue }
             filled += n
             lastDataNs = Clock.monotonicNanoseconds()
+            // The read itself blocked for longer than the bound (a blocking device — the `file` plugin on a
+            // FIFO — whose writer paused, or this process stopped inside the read): what it returned is either
+            // the backlog or the first audio after a pause, not a contiguous period. It goes into the skip,
+            // which tells the two apart (attack run of this build, F1: published as contiguous, it hid the
+            // stall, made the skip expect nothing and left the timeline behind the clock).
+            if maxBacklogNs > 0 && lastPeriodReadNs != 0 && pending == 0 && lastDataNs - topNs > stallThresholdNs {
+                stallDetectedNs = lastDataNs
+                stallFromNs = topNs
+                carriedSkip = filled
+                filled = 0
+                continue
+            }
             if filled < period { continue }
             filled = 0
             lastPeriodReadNs = lastDataNs

@@ -195,5 +195,48 @@ extension CaptureTests {
             let after = h.capturedStamps.drop { $0.firstSample < f.firstSample }
             #expect(after.count <= 100 + 2, "\(after.count) periods after the gap for 100 written in real time")
         }
+
+        /// The writer of a blocking source pauses (the `file` plugin on a FIFO: the capture thread's read blocks
+        /// for the whole pause, which looks like a stall of its own) and then resumes in real time without a
+        /// backlog: the gap is the pause, measured from the next period's time, and the timeline stays in step
+        /// with the clock. Before (attack run D3 of stop 22), only the samples read after the pause were counted
+        /// as the gap (a 3.3 s pause reported as 960 samples) and every later stamp lagged the clock by the
+        /// pause.
+        @Test func writerPauseWithoutBacklogIsReportedAsThePause() throws {
+            let source = try StalledFIFO()
+            let h = CaptureHarness(config: Self.config())
+            source.write(frames: 480 * 4)
+            h.thread.start()
+            defer { h.thread.stop() }
+            #expect(h.run(until: 5) { h.thread.periods >= 4 }, "periods: \(h.thread.periods)")
+            // Real time by the clock (a loop of write + 10 ms sleeps runs slow, and the timeline follows a
+            // slow writer only gradually).
+            func pace(seconds: Double) {
+                let start = Date()
+                var written = 0
+                while true {
+                    let elapsed = Date().timeIntervalSince(start)
+                    if elapsed >= seconds { break }
+                    let due = Int(elapsed * 48_000) / 480 * 480 + 480
+                    if due > written { source.write(frames: due - written); written = due }
+                    h.run(seconds: 0.002)
+                }
+            }
+            pace(seconds: 1.0)
+            h.run(seconds: 1.0)  // the writer pauses: the read blocks
+            pace(seconds: 1.5)
+            let endNs = EarshotRealtime.Clock.monotonicNanoseconds()
+            h.thread.stop()
+            h.drain()
+            let flagged = h.capturedStamps.filter { $0.discontinuity & CaptureStamp.Discontinuity.xrun != 0 }
+            #expect(flagged.count == 1, "flagged: \(flagged)")
+            let f = try #require(flagged.first)
+            let last = try #require(h.capturedStamps.last)
+            let lagMs = Double(endNs - (last.monotonicNs + Int64(last.frames) * 1_000_000_000 / 48_000)) / 1e6
+            print("writer pause 1 s: gap \(f.gapSamples) samples; last period ends \(lagMs) ms before the test's clock")
+            // The pause (1 s, less what the writer's pacing and the plugin put around it) within 150 ms.
+            #expect(f.gapSamples >= 48_000 - 7_200 && f.gapSamples <= 48_000 + 7_200, "gap \(f.gapSamples)")
+            #expect(lagMs < 250, "the timeline lags the clock by \(lagMs) ms after the pause")
+        }
     }
 }

@@ -443,8 +443,9 @@ extension LevelMeter {
         }
 
         /// One sample: A-weighted square `qa` (in both lanes), (C, Z) squares `qcz`, C peak (lane 0; lane 1 is
-        /// not used); `fast`/`slow`: the Fast / Slow minima count from it. All in vectors: lane extracts here
-        /// let LLVM scalarize the filter steps and pair them again with shuffles (slower).
+        /// not used); `fast`/`slow`: the Fast / Slow minima count from it. All in vectors (broadcasts, not lane
+        /// extracts): Swift's `SIMD2<Double>` arithmetic is per-lane scalar code that LLVM's SLP vectorizer
+        /// pairs again, and scalar detours give it other pairings to choose.
         @inline(__always)
         mutating func add(_ qa: D2, _ qcz: D2, peak: D2, fast: Bool, slow: Bool) {
             eA += qa

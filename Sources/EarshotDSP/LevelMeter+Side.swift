@@ -28,4 +28,30 @@ extension LevelMeter {
             }
         }
     }
+
+    /// One block of mid `x` and side `sx` samples (filter states `st`, `ss`; the time weightings are those in `st`)
+    /// into `out`: a ``LevelMeter/Cascade`` per signal, squares added mid first (`W(M)² + W(S)²`).
+    @inline(__always)
+    func run(_ x: UnsafePointer<Float>, side sx: UnsafePointer<Float>, count n: Int, _ st: inout State,
+             _ ss: inout State, into out: UnsafeMutablePointer<LevelSums>) {
+        guard n > 0 else { return }
+        let f = pairs[0], g = pairs[1], c1 = coef[1], c2 = coef[2]
+        var m = Cascade(st), s = Cascade(ss)
+        var w = TimeWeighting(st, fast: fastAlpha, slow: slowAlpha)
+        m.first(Self.sample(x[0]), f, c1)
+        s.first(Self.sample(sx[0]), f, c1)
+        let (fastFrom, slowFrom) = settledFrom(st)
+        Self.phased(n - 1, fastFrom: fastFrom, slowFrom: slowFrom) { j, fast, slow in
+            let (a, cz) = m.next(Self.sample(x[j + 1]), f, g)
+            let (sa, scz) = s.next(Self.sample(sx[j + 1]), f, g)
+            w.add(a * a + sa * sa, cz * cz + scz * scz, peak: lanesAbs(cz) + lanesAbs(scz), fast: fast, slow: slow)
+        }
+        let (a, cz) = m.last(c2)
+        let (sa, scz) = s.last(c2)
+        w.add(a * a + sa * sa, cz * cz + scz * scz, peak: lanesAbs(cz) + lanesAbs(scz),
+              fast: n - 1 >= fastFrom, slow: n - 1 >= slowFrom)
+        m.store(&st)
+        s.store(&ss)
+        w.finish(count: n, &st, settleSlow: settleSlow, into: out)
+    }
 }

@@ -31,6 +31,8 @@ public enum FrequencyWeighting: Sendable, Hashable {
 /// the cascade order is free): C = `gc·H₁₁·L₄₄` runs per sample, and A = `ga·H₁₁·H₂₃·L₄₄` is C
 /// followed by the one remaining biquad `H₂₃·ga/gc` — 3 biquads per sample instead of 5, plus the DC block.
 /// The time weightings run per sample (`s += α(q − s)`), so their maxima and minima are exact.
+/// The loop runs two filters or two time weightings per `SIMD2<Double>` operation (see ``run(_:count:_:into:)``),
+/// each lane doing the operations of the scalar form in the same order: the results are bit-identical to it.
 ///
 /// Every ``process(_:)`` also accumulates ``LevelSums`` (energies, per-sample Fast/Slow extremes, C peak)
 /// into ``head`` and ``tail``: samples before ``split`` go to `head`, the others to `tail`.
@@ -68,6 +70,8 @@ public final class LevelMeter: @unchecked Sendable {
         init(_ c: Biquad) { b0 = c.b0; k1 = c.b1 - c.a1 * c.b0; k2 = c.b2 - c.a2 * c.b0; a1 = c.a1; a2 = c.a2 }
     }
     let coef: UnsafeMutablePointer<Section>  // 0, 1: C sections; 2: H₂₃·ga/gc (C → A); 3: DC block
+    /// The sections paired for the `SIMD2` steps of ``Cascade``: (C₁, DC block), (C₂, A-only).
+    let pairs: UnsafeMutablePointer<SectionPair>
     let state: UnsafeMutablePointer<State>
     let sums: UnsafeMutablePointer<LevelSums>  // head, tail
     let fastAlpha: Double
@@ -162,7 +166,10 @@ public final class LevelMeter: @unchecked Sendable {
         let norm = 1 / (1 + q * k + k * k)
         zSection = Biquad(b0: norm, b1: -2 * norm, b2: norm, a1: 2 * (k * k - 1) * norm, a2: (1 - q * k + k * k) * norm)
         coef = .allocate(capacity: 4)
-        coef.initialize(from: [Section(c[0]), Section(c[1]), Section(aOnly), Section(zSection)], count: 4)
+        let sections = [Section(c[0]), Section(c[1]), Section(aOnly), Section(zSection)]
+        coef.initialize(from: sections, count: 4)
+        pairs = .allocate(capacity: 2)
+        pairs.initialize(from: [SectionPair(sections[0], sections[3]), SectionPair(sections[1], sections[2])], count: 2)
         state = .allocate(capacity: 1)
         state.initialize(to: State())
         sums = .allocate(capacity: 2)
@@ -177,6 +184,7 @@ public final class LevelMeter: @unchecked Sendable {
         splitStorage.deallocate()
         bandEnergies.deallocate()
         coef.deallocate()
+        pairs.deallocate()
         state.deallocate()
         sums.deallocate()
         sideState.deallocate()
@@ -270,9 +278,8 @@ public final class LevelMeter: @unchecked Sendable {
         }
         if sideState.pointee.sinceReset != 0 { sideState.pointee = State(); sideBank?.reset() }  // side ended
         var st = state.pointee
-        var unused = State()
-        run(x, side: nil, count: cut, &st, &unused, into: sums)
-        run(x + cut, side: nil, count: samples.count - cut, &st, &unused, into: sums + 1)
+        run(x, count: cut, &st, into: sums)
+        run(x + cut, count: samples.count - cut, &st, into: sums + 1)
         state.pointee = st
         if let bank {
             bandEnergies.update(repeating: 0, count: 2 * maxBands)
@@ -281,60 +288,45 @@ public final class LevelMeter: @unchecked Sendable {
         }
     }
 
-    /// One block of samples through the weightings and time weightings into `out`. With `sx` (the side signal
-    /// of a 2-channel input, filter states in `ss`) every squared weighted sample is the energy mean over the two
-    /// channels (see LevelMeter+Side.swift); inlined at each call site, so the mono loop carries no side code.
+    /// One block of mono samples through the weightings and time weightings into `out` (see ``Cascade``).
     @inline(__always)
-    func run(_ x: UnsafePointer<Float>, side sx: UnsafePointer<Float>?, count n: Int, _ st: inout State,
-             _ ss: inout State, into out: UnsafeMutablePointer<LevelSums>) {
+    func run(_ x: UnsafePointer<Float>, count n: Int, _ st: inout State, into out: UnsafeMutablePointer<LevelSums>) {
         guard n > 0 else { return }
-        let c0 = coef[0], c1 = coef[1], c2 = coef[2], c3 = coef[3]
-        let fa = fastAlpha, sa = slowAlpha
-        var o = out.pointee
-        var eA = 0.0, eC = 0.0, eZ = 0.0, pk = 0.0
-        var mxAF = 0.0, mxAS = 0.0, mxCF = 0.0, mxZF = 0.0
-        var mnAF = Double.infinity, mnAS = Double.infinity, mnCF = Double.infinity, mnZF = Double.infinity
-        // Samples from which the Fast / Slow minima count (settled since the last reset).
-        let fastFrom = max(0, settleFast - st.sinceReset), slowFrom = max(0, settleSlow - st.sinceReset)
-        for i in 0..<n {
-            let (ya, yc, yz) = Self.weigh(x[i], c0, c1, c2, c3, &st)
-            var qa = ya * ya, qc = yc * yc, qz = yz * yz
-            var peak = abs(yc)
-            if let sx {
-                let (za, zc, zz) = Self.weigh(sx[i], c0, c1, c2, c3, &ss)
-                qa += za * za; qc += zc * zc; qz += zz * zz
-                peak += abs(zc)
-            }
-            eA += qa; eC += qc; eZ += qz
-            pk = max(pk, peak)
-            st.aFast += fa * (qa - st.aFast)
-            st.aSlow += sa * (qa - st.aSlow)
-            st.cFast += fa * (qc - st.cFast)
-            st.zFast += fa * (qz - st.zFast)
-            mxAF = max(mxAF, st.aFast); mxAS = max(mxAS, st.aSlow)
-            mxCF = max(mxCF, st.cFast); mxZF = max(mxZF, st.zFast)
-            if i >= fastFrom {
-                mnAF = min(mnAF, st.aFast); mnCF = min(mnCF, st.cFast); mnZF = min(mnZF, st.zFast)
-                if i >= slowFrom { mnAS = min(mnAS, st.aSlow) }
-            }
+        let f = pairs[0], g = pairs[1], c1 = coef[1], c2 = coef[2]
+        var m = Cascade(st)
+        var w = TimeWeighting(st, fast: fastAlpha, slow: slowAlpha)
+        m.first(Self.sample(x[0]), f, c1)
+        let (fastFrom, slowFrom) = settledFrom(st)
+        Self.phased(n - 1, fastFrom: fastFrom, slowFrom: slowFrom) { j, fast, slow in
+            let (a, cz) = m.next(Self.sample(x[j + 1]), f, g)
+            w.add(a * a, cz * cz, peak: lanesAbs(cz), fast: fast, slow: slow)
         }
-        st.sinceReset = min(st.sinceReset &+ n, settleSlow)
-        o.merge(LevelSums(samples: n, energyA: eA, energyC: eC, energyZ: eZ, maxAF: mxAF, minAF: mnAF, maxAS: mxAS,
-                          minAS: mnAS, maxCF: mxCF, minCF: mnCF, maxZF: mxZF, minZF: mnZF, peakC: pk))
-        out.pointee = o
+        let (a, cz) = m.last(c2)
+        w.add(a * a, cz * cz, peak: lanesAbs(cz), fast: n - 1 >= fastFrom, slow: n - 1 >= slowFrom)
+        m.store(&st)
+        w.finish(count: n, &st, settleSlow: settleSlow, into: out)
     }
 
-    /// One sample through the A, C and Z weightings (a non-finite sample counts as 0): (A, C, Z) outputs.
+    /// Samples of the next block (after `st.sinceReset` samples since the reset) from which the Fast / Slow
+    /// minima count.
     @inline(__always)
-    static func weigh(_ s: Float, _ c0: Section, _ c1: Section, _ c2: Section, _ c3: Section,
-                      _ st: inout State) -> (Double, Double, Double) {
-        let v = s.isFinite ? Double(s) : 0
-        var yc = step(c0, v, &st.cState.0, &st.cState.1)
-        yc = step(c1, yc, &st.cState.2, &st.cState.3)
-        let ya = step(c2, yc, &st.aState.0, &st.aState.1)
-        let yz = step(c3, v, &st.zState.0, &st.zState.1)
-        return (ya, yc, yz)
+    func settledFrom(_ st: State) -> (Int, Int) {
+        (max(0, settleFast - st.sinceReset), max(0, settleSlow - st.sinceReset))
     }
+
+    /// `body(j, fast, slow)` for `j` in `0..<count` in order, `fast` = `j >= fastFrom`, `slow` = `j >= slowFrom`
+    /// (`slowFrom >= fastFrom`), as constants of three loops: no per-sample test.
+    @inline(__always)
+    static func phased(_ count: Int, fastFrom: Int, slowFrom: Int, _ body: (Int, Bool, Bool) -> Void) {
+        let f = min(max(fastFrom, 0), count), s = min(max(slowFrom, f), count)
+        for j in 0..<f { body(j, false, false) }
+        for j in f..<s { body(j, true, false) }
+        for j in s..<count { body(j, true, true) }
+    }
+
+    /// An input sample as `Double` (a non-finite one counts as 0).
+    @inline(__always)
+    static func sample(_ s: Float) -> Double { s.isFinite ? Double(s) : 0 }
 
     @inline(__always)
     static func db(_ ms: Double) -> Float {
@@ -349,5 +341,139 @@ public final class LevelMeter: @unchecked Sendable {
         features.las = Self.db(st.aSlow)
         features.lcf = Self.db(st.cFast)
         features.lzf = Self.db(st.zFast)
+    }
+}
+
+typealias D2 = SIMD2<Double>
+
+/// `|v|` per lane (clears the sign bits, as `Swift.abs` does per scalar).
+@inline(__always)
+func lanesAbs(_ v: D2) -> D2 {
+    unsafeBitCast(unsafeBitCast(v, to: SIMD2<UInt64>.self) & SIMD2(repeating: ~(1 << 63)), to: D2.self)
+}
+
+extension LevelMeter {
+    /// Two biquads side by side, one per lane: ``step(_:_:_:)`` does per lane exactly the operations of
+    /// ``LevelMeter/step(_:_:_:_:)`` (no fused multiply-add: the x86-64 baseline has none, and Swift does not
+    /// contract), so each lane's output and states are bit-identical to the scalar step's.
+    struct SectionPair {
+        var b0, k1, k2, a1, a2: D2
+        init(_ l: Section, _ h: Section) {
+            b0 = D2(l.b0, h.b0); k1 = D2(l.k1, h.k1); k2 = D2(l.k2, h.k2); a1 = D2(l.a1, h.a1); a2 = D2(l.a2, h.a2)
+        }
+
+        @inline(__always)
+        func step(_ x: D2, _ s0: inout D2, _ s1: inout D2) -> D2 {
+            let y = b0 * x + s0
+            let t = k1 * x + s1
+            s1 = k2 * x - a2 * s0
+            s0 = t - a1 * s0
+            return y
+        }
+    }
+
+    /// The A, C and Z weighting filters of one signal as two `SIMD2` steps per sample (``SectionPair``):
+    /// `f` = (C₁, DC block), which take the same input sample, and `g` = (C₂, A-only), which are serial and so
+    /// software-pipelined: the `g` step of sample `j + 1` runs C₂ on it (lane 0) and the A-only section on C of
+    /// sample `j` (lane 1). Sample 0's C₂ and the last sample's A-only section are scalar steps on one lane
+    /// (``first(_:_:_:)``, ``last(_:)``), so at the end of a block the states are those of the scalar cascade.
+    struct Cascade {
+        var f0, f1, g0, g1: D2  // states of f and g
+        /// (C, Z) outputs of the last sample in.
+        var cz = D2()
+
+        @inline(__always)
+        init(_ st: State) {
+            f0 = D2(st.cState.0, st.zState.0); f1 = D2(st.cState.1, st.zState.1)
+            g0 = D2(st.cState.2, st.aState.0); g1 = D2(st.cState.3, st.aState.1)
+        }
+
+        @inline(__always)
+        func store(_ st: inout State) {
+            st.cState = (f0[0], f1[0], g0[0], g1[0]); st.aState = (g0[1], g1[1]); st.zState = (f0[1], f1[1])
+        }
+
+        /// Sample `v`, the first of a block, through C and the DC block (`c1`: C₂, lane 0 of `g`).
+        @inline(__always)
+        mutating func first(_ v: Double, _ f: SectionPair, _ c1: Section) {
+            let p = f.step(D2(repeating: v), &f0, &f1)
+            var s0 = g0[0], s1 = g1[0]
+            cz = D2(LevelMeter.step(c1, p[0], &s0, &s1), p[1])
+            g0[0] = s0; g1[0] = s1
+        }
+
+        /// Sample `v` in; returns the previous sample's A output (in both lanes) and (C, Z) outputs.
+        @inline(__always)
+        mutating func next(_ v: Double, _ f: SectionPair, _ g: SectionPair) -> (D2, D2) {
+            let p = f.step(D2(repeating: v), &f0, &f1)     // (C₁, Z) of this sample
+            let q = g.step(D2(p[0], cz[0]), &g0, &g1)      // (C of this sample, A of the previous one)
+            let out = (D2(repeating: q[1]), cz)
+            cz = D2(q[0], p[1])
+            return out
+        }
+
+        /// The last sample's A (in both lanes) and (C, Z) outputs (`c2`: the A-only section, lane 1 of `g`).
+        @inline(__always)
+        mutating func last(_ c2: Section) -> (D2, D2) {
+            var s0 = g0[1], s1 = g1[1]
+            let a = LevelMeter.step(c2, cz[0], &s0, &s1)
+            g0[1] = s0; g1[1] = s1
+            return (D2(repeating: a), cz)
+        }
+    }
+
+    /// The time weightings of one block and their sums, two per lane: `af` = (A Fast, A Slow), both driven by
+    /// the A-weighted square, and `cz` = (C Fast, Z Fast), driven by the (C, Z) squares. Per lane the scalar
+    /// operations in the same order (`s += α·(q − s)`, sums, extremes), so the results are bit-identical to one
+    /// weighting at a time. Maxima as `v > m ? v : m` (one `maxpd`; the scalar form `max(m, v)` is
+    /// `v >= m ? v : m`: they differ only for NaN and for equal zeros of opposite sign, and the states are
+    /// never NaN (finite input: non-finite samples count as 0) nor −0 (`+0 + α·(q − +0)` with `q >= +0` is +0,
+    /// and a sum of two non-zero values rounds to +0 when it cancels).
+    struct TimeWeighting {
+        var af, cz: D2
+        let alphaA, alphaCZ: D2
+        var eA = D2(), pk = D2()  // lane 0 (lane 1: a copy, or unused)
+        var eCZ = D2(), mxA = D2(), mxCZ = D2()
+        var mnA = D2(repeating: .infinity), mnCZ = D2(repeating: .infinity)
+
+        @inline(__always)
+        init(_ st: State, fast: Double, slow: Double) {
+            af = D2(st.aFast, st.aSlow); cz = D2(st.cFast, st.zFast)
+            alphaA = D2(fast, slow); alphaCZ = D2(repeating: fast)
+        }
+
+        /// One sample: A-weighted square `qa` (in both lanes), (C, Z) squares `qcz`, C peak (lane 0; lane 1 is
+        /// not used); `fast`/`slow`: the Fast / Slow minima count from it. All in vectors (broadcasts, not lane
+        /// extracts): Swift's `SIMD2<Double>` arithmetic is per-lane scalar code that LLVM's SLP vectorizer
+        /// pairs again, and scalar detours give it other pairings to choose.
+        @inline(__always)
+        mutating func add(_ qa: D2, _ qcz: D2, peak: D2, fast: Bool, slow: Bool) {
+            eA += qa
+            eCZ += qcz
+            pk.replace(with: peak, where: peak .> pk)
+            af += alphaA * (qa - af)
+            cz += alphaCZ * (qcz - cz)
+            mxA.replace(with: af, where: af .> mxA)
+            mxCZ.replace(with: cz, where: cz .> mxCZ)
+            if fast {
+                mnCZ.replace(with: cz, where: cz .< mnCZ)
+                if slow {
+                    mnA.replace(with: af, where: af .< mnA)
+                } else {
+                    if af[0] < mnA[0] { mnA[0] = af[0] }  // A Slow not settled yet
+                }
+            }
+        }
+
+        /// Stores the states in `st` and adds the block's sums (`count` samples) to `out`.
+        @inline(__always)
+        func finish(count n: Int, _ st: inout State, settleSlow: Int, into out: UnsafeMutablePointer<LevelSums>) {
+            st.aFast = af[0]; st.aSlow = af[1]; st.cFast = cz[0]; st.zFast = cz[1]
+            st.sinceReset = min(st.sinceReset &+ n, settleSlow)
+            out.pointee.merge(LevelSums(
+                samples: n, energyA: eA[0], energyC: eCZ[0], energyZ: eCZ[1], maxAF: mxA[0], minAF: mnA[0],
+                maxAS: mxA[1], minAS: mnA[1], maxCF: mxCZ[0], minCF: mnCZ[0], maxZF: mxCZ[1], minZF: mnCZ[1],
+                peakC: pk[0]))
+        }
     }
 }

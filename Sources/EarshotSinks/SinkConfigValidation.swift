@@ -174,7 +174,7 @@ extension LatencyTracker.Configuration {
     public enum Limits {
         /// Each budget, milliseconds (nil = none).
         public static let budgetMs = SinkRange(0, 60_000, lowerExclusive: true)
-        public static let warnIntervalSeconds = SinkRange(0, 86_400)
+        public static let warnIntervalSeconds = SinkRange(1, 86_400)  // 0 logged every overrun (thousands of lines a second)
     }
 
     /// Checks every field; keys as under `budgets.`.

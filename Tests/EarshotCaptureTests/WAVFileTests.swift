@@ -42,6 +42,10 @@ import Testing
         ("list-after-data.wav", 16), ("two-fmt-chunks.wav", 16), ("streaming-ffffffff.wav", 24),
         ("streaming-zero-size.wav", 24),
         ("odd-list-unpadded.wav", 16),  // a writer left out the pad byte after an odd-sized LIST chunk
+        // Data size 0 with audio after it, RIFF size closed (a writer that patched only the RIFF size): to the
+        // end, as from a pipe (was 0 frames from the file, 24 through stdin); an empty data chunk followed by
+        // a LIST chunk stays empty.
+        ("zero-data-size-closed-riff.wav", 24), ("empty-data-then-list.wav", 0),
     ])
     func readable(_ name: String, _ frames: Int) throws {
         let r = try Self.read(name)

@@ -111,19 +111,21 @@ struct AlertSinkTests {
     /// old threshold, weighting and calibrated level of the last frame judged), instead of carrying it into
     /// numbers that mix two measures; the new sink then judges afresh. The same restart with the same measure
     /// carries it (the test above).
-    @Test(arguments: ["calibration", "weighting", "disabled"])
+    @Test(arguments: ["calibration", "unit", "weighting", "disabled"])
     func sinkRestartThatChangesTheMeasureEndsTheAlertAsReconfigured(change: String) throws {
         let (bus, logs, pub, first) = try Self.stoppedMidAlert()
         var c = Self.level
         var offset: Float = 0
+        var unit = "dBFS"
         switch change {
         case "calibration": offset = 6
+        case "unit": unit = "dB SPL"  // levels.calibration_db: 0 set (from none): same numbers, another unit
         case "weighting": c.level.weighting = .las
         default: c.level.enabled = false
         }
         let second = AlertSink(configuration: c, logger: logs.logger(), publisher: pub)
         second.inherit(from: first, sameBus: true)
-        try second.start(bus: bus, stream: K.stream(levelOffsetDb: offset))
+        try second.start(bus: bus, stream: K.stream(levelOffsetDb: offset, unit: unit))
         K.publish(frames([(120..<300, -10)]), on: bus)
         second.stop()
         let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }

@@ -345,7 +345,8 @@ public final class CaptureThread: @unchecked Sendable {
 
     /// What ``stream(_:config:lastEndNs:pending:)`` returns when a reconfiguration asks for a reopen.
     private static let reopenRequested: Int32 = -1
-    /// How long the bounded-backlog skip keeps reading while less than half of a stall's audio has arrived.
+    /// How long the bounded-backlog skip waits for more backlog (EAGAIN) while less than the stall's audio
+    /// (minus 2 periods) has arrived.
     private static let lateBacklogGraceNs: Int64 = 100_000_000
 
     private func run() {
@@ -539,10 +540,12 @@ public final class CaptureThread: @unchecked Sendable {
                 && topNs - lastTopNs > stallThresholdNs {
                 stallDetectedNs = topNs
                 stallFromNs = lastTopNs
+                lastDataNs = topNs  // the device is not silent: this thread was (no "no data" timeout from it)
             }
             lastTopNs = topNs
             if stallDetectedNs != 0 {
-                let expected = Int((topNs - stallFromNs) * rate / 1_000_000_000)
+                // (Bounded: a FIFO writer paused overnight would overflow the product.)
+                let expected = Int(min(topNs - stallFromNs, 20_000_000_000) * rate / 1_000_000_000)
                 let limit = expected + 2 * period
                 var skipped = carriedSkip
                 carriedSkip = 0
@@ -553,6 +556,10 @@ public final class CaptureThread: @unchecked Sendable {
                 /// the reader makes some reads return at once, so one fast read proves nothing; one slow window
                 /// may be a plugin fetching a late backlog).
                 var windowStartNs = lastFastNs, windowReads = 0, slowWindows = 0
+                /// The last read followed a wait for data (EAGAIN): what it got is fresh, not backlog.
+                var afterWait = false
+                /// The device overran on top (`recover` flagged the xrun; timestamps measure the gap).
+                var overran = false
                 while skipped < limit {
                     let t0 = Clock.monotonicNanoseconds()
                     let kicks = interrupts.load(ordering: .acquiring)
@@ -571,7 +578,9 @@ public final class CaptureThread: @unchecked Sendable {
                     let caughtUp = skipped + max(0, r) >= expected - 2 * period
                     if r > 0 {
                         skipped += r
-                        let waited = endNs - t0 > periodNs / 2
+                        lastDataNs = endNs
+                        let waited = endNs - t0 > periodNs / 2 || afterWait
+                        afterWait = false
                         if waited && caughtUp { break }
                         windowReads += 1
                         if windowReads == 4 {
@@ -587,30 +596,51 @@ public final class CaptureThread: @unchecked Sendable {
                         if caughtUp || endNs - lastFastNs > Self.lateBacklogGraceNs { break }
                         let lost = waitForData()
                         if lost != 0 { return lost }
+                        if isStopping { return 0 }
+                        afterWait = true
                         continue
                     }
                     let lost = recover(Int32(r))
                     if lost != 0 { return lost }
+                    overran = true
                     break
+                }
+                if overran {
+                    // A hardware overrun on top of the stall: the device dropped the backlog itself and
+                    // `recover` flagged the xrun; the next period's timestamp measures the gap. The stall ends
+                    // here: no second xrun, no fresh audio skipped (review of this session).
+                    stallDetectedNs = 0
+                    lastTopNs = 0
+                    continue
                 }
                 if skipped == 0 {
                     // The backlog may not have reached the plugin yet (its client thread was stopped too):
                     // wait for it for a while rather than reading it as if it were current.
-                    if topNs - stallDetectedNs > stallThresholdNs { stallDetectedNs = 0; continue }
+                    if topNs - stallDetectedNs > stallThresholdNs {
+                        // None came: the stall's audio is gone. A gap all the same, measured from timestamps.
+                        stallDetectedNs = 0
+                        skipGapSamples = -1
+                        _xruns.add(1, ordering: .relaxed)
+                        post(.xrun, errno: 0, value: Int64(xruns))
+                        pending |= CaptureStamp.Discontinuity.xrun
+                        continue
+                    }
                     let lost = waitForData()
                     if lost != 0 { return lost }
+                    if isStopping { return 0 }
                     lastTopNs = 0  // this wait is not a stall
                     continue
                 }
                 // Exact when nothing else is pending, the stall was shorter than any server-side buffer could
-                // hold (10 s) and the device did hold the stall's audio (all but 1/8 of it came); else the
+                // hold (10 s) and the device did hold the stall's audio (all but 2 % and 3 periods of it came);
+                // else the
                 // next period's timestamp measures it: a blocking source whose writer paused (the `file`
                 // plugin on a FIFO: the read itself blocked, so it looks like a stall) never had that audio,
                 // and counting only what was read reported a 3.3 s pause as 960 samples and left the
                 // timeline behind the clock for good (attack run D3 of stop 22).
                 let stalledNs = topNs - stallFromNs
                 stallDetectedNs = 0
-                let held = skipped >= expected - expected / 8 - 2 * period
+                let held = skipped >= expected - expected / 50 - 3 * period
                 skipped += filled  // a partly read period is stale too (its time is in the gap)
                 skipGapSamples = pending == 0 && lastEndNs != 0 && stalledNs < 10_000_000_000 && held ? Int64(skipped) : -1
                 filled = 0
@@ -703,7 +733,7 @@ public final class CaptureThread: @unchecked Sendable {
                 | CaptureStamp.Discontinuity.reconnect
             if pending & gapFlags != 0 && lastEndNs != 0 {
                 gap = skipGapSamples >= 0 && pending == CaptureStamp.Discontinuity.xrun
-                    ? skipGapSamples : max(0, ((firstNs - lastEndNs) * rate + 500_000_000) / 1_000_000_000)
+                    ? skipGapSamples : Int64(min((Double(max(0, firstNs - lastEndNs)) * Double(rate) / 1e9).rounded(), 1e15))
                 _gapSamples.add(Int(gap), ordering: .relaxed)
             }
             skipGapSamples = -1

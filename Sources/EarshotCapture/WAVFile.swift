@@ -219,15 +219,15 @@ public final class WAVFile {
                     // A data size of 0 with bytes after it: an empty data chunk is followed by another chunk
                     // (or nothing); anything else is audio whose writer patched the RIFF size but not the data
                     // size — read to the end, as from a stream (attack run F2: 0 frames from the file, all of
-                    // them through stdin).
+                    // them through stdin). Zero padding after an empty data chunk reads as silence.
                     var head = [UInt8](repeating: 0, count: 8)
                     let n = head.withUnsafeMutableBytes { pread(fileDescriptor, $0.baseAddress, 8, off_t(offset)) }
                     let chunkFollows = n == 8 && head[0..<4].allSatisfy { (0x20...0x7E).contains($0) }
                         && Self.u32(head, 4) <= fileSize - offset - 8
                     open = !chunkFollows
                 }
-                if open {  // streaming writers leave the size open: whole sample frames to the end
-                    declared = (fileSize - offset) / blockAlign * blockAlign
+                if open {  // streaming writers leave the size open (a partial last frame is refused, as from a pipe)
+                    declared = fileSize - offset
                 }
                 guard declared <= fileSize - offset else {
                     throw fail("truncated: the data chunk declares \(declared) bytes but only \(fileSize - offset) are present")

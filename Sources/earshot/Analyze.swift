@@ -66,7 +66,7 @@ struct Analyze: ParsableCommand {
         let settings = try fileAnalysisSettings(file: file, sampleRate: wav.sampleRate, config: config, overrides: overrides)
         let analyzerConfig = settings.analyzerConfig
         let analyzer: FrameAnalyzer
-        // Compute only what is written (log-mel and onset strength always).
+        // Compute only what is written (onset strength always; log-mel when asked for or needed by MFCC or the logmel onset function).
         do { analyzer = try FrameAnalyzer(config: analyzerConfig, outputs: AnalyzerOutputs(features: selected)) } catch {
             // Not reached: validated() ran the same checks. Named by the YAML key all the same.
             fail("\(EarshotConfig.yamlKey(analyzerField: error.field)): \(error.message)")

@@ -178,6 +178,32 @@ extension CaptureTests {
             #expect(h.capturedEvents.contains { $0.kind == .xrun })
         }
 
+        /// A 6 s stall (past the 5 s "no data" timeout): the backlog the server kept is skipped and reported as one
+        /// gap, and the device is not taken for lost (review of this session: the skip's waits for the rest of
+        /// the backlog measured "no data" from the last read before the stall and gave up on the device).
+        @Test func longStallOnPulseIsOneGapNotALoss() throws {
+            let (server, dir) = try Self.makeServer()
+            defer { server.stop(); try? FileManager.default.removeItem(at: dir) }
+            let h = CaptureHarness(config: Self.pulseConfig())
+            h.thread.start()
+            defer { h.thread.stop() }
+            #expect(h.run(until: 10) { h.thread.state == .running })
+            h.run(seconds: 1)
+            h.thread.injectStall(milliseconds: 6_000)
+            h.run(seconds: 8)
+            h.thread.stop()
+            h.drain()
+            #expect(!h.capturedEvents.contains { $0.kind == .lost }, "\(h.capturedEvents.map(\.kind))")
+            #expect(h.thread.reconnects == 0)
+            let flagged = h.capturedStamps.filter { $0.discontinuity != 0 && $0.discontinuity != CaptureStamp.Discontinuity.start }
+            #expect(flagged.count == 1, "\(flagged)")
+            if let f = flagged.first {
+                print("pulse 6 s stall: gap \(f.gapSamples) samples, flags \(f.discontinuity)")
+                #expect(f.discontinuity == CaptureStamp.Discontinuity.xrun)
+                #expect(f.gapSamples >= 288_000 - 4_800 && f.gapSamples <= 288_000 + 9_600, "gap \(f.gapSamples)")
+            }
+        }
+
         /// A 500 ms stall followed by an overrun (`-EPIPE` injected through the test seam, since no device here
         /// produces one): the real `snd_pcm_recover` + `snd_pcm_start` run on the pulse PCM (which restarts
         /// the stream and drops the server's backlog), one stamp is flagged `xrun`, and its gap is measured

@@ -233,6 +233,8 @@ class Alert(Message):
     #: Level alert end: the sound exposure level over the alert, named by `sel` (LAE, LCE or LZE).
     sel_db: Number = None
     sel: Optional[str] = None
+    #: Level alert end decided by a reload, not by the level: "reconfigured" (see docs/protocol.md).
+    reason: Optional[str] = None
 
     @classmethod
     def from_obj(cls, o: Dict[str, Any]) -> "Alert":
@@ -244,7 +246,8 @@ class Alert(Message):
             level_db=n("level_db"), threshold_db=n("threshold_db"), seq=_opt(o, "seq", _INT),
             decided_seq=_opt(o, "decided_seq", _INT), duration_s=n("duration_s"), max_db=n("max_db"),
             weighting=_opt(o, "weighting", _STR), strength=n("strength"), suppressed=_opt(o, "suppressed", _INT),
-            emitted=_opt(o, "emitted", _INT), period_s=n("period_s"), sel_db=n("sel_db"), sel=_opt(o, "sel", _STR))
+            emitted=_opt(o, "emitted", _INT), period_s=n("period_s"), sel_db=n("sel_db"), sel=_opt(o, "sel", _STR),
+            reason=_opt(o, "reason", _STR))
 
 
 @dataclass

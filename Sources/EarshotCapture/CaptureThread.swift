@@ -633,10 +633,9 @@ public final class CaptureThread: @unchecked Sendable {
                 }
                 // Exact when nothing else is pending, the stall was shorter than any server-side buffer could
                 // hold (10 s) and the device did hold the stall's audio (all but 2 % and 3 periods of it came);
-                // else the
-                // next period's timestamp measures it: a blocking source whose writer paused (the `file`
-                // plugin on a FIFO: the read itself blocked, so it looks like a stall) never had that audio,
-                // and counting only what was read reported a 3.3 s pause as 960 samples and left the
+                // else the next period's timestamp measures it: a blocking source whose writer paused (the
+                // `file` plugin on a FIFO: the read itself blocked, so it looks like a stall) never had that
+                // audio, and counting only what was read reported a 3.3 s pause as 960 samples and left the
                 // timeline behind the clock for good (attack run D3 of stop 22).
                 let stalledNs = topNs - stallFromNs
                 stallDetectedNs = 0

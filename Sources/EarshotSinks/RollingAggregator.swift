@@ -266,11 +266,17 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     func ingest(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>) {
         latestFrameWallNs = h.wallNs
         let level = Double(configuration.weighting.dbfs(h)) + levelOffset
+        // Frames this sink lost on the bus (it fell behind, or the bus overwrote them between a predecessor's
+        // stop and this sink's resume) lie before this frame: a gap like a flagged discontinuity (review of
+        // this session: a taken-over window read `complete` although frames were missing).
+        let dropped = reader.dropped
+        let afterLoss = dropped != seenDropped
+        seenDropped = dropped
         for w in windows {
             let k = floorDiv(h.wallNs, w.lengthNs)
             var follows = false
             if w.count > 0 && k != w.index {
-                follows = k == w.index &+ 1 && !h.isDiscontinuity
+                follows = k == w.index &+ 1 && !h.isDiscontinuity && !afterLoss
                 // Whole: from its start, without a gap, and its last frame started about a hop before its end
                 // (half a hop of slack for the jitter of capture times between periods).
                 let toEnd = (w.index &+ 1) &* w.lengthNs &- w.lastWallNs
@@ -281,9 +287,13 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
                 w.coveredFromStart = follows || h.wallNs &- k &* w.lengthNs < hopNs
             }
             w.add(h, level: level, logmel: logmel)
+            if afterLoss && !h.isDiscontinuity { w.discontinuities += 1 }
             w.addLevels(h.levels, bands: h.bands)
         }
     }
+
+    /// ``BusReader/dropped`` as of the last frame ingested (sink thread).
+    var seenDropped = 0
 
     /// Publishes every non-empty window as partial.
     func flush() {

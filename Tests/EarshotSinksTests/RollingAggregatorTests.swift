@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import EarshotPipeline
 import Foundation
 import Testing
@@ -235,5 +238,38 @@ struct RollingAggregatorTests {
         #expect(twos.map { $0["complete"] as? Bool } == [false, true, false], "\(twos)")
         #expect(second.dropped == 0 && first.dropped == 0)
         #expect(second.latest(windowSeconds: 1)?.seqFirst == 400)
+    }
+
+    /// Frames the bus overwrote while no rolling sink was attached (a long restart on a small ring) are lost to
+    /// the successor: the window that misses them is not `complete`, although its remaining frames follow the
+    /// previous window without a flagged discontinuity.
+    @Test func framesLostOnTheBusMakeTheWindowIncomplete() throws {
+        let bus = FrameBus(capacity: 64, nMels: K.nMels, nMFCC: 2)
+        let pub = K.Publisher()
+        let frames = (0..<450).map { K.header(seq: $0, level: -30) }
+        // Attached sinks keep up: 4 frames at a time, then time for the reader (woken at half the ring).
+        func paced(_ r: Range<Int>) {
+            for start in stride(from: r.lowerBound, to: r.upperBound, by: 4) {
+                K.publish(Array(frames[start..<min(start + 4, r.upperBound)]), on: bus)
+                usleep(20_000)
+            }
+        }
+        let first = RollingAggregator(configuration: .init(windowsSeconds: [1]), publisher: pub)
+        try first.start(bus: bus, stream: K.stream())
+        paced(0..<150)
+        first.stop(handingOver: true)
+        K.publish(Array(frames[150..<300]), on: bus)  // nobody attached: the 64-frame ring keeps 236…299
+        let second = RollingAggregator(configuration: .init(windowsSeconds: [1]), publisher: pub)
+        second.inherit(from: first, sameBus: true)
+        try second.start(bus: bus, stream: K.stream())
+        first.finishHandover()
+        paced(300..<450)
+        second.stop()
+        #expect(first.dropped == 0 && second.dropped > 0, "dropped \(first.dropped) / \(second.dropped)")
+        let ones = pub.lines(.rolling).map { try! json($0) }
+        #expect(ones.first?["complete"] as? Bool == true && ones.first?["seq_first"] as? Int == 0, "\(ones)")
+        // The window the successor resumed in (frames 200…299, the first ones overwritten): not complete.
+        let resumed = try #require(ones.first { (200..<300).contains($0["seq_first"] as? Int ?? -1) }, "\(ones)")
+        #expect(resumed["complete"] as? Bool == false && (resumed["discontinuities"] as? Int ?? 0) >= 1, "\(resumed)")
     }
 }

@@ -64,8 +64,11 @@ import Testing
         #expect(int("dsp", "nonfinite_samples") > 0, "the sanitizing path was not exercised: \(p.lines)")
         #expect(int("dsp", "discontinuities") >= 2, "the xrun gap and the ring overrun should be exercised: \(p.lines)")
         #expect(int("dsp", "retunes") >= 4, "the retune mailbox was not exercised: \(p.lines)")
-        // The on-demand consumer's wake filter was judged on the DSP thread and woke it now and then.
-        #expect(int("dsp", "on_demand_frames") >= 1000 && int("dsp", "on_demand_wakes") >= 10, "\(p.lines)")
+        // The on-demand consumer's wake filter was judged on the DSP thread: woken once in each of the 24
+        // batches it spent parked with the match-every-frame filter (the tool waits for that wake-up before it
+        // changes the filter back; without that wait the count depended on timing — 4 on a loaded CI machine —
+        // because a drain defers its wake-ups to its end and judges them by the filter set then).
+        #expect(int("dsp", "on_demand_frames") >= 1000 && int("dsp", "on_demand_wakes") >= 20, "\(p.lines)")
         #expect(int("dsp", "mallocs") == 0, "allocations on the DSP path: \(p.lines)")
         #expect(int("dsp", "clip_tap_samples") >= 1000 * 480, "the clip tap (clips enabled) was not exercised: \(p.lines)")
         #expect(int("capture", "periods") >= 1000, "\(p.lines)")

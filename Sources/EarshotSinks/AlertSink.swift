@@ -226,9 +226,16 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
                 (config, levelOffset, sampleRate) = mine
             }
         }
-        try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in evaluate(frame.header) },
-                         afterDrain: { [self] _ in refreshConfiguration(); return backstopMilliseconds },
-                         wakeFilter: { [self] in wakeFilter() })
+        do {
+            try reader.start(bus: bus, recorder: latencyRecorder, onFrame: { [self] frame in evaluate(frame.header) },
+                             afterDrain: { [self] _ in refreshConfiguration(); return backstopMilliseconds },
+                             wakeFilter: { [self] in wakeFilter() })
+        } catch {
+            // This sink stays stopped (the daemon logs why): an alert carried into it would never end. End it
+            // now, as a reload that took its measure away would, so every start has its end.
+            endForReconfiguration()
+            throw error
+        }
     }
 
     public func stop() { reader.stop() }

@@ -147,6 +147,24 @@ struct AlertSinkTests {
         #expect(first.levelAlerts == 1 && second.levelAlerts == (change == "disabled" ? 1 : 2))
     }
 
+    /// A successor that cannot start (here: every consumer entry of the bus taken) stays stopped: the alert
+    /// it took over ends at once with `reason=reconfigured` at the last frame judged, instead of never
+    /// ending (before: a start without an end).
+    @Test func successorThatFailsToStartEndsTheCarriedAlert() throws {
+        let (bus, logs, pub, first) = try Self.stoppedMidAlert()
+        var held: [FrameBus.Consumer] = []
+        while let c = bus.attach() { held.append(c) }
+        let second = AlertSink(configuration: Self.level, logger: logs.logger(), publisher: pub)
+        second.inherit(from: first, sameBus: true)
+        #expect(throws: (any Error).self) { try second.start(bus: bus, stream: K.stream()) }
+        let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }
+        #expect(alerts.count == 2, "\(alerts)")
+        #expect(alerts.last?["state"] == "end" && alerts.last?["reason"] == "reconfigured" && alerts.last?["seq"] == "119",
+                "\(alerts)")
+        #expect(pub.lines(.alert).count == 2)
+        withExtendedLifetime(held) {}
+    }
+
     /// A live update (no restart) that disables level alerts or changes their weighting mid-alert ends the
     /// alert with `reason=reconfigured` before the new settings judge a frame; before, disabling dropped it
     /// without an end.

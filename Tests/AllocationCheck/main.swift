@@ -159,8 +159,12 @@ for batch in 0..<50 {  // 1000 periods in batches the DSP thread keeps up with, 
     parkOnDemand(batch)
 }
 // Ring overrun: 200 periods (96000 samples) at once into a 65536-sample ring while the DSP thread is busy.
-dsp.injectStall(milliseconds: 50)
-usleep(60_000)
+// The stall is taken at the top of the DSP loop: wake the thread so it gets there now (not at its 100 ms timer),
+// then feed well inside the stall (before, a 50 ms stall expired during a 60 ms sleep and the overrun depended
+// on the feeder outrunning a running DSP thread).
+dsp.injectStall(milliseconds: 500)
+wake.signal()
+usleep(20_000)
 feed(200)
 _ = waitUntil(20) { dsp.ringOverrunSamples > 0 && samples.available == 0 }
 usleep(50_000)

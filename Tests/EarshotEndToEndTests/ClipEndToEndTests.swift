@@ -92,7 +92,7 @@ extension EndToEnd.Service {
         #expect(!names.contains { $0.hasSuffix(".part") }, "\(names)")
         var st = stat()
         #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o640)
-        let stats = client.readUntil(timeout: 3) { $0.contains("\"type\":\"stats\"") } ?? ""
+        let stats = client.readUntil(timeout: 12) { $0.contains("\"type\":\"stats\"") } ?? ""  // stats come every 5 s
         #expect(stats.contains("\"clips_written\":1") || stats.contains("\"clips_written\":2"), "\(stats)")
         daemon.signal(SIGTERM)
         #expect(daemon.wait(timeout: 5) == .exited(0))

@@ -145,6 +145,9 @@ let oneLinerTestEnabled = oneLinerToolsAvailable || ProcessInfo.processInfo.envi
             let arguments = example.shell != nil ? ["30", "bash", "-c", text] : ["30", "python3", "-c", text]
             let p = try DaemonProcess(executable: try #require(findExecutable("timeout")), arguments: arguments, environment: env)
             usleep(4_000_000)
+            // `earshot spectrogram --seconds 3` ends by itself once its window is full: give a slow start
+            // (a loaded box) time to fill it before the daemon goes away.
+            if text.contains("earshot spectrogram") { _ = p.wait(timeout: 15) }
             daemon.signal(SIGTERM)
             #expect(daemon.wait(timeout: 10) == .exited(0))
             // `earshot tail`/`top` reconnect when the daemon goes away (by design): stop them as a user would.

@@ -516,10 +516,11 @@ extension EndToEnd {
             let socketAlerts = log.messages(type: "alert").filter { $0["alert"] as? String == "onset" }
             // The socket has the logged alerts from its subscription on: the last N of the log's, in order. The
             // first ones may precede the subscription (an alert is published from the drain of its onset, clicks
-            // come every 250 ms; on a loaded box the subscription can take a second).
+            // come every 250 ms, the 10 fill the first 2.5 s; on a loaded box the subscription can take a second
+            // or two, so only "some, and exactly the last ones logged" is certain).
             let loggedSeqs = lines.compactMap { logValue($0, "seq").map { Int($0) } }
             let socketSeqs = socketAlerts.compactMap { int($0["seq"]) }
-            #expect(socketAlerts.count <= 10 && socketAlerts.count >= 5, "\(socketAlerts)")
+            #expect(socketAlerts.count <= 10 && socketAlerts.count >= 1, "\(socketAlerts)")
             #expect(socketSeqs == Array(loggedSeqs.suffix(socketSeqs.count)), "socket \(socketSeqs), log \(loggedSeqs)")
             let times = socketAlerts.compactMap { dbl($0["t"]) }
             #expect(times.isEmpty || times.last! - times.first! < 60)

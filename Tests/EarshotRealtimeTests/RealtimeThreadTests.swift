@@ -15,14 +15,16 @@ import Testing
         return policy
     }
 
-    /// Runs `body` on a thread started with `batchIfNotFIFO` and returns the policy the body saw (after a
-    /// short wait, so the creator's change has landed).
+    /// Runs `body` on a thread started with `batchIfNotFIFO` and returns the policy the body saw (once `start`
+    /// has returned, so the creator's change has landed: a fixed sleep lost that race on a loaded box).
     static func policyOfThread(batchIfNotFIFO: Bool, fifoPriority: Int32 = 0) -> Int32 {
         let seen = Atomic<Int32>(-1)
+        let started = Atomic<Bool>(false)
         let (h, _) = RealtimeThread.start(name: "test-policy", fifoPriority: fifoPriority, batchIfNotFIFO: batchIfNotFIFO) {
-            usleep(20_000)
+            for _ in 0..<10_000 where !started.load(ordering: .acquiring) { usleep(1_000) }
             seen.store(RealtimeThreadTests.policy(), ordering: .releasing)
         }
+        started.store(true, ordering: .releasing)
         RealtimeThread.join(h)
         return seen.load(ordering: .acquiring)
     }

@@ -98,8 +98,8 @@ extension EarshotConfig {
         let framesPerSecond = rate / hop
         var rollingFrames = 0.0
         for w in rolling.windowsSeconds { rollingFrames += (w * framesPerSecond).rounded(.up) + 2 }
-        terms.append(.init(name: "rolling windows", keys: ["rolling.windows_s", "analysis.hop", "capture.sample_rate"], bytes: rollingFrames * 8,
-                           detail: "\(n(rollingFrames)) frames (\(n(rolling.windowsSeconds.last ?? 0)) s at \(n(framesPerSecond.rounded())) frames/s) × 8 bytes"))
+        terms.append(.init(name: "rolling windows", keys: ["rolling.windows_s", "analysis.hop", "capture.sample_rate"], bytes: rollingFrames * 4,
+                           detail: "\(n(rollingFrames)) frames (\(n(rolling.windowsSeconds.last ?? 0)) s at \(n(framesPerSecond.rounded())) frames/s) × 4 bytes"))
 
         // SocketLoop backfill: rolling lines kept for backfill_s (at most maxBackfillLines).
         let rollingLineBytes = MemoryEstimate.lineOverheadBytes + nMels * MemoryEstimate.bytesPerBandValue

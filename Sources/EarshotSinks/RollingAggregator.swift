@@ -265,7 +265,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
     /// Adds one frame to every window, closing the windows it has moved past. Sink thread only.
     func ingest(_ h: FrameHeader, logmel: UnsafeBufferPointer<Float>) {
         latestFrameWallNs = h.wallNs
-        let level = Double(configuration.weighting.dbfs(h)) + levelOffset
+        let busLevel = configuration.weighting.dbfs(h)
+        let level = Double(busLevel) + levelOffset
         // Frames this sink lost on the bus (it fell behind, or the bus overwrote them between a predecessor's
         // stop and this sink's resume) lie before this frame: a gap like a flagged discontinuity (review of
         // this session: a taken-over window read `complete` although frames were missing).
@@ -286,7 +287,7 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
                 w.begin(index: k, seq: h.seq)
                 w.coveredFromStart = follows || h.wallNs &- k &* w.lengthNs < hopNs
             }
-            w.add(h, level: level, logmel: logmel)
+            w.add(h, level: level, busLevel: busLevel, logmel: logmel)
             if afterLoss && !h.isDiscontinuity { w.discontinuities += 1 }
             w.addLevels(h.levels, bands: h.bands)
         }
@@ -328,7 +329,9 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         let lengthNs: Int64
         let capacity: Int
         let nMels: Int
-        let levels: UnsafeMutableBufferPointer<Double>
+        /// The frames' levels as they came on the bus (`Float`, before the calibration offset, which is added
+        /// to the percentiles): the percentiles need them all, and half the bytes of `Double` lose nothing.
+        let levels: UnsafeMutableBufferPointer<Float>
         let logmelSum: UnsafeMutableBufferPointer<Double>
         var index: Int64 = 0
         var count = 0
@@ -406,8 +409,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
         }
 
         @inline(__always)
-        func add(_ h: FrameHeader, level: Double, logmel: UnsafeBufferPointer<Float>) {
-            if count - overflow < capacity { levels[count - overflow] = level } else { overflow += 1 }
+        func add(_ h: FrameHeader, level: Double, busLevel: Float, logmel: UnsafeBufferPointer<Float>) {
+            if count - overflow < capacity { levels[count - overflow] = busLevel } else { overflow += 1 }
             count += 1
             seqLast = h.seq
             lastWallNs = h.wallNs
@@ -461,8 +464,8 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
                 windowSeconds: seconds, startNs: index &* lengthNs, endNs: (index &+ 1) &* lengthNs,
                 seqFirst: seqFirst, seqLast: seqLast, frames: count, onsets: onsets,
                 discontinuities: discontinuities, leq: 10 * log10(energySum / d), lmax: lmax, lmin: lmin,
-                l10: percentile(UnsafeBufferPointer(sorted), 90), l50: percentile(UnsafeBufferPointer(sorted), 50),
-                l90: percentile(UnsafeBufferPointer(sorted), 10), centroidHzMean: centroidSum / d,
+                l10: percentile(UnsafeBufferPointer(sorted), 90) + offset, l50: percentile(UnsafeBufferPointer(sorted), 50) + offset,
+                l90: percentile(UnsafeBufferPointer(sorted), 10) + offset, centroidHzMean: centroidSum / d,
                 logmelMean: (0..<nMels).map { Float(logmelSum[$0] / d) }, complete: complete)
             count = 0
             return integrate(into: result)
@@ -505,18 +508,18 @@ public final class RollingAggregator: ConfigurableSink, @unchecked Sendable {
 }
 
 /// The `p`-th percentile (0…100) of ascending `sorted` with linear interpolation (numpy `linear`).
-func percentile(_ sorted: UnsafeBufferPointer<Double>, _ p: Double) -> Double {
+func percentile(_ sorted: UnsafeBufferPointer<Float>, _ p: Double) -> Double {
     guard !sorted.isEmpty else { return .nan }
     let pos = p / 100 * Double(sorted.count - 1)
     let lo = Int(pos.rounded(.down))
     let hi = min(lo + 1, sorted.count - 1)
     let frac = pos - Double(lo)
-    return sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+    return Double(sorted[lo]) + (Double(sorted[hi]) - Double(sorted[lo])) * frac
 }
 
 /// In-place ascending heap sort: O(n log n), no scratch allocation (the standard library's sort may
 /// allocate a merge buffer).
-func heapSort(_ a: UnsafeMutableBufferPointer<Double>) {
+func heapSort<T: Comparable>(_ a: UnsafeMutableBufferPointer<T>) {
     let n = a.count
     guard n > 1 else { return }
     func siftDown(_ start: Int, _ end: Int) {

@@ -24,24 +24,7 @@ extension EndToEnd {
             let unit = Stereo.sine(1, seconds: 2)
             var interleaved: [Float] = []
             for s in segments { for v in unit { for g in s.gains { interleaved.append(v * g) } } }
-            let rig = try PublishingRig("multichannel", samples: interleaved, extraYAML: "rolling:\n  windows_s: [1]\n", channels: 4)
-            defer { rig.cleanup() }
-            func complete(_ log: StreamLog) -> [[String: Any]] {
-                Array(log.messages(type: "rolling").filter { $0["complete"] as? Bool == true }.dropFirst())
-            }
-            func seen(_ log: StreamLog, _ laeq: Double) -> [String: Any]? {
-                complete(log).first { abs((dbl($0["laeq"]) ?? 0) - laeq) < 0.05 }
-            }
-            let log = try Stereo.listen(rig, streams: #""rolling","frame""#, seconds: 20) { log in
-                segments.allSatisfy { seen(log, $0.laeq) != nil }
-            }
-            for s in segments {
-                let w = try #require(seen(log, s.laeq), "no 1 s window reads \(s.laeq) dB: \(complete(log).map { dbl($0["laeq"]) ?? 0 })")
-                #expect(abs((dbl(w["lceq"]) ?? 0) - s.laeq) < 0.05 && abs((dbl(w["lzeq"]) ?? 0) - s.laeq) < 0.05, "\(w)")
-                #expect(abs((dbl(w["lcpeak"]) ?? 0) - s.lcpeak) < 0.1, "\(w)")
-            }
-            let laf = log.frameRecords.dropFirst(100).map(\.laf)
-            #expect(laf.count > 150 && laf.allSatisfy { $0 > -40 }, "a frame read \(laf.min() ?? 0) dB: anti-phase channels cancelled")
+            try Stereo.expectRollingLevels(of: interleaved, channels: 4, segments.map { ($0.laeq, $0.lcpeak) })
         }
 
         /// `earshot analyze` on a 4-channel float WAV (channels a + b, −a + b, a + b, −a + b: a 1 kHz tone in
@@ -54,34 +37,13 @@ extension EndToEnd {
             let a = Stereo.sine(0.1, seconds: 2), b = Stereo.sine(0.05, seconds: 2, hz: 3_000)
             let plus = zip(a, b).map { $0 + $1 }, minus = zip(a, b).map { -$0 + $1 }
             let mid = (0..<plus.count).map { i in (0 + plus[i] + minus[i] + plus[i] + minus[i]) * (1 / Float(4)) }
-            func write(_ name: String, channels: Int, _ x: [Float]) throws -> String {
-                let u = dir.appendingPathComponent(name)
-                try TestAudio.wav(formatTag: 3, channels: channels, rate: Stereo.rate, bits: 32, data: TestAudio.bytesFloat(x)).write(to: u)
-                return u.path
-            }
-            let four = try write("four.wav", channels: 4, (0..<plus.count).flatMap { [plus[$0], minus[$0], plus[$0], minus[$0]] })
-            let midPath = try write("mid.wav", channels: 1, mid), onePath = try write("one.wav", channels: 1, plus)
-            func frames(_ args: [String]) throws -> [RawJSON] {
-                let r = try DaemonProcess.run(["analyze"] + args)
-                #expect(r.termination == .exited(0), "\(args): \(r.stderr)")
-                return try NDJSONOutput(lines: r.lines).frames
-            }
-            let s = try frames([four]), m = try frames([midPath]), l = try frames([onePath])
-            #expect(s.count > 150 && s.count == m.count && s.count == l.count)
-            let levels: Set<String> = ["laf", "las", "lcf", "lzf"]
-            var worst = 0.0
-            for (i, (fs, (fm, fl))) in zip(s, zip(m, l)).enumerated() {
-                guard case .object(let os) = fs, case .object(let om) = fm else { Issue.record("not an object"); break }
-                #expect(os.filter { !levels.contains($0.key) } == om.filter { !levels.contains($0.key) },
-                        "frame \(i): a non-level feature differs from the averaged downmix")
-                if i >= 100 {
-                    for k in levels { worst = max(worst, abs((fs[k]?.double ?? 0) - (fl[k]?.double ?? 99))) }
-                }
-                // The averaged downmix holds only the 3 kHz tone: 7 dB below (fails with downmix levels).
-                if i == s.count - 1 { #expect((fs["lzf"]?.double ?? 0) - (fm["lzf"]?.double ?? 0) > 6, "\(fs) \(fm)") }
-            }
-            #expect(worst < 0.05, "4-channel levels differ from one channel's by \(worst) dB")
-            #expect(try frames([four, "--channel", "2"]) == l, "--channel 2 is channel 2 alone")
+            let four = try Stereo.writeWAV(dir, "four.wav", channels: 4,
+                                           (0..<plus.count).flatMap { [plus[$0], minus[$0], plus[$0], minus[$0]] })
+            let one = try Stereo.analyze([try Stereo.writeWAV(dir, "one.wav", channels: 1, plus)])
+            try Stereo.expectLevelsOfOneChannel(try Stereo.analyze([four]),
+                                                downmix: try Stereo.analyze([try Stereo.writeWAV(dir, "mid.wav", channels: 1, mid)]),
+                                                one: one)
+            #expect(try Stereo.analyze([four, "--channel", "2"]) == one, "--channel 2 is channel 2 alone")
         }
     }
 }

@@ -45,5 +45,37 @@ extension EndToEnd {
                                                 one: one)
             #expect(try Stereo.analyze([four, "--channel", "2"]) == one, "--channel 2 is channel 2 alone")
         }
+
+        /// A reload from 4 channels to 2 and back rebuilds the pipeline each time (the side ring and the level
+        /// meter change size): the daemon keeps running, the connected client keeps receiving frames, and after
+        /// coming back to 4 the anti-phase pairs read one channel's level again.
+        @Test func reloadBetweenTwoAndFourChannelsRebuilds() throws {
+            let unit = Stereo.sine(0.1, seconds: 2)
+            var interleaved: [Float] = []
+            for v in unit { interleaved += [v, -v, v, -v] }
+            let rig = try PublishingRig("multichannel-reload", samples: interleaved, channels: 4)
+            defer { rig.cleanup() }
+            let daemon = try rig.start()
+            let client = try SocketLineClient(path: rig.socketPath)
+            client.send(#"{"op":"subscribe","streams":["frame"],"fields":["laf"]}"#)
+            let want = 20 * log10(0.1 / 2.0.squareRoot())
+            func laf(_ line: String) -> Double? {
+                guard line.contains("\"type\":\"frame\""), let r = line.range(of: "\"laf\":") else { return nil }
+                return Double(line[r.upperBound...].prefix { $0 == "-" || $0 == "." || $0.isNumber })
+            }
+            func readsOneChannel() -> Bool { client.readUntil(timeout: 10) { laf($0).map { abs($0 - want) < 0.1 } ?? false } != nil }
+            #expect(readsOneChannel(), "4 channels before the reload: \(daemon.stderr)")
+            let yaml = try String(contentsOf: rig.config, encoding: .utf8)
+            for (channels, rebuilds) in [(2, 1), (4, 2)] {
+                try yaml.replacingOccurrences(of: "channels: 4", with: "channels: \(channels)")
+                    .write(to: rig.config, atomically: true, encoding: .utf8)
+                daemon.signal(SIGHUP)
+                #expect(daemon.wait(until: 10) { $0.stderr.components(separatedBy: "pipeline rebuilt").count - 1 == rebuilds },
+                        "\(channels) channels: \(daemon.stderr)")
+                #expect(client.readUntil(timeout: 10) { laf($0) != nil } != nil, "no frame after the rebuild to \(channels) channels")
+            }
+            #expect(readsOneChannel(), "4 channels after the reloads: \(daemon.stderr)")
+            #expect(daemon.isRunning)
+        }
     }
 }

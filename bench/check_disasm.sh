@@ -20,6 +20,9 @@ SYMBOLS=(
     '8FrameBusC17endDeferringWakesyyF$'                                # FrameBus.endDeferringWakes (if not inlined)
     '13FrameAnalyzerC7process'                                         # FrameAnalyzer.process
     '10LevelMeterC7processyySRySfGF$'                                  # LevelMeter.process
+    '10LevelMeterC15processChannels'                                   # LevelMeter.processChannels (3…64 channels)
+    '10LevelMeterC17monoAfterChannels'                                 # .monoAfterChannels
+    '10LevelMeterC14channelSegment'                                    # .channelSegment (if not inlined)
     '23SampleHealthAccumulatorV7measure'                               # SampleHealthAccumulator.measure
 )
 fail=0

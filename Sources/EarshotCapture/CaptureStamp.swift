@@ -17,15 +17,20 @@ public struct CaptureStamp: BitwiseCopyable, Sendable, Equatable {
     /// Samples of audio lost just before this period (measured from timestamps), 0 when contiguous.
     public var gapSamples: Int64
     /// Position in the side ring of the period's first side sample `S = (L − R) / 2` (2-channel capture
-    /// without `capture.channel`), or −1: the period has no side signal. The DSP thread reads it to make the
+    /// without `capture.channel`) or first channel sample (3 or more channels, ``sideStride``), or −1: the period has no side signal. The DSP thread reads it to make the
     /// levels an energy mean over the channels (see ``convertToMidSide(_:format:frames:mid:side:)``).
     public var sideFirst: Int64
+    /// Side floats per sample from ``sideFirst`` on: 1 (the side signal of 2 channels) or N (3…64 channels
+    /// without `capture.channel`: every channel's samples interleaved, see
+    /// ``convertToMidAndChannels(_:format:frames:channels:mid:channelSamples:)``); 0 without a side.
+    public var sideStride: Int32
 
     public init(
         firstSample: Int64, frames: Int32, monotonicNs: Int64, wallNs: Int64,
-        discontinuity: UInt32 = 0, gapSamples: Int64 = 0, sideFirst: Int64 = -1
+        discontinuity: UInt32 = 0, gapSamples: Int64 = 0, sideFirst: Int64 = -1, sideStride: Int32 = 1
     ) {
         self.sideFirst = sideFirst
+        self.sideStride = sideFirst >= 0 ? sideStride : 0
         self.firstSample = firstSample
         self.frames = frames
         self.discontinuity = discontinuity

@@ -53,9 +53,10 @@ public final class CaptureThread: @unchecked Sendable {
     /// The configuration in effect (or requested by ``reconfigure(_:)`` and about to be).
     public var config: CaptureConfig { _config.withLock { $0 } }
     public let samples: SPSCRing<Float>
-    /// The side signal `S = (L − R) / 2` of 2-channel periods captured without `capture.channel` (nil: not
-    /// carried; `samples` then holds the averaged downmix only). Written right after `samples`; each stamp
-    /// says where its period's side samples start (``CaptureStamp/sideFirst``).
+    /// The side signal `S = (L − R) / 2` of 2-channel periods captured without `capture.channel`, or every
+    /// channel's samples interleaved for 3…64 channels (nil: not carried; `samples` then holds the averaged
+    /// downmix only). Written right before `samples`; each stamp says where its period's side samples start
+    /// and how many floats a sample has (``CaptureStamp/sideFirst``, ``CaptureStamp/sideStride``).
     public let side: SPSCRing<Float>?
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
@@ -103,7 +104,8 @@ public final class CaptureThread: @unchecked Sendable {
     /// - Parameters:
     ///   - config: device and stream parameters.
     ///   - samples: mono Float32 samples, written one period at a time (capture thread is the producer).
-    ///   - side: receives the side signal of 2-channel periods (same capacity as `samples`), or nil.
+    ///   - side: receives the side signal of 2-channel periods or the channels of 3…64-channel periods (capacity:
+    ///     that of `samples` times the floats per sample, ``sideStride(channels:channel:)``), or nil.
     ///   - stamps: one stamp per period, in `samples` coordinates.
     ///   - wake: signalled once per period.
     ///   - eventCapacity: size of the ``events`` ring (oldest events are overwritten).
@@ -431,11 +433,13 @@ public final class CaptureThread: @unchecked Sendable {
         memset(bytes, 0, period * frameBytes)
         let floats = UnsafeMutablePointer<Float>.allocate(capacity: period)
         defer { floats.deallocate() }
-        // The side signal: only for 2 channels downmixed (not `capture.channel`) and a side ring to carry it.
+        // The side signal (2 channels downmixed, not `capture.channel`) or every channel's samples interleaved
+        // (3…64 channels downmixed), `stride` floats per sample, when a side ring carries them.
         // Unretained (`self.side` keeps the ring alive): no reference counting per period.
-        let sideRing: Unmanaged<SPSCRing<Float>>? = channels == 2 && channel == nil
+        let stride = sideStride(channels: channels, channel: channel)
+        let sideRing: Unmanaged<SPSCRing<Float>>? = stride > 0
             ? withExtendedLifetime(side) { $0.map { Unmanaged.passUnretained($0) } } : nil
-        let sideFloats = UnsafeMutablePointer<Float>.allocate(capacity: sideRing == nil ? 1 : period)
+        let sideFloats = UnsafeMutablePointer<Float>.allocate(capacity: sideRing == nil ? 1 : period * stride)
         defer { sideFloats.deallocate() }
         let waitMs = Int32(max(5, min(100, Int64(period) * 1000 / rate)))
         let stallNs = Int64(config.stallTimeout * 1e9)
@@ -716,9 +720,12 @@ public final class CaptureThread: @unchecked Sendable {
                 firstNs = lastEndNs + skipGapSamples * 1_000_000_000 / rate
             }
 
-            let replaced = sideRing != nil
+            let replaced = sideRing == nil
+                ? convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
+                : stride == 1
                 ? convertToMidSide(bytes, format: format, frames: period, mid: floats, side: sideFloats)
-                : convertToMono(bytes, format: format, frames: period, channels: channels, channel: channel, into: floats)
+                : convertToMidAndChannels(bytes, format: format, frames: period, channels: channels, mid: floats,
+                                          channelSamples: sideFloats)
             if replaced.total != 0 {
                 _nonFiniteChannelSamples.add(replaced.nonFinite, ordering: .relaxed)
                 _clampedChannelSamples.add(replaced.clamped, ordering: .relaxed)
@@ -739,10 +746,11 @@ public final class CaptureThread: @unchecked Sendable {
             let stamp = CaptureStamp(
                 firstSample: Int64(samples.written), frames: Int32(period), monotonicNs: firstNs,
                 wallNs: firstNs &+ Clock.wallMinusMonotonicNanoseconds(), discontinuity: pending,
-                gapSamples: gap, sideFirst: sideRing.map { r in r._withUnsafeGuaranteedRef { Int64($0.written) } } ?? -1)
+                gapSamples: gap, sideFirst: sideRing.map { r in r._withUnsafeGuaranteedRef { Int64($0.written) } } ?? -1,
+                sideStride: Int32(stride))
             pending = 0
             // Side first: a stamp the DSP thread sees has its side samples in place.
-            sideRing?._withUnsafeGuaranteedRef { $0.write(UnsafeBufferPointer(start: sideFloats, count: period)) }
+            sideRing?._withUnsafeGuaranteedRef { $0.write(UnsafeBufferPointer(start: sideFloats, count: period * stride)) }
             samples.write(UnsafeBufferPointer(start: floats, count: period))
             stamps.write(stamp)
             lastEndNs = firstNs + periodNs

@@ -118,6 +118,51 @@ public func convertToMidSide(
     return replaced
 }
 
+/// Converts interleaved PCM of `channels` ≥ 3 channels to the averaged downmix `M` (bit for bit that of
+/// ``convertToMono(_:format:frames:channels:channel:into:)``) and every channel's decoded sample, interleaved
+/// as in the source (`channelSamples[f * channels + c]`).
+///
+/// The level meter runs its weightings on each channel and averages their energies (the energy mean over the
+/// channels, which anti-phase content cannot cancel; ``sideStride(channels:channel:)``). Each channel sample
+/// is the one the downmix adds: a non-finite `FLOAT_LE` sample counts as 0, one beyond ±1000 as ±1000, counted
+/// once. Real-time safe: no allocation, no locks.
+///
+/// - Returns: the channel samples replaced.
+@inlinable @discardableResult
+public func convertToMidAndChannels(
+    _ source: UnsafeRawPointer, format: SampleFormat, frames: Int, channels: Int,
+    mid: UnsafeMutablePointer<Float>, channelSamples: UnsafeMutablePointer<Float>
+) -> ChannelReplacements {
+    let b = format.bytesPerSample
+    let stride = channels * b
+    let scale = 1 / Float(channels)
+    var replaced = ChannelReplacements()
+    for f in 0..<frames {
+        var acc: Float = 0
+        var p = source + f * stride
+        let out = channelSamples + f * channels
+        for c in 0..<channels {
+            let v = decodeChannelSample(p, format: format, replaced: &replaced)
+            out[c] = v
+            acc += v
+            p += b
+        }
+        mid[f] = acc * scale
+    }
+    return replaced
+}
+
+/// Floats of side information per sample that carry a multi-channel input's levels next to its averaged
+/// downmix: 0 for one channel or a picked one (`channel` set), 1 for 2 channels (the side signal
+/// `S = (L − R) / 2`, ``convertToMidSide(_:format:frames:mid:side:)``), `channels` for 3 or more (every channel,
+/// ``convertToMidAndChannels(_:format:frames:channels:mid:channelSamples:)``) up to 64 (a WAV file with more
+/// reads the levels of its averaged downmix).
+@inlinable
+public func sideStride(channels: Int, channel: Int?) -> Int {
+    guard channel == nil else { return 0 }
+    return channels == 2 ? 1 : (3...CaptureConfig.Limits.channels.upperBound).contains(channels) ? channels : 0
+}
+
 /// Channel samples replaced before a mix (see ``decodeChannelSample(_:format:replaced:)``).
 public struct ChannelReplacements: Sendable, Equatable {
     /// NaN or ±infinity, counted as 0.

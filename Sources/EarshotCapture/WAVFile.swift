@@ -262,9 +262,11 @@ public final class WAVFile {
     /// - Parameters:
     ///   - scratch: caller-owned bytes, at least `maxFrames * bytesPerFrame` long.
     ///   - destination: room for `maxFrames` floats.
-    ///   - side: room for `maxFrames` floats, or nil. For a 2-channel file read without `channel` it receives
-    ///     the side signal `(L − R) / 2` next to the averaged downmix in `destination`
-    ///     (``convertToMidSide(_:format:frames:mid:side:)``); see ``hasSide(channel:)``.
+    ///   - side: room for `maxFrames × sideStride(channel:)` floats, or nil. For a 2-channel file read without
+    ///     `channel` it receives the side signal `(L − R) / 2` next to the averaged downmix in `destination`
+    ///     (``convertToMidSide(_:format:frames:mid:side:)``), for 3…64 channels every channel's samples
+    ///     interleaved (``convertToMidAndChannels(_:format:frames:channels:mid:channelSamples:)``); see
+    ///     ``hasSide(channel:)``.
     /// - Returns: frames read; 0 at the end of the data.
     /// - Throws: when the input ends before the size its header declares or in the middle of a frame, a
     ///   stream delivers nothing for the timeout, or reading fails.
@@ -292,7 +294,10 @@ public final class WAVFile {
         }
         let whole = got / bytesPerFrame
         if whole > 0, let side, hasSide(channel: channel) {
-            let r = convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
+            let r = channels == 2
+                ? convertToMidSide(scratch.baseAddress!, format: format, frames: whole, mid: destination, side: side)
+                : convertToMidAndChannels(scratch.baseAddress!, format: format, frames: whole, channels: channels,
+                                          mid: destination, channelSamples: side)
             replacedChannelSamples.nonFinite += r.nonFinite; replacedChannelSamples.clamped += r.clamped
         } else if whole > 0 {
             let r = convertToMono(
@@ -303,8 +308,11 @@ public final class WAVFile {
         return whole
     }
 
-    /// Whether ``read(maxFrames:channel:scratch:into:side:)`` fills `side` (2 channels, no `channel` picked).
-    public func hasSide(channel: Int?) -> Bool { channels == 2 && channel == nil }
+    /// Whether ``read(maxFrames:channel:scratch:into:side:)`` fills `side` (2…64 channels, no `channel` picked).
+    public func hasSide(channel: Int?) -> Bool { sideStride(channel: channel) > 0 }
+
+    /// Side floats per frame ``read(maxFrames:channel:scratch:into:side:)`` writes (``sideStride(channels:channel:)``).
+    public func sideStride(channel: Int?) -> Int { EarshotCapture.sideStride(channels: channels, channel: channel) }
 
     /// `read` until `buffer` is full or end of input; on a non-blocking descriptor waits in `poll` at most
     /// `timeoutMs` for each chunk of bytes.

@@ -84,8 +84,22 @@ public struct AnalyzerConfig: Sendable, Hashable {
     /// IEC 61260-1 band levels computed with the level meter (`levels.bands`; off by default, then free).
     public var bands: BandResolution = .off
     public var onsetFunction = OnsetFunctionConfig()
+    /// The input's channels whose levels are averaged per sample by the level meter: 0 (one channel, a picked
+    /// one, or 2 channels whose side signal comes along) or 3…64 (the channels come interleaved next to the
+    /// averaged downmix; see ``LevelMeter/channels``). Derived from the input, not a setting
+    /// (``levelChannels(channels:channel:)``); part of the ``FrameShape`` (it sizes buffers).
+    public var levelChannels = 0
 
     public init() {}
+
+    /// ``levelChannels`` of an input of `channels` channels read whole (`channel` nil) or one of them.
+    public static func levelChannels(channels: Int, channel: Int?) -> Int {
+        channel == nil && (3...64).contains(channels) ? channels : 0
+    }
+
+    /// Floats that come next to each sample of the averaged downmix for the levels: the N channels
+    /// (``levelChannels`` ≥ 3) or the stereo side signal (1).
+    public var sideStride: Int { levelChannels >= 3 ? levelChannels : 1 }
 
     /// The documented range of each field (the YAML schema's bounds are these: one definition).
     public enum Limits {
@@ -209,17 +223,20 @@ public struct AnalyzerConfig: Sendable, Hashable {
     /// What a running pipeline is built around: a change of any of these needs a new pipeline (ring, bus,
     /// analyzer buffers); any other change (band limits, roll-off, floor, onset picking) can be re-planned
     /// or retuned on the running one. The one definition of "same frame shape".
+    /// ``levelChannels`` belongs to it: it sizes the side ring, the DSP's side scratch and window and the level
+    /// meter's per-channel filters.
     public struct FrameShape: Sendable, Hashable {
         public var sampleRate: Int
         public var nFFT: Int
         public var hop: Int
         public var nMels: Int
         public var nMFCC: Int
+        public var levelChannels: Int
     }
 
     /// This configuration's ``FrameShape``.
     public var frameShape: FrameShape {
-        FrameShape(sampleRate: sampleRate, nFFT: nFFT, hop: hop, nMels: nMels, nMFCC: nMFCC)
+        FrameShape(sampleRate: sampleRate, nFFT: nFFT, hop: hop, nMels: nMels, nMFCC: nMFCC, levelChannels: levelChannels)
     }
 
     /// Seconds between two frames (`hop / sampleRate`).

@@ -45,7 +45,7 @@ public final class FrameAnalyzer: @unchecked Sendable {
         onsetStrength = OnsetStrength(
             config: config.onsetFunction, sampleRate: config.sampleRate, nFFT: config.nFFT, nMels: config.nMels, hop: config.hop)
         picker = OnsetPicker(config: config.onset)
-        levelMeter = LevelMeter(sampleRate: config.sampleRate, bands: config.bands)
+        levelMeter = LevelMeter(sampleRate: config.sampleRate, bands: config.bands, channels: config.levelChannels)
         power = .allocate(capacity: config.binCount)
         power.initialize(repeating: 0)
         magnitude = .allocate(capacity: config.binCount)

@@ -106,6 +106,11 @@ public final class LevelMeter: @unchecked Sendable {
     let sideState: UnsafeMutablePointer<State>
     /// The band filters of the side signal (nil when bands are off).
     let sideBank: BandFilterBank?
+    /// Channels whose levels are averaged per sample when ``side`` is given (0: ``side`` is the stereo side
+    /// signal; N ≥ 3: ``side`` holds the N channels interleaved, see `LevelMeter+Channels.swift`).
+    public let channels: Int
+    /// Per-channel state of an N ≥ 3 channel meter (nil otherwise).
+    let multi: Multichannel?
 
     /// Analog IEC 61672-1 pole frequencies in Hz.
     public static let poleHz = (f1: 20.598997, f2: 107.65265, f3: 737.86223, f4: 12194.217)
@@ -118,8 +123,13 @@ public final class LevelMeter: @unchecked Sendable {
     /// - Parameters:
     ///   - sampleRate: Hz (8 k – 192 k).
     ///   - bands: the band levels to compute along (``BandResolution/off``: none).
-    public init(sampleRate: Int, bands: BandResolution = .off) {
+    ///   - channels: 0 (mono, or stereo through ``side``) or 3…64: ``side`` then carries that many channels
+    ///     interleaved and the levels are their energy mean (filters and band banks per channel, preallocated).
+    public init(sampleRate: Int, bands: BandResolution = .off, channels: Int = 0) {
+        precondition(channels == 0 || (3...64).contains(channels), "level channels must be 0 or 3…64")
         self.sampleRate = sampleRate
+        self.channels = channels
+        multi = channels >= 3 ? Multichannel(channels: channels, bands: bands, sampleRate: sampleRate) : nil
         bank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
         sideBank = bands == .off ? nil : BandFilterBank(resolution: bands, sampleRate: sampleRate)
         sideState = .allocate(capacity: 1)
@@ -189,10 +199,13 @@ public final class LevelMeter: @unchecked Sendable {
         sums.deallocate()
         sideState.deallocate()
         sideBox.deallocate()
+        multi?.deallocate()
     }
 
     /// Clears filter and time-weighting states (levels restart from silence).
-    public func reset() { state.pointee = State(); bank?.reset(); sideState.pointee = State(); sideBank?.reset() }
+    public func reset() {
+        state.pointee = State(); bank?.reset(); sideState.pointee = State(); sideBank?.reset(); multi?.reset()
+    }
 
     /// The band energies of the last ``process(_:)`` (``BandFrame/empty`` when bands are off).
     public var bandFrame: BandFrame {
@@ -273,9 +286,14 @@ public final class LevelMeter: @unchecked Sendable {
         let cut = min(max(split, 0), samples.count)
         if let side {
             sideBox.pointee = nil  // consumed: a later call without a fresh side is mono, never a stale pointer
-            processWithSide(x, side, count: samples.count, cut: cut)
+            if let multi {
+                processChannels(multi, side, count: samples.count, cut: cut)
+            } else {
+                processWithSide(x, side, count: samples.count, cut: cut)
+            }
             return
         }
+        if let multi, multi.active.pointee { monoAfterChannels(multi) }
         if sideState.pointee.sinceReset != 0 { sideState.pointee = State(); sideBank?.reset() }  // side ended
         var st = state.pointee
         run(x, count: cut, &st, into: sums)

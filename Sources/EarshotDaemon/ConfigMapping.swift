@@ -30,6 +30,7 @@ extension EarshotConfig {
         a.onsetFunction.floorSlewDbPerSecond = Float(analysis.onset.floorSlewDbPerSecond)
         a.onsetFunction.memoryDecayDbPerSecond = Float(analysis.onset.memoryDecayDbPerSecond)
         a.onsetFunction.topBands = analysis.onset.topBands
+        a.levelChannels = AnalyzerConfig.levelChannels(channels: capture.channels, channel: capture.channel)
         return a
     }
 

@@ -73,6 +73,18 @@ extension EarshotConfig {
         terms.append(.init(name: "sample ring", keys: ["capture.ring_seconds", periodKey, "capture.buffer_periods", "capture.sample_rate"],
                            bytes: ringSamples * 4 * 2,
                            detail: "\(n(ringSamples)) samples × 4 bytes, twice (ring and DSP scratch)"))
+        // The side ring (2…64 channels without capture.channel: the stereo side signal, or every channel) and
+        // the DSP thread's side scratch (the ring's size for stereo, 4 periods of every channel for 3 or more).
+        // One channel or a picked one: allocated the size of the sample ring but never touched (not counted).
+        let stride = Double(EarshotCapture.sideStride(channels: capture.channels, channel: capture.channel))
+        if stride > 0 {
+            let sideRing = powerOfTwoCeil(ringRequested * stride)
+            let scratch = stride == 1 ? max(period * 4, ringSamples) : period * 4 * stride
+            terms.append(.init(name: "side ring", keys: ["capture.channels", "capture.channel", "capture.ring_seconds", periodKey,
+                                                         "capture.buffer_periods", "capture.sample_rate"],
+                               bytes: (sideRing + scratch) * 4,
+                               detail: "\(n(sideRing)) + \(n(scratch)) floats (ring and DSP scratch, \(n(stride)) per sample) × 4 bytes"))
+        }
         let stampCount = powerOfTwoCeil(max(64, (ringRequested / max(1, (period / 4).rounded(.towardZero))).rounded(.towardZero)))
         terms.append(.init(name: "period stamps", keys: ["capture.ring_seconds", periodKey], bytes: stampCount * Double(MemoryLayout<CaptureStamp>.stride),
                            detail: "\(n(stampCount)) stamps × \(MemoryLayout<CaptureStamp>.stride) bytes"))

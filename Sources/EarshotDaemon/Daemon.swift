@@ -503,7 +503,7 @@ public final class Daemon {
             pipeline.start(dspFifoPriority: Int32(config.capture.realtimePriority))
             publishStatus(.reload(changed: nil, rebuilt: true, plan: "\(plan.action)", failedSinks: failed))
             if failed.isEmpty {
-                logger.notice("reload applied: pipeline rebuilt (sample rate or band counts changed)")
+                logger.notice("reload applied: pipeline rebuilt (sample rate, band counts or level channels changed)")
             } else {
                 logger.error("reload partly applied: pipeline rebuilt, but sinks failed to start: \(failed.joined(separator: ", "))")
             }

@@ -29,7 +29,8 @@ import EarshotRealtime
 public final class DSPThread: @unchecked Sendable {
     public let processor: FrameProcessor<FrameBus>
     public let samples: SPSCRing<Float>
-    /// The capture thread's side-signal ring (2-channel capture; see ``CaptureStamp/sideFirst``), or nil.
+    /// The capture thread's side-signal ring (2-channel capture, or the channels of 3…64; see
+    /// ``CaptureStamp/sideFirst``), or nil.
     public let side: SPSCRing<Float>?
     /// `side` without reference counting (the per-period path; `side` keeps it alive).
     let sideRef: Unmanaged<SPSCRing<Float>>?
@@ -38,8 +39,12 @@ public final class DSPThread: @unchecked Sendable {
     public let stamps: SPSCRing<CaptureStamp>
     public let wake: WakeSignal
     let scratch: AlignedBuffer<Float>
-    /// Side samples of one read (allocated, never cleared: its pages are touched only by 2-channel capture).
+    /// Side samples of one read (allocated, never cleared: its pages are touched only by 2…64-channel capture),
+    /// ``sideStride`` floats per sample.
     let sideScratch: UnsafeMutableBufferPointer<Float>
+    /// Side floats per sample the processor takes (``AnalyzerConfig/sideStride``); a stamp with another stride
+    /// gets none (its levels are those of the averaged downmix).
+    let sideStride: Int
     let stampScratch: UnsafeMutableBufferPointer<CaptureStamp>
     var handle: RealtimeThread.Handle?
     let running = Atomic<Bool>(false)
@@ -72,7 +77,11 @@ public final class DSPThread: @unchecked Sendable {
         self.side = side
         sideRef = side.map { Unmanaged.passUnretained($0) }
         busRef = Unmanaged.passUnretained(processor.output)
-        sideScratch = .allocate(capacity: side == nil ? 1 : max(maxPeriodFrames, samples.capacity))
+        sideStride = processor.config.sideStride
+        // 3…64 channels: room for one read of up to `maxPeriodFrames` (a read is one period; a longer one gets
+        // no side: the averaged downmix's levels), not the ring's capacity times the channels.
+        sideScratch = .allocate(capacity: side == nil ? 1
+            : sideStride == 1 ? max(maxPeriodFrames, samples.capacity) : maxPeriodFrames * sideStride)
         self.stamps = stamps
         self.wake = wake
         scratch = AlignedBuffer(count: max(maxPeriodFrames, samples.capacity))
@@ -81,6 +90,8 @@ public final class DSPThread: @unchecked Sendable {
 
     deinit { stampScratch.deallocate(); sideScratch.deallocate() }
 
+    /// Floats of the side scratch (the memory estimate's check).
+    public var sideScratchFloats: Int { sideScratch.count }
     /// Frames published.
     public var frames: Int { _frames.load(ordering: .relaxed) }
     /// CLOCK_MONOTONIC time the last frame was published (0 before the first): the watchdog's evidence.
@@ -277,15 +288,17 @@ extension DSPThread {
     /// averaged downmix for these samples). Skips side samples left behind by a sample-ring overrun.
     @inline(__always)
     func readSide(_ stamp: CaptureStamp, from start: Int64, count: Int) -> UnsafeMutablePointer<Float>? {
-        guard stamp.sideFirst >= 0, let ref = sideRef, count <= sideScratch.count else { return nil }
-        let target = stamp.sideFirst &+ (start &- stamp.firstSample)
-        let buffer = UnsafeMutableBufferPointer(rebasing: sideScratch[..<count])
+        let stride = sideStride
+        guard stamp.sideFirst >= 0, Int(stamp.sideStride) == stride, let ref = sideRef, count * stride <= sideScratch.count
+        else { return nil }
+        let target = stamp.sideFirst &+ (start &- stamp.firstSample) &* Int64(stride)
+        let buffer = UnsafeMutableBufferPointer(rebasing: sideScratch[..<(count * stride)])
         let ok = ref._withUnsafeGuaranteedRef { ring -> Bool in
             let behind = target &- Int64(ring.consumed)
             if behind > 0 { _ = ring.skip(Int(behind)) }
             guard Int64(ring.consumed) == target else { return false }
             let got = ring.read(into: buffer)
-            return got.count == count && got.lost == 0
+            return got.count == count * stride && got.lost == 0
         }
         return ok ? sideScratch.baseAddress : nil
     }

@@ -61,8 +61,11 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     public let output: Output
     public let measureTiming: Bool
     let window: AlignedBuffer<Float>
-    /// The side signal of the samples in `window` (2-channel input; see ``push(_:side:firstSample:monotonicNs:wallNs:)``).
+    /// The side signal of the samples in `window` (2-channel input; see ``push(_:side:firstSample:monotonicNs:wallNs:)``),
+    /// or their channels interleaved (3 or more), ``sideStride`` floats per sample.
     let sideWindow: AlignedBuffer<Float>
+    /// Side floats per sample (``AnalyzerConfig/sideStride``; the same for every analyzer: part of the frame shape).
+    let sideStride: Int
     /// Sanitized copies of a chunk that needed ``SampleGuard`` (`nFFT` samples at a time).
     let sanitizeScratch: AlignedBuffer<Float>
     /// Samples changed by ``SampleGuard`` since init (never reset: discontinuities and re-plans keep it).
@@ -105,7 +108,8 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         self.measureTiming = measureTiming
         window = AlignedBuffer(count: analyzer.config.nFFT)
         window.clear()
-        sideWindow = AlignedBuffer(count: analyzer.config.nFFT)
+        sideStride = analyzer.config.sideStride
+        sideWindow = AlignedBuffer(count: analyzer.config.nFFT * sideStride)
         sideWindow.clear()
         sanitizeScratch = AlignedBuffer(count: analyzer.config.nFFT)
         nsPerSample = 1e9 / Double(analyzer.config.sampleRate)
@@ -120,6 +124,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     /// onset history) starts afresh; `seq` keeps counting. Call on the DSP thread.
     public func replace(analyzer newAnalyzer: FrameAnalyzer) {
         precondition(newAnalyzer.config.nFFT == window.count, "replace keeps nFFT (rebuild the pipeline otherwise)")
+        precondition(newAnalyzer.config.sideStride == sideStride, "replace keeps the level channels (rebuild otherwise)")
         analyzer = newAnalyzer
         nsPerSample = 1e9 / Double(newAnalyzer.config.sampleRate)
         seqOffset = nextSeq - newAnalyzer.frameIndex
@@ -150,8 +155,10 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
     /// - Parameters:
     ///   - samples: mono Float32 samples (the averaged downmix `M = (L + R) / 2` of a 2-channel input).
     ///   - side: nil, or for a 2-channel input the side signal `S = (L − R) / 2` of the same samples
-    ///     (`samples.count` values, sanitized in place): the level meter then reads the energy mean over the
-    ///     channels (``LevelMeter/side``); every other feature keeps the averaged downmix.
+    ///     (`samples.count` values), for 3 or more channels (``AnalyzerConfig/levelChannels``) the channels'
+    ///     samples interleaved (`samples.count × levelChannels` values); sanitized in place. The level meter then
+    ///     reads the energy mean over the channels (``LevelMeter/side``); every other feature keeps the averaged
+    ///     downmix.
     ///   - firstSample: timeline index of `samples[0]` (lost samples included).
     ///   - monotonicNs: capture time (CLOCK_MONOTONIC) of `samples[0]`.
     ///   - wallNs: UNIX time of `samples[0]`.
@@ -161,8 +168,9 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         anchorMonotonicNs = monotonicNs
         anchorWallNs = wallNs
         guard let base = samples.baseAddress else { return }
-        if let side, SampleGuard.scan(UnsafeBufferPointer(start: side, count: samples.count)).total != 0 {
-            SampleGuard.copySanitized(side, to: side, count: samples.count)
+        let stride = sideStride
+        if let side, SampleGuard.scan(UnsafeBufferPointer(start: side, count: samples.count * stride)).total != 0 {
+            SampleGuard.copySanitized(side, to: side, count: samples.count * stride)
         }
         let bad = SampleGuard.scan(samples)
         if bad.total == 0 {
@@ -177,7 +185,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         while done < samples.count {
             let n = min(samples.count - done, sanitizeScratch.count)
             SampleGuard.copySanitized(base + done, to: scratch, count: n)
-            feed(UnsafeBufferPointer(start: scratch, count: n), side: side.map { $0 + done }, firstSample: firstSample &+ Int64(done))
+            feed(UnsafeBufferPointer(start: scratch, count: n), side: side.map { $0 + done * stride }, firstSample: firstSample &+ Int64(done))
             done += n
         }
     }
@@ -193,20 +201,21 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         // the window).
         var sideSrc = UnsafePointer(side)
         let sideWin = sideWindow.pointer
+        let stride = sideStride
         while remaining > 0 {
             if fill == 0 && remaining >= nFFT {
                 // The whole frame is inside the caller's buffer (offline analysis reads big chunks):
                 // analyze it in place instead of copying it into the window and sliding it.
                 windowStart = srcSample
                 emitFrame(UnsafeBufferPointer(start: src, count: nFFT), side: sideSrc, nFFT: nFFT, hop: hop)
-                src += hop; remaining -= hop; srcSample &+= Int64(hop); sideSrc = sideSrc.map { $0 + hop }
+                src += hop; remaining -= hop; srcSample &+= Int64(hop); sideSrc = sideSrc.map { $0 + hop * stride }
                 continue
             }
             if fill == 0 { windowStart = srcSample }
             let n = min(remaining, nFFT - fill)
             (win + fill).update(from: src, count: n)
             if let s = sideSrc {
-                (sideWin + fill).update(from: s, count: n); sideSrc = s + n
+                (sideWin + fill * stride).update(from: s, count: n * stride); sideSrc = s + n * stride
                 sideValid = min(sideValid + n, fill + n)
             } else {
                 sideValid = 0
@@ -219,12 +228,12 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
                 let keep = nFFT - hop
                 if samples.count - remaining >= keep {
                     // The next frame's first samples came from this buffer: go back to reading it in place.
-                    src -= keep; remaining += keep; srcSample &-= Int64(keep); sideSrc = sideSrc.map { $0 - keep }
+                    src -= keep; remaining += keep; srcSample &-= Int64(keep); sideSrc = sideSrc.map { $0 - keep * stride }
                     fill = 0
                 } else {
                     // Slide by one hop.
                     win.update(from: win + hop, count: keep)
-                    if sideValid > 0 { sideWin.update(from: sideWin + hop, count: keep) }
+                    if sideValid > 0 { sideWin.update(from: sideWin + hop * stride, count: keep * stride) }
                     sideValid = min(sideValid, keep)
                     fill = keep
                     windowStart &+= Int64(hop)
@@ -267,7 +276,7 @@ public final class FrameProcessor<Output: FrameOutput>: @unchecked Sendable {
         }
         let onset = current._withUnsafeGuaranteedRef {
             $0.levelMeter.split = split
-            $0.levelMeter.side = side.map { $0 + (nFFT - newSamples) }
+            $0.levelMeter.side = side.map { $0 + (nFFT - newSamples) * sideStride }
             return $0.process(
                 frame: frame, newSampleCount: newSamples,
                 features: &header.features, logmel: buffers.logmel, mfcc: buffers.mfcc)

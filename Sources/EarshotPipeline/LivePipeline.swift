@@ -16,7 +16,8 @@ public final class LivePipeline: @unchecked Sendable {
     public let dsp: DSPThread
     public let bus: FrameBus
     public let samples: SPSCRing<Float>
-    /// The side signal of 2-channel capture (``CaptureThread/side``); its pages are touched only by stereo.
+    /// The side signal of 2-channel capture or the channels of 3…64 (``CaptureThread/side``), ``sideFloats``
+    /// floats per sample; its pages are touched only by such capture.
     public let side: SPSCRing<Float>
     public let stamps: SPSCRing<CaptureStamp>
     public let wake = WakeSignal()
@@ -34,7 +35,7 @@ public final class LivePipeline: @unchecked Sendable {
         captureConfig = config
         let ringSamples = max(Int(Double(config.sampleRate) * ringSeconds), config.periodFrames * config.bufferPeriods * 4)
         samples = SPSCRing<Float>(minimumCapacity: ringSamples)
-        side = SPSCRing<Float>(minimumCapacity: ringSamples)
+        side = SPSCRing<Float>(minimumCapacity: ringSamples * Self.sideFloats(config))
         stamps = SPSCRing<CaptureStamp>(minimumCapacity: max(64, ringSamples / max(1, config.periodFrames / 4)))
         bus = FrameBus(capacity: busCapacity, nMels: analyzer.config.nMels, nMFCC: analyzer.config.nMFCC,
                        spectrumBins: analyzer.config.binCount)
@@ -48,6 +49,14 @@ public final class LivePipeline: @unchecked Sendable {
     }
 
     public var analyzerConfig: AnalyzerConfig { dsp.processor.config }
+
+    /// Side floats per sample the side ring is sized for: 1 (none, or the stereo side signal) or N (3…64
+    /// channels read whole). A reopen with more channels than the pipeline was built for cannot happen in the
+    /// daemon (the level channels are part of the frame shape: a rebuild); were it to, the DSP stage would find
+    /// the ring lapped and read the averaged downmix's levels.
+    public static func sideFloats(_ config: CaptureConfig) -> Int {
+        max(1, sideStride(channels: config.channels, channel: config.channel))
+    }
     /// The raw-sample tap for event clips (nil unless built with `clipTapSeconds`).
     public var clipTap: ClipTap? { dsp.processor.clipTap }
 

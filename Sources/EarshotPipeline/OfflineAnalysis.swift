@@ -92,10 +92,13 @@ public enum OfflineAnalysis {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkFrames * wav.bytesPerFrame, alignment: 16)
         defer { scratch.deallocate() }
         let samples = AlignedBuffer<Float>(count: chunkFrames)
-        // 2-channel files: the side signal too, so the levels are the energy mean over the channels (as live).
-        let stereo = wav.hasSide(channel: channel)
-        let sideBuffer = AlignedBuffer<Float>(count: stereo ? chunkFrames : 1)
-        let side = stereo ? sideBuffer.pointer : nil
+        // 2…64-channel files: the side signal or the channels too, so the levels are the energy mean over the
+        // channels (as live) when the analyzer expects them (``AnalyzerConfig/levelChannels`` of this file;
+        // otherwise the averaged downmix alone).
+        let stride = wav.sideStride(channel: channel)
+        let withSide = stride > 0 && stride == processor.config.sideStride
+        let sideBuffer = AlignedBuffer<Float>(count: withSide ? chunkFrames * stride : 1)
+        let side = withSide ? sideBuffer.pointer : nil
         let before = processor.nextSeq
         var position: Int64 = 0
         let nsPerSample = 1e9 / Double(wav.sampleRate)

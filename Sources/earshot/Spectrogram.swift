@@ -64,7 +64,8 @@ struct Spectrogram: ParsableCommand {
             fail("--channel \(channel): \(file) has \(wav.channels) channel(s), numbered from 0"); throw ExitCode(ExitStatus.usage)
         }
         let settings = try fileAnalysisSettings(file: file, sampleRate: wav.sampleRate, config: config, overrides: overrides)
-        let ac = settings.analyzerConfig
+        var ac = settings.analyzerConfig
+        ac.levelChannels = AnalyzerConfig.levelChannels(channels: wav.channels, channel: channel)
         let outputs: AnalyzerOutputs = level ? [.logmel, .levels] : .logmel
         let analyzer: FrameAnalyzer
         do { analyzer = try FrameAnalyzer(config: ac, outputs: outputs) } catch {

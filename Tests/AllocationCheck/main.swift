@@ -218,4 +218,19 @@ _ = waitUntil(10) { pipeline.capture.periods >= pipelineBefore.0 + 2000 }
 MallocInterposerSwift.unhook()
 report("capture_dsp", "\"periods\":\(pipeline.capture.periods - pipelineBefore.0),\"frames\":\(pipeline.dsp.frames - pipelineBefore.1),\"inline\":\(pipeline.dsp.runsOnCaptureThread)")
 pipeline.stop()
+
+// MARK: phase 2d — the same with 4 channels: every channel's samples go through the side ring to the level
+// meter's per-channel filters and (third-octave) band banks
+var config4 = config
+config4.levelChannels = 4
+let pipeline4 = LivePipeline(capture: CaptureConfig(device: plugin.pcmName, channels: 4, format: .float32),
+                             analyzer: try FrameAnalyzer(config: config4), ringSeconds: 2)
+pipeline4.start()
+_ = waitUntil(10) { pipeline4.dsp.frames >= 50 }
+let pipeline4Before = (pipeline4.capture.periods, pipeline4.dsp.frames, pipeline4.side.written)
+MallocInterposerSwift.hook()
+_ = waitUntil(10) { pipeline4.capture.periods >= pipeline4Before.0 + 2000 }
+MallocInterposerSwift.unhook()
+report("capture_dsp_4ch", "\"periods\":\(pipeline4.capture.periods - pipeline4Before.0),\"frames\":\(pipeline4.dsp.frames - pipeline4Before.1),\"side_floats\":\(pipeline4.side.written - pipeline4Before.2),\"inline\":\(pipeline4.dsp.runsOnCaptureThread)")
+pipeline4.stop()
 try? FileManager.default.removeItem(at: dir)

@@ -47,14 +47,7 @@ struct StereoLevelMeterTests {
             let fl = ml.bandFrame, fr = mr.bandFrame
             for band in 0..<Int(fl.count) { bandRef[16 * k + band] += Double(fl.head[band] + fr.head[band]) / 2 }
         }
-        func close(_ x: Double, _ y: Double) -> Bool { x == y || abs(x - y) <= 1e-6 * max(abs(x), abs(y)) }
-        for (got, want) in [(stereo.head, ref[0]), (stereo.tail, ref[1])] {
-            #expect(got.samples == want.samples)
-            let pairs = [(got.energyA, want.energyA), (got.energyC, want.energyC), (got.energyZ, want.energyZ),
-                         (got.maxAF, want.maxAF), (got.maxAS, want.maxAS), (got.maxCF, want.maxCF), (got.maxZF, want.maxZF),
-                         (got.peakC, want.peakC)]
-            for (i, (x, y)) in pairs.enumerated() { #expect(close(x, y), "field \(i): \(x) vs \(y)") }
-        }
+        Self.expectSums([stereo.head, stereo.tail], ref)
         // The minima (settled after 0.625 s = 30000 samples: none here) stay "none" on both.
         #expect(stereo.tail.minAF == .infinity && ref[1].minAF == .infinity)
         let bands = stereo.bandFrame
@@ -67,5 +60,17 @@ struct StereoLevelMeterTests {
         // The side ended: the next call is mono again, from a side filter state that starts afresh.
         [Float](repeating: 0, count: 480).withUnsafeBufferPointer { stereo.process($0) }
         #expect(stereo.head.samples == 480)
+    }
+
+    /// `got` (head, tail) equal `want` within 1e-6 relative: sample counts, energies, maxima, C peak.
+    static func expectSums(_ got: [LevelSums], _ want: [LevelSums]) {
+        func close(_ x: Double, _ y: Double) -> Bool { x == y || abs(x - y) <= 1e-6 * max(abs(x), abs(y)) }
+        for (got, want) in zip(got, want) {
+            #expect(got.samples == want.samples)
+            let pairs = [(got.energyA, want.energyA), (got.energyC, want.energyC), (got.energyZ, want.energyZ),
+                         (got.maxAF, want.maxAF), (got.maxAS, want.maxAS), (got.maxCF, want.maxCF), (got.maxZF, want.maxZF),
+                         (got.peakC, want.peakC)]
+            for (i, (x, y)) in pairs.enumerated() { #expect(close(x, y), "field \(i): \(x) vs \(y)") }
+        }
     }
 }

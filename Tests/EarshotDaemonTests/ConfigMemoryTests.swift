@@ -20,6 +20,9 @@ struct ConfigMemoryTests {
         config { $0.capture.ringSeconds = 10; $0.capture.periodFrames = 64; $0.capture.bufferPeriods = 32 },
         config { $0.capture.sampleRate = 16_000; $0.analysis.hop = 160; $0.analysis.nFFT = 512; $0.analysis.nMels = 40; $0.analysis.nMFCC = 20 },
         config { $0.capture.periodFrames = 8192; $0.capture.bufferPeriods = 64; $0.capture.ringSeconds = 0.5 },
+        config { $0.capture.channels = 2 },
+        config { $0.capture.channels = 6; $0.capture.ringSeconds = 3 },
+        config { $0.capture.channels = 6; $0.capture.channel = 2 },
     ]
 
     @Test(arguments: configurations)
@@ -29,6 +32,15 @@ struct ConfigMemoryTests {
         let pipeline = LivePipeline(capture: c.captureConfig, analyzer: try FrameAnalyzer(config: c.analyzerConfig),
                                     busCapacity: MemoryEstimate.busFrames, ringSeconds: c.capture.ringSeconds)
         #expect(try bytes("sample ring") == Double(pipeline.samples.capacity * 4 * 2))
+        // The side ring and the DSP's side scratch: counted when capture writes them (2…64 channels read whole).
+        let side = estimate.terms.first { $0.name == "side ring" }?.bytes
+        if c.capture.channels >= 2 && c.capture.channel == nil {
+            #expect(side == Double((pipeline.side.capacity + pipeline.dsp.sideScratchFloats) * 4))
+            let stride = c.capture.channels == 2 ? 1 : c.capture.channels
+            #expect(pipeline.side.capacity >= Int(c.capture.ringSeconds * Double(c.capture.sampleRate)) * stride)
+        } else {
+            #expect(side == nil)
+        }
         #expect(try bytes("period stamps") == Double(pipeline.stamps.capacity * MemoryLayout<CaptureStamp>.stride))
         #expect(try bytes("frame bus") == Double(pipeline.bus.capacity * (MemoryLayout<FrameHeader>.stride + (c.analysis.nMels + max(c.analysis.nMFCC, 1)) * 4)))
         #expect(estimate.totalMB < Double(c.limits.maxMemoryMB))
@@ -36,5 +48,5 @@ struct ConfigMemoryTests {
 }
 
 extension EarshotConfig: CustomTestStringConvertible {
-    public var testDescription: String { "rate \(capture.sampleRate) hop \(analysis.hop) period \(capture.periodFrames.map(String.init) ?? "hop") ring \(capture.ringSeconds) s" }
+    public var testDescription: String { "channels \(capture.channels) rate \(capture.sampleRate) hop \(analysis.hop) period \(capture.periodFrames.map(String.init) ?? "hop") ring \(capture.ringSeconds) s" }
 }

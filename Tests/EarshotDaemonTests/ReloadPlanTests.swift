@@ -57,6 +57,26 @@ struct ReloadPlanTests {
         #expect(ReloadPlan.sameFrameShape(EarshotConfig(), EarshotConfig()))
     }
 
+    /// The level channels size the side ring, the DSP's side scratch and the level meter's filters: 2 → 4
+    /// channels, 4 → 6, or picking one of 4 rebuilds; 1 ↔ 2 channels (no level channels either way) reopens.
+    @Test func levelChannelsRebuild() {
+        func config(_ channels: Int, _ channel: Int? = nil) -> EarshotConfig {
+            var c = EarshotConfig()
+            c.capture.channels = channels
+            c.capture.channel = channel
+            return c
+        }
+        for (old, new) in [(config(2), config(4)), (config(4), config(6)), (config(4), config(4, 1)), (config(1), config(3))] {
+            #expect(!ReloadPlan.sameFrameShape(old, new))
+            let p = ReloadPlan(from: old, to: new)
+            #expect(p.action == .rebuild && p.rebuild, "\(p.keys)")
+        }
+        let p = ReloadPlan(from: config(1), to: config(2))
+        #expect(p.action == .reopen && !p.rebuild, "\(p.keys)")
+        #expect(config(4).analyzerConfig.levelChannels == 4 && config(4, 0).analyzerConfig.levelChannels == 0
+                && config(2).analyzerConfig.levelChannels == 0)
+    }
+
     @Test func captureKeysReopen() {
         let p = plan { $0.capture.bufferPeriods = 16 }
         #expect(p.action == .reopen && p.reopen && !p.replan && !p.retune)

@@ -79,5 +79,8 @@ import Testing
         #expect(int("capture_dsp", "periods") >= 2000 && int("capture_dsp", "frames") >= 1900, "\(p.lines)")
         #expect(phases["capture_dsp"]?["inline"] as? Bool == true, "\(p.lines)")
         #expect(int("capture_dsp", "mallocs") == 0, "allocations on the capture thread running the DSP stage: \(p.lines)")
+        #expect(int("capture_dsp_4ch", "periods") >= 2000 && int("capture_dsp_4ch", "frames") >= 1900, "\(p.lines)")
+        #expect(int("capture_dsp_4ch", "side_floats") >= 4 * 480 * 2000, "4 floats per sample in the side ring: \(p.lines)")
+        #expect(int("capture_dsp_4ch", "mallocs") == 0, "allocations on the 4-channel capture + DSP path: \(p.lines)")
     }
 }

@@ -153,6 +153,7 @@ public struct AnalyzerConfig: Sendable, Hashable {
         try range("hop", hop, Limits.hop)
         try range("n_mels", nMels, Limits.nMels)
         try range("n_mfcc", nMFCC, Limits.nMFCC)
+        if levelChannels != 0 { try range("level_channels", levelChannels, 3...64) }  // derived (never a YAML key)
         guard fMin.isFinite, fMin >= 0 else { throw fail("fmin", "\(fMin) is out of range: must be at least 0") }
         guard fMax.isFinite, fMax > 0 else { throw fail("fmax", "\(fMax) is out of range: must be greater than 0") }
         if let floor = logMelFloorDb {

@@ -85,6 +85,13 @@ extension EarshotConfig {
                                bytes: (sideRing + scratch) * 4,
                                detail: "\(n(sideRing)) + \(n(scratch)) floats (ring and DSP scratch, \(n(stride)) per sample) × 4 bytes"))
         }
+        // 3…64 channels: the frame processor's window of every channel (n_fft samples) and the capture thread's
+        // period of every channel, besides the ring above.
+        if stride >= 3 {
+            terms.append(.init(name: "channel window", keys: ["capture.channels", "analysis.n_fft", periodKey],
+                               bytes: (nFFT + period) * stride * 4,
+                               detail: "(\(n(nFFT)) + \(n(period))) samples × \(n(stride)) channels × 4 bytes"))
+        }
         let stampCount = powerOfTwoCeil(max(64, (ringRequested / max(1, (period / 4).rounded(.towardZero))).rounded(.towardZero)))
         terms.append(.init(name: "period stamps", keys: ["capture.ring_seconds", periodKey], bytes: stampCount * Double(MemoryLayout<CaptureStamp>.stride),
                            detail: "\(n(stampCount)) stamps × \(MemoryLayout<CaptureStamp>.stride) bytes"))

@@ -263,11 +263,22 @@ public final class DSPThread: @unchecked Sendable {
             }
             let start = pos &+ Int64(got.lost)
             if got.count == 0 { continue }
-            let offsetNs = Int64((Double(start &- s.firstSample) * nsPerSample).rounded())
             let before = processor.nextSeq
-            processor.push(
-                UnsafeBufferPointer(start: scratch.pointer, count: got.count),
-                side: readSide(s, from: start, count: got.count), firstSample: start &+ timelineOffset, monotonicNs: s.monotonicNs &+ offsetNs, wallNs: s.wallNs &+ offsetNs)
+            // 3…64 channels: the side scratch holds `maxPeriodFrames` samples' channels, not the ring's; a longer
+            // read (a period negotiated or reconfigured beyond 4× the one the pipeline was built for) goes in
+            // pieces that fit, so its levels still get every channel (the processor gives the same frames
+            // however its input is cut). One piece otherwise.
+            let piece = sideStride >= 3 && sideRef != nil ? max(1, sideScratch.count / sideStride) : got.count
+            var off = 0
+            while off < got.count {
+                let n = min(piece, got.count - off)
+                let at = start &+ Int64(off)
+                let offsetNs = Int64((Double(at &- s.firstSample) * nsPerSample).rounded())
+                processor.push(
+                    UnsafeBufferPointer(start: scratch.pointer + off, count: n),
+                    side: readSide(s, from: at, count: n), firstSample: at &+ timelineOffset, monotonicNs: s.monotonicNs &+ offsetNs, wallNs: s.wallNs &+ offsetNs)
+                off &+= n
+            }
             let made = Int(processor.nextSeq &- before)
             let sanitized = processor.sanitizedSamples
             if sanitized.total != 0 {

@@ -41,6 +41,13 @@ struct ConfigMemoryTests {
         } else {
             #expect(side == nil)
         }
+        // 3…64 channels: the frame processor's n_fft window and the capture thread's period of every channel.
+        let window = estimate.terms.first { $0.name == "channel window" }?.bytes
+        if c.capture.channels >= 3 && c.capture.channel == nil {
+            #expect(window == Double((c.analysis.nFFT + c.captureConfig.periodFrames) * c.capture.channels * 4))
+        } else {
+            #expect(window == nil)
+        }
         #expect(try bytes("period stamps") == Double(pipeline.stamps.capacity * MemoryLayout<CaptureStamp>.stride))
         #expect(try bytes("frame bus") == Double(pipeline.bus.capacity * (MemoryLayout<FrameHeader>.stride + (c.analysis.nMels + max(c.analysis.nMFCC, 1)) * 4)))
         #expect(estimate.totalMB < Double(c.limits.maxMemoryMB))

@@ -96,4 +96,52 @@ struct DSPThreadTests {
         // Timeline keeps counting the lost samples: frames start at or after the first surviving sample.
         #expect((flagged.first?.firstSample ?? 0) >= Int64(lost))
     }
+
+    /// 4 level channels, periods 5× longer than the pipeline was built for (`maxPeriodFrames` 480: a device
+    /// that negotiated a larger period, or a reopen with a larger `capture.period_frames`): the DSP thread reads
+    /// the channels in pieces that fit its side scratch, so the levels are still the energy mean of the channels
+    /// (anti-phase pairs: one channel's level) — before, such periods got no side and read the silent downmix.
+    @Test func periodsLongerThanTheSideScratchKeepTheirChannels() throws {
+        var config = AnalyzerConfig()
+        config.levelChannels = 4
+        let samples = SPSCRing<Float>(minimumCapacity: 1 << 14), side = SPSCRing<Float>(minimumCapacity: 1 << 16)
+        let stamps = SPSCRing<CaptureStamp>(minimumCapacity: 256), wake = WakeSignal()
+        let bus = FrameBus(capacity: 1024, nMels: config.nMels, nMFCC: config.nMFCC)
+        let p = FrameProcessor(analyzer: try FrameAnalyzer(config: config), output: bus, measureTiming: false)
+        let dsp = DSPThread(processor: p, samples: samples, side: side, stamps: stamps, wake: wake, maxPeriodFrames: 480)
+        let consumer = try #require(bus.attach())
+        dsp.start()
+        defer { dsp.stop() }
+        let period = 2400
+        var written: Int64 = 0
+        for k in 0..<20 {
+            let x = (0..<period).map { Float(0.1 * sin(2 * Double.pi * 1000 * Double(written + Int64($0)) / 48_000)) }
+            var chans = [Float](repeating: 0, count: period * 4)
+            for j in 0..<period { chans[j * 4] = x[j]; chans[j * 4 + 1] = -x[j]; chans[j * 4 + 2] = x[j]; chans[j * 4 + 3] = -x[j] }
+            let sideFirst = Int64(side.written)
+            chans.withUnsafeBufferPointer { side.write($0) }
+            [Float](repeating: 0, count: period).withUnsafeBufferPointer { samples.write($0) }  // the downmix: silent
+            let t = 1_000_000_000 + written * 1_000_000_000 / 48_000
+            stamps.write(CaptureStamp(firstSample: written, frames: Int32(period), monotonicNs: t, wallNs: t,
+                                      discontinuity: k == 0 ? CaptureStamp.Discontinuity.start : 0, gapSamples: 0,
+                                      sideFirst: sideFirst, sideStride: 4))
+            written += Int64(period)
+            wake.signal()
+            // As capture would: the next period once this one is read (the rings must not lap).
+            let until = Date().addingTimeInterval(5)
+            while Int64(samples.consumed) < written && Date() < until { usleep(1_000) }
+        }
+        var headers: [FrameHeader] = []
+        let f = FrameCopy(nMels: config.nMels, nMFCC: config.nMFCC)
+        let end = Date().addingTimeInterval(10)
+        while headers.count < 90 && Date() < end {
+            if case .frame = consumer.next(into: f) { headers.append(f.header) } else { consumer.notifier.wait(timeoutMilliseconds: 20) }
+        }
+        #expect(headers.count >= 90)
+        // A 0.1-amplitude 1 kHz sine: LAF about −23 dBFS once settled (−200 from the silent downmix).
+        for h in headers.dropFirst(60) {
+            #expect(abs(h.features.laf - (-23.01)) < 0.1, "frame \(h.seq): laf \(h.features.laf)")
+            #expect(h.features.rmsDbfs < -100)
+        }
+    }
 }

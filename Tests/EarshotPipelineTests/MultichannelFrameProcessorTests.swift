@@ -64,8 +64,15 @@ struct MultichannelFrameProcessorTests {
         var x = testSignal(seconds: 0.5)
         let y = x
         x[5_000] = .nan; x[9_000] = .infinity
+        x[12_000] = 1e30  // finite: only SampleGuard clamps it (to 1000), the level meter would take it as is
         let out = try Self.run([y, x, y], chunks: [480])
         #expect(out.headers.count > 40)
         #expect(out.headers.allSatisfy { $0.features.laf.isFinite && $0.features.laf > -60 })
+        // The same as the sanitized values given directly (NaN, ∞ → 0; 1e30 → +1000), level for level.
+        var clean = x
+        clean[5_000] = 0; clean[9_000] = 0; clean[12_000] = SampleGuard.limit
+        let expected = try Self.run([y, clean, y], chunks: [480])
+        #expect(out.headers.map(\.features.laf) == expected.headers.map(\.features.laf))
+        #expect(out.headers.map(\.features.lcf) == expected.headers.map(\.features.lcf))
     }
 }

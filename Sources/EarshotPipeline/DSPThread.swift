@@ -51,6 +51,7 @@ public final class DSPThread: @unchecked Sendable {
     let _frames = Atomic<Int>(0)
     let _lastFrameMonotonicNs = Atomic<Int64>(0)
     let _ringOverrunSamples = Atomic<Int>(0)
+    let _sideReads = Atomic<Int>(0)
     let _discontinuities = Atomic<Int>(0)
     let _nonFiniteSamples = Atomic<Int>(0)
     let _clampedSamples = Atomic<Int>(0)
@@ -98,6 +99,8 @@ public final class DSPThread: @unchecked Sendable {
     public var lastFrameMonotonicNs: Int64 { _lastFrameMonotonicNs.load(ordering: .acquiring) }
     /// Samples dropped by the sample ring because this thread fell behind.
     public var ringOverrunSamples: Int { _ringOverrunSamples.load(ordering: .relaxed) }
+    /// Reads that got their side samples (the stereo side signal or the channels) for the levels.
+    public var sideReads: Int { _sideReads.load(ordering: .relaxed) }
     /// Discontinuities marked on frames (device gaps and ring overruns).
     public var discontinuities: Int { _discontinuities.load(ordering: .relaxed) }
     /// Non-finite samples (NaN, ±inf) replaced by 0 where they entered the DSP (``SampleGuard``).
@@ -311,7 +314,9 @@ extension DSPThread {
             let got = ring.read(into: buffer)
             return got.count == count * stride && got.lost == 0
         }
-        return ok ? sideScratch.baseAddress : nil
+        guard ok else { return nil }
+        _sideReads.add(1, ordering: .relaxed)
+        return sideScratch.baseAddress
     }
 }
 

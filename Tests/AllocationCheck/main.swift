@@ -227,10 +227,10 @@ let pipeline4 = LivePipeline(capture: CaptureConfig(device: plugin.pcmName, chan
                              analyzer: try FrameAnalyzer(config: config4), ringSeconds: 2)
 pipeline4.start()
 _ = waitUntil(10) { pipeline4.dsp.frames >= 50 }
-let pipeline4Before = (pipeline4.capture.periods, pipeline4.dsp.frames, pipeline4.side.written)
+let pipeline4Before = (pipeline4.capture.periods, pipeline4.dsp.frames, pipeline4.side.written, pipeline4.dsp.sideReads)
 MallocInterposerSwift.hook()
 _ = waitUntil(10) { pipeline4.capture.periods >= pipeline4Before.0 + 2000 }
 MallocInterposerSwift.unhook()
-report("capture_dsp_4ch", "\"periods\":\(pipeline4.capture.periods - pipeline4Before.0),\"frames\":\(pipeline4.dsp.frames - pipeline4Before.1),\"side_floats\":\(pipeline4.side.written - pipeline4Before.2),\"inline\":\(pipeline4.dsp.runsOnCaptureThread)")
+report("capture_dsp_4ch", "\"periods\":\(pipeline4.capture.periods - pipeline4Before.0),\"frames\":\(pipeline4.dsp.frames - pipeline4Before.1),\"side_floats\":\(pipeline4.side.written - pipeline4Before.2),\"side_reads\":\(pipeline4.dsp.sideReads - pipeline4Before.3),\"inline\":\(pipeline4.dsp.runsOnCaptureThread)")
 pipeline4.stop()
 try? FileManager.default.removeItem(at: dir)

@@ -81,6 +81,8 @@ import Testing
         #expect(int("capture_dsp", "mallocs") == 0, "allocations on the capture thread running the DSP stage: \(p.lines)")
         #expect(int("capture_dsp_4ch", "periods") >= 2000 && int("capture_dsp_4ch", "frames") >= 1900, "\(p.lines)")
         #expect(int("capture_dsp_4ch", "side_floats") >= 4 * 480 * 2000, "4 floats per sample in the side ring: \(p.lines)")
+        // ... and the DSP stage took them (a stride mismatch would leave the per-channel path unexercised).
+        #expect(int("capture_dsp_4ch", "side_reads") >= 1900, "the level channels were not read: \(p.lines)")
         #expect(int("capture_dsp_4ch", "mallocs") == 0, "allocations on the 4-channel capture + DSP path: \(p.lines)")
     }
 }

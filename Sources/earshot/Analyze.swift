@@ -65,8 +65,11 @@ struct Analyze: ParsableCommand {
         }
         let settings = try fileAnalysisSettings(file: file, sampleRate: wav.sampleRate, config: config, overrides: overrides)
         var analyzerConfig = settings.analyzerConfig
-        // The file's channels (not `capture.*`): 3…64 read whole give the energy mean over them as levels.
-        analyzerConfig.levelChannels = AnalyzerConfig.levelChannels(channels: wav.channels, channel: channel)
+        // The file's channels (not `capture.*`): 3…64 read whole give the energy mean over them as levels (only
+        // decoded and filtered when a level is written).
+        if AnalyzerOutputs(features: selected).contains(.levels) {
+            analyzerConfig.levelChannels = AnalyzerConfig.levelChannels(channels: wav.channels, channel: channel)
+        }
         let analyzer: FrameAnalyzer
         // Compute only what is written (onset strength always; log-mel when asked for or needed by MFCC or the logmel onset function).
         do { analyzer = try FrameAnalyzer(config: analyzerConfig, outputs: AnalyzerOutputs(features: selected)) } catch {

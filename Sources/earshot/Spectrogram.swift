@@ -65,7 +65,7 @@ struct Spectrogram: ParsableCommand {
         }
         let settings = try fileAnalysisSettings(file: file, sampleRate: wav.sampleRate, config: config, overrides: overrides)
         var ac = settings.analyzerConfig
-        ac.levelChannels = AnalyzerConfig.levelChannels(channels: wav.channels, channel: channel)
+        if level { ac.levelChannels = AnalyzerConfig.levelChannels(channels: wav.channels, channel: channel) }
         let outputs: AnalyzerOutputs = level ? [.logmel, .levels] : .logmel
         let analyzer: FrameAnalyzer
         do { analyzer = try FrameAnalyzer(config: ac, outputs: outputs) } catch {

@@ -36,6 +36,13 @@ private func readAll(_ wav: WAVFile) {
     defer { scratch.deallocate() }
     let floats = UnsafeMutablePointer<Float>.allocate(capacity: chunkFrames)
     defer { floats.deallocate() }
-    let channel = wav.channels > 1 ? wav.channels - 1 : nil
-    while let n = try? wav.read(maxFrames: chunkFrames, channel: channel, scratch: scratch, into: floats), n > 0 {}
+    // Half the inputs (by the sample rate's parity) read one picked channel, the others read whole: the downmix
+    // with the side signal (2 channels) or every channel (3…64, `convertToMidAndChannels`) as `analyze` does.
+    let picked = wav.channels > 1 && wav.sampleRate & 1 == 0
+    let channel = picked ? wav.channels - 1 : nil
+    let stride = wav.sideStride(channel: channel)
+    let side = UnsafeMutablePointer<Float>.allocate(capacity: chunkFrames * max(stride, 1))
+    defer { side.deallocate() }
+    while let n = try? wav.read(maxFrames: chunkFrames, channel: channel, scratch: scratch, into: floats,
+                                side: stride > 0 ? side : nil), n > 0 {}
 }

@@ -20,6 +20,50 @@ void CEarshot_sqrt_f32(const float *x, float *y, long n) {
     for (; i < n; i++) y[i] = __builtin_sqrtf(x[i]);
 }
 
+void CEarshot_real_fft_power(const float *z, const float *c, const float *s, float *power, long m) {
+    // k = 0 and k = m: Z[0] = E[0] + O[0] with E, O real
+    power[0] = (z[0] + z[1]) * (z[0] + z[1]);
+    power[m] = (z[0] - z[1]) * (z[0] - z[1]);
+    // Bins k and m − k share their terms: with T = e^(−iπk/m)·O[k], X[k] = E[k] + T and
+    // X[m − k] = conj(E[k] − T), so one pass over k ≤ m/2 writes both.
+    long k = 1;
+#if defined(__SSE__)
+    const __m128 half = _mm_set1_ps(0.5f);
+    // bins k … k+3 and m−k−3 … m−k (loaded from m−k−3 upwards and reversed), while the two do not meet
+    for (; 2 * k + 6 < m; k += 4) {
+        __m128 a0 = _mm_loadu_ps(z + 2 * k), a1 = _mm_loadu_ps(z + 2 * k + 4);
+        __m128 ar = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128 ai = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+        long j = m - k - 3;
+        __m128 b0 = _mm_loadu_ps(z + 2 * j), b1 = _mm_loadu_ps(z + 2 * j + 4);
+        __m128 br = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128 bi = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+        br = _mm_shuffle_ps(br, br, _MM_SHUFFLE(0, 1, 2, 3));
+        bi = _mm_shuffle_ps(bi, bi, _MM_SHUFFLE(0, 1, 2, 3));
+        __m128 er = _mm_mul_ps(_mm_add_ps(ar, br), half), ei = _mm_mul_ps(_mm_sub_ps(ai, bi), half);
+        __m128 orr = _mm_mul_ps(_mm_add_ps(ai, bi), half), oi = _mm_mul_ps(_mm_sub_ps(br, ar), half);
+        __m128 cc = _mm_loadu_ps(c + k), ss = _mm_loadu_ps(s + k);
+        __m128 tr = _mm_add_ps(_mm_mul_ps(cc, orr), _mm_mul_ps(ss, oi));
+        __m128 ti = _mm_sub_ps(_mm_mul_ps(cc, oi), _mm_mul_ps(ss, orr));
+        __m128 pr = _mm_add_ps(er, tr), pi = _mm_add_ps(ei, ti);
+        __m128 qr = _mm_sub_ps(er, tr), qi = _mm_sub_ps(ei, ti);
+        _mm_storeu_ps(power + k, _mm_add_ps(_mm_mul_ps(pr, pr), _mm_mul_ps(pi, pi)));
+        __m128 q = _mm_add_ps(_mm_mul_ps(qr, qr), _mm_mul_ps(qi, qi));
+        _mm_storeu_ps(power + j, _mm_shuffle_ps(q, q, _MM_SHUFFLE(0, 1, 2, 3)));
+    }
+#endif
+    for (; k <= m - k; k++) {
+        long j = m - k;
+        float ar = z[2 * k], ai = z[2 * k + 1], br = z[2 * j], bi = z[2 * j + 1];
+        float er = (ar + br) * 0.5f, ei = (ai - bi) * 0.5f;
+        float orr = (ai + bi) * 0.5f, oi = (br - ar) * 0.5f;
+        float tr = c[k] * orr + s[k] * oi;
+        float ti = c[k] * oi - s[k] * orr;
+        power[j] = (er - tr) * (er - tr) + (ei - ti) * (ei - ti);
+        power[k] = (er + tr) * (er + tr) + (ei + ti) * (ei + ti);
+    }
+}
+
 int CEarshot_peer_uid(int fd, unsigned int *uid) {
     struct ucred cred;
     socklen_t len = sizeof cred;

@@ -59,6 +59,7 @@ public final class OnsetStrength: @unchecked Sendable {
     let floor: UnsafeMutablePointer<Float>     // tracked background level (power)
     let smoothed: UnsafeMutablePointer<Float>  // band power, one-pole smoothed (background tracking input)
     let current: UnsafeMutablePointer<Float>   // this frame's band power
+    let reference: UnsafeMutablePointer<Float> // scratch: each band's reference, then its power ratio to it
     let top: UnsafeMutablePointer<Float>
     let frames: UnsafeMutablePointer<Int>
     let powerScale: Float
@@ -127,6 +128,8 @@ public final class OnsetStrength: @unchecked Sendable {
         smoothed.initialize(repeating: 0, count: max(bands, 1))
         current = .allocate(capacity: max(bands, 1))
         current.initialize(repeating: 0, count: max(bands, 1))
+        reference = .allocate(capacity: max(bands, 1))
+        reference.initialize(repeating: 0, count: max(bands, 1))
         top = .allocate(capacity: max(config.topBands, 1))
         top.initialize(repeating: 0, count: max(config.topBands, 1))
         frames = .allocate(capacity: 1)
@@ -149,7 +152,7 @@ public final class OnsetStrength: @unchecked Sendable {
     deinit {
         previous.deallocate(); hasPrevious.deallocate()
         bandStart.deallocate(); bandLength.deallocate(); weightOffset.deallocate(); weights.deallocate()
-        history.deallocate(); floor.deallocate(); smoothed.deallocate(); current.deallocate(); top.deallocate(); frames.deallocate()
+        history.deallocate(); floor.deallocate(); smoothed.deallocate(); current.deallocate(); reference.deallocate(); top.deallocate(); frames.deallocate()
     }
 
     /// FFT-bin edges of the log-frequency bands: `30 Hz · 2^(i/bandsPerOctave)` up to 0.95 × Nyquist,
@@ -214,19 +217,24 @@ public final class OnsetStrength: @unchecked Sendable {
             let w = weights + weightOffset[b]
             var e = Self.dot(w, p + start, count: n) * powerScale
             e = e.isNaN || e < 0 ? 0 : min(e, 1e30)  // total: no NaN, no sticky infinity in the smoothing
-            e += 1e-10
-            current[b] = e
-            // peak memory (decaying) and background level (slew-limited follower of the smoothed power)
-            if t == 0 {
-                row[b] = e
-                smoothed[b] = e
-                floor[b] = e
-            } else {
-                row[b] = max(e, previous[b] * decayFactor)
-                let sm = smoothing * smoothed[b] + (1 - smoothing) * e
+            current[b] = e + 1e-10
+        }
+        // peak memory (decaying) and background level (slew-limited follower of the smoothed power)
+        if t == 0 {
+            row.update(from: current, count: bands)
+            smoothed.update(from: current, count: bands)
+            floor.update(from: current, count: bands)
+        } else {
+            let keep = smoothing, take = 1 - smoothing, decay = decayFactor
+            for b in 0..<bands {
+                let e = current[b]
+                row[b] = max(e, previous[b] * decay)
+                let sm = keep * smoothed[b] + take * e
                 smoothed[b] = sm
+                // toward sm by at most one slew step: up ≥ 1 ≥ down, so this is
+                // `sm > f ? min(f·up, sm) : max(f·down, sm)` without a branch
                 let f = floor[b]
-                floor[b] = sm > f ? min(f * up, sm) : max(f * down, sm)
+                floor[b] = min(f * up, max(f * down, sm))
             }
         }
         frames.pointee = t + 1  // 2^63 frames: never overflows in practice
@@ -236,12 +244,20 @@ public final class OnsetStrength: @unchecked Sendable {
         // the K largest power ratios above 1 (K small: insertion into a sorted buffer)
         let k = min(max(config.topBands, 1), bands)
         var filled = 0
+        // reference: the peak memory of frame t − lag, max-filtered over ±m bands (one pass per offset,
+        // so each pass is a plain vectorizable loop), raised to the margin above the background
+        let ref = reference
+        ref.update(from: old, count: bands)
+        if m > 0 && bands > 1 {
+            for d in 1...min(m, bands - 1) {
+                for b in d..<bands { ref[b] = max(ref[b], old[b - d]) }
+                for b in 0..<(bands - d) { ref[b] = max(ref[b], old[b + d]) }
+            }
+        }
+        let margin = marginFactor
+        for b in 0..<bands { ref[b] = current[b] / max(ref[b], floor[b] * margin) }
         for b in 0..<bands {
-            var r = old[b]
-            var j = max(b - m, 0)
-            let end = min(b + m, bands - 1)
-            while j <= end { r = max(r, old[j]); j += 1 }
-            let q = current[b] / max(r, floor[b] * marginFactor)
+            let q = ref[b]
             guard q > 1 else { continue }
             if filled < k {
                 var i = filled

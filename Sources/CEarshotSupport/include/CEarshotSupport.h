@@ -12,6 +12,13 @@ int CEarshot_pthread_setname(pthread_t thread, const char *name);
 /// For x ≥ 0 (a negative x gives NaN). Real-time safe.
 void CEarshot_sqrt_f32(const float *x, float *y, long n);
 
+/// Power spectrum of a real sequence x[0 ..< 2m] from the complex FFT of length m of its sample pairs,
+/// z[n] = x[2n] + i·x[2n+1] (`z`: m interleaved (re, im) floats pairs): for k = 0 … m,
+/// X[k] = E[k] + e^(−iπk/m)·O[k] with E[k] = (Z[k] + conj Z[m−k]) / 2, O[k] = (Z[k] − conj Z[m−k]) / 2i,
+/// and power[k] = |X[k]|² (m + 1 values). `c[k]`, `s[k]` = cos, sin(πk/m) for k < m. m ≥ 1. SSE where
+/// available. Real-time safe.
+void CEarshot_real_fft_power(const float *z, const float *c, const float *s, float *power, long m);
+
 /// The uid of the process at the other end of a connected Unix socket (`SO_PEERCRED`, which needs
 /// _GNU_SOURCE for `struct ucred`). Returns 0 and sets *uid, or -1 with errno.
 int CEarshot_peer_uid(int fd, unsigned int *uid);

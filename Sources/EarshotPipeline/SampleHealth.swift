@@ -50,10 +50,10 @@ public struct SampleHealthAccumulator: Sendable {
     public mutating func reset() { started = false; constantRun = 0; fullRun = 0 }
 
     /// Statistics of `x` (the frame's new samples), continuing the runs of the previous call.
-    /// Real-time safe: one pass, no allocation. Blocks of 8 samples in which no sample repeats its predecessor
-    /// and none is near full scale (almost every block of live audio) take a vector path that does the same
-    /// bookkeeping at once (every run ends there: constant run 1, full-scale run 0); any other block goes
-    /// sample by sample. The counts and runs are the same either way; the sum (for DC) may differ in its last
+    /// Real-time safe: one pass, no allocation. Blocks of 8 samples in which no sample is near full scale
+    /// (almost every block of live audio) take a vector path that does the same bookkeeping at once (the
+    /// full-scale run is 0 after it; the constant run continues if all 8 samples repeat their predecessors,
+    /// else it counts from the last sample that did not); any other block goes sample by sample. The counts and runs are the same either way; the sum (for DC) may differ in its last
     /// bits (another summation order) (`SampleHealthTests`).
     public mutating func measure(_ x: UnsafeBufferPointer<Float>) -> SampleHealth {
         var h = SampleHealth()
@@ -69,13 +69,18 @@ public struct SampleHealthAccumulator: Sendable {
             let v = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<Float>.self)
             let before = raw.loadUnaligned(fromByteOffset: (i &- 1) &* 4, as: SIMD8<Float>.self)
             let a = unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & absMask, to: SIMD8<Float>.self)
-            if !any((v .== before) .| (a .>= limit)) {
+            if !any(a .>= limit) {
                 let z = SIMD8<Int32>().replacing(with: 1, where: v .== zero)
                 t.zeros &+= z.wrappedSum()
                 let lo = SIMD4<Double>(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]))
                 let hi = SIMD4<Double>(Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
                 t.sum += (lo + hi).sum()
-                t.run = 1; t.full = 0; t.prev = v[7]
+                // the constant run: bit j set when sample j repeats its predecessor; the run at the block's end
+                // is the run before it + 8 if all repeat, else 1 + the repeats after the last sample that did not
+                let same = SIMD8<UInt32>(1, 2, 4, 8, 16, 32, 64, 128).replacing(with: 0, where: .!(v .== before))
+                let differ = ~same.wrappedSum() & 0xFF
+                t.run = differ == 0 ? t.run &+ 8 : Int64(8 &- (31 &- differ.leadingZeroBitCount))
+                t.full = 0; t.prev = v[7]
             } else {
                 for j in 0..<8 { t.add(p[i &+ j]) }
             }

@@ -161,6 +161,7 @@ public final class Daemon {
             levelOffsetDb: Float(config.levels.calibrationDB ?? 0), device: config.capture.device,
             onsetLookAheadMs: a.onsetLookAheadDuration * 1000)
         info.calibration = config.calibrationInfo
+        info.levelChannels = config.capture.channel == nil ? max(config.capture.channels, 1) : 1
         return info
     }
 

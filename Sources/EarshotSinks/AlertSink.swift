@@ -155,9 +155,11 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     var lastLevel = -Double.infinity
     /// What the sink this one took over from measured (set by ``inherit(from:sameBus:)``, compared in
     /// ``start(bus:stream:)``, where this sink's own measure is known).
-    var inheritedMeasure: (config: Configuration, levelOffset: Double, sampleRate: Double, unit: String)? = nil
+    var inheritedMeasure: (config: Configuration, levelOffset: Double, sampleRate: Double, unit: String, channels: Int)? = nil
     /// The stream's level unit (`dBFS`, or `dB SPL` when calibrated: a calibration of 0 dB changes the unit only).
     var levelUnit = "dBFS"
+    /// The channels the levels are the energy mean of (``StreamInfo/levelChannels``).
+    var levelChannels = 1
 
     // Onset state (sink thread only).
     var recentOnsetAlerts: [Int64] = []  // ring of emitted alert times, capacity maxPerMinute
@@ -212,14 +214,17 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
     public func start(bus: FrameBus, stream: StreamInfo) throws {
         levelOffset = Double(stream.levelOffsetDb)
         levelUnit = stream.levelUnit
+        levelChannels = stream.levelChannels
         sampleRate = Double(max(1, stream.sampleRate))
         hop = max(1, stream.hop)
         if let old = inheritedMeasure {
             inheritedMeasure = nil
-            // A carried alert whose measure changed (weighting, calibration, sample rate) or that is disabled
-            // now ends, in the old terms, before any frame is judged in the new ones.
+            // A carried alert whose measure changed (weighting, calibration, sample rate, the channels its
+            // level is the energy mean of) or that is disabled now ends, in the old terms, before any frame is
+            // judged in the new ones.
             if levelState == .active && (!config.level.enabled || old.config.level.weighting != config.level.weighting
-                || old.levelOffset != levelOffset || old.sampleRate != sampleRate || old.unit != levelUnit) {
+                || old.levelOffset != levelOffset || old.sampleRate != sampleRate || old.unit != levelUnit
+                || old.channels != levelChannels) {
                 let mine = (config, levelOffset, sampleRate)
                 (config, levelOffset, sampleRate) = (old.config, old.levelOffset, old.sampleRate)
                 endForReconfiguration()
@@ -257,7 +262,7 @@ public final class AlertSink: ConfigurableSink, @unchecked Sendable {
         _onsetAlerts.store(old.onsetAlerts, ordering: .relaxed)
         _suppressed.store(old.suppressedOnsetAlerts, ordering: .relaxed)
         lastFrameNs = old.lastFrameNs; lastFrameSeq = old.lastFrameSeq; lastLevel = old.lastLevel
-        inheritedMeasure = (old.config, old.levelOffset, old.sampleRate, old.levelUnit)
+        inheritedMeasure = (old.config, old.levelOffset, old.sampleRate, old.levelUnit, old.levelChannels)
         reader.resumeAt = sameBus ? old.reader.stoppedAt : nil
     }
 

@@ -16,6 +16,9 @@ public struct StreamInfo: Sendable, Equatable {
     public var onsetLookAheadMs: Double
     /// The microphone calibration (`hello.calibration`), nil when `levels.calibration_date` is unset.
     public var calibration: CalibrationInfo? = nil
+    /// How many channels the levels are the energy mean of: 1 for mono or one selected channel
+    /// (`capture.channel`), else `capture.channels` (stereo and 3…64 channels). Part of a level's measure.
+    public var levelChannels: Int = 1
 
     public init(sampleRate: Int, nFFT: Int, hop: Int, nMels: Int, nMFCC: Int, melBandEdgesHz: [Float],
                 levelUnit: String, levelOffsetDb: Float, device: String, onsetLookAheadMs: Double) {

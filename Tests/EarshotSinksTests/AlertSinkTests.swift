@@ -106,26 +106,29 @@ struct AlertSinkTests {
         #expect(second.levelAlerts == 1 && second.dropped == 0)
     }
 
-    /// A sink restart whose new settings measure the level differently (calibration, weighting) or disable
+    /// A sink restart whose new settings measure the level differently (calibration, weighting, the channels
+    /// the level is the energy mean of: `capture.channels` 1 → 4 rebuilds the pipeline) or disable
     /// level alerts ends the carried alert once, at once, with `reason=reconfigured`, in the old terms (the
     /// old threshold, weighting and calibrated level of the last frame judged), instead of carrying it into
     /// numbers that mix two measures; the new sink then judges afresh. The same restart with the same measure
     /// carries it (the test above).
-    @Test(arguments: ["calibration", "unit", "weighting", "disabled"])
+    @Test(arguments: ["calibration", "unit", "weighting", "channels", "disabled"])
     func sinkRestartThatChangesTheMeasureEndsTheAlertAsReconfigured(change: String) throws {
         let (bus, logs, pub, first) = try Self.stoppedMidAlert()
         var c = Self.level
         var offset: Float = 0
         var unit = "dBFS"
+        var channels = 1
         switch change {
         case "calibration": offset = 6
+        case "channels": channels = 4
         case "unit": unit = "dB SPL"  // levels.calibration_db: 0 set (from none): same numbers, another unit
         case "weighting": c.level.weighting = .las
         default: c.level.enabled = false
         }
         let second = AlertSink(configuration: c, logger: logs.logger(), publisher: pub)
         second.inherit(from: first, sameBus: true)
-        try second.start(bus: bus, stream: K.stream(levelOffsetDb: offset, unit: unit))
+        try second.start(bus: bus, stream: K.stream(levelOffsetDb: offset, unit: unit, levelChannels: channels))
         K.publish(frames([(120..<300, -10)]), on: bus)
         second.stop()
         let alerts = logs.all.filter { $0.message.hasPrefix("alert=level") }.map { K.fields($0.message) }

@@ -15,10 +15,12 @@ enum SinkTestKit2 {
     /// A round UNIX time (a multiple of 60 s) so windows start at frame 0.
     static let t0: Int64 = 1_700_000_040 * 1_000_000_000
 
-    static func stream(levelOffsetDb: Float = 0, unit: String = "dBFS") -> StreamInfo {
-        StreamInfo(sampleRate: sampleRate, nFFT: 1024, hop: hop, nMels: nMels, nMFCC: 2,
-                   melBandEdgesHz: Array(repeating: 0, count: nMels + 2), levelUnit: unit,
-                   levelOffsetDb: levelOffsetDb, device: "test", onsetLookAheadMs: 10)
+    static func stream(levelOffsetDb: Float = 0, unit: String = "dBFS", levelChannels: Int = 1) -> StreamInfo {
+        var info = StreamInfo(sampleRate: sampleRate, nFFT: 1024, hop: hop, nMels: nMels, nMFCC: 2,
+                              melBandEdgesHz: Array(repeating: 0, count: nMels + 2), levelUnit: unit,
+                              levelOffsetDb: levelOffsetDb, device: "test", onsetLookAheadMs: 10)
+        info.levelChannels = levelChannels
+        return info
     }
 
     /// A frame `seq` at `t0 + seq * hop` with every level (laf…lzf, rms) set to `level`.

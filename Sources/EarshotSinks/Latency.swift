@@ -177,9 +177,10 @@ func formatSeconds(_ ns: Int64) -> String {
     return String(decoding: w.bytes, as: UTF8.self)
 }
 
+/// Milliseconds with 3 decimals, or to the nanosecond below 1 ms (a budget of 0.0002 ms must not read `0`).
 func formatMs(_ ns: Int64) -> String {
     let w = ByteWriter(capacity: 32)
-    w.fixed(Double(ns) / 1e6, decimals: 3)
+    w.fixed(Double(ns) / 1e6, decimals: ns < 1_000_000 ? 6 : 3)
     return String(decoding: w.bytes, as: UTF8.self)
 }
 

@@ -42,7 +42,7 @@ struct LatencyTests {
         let warnings = logs.messages(containing: "budget exceeded")
         #expect(warnings.count == 1, "one line for the first overrun, the other 99 wait for the interval's summary")
         let w = K.fields(warnings.first ?? "")
-        #expect(w["stage"] == "dsp" && w["frames"] == "1" && w["worst_ms"] == "1.5" && w["budget_ms"] == "0")
+        #expect(w["stage"] == "dsp" && w["frames"] == "1" && w["worst_ms"] == "1.5" && w["budget_ms"] == "0.000001")
         #expect(w["over_budget_total"] == "1" && w["interval_s"] == "3600")
         #expect(logs.all.first?.level == .warning)
         let snap = tracker.snapshot()
@@ -88,6 +88,15 @@ struct LatencyTests {
     }
 
     /// The histogram has a bucket edge at every budget, so `le="<budget>"` counts exactly the frames within it.
+    /// Milliseconds in the warnings: 3 decimals, to the nanosecond below 1 ms (a budget of 0.0002 ms read `0`).
+    @Test func millisecondsBelowOneKeepTheirDigits() {
+        #expect(formatMs(200) == "0.0002")
+        #expect(formatMs(1) == "0.000001")
+        #expect(formatMs(0) == "0")
+        #expect(formatMs(999_999) == "0.999999")
+        #expect(formatMs(12_345_678) == "12.346")
+    }
+
     @Test func bucketEdgesIncludeTheBudgets() throws {
         let c = LatencyTracker.Configuration(captureMs: nil, dspMs: 3, sinksMs: 7.5, endToEndMs: 250)
         let bounds = LatencyTracker.bucketBounds(for: c)

@@ -585,14 +585,16 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     func drainInbox(now: Int64) {
-        let (messages, newStream, newConsumer) = shared.inbox.withLock { box in
+        let (messages, newStream, streamAt, newConsumer) = shared.inbox.withLock { box in
             let m = box.messages
             box.messages.removeAll(keepingCapacity: true)
             let s = box.stream
             box.stream = nil
+            let at = box.streamAt
+            box.streamAt = 0
             let c = box.consumer
             box.consumer = nil
-            return (m, s, c)
+            return (m, s, at, c)
         }
         if let newConsumer {
             // Configuration reload rebuilt the pipeline: deliver what the old bus still holds, then read the
@@ -605,11 +607,19 @@ final class SocketLoop: @unchecked Sendable {
             frame = FrameCopy(nMels: newConsumer.bus.nMels, nMFCC: newConsumer.bus.nMFCC)
             updateSpectrumDemand()
         }
+        // Messages published before a stream change are in the old stream's terms: they go out first.
+        let before = newStream == nil ? 0 : min(max(streamAt, 0), messages.count)
+        deliver(messages[..<before], now: now)
         if let newStream { applyStream(newStream, now: now) }
         if shared.healthChanged.exchange(false, ordering: .acquiring) {
             hello = OutMessage(Self.helloLine(stream: stream, config: config, version: daemonVersion,
                                               health: shared.health.withLock { $0 }), stream: nil)
         }
+        deliver(messages[before...], now: now)
+    }
+
+    /// Published messages (rolling, alert, status, stats) to the clients subscribed to their stream.
+    func deliver(_ messages: ArraySlice<(StreamKind, [UInt8], Int64)>, now: Int64) {
         for (kind, line, wallNs) in messages {
             let m = OutMessage(line, stream: kind)
             if kind == .rolling { remember(m, wallNs: wallNs) }

@@ -177,11 +177,7 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     ///   - wallNs: the message's time `t` (rolling lines are kept for `backfill_s` by it).
     public func publish(_ stream: StreamKind, line: [UInt8], wallNs: Int64) {
         let limit = configuration.publishQueueMessages
-        let wasEmpty: Bool? = shared.inbox.withLock { box in
-            guard box.messages.count < limit else { return nil }
-            box.messages.append((stream, line, wallNs))
-            return box.messages.count == 1
-        }
+        let wasEmpty: Bool? = shared.inbox.withLock { box in box.queue(stream, line, wallNs: wallNs, limit: limit) }
         switch wasEmpty {
         case .none: shared.publishDropped.add(1, ordering: .relaxed)
         case .some(true): shared.wake.notify()
@@ -190,7 +186,8 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
     }
 
     /// Moves to another frame bus (a reload rebuilt the pipeline with a new frame shape) and sends a fresh
-    /// `hello`; clients stay connected.
+    /// `hello`; clients stay connected. Messages published before this call reach the clients before the
+    /// new `hello`, those published after it after it.
     public func switchBus(_ bus: FrameBus, stream info: StreamInfo) throws {
         guard let consumer = bus.attach() else {
             throw SocketPublisherError(.tooManyConsumers, "too many sinks attached to the frame bus (max \(FrameBus.maxConsumers))")
@@ -198,7 +195,7 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         shared.inbox.withLock { box in
             box.consumer?.detach()
             box.consumer = consumer
-            box.stream = info
+            box.change(stream: info)
         }
         self.consumer = consumer
         shared.wake.notify()
@@ -212,9 +209,10 @@ public final class SocketPublisher: Sink, MessagePublisher, @unchecked Sendable 
         shared.wake.notify()
     }
 
-    /// Replaces the stream description (configuration reload) and sends a fresh `hello` to every client.
+    /// Replaces the stream description (configuration reload) and sends a fresh `hello` to every client,
+    /// after the messages published before this call.
     public func updateStream(_ info: StreamInfo) {
-        shared.inbox.withLock { $0.stream = info }
+        shared.inbox.withLock { $0.change(stream: info) }
         shared.wake.notify()
     }
 }
@@ -244,7 +242,24 @@ final class SocketShared: Sendable {
     struct Inbox {
         var messages: [(StreamKind, [UInt8], Int64)] = []
         var stream: StreamInfo? = nil
+        /// How many of `messages` were queued before `stream` was set: they are in the old stream's terms (an
+        /// alert that a rebuild ended as `reconfigured`, rolling windows it closed) and go out before the new
+        /// `hello`, the rest after it.
+        var streamAt = 0
         var consumer: FrameBus.Consumer? = nil
+
+        /// Queues one message unless `limit` are queued; returns whether the queue was empty (nil: dropped).
+        mutating func queue(_ kind: StreamKind, _ line: [UInt8], wallNs: Int64, limit: Int) -> Bool? {
+            guard messages.count < limit else { return nil }
+            messages.append((kind, line, wallNs))
+            return messages.count == 1
+        }
+
+        /// A new stream description: its `hello` goes out after the messages queued so far.
+        mutating func change(stream info: StreamInfo) {
+            stream = info
+            streamAt = messages.count
+        }
     }
     let inbox = Mutex(Inbox())
     let wake = EventNotifier()

@@ -68,6 +68,38 @@ import Testing
         #expect(again["level_unit"] as? String == "dB SPL")
     }
 
+    /// Messages published before a stream change (a rebuild's `reconfigured` alert end, the rolling windows it
+    /// closed) are in the old terms and reach the clients before the new `hello`; those published after it
+    /// come after it. All three are queued in one critical section here, as when the loop drains the end,
+    /// the stream change and a new alert at once (before, the `hello` went out first).
+    @Test func messagesBeforeAStreamChangeGoOutBeforeTheNewHello() throws {
+        let env = try makeEnv(feed: false)
+        defer { env.stop() }
+        let c = try TestClient(path: env.path)
+        _ = try #require(c.read(type: "hello"))
+        c.send("{\"op\":\"subscribe\",\"streams\":[\"alert\"]}\n")
+        _ = try #require(c.read(type: "subscribed"))
+        var info = env.feeder.info
+        info.levelUnit = "dB SPL"
+        let end = #"{"type":"alert","alert":"level","state":"end","reason":"reconfigured","n":1}"# + "\n"
+        let start = #"{"type":"alert","alert":"level","state":"start","n":2}"# + "\n"
+        env.publisher.shared.inbox.withLock { box in
+            _ = box.queue(.alert, Array(end.utf8), wallNs: 1, limit: 100)
+            box.change(stream: info)
+            _ = box.queue(.alert, Array(start.utf8), wallNs: 2, limit: 100)
+        }
+        env.publisher.shared.wake.notify()
+        var order: [String] = []
+        while order.count < 3, let m = c.readObject() {
+            switch m["type"] as? String {
+            case "alert": order.append("alert \(m["n"] as? Int ?? 0)")
+            case "hello": order.append("hello \(m["level_unit"] as? String ?? "")")
+            default: break
+            }
+        }
+        #expect(order == ["alert 1", "hello dB SPL", "alert 2"])
+    }
+
     @Test func subscribeDeliversEveryFrameInOrderWithOnsets() throws {
         let env = try makeEnv()
         defer { env.stop() }
